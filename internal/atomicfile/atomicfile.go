@@ -1,0 +1,172 @@
+// Package atomicfile writes files so that readers see either the old content
+// or the new one, never a mix, and never a file whose mode came from the
+// umask. Sinks, templates, state files and SSH trust files all use it.
+package atomicfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Options says how the written file must end up.
+type Options struct {
+	// Mode is applied with fchmod, so the umask never changes it.
+	// The zero value means 0600: a file that may hold a secret stays private
+	// unless the caller asks otherwise.
+	Mode os.FileMode
+	// UID and GID set the owner with fchown; -1 leaves that id as the
+	// process's own. Use Owner() to fill both with -1.
+	UID, GID int
+	// InPlaceFallback rewrites the existing file in place when rename(2)
+	// cannot replace it (EBUSY on a bind-mounted file, EXDEV): the inode is
+	// kept, so a bind mount still shows the new content. Without it such a
+	// destination is an error and the old file is kept.
+	InPlaceFallback bool
+}
+
+// Owner returns Options with the given mode and no owner change.
+func Owner(mode os.FileMode) Options { return Options{Mode: mode, UID: -1, GID: -1} }
+
+func (o Options) mode() os.FileMode {
+	if o.Mode == 0 {
+		return 0o600
+	}
+	return o.Mode
+}
+
+// WriteFile replaces path with data. See Write.
+func WriteFile(path string, data []byte, opts Options) error {
+	return Write(path, opts, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// Write replaces path with what fill writes: to a temporary file in the same
+// directory, which is chmod-ed, chown-ed, fsynced, renamed over path, and
+// then the directory is fsynced so the rename survives a crash.
+//
+// It returns nil when path holds the new content with the asked mode and
+// owner. On any error (fill failing midway included) path is untouched and
+// the temporary file is removed.
+func Write(path string, opts Options, fill func(io.Writer) error) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmpName)
+		}
+	}()
+	if err := fill(tmp); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := setAttrs(tmp, opts); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write %s: fsync: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		if !opts.InPlaceFallback || !(errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV)) {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		if err := copyInPlace(tmpName, path, opts); err != nil {
+			return fmt.Errorf("write %s in place: %w", path, err)
+		}
+		os.Remove(tmpName)
+		return nil
+	}
+	if err := SyncDir(dir); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func setAttrs(f *os.File, opts Options) error {
+	if err := f.Chmod(opts.mode()); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	if opts.UID != -1 || opts.GID != -1 {
+		if err := f.Chown(opts.UID, opts.GID); err != nil {
+			return fmt.Errorf("chown %d:%d: %w", opts.UID, opts.GID, err)
+		}
+	}
+	return nil
+}
+
+// copyInPlace overwrites dst's content with src's without replacing dst's
+// inode. A crash midway can leave dst partly written; it is only used when
+// an atomic rename is impossible.
+func copyInPlace(src, dst string, opts Options) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	if err := out.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		return err
+	}
+	if err := setAttrs(out, opts); err != nil {
+		return err
+	}
+	return out.Sync()
+}
+
+// SyncDir fsyncs a directory so that entries created or renamed in it are
+// durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// MkdirAll creates dir (and parents) and then sets dir's own mode and owner
+// explicitly, whatever the umask: for state directories such as
+// /var/lib/latchkey. A zero Mode means 0700.
+func MkdirAll(dir string, opts Options) error {
+	mode := opts.Mode
+	if mode == 0 {
+		mode = 0o700
+	}
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return fmt.Errorf("create dir %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return fmt.Errorf("chmod dir %s: %w", dir, err)
+	}
+	if opts.UID != -1 || opts.GID != -1 {
+		if err := os.Chown(dir, opts.UID, opts.GID); err != nil {
+			return fmt.Errorf("chown dir %s: %w", dir, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+package atomicfile
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestWriteModeIgnoresUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	tests := map[string]struct {
+		mode os.FileMode
+		want os.FileMode
+	}{
+		"world readable despite umask 077": {mode: 0o644, want: 0o644},
+		"group readable":                   {mode: 0o640, want: 0o640},
+		"zero means private":               {mode: 0, want: 0o600},
+		"executable":                       {mode: 0o755, want: 0o755},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "f")
+			if err := WriteFile(p, []byte("x"), Owner(tc.mode)); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode().Perm(); got != tc.want {
+				t.Fatalf("mode = %o, want %o", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestWriteReplacesContent(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	for _, content := range []string{"first", "second, longer", "3"} {
+		if err := WriteFile(p, []byte(content), Owner(0o600)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, p); got != content {
+			t.Fatalf("content = %q, want %q", got, content)
+		}
+	}
+	assertNoTemp(t, filepath.Dir(p))
+}
+
+func TestFailedWriteKeepsOldFile(t *testing.T) {
+	errMidway := errors.New("disk on fire")
+	tests := map[string]func(t *testing.T, path string) error{
+		"fill fails after writing half": func(t *testing.T, path string) error {
+			return Write(path, Owner(0o600), func(w io.Writer) error {
+				if _, err := io.WriteString(w, "half of the new"); err != nil {
+					return err
+				}
+				return errMidway
+			})
+		},
+		"rename onto a busy destination": func(t *testing.T, path string) error {
+			// rename(2) cannot replace a non-empty directory with a file.
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(path, "child"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return WriteFile(path, []byte("new"), Owner(0o600))
+		},
+	}
+	if os.Getuid() != 0 {
+		// An unprivileged chown to root fails after the content was written.
+		tests["chown refused"] = func(t *testing.T, path string) error {
+			return WriteFile(path, []byte("new"), Options{Mode: 0o600, UID: 0, GID: 0})
+		}
+	}
+	for name, write := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "secret.txt")
+			if err := WriteFile(path, []byte("old content"), Owner(0o640)); err != nil {
+				t.Fatal(err)
+			}
+			err := write(t, path)
+			if err == nil {
+				t.Fatal("write succeeded, want an error")
+			}
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("error %q does not name the file", err)
+			}
+			if fi, statErr := os.Stat(path); statErr == nil && fi.Mode().IsRegular() {
+				if got := readFile(t, path); got != "old content" {
+					t.Errorf("content = %q, want the old content", got)
+				}
+				if fi.Mode().Perm() != 0o640 {
+					t.Errorf("mode changed to %o", fi.Mode().Perm())
+				}
+			}
+			assertNoTemp(t, dir)
+		})
+	}
+}
+
+func TestWriteOwner(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to give a file to another user; CI runs as root")
+	}
+	p := filepath.Join(t.TempDir(), "owned")
+	if err := WriteFile(p, []byte("x"), Options{Mode: 0o640, UID: 65534, GID: 65534}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid != 65534 || st.Gid != 65534 {
+		t.Fatalf("owner = %d:%d, want 65534:65534", st.Uid, st.Gid)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Fatalf("mode = %o, want 640", fi.Mode().Perm())
+	}
+}
+
+func TestMkdirAllMode(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	d := filepath.Join(t.TempDir(), "var", "lib", "latchkey")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// An existing directory with a loose mode is tightened.
+	if err := MkdirAll(d, Options{UID: -1, GID: -1}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Fatalf("mode = %o, want 700", fi.Mode().Perm())
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func assertNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+}

@@ -1,0 +1,165 @@
+package logging
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-systemd/v22/journal"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+type sent struct {
+	msg  string
+	pri  journal.Priority
+	vars map[string]string
+}
+
+func recorder(into *[]sent) func(string, journal.Priority, map[string]string) error {
+	return func(m string, p journal.Priority, v map[string]string) error {
+		*into = append(*into, sent{m, p, v})
+		return nil
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	tests := map[string]struct {
+		in   string
+		want zapcore.Level
+		err  bool
+	}{
+		"empty is info": {"", zapcore.InfoLevel, false},
+		"trace":         {"trace", zapcore.DebugLevel, false},
+		"debug":         {"DEBUG", zapcore.DebugLevel, false},
+		"warn":          {"warn", zapcore.WarnLevel, false},
+		"error":         {"error", zapcore.ErrorLevel, false},
+		"off":           {"off", Off, false},
+		"bogus":         {"loud", 0, true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParseLevel(tc.in)
+			if (err != nil) != tc.err || (!tc.err && got != tc.want) {
+				t.Fatalf("ParseLevel(%q) = %v, %v", tc.in, got, err)
+			}
+		})
+	}
+}
+
+func TestJSONWhenNotATerminal(t *testing.T) {
+	var buf bytes.Buffer
+	log, done, err := New(Options{Output: &buf, Journal: JournalOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("login", zap.String("user", "alice"))
+	log.Debug("hidden at info")
+	done()
+	var rec map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &rec); err != nil {
+		t.Fatalf("not one JSON line: %q", buf.String())
+	}
+	if rec["msg"] != "login" || rec["user"] != "alice" || rec["level"] != "info" {
+		t.Fatalf("record = %v", rec)
+	}
+}
+
+func TestConsoleFormat(t *testing.T) {
+	var buf bytes.Buffer
+	log, done, err := New(Options{Output: &buf, Format: "standard", Journal: JournalOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Warn("slow", zap.Int("ms", 5))
+	done()
+	if s := buf.String(); !strings.Contains(s, "WARN\tslow") || !strings.Contains(s, `{"ms": 5}`) {
+		t.Fatalf("console line = %q", s)
+	}
+}
+
+func TestOffLogsNothing(t *testing.T) {
+	var buf bytes.Buffer
+	log, done, err := New(Options{Output: &buf, Level: "off", Journal: JournalOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Error("nothing")
+	done()
+	if buf.Len() != 0 {
+		t.Fatalf("wrote %q", buf.String())
+	}
+}
+
+func TestUnderSystemdUsesJournalFields(t *testing.T) {
+	var buf bytes.Buffer
+	var got []sent
+	log, done, err := New(Options{
+		Output: &buf, Identifier: "latchkey-agent",
+		underJournal: func() bool { return true },
+		sendJournal:  recorder(&got),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Named("auth").With(zap.String("role", "web")).Error("login failed",
+		zap.Error(errors.New("403")), zap.Int("attempt", 3), zap.String("vault-addr", "https://v"))
+	done()
+	if buf.Len() != 0 {
+		t.Errorf("also wrote to stderr under systemd: %q", buf.String())
+	}
+	if len(got) != 1 {
+		t.Fatalf("sent %d records", len(got))
+	}
+	r := got[0]
+	want := map[string]string{"ROLE": "web", "ERROR": "403", "ATTEMPT": "3", "VAULT_ADDR": "https://v", "SYSLOG_IDENTIFIER": "latchkey-agent", "LOGGER": "auth"}
+	for k, v := range want {
+		if r.vars[k] != v {
+			t.Errorf("%s = %q, want %q (all: %v)", k, r.vars[k], v, r.vars)
+		}
+	}
+	if r.msg != "login failed" || r.pri != journal.PriErr {
+		t.Errorf("msg/priority = %q/%d", r.msg, r.pri)
+	}
+}
+
+func TestJournalAlsoKeepsStderr(t *testing.T) {
+	var buf bytes.Buffer
+	var got []sent
+	log, done, err := New(Options{Output: &buf, Journal: JournalAlso, sendJournal: recorder(&got), underJournal: func() bool { return false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("audit")
+	done()
+	if len(got) != 1 || buf.Len() == 0 {
+		t.Fatalf("journal records %d, stderr %q", len(got), buf.String())
+	}
+}
+
+func TestLogFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "agent.log")
+	log, done, err := New(Options{Output: &bytes.Buffer{}, File: p, Journal: JournalOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("to file")
+	done()
+	b, err := os.ReadFile(p)
+	if err != nil || !strings.Contains(string(b), `"msg":"to file"`) {
+		t.Fatalf("file = %q, %v", b, err)
+	}
+}
+
+func TestJournalFieldName(t *testing.T) {
+	tests := map[string]string{"user": "USER", "vault-addr": "VAULT_ADDR", "_secret": "SECRET", "1st": "F_1ST", "request.id": "REQUEST_ID"}
+	for in, want := range tests {
+		if got := JournalFieldName(in); got != want {
+			t.Errorf("JournalFieldName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
