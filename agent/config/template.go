@@ -1,0 +1,81 @@
+package config
+
+import (
+	"os"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Template is one `template { ... }` stanza, with Vault Agent's (and
+// consul-template's) keys. The agent config parser fills it; agent/template
+// renders it.
+type Template struct {
+	// Source is a template file; Contents an inline template. Exactly one is set.
+	Source   string
+	Contents string
+	// Destination is the file to write.
+	Destination string
+	// CreateDestDirs creates missing parent directories (default true).
+	CreateDestDirs bool
+	// Perms is the destination's mode; nil keeps an existing file's mode,
+	// else 0644 (Vault Agent's default).
+	Perms *os.FileMode
+	// User/UID and Group/GID set the destination's owner: a name, or a
+	// number; nil/"" leaves it as the agent's own.
+	User  string
+	UID   *int
+	Group string
+	GID   *int
+	// Backup keeps the previous content as <destination>.bak.
+	Backup bool
+	// ErrorOnMissingKey fails the render instead of writing "<no value>".
+	ErrorOnMissingKey bool
+	// LeftDelim and RightDelim replace "{{" and "}}" when set.
+	LeftDelim, RightDelim string
+	// Exec is the command run after the destination changed (`command` or
+	// `exec { command, timeout }`); nil when there is none.
+	Exec *Exec
+	// Wait is the quiescence timer (`wait { min, max }`); zero when unset.
+	Wait Wait
+
+	// Range is where the stanza was declared, for error messages.
+	Range hcl.Range
+}
+
+// Exec is a command run after a template's destination changed.
+type Exec struct {
+	// Command is the argv. A `command = "string"` becomes
+	// ["/bin/sh", "-c", string], as consul-template runs it.
+	Command []string
+	// Timeout kills the command's process group (default 30s).
+	Timeout time.Duration
+}
+
+// Wait is consul-template's quiescence timer.
+type Wait struct {
+	Min, Max time.Duration
+}
+
+// TemplateConfig is the `template_config { ... }` stanza.
+type TemplateConfig struct {
+	// ExitOnRetryFailure makes the agent exit non-zero when a template
+	// keeps failing after its retries.
+	ExitOnRetryFailure bool
+	// StaticSecretRenderInterval re-reads unleased (KV) secrets (default 5m).
+	StaticSecretRenderInterval time.Duration
+	// LeaseRenewalThreshold is the fraction of a non-renewable lease (or a
+	// certificate's life) after which it is fetched again (default 0.9).
+	LeaseRenewalThreshold float64
+	// MaxConnectionsPerHost bounds connections to Vault (default 10).
+	MaxConnectionsPerHost int
+}
+
+// DefaultTemplateConfig returns Vault Agent's defaults.
+func DefaultTemplateConfig() TemplateConfig {
+	return TemplateConfig{
+		StaticSecretRenderInterval: 5 * time.Minute,
+		LeaseRenewalThreshold:      0.9,
+		MaxConnectionsPerHost:      10,
+	}
+}
