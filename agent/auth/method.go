@@ -1,0 +1,59 @@
+// Package auth is the agent's auto-auth: one Method per `auto_auth { method }`
+// stanza, and the loop that logs in, renews and logs in again.
+//
+// Cloud methods live in subpackages (auth/aws, auth/alicloud); approle and
+// token_file in auth/approle and auth/tokenfile. Each registers nothing
+// globally: the agent builds its method with New, which switches on Type.
+package auth
+
+import (
+	"context"
+
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+)
+
+// Method logs in to Vault with one kind of credential.
+type Method interface {
+	// Login authenticates with client, which carries no token (and the
+	// method's namespace, if any), and returns Vault's login response; its
+	// Auth field holds the token. A method that does not log in (token_file)
+	// returns a Secret whose Auth.ClientToken is the token it read.
+	// Login must honour ctx and never log a secret.
+	Login(ctx context.Context, client *api.Client) (*api.Secret, error)
+	// Describe is a short human description for logs and systemd STATUS,
+	// e.g. `aws ec2 role "web" (instance i-0abc, eu-west-1)`. It must not
+	// contain a secret.
+	Describe() string
+}
+
+// MethodConfig is one `method` stanza as parsed from the agent config.
+type MethodConfig struct {
+	// Type is "aws", "alicloud", "approle" or "token_file".
+	Type string
+	// MountPath is the auth mount, default "auth/<type>".
+	MountPath string
+	// Namespace is the method's namespace ("" = the vault stanza's).
+	Namespace string
+	// WrapTTL response-wraps the login when set (Vault Agent's wrap_ttl);
+	// the sink then receives the wrapped token.
+	WrapTTL string
+	// Config is the method's `config` map, values as HCL gives them:
+	// string, bool, int64/float64, []any, map[string]any.
+	Config map[string]any
+	// File and Line locate the stanza for error messages.
+	File string
+	Line int
+}
+
+// Env is what a method may need from the agent around it.
+type Env struct {
+	// StateDir is the agent's state directory (default /var/lib/latchkey),
+	// where methods keep what must survive restarts (the AWS nonce).
+	StateDir string
+	// Logger is the agent's logger.
+	Logger *zap.Logger
+	// Getenv reads the environment (os.Getenv in production), so that tests
+	// can set AWS_EC2_METADATA_SERVICE_ENDPOINT and friends per case.
+	Getenv func(string) string
+}
