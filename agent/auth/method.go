@@ -2,8 +2,9 @@
 // stanza, and the loop that logs in, renews and logs in again.
 //
 // Cloud methods live in subpackages (auth/aws, auth/alicloud); approle and
-// token_file in auth/approle and auth/tokenfile. Each registers nothing
-// globally: the agent builds its method with New, which switches on Type.
+// token_file in auth/approle and auth/tokenfile. Each subpackage exports
+// New(MethodConfig, Env) (auth.Method, error); auth/methods switches on Type
+// (a separate package, because the subpackages import this one).
 package auth
 
 import (
