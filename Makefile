@@ -64,5 +64,5 @@ package: build
 	VERSION=$(VERSION) ./packaging/build.sh
 
 clean:
-	rm -rf dist $(BIN)/latchkey-ssh-helper $(BIN)/latchkey-agent $(BIN)/staticcheck
+	rm -rf dist $(BIN)/latchkey-ssh-helper $(BIN)/latchkey-agent $(BIN)/staticcheck $(BIN)/nfpm
 	@echo "kept $(BIN)/vault (slow to rebuild); rm it by hand if you must"
