@@ -1,0 +1,195 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+
+	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/hclconf"
+	"github.com/latchkey/latchkey/internal/vaultclient"
+)
+
+// DefaultStateDir holds what must survive restarts (the AWS nonce).
+const DefaultStateDir = "/var/lib/latchkey"
+
+// Config is the agent's whole configuration.
+type Config struct {
+	Vault          Vault
+	AutoAuth       *AutoAuth
+	TemplateConfig TemplateConfig
+	Templates      []Template
+	PidFile        string
+	ExitAfterAuth  bool
+	LogLevel       string
+	LogFormat      string
+	LogFile        string
+	// StateDir is latchkey { state_dir } (default /var/lib/latchkey).
+	StateDir string
+	// Files are the files read, in order.
+	Files []string
+}
+
+// Vault is the `vault { ... }` stanza.
+type Vault struct {
+	Client vaultclient.Config
+	// NumRetries is retry { num_retries } (Vault Agent's default: 12).
+	NumRetries *int
+}
+
+// AutoAuth is the `auto_auth { ... }` stanza.
+type AutoAuth struct {
+	Method auth.MethodConfig
+	// MinBackoff and MaxBackoff bound the wait between failed logins
+	// (defaults 1s and 5m).
+	MinBackoff, MaxBackoff time.Duration
+	// ExitOnErr stops the agent when a login fails, instead of retrying.
+	ExitOnErr bool
+	Sinks     []Sink
+}
+
+// Sink is a `sink "file" { ... }` stanza.
+type Sink struct {
+	Path string
+	// Mode is config.mode (default 0640).
+	Mode os.FileMode
+	// Owner and Group are names or numbers; "" leaves the agent's own.
+	Owner, Group string
+	// WrapTTL response-wraps the token written to this sink.
+	WrapTTL time.Duration
+	Range   hcl.Range
+}
+
+// Load reads the files and directories in paths (a directory contributes
+// its *.hcl and *.json files in name order), merges them in order and
+// validates the result. Every error names file:line:col.
+func Load(paths ...string) (*Config, error) {
+	var files []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("read config %s: %w", p, err)
+		}
+		if !fi.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return nil, fmt.Errorf("read config directory %s: %w", p, err)
+		}
+		var names []string
+		for _, e := range entries {
+			ext := strings.ToLower(filepath.Ext(e.Name()))
+			if !e.IsDir() && (ext == ".hcl" || ext == ".json") {
+				names = append(names, filepath.Join(p, e.Name()))
+			}
+		}
+		sort.Strings(names)
+		if len(names) == 0 {
+			return nil, fmt.Errorf("config directory %s holds no .hcl or .json file", p)
+		}
+		files = append(files, names...)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no config file given (-config)")
+	}
+	p := hclparse.NewParser()
+	c := &Config{}
+	var diags hcl.Diagnostics
+	for _, f := range files {
+		file, err := hclconf.Parse(p, f)
+		if err != nil {
+			return nil, err
+		}
+		one, d := parseFile(p, file.Body)
+		diags = append(diags, d...)
+		c.merge(one)
+		c.Files = append(c.Files, f)
+	}
+	if err := hclconf.Err(diags); err != nil {
+		return nil, err
+	}
+	c.finalize()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// merge lays o over c: set values win, templates add up.
+func (c *Config) merge(o *Config) {
+	c.Vault.Client = c.Vault.Client.Merge(o.Vault.Client)
+	if o.Vault.NumRetries != nil {
+		c.Vault.NumRetries = o.Vault.NumRetries
+	}
+	if o.AutoAuth != nil {
+		c.AutoAuth = o.AutoAuth
+	}
+	if o.TemplateConfig != (TemplateConfig{}) {
+		c.TemplateConfig = o.TemplateConfig
+	}
+	c.Templates = append(c.Templates, o.Templates...)
+	for _, kv := range []struct {
+		dst *string
+		v   string
+	}{
+		{&c.PidFile, o.PidFile}, {&c.LogLevel, o.LogLevel}, {&c.LogFormat, o.LogFormat},
+		{&c.LogFile, o.LogFile}, {&c.StateDir, o.StateDir},
+	} {
+		if kv.v != "" {
+			*kv.dst = kv.v
+		}
+	}
+	c.ExitAfterAuth = c.ExitAfterAuth || o.ExitAfterAuth
+}
+
+// finalize fills defaults.
+func (c *Config) finalize() {
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.Vault.NumRetries == nil {
+		n := 12
+		c.Vault.NumRetries = &n
+	}
+	if c.TemplateConfig == (TemplateConfig{}) {
+		c.TemplateConfig = DefaultTemplateConfig()
+	}
+	if a := c.AutoAuth; a != nil {
+		if a.Method.MountPath == "" {
+			a.Method.MountPath = "auth/" + a.Method.Type
+		}
+		a.Method.MountPath = strings.Trim(a.Method.MountPath, "/")
+		if a.MinBackoff == 0 {
+			a.MinBackoff = time.Second
+		}
+		if a.MaxBackoff == 0 {
+			a.MaxBackoff = 5 * time.Minute
+		}
+	}
+}
+
+// Validate checks what the parser alone cannot: an auto_auth stanza to run
+// with, backoff bounds in order, and a destination for every template.
+func (c *Config) Validate() error {
+	if c.AutoAuth == nil {
+		return fmt.Errorf("%s: no auto_auth stanza: latchkey-agent needs one method to log in with", strings.Join(c.Files, ", "))
+	}
+	a := c.AutoAuth
+	if a.MinBackoff > a.MaxBackoff {
+		return fmt.Errorf("%s:%d: auto_auth: min_backoff (%s) is greater than max_backoff (%s)", a.Method.File, a.Method.Line, a.MinBackoff, a.MaxBackoff)
+	}
+	switch c.LogFormat {
+	case "", "standard", "json", "console", "auto":
+	default:
+		return fmt.Errorf("log_format %q: want standard or json", c.LogFormat)
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// An existing Vault Agent config must load unchanged.
+func TestLoadVaultAgentConfig(t *testing.T) {
+	c, err := Load("testdata/vault-agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Vault.Client.Address != "https://vault.example.com:8200" || c.Vault.Client.CACert != "/etc/vault/ca.pem" || *c.Vault.NumRetries != 5 {
+		t.Errorf("vault = %+v", c.Vault)
+	}
+	m := c.AutoAuth.Method
+	if m.Type != "aws" || m.MountPath != "auth/aws-ec2" || m.Config["type"] != "ec2" || m.Config["role"] != "web" {
+		t.Errorf("method = %+v", m)
+	}
+	if m.File != "testdata/vault-agent.hcl" || m.Line != 15 {
+		t.Errorf("method position %s:%d", m.File, m.Line)
+	}
+	if c.AutoAuth.MinBackoff != time.Second || c.AutoAuth.MaxBackoff != 5*time.Minute {
+		t.Errorf("backoff defaults %s %s", c.AutoAuth.MinBackoff, c.AutoAuth.MaxBackoff)
+	}
+	if len(c.AutoAuth.Sinks) != 1 || c.AutoAuth.Sinks[0].Path != "/run/vault/token" || c.AutoAuth.Sinks[0].Mode != 0o640 {
+		t.Errorf("sinks = %+v", c.AutoAuth.Sinks)
+	}
+	if c.PidFile != "/run/vault-agent.pid" || c.LogLevel != "info" || c.StateDir != DefaultStateDir {
+		t.Errorf("top level = %+v", c)
+	}
+	if !c.TemplateConfig.ExitOnRetryFailure || c.TemplateConfig.StaticSecretRenderInterval != 10*time.Minute || c.TemplateConfig.LeaseRenewalThreshold != 0.9 {
+		t.Errorf("template_config = %+v", c.TemplateConfig)
+	}
+	if len(c.Templates) != 2 {
+		t.Fatalf("templates = %+v", c.Templates)
+	}
+	t0, t1 := c.Templates[0], c.Templates[1]
+	if t0.Source != "/etc/vault/templates/app.ctmpl" || *t0.Perms != 0o600 || !t0.CreateDestDirs ||
+		strings.Join(t0.Exec.Command, " ") != "/bin/sh -c systemctl reload app" || t0.Exec.Timeout != 30*time.Second {
+		t.Errorf("template 0 = %+v exec %+v", t0, t0.Exec)
+	}
+	if !strings.Contains(t1.Contents, `secret "secret/data/app"`) || strings.Join(t1.Exec.Command, " ") != "/usr/bin/touch /tmp/x" ||
+		t1.Exec.Timeout != 5*time.Second || t1.Wait.Min != 2*time.Second || t1.Wait.Max != 10*time.Second || t1.Perms != nil {
+		t.Errorf("template 1 = %+v exec %+v", t1, t1.Exec)
+	}
+}
+
+func TestLoadUnlabeledBlocks(t *testing.T) {
+	c, err := Load("testdata/unlabeled.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.AutoAuth.Method
+	if m.Type != "approle" || m.MountPath != "auth/approle" || m.Config["remove_secret_id_file_after_reading"] != false ||
+		m.Config["role_id_file_path"] != "/etc/latchkey/role-id" {
+		t.Errorf("method = %+v", m)
+	}
+	s := c.AutoAuth.Sinks[0]
+	if s.Mode != 0o600 || s.Owner != "app" || s.Group != "1001" || s.WrapTTL != 5*time.Minute {
+		t.Errorf("sink = %+v", s)
+	}
+	if c.StateDir != "/tmp/state" {
+		t.Errorf("state_dir = %q", c.StateDir)
+	}
+}
+
+func TestLoadJSON(t *testing.T) {
+	c, err := Load("testdata/agent.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AutoAuth.Method.Type != "token_file" || c.AutoAuth.Method.Config["token_file_path"] != "/etc/token" {
+		t.Errorf("method = %+v", c.AutoAuth.Method)
+	}
+	// JSON can only write a mode in decimal: 416 == 0640 (Vault #9404).
+	if s := c.AutoAuth.Sinks[0]; s.Mode != 0o640 || s.Path != "/run/t" {
+		t.Errorf("sink = %+v", s)
+	}
+	if !c.ExitAfterAuth {
+		t.Error("exit_after_auth")
+	}
+}
+
+func TestLoadDirectoryMerges(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "10-vault.hcl"), `vault { address = "https://a:8200" }`+"\nlog_level = \"debug\"\n")
+	write(t, filepath.Join(dir, "20-auth.hcl"), minimal+"template {\n  contents = \"x\"\n  destination = \"/tmp/x\"\n}\n")
+	write(t, filepath.Join(dir, "30-more.json"), `{"template": {"contents": "y", "destination": "/tmp/y"}, "vault": {"address": "https://b:8200"}}`)
+	write(t, filepath.Join(dir, "README"), "not config")
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Vault.Client.Address != "https://b:8200" || c.LogLevel != "debug" || len(c.Templates) != 2 || len(c.Files) != 3 {
+		t.Errorf("merged = %+v", c)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := map[string]struct{ body, want string }{
+		"unsupported stanza": {
+			body: "cache {\n  use_auto_auth_token = true\n}\n" + minimal,
+			want: `agent.hcl:1:1: "cache" is a Vault Agent stanza latchkey-agent does not support`,
+		},
+		"listener": {
+			body: "\nlistener \"tcp\" {\n address = \"127.0.0.1:8100\"\n}\n" + minimal,
+			want: `agent.hcl:2:1: "listener" is a Vault Agent stanza latchkey-agent does not support`,
+		},
+		"unknown top-level key": {
+			body: "\nlog_levle = \"debug\"\n" + minimal,
+			want: `agent.hcl:2:1: unknown key "log_levle"`,
+		},
+		"unknown vault key": {
+			body: "vault {\n  adress = \"https://v\"\n}\n" + minimal,
+			want: `agent.hcl:2:3: unknown key "adress" in vault`,
+		},
+		"unknown sink config key": {
+			body: "auto_auth {\n method \"token_file\" {\n config = { token_file_path = \"/t\" }\n }\n sink \"file\" {\n config = {\n path = \"/t\"\n mod = 0640\n }\n }\n}\n",
+			want: `agent.hcl:8:2: unknown key "mod" in sink config`,
+		},
+		"bad mode": {
+			body: "auto_auth {\n method \"token_file\" {\n config = { token_file_path = \"/t\" }\n }\n sink \"file\" {\n config = {\n path = \"/t\"\n mode = 0980\n }\n }\n}\n",
+			want: `agent.hcl:8:`,
+		},
+		"unknown method type": {
+			body: "auto_auth {\n method \"kubernetes\" {\n }\n}\n",
+			want: `agent.hcl:2:2: method: type "kubernetes" is not supported`,
+		},
+		"no auto_auth": {
+			body: `vault { address = "https://v:8200" }`,
+			want: "no auto_auth stanza",
+		},
+		"template without destination": {
+			body: "\ntemplate {\n contents = \"x\"\n}\n" + minimal,
+			want: `agent.hcl:2:1: template: destination is required`,
+		},
+		"template source and contents": {
+			body: "\ntemplate {\n source = \"a\"\n contents = \"x\"\n destination = \"/d\"\n}\n" + minimal,
+			want: `template: source and contents are mutually exclusive`,
+		},
+		"encrypted sink": {
+			body: "auto_auth {\n method \"token_file\" {\n config = { token_file_path = \"/t\" }\n }\n sink \"file\" {\n dh_type = \"curve25519\"\n config = { path = \"/t\" }\n }\n}\n",
+			want: `agent.hcl:6:2: sink: dh_type (encrypted sinks) is not supported`,
+		},
+		"bad duration": {
+			body: "auto_auth {\n method \"token_file\" {\n min_backoff = \"soon\"\n config = { token_file_path = \"/t\" }\n }\n}\n",
+			want: `agent.hcl:3:`,
+		},
+		"backoff order": {
+			body: "auto_auth {\n method \"token_file\" {\n min_backoff = \"10m\"\n max_backoff = \"1m\"\n config = { token_file_path = \"/t\" }\n }\n}\n",
+			want: `agent.hcl:2: auto_auth: min_backoff (10m0s) is greater than max_backoff (1m0s)`,
+		},
+		"syntax": {
+			body: "auto_auth {\n",
+			want: `agent.hcl:1:`,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "agent.hcl")
+			write(t, p, tc.body)
+			_, err := Load(p)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissing(t *testing.T) {
+	if _, err := Load("/nonexistent/agent.hcl"); err == nil || !strings.Contains(err.Error(), "read config /nonexistent/agent.hcl") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+// minimal is a one-line auth stanza so that error cases have one.
+const minimal = `
+auto_auth {
+  method "token_file" {
+    config = { token_file_path = "/t" }
+  }
+}
+`
+
+func write(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
