@@ -1,15 +1,10 @@
-// Command latchkey-agent authenticates the instance to Vault and keeps
-// tokens and rendered files current. See agent/ for the logic.
+// Command latchkey-agent proves the instance's identity to Vault, keeps its
+// token alive and writes it (and rendered templates) into files; see the
+// README and package agent/runner.
 package main
 
-import (
-	"fmt"
-	"os"
-
-	"github.com/latchkey/latchkey/internal/version"
-)
+import "os"
 
 func main() {
-	fmt.Fprintf(os.Stderr, "latchkey-agent %s: not implemented yet\n", version.Version)
-	os.Exit(1)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }

@@ -1,0 +1,201 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+)
+
+// Lifecycle logs in, keeps the token alive and logs in again when it must.
+// One place decides "renew or log in again": watch.
+type Lifecycle struct {
+	Method Method
+	// Client carries the Vault address and TLS; its token is never used.
+	Client *api.Client
+	// Namespace is the method's namespace ("" keeps the client's).
+	Namespace string
+	Holder    *Holder
+	Logger    *zap.Logger
+	// MinBackoff and MaxBackoff bound the wait between failed logins.
+	MinBackoff, MaxBackoff time.Duration
+	// ExitOnErr makes Run return after the first failed login.
+	ExitOnErr bool
+	// CheckInterval is how often the token is looked up to notice a
+	// revocation between renewals (0: never).
+	CheckInterval time.Duration
+	// Status, when set, receives a line for systemd's STATUS=.
+	Status func(string)
+	// OnLogin, when set, is called with each new login response (before
+	// the token is published), so that a reload can keep it.
+	OnLogin func(*api.Secret)
+
+	denied chan struct{}
+}
+
+// ErrLogin wraps a login failure that ended Run (exit_on_err).
+var ErrLogin = errors.New("login failed")
+
+// PermissionDenied tells the lifecycle that a user of the token got a 403.
+// The lifecycle checks the token and logs in again if it was revoked. It
+// never blocks.
+func (l *Lifecycle) PermissionDenied() {
+	select {
+	case l.denials() <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Lifecycle) denials() chan struct{} {
+	if l.denied == nil {
+		l.denied = make(chan struct{}, 1)
+	}
+	return l.denied
+}
+
+// Run logs in and keeps a valid token in Holder until ctx ends (it then
+// returns nil) or, with ExitOnErr, a login fails (it returns an error
+// wrapping ErrLogin). initial, when non-nil, is a token to start with
+// instead of logging in (a reload that kept the token).
+func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
+	l.denials()
+	secret := initial
+	for {
+		if secret == nil {
+			var err error
+			if secret, err = l.login(ctx); err != nil {
+				return err
+			}
+			if secret == nil { // ctx ended
+				return nil
+			}
+			if l.OnLogin != nil {
+				l.OnLogin(secret)
+			}
+			l.Holder.Set(secret.Auth.ClientToken)
+		}
+		reason := l.watch(ctx, secret)
+		if ctx.Err() != nil {
+			return nil
+		}
+		l.Logger.Info("logging in again", zap.String("reason", reason))
+		secret = nil
+	}
+}
+
+// login tries until it gets a token. It returns (nil, nil) when ctx ends,
+// and an error only with ExitOnErr.
+func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
+	b := &Backoff{Min: l.MinBackoff, Max: l.MaxBackoff}
+	for {
+		client, err := l.Client.Clone()
+		if err != nil {
+			return nil, err
+		}
+		client.ClearToken()
+		if l.Namespace != "" {
+			client.SetNamespace(l.Namespace)
+		}
+		l.status("logging in with " + l.Method.Describe())
+		secret, err := l.Method.Login(ctx, client)
+		if err == nil && (secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "") {
+			err = errors.New("vault's login response holds no token")
+		}
+		if err == nil {
+			l.Logger.Info("logged in", zap.String("method", l.Method.Describe()),
+				zap.Strings("policies", secret.Auth.Policies), zap.Int("ttl_seconds", secret.Auth.LeaseDuration),
+				zap.Bool("renewable", secret.Auth.Renewable), zap.String("accessor", secret.Auth.Accessor))
+			return secret, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		if l.ExitOnErr {
+			return nil, fmt.Errorf("%w: %s: %w", ErrLogin, l.Method.Describe(), err)
+		}
+		wait := b.Next()
+		l.Logger.Error("login failed", zap.String("method", l.Method.Describe()), zap.Error(err), zap.Duration("retry_in", wait))
+		l.status(fmt.Sprintf("login failed, retrying in %s: %v", wait.Round(time.Second), err))
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// watch keeps secret's token alive and returns why a new login is needed:
+// renewal ended (max TTL reached, renewal failed, token expiring) or the
+// token was revoked. It returns "" when ctx ends.
+func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) string {
+	client, err := l.Client.Clone()
+	if err != nil {
+		return err.Error()
+	}
+	client.SetToken(secret.Auth.ClientToken)
+	if l.Namespace != "" {
+		client.SetNamespace(l.Namespace)
+	}
+	var doneCh <-chan error
+	var renewCh <-chan *api.RenewOutput
+	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
+	if ttl > 0 {
+		w, err := client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
+		if err != nil {
+			return "lifetime watcher: " + err.Error()
+		}
+		go w.Start()
+		defer w.Stop()
+		doneCh, renewCh = w.DoneCh(), w.RenewCh()
+		l.status(fmt.Sprintf("authenticated with %s, token valid for %s", l.Method.Describe(), ttl))
+	} else {
+		l.status(fmt.Sprintf("authenticated with %s, token does not expire", l.Method.Describe()))
+	}
+	var check <-chan time.Time
+	if l.CheckInterval > 0 {
+		t := time.NewTicker(l.CheckInterval)
+		defer t.Stop()
+		check = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ""
+		case err := <-doneCh:
+			if err != nil {
+				return "renewal failed: " + err.Error()
+			}
+			return "token reached its max TTL or stopped being renewable"
+		case r := <-renewCh:
+			next := time.Duration(r.Secret.Auth.LeaseDuration) * time.Second
+			l.Logger.Debug("token renewed", zap.Duration("ttl", next))
+			l.status(fmt.Sprintf("authenticated with %s, token renewed for %s", l.Method.Describe(), next))
+		case <-check:
+			if revoked(ctx, client) {
+				return "token revoked (lookup-self: permission denied)"
+			}
+		case <-l.denied:
+			if revoked(ctx, client) {
+				return "token revoked (a user of the token got permission denied)"
+			}
+		}
+	}
+}
+
+// revoked reports whether Vault refuses the token's own lookup: revoked or
+// expired. Network errors are not a revocation.
+func revoked(ctx context.Context, c *api.Client) bool {
+	_, err := c.Auth().Token().LookupSelfWithContext(ctx)
+	var re *api.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
+}
+
+func (l *Lifecycle) status(s string) {
+	if l.Status != nil {
+		l.Status(s)
+	}
+}

@@ -1,0 +1,65 @@
+// Package tokenfile is the `token_file` auto-auth method: a token already
+// issued, read from a file (development, or a token handed over by
+// provisioning).
+package tokenfile
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/latchkey/latchkey/agent/auth"
+)
+
+// Method reads the token from a file and looks it up.
+type Method struct{ path string }
+
+// New reads cfg: token_file_path (required).
+func New(cfg auth.MethodConfig, _ auth.Env) (auth.Method, error) {
+	s := auth.NewSettings(cfg)
+	m := &Method{path: s.Required("token_file_path")}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Describe implements auth.Method.
+func (m *Method) Describe() string { return "token from " + m.path }
+
+// Login reads the token and returns its lookup-self answer shaped as a
+// login response: Auth carries the token, its policies, TTL and
+// renewability, so that the lifecycle treats it like any other.
+func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, error) {
+	b, err := os.ReadFile(m.path)
+	if err != nil {
+		return nil, fmt.Errorf("token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return nil, fmt.Errorf("token_file %s is empty", m.path)
+	}
+	c, err := client.Clone()
+	if err != nil {
+		return nil, err
+	}
+	c.SetToken(tok)
+	s, err := c.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("token_file %s: lookup-self: %w", m.path, err)
+	}
+	ttl, _ := s.TokenTTL()
+	renewable, _ := s.TokenIsRenewable()
+	policies, _ := s.TokenPolicies()
+	acc, _ := s.Data["accessor"].(string)
+	return &api.Secret{
+		RequestID: s.RequestID,
+		Auth: &api.SecretAuth{
+			ClientToken: tok, Accessor: acc, Policies: policies,
+			LeaseDuration: int(ttl.Seconds()), Renewable: renewable,
+		},
+	}, nil
+}

@@ -1,0 +1,301 @@
+// Package runner is the agent's main loop: it loads the config, runs auto-auth
+// and the sinks, tells systemd how things stand, and handles SIGHUP (reload
+// everything), SIGTERM/SIGINT (stop) and exit_after_auth.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"reflect"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/agent/auth/methods"
+	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/agent/sink"
+	"github.com/latchkey/latchkey/internal/atomicfile"
+	"github.com/latchkey/latchkey/internal/vaultclient"
+)
+
+// ErrConfig wraps a config that cannot be loaded or used.
+var ErrConfig = errors.New("config error")
+
+// Runner runs the agent.
+type Runner struct {
+	// Paths are the -config files and directories.
+	Paths []string
+	// Flags is the Vault client config from the command line (wins over
+	// the environment, which wins over the file).
+	Flags  vaultclient.Config
+	Getenv func(string) string
+	Logger *zap.Logger
+	// Signals delivers SIGHUP/SIGTERM/SIGINT; nil subscribes to the real ones.
+	Signals <-chan os.Signal
+	// Notify sends an sd_notify state; nil uses daemon.SdNotify.
+	Notify func(state string)
+	// CheckInterval is how often the token is looked up to notice
+	// revocation (default 1m).
+	CheckInterval time.Duration
+}
+
+// instance is one generation of the running agent (replaced on reload).
+type instance struct {
+	cfg       *config.Config
+	cancel    context.CancelFunc
+	done      chan struct{}
+	err       error // set before done is closed
+	ready     chan struct{}
+	lifecycle *auth.Lifecycle
+
+	mu     sync.Mutex
+	secret *api.Secret // the current login, kept across reloads
+}
+
+// Run runs until a stop signal (nil), exit_after_auth completes (nil), or a
+// fatal error: an error wrapping ErrConfig for a bad config at start, or
+// wrapping auth.ErrLogin with exit_on_err.
+func (r *Runner) Run(ctx context.Context) error {
+	cfg, err := config.Load(r.Paths...)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if r.CheckInterval == 0 {
+		r.CheckInterval = time.Minute
+	}
+	sigs := r.Signals
+	if sigs == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(ch)
+		sigs = ch
+	}
+	if cfg.PidFile != "" {
+		if err := atomicfile.WriteFile(cfg.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), atomicfile.Options{Mode: 0o644, UID: -1, GID: -1}); err != nil {
+			return fmt.Errorf("%w: pid_file: %w", ErrConfig, err)
+		}
+		defer os.Remove(cfg.PidFile)
+	}
+	holder := auth.NewHolder()
+	cur, err := r.start(ctx, cfg, holder, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	stopWatchdog := r.watchdog()
+	defer stopWatchdog()
+	readyCh := cur.ready
+	for {
+		select {
+		case <-readyCh:
+			readyCh = nil
+			if cur.cfg.ExitAfterAuth {
+				r.Logger.Info("exit_after_auth: logged in and wrote every sink; exiting")
+				r.notify("STOPPING=1")
+				cur.stop()
+				return nil
+			}
+			r.notify("READY=1")
+		case <-cur.done:
+			// Only a fatal error (exit_on_err) ends an instance by itself.
+			r.notify("STOPPING=1")
+			return cur.err
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				next := r.reload(ctx, cur, holder)
+				if next != cur {
+					cur = next
+					readyCh = cur.ready
+				} else {
+					r.notify("READY=1")
+				}
+			default:
+				r.Logger.Info("stopping", zap.String("signal", sig.String()))
+				r.notify("STOPPING=1")
+				cur.stop()
+				return nil
+			}
+		case <-ctx.Done():
+			r.notify("STOPPING=1")
+			cur.stop()
+			return nil
+		}
+	}
+}
+
+// reload re-reads the whole config. A config that does not load leaves the
+// running instance as it is. The token is kept when neither the Vault
+// client settings nor the auth method changed.
+func (r *Runner) reload(ctx context.Context, cur *instance, holder *auth.Holder) *instance {
+	r.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+	r.Logger.Info("SIGHUP: reloading the configuration")
+	cfg, err := config.Load(r.Paths...)
+	if err != nil {
+		r.Logger.Error("reload failed; keeping the running configuration", zap.Error(err))
+		r.notify("STATUS=reload failed, running the previous configuration: " + err.Error())
+		return cur
+	}
+	var keep *api.Secret
+	if sameAuth(cur.cfg, cfg) {
+		cur.mu.Lock()
+		keep = cur.secret
+		cur.mu.Unlock()
+	}
+	cur.stop()
+	next, err := r.start(ctx, cfg, holder, keep)
+	if err != nil {
+		r.Logger.Error("reload failed; restarting the previous configuration", zap.Error(err))
+		next, _ = r.start(ctx, cur.cfg, holder, keep)
+		return next
+	}
+	if keep != nil {
+		r.Logger.Info("reloaded; auth unchanged, keeping the token")
+	} else {
+		r.Logger.Info("reloaded; auth changed, logging in again")
+	}
+	return next
+}
+
+func sameAuth(a, b *config.Config) bool {
+	return reflect.DeepEqual(a.Vault, b.Vault) && reflect.DeepEqual(a.AutoAuth.Method, b.AutoAuth.Method) &&
+		a.StateDir == b.StateDir
+}
+
+// start builds and starts one instance. keep, when set, is a login to go on
+// with instead of logging in.
+func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.Holder, keep *api.Secret) (*instance, error) {
+	env, err := vaultclient.FromEnv(r.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	vc := cfg.Vault.Client.Merge(env).Merge(r.Flags)
+	if vc.MaxRetries == nil {
+		vc.MaxRetries = cfg.Vault.NumRetries
+	}
+	client, err := vaultclient.New(vc)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	a := cfg.AutoAuth
+	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv})
+	if err != nil {
+		return nil, err
+	}
+	var sinks []*sink.File
+	for _, sc := range a.Sinks {
+		s, err := sink.New(sc, client, r.Logger)
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, s)
+	}
+	ctx, cancel := context.WithCancel(parent)
+	in := &instance{cfg: cfg, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{}), secret: keep}
+	in.lifecycle = &auth.Lifecycle{
+		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: holder, Logger: r.Logger,
+		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
+		CheckInterval: r.CheckInterval,
+		Status:        func(s string) { r.notify("STATUS=" + s) },
+		OnLogin: func(s *api.Secret) {
+			in.mu.Lock()
+			in.secret = s
+			in.mu.Unlock()
+		},
+	}
+	// Ready once there is a token and every sink has written it.
+	var pending sync.WaitGroup
+	pending.Add(1 + len(sinks))
+	var wg sync.WaitGroup
+	var tokenOnce sync.Once
+	tokenReady := func() { tokenOnce.Do(pending.Done) }
+	if keep != nil {
+		tokenReady()
+	}
+	changed := holder.Changed() // before the lifecycle can Set
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if keep == nil {
+			select {
+			case <-changed:
+				tokenReady()
+			case <-ctx.Done():
+			}
+		}
+	}()
+	for _, s := range sinks {
+		wg.Add(1)
+		var once sync.Once
+		go func() {
+			defer wg.Done()
+			s.Run(ctx, holder, func() { once.Do(pending.Done) })
+		}()
+	}
+	go func() {
+		pending.Wait()
+		close(in.ready)
+	}()
+	go func() {
+		err := in.lifecycle.Run(ctx, keep)
+		cancel()
+		wg.Wait()
+		in.err = err
+		close(in.done)
+	}()
+	return in, nil
+}
+
+// stop ends the instance and waits for its goroutines.
+func (in *instance) stop() {
+	in.cancel()
+	<-in.done
+}
+
+func (r *Runner) notify(state string) {
+	if r.Notify != nil {
+		r.Notify(state)
+		return
+	}
+	daemon.SdNotify(false, state)
+}
+
+// watchdog pings systemd at half of WatchdogSec while the agent runs.
+func (r *Runner) watchdog() func() {
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		return func() {}
+	}
+	t := time.NewTicker(interval / 2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				r.notify("WATCHDOG=1")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { t.Stop(); close(done) }
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants
+// with RELOADING=1.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
+}

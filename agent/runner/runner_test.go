@@ -1,0 +1,387 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+var srv *vaulttest.Server
+
+func TestMain(m *testing.M) { vaulttest.Main(m, vaulttest.Spec{Into: &srv, Options: vaulttest.Options{TLS: true}}) }
+
+var seq atomic.Int32
+
+// approle mounts AppRole at a fresh path with a role whose tokens live
+// ttl/maxTTL, writes role and secret id files into dir and returns the
+// config's auto_auth method stanza.
+func approle(t *testing.T, dir, ttl, maxTTL string) (mount, stanza string) {
+	t.Helper()
+	c := srv.Client
+	mount = fmt.Sprintf("approle-%d", seq.Add(1))
+	must(t, c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "approle"}))
+	_, err := c.Logical().Write("auth/"+mount+"/role/web", map[string]any{"token_ttl": ttl, "token_max_ttl": maxTTL, "token_policies": "default"})
+	must(t, err)
+	r, err := c.Logical().Read("auth/" + mount + "/role/web/role-id")
+	must(t, err)
+	s, err := c.Logical().Write("auth/"+mount+"/role/web/secret-id", nil)
+	must(t, err)
+	write(t, filepath.Join(dir, "role-id"), r.Data["role_id"].(string))
+	write(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
+	stanza = fmt.Sprintf(`
+  method "approle" {
+    mount_path = "auth/%s"
+    min_backoff = "100ms"
+    max_backoff = "1s"
+    config = {
+      role_id_file_path = %q
+      secret_id_file_path = %q
+      remove_secret_id_file_after_reading = false
+    }
+  }`, mount, filepath.Join(dir, "role-id"), filepath.Join(dir, "secret-id"))
+	return mount, stanza
+}
+
+func agentConfig(t *testing.T, dir, method, extra string, sinks ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "vault {\n  address = %q\n  ca_cert = %q\n}\n", srv.Addr, srv.CACert)
+	fmt.Fprintf(&b, "auto_auth {%s\n", method)
+	for _, s := range sinks {
+		b.WriteString(s)
+	}
+	b.WriteString("}\n")
+	fmt.Fprintf(&b, "latchkey {\n  state_dir = %q\n}\n%s", filepath.Join(dir, "state"), extra)
+	p := filepath.Join(dir, "agent.hcl")
+	write(t, p, b.String())
+	return p
+}
+
+func fileSink(path, extra string) string {
+	return fmt.Sprintf("\n  sink \"file\" {\n    %s\n    config = {\n      path = %q\n      mode = 0600\n    }\n  }\n", extra, path)
+}
+
+// notes collects sd_notify states.
+type notes struct {
+	mu sync.Mutex
+	s  []string
+}
+
+func (n *notes) add(s string) { n.mu.Lock(); n.s = append(n.s, s); n.mu.Unlock() }
+func (n *notes) count(prefix string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, s := range n.s {
+		if strings.HasPrefix(s, prefix) {
+			c++
+		}
+	}
+	return c
+}
+
+func (n *notes) countContaining(sub string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, s := range n.s {
+		if strings.Contains(s, sub) {
+			c++
+		}
+	}
+	return c
+}
+
+type running struct {
+	notes *notes
+	sigs  chan os.Signal
+	done  chan error
+}
+
+func start(t *testing.T, cfg string, check time.Duration) *running {
+	r := &running{notes: &notes{}, sigs: make(chan os.Signal, 1), done: make(chan error, 1)}
+	rn := &Runner{
+		Paths: []string{cfg}, Getenv: func(string) string { return "" }, Logger: zaptest.NewLogger(t),
+		Signals: r.sigs, Notify: r.notes.add, CheckInterval: check,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { r.done <- rn.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Error("agent did not stop")
+		}
+	})
+	return r
+}
+
+// eventually polls cond for up to 30 s (generous: tests never assert time).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 600; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func readToken(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func lookup(t *testing.T, tok string) (*api.Secret, error) {
+	c, err := srv.NewClient(tok)
+	must(t, err)
+	return c.Auth().Token().LookupSelf()
+}
+
+func TestApproleSinkReady(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "out", "token")
+	must(t, os.Mkdir(filepath.Dir(sinkPath), 0o755))
+	owner := fmt.Sprintf("\n      owner = %d\n      group = %d", 65534, 65534)
+	sink := strings.Replace(fileSink(sinkPath, ""), "mode = 0600", "mode = 0640"+owner, 1)
+	r := start(t, agentConfig(t, dir, method, "", sink), time.Minute)
+
+	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	tok := readToken(t, sinkPath)
+	if _, err := lookup(t, tok); err != nil {
+		t.Fatalf("sink token does not work: %v", err)
+	}
+	fi, err := os.Stat(sinkPath)
+	must(t, err)
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o640 || st.Uid != 65534 || st.Gid != 65534 {
+		t.Errorf("sink mode %v owner %d:%d, want 0640 65534:65534", fi.Mode().Perm(), st.Uid, st.Gid)
+	}
+	if r.notes.count("STATUS=authenticated with approle") == 0 {
+		t.Errorf("no STATUS line: %v", r.notes.s)
+	}
+}
+
+func TestExitAfterAuth(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "token")
+	r := start(t, agentConfig(t, dir, method, "exit_after_auth = true\n", fileSink(sinkPath, "")), time.Minute)
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.done <- nil // for the cleanup
+	case <-time.After(30 * time.Second):
+		t.Fatal("exit_after_auth: still running")
+	}
+	if _, err := lookup(t, readToken(t, sinkPath)); err != nil {
+		t.Fatalf("sink token: %v", err)
+	}
+}
+
+// Short TTLs: the token is renewed, then at its max TTL replaced by a new login.
+func TestRenewalAndReLogin(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "2s", "5s")
+	sinkPath := filepath.Join(dir, "token")
+	r := start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
+	eventually(t, "first token", func() bool { return readToken(t, sinkPath) != "" })
+	first := readToken(t, sinkPath)
+	eventually(t, "a renewal", func() bool { return r.notes.countContaining("token renewed for") > 0 })
+	eventually(t, "a new token after max TTL", func() bool {
+		tok := readToken(t, sinkPath)
+		return tok != "" && tok != first
+	})
+	if _, err := lookup(t, readToken(t, sinkPath)); err != nil {
+		t.Fatalf("new token: %v", err)
+	}
+}
+
+func TestRevokedTokenReLogin(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "token")
+	start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), 200*time.Millisecond)
+	eventually(t, "first token", func() bool { return readToken(t, sinkPath) != "" })
+	first := readToken(t, sinkPath)
+	must(t, srv.Client.Auth().Token().RevokeTree(first))
+	eventually(t, "a new token after revocation", func() bool {
+		tok := readToken(t, sinkPath)
+		return tok != "" && tok != first
+	})
+}
+
+func TestSIGHUPReload(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sink1 := filepath.Join(dir, "token1")
+	cfg := agentConfig(t, dir, method, "", fileSink(sink1, ""))
+	r := start(t, cfg, time.Minute)
+	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	tok := readToken(t, sink1)
+
+	// A new sink, same auth: the token is kept and written to the new sink.
+	sink2 := filepath.Join(dir, "token2")
+	agentConfig(t, dir, method, "", fileSink(sink1, ""), fileSink(sink2, ""))
+	for i := 0; i < 3; i++ { // repeated SIGHUPs are safe
+		r.sigs <- syscall.SIGHUP
+		eventually(t, "RELOADING=1", func() bool { return r.notes.count("RELOADING=1") == i+1 })
+		eventually(t, "READY=1 again", func() bool { return r.notes.count("READY=1") == i+2 })
+	}
+	if got := readToken(t, sink2); got != tok {
+		t.Errorf("after reload sink2 has another token (kept: %v)", got == tok)
+	}
+	if readToken(t, sink1) != tok {
+		t.Error("token changed on a reload that did not change auth")
+	}
+
+	// A broken config: the agent keeps running with the old one.
+	write(t, cfg, "auto_auth {\n")
+	r.sigs <- syscall.SIGHUP
+	eventually(t, "reload failure status", func() bool { return r.notes.count("STATUS=reload failed") == 1 })
+
+	// Another auth mount: a new login.
+	_, method2 := approle(t, dir, "1h", "2h")
+	agentConfig(t, dir, method2, "", fileSink(sink1, ""))
+	r.sigs <- syscall.SIGHUP
+	eventually(t, "a new token after an auth change", func() bool {
+		got := readToken(t, sink1)
+		return got != "" && got != tok
+	})
+}
+
+func TestTokenFileBatchToken(t *testing.T) {
+	dir := t.TempDir()
+	s, err := srv.Client.Auth().Token().Create(&api.TokenCreateRequest{Type: "batch", TTL: "1h", Policies: []string{"default"}, NoParent: true})
+	if err != nil {
+		// Batch tokens need an orphan-capable parent: the root token is.
+		t.Fatal(err)
+	}
+	tokFile := filepath.Join(dir, "in-token")
+	write(t, tokFile, s.Auth.ClientToken+"\n")
+	method := fmt.Sprintf("\n  method \"token_file\" {\n    config = { token_file_path = %q }\n  }", tokFile)
+	sinkPath := filepath.Join(dir, "token")
+	r := start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
+	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	if readToken(t, sinkPath) != s.Auth.ClientToken {
+		t.Error("sink does not hold the batch token")
+	}
+}
+
+func TestWrapTTLSink(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "wrapped")
+	start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, `wrap_ttl = "5m"`)), time.Minute)
+	eventually(t, "wrapped token", func() bool { return readToken(t, sinkPath) != "" })
+	var info api.SecretWrapInfo
+	must(t, json.Unmarshal([]byte(readToken(t, sinkPath)), &info))
+	c, err := srv.NewClient("")
+	must(t, err)
+	un, err := c.Logical().Unwrap(info.Token)
+	must(t, err)
+	tok, _ := un.Data["token"].(string)
+	if _, err := lookup(t, tok); err != nil {
+		t.Fatalf("unwrapped token: %v", err)
+	}
+}
+
+func TestExitOnErr(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	write(t, filepath.Join(dir, "role-id"), "not-a-role-id")
+	method = strings.Replace(method, `max_backoff = "1s"`, "max_backoff = \"1s\"\n    exit_on_err = true", 1)
+	r := start(t, agentConfig(t, dir, method, "", fileSink(filepath.Join(dir, "token"), "")), time.Minute)
+	select {
+	case err := <-r.done:
+		if !errors.Is(err, auth.ErrLogin) {
+			t.Fatalf("error = %v, want ErrLogin", err)
+		}
+		r.done <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("exit_on_err: still running")
+	}
+}
+
+// The real sd_notify path: NOTIFY_SOCKET names a unix datagram socket.
+func TestSdNotifySocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	must(t, err)
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "token")
+	rn := &Runner{Paths: []string{agentConfig(t, dir, method, "", fileSink(sinkPath, ""))}, Getenv: func(string) string { return "" },
+		Logger: zaptest.NewLogger(t), Signals: make(chan os.Signal)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rn.Run(ctx) }()
+	var got []string
+	buf := make([]byte, 4096)
+	for !contains(got, "READY=1") {
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := conn.Read(buf)
+		must(t, err)
+		got = append(got, string(buf[:n]))
+	}
+	if readToken(t, sinkPath) == "" {
+		t.Error("READY=1 before the sink was written")
+	}
+	cancel()
+	must(t, <-done)
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for !contains(got, "STOPPING=1") {
+		n, err := conn.Read(buf)
+		must(t, err)
+		got = append(got, string(buf[:n]))
+	}
+	if !contains(got, "STATUS=") {
+		t.Errorf("no STATUS= among %q", got)
+	}
+}
+
+func contains(xs []string, prefix string) bool {
+	for _, x := range xs {
+		if strings.HasPrefix(x, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func write(t *testing.T, p, s string) {
+	t.Helper()
+	must(t, os.WriteFile(p, []byte(s), 0o600))
+}

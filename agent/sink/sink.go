@@ -1,0 +1,169 @@
+// Package sink writes the agent's token to files (`sink "file"`), only when
+// the token changed, atomically, with the mode and owner the config names.
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/internal/atomicfile"
+)
+
+// File is one file sink.
+type File struct {
+	Config config.Sink
+	// Client reaches Vault for wrap_ttl (the token is set per call).
+	Client *api.Client
+	Logger *zap.Logger
+	// MinBackoff and MaxBackoff bound retries of a failed write.
+	MinBackoff, MaxBackoff time.Duration
+
+	uid, gid int
+}
+
+// New resolves the sink's owner and group (names or numbers) now, so that a
+// typo is a config error rather than a retry loop.
+func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
+	f := &File{Config: c, Client: client, Logger: log, MinBackoff: time.Second, MaxBackoff: time.Minute, uid: -1, gid: -1}
+	var err error
+	if c.Owner != "" {
+		if f.uid, err = lookupID(c.Owner, func(n string) (string, error) {
+			u, err := user.Lookup(n)
+			if err != nil {
+				return "", err
+			}
+			return u.Uid, nil
+		}); err != nil {
+			return nil, fmt.Errorf("%s: sink %s: owner %q: %w", c.Range, c.Path, c.Owner, err)
+		}
+	}
+	if c.Group != "" {
+		if f.gid, err = lookupID(c.Group, func(n string) (string, error) {
+			g, err := user.LookupGroup(n)
+			if err != nil {
+				return "", err
+			}
+			return g.Gid, nil
+		}); err != nil {
+			return nil, fmt.Errorf("%s: sink %s: group %q: %w", c.Range, c.Path, c.Group, err)
+		}
+	}
+	return f, nil
+}
+
+func lookupID(s string, byName func(string) (string, error)) (int, error) {
+	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+		return n, nil
+	}
+	id, err := byName(s)
+	if err != nil {
+		return -1, err
+	}
+	return strconv.Atoi(id)
+}
+
+// Write writes token to the sink once: wrapped first when wrap_ttl is set.
+// The error names the file, never the token.
+func (f *File) Write(ctx context.Context, token string) error {
+	content := token
+	if f.Config.WrapTTL == 0 && f.current(token) {
+		return nil
+	}
+	if f.Config.WrapTTL > 0 {
+		w, err := f.wrap(ctx, token)
+		if err != nil {
+			return fmt.Errorf("sink %s: wrap token: %w", f.Config.Path, err)
+		}
+		content = w
+	}
+	err := atomicfile.WriteFile(f.Config.Path, []byte(content), atomicfile.Options{Mode: f.Config.Mode, UID: f.uid, GID: f.gid})
+	if err != nil {
+		return fmt.Errorf("sink %s: %w", f.Config.Path, err)
+	}
+	return nil
+}
+
+// current reports whether the file already holds token with the wanted
+// mode and owner (after a reload or restart), so it is not rewritten.
+func (f *File) current(token string) bool {
+	fi, err := os.Stat(f.Config.Path)
+	if err != nil || fi.Mode().Perm() != f.Config.Mode.Perm() {
+		return false
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if (f.uid >= 0 && int(st.Uid) != f.uid) || (f.gid >= 0 && int(st.Gid) != f.gid) {
+			return false
+		}
+	}
+	b, err := os.ReadFile(f.Config.Path)
+	return err == nil && string(b) == token
+}
+
+// wrap response-wraps token and returns the wrap info as JSON, the form
+// Vault Agent writes (its "token" field is the wrapping token).
+func (f *File) wrap(ctx context.Context, token string) (string, error) {
+	c, err := f.Client.Clone()
+	if err != nil {
+		return "", err
+	}
+	c.SetToken(token)
+	ttl := f.Config.WrapTTL.String()
+	c.SetWrappingLookupFunc(func(string, string) string { return ttl })
+	s, err := c.Logical().WriteWithContext(ctx, "sys/wrapping/wrap", map[string]any{"token": token})
+	if err != nil {
+		return "", err
+	}
+	if s == nil || s.WrapInfo == nil {
+		return "", fmt.Errorf("vault returned no wrap info")
+	}
+	b, err := json.Marshal(s.WrapInfo)
+	return string(b), err
+}
+
+// Run writes each new token of h until ctx ends. A failed write is logged
+// and retried with backoff; a newer token replaces the one being retried.
+// ready is called once, after the first successful write.
+func (f *File) Run(ctx context.Context, h *auth.Holder, ready func()) {
+	var written uint64
+	b := &auth.Backoff{Min: f.MinBackoff, Max: f.MaxBackoff}
+	for {
+		changed := h.Changed()
+		tok, gen := h.Get()
+		if tok != "" && gen != written {
+			if err := f.Write(ctx, tok); err != nil {
+				wait := b.Next()
+				f.Logger.Error("sink write failed", zap.String("path", f.Config.Path), zap.Error(err), zap.Duration("retry_in", wait))
+				select {
+				case <-ctx.Done():
+					return
+				case <-changed:
+				case <-time.After(wait):
+				}
+				continue
+			}
+			b.Reset()
+			written = gen
+			f.Logger.Info("token written to sink", zap.String("path", f.Config.Path))
+			if ready != nil {
+				ready()
+				ready = nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}

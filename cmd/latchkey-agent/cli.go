@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/agent/auth/methods"
+	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/agent/runner"
+	"github.com/latchkey/latchkey/internal/logging"
+	"github.com/latchkey/latchkey/internal/vaultclient"
+	"github.com/latchkey/latchkey/internal/version"
+)
+
+// Exit codes, distinct so that systemd's journal and scripts tell them apart.
+const (
+	exitOK      = 0 // stopped by a signal, or exit_after_auth completed
+	exitError   = 1 // a runtime failure not covered below
+	exitUsage   = 2 // bad command line
+	exitConfig  = 3 // the config cannot be loaded or used
+	exitAuth    = 4 // login failed with exit_on_err
+	exitRuntime = 5 // reserved: templates failing with exit_on_retry_failure
+)
+
+const usage = `Usage:
+  latchkey-agent -config FILE|DIR [-config ...] [options]   run the agent
+  latchkey-agent validate -config FILE|DIR [...]            check a config without contacting Vault
+  latchkey-agent version                                    print the version
+
+Options:
+  -config FILE|DIR    Vault Agent HCL or JSON config; repeatable; a directory adds its *.hcl and *.json
+  -log-level LEVEL    trace, debug, info, warn, error or off (overrides log_level)
+  -log-format FORMAT  standard or json (overrides log_format)
+  -address URL        Vault address (overrides VAULT_ADDR and vault { address })
+  -ca-cert FILE       CA certificate (overrides VAULT_CACERT and vault { ca_cert })
+  -namespace NS       Vault namespace (overrides VAULT_NAMESPACE and vault { namespace })
+
+Exit codes: 0 stopped or exit_after_auth done, 1 runtime error, 2 usage,
+3 config error, 4 login failed with exit_on_err.
+`
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+type options struct {
+	configs             multi
+	logLevel, logFormat string
+	address, caCert, ns string
+}
+
+func parse(name string, args []string, stderr io.Writer) (*options, int) {
+	o := &options{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Var(&o.configs, "config", "")
+	fs.StringVar(&o.logLevel, "log-level", "", "")
+	fs.StringVar(&o.logFormat, "log-format", "", "")
+	fs.StringVar(&o.address, "address", "", "")
+	fs.StringVar(&o.caCert, "ca-cert", "", "")
+	fs.StringVar(&o.ns, "namespace", "", "")
+	if err := fs.Parse(args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "latchkey-agent: %v\n\n", err)
+		}
+		fmt.Fprint(stderr, usage)
+		return nil, exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "latchkey-agent: unexpected argument %q\n\n%s", fs.Arg(0), usage)
+		return nil, exitUsage
+	}
+	if len(o.configs) == 0 {
+		fmt.Fprintf(stderr, "latchkey-agent: -config is required\n\n%s", usage)
+		return nil, exitUsage
+	}
+	return o, exitOK
+}
+
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version", "-v", "-version", "--version":
+			fmt.Fprintf(stdout, "latchkey-agent %s\n", version.Version)
+			return exitOK
+		case "validate":
+			return validate(args[1:], stdout, stderr, getenv)
+		}
+	}
+	o, code := parse("latchkey-agent", args, stderr)
+	if o == nil {
+		return code
+	}
+	cfg, err := config.Load(o.configs...)
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent: %v\n", err)
+		return exitConfig
+	}
+	level := firstNonEmpty(o.logLevel, cfg.LogLevel)
+	format := firstNonEmpty(o.logFormat, cfg.LogFormat)
+	log, flush, err := logging.New(logging.Options{Level: level, Format: format, Output: stderr, File: cfg.LogFile, Identifier: "latchkey-agent"})
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent: logging: %v\n", err)
+		return exitConfig
+	}
+	defer flush()
+	log.Info("latchkey-agent starting", zap.String("version", version.Version), zap.Strings("config", cfg.Files))
+	r := &runner.Runner{
+		Paths:  o.configs,
+		Flags:  vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns},
+		Getenv: getenv,
+		Logger: log,
+	}
+	err = r.Run(context.Background())
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, runner.ErrConfig):
+		log.Error("config error", zap.Error(err))
+		return exitConfig
+	case errors.Is(err, auth.ErrLogin):
+		log.Error("login failed and exit_on_err is set", zap.Error(err))
+		return exitAuth
+	}
+	log.Error("agent failed", zap.Error(err))
+	return exitError
+}
+
+// validate loads the config and builds the auth method and client, without
+// contacting Vault.
+func validate(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	o, code := parse("latchkey-agent validate", args, stderr)
+	if o == nil {
+		return code
+	}
+	cfg, err := config.Load(o.configs...)
+	if err == nil {
+		_, err = methods.New(cfg.AutoAuth.Method, auth.Env{StateDir: cfg.StateDir, Logger: zap.NewNop(), Getenv: getenv})
+	}
+	if err == nil {
+		var env vaultclient.Config
+		if env, err = vaultclient.FromEnv(getenv); err == nil {
+			vc := cfg.Vault.Client.Merge(env).Merge(vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns})
+			_, err = vaultclient.New(vc)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent: %v\n", err)
+		return exitConfig
+	}
+	fmt.Fprintf(stdout, "%s: OK (%s auth, %d sink(s), %d template(s))\n", strings.Join(cfg.Files, ", "), cfg.AutoAuth.Method.Type, len(cfg.AutoAuth.Sinks), len(cfg.Templates))
+	return exitOK
+}
+
+func firstNonEmpty(xs ...string) string {
+	for _, x := range xs {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
