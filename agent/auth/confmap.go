@@ -118,4 +118,3 @@ func (s *Settings) Err() error {
 	}
 	return nil
 }
-

@@ -24,7 +24,9 @@ import (
 
 var srv *vaulttest.Server
 
-func TestMain(m *testing.M) { vaulttest.Main(m, vaulttest.Spec{Into: &srv, Options: vaulttest.Options{TLS: true}}) }
+func TestMain(m *testing.M) {
+	vaulttest.Main(m, vaulttest.Spec{Into: &srv, Options: vaulttest.Options{TLS: true}})
+}
 
 var seq atomic.Int32
 
