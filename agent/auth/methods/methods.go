@@ -6,6 +6,7 @@ import (
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/auth/approle"
+	"github.com/latchkey/latchkey/agent/auth/aws"
 	"github.com/latchkey/latchkey/agent/auth/tokenfile"
 )
 
@@ -17,6 +18,8 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		return approle.New(cfg, env)
 	case "token_file":
 		return tokenfile.New(cfg, env)
+	case "aws":
+		return aws.New(cfg, env)
 	}
 	return nil, fmt.Errorf("%s:%d: auto_auth method %q is not available in this build", cfg.File, cfg.Line, cfg.Type)
 }
