@@ -1,0 +1,151 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Token is the token the agent currently holds.
+type Token struct {
+	// Value is the Vault token; "" before the first login and when the
+	// method response-wraps its login (then Wrapped is set).
+	Value string
+	// Wrapped is the wrap info of a response-wrapped login (method
+	// wrap_ttl): the agent cannot use the token, sinks write this.
+	Wrapped *api.SecretWrapInfo
+	// Auth is the login's auth block (policies, metadata, TTL, renewable);
+	// nil for a wrapped login.
+	Auth *api.SecretAuth
+	// Generation is 1 for the first login and grows by one on every login:
+	// it changes exactly when the token does.
+	Generation uint64
+}
+
+// Tokens holds the current token for every part of the agent that uses it
+// (sinks, template renderers), and tells them when a new login replaced it.
+// Users never restart on a new token: they read Current (or call Client)
+// before each Vault request.
+//
+// It also collects 403 answers: the Vault client given to NewTokens reports
+// every 403 it sees, so that a revoked token is noticed by whoever uses it
+// first, and the auth loop can log in again at once.
+type Tokens struct {
+	mu      sync.Mutex
+	cur     Token
+	changed chan struct{}
+	base    *api.Client
+	// forbidden carries the token of the latest 403 answer (capacity 1:
+	// one pending report is enough to trigger a check).
+	forbidden chan string
+}
+
+// NewTokens returns an empty holder for clients derived from base. It wraps
+// base's HTTP transport (shared by every clone of base) so that 403 answers
+// are reported; base must not be used with another Tokens.
+func NewTokens(base *api.Client) *Tokens {
+	t := &Tokens{changed: make(chan struct{}), forbidden: make(chan string, 1)}
+	t.setBase(base)
+	return t
+}
+
+// setBase makes base the client that Client clones, watching its 403s.
+func (t *Tokens) setBase(base *api.Client) {
+	if hc := base.CloneConfig().HttpClient; hc != nil {
+		if _, done := hc.Transport.(*observer); !done {
+			next := hc.Transport
+			if next == nil {
+				next = http.DefaultTransport
+			}
+			hc.Transport = &observer{next: next, tokens: t}
+		}
+	}
+	t.mu.Lock()
+	t.base = base
+	t.mu.Unlock()
+}
+
+// Current returns the current token (Generation 0 before the first login)
+// and a channel closed when it is replaced.
+func (t *Tokens) Current() (Token, <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cur, t.changed
+}
+
+// Wait returns the current token once there is one. It returns ctx's error
+// when ctx ends first.
+func (t *Tokens) Wait(ctx context.Context) (Token, error) {
+	for {
+		tok, changed := t.Current()
+		if tok.Generation > 0 {
+			return tok, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Token{}, ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// Client returns a new client (a cheap clone of the agent's) holding the
+// current token. Call it for each round of requests rather than keeping
+// it: a re-login replaces the token. It fails only before the first login
+// or with a wrapped login (no usable token).
+func (t *Tokens) Client() (*api.Client, error) {
+	t.mu.Lock()
+	base, tok := t.base, t.cur
+	t.mu.Unlock()
+	if tok.Value == "" {
+		return nil, errors.New("no Vault token yet")
+	}
+	c, err := base.Clone()
+	if err != nil {
+		return nil, err
+	}
+	c.SetToken(tok.Value)
+	return c, nil
+}
+
+// ReportForbidden tells the auth loop that Vault answered 403 to a request
+// made with token. The loop checks the token (lookup-self) and logs in
+// again if Vault no longer accepts it; a 403 for a path the policy does not
+// allow changes nothing. Clients from Client report on their own.
+func (t *Tokens) ReportForbidden(token string) {
+	if token == "" {
+		return
+	}
+	select {
+	case t.forbidden <- token:
+	default:
+	}
+}
+
+// publish makes tok current and wakes everyone waiting on the old one.
+func (t *Tokens) publish(tok Token) Token {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tok.Generation = t.cur.Generation + 1
+	t.cur = tok
+	close(t.changed)
+	t.changed = make(chan struct{})
+	return tok
+}
+
+// observer reports 403 answers to Tokens.
+type observer struct {
+	next   http.RoundTripper
+	tokens *Tokens
+}
+
+func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := o.next.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusForbidden {
+		o.tokens.ReportForbidden(req.Header.Get("X-Vault-Token"))
+	}
+	return resp, err
+}
