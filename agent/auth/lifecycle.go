@@ -263,4 +263,3 @@ func ttlOf(s *api.Secret) durationString {
 	}
 	return 0
 }
-

@@ -3,9 +3,9 @@ package methods
 
 import (
 	"github.com/latchkey/latchkey/agent/auth"
-	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/auth/approle"
 	"github.com/latchkey/latchkey/agent/auth/tokenfile"
+	"github.com/latchkey/latchkey/agent/config"
 )
 
 // New returns the method for cfg.Type, checking its config without
