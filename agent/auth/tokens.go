@@ -48,12 +48,13 @@ type Tokens struct {
 // are reported; base must not be used with another Tokens.
 func NewTokens(base *api.Client) *Tokens {
 	t := &Tokens{changed: make(chan struct{}), forbidden: make(chan string, 1)}
-	t.setBase(base)
+	t.SetClient(base)
 	return t
 }
 
-// setBase makes base the client that Client clones, watching its 403s.
-func (t *Tokens) setBase(base *api.Client) {
+// SetClient makes base the client that Client clones (after a reload that
+// changed the vault stanza), watching its 403 answers.
+func (t *Tokens) SetClient(base *api.Client) {
 	if hc := base.CloneConfig().HttpClient; hc != nil {
 		if _, done := hc.Transport.(*observer); !done {
 			next := hc.Transport

@@ -1,15 +1,10 @@
 // Command latchkey-agent authenticates the instance to Vault and keeps
-// tokens and rendered files current. See agent/ for the logic.
+// tokens and rendered files current. See cli.go for the command line and
+// agent/ for the logic.
 package main
 
-import (
-	"fmt"
-	"os"
-
-	"github.com/latchkey/latchkey/internal/version"
-)
+import "os"
 
 func main() {
-	fmt.Fprintf(os.Stderr, "latchkey-agent %s: not implemented yet\n", version.Version)
-	os.Exit(1)
+	os.Exit(newCLI(os.Stdout, os.Stderr, os.Getenv).run(os.Args[1:]))
 }
