@@ -97,7 +97,7 @@ func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 // loginOnce runs the method once and checks that Vault's answer holds a
 // token (or, wrapped, its wrap info).
 func (l *Lifecycle) loginOnce(ctx context.Context) (*api.Secret, error) {
-	c, err := l.Client.Clone()
+	c, err := Clone(l.Client)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +205,7 @@ func (l *Lifecycle) revoked(ctx context.Context, tok Token, reported string) boo
 	if reported != tok.Value {
 		return false
 	}
-	c, err := l.Client.Clone()
+	c, err := Clone(l.Client)
 	if err != nil {
 		return false
 	}

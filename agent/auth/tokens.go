@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 
@@ -53,17 +54,20 @@ func NewTokens(base *api.Client) *Tokens {
 }
 
 // SetClient makes base the client that Client clones (after a reload that
-// changed the vault stanza), watching its 403 answers.
+// changed the vault stanza), and has it report its 403 answers. The report
+// rides on the client's CheckRetry hook, which every clone of base shares
+// and which sees every response with its request.
 func (t *Tokens) SetClient(base *api.Client) {
-	if hc := base.CloneConfig().HttpClient; hc != nil {
-		if _, done := hc.Transport.(*observer); !done {
-			next := hc.Transport
-			if next == nil {
-				next = http.DefaultTransport
-			}
-			hc.Transport = &observer{next: next, tokens: t}
-		}
+	next := base.CheckRetry()
+	if next == nil {
+		next = api.DefaultRetryPolicy
 	}
+	base.SetCheckRetry(func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if resp != nil && resp.StatusCode == http.StatusForbidden && resp.Request != nil {
+			t.ReportForbidden(resp.Request.Header.Get("X-Vault-Token"))
+		}
+		return next(ctx, resp, err)
+	})
 	t.mu.Lock()
 	t.base = base
 	t.mu.Unlock()
@@ -104,12 +108,30 @@ func (t *Tokens) Client() (*api.Client, error) {
 	if tok.Value == "" {
 		return nil, errors.New("no Vault token yet")
 	}
-	c, err := base.Clone()
+	c, err := Clone(base)
 	if err != nil {
 		return nil, err
 	}
 	c.SetToken(tok.Value)
 	return c, nil
+}
+
+// Clone returns a copy of c sharing its HTTP client and hooks, with c's
+// token, namespace and headers. api.Client.Clone alone would pick up
+// VAULT_NAMESPACE and VAULT_HEADERS from the environment again, which
+// vaultclient.New deliberately ignores.
+func Clone(c *api.Client) (*api.Client, error) {
+	n, err := c.Clone()
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
+	}
+	n.SetToken(c.Token())
+	n.ClearNamespace()
+	if ns := c.Namespace(); ns != "" {
+		n.SetNamespace(ns)
+	}
+	n.SetHeaders(c.Headers())
+	return n, nil
 }
 
 // ReportForbidden tells the auth loop that Vault answered 403 to a request
@@ -135,18 +157,4 @@ func (t *Tokens) publish(tok Token) Token {
 	close(t.changed)
 	t.changed = make(chan struct{})
 	return tok
-}
-
-// observer reports 403 answers to Tokens.
-type observer struct {
-	next   http.RoundTripper
-	tokens *Tokens
-}
-
-func (o *observer) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := o.next.RoundTrip(req)
-	if err == nil && resp.StatusCode == http.StatusForbidden {
-		o.tokens.ReportForbidden(req.Header.Get("X-Vault-Token"))
-	}
-	return resp, err
 }

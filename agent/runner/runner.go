@@ -296,8 +296,8 @@ func (r *Runner) apply(ctx context.Context, errs chan<- error, st *state, cfg *c
 	if err != nil {
 		return err
 	}
-	tokens := st.tokens
-	if tokens == nil {
+	tokens, fresh := st.tokens, st.tokens == nil
+	if fresh {
 		tokens = auth.NewTokens(client)
 	}
 	keepRender := st.cfg != nil && sameTemplates(st.cfg, cfg)
@@ -316,7 +316,9 @@ func (r *Runner) apply(ctx context.Context, errs chan<- error, st *state, cfg *c
 	st.tokens = tokens
 	if !keepAuth {
 		st.auth.halt()
-		tokens.SetClient(client)
+		if !fresh {
+			tokens.SetClient(client)
+		}
 		lc.Tokens = tokens
 		st.auth = start(ctx, errs, lc.Run)
 	}

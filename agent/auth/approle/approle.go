@@ -157,7 +157,7 @@ func (m *Method) unwrap(ctx context.Context, c *api.Client, wrapToken string) (s
 	if strings.Trim(created, "/") != m.secretIDWrappingPath {
 		return "", fmt.Errorf("wrapping token was created at %q, want %q", created, m.secretIDWrappingPath)
 	}
-	uc, err := c.Clone()
+	uc, err := auth.Clone(c)
 	if err != nil {
 		return "", err
 	}

@@ -61,7 +61,7 @@ func (m *Method) Login(ctx context.Context, c *api.Client) (*api.Secret, error) 
 	if err != nil {
 		return nil, err
 	}
-	tc, err := c.Clone()
+	tc, err := auth.Clone(c)
 	if err != nil {
 		return nil, err
 	}
