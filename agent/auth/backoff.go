@@ -1,57 +1,28 @@
 package auth
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
 )
 
-// Backoff is jittered exponential backoff between Min and Max: each Next
-// doubles the base wait (capped at Max) and returns it reduced by up to a
-// quarter, so that a fleet of instances restarted together does not retry
-// in step. The zero value is not usable; use NewBackoff.
+// Backoff is the wait between failed attempts: it starts at Min, doubles
+// after each failure up to Max, and is jittered by ±25% so that a fleet
+// restarted together does not retry in step. The zero value is not usable.
 type Backoff struct {
-	min, max, cur time.Duration
+	Min, Max time.Duration
+	cur      time.Duration
 }
 
-// NewBackoff returns a Backoff starting at min. A min of 0 means 1s; a max
-// below min is raised to min.
-func NewBackoff(min, max time.Duration) *Backoff {
-	if min <= 0 {
-		min = time.Second
-	}
-	if max < min {
-		max = min
-	}
-	return &Backoff{min: min, max: max, cur: min}
-}
-
-// Next returns the wait before the next attempt and grows the base.
+// Next returns the wait before the next attempt and lengthens the following.
 func (b *Backoff) Next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.Min
+	}
 	d := b.cur
-	b.cur *= 2
-	if b.cur > b.max {
-		b.cur = b.max
-	}
-	jitter := time.Duration(rand.Int64N(int64(d)/4 + 1))
-	if d-jitter < b.min {
-		return b.min
-	}
-	return d - jitter
+	b.cur = min(b.cur*2, b.Max)
+	jitter := time.Duration(rand.Int64N(int64(d)/2+1)) - d/4
+	return max(d+jitter, time.Millisecond)
 }
 
-// Reset starts again from Min, after a success.
-func (b *Backoff) Reset() { b.cur = b.min }
-
-// Sleep waits d or until ctx is done; it reports whether the whole wait
-// passed (false: ctx was cancelled).
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+// Reset starts again from Min after a success.
+func (b *Backoff) Reset() { b.cur = 0 }

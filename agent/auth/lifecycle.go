@@ -11,255 +11,191 @@ import (
 	"go.uber.org/zap"
 )
 
-// LoginError is returned by Lifecycle.Run when a login failed and
-// exit_on_err is set.
-type LoginError struct{ Err error }
-
-func (e *LoginError) Error() string { return "auto_auth login failed: " + e.Err.Error() }
-func (e *LoginError) Unwrap() error { return e.Err }
-
-// Lifecycle logs in with Method, keeps the token alive and logs in again
-// when it cannot, publishing every token in Tokens.
+// Lifecycle logs in, keeps the token alive and logs in again when it must.
+// One place decides "renew or log in again": watch.
 type Lifecycle struct {
 	Method Method
-	Tokens *Tokens
-	// Client reaches Vault; it must hold no token. Namespace is the
-	// method's own (applied to logins only).
-	Client    *api.Client
+	// Client carries the Vault address and TLS; its token is never used.
+	Client *api.Client
+	// Namespace is the method's namespace ("" keeps the client's).
 	Namespace string
-	// WrapTTL response-wraps logins (method wrap_ttl); such tokens are
-	// handed to sinks and never renewed.
-	WrapTTL time.Duration
-	// MinBackoff and MaxBackoff bound the waits between failed logins.
-	MinBackoff, MaxBackoff time.Duration
-	// ExitOnErr ends Run at the first failed login.
-	ExitOnErr bool
+	Holder    *Holder
 	Logger    *zap.Logger
-	// Status, when set, receives one-line descriptions of what the loop is
-	// doing, for systemd's STATUS=.
+	// MinBackoff and MaxBackoff bound the wait between failed logins.
+	MinBackoff, MaxBackoff time.Duration
+	// ExitOnErr makes Run return after the first failed login.
+	ExitOnErr bool
+	// CheckInterval is how often the token is looked up to notice a
+	// revocation between renewals (0: never).
+	CheckInterval time.Duration
+	// Status, when set, receives a line for systemd's STATUS=.
 	Status func(string)
+	// OnLogin, when set, is called with each new login response (before
+	// the token is published), so that a reload can keep it.
+	OnLogin func(*api.Secret)
+
+	denied chan struct{}
 }
 
-// Run logs in and keeps a valid token in Tokens until ctx ends. It returns
-// nil when ctx ends, and a *LoginError when a login failed with ExitOnErr.
-func (l *Lifecycle) Run(ctx context.Context) error {
+// ErrLogin wraps a login failure that ended Run (exit_on_err).
+var ErrLogin = errors.New("login failed")
+
+// PermissionDenied tells the lifecycle that a user of the token got a 403.
+// The lifecycle checks the token and logs in again if it was revoked. It
+// never blocks.
+func (l *Lifecycle) PermissionDenied() {
+	select {
+	case l.denials() <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Lifecycle) denials() chan struct{} {
+	if l.denied == nil {
+		l.denied = make(chan struct{}, 1)
+	}
+	return l.denied
+}
+
+// Run logs in and keeps a valid token in Holder until ctx ends (it then
+// returns nil) or, with ExitOnErr, a login fails (it returns an error
+// wrapping ErrLogin). initial, when non-nil, is a token to start with
+// instead of logging in (a reload that kept the token).
+func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
+	l.denials()
+	secret := initial
 	for {
-		secret, err := l.login(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
+		if secret == nil {
+			var err error
+			if secret, err = l.login(ctx); err != nil {
+				return err
+			}
+			if secret == nil { // ctx ended
 				return nil
 			}
-			return err
+			if l.OnLogin != nil {
+				l.OnLogin(secret)
+			}
+			l.Holder.Set(secret.Auth.ClientToken)
 		}
-		tok := l.Tokens.publish(tokenOf(secret))
-		reason := l.hold(ctx, tok, secret)
+		reason := l.watch(ctx, secret)
 		if ctx.Err() != nil {
 			return nil
 		}
 		l.Logger.Info("logging in again", zap.String("reason", reason))
+		secret = nil
 	}
 }
 
-func tokenOf(s *api.Secret) Token {
-	if s.WrapInfo != nil {
-		return Token{Wrapped: s.WrapInfo}
-	}
-	return Token{Value: s.Auth.ClientToken, Auth: s.Auth}
-}
-
-// login tries until a login succeeds, waiting with jittered exponential
-// backoff between attempts. It returns ctx's error when ctx ends, and a
-// *LoginError at the first failure with ExitOnErr.
+// login tries until it gets a token. It returns (nil, nil) when ctx ends,
+// and an error only with ExitOnErr.
 func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
-	b := NewBackoff(l.MinBackoff, l.MaxBackoff)
+	b := &Backoff{Min: l.MinBackoff, Max: l.MaxBackoff}
 	for {
+		client, err := l.Client.Clone()
+		if err != nil {
+			return nil, err
+		}
+		client.ClearToken()
+		if l.Namespace != "" {
+			client.SetNamespace(l.Namespace)
+		}
 		l.status("logging in with " + l.Method.Describe())
-		secret, err := l.loginOnce(ctx)
+		secret, err := l.Method.Login(ctx, client)
+		if err == nil && (secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "") {
+			err = errors.New("vault's login response holds no token")
+		}
 		if err == nil {
-			l.Logger.Info("logged in", zap.String("method", l.Method.Describe()), zap.Stringer("ttl", ttlOf(secret)))
+			l.Logger.Info("logged in", zap.String("method", l.Method.Describe()),
+				zap.Strings("policies", secret.Auth.Policies), zap.Int("ttl_seconds", secret.Auth.LeaseDuration),
+				zap.Bool("renewable", secret.Auth.Renewable), zap.String("accessor", secret.Auth.Accessor))
 			return secret, nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil
 		}
 		if l.ExitOnErr {
-			return nil, &LoginError{Err: err}
+			return nil, fmt.Errorf("%w: %s: %w", ErrLogin, l.Method.Describe(), err)
 		}
 		wait := b.Next()
-		l.Logger.Warn("login failed", zap.String("method", l.Method.Describe()), zap.Error(err), zap.Duration("retry_in", wait))
+		l.Logger.Error("login failed", zap.String("method", l.Method.Describe()), zap.Error(err), zap.Duration("retry_in", wait))
 		l.status(fmt.Sprintf("login failed, retrying in %s: %v", wait.Round(time.Second), err))
-		if !Sleep(ctx, wait) {
-			return nil, ctx.Err()
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(wait):
 		}
 	}
 }
 
-// loginOnce runs the method once and checks that Vault's answer holds a
-// token (or, wrapped, its wrap info).
-func (l *Lifecycle) loginOnce(ctx context.Context) (*api.Secret, error) {
-	c, err := Clone(l.Client)
+// watch keeps secret's token alive and returns why a new login is needed:
+// renewal ended (max TTL reached, renewal failed, token expiring) or the
+// token was revoked. It returns "" when ctx ends.
+func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) string {
+	client, err := l.Client.Clone()
 	if err != nil {
-		return nil, err
+		return err.Error()
 	}
-	c.ClearToken()
+	client.SetToken(secret.Auth.ClientToken)
 	if l.Namespace != "" {
-		c.SetNamespace(l.Namespace)
+		client.SetNamespace(l.Namespace)
 	}
-	if l.WrapTTL > 0 {
-		ttl := l.WrapTTL.String()
-		c.SetWrappingLookupFunc(func(string, string) string { return ttl })
+	var doneCh <-chan error
+	var renewCh <-chan *api.RenewOutput
+	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
+	if ttl > 0 {
+		w, err := client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
+		if err != nil {
+			return "lifetime watcher: " + err.Error()
+		}
+		go w.Start()
+		defer w.Stop()
+		doneCh, renewCh = w.DoneCh(), w.RenewCh()
+		l.status(fmt.Sprintf("authenticated with %s, token valid for %s", l.Method.Describe(), ttl))
+	} else {
+		l.status(fmt.Sprintf("authenticated with %s, token does not expire", l.Method.Describe()))
 	}
-	secret, err := l.Method.Login(ctx, c)
-	switch {
-	case err != nil:
-		return nil, err
-	case secret == nil:
-		return nil, errors.New("login returned nothing")
-	case l.WrapTTL > 0 && secret.WrapInfo == nil:
-		return nil, errors.New("login response is not wrapped although wrap_ttl is set")
-	case l.WrapTTL == 0 && (secret.Auth == nil || secret.Auth.ClientToken == ""):
-		return nil, errors.New("login response holds no token")
+	var check <-chan time.Time
+	if l.CheckInterval > 0 {
+		t := time.NewTicker(l.CheckInterval)
+		defer t.Stop()
+		check = t.C
 	}
-	return secret, nil
-}
-
-// hold keeps tok until it must be replaced and returns why. This is the one
-// place that decides between renewing and logging in again:
-//   - a wrapped login is kept until ctx ends (the agent cannot renew it);
-//   - a renewable token is renewed by api.LifetimeWatcher until renewal
-//     fails or the max TTL nears;
-//   - a non-renewable (or batch) token is kept until 85% of its TTL;
-//   - in every case a 403 answer that lookup-self confirms (a revoked
-//     token) ends it at once.
-func (l *Lifecycle) hold(ctx context.Context, tok Token, secret *api.Secret) string {
-	if tok.Wrapped != nil {
-		l.status("wrapped token written; waiting")
-		<-ctx.Done()
-		return ""
-	}
-	if secret.Auth.Renewable {
-		return l.renew(ctx, tok, secret)
-	}
-	return l.untilExpiry(ctx, tok, time.Duration(secret.Auth.LeaseDuration)*time.Second)
-}
-
-// renew runs a LifetimeWatcher and returns when the token must be replaced.
-func (l *Lifecycle) renew(ctx context.Context, tok Token, secret *api.Secret) string {
-	w, err := l.Client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
-	if err != nil {
-		return "cannot renew: " + err.Error()
-	}
-	go w.Start()
-	defer w.Stop()
-	// The watcher renews at about two thirds of the remaining TTL.
-	l.authenticated(ttlOf(secret)*2/3, "renews")
 	for {
 		select {
 		case <-ctx.Done():
 			return ""
-		case err := <-w.DoneCh():
+		case err := <-doneCh:
 			if err != nil {
 				return "renewal failed: " + err.Error()
 			}
-			return "token reached its max TTL"
-		case r := <-w.RenewCh():
-			ttl := ttlOf(r.Secret)
-			l.Logger.Debug("token renewed", zap.Duration("ttl", time.Duration(ttl)))
-			l.authenticated(ttl*2/3, "renews")
-		case t := <-l.Tokens.forbidden:
-			if l.revoked(ctx, tok, t) {
-				return "Vault no longer accepts the token (403)"
+			return "token reached its max TTL or stopped being renewable"
+		case r := <-renewCh:
+			next := time.Duration(r.Secret.Auth.LeaseDuration) * time.Second
+			l.Logger.Debug("token renewed", zap.Duration("ttl", next))
+			l.status(fmt.Sprintf("authenticated with %s, token renewed for %s", l.Method.Describe(), next))
+		case <-check:
+			if revoked(ctx, client) {
+				return "token revoked (lookup-self: permission denied)"
+			}
+		case <-l.denied:
+			if revoked(ctx, client) {
+				return "token revoked (a user of the token got permission denied)"
 			}
 		}
 	}
 }
 
-// untilExpiry waits until a non-renewable token nears its end (ttl 0: it
-// never expires).
-func (l *Lifecycle) untilExpiry(ctx context.Context, tok Token, ttl time.Duration) string {
-	var expire <-chan time.Time
-	if ttl > 0 {
-		t := time.NewTimer(time.Duration(float64(ttl) * 0.85))
-		defer t.Stop()
-		expire = t.C
-	}
-	l.authenticated(durationString(ttl), "is not renewable; next login")
-	for {
-		select {
-		case <-ctx.Done():
-			return ""
-		case <-expire:
-			return "non-renewable token near its end"
-		case t := <-l.Tokens.forbidden:
-			if l.revoked(ctx, tok, t) {
-				return "Vault no longer accepts the token (403)"
-			}
-		}
-	}
-}
-
-// revoked reports whether a 403 seen with token reported means that tok is
-// no longer valid: it must be the current token, and lookup-self must be
-// refused too.
-func (l *Lifecycle) revoked(ctx context.Context, tok Token, reported string) bool {
-	if reported != tok.Value {
-		return false
-	}
-	c, err := Clone(l.Client)
-	if err != nil {
-		return false
-	}
-	c.SetToken(tok.Value)
-	_, err = c.Auth().Token().LookupSelfWithContext(ctx)
+// revoked reports whether Vault refuses the token's own lookup: revoked or
+// expired. Network errors are not a revocation.
+func revoked(ctx context.Context, c *api.Client) bool {
+	_, err := c.Auth().Token().LookupSelfWithContext(ctx)
 	var re *api.ResponseError
-	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
-		return true
-	}
-	l.Logger.Debug("403 for a request, but the token is valid (policy does not allow the path)")
-	return false
-}
-
-func (l *Lifecycle) authenticated(ttl durationString, verb string) {
-	when := "in " + ttl.String()
-	if ttl == 0 {
-		when = "never (no expiry)"
-		if verb == "renews" {
-			verb = "expires"
-		}
-	}
-	l.status(fmt.Sprintf("authenticated with %s, token %s %s", l.Method.Describe(), verb, when))
+	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
 }
 
 func (l *Lifecycle) status(s string) {
 	if l.Status != nil {
 		l.Status(s)
 	}
-}
-
-// durationString prints a TTL rounded to what a human reads in a status.
-type durationString time.Duration
-
-func (d durationString) String() string {
-	t := time.Duration(d)
-	switch {
-	case t >= time.Hour:
-		return t.Round(time.Minute).String()
-	case t >= time.Minute:
-		return t.Round(time.Second).String()
-	}
-	return t.String()
-}
-
-// ttlOf is the token's TTL in a login or renewal answer (0: none).
-func ttlOf(s *api.Secret) durationString {
-	if s == nil {
-		return 0
-	}
-	if s.Auth != nil {
-		return durationString(time.Duration(s.Auth.LeaseDuration) * time.Second)
-	}
-	if s.WrapInfo != nil {
-		return durationString(time.Duration(s.WrapInfo.TTL) * time.Second)
-	}
-	return 0
 }

@@ -3,274 +3,193 @@ package config
 import (
 	"fmt"
 	"os"
-	"reflect"
+	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
 
+	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/internal/hclconf"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
-// DefaultStateDir is where the agent keeps state across restarts.
+// DefaultStateDir holds what must survive restarts (the AWS nonce).
 const DefaultStateDir = "/var/lib/latchkey"
 
-// DefaultSinkMode is a file sink's mode when the config gives none.
-const DefaultSinkMode os.FileMode = 0o640
-
-// Config is the whole agent configuration. Pointer fields are unset when nil,
-// so that Merge can layer several files; Finalize fills the defaults.
+// Config is the agent's whole configuration.
 type Config struct {
-	// Vault is the `vault { }` stanza (retry.num_retries becomes MaxRetries).
-	Vault vaultclient.Config
-	// AutoAuth is the `auto_auth { }` stanza; nil when there is none.
-	AutoAuth *AutoAuth
-	// TemplateConfig is `template_config { }`; Templates the `template`
-	// stanzas in file order.
-	TemplateConfig *TemplateConfig
+	Vault          Vault
+	AutoAuth       *AutoAuth
+	TemplateConfig TemplateConfig
 	Templates      []Template
-
-	PidFile       string
-	ExitAfterAuth *bool
-	LogLevel      string
-	LogFormat     string
-	LogFile       string
-
-	// Latchkey holds latchkey-only settings.
-	Latchkey Latchkey
-
+	PidFile        string
+	ExitAfterAuth  bool
+	LogLevel       string
+	LogFormat      string
+	LogFile        string
+	// StateDir is latchkey { state_dir } (default /var/lib/latchkey).
+	StateDir string
 	// Files are the files read, in order.
 	Files []string
 }
 
-// AutoAuth is the `auto_auth { method ... sink ... }` stanza.
-type AutoAuth struct {
-	Method *Method
-	Sinks  []Sink
+// Vault is the `vault { ... }` stanza.
+type Vault struct {
+	Client vaultclient.Config
+	// NumRetries is retry { num_retries } (Vault Agent's default: 12).
+	NumRetries *int
 }
 
-// Method is the auto_auth `method` stanza.
-type Method struct {
-	// Type is the auth method: aws, alicloud, approle or token_file.
-	Type string
-	// MountPath defaults to "auth/<type>".
-	MountPath string
-	Namespace string
-	// WrapTTL response-wraps the login (0 = off).
-	WrapTTL time.Duration
+// AutoAuth is the `auto_auth { ... }` stanza.
+type AutoAuth struct {
+	Method auth.MethodConfig
 	// MinBackoff and MaxBackoff bound the wait between failed logins
 	// (defaults 1s and 5m).
 	MinBackoff, MaxBackoff time.Duration
-	// ExitOnErr makes a failed login fatal instead of retried forever.
+	// ExitOnErr stops the agent when a login fails, instead of retrying.
 	ExitOnErr bool
-	// Config is the method's own `config` map.
-	Config map[string]any
-	Range  hcl.Range
+	Sinks     []Sink
 }
 
-// Sink is one auto_auth `sink` stanza. Only "file" sinks exist.
+// Sink is a `sink "file" { ... }` stanza.
 type Sink struct {
-	Type string
-	// WrapTTL response-wraps the token written to this sink (0 = off).
-	WrapTTL time.Duration
-	// Path is the file written.
 	Path string
-	// Mode is the file's permission bits (default 0640).
+	// Mode is config.mode (default 0640).
 	Mode os.FileMode
-	// Owner and Group are user/group names or numeric ids; "" keeps the
-	// agent's own.
+	// Owner and Group are names or numbers; "" leaves the agent's own.
 	Owner, Group string
-	Range        hcl.Range
+	// WrapTTL response-wraps the token written to this sink.
+	WrapTTL time.Duration
+	Range   hcl.Range
 }
 
-// Latchkey is the `latchkey { }` stanza: settings Vault Agent has not.
-type Latchkey struct {
-	// StateDir holds state that must survive restarts (default
-	// /var/lib/latchkey); created 0700.
-	StateDir string
-}
-
-// Default backoff bounds, as Vault Agent.
-const (
-	DefaultMinBackoff = time.Second
-	DefaultMaxBackoff = 5 * time.Minute
-)
-
-// Merge returns c with o layered on top: o's set scalars win, templates and
-// sinks are appended, o's auth method replaces c's.
-func (c Config) Merge(o Config) Config {
-	c.Vault = c.Vault.Merge(o.Vault)
-	if o.AutoAuth != nil {
-		if c.AutoAuth == nil {
-			c.AutoAuth = &AutoAuth{}
-		} else {
-			aa := *c.AutoAuth
-			c.AutoAuth = &aa
+// Load reads the files and directories in paths (a directory contributes
+// its *.hcl and *.json files in name order), merges them in order and
+// validates the result. Every error names file:line:col.
+func Load(paths ...string) (*Config, error) {
+	var files []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("read config %s: %w", p, err)
 		}
-		if o.AutoAuth.Method != nil {
-			c.AutoAuth.Method = o.AutoAuth.Method
-		}
-		c.AutoAuth.Sinks = append(append([]Sink(nil), c.AutoAuth.Sinks...), o.AutoAuth.Sinks...)
-	}
-	if o.TemplateConfig != nil {
-		c.TemplateConfig = o.TemplateConfig
-	}
-	c.Templates = append(append([]Template(nil), c.Templates...), o.Templates...)
-	str := func(dst *string, src string) {
-		if src != "" {
-			*dst = src
-		}
-	}
-	str(&c.PidFile, o.PidFile)
-	str(&c.LogLevel, o.LogLevel)
-	str(&c.LogFormat, o.LogFormat)
-	str(&c.LogFile, o.LogFile)
-	str(&c.Latchkey.StateDir, o.Latchkey.StateDir)
-	if o.ExitAfterAuth != nil {
-		c.ExitAfterAuth = o.ExitAfterAuth
-	}
-	c.Files = append(append([]string(nil), c.Files...), o.Files...)
-	return c
-}
-
-// Finalize fills every default: mount path, backoff bounds, sink modes,
-// template_config, state dir.
-func (c *Config) Finalize() {
-	if c.AutoAuth != nil && c.AutoAuth.Method != nil {
-		m := c.AutoAuth.Method
-		if m.MountPath == "" && m.Type != "" {
-			m.MountPath = "auth/" + m.Type
-		}
-		if m.MinBackoff == 0 {
-			m.MinBackoff = DefaultMinBackoff
-		}
-		if m.MaxBackoff == 0 {
-			m.MaxBackoff = DefaultMaxBackoff
-		}
-		if m.Config == nil {
-			m.Config = map[string]any{}
-		}
-	}
-	if c.AutoAuth != nil {
-		for i := range c.AutoAuth.Sinks {
-			if c.AutoAuth.Sinks[i].Mode == 0 {
-				c.AutoAuth.Sinks[i].Mode = DefaultSinkMode
-			}
-		}
-	}
-	if c.TemplateConfig == nil {
-		tc := DefaultTemplateConfig()
-		c.TemplateConfig = &tc
-	}
-	if c.ExitAfterAuth == nil {
-		f := false
-		c.ExitAfterAuth = &f
-	}
-	if c.Latchkey.StateDir == "" {
-		c.Latchkey.StateDir = DefaultStateDir
-	}
-}
-
-// SupportedMethods are the auto_auth method types latchkey implements.
-var SupportedMethods = []string{"aws", "alicloud", "approle", "token_file"}
-
-// Validate checks a finalized config. It returns nil, or an
-// hclconf.Diagnostics error whose lines name the file and line of each
-// problem. The Vault address is not checked here: it may come from
-// VAULT_ADDR (see vaultclient.Config.Validate).
-func (c *Config) Validate() error {
-	var diags hcl.Diagnostics
-	bad := func(rng hcl.Range, format string, args ...any) {
-		diags = append(diags, hclconf.Errorf(rng, format, args...))
-	}
-	if c.AutoAuth == nil || c.AutoAuth.Method == nil {
-		return fmt.Errorf("%s: auto_auth: a method stanza is required", c.filesForMessage())
-	}
-	m := c.AutoAuth.Method
-	if !contains(SupportedMethods, m.Type) {
-		bad(m.Range, "auto_auth method %q is not supported (supported: aws, alicloud, approle, token_file)", m.Type)
-	}
-	if m.MinBackoff > m.MaxBackoff {
-		bad(m.Range, "auto_auth method: min_backoff (%s) is greater than max_backoff (%s)", m.MinBackoff, m.MaxBackoff)
-	}
-	if m.WrapTTL > 0 && len(c.Templates) > 0 {
-		bad(m.Range, "auto_auth method: wrap_ttl cannot be used with templates (the agent never sees the wrapped token)")
-	}
-	paths := map[string]bool{}
-	for _, s := range c.AutoAuth.Sinks {
-		if s.Type != "file" {
-			bad(s.Range, "sink type %q is not supported (supported: file)", s.Type)
+		if !fi.IsDir() {
+			files = append(files, p)
 			continue
 		}
-		if s.Path == "" {
-			bad(s.Range, `sink "file": config.path is required`)
-		} else if paths[s.Path] {
-			bad(s.Range, `sink "file": path %s is used by another sink`, s.Path)
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return nil, fmt.Errorf("read config directory %s: %w", p, err)
 		}
-		paths[s.Path] = true
+		var names []string
+		for _, e := range entries {
+			ext := strings.ToLower(filepath.Ext(e.Name()))
+			if !e.IsDir() && (ext == ".hcl" || ext == ".json") {
+				names = append(names, filepath.Join(p, e.Name()))
+			}
+		}
+		sort.Strings(names)
+		if len(names) == 0 {
+			return nil, fmt.Errorf("config directory %s holds no .hcl or .json file", p)
+		}
+		files = append(files, names...)
 	}
-	for _, t := range c.Templates {
-		switch {
-		case t.Source == "" && t.Contents == "":
-			bad(t.Range, "template: one of source or contents is required")
-		case t.Source != "" && t.Contents != "":
-			bad(t.Range, "template: source and contents cannot both be set")
-		}
-		if t.Destination == "" {
-			bad(t.Range, "template: destination is required")
-		}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no config file given (-config)")
 	}
-	if tc := c.TemplateConfig; tc != nil {
-		if tc.LeaseRenewalThreshold <= 0 || tc.LeaseRenewalThreshold >= 1 {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("template_config: lease_renewal_threshold %v: want a fraction between 0 and 1", tc.LeaseRenewalThreshold)})
+	p := hclparse.NewParser()
+	c := &Config{}
+	var diags hcl.Diagnostics
+	for _, f := range files {
+		file, err := hclconf.Parse(p, f)
+		if err != nil {
+			return nil, err
 		}
+		one, d := parseFile(p, file.Body)
+		diags = append(diags, d...)
+		c.merge(one)
+		c.Files = append(c.Files, f)
 	}
-	return hclconf.Err(diags)
+	if err := hclconf.Err(diags); err != nil {
+		return nil, err
+	}
+	c.finalize()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
-func (c *Config) filesForMessage() string {
-	switch len(c.Files) {
-	case 0:
-		return "config"
-	case 1:
-		return c.Files[0]
+// merge lays o over c: set values win, templates add up.
+func (c *Config) merge(o *Config) {
+	c.Vault.Client = c.Vault.Client.Merge(o.Vault.Client)
+	if o.Vault.NumRetries != nil {
+		c.Vault.NumRetries = o.Vault.NumRetries
 	}
-	return fmt.Sprintf("%s (and %d more)", c.Files[0], len(c.Files)-1)
+	if o.AutoAuth != nil {
+		c.AutoAuth = o.AutoAuth
+	}
+	if o.TemplateConfig != (TemplateConfig{}) {
+		c.TemplateConfig = o.TemplateConfig
+	}
+	c.Templates = append(c.Templates, o.Templates...)
+	for _, kv := range []struct {
+		dst *string
+		v   string
+	}{
+		{&c.PidFile, o.PidFile}, {&c.LogLevel, o.LogLevel}, {&c.LogFormat, o.LogFormat},
+		{&c.LogFile, o.LogFile}, {&c.StateDir, o.StateDir},
+	} {
+		if kv.v != "" {
+			*kv.dst = kv.v
+		}
+	}
+	c.ExitAfterAuth = c.ExitAfterAuth || o.ExitAfterAuth
 }
 
-// SameAuth reports whether a and b log in the same way to the same Vault:
-// then a reload keeps the current token.
-func SameAuth(a, b *Config) bool {
-	if !reflect.DeepEqual(a.Vault, b.Vault) || a.Latchkey != b.Latchkey {
-		return false
+// finalize fills defaults.
+func (c *Config) finalize() {
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
 	}
-	ma, mb := a.method(), b.method()
-	if ma == nil || mb == nil {
-		return ma == mb
+	if c.Vault.NumRetries == nil {
+		n := 12
+		c.Vault.NumRetries = &n
 	}
-	x, y := *ma, *mb
-	x.Range, y.Range = hcl.Range{}, hcl.Range{}
-	return reflect.DeepEqual(x, y)
+	if c.TemplateConfig == (TemplateConfig{}) {
+		c.TemplateConfig = DefaultTemplateConfig()
+	}
+	if a := c.AutoAuth; a != nil {
+		if a.Method.MountPath == "" {
+			a.Method.MountPath = "auth/" + a.Method.Type
+		}
+		a.Method.MountPath = strings.Trim(a.Method.MountPath, "/")
+		if a.MinBackoff == 0 {
+			a.MinBackoff = time.Second
+		}
+		if a.MaxBackoff == 0 {
+			a.MaxBackoff = 5 * time.Minute
+		}
+	}
 }
 
-func (c *Config) method() *Method {
+// Validate checks what the parser alone cannot: an auto_auth stanza to run
+// with, backoff bounds in order, and a destination for every template.
+func (c *Config) Validate() error {
 	if c.AutoAuth == nil {
-		return nil
+		return fmt.Errorf("%s: no auto_auth stanza: latchkey-agent needs one method to log in with", strings.Join(c.Files, ", "))
 	}
-	return c.AutoAuth.Method
-}
-
-// SameSink reports whether two sinks write the same thing to the same file.
-func SameSink(a, b Sink) bool {
-	a.Range, b.Range = hcl.Range{}, hcl.Range{}
-	return a == b
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+	a := c.AutoAuth
+	if a.MinBackoff > a.MaxBackoff {
+		return fmt.Errorf("%s:%d: auto_auth: min_backoff (%s) is greater than max_backoff (%s)", a.Method.File, a.Method.Line, a.MinBackoff, a.MaxBackoff)
 	}
-	return false
+	switch c.LogFormat {
+	case "", "standard", "json", "console", "auto":
+	default:
+		return fmt.Errorf("log_format %q: want standard or json", c.LogFormat)
+	}
+	return nil
 }

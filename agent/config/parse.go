@@ -1,10 +1,7 @@
 package config
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,483 +12,341 @@ import (
 	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
-// unsupported are Vault Agent stanzas latchkey refuses rather than ignores:
-// a config relying on them would silently do less than its author meant.
-var unsupported = map[string]bool{
-	"cache": true, "listener": true, "api_proxy": true, "telemetry": true,
-	"env_template": true, "exec": true, "api": true, "persist": true,
-	"disable_idle_connections": true, "disable_keep_alives": true,
-}
-
-// ignored are Vault Agent keys that do not apply to latchkey and are
-// accepted so that an existing file runs unchanged.
-var ignored = map[string]bool{"disable_mlock": true}
-
-// Load reads every path (a file, or a directory whose *.hcl and *.json
-// files are read in name order) and merges them in order. It returns the
-// merged, finalized config, or an error: "read config ..." for I/O, or
-// hclconf.Diagnostics with file:line:col for bad content. It does not call
-// Validate.
-func Load(paths ...string) (*Config, error) {
-	if len(paths) == 0 {
-		return nil, fmt.Errorf("no config given (use -config FILE|DIR)")
-	}
-	var files []string
-	for _, p := range paths {
-		fs, err := expand(p)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, fs...)
-	}
-	parser := hclparse.NewParser()
-	var merged Config
-	var diags hcl.Diagnostics
-	for _, f := range files {
-		c, err := parseFile(parser, f)
-		if err != nil {
-			if ds, ok := hclconf.AsDiagnostics(err); ok {
-				diags = append(diags, ds...)
-				continue
-			}
-			return nil, err
-		}
-		if merged.AutoAuth != nil && merged.AutoAuth.Method != nil && c.AutoAuth != nil && c.AutoAuth.Method != nil {
-			diags = append(diags, hclconf.Errorf(c.AutoAuth.Method.Range, "auto_auth method: only one method is supported (another is in %s)", merged.AutoAuth.Method.Range.Filename))
-		}
-		merged = merged.Merge(*c)
-	}
-	if err := hclconf.Err(diags); err != nil {
-		return nil, err
-	}
-	merged.Finalize()
-	return &merged, nil
-}
-
-// expand returns path itself, or a directory's *.hcl and *.json files in
-// name order. An empty directory is an error.
-func expand(path string) ([]string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", path, err)
-	}
-	if !fi.IsDir() {
-		return []string{path}, nil
-	}
-	entries, err := os.ReadDir(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", path, err)
-	}
-	var out []string
-	for _, e := range entries {
-		ext := strings.ToLower(filepath.Ext(e.Name()))
-		if e.Type().IsRegular() && (ext == ".hcl" || ext == ".json") {
-			out = append(out, filepath.Join(path, e.Name()))
-		}
-	}
-	sort.Strings(out)
-	if len(out) == 0 {
-		return nil, fmt.Errorf("read config %s: no *.hcl or *.json files in the directory", path)
-	}
-	return out, nil
-}
-
-// Parse reads one file (HCL, or JSON when it ends in .json) into a Config
-// that is neither merged nor finalized.
-func Parse(path string) (*Config, error) {
-	return parseFile(hclparse.NewParser(), path)
-}
-
-// ParseBytes is Parse for content in memory; path names it in messages.
-func ParseBytes(path string, src []byte) (*Config, error) {
-	p := hclparse.NewParser()
-	f, err := hclconf.ParseBytes(p, path, src)
-	if err != nil {
-		return nil, err
-	}
-	return decodeFile(p, path, f)
-}
-
-func parseFile(p *hclparse.Parser, path string) (*Config, error) {
-	f, err := hclconf.Parse(p, path)
-	if err != nil {
-		return nil, err
-	}
-	return decodeFile(p, path, f)
-}
-
-func decodeFile(p *hclparse.Parser, path string, f *hcl.File) (*Config, error) {
-	d := &decoder{p: p}
-	root, diags := fromBody(f.Body)
-	d.diags = append(d.diags, diags...)
-	c := &Config{Files: []string{path}}
-	if root != nil {
-		d.top(c, root)
-	}
-	if err := hclconf.Err(d.diags); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// decoder collects diagnostics while reading one file.
-type decoder struct {
+// parser holds one file's decoding state: the hclparse.Parser (whose
+// sources FileMode reads) and the diagnostics gathered so far.
+type parser struct {
 	p     *hclparse.Parser
 	diags hcl.Diagnostics
 }
 
-func (d *decoder) errorf(rng hcl.Range, format string, args ...any) {
-	d.diags = append(d.diags, hclconf.Errorf(rng, format, args...))
-}
+func (ps *parser) add(d hcl.Diagnostics) { ps.diags = append(ps.diags, d...) }
 
-func (d *decoder) unknown(it *item, where string) {
-	if where == "" {
-		d.errorf(it.nameRange, "unknown key %q", it.name)
-		return
+func (ps *parser) str(a *hcl.Attribute, dst *string) {
+	if a != nil {
+		v, d := hclconf.String(a)
+		ps.add(d)
+		*dst = v
 	}
-	d.errorf(it.nameRange, "unknown key %q in %s", it.name, where)
 }
 
-func (d *decoder) attr(it *item) *hcl.Attribute {
-	a, diags := it.attr()
-	d.diags = append(d.diags, diags...)
+func (ps *parser) boolean(a *hcl.Attribute, dst *bool) {
+	if a != nil {
+		v, d := hclconf.Bool(a)
+		ps.add(d)
+		*dst = v
+	}
+}
+
+func (ps *parser) duration(a *hcl.Attribute, dst *time.Duration) {
+	if a != nil {
+		v, d := hclconf.Duration(a)
+		ps.add(d)
+		*dst = v
+	}
+}
+
+func (ps *parser) integer(a *hcl.Attribute) *int {
+	if a == nil {
+		return nil
+	}
+	v, d := hclconf.Int(a)
+	ps.add(d)
+	i := int(v)
+	return &i
+}
+
+var topAttrs = []string{"pid_file", "exit_after_auth", "log_level", "log_format", "log_file"}
+var topBlocks = []string{"vault", "auto_auth", "template", "template_config", "latchkey"}
+
+// parseFile decodes one file's body.
+func parseFile(p *hclparse.Parser, body hcl.Body) (*Config, hcl.Diagnostics) {
+	ps := &parser{p: p}
+	c := &Config{}
+	lv, d := split(body, append(append([]string{}, topBlocks...), "cache", "listener", "api_proxy", "telemetry", "env_template", "exec", "persist")...)
+	ps.add(d)
+	ps.add(lv.check("", topAttrs, topBlocks))
+	ps.str(lv.attrs["pid_file"], &c.PidFile)
+	ps.boolean(lv.attrs["exit_after_auth"], &c.ExitAfterAuth)
+	ps.str(lv.attrs["log_level"], &c.LogLevel)
+	ps.str(lv.attrs["log_format"], &c.LogFormat)
+	ps.str(lv.attrs["log_file"], &c.LogFile)
+	for _, b := range lv.blocksOf("vault") {
+		ps.vault(b, &c.Vault)
+	}
+	for _, b := range lv.blocksOf("auto_auth") {
+		if c.AutoAuth != nil {
+			ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "auto_auth: only one auto_auth stanza is allowed")})
+		}
+		c.AutoAuth = ps.autoAuth(b)
+	}
+	for _, b := range lv.blocksOf("template_config") {
+		c.TemplateConfig = ps.templateConfig(b)
+	}
+	for _, b := range lv.blocksOf("template") {
+		c.Templates = append(c.Templates, ps.template(b))
+	}
+	for _, b := range lv.blocksOf("latchkey") {
+		l, d := split(b.Body)
+		ps.add(d)
+		ps.add(l.check("latchkey", []string{"state_dir"}, nil))
+		ps.str(l.attrs["state_dir"], &c.StateDir)
+	}
+	return c, ps.diags
+}
+
+func (ps *parser) vault(b block, v *Vault) {
+	lv, d := split(b.Body, "retry")
+	ps.add(d)
+	ps.add(lv.check("vault", []string{"address", "ca_cert", "ca_path", "client_cert", "client_key",
+		"tls_skip_verify", "tls_server_name", "namespace"}, []string{"retry"}))
+	c := &v.Client
+	ps.str(lv.attrs["address"], &c.Address)
+	ps.str(lv.attrs["ca_cert"], &c.CACert)
+	ps.str(lv.attrs["ca_path"], &c.CAPath)
+	ps.str(lv.attrs["client_cert"], &c.ClientCert)
+	ps.str(lv.attrs["client_key"], &c.ClientKey)
+	ps.str(lv.attrs["tls_server_name"], &c.TLSServerName)
+	ps.str(lv.attrs["namespace"], &c.Namespace)
+	if a := lv.attrs["tls_skip_verify"]; a != nil {
+		var skip bool
+		ps.boolean(a, &skip)
+		c.TLSSkipVerify = vaultclient.Bool(skip)
+	}
+	for _, r := range lv.blocksOf("retry") {
+		rl, d := split(r.Body)
+		ps.add(d)
+		ps.add(rl.check("vault.retry", []string{"num_retries"}, nil))
+		if n := ps.integer(rl.attrs["num_retries"]); n != nil {
+			v.NumRetries = n
+		}
+	}
+}
+
+func (ps *parser) autoAuth(b block) *AutoAuth {
+	a := &AutoAuth{}
+	lv, d := split(b.Body, "method", "sink")
+	ps.add(d)
+	ps.add(lv.check("auto_auth", nil, []string{"method", "sink"}))
+	methods := lv.blocksOf("method")
+	if len(methods) != 1 {
+		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "auto_auth: want exactly one method stanza, found %d", len(methods))})
+	}
+	for _, m := range methods {
+		ps.method(m, a)
+	}
+	for _, s := range lv.blocksOf("sink") {
+		if sk, ok := ps.sink(s); ok {
+			a.Sinks = append(a.Sinks, sk)
+		}
+	}
 	return a
 }
 
-func (d *decoder) str(it *item) string {
-	a := d.attr(it)
-	if a == nil {
-		return ""
+func (ps *parser) method(b block, a *AutoAuth) {
+	lv, d := split(b.Body, "config")
+	ps.add(d)
+	ps.add(lv.check("method", []string{"type", "mount_path", "namespace", "wrap_ttl", "min_backoff",
+		"max_backoff", "exit_on_err", "config"}, []string{"config"}))
+	m := &a.Method
+	m.File, m.Line = b.DefRange.Filename, b.DefRange.Start.Line
+	if len(b.Labels) > 0 {
+		m.Type = b.Labels[0]
 	}
-	s, diags := hclconf.String(a)
-	d.diags = append(d.diags, diags...)
-	return s
-}
-
-func (d *decoder) boolean(it *item) bool {
-	a := d.attr(it)
-	if a == nil {
-		return false
+	var typ string
+	ps.str(lv.attrs["type"], &typ)
+	switch {
+	case typ != "" && m.Type != "" && typ != m.Type:
+		ps.add(hcl.Diagnostics{hclconf.Errorf(lv.attrs["type"].Expr.Range(), "method: type %q contradicts the label %q", typ, m.Type)})
+	case typ != "":
+		m.Type = typ
 	}
-	b, diags := hclconf.Bool(a)
-	d.diags = append(d.diags, diags...)
-	return b
-}
-
-func (d *decoder) boolPtr(it *item) *bool {
-	b := d.boolean(it)
-	return &b
-}
-
-func (d *decoder) integer(it *item) int64 {
-	a := d.attr(it)
-	if a == nil {
-		return 0
+	switch m.Type {
+	case "aws", "alicloud", "approle", "token_file":
+	case "":
+		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, `method: missing type (method "aws" { ... } or type = "aws")`)})
+	default:
+		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "method: type %q is not supported (supported: aws, alicloud, approle, token_file)", m.Type)})
 	}
-	n, diags := hclconf.Int(a)
-	d.diags = append(d.diags, diags...)
-	return n
-}
-
-func (d *decoder) float(it *item) float64 {
-	a := d.attr(it)
-	if a == nil {
-		return 0
-	}
-	f, diags := hclconf.Float(a)
-	d.diags = append(d.diags, diags...)
-	return f
-}
-
-func (d *decoder) duration(it *item) time.Duration {
-	a := d.attr(it)
-	if a == nil {
-		return 0
-	}
-	v, diags := hclconf.Duration(a)
-	d.diags = append(d.diags, diags...)
-	return v
-}
-
-func (d *decoder) mode(it *item) os.FileMode {
-	a := d.attr(it)
-	if a == nil {
-		return 0
-	}
-	m, diags := hclconf.FileMode(d.p, a)
-	d.diags = append(d.diags, diags...)
-	return m
-}
-
-func (d *decoder) strList(it *item) []string {
-	a := d.attr(it)
-	if a == nil {
-		return nil
-	}
-	l, diags := hclconf.StringList(a)
-	d.diags = append(d.diags, diags...)
-	return l
-}
-
-func (d *decoder) objects(it *item) []*object {
-	objs, diags := it.objects()
-	d.diags = append(d.diags, diags...)
-	return objs
-}
-
-// one returns the single body of a stanza that may not repeat.
-func (d *decoder) one(it *item) *object {
-	objs := d.objects(it)
-	if len(objs) > 1 {
-		d.errorf(it.nameRange, "%s: only one stanza is allowed here", it.name)
-		return nil
-	}
-	if len(objs) == 0 {
-		return nil
-	}
-	if len(it.labels) > 0 {
-		d.errorf(it.nameRange, "%s takes no label", it.name)
-	}
-	return objs[0]
-}
-
-func (d *decoder) top(c *Config, root *object) {
-	for _, it := range root.items {
-		switch it.name {
-		case "vault":
-			for _, o := range d.objects(it) {
-				d.vault(&c.Vault, o)
-			}
-		case "auto_auth":
-			if o := d.one(it); o != nil {
-				aa := d.autoAuth(o)
-				if c.AutoAuth != nil && c.AutoAuth.Method != nil && aa.Method != nil {
-					d.errorf(aa.Method.Range, "auto_auth: only one method is supported")
-				}
-				*c = c.Merge(Config{AutoAuth: aa})
-			}
-		case "template_config":
-			if o := d.one(it); o != nil {
-				c.TemplateConfig = d.templateConfig(o)
-			}
-		case "template":
-			for _, o := range d.objects(it) {
-				c.Templates = append(c.Templates, d.template(o, it))
-			}
-		case "latchkey":
-			if o := d.one(it); o != nil {
-				d.latchkey(&c.Latchkey, o)
-			}
-		case "pid_file":
-			c.PidFile = d.str(it)
-		case "exit_after_auth":
-			c.ExitAfterAuth = d.boolPtr(it)
-		case "log_level":
-			c.LogLevel = d.str(it)
-		case "log_format":
-			c.LogFormat = d.str(it)
-		case "log_file":
-			c.LogFile = d.str(it)
-		default:
-			switch {
-			case ignored[it.name]:
-			case unsupported[it.name]:
-				d.errorf(it.nameRange, "%q is not supported by latchkey-agent (it supports vault, auto_auth, template, template_config, pid_file, exit_after_auth, log_level, log_format, log_file and latchkey)", it.name)
-			default:
-				d.unknown(it, "")
-			}
+	ps.str(lv.attrs["mount_path"], &m.MountPath)
+	ps.str(lv.attrs["namespace"], &m.Namespace)
+	ps.str(lv.attrs["wrap_ttl"], &m.WrapTTL)
+	ps.duration(lv.attrs["min_backoff"], &a.MinBackoff)
+	ps.duration(lv.attrs["max_backoff"], &a.MaxBackoff)
+	ps.boolean(lv.attrs["exit_on_err"], &a.ExitOnErr)
+	attrs, d := lv.mapAttrs("config")
+	ps.add(d)
+	m.Config = map[string]any{}
+	for k, attr := range attrs {
+		v, d := hclconf.Value(attr)
+		ps.add(d)
+		if !d.HasErrors() {
+			m.Config[k] = goValue(v)
 		}
 	}
 }
 
-func (d *decoder) vault(v *vaultclient.Config, o *object) {
-	for _, it := range o.items {
-		switch it.name {
-		case "address":
-			v.Address = d.str(it)
-		case "ca_cert":
-			v.CACert = d.str(it)
-		case "ca_path":
-			v.CAPath = d.str(it)
-		case "client_cert":
-			v.ClientCert = d.str(it)
-		case "client_key":
-			v.ClientKey = d.str(it)
-		case "tls_server_name":
-			v.TLSServerName = d.str(it)
-		case "tls_skip_verify":
-			v.TLSSkipVerify = d.boolPtr(it)
-		case "namespace":
-			v.Namespace = d.str(it)
-		case "retry":
-			if r := d.one(it); r != nil {
-				d.retry(v, r)
-			}
-		default:
-			d.unknown(it, "vault")
+func (ps *parser) sink(b block) (Sink, bool) {
+	s := Sink{Mode: 0o640, Range: b.DefRange}
+	lv, d := split(b.Body, "config")
+	ps.add(d)
+	ps.add(lv.check("sink", []string{"type", "wrap_ttl", "config"}, []string{"config"}))
+	for _, k := range []string{"dh_type", "dh_path", "aad", "aad_env_var", "derive_key"} {
+		if a := lv.attrs[k]; a != nil {
+			ps.add(hcl.Diagnostics{hclconf.Errorf(a.NameRange, "sink: %s (encrypted sinks) is not supported; use wrap_ttl or file permissions", k)})
 		}
 	}
-}
-
-// retry reads `retry { num_retries }`: as in Vault Agent, -1 disables
-// retries and 0 keeps the default.
-func (d *decoder) retry(v *vaultclient.Config, o *object) {
-	for _, it := range o.items {
-		if it.name != "num_retries" {
-			d.unknown(it, "vault.retry")
-			continue
-		}
-		n := d.integer(it)
-		switch {
-		case n < -1:
-			d.errorf(it.expr.Range(), "invalid value for \"num_retries\": want -1 (no retries), 0 (default) or more")
-		case n == -1:
-			v.MaxRetries = vaultclient.Int(0)
-		case n > 0:
-			v.MaxRetries = vaultclient.Int(int(n))
-		}
+	typ := ""
+	if len(b.Labels) > 0 {
+		typ = b.Labels[0]
 	}
-}
-
-func (d *decoder) autoAuth(o *object) *AutoAuth {
-	aa := &AutoAuth{}
-	for _, it := range o.items {
-		switch it.name {
-		case "method":
-			for _, body := range d.objects(it) {
-				if aa.Method != nil {
-					d.errorf(it.nameRange, "auto_auth: only one method is supported")
-					continue
-				}
-				aa.Method = d.method(it, body)
-			}
-		case "sink":
-			for _, body := range d.objects(it) {
-				if s := d.sink(it, body); s != nil {
-					aa.Sinks = append(aa.Sinks, *s)
-				}
-			}
-		case "enable_reauth_on_new_credentials":
-			// Vault Agent's switch for cloud credential changes; latchkey's
-			// methods re-read credentials on every login anyway.
-			d.boolean(it)
-		default:
-			d.unknown(it, "auto_auth")
-		}
+	ps.str(lv.attrs["type"], &typ)
+	if typ != "file" {
+		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, `sink: type %q is not supported (only "file")`, typ)})
 	}
-	return aa
-}
-
-func (d *decoder) method(it *item, o *object) *Method {
-	typ, body, diags := typed(it, o)
-	d.diags = append(d.diags, diags...)
-	if body == nil {
-		return nil
-	}
-	m := &Method{Type: typ, Range: it.rng}
-	if !it.rng.Empty() {
-		m.Range = hcl.Range{Filename: it.rng.Filename, Start: it.nameRange.Start, End: it.nameRange.End}
-	}
-	for _, k := range body.items {
-		switch k.name {
-		case "type":
-		case "mount_path":
-			m.MountPath = strings.TrimSuffix(d.str(k), "/")
-		case "namespace":
-			m.Namespace = d.str(k)
-		case "wrap_ttl":
-			m.WrapTTL = d.duration(k)
-		case "min_backoff":
-			m.MinBackoff = d.duration(k)
-		case "max_backoff":
-			m.MaxBackoff = d.duration(k)
-		case "exit_on_err":
-			m.ExitOnErr = d.boolean(k)
-		case "config":
-			if c := d.one(k); c != nil {
-				cfg, diags := goMap(c)
-				d.diags = append(d.diags, diags...)
-				m.Config = cfg
-			}
-		default:
-			d.unknown(k, fmt.Sprintf("auto_auth method %q", typ))
-		}
-	}
-	return m
-}
-
-func (d *decoder) sink(it *item, o *object) *Sink {
-	typ, body, diags := typed(it, o)
-	d.diags = append(d.diags, diags...)
-	if body == nil {
-		return nil
-	}
-	s := &Sink{Type: typ, Range: hcl.Range{Filename: it.nameRange.Filename, Start: it.nameRange.Start, End: it.nameRange.End}}
-	for _, k := range body.items {
-		switch k.name {
-		case "type":
-		case "wrap_ttl":
-			s.WrapTTL = d.duration(k)
-		case "config":
-			if c := d.one(k); c != nil {
-				d.sinkConfig(s, c)
-			}
-		case "dh_type", "dh_path", "aad", "aad_env_var", "derive_key":
-			d.errorf(k.nameRange, "sink %q: %q is not supported by latchkey-agent (Diffie-Hellman encrypted sinks)", typ, k.name)
-		default:
-			d.unknown(k, fmt.Sprintf("sink %q", typ))
-		}
-	}
-	return s
-}
-
-func (d *decoder) sinkConfig(s *Sink, o *object) {
-	for _, k := range o.items {
-		switch k.name {
+	ps.duration(lv.attrs["wrap_ttl"], &s.WrapTTL)
+	attrs, d := lv.mapAttrs("config")
+	ps.add(d)
+	for k, a := range attrs {
+		switch k {
 		case "path":
-			s.Path = d.str(k)
+			ps.str(a, &s.Path)
 		case "mode":
-			n := len(d.diags)
-			s.Mode = d.mode(k)
-			if s.Mode == 0 && len(d.diags) == n {
-				d.errorf(k.expr.Range(), "invalid value for \"mode\": 0 would make the sink unreadable; want a mode such as 0640")
+			m, d := hclconf.FileMode(ps.p, a)
+			ps.add(d)
+			s.Mode = m
+		case "owner", "group":
+			v, d := hclconf.Value(a)
+			ps.add(d)
+			if !d.HasErrors() {
+				str := strings.TrimSpace(toString(goValue(v)))
+				if k == "owner" {
+					s.Owner = str
+				} else {
+					s.Group = str
+				}
 			}
-		case "owner":
-			s.Owner = d.str(k)
-		case "group":
-			s.Group = d.str(k)
 		default:
-			d.unknown(k, fmt.Sprintf("sink %q config", s.Type))
+			ps.add(hcl.Diagnostics{hclconf.Errorf(a.NameRange, "unknown key %q in sink config", k)})
 		}
 	}
+	if s.Path == "" {
+		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "sink: config.path is required")})
+		return s, false
+	}
+	return s, true
 }
 
-func (d *decoder) templateConfig(o *object) *TemplateConfig {
+func (ps *parser) templateConfig(b block) TemplateConfig {
 	tc := DefaultTemplateConfig()
-	for _, it := range o.items {
-		switch it.name {
-		case "exit_on_retry_failure":
-			tc.ExitOnRetryFailure = d.boolean(it)
-		case "static_secret_render_interval":
-			tc.StaticSecretRenderInterval = d.duration(it)
-		case "lease_renewal_threshold":
-			tc.LeaseRenewalThreshold = d.float(it)
-		case "max_connections_per_host":
-			tc.MaxConnectionsPerHost = int(d.integer(it))
-		default:
-			d.unknown(it, "template_config")
+	lv, d := split(b.Body)
+	ps.add(d)
+	ps.add(lv.check("template_config", []string{"exit_on_retry_failure", "static_secret_render_interval",
+		"lease_renewal_threshold", "max_connections_per_host"}, nil))
+	ps.boolean(lv.attrs["exit_on_retry_failure"], &tc.ExitOnRetryFailure)
+	ps.duration(lv.attrs["static_secret_render_interval"], &tc.StaticSecretRenderInterval)
+	if a := lv.attrs["lease_renewal_threshold"]; a != nil {
+		f, d := hclconf.Float(a)
+		ps.add(d)
+		if !d.HasErrors() && (f <= 0 || f >= 1) {
+			ps.add(hcl.Diagnostics{hclconf.Errorf(a.Expr.Range(), "lease_renewal_threshold: want a fraction between 0 and 1, such as 0.9")})
 		}
+		tc.LeaseRenewalThreshold = f
 	}
-	return &tc
+	if n := ps.integer(lv.attrs["max_connections_per_host"]); n != nil {
+		tc.MaxConnectionsPerHost = *n
+	}
+	return tc
 }
 
-func (d *decoder) latchkey(l *Latchkey, o *object) {
-	for _, it := range o.items {
-		switch it.name {
-		case "state_dir":
-			l.StateDir = d.str(it)
+func (ps *parser) template(b block) Template {
+	t := Template{CreateDestDirs: true, Range: b.DefRange}
+	lv, d := split(b.Body, "exec", "wait")
+	ps.add(d)
+	ps.add(lv.check("template", []string{"source", "contents", "destination", "create_dest_dirs", "perms",
+		"user", "uid", "group", "gid", "backup", "error_on_missing_key", "left_delimiter", "right_delimiter",
+		"command", "command_timeout", "wait"}, []string{"exec", "wait"}))
+	ps.str(lv.attrs["source"], &t.Source)
+	ps.str(lv.attrs["contents"], &t.Contents)
+	ps.str(lv.attrs["destination"], &t.Destination)
+	ps.boolean(lv.attrs["create_dest_dirs"], &t.CreateDestDirs)
+	if a := lv.attrs["perms"]; a != nil {
+		m, d := hclconf.FileMode(ps.p, a)
+		ps.add(d)
+		t.Perms = &m
+	}
+	ps.str(lv.attrs["user"], &t.User)
+	ps.str(lv.attrs["group"], &t.Group)
+	t.UID = ps.integer(lv.attrs["uid"])
+	t.GID = ps.integer(lv.attrs["gid"])
+	ps.boolean(lv.attrs["backup"], &t.Backup)
+	ps.boolean(lv.attrs["error_on_missing_key"], &t.ErrorOnMissingKey)
+	ps.str(lv.attrs["left_delimiter"], &t.LeftDelim)
+	ps.str(lv.attrs["right_delimiter"], &t.RightDelim)
+	if a := lv.attrs["command"]; a != nil {
+		var cmd string
+		ps.str(a, &cmd)
+		t.Exec = &Exec{Command: []string{"/bin/sh", "-c", cmd}, Timeout: 30 * time.Second}
+		ps.duration(lv.attrs["command_timeout"], &t.Exec.Timeout)
+	}
+	for _, e := range lv.blocksOf("exec") {
+		el, d := split(e.Body)
+		ps.add(d)
+		ps.add(el.check("template.exec", []string{"command", "timeout"}, nil))
+		ex := &Exec{Timeout: 30 * time.Second}
+		if a := el.attrs["command"]; a != nil {
+			list, d := hclconf.StringList(a)
+			ps.add(d)
+			// A one-string command is a shell line, as consul-template runs it.
+			if v, _ := hclconf.Value(a); v.Type().FriendlyName() == "string" {
+				var s string
+				ps.str(a, &s)
+				list = []string{"/bin/sh", "-c", s}
+			}
+			ex.Command = list
+		}
+		ps.duration(el.attrs["timeout"], &ex.Timeout)
+		if len(ex.Command) == 0 {
+			ps.add(hcl.Diagnostics{hclconf.Errorf(e.DefRange, "template.exec: command is required")})
+		}
+		t.Exec = ex
+	}
+	waits, d := lv.mapAttrs("wait")
+	ps.add(d)
+	for k, a := range waits {
+		switch k {
+		case "min":
+			ps.duration(a, &t.Wait.Min)
+		case "max":
+			ps.duration(a, &t.Wait.Max)
 		default:
-			d.unknown(it, "latchkey")
+			ps.add(hcl.Diagnostics{hclconf.Errorf(a.NameRange, "unknown key %q in template.wait", k)})
 		}
 	}
+	switch {
+	case t.Source == "" && t.Contents == "":
+		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "template: one of source or contents is required")})
+	case t.Source != "" && t.Contents != "":
+		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "template: source and contents are mutually exclusive")})
+	}
+	if t.Destination == "" {
+		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "template: destination is required")})
+	}
+	if (t.User != "" && t.UID != nil) || (t.Group != "" && t.GID != nil) {
+		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "template: give user or uid (group or gid), not both")})
+	}
+	return t
 }
+
+func toString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return itoa(x)
+	case float64:
+		return itoa(int64(x))
+	}
+	return ""
+}
+
+func itoa(i int64) string { return strconv.FormatInt(i, 10) }

@@ -1,7 +1,6 @@
-// Package runner is latchkey-agent's main loop: it starts auto-auth, sinks
-// and template rendering for a config, tells systemd what it is doing
-// (READY=1 only once the token, sinks and templates exist; STATUS=;
-// WATCHDOG=1; RELOADING=1; STOPPING=1), and reloads or stops on request.
+// Package runner is the agent's main loop: it loads the config, runs auto-auth
+// and the sinks, tells systemd how things stand, and handles SIGHUP (reload
+// everything), SIGTERM/SIGINT (stop) and exit_after_auth.
 package runner
 
 import (
@@ -9,14 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"reflect"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/auth/methods"
@@ -26,358 +28,274 @@ import (
 	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
-// Renderer renders a config's templates with the agent's token. The
-// template package implements it; the runner starts one per config and
-// keeps it across re-logins (it reads tokens.Client() per request).
-type Renderer interface {
-	// Run renders every template and keeps them current until ctx ends.
-	// It returns nil when ctx ends, and an error only when rendering must
-	// stop the agent (template_config.exit_on_retry_failure).
-	Run(ctx context.Context) error
-	// Ready is closed once every template has been rendered once.
-	Ready() <-chan struct{}
-}
+// ErrConfig wraps a config that cannot be loaded or used.
+var ErrConfig = errors.New("config error")
 
-// RendererFactory builds the Renderer of cfg's templates. It is called only
-// when cfg has templates, and again on a reload that changed them.
-type RendererFactory func(cfg *config.Config, tokens *auth.Tokens, logger *zap.Logger) (Renderer, error)
-
-// RenderError is returned by Run when the renderer failed.
-type RenderError struct{ Err error }
-
-func (e *RenderError) Error() string { return "templates: " + e.Err.Error() }
-func (e *RenderError) Unwrap() error { return e.Err }
-
-// ConfigError is returned by Run when the configuration could not be
-// loaded or applied at start.
-type ConfigError struct{ Err error }
-
-func (e *ConfigError) Error() string { return e.Err.Error() }
-func (e *ConfigError) Unwrap() error { return e.Err }
-
-// Options configure a Runner.
-type Options struct {
-	// Load reads, merges and validates the whole configuration (files,
-	// environment, flags); it is called at start and on every reload.
-	Load   func() (*config.Config, error)
-	Logger *zap.Logger
-	// Getenv is os.Getenv in production (passed to auth methods).
-	Getenv func(string) string
-	// NewRenderer renders templates; nil refuses configs with templates.
-	NewRenderer RendererFactory
-	// Notify sends sd_notify states; nil is SystemdNotifier.
-	Notify Notifier
-}
-
-// Runner runs the agent. Its Stop and Reload may be called from any
-// goroutine (signal handlers), any number of times.
+// Runner runs the agent.
 type Runner struct {
-	opts   Options
-	log    *zap.Logger
-	reload chan chan error
-	stop   chan struct{}
-	once   sync.Once
+	// Paths are the -config files and directories.
+	Paths []string
+	// Flags is the Vault client config from the command line (wins over
+	// the environment, which wins over the file).
+	Flags  vaultclient.Config
+	Getenv func(string) string
+	Logger *zap.Logger
+	// Signals delivers SIGHUP/SIGTERM/SIGINT; nil subscribes to the real ones.
+	Signals <-chan os.Signal
+	// Notify sends an sd_notify state; nil uses daemon.SdNotify.
+	Notify func(state string)
+	// CheckInterval is how often the token is looked up to notice
+	// revocation (default 1m).
+	CheckInterval time.Duration
 }
 
-// New returns a runner; nothing starts before Run.
-func New(opts Options) *Runner {
-	if opts.Notify == nil {
-		opts.Notify = SystemdNotifier
-	}
-	if opts.Getenv == nil {
-		opts.Getenv = os.Getenv
-	}
-	if opts.Logger == nil {
-		opts.Logger = zap.NewNop()
-	}
-	return &Runner{opts: opts, log: opts.Logger, reload: make(chan chan error), stop: make(chan struct{})}
+// instance is one generation of the running agent (replaced on reload).
+type instance struct {
+	cfg       *config.Config
+	cancel    context.CancelFunc
+	done      chan struct{}
+	err       error // set before done is closed
+	ready     chan struct{}
+	lifecycle *auth.Lifecycle
+
+	mu     sync.Mutex
+	secret *api.Secret // the current login, kept across reloads
 }
 
-// Stop asks Run to stop; it returns at once.
-func (r *Runner) Stop() error {
-	r.once.Do(func() { close(r.stop) })
-	return nil
-}
-
-// Reload re-reads the whole configuration and applies it, keeping the
-// current token when the auth settings did not change. It returns the
-// error of a configuration that could not be applied (the agent then keeps
-// running with the old one), or an error when Run is not running.
-func (r *Runner) Reload() error {
-	done := make(chan error, 1)
-	select {
-	case r.reload <- done:
-		return <-done
-	case <-r.stop:
-		return errors.New("agent is stopping")
-	}
-}
-
-// component is one running part (auth, sinks, renderer).
-type component struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func start(parent context.Context, errs chan<- error, run func(ctx context.Context) error) *component {
-	ctx, cancel := context.WithCancel(parent)
-	c := &component{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		if err := run(ctx); err != nil && ctx.Err() == nil {
-			errs <- err
-		}
-	}()
-	return c
-}
-
-// halt stops the component and waits for it; nil is fine.
-func (c *component) halt() {
-	if c != nil {
-		c.cancel()
-		<-c.done
-	}
-}
-
-// state is what runs for one configuration.
-type state struct {
-	cfg      *config.Config
-	tokens   *auth.Tokens
-	auth     *component
-	sinks    *sink.Set
-	sinkRun  *component
-	renderer Renderer
-	render   *component
-}
-
-// Run loads the configuration, starts everything and runs until Stop, ctx
-// ends, exit_after_auth is done, or a part fails fatally. It returns nil on
-// a clean stop; a *ConfigError (before anything started); an error writing
-// the pid file; an
-// *auth.LoginError when a login failed with exit_on_err; a *RenderError
-// when templates failed with exit_on_retry_failure.
+// Run runs until a stop signal (nil), exit_after_auth completes (nil), or a
+// fatal error: an error wrapping ErrConfig for a bad config at start, or
+// wrapping auth.ErrLogin with exit_on_err.
 func (r *Runner) Run(ctx context.Context) error {
-	cfg, err := r.opts.Load()
+	cfg, err := config.Load(r.Paths...)
 	if err != nil {
-		return &ConfigError{Err: err}
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if err := prepare(cfg); err != nil {
-		return &ConfigError{Err: err}
+	if r.CheckInterval == 0 {
+		r.CheckInterval = time.Minute
+	}
+	sigs := r.Signals
+	if sigs == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(ch)
+		sigs = ch
 	}
 	if cfg.PidFile != "" {
-		if err := atomicfile.WriteFile(cfg.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), atomicfile.Owner(0o644)); err != nil {
-			return fmt.Errorf("pid_file: %w", err)
+		if err := atomicfile.WriteFile(cfg.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), atomicfile.Options{Mode: 0o644, UID: -1, GID: -1}); err != nil {
+			return fmt.Errorf("%w: pid_file: %w", ErrConfig, err)
 		}
 		defer os.Remove(cfg.PidFile)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, 8)
-	st := &state{}
-	if err := r.apply(ctx, errs, st, cfg); err != nil {
-		return &ConfigError{Err: err}
+	holder := auth.NewHolder()
+	cur, err := r.start(ctx, cfg, holder, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	defer func() {
-		r.opts.Notify("STOPPING=1")
-		st.render.halt()
-		st.sinkRun.halt()
-		st.auth.halt()
-	}()
-
-	var watchdog <-chan time.Time
-	if d := watchdogInterval(); d > 0 {
-		t := time.NewTicker(d)
-		defer t.Stop()
-		watchdog = t.C
-	}
-	ready := r.readiness(ctx, st)
+	stopWatchdog := r.watchdog()
+	defer stopWatchdog()
+	readyCh := cur.ready
 	for {
 		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.stop:
-			r.log.Info("stopping")
-			return nil
-		case err := <-errs:
-			return err
-		case <-watchdog:
-			r.opts.Notify("WATCHDOG=1")
-		case <-ready:
-			ready = nil
-			if *st.cfg.ExitAfterAuth {
-				r.log.Info("exit_after_auth: token written, exiting")
+		case <-readyCh:
+			readyCh = nil
+			if cur.cfg.ExitAfterAuth {
+				r.Logger.Info("exit_after_auth: logged in and wrote every sink; exiting")
+				r.notify("STOPPING=1")
+				cur.stop()
 				return nil
 			}
-			r.log.Info("ready")
-			r.opts.Notify("READY=1")
-		case done := <-r.reload:
-			done <- r.doReload(ctx, errs, st)
-			if ready == nil {
-				r.opts.Notify("READY=1")
-			} else {
-				// Not ready yet: wait for the new parts too.
-				ready = r.readiness(ctx, st)
+			r.notify("READY=1")
+		case <-cur.done:
+			// Only a fatal error (exit_on_err) ends an instance by itself.
+			r.notify("STOPPING=1")
+			return cur.err
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				next := r.reload(ctx, cur, holder)
+				if next != cur {
+					cur = next
+					readyCh = cur.ready
+				} else {
+					r.notify("READY=1")
+				}
+			default:
+				r.Logger.Info("stopping", zap.String("signal", sig.String()))
+				r.notify("STOPPING=1")
+				cur.stop()
+				return nil
 			}
+		case <-ctx.Done():
+			r.notify("STOPPING=1")
+			cur.stop()
+			return nil
 		}
 	}
 }
 
-// readiness returns a channel closed once the first token exists, every
-// sink holds it and every template was rendered.
-func (r *Runner) readiness(ctx context.Context, st *state) <-chan struct{} {
-	tokens, sinks, rend := st.tokens, st.sinks, st.renderer
-	ch := make(chan struct{})
+// reload re-reads the whole config. A config that does not load leaves the
+// running instance as it is. The token is kept when neither the Vault
+// client settings nor the auth method changed.
+func (r *Runner) reload(ctx context.Context, cur *instance, holder *auth.Holder) *instance {
+	r.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+	r.Logger.Info("SIGHUP: reloading the configuration")
+	cfg, err := config.Load(r.Paths...)
+	if err != nil {
+		r.Logger.Error("reload failed; keeping the running configuration", zap.Error(err))
+		r.notify("STATUS=reload failed, running the previous configuration: " + err.Error())
+		return cur
+	}
+	var keep *api.Secret
+	if sameAuth(cur.cfg, cfg) {
+		cur.mu.Lock()
+		keep = cur.secret
+		cur.mu.Unlock()
+	}
+	cur.stop()
+	next, err := r.start(ctx, cfg, holder, keep)
+	if err != nil {
+		r.Logger.Error("reload failed; restarting the previous configuration", zap.Error(err))
+		next, _ = r.start(ctx, cur.cfg, holder, keep)
+		return next
+	}
+	if keep != nil {
+		r.Logger.Info("reloaded; auth unchanged, keeping the token")
+	} else {
+		r.Logger.Info("reloaded; auth changed, logging in again")
+	}
+	return next
+}
+
+func sameAuth(a, b *config.Config) bool {
+	return reflect.DeepEqual(a.Vault, b.Vault) && reflect.DeepEqual(a.AutoAuth.Method, b.AutoAuth.Method) &&
+		a.StateDir == b.StateDir
+}
+
+// start builds and starts one instance. keep, when set, is a login to go on
+// with instead of logging in.
+func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.Holder, keep *api.Secret) (*instance, error) {
+	env, err := vaultclient.FromEnv(r.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	vc := cfg.Vault.Client.Merge(env).Merge(r.Flags)
+	if vc.MaxRetries == nil {
+		vc.MaxRetries = cfg.Vault.NumRetries
+	}
+	client, err := vaultclient.New(vc)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	a := cfg.AutoAuth
+	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv})
+	if err != nil {
+		return nil, err
+	}
+	var sinks []*sink.File
+	for _, sc := range a.Sinks {
+		s, err := sink.New(sc, client, r.Logger)
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, s)
+	}
+	ctx, cancel := context.WithCancel(parent)
+	in := &instance{cfg: cfg, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{}), secret: keep}
+	in.lifecycle = &auth.Lifecycle{
+		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: holder, Logger: r.Logger,
+		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
+		CheckInterval: r.CheckInterval,
+		Status:        func(s string) { r.notify("STATUS=" + s) },
+		OnLogin: func(s *api.Secret) {
+			in.mu.Lock()
+			in.secret = s
+			in.mu.Unlock()
+		},
+	}
+	// Ready once there is a token and every sink has written it.
+	var pending sync.WaitGroup
+	pending.Add(1 + len(sinks))
+	var wg sync.WaitGroup
+	var tokenOnce sync.Once
+	tokenReady := func() { tokenOnce.Do(pending.Done) }
+	if keep != nil {
+		tokenReady()
+	}
+	changed := holder.Changed() // before the lifecycle can Set
+	wg.Add(1)
 	go func() {
-		if _, err := tokens.Wait(ctx); err != nil {
-			return
-		}
-		select {
-		case <-sinks.Ready():
-		case <-ctx.Done():
-			return
-		}
-		if rend != nil {
+		defer wg.Done()
+		if keep == nil {
 			select {
-			case <-rend.Ready():
+			case <-changed:
+				tokenReady()
 			case <-ctx.Done():
+			}
+		}
+	}()
+	for _, s := range sinks {
+		wg.Add(1)
+		var once sync.Once
+		go func() {
+			defer wg.Done()
+			s.Run(ctx, holder, func() { once.Do(pending.Done) })
+		}()
+	}
+	go func() {
+		pending.Wait()
+		close(in.ready)
+	}()
+	go func() {
+		err := in.lifecycle.Run(ctx, keep)
+		cancel()
+		wg.Wait()
+		in.err = err
+		close(in.done)
+	}()
+	return in, nil
+}
+
+// stop ends the instance and waits for its goroutines.
+func (in *instance) stop() {
+	in.cancel()
+	<-in.done
+}
+
+func (r *Runner) notify(state string) {
+	if r.Notify != nil {
+		r.Notify(state)
+		return
+	}
+	daemon.SdNotify(false, state)
+}
+
+// watchdog pings systemd at half of WatchdogSec while the agent runs.
+func (r *Runner) watchdog() func() {
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		return func() {}
+	}
+	t := time.NewTicker(interval / 2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				r.notify("WATCHDOG=1")
+			case <-done:
 				return
 			}
 		}
-		close(ch)
 	}()
-	return ch
+	return func() { t.Stop(); close(done) }
 }
 
-// doReload applies a freshly loaded config; on error the old one stays.
-func (r *Runner) doReload(ctx context.Context, errs chan<- error, st *state) error {
-	r.log.Info("reloading the configuration")
-	r.opts.Notify(reloading())
-	cfg, err := r.opts.Load()
-	if err == nil {
-		err = prepare(cfg)
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants
+// with RELOADING=1.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
 	}
-	if err == nil {
-		err = r.apply(ctx, errs, st, cfg)
-	}
-	if err != nil {
-		r.log.Error("reload failed; keeping the running configuration", zap.Error(err))
-		r.opts.Notify("STATUS=reload failed, running the previous configuration: " + err.Error())
-		return err
-	}
-	r.log.Info("configuration reloaded")
-	return nil
-}
-
-// prepare checks what New-ing the parts will need before anything is
-// replaced: the state directory.
-func prepare(cfg *config.Config) error {
-	if err := os.MkdirAll(cfg.Latchkey.StateDir, 0o700); err != nil {
-		return fmt.Errorf("state_dir: %w", err)
-	}
-	return nil
-}
-
-// apply makes st run cfg: auth is restarted only when its settings changed
-// (the token is kept otherwise), sinks are rebuilt (an unchanged sink is
-// not rewritten), templates restarted only when they changed. All new
-// parts are built before any old one is stopped, so a bad config changes
-// nothing.
-func (r *Runner) apply(ctx context.Context, errs chan<- error, st *state, cfg *config.Config) error {
-	keepAuth := st.cfg != nil && config.SameAuth(st.cfg, cfg)
-	var lc *auth.Lifecycle
-	var client *api.Client
-	if !keepAuth {
-		var err error
-		if client, lc, err = r.newAuth(cfg); err != nil {
-			return err
-		}
-	}
-	sinks, err := sink.NewSet(sinkConfigs(cfg), st.sinks, r.log)
-	if err != nil {
-		return err
-	}
-	tokens, fresh := st.tokens, st.tokens == nil
-	if fresh {
-		tokens = auth.NewTokens(client)
-	}
-	keepRender := st.cfg != nil && sameTemplates(st.cfg, cfg)
-	var rend Renderer
-	if !keepRender && len(cfg.Templates) > 0 {
-		if r.opts.NewRenderer == nil {
-			return errors.New("templates: this build of latchkey-agent cannot render templates")
-		}
-		if rend, err = r.opts.NewRenderer(cfg, tokens, r.log); err != nil {
-			return err
-		}
-	}
-
-	// Everything is built: swap.
-	st.cfg = cfg
-	st.tokens = tokens
-	if !keepAuth {
-		st.auth.halt()
-		if !fresh {
-			tokens.SetClient(client)
-		}
-		lc.Tokens = tokens
-		st.auth = start(ctx, errs, lc.Run)
-	}
-	st.sinkRun.halt()
-	st.sinks = sinks
-	st.sinkRun = start(ctx, errs, func(ctx context.Context) error { sinks.Run(ctx, tokens); return nil })
-	if !keepRender {
-		st.render.halt()
-		st.renderer, st.render = rend, nil
-		if rend != nil {
-			st.render = start(ctx, errs, func(ctx context.Context) error {
-				if err := rend.Run(ctx); err != nil {
-					return &RenderError{Err: err}
-				}
-				return nil
-			})
-		}
-	}
-	return nil
-}
-
-// newAuth builds the Vault client and the login loop of cfg.
-func (r *Runner) newAuth(cfg *config.Config) (*api.Client, *auth.Lifecycle, error) {
-	client, err := vaultclient.New(cfg.Vault)
-	if err != nil {
-		return nil, nil, err
-	}
-	m := cfg.AutoAuth.Method
-	env := auth.Env{StateDir: cfg.Latchkey.StateDir, Logger: r.log.With(zap.String("method", m.Type)), Getenv: r.opts.Getenv}
-	method, err := methods.New(methods.FromConfig(m), env)
-	if err != nil {
-		return nil, nil, err
-	}
-	lc := &auth.Lifecycle{
-		Method: method, Client: client, Namespace: m.Namespace, WrapTTL: m.WrapTTL,
-		MinBackoff: m.MinBackoff, MaxBackoff: m.MaxBackoff, ExitOnErr: m.ExitOnErr,
-		Logger: r.log, Status: func(s string) { r.opts.Notify("STATUS=" + s) },
-	}
-	return client, lc, nil
-}
-
-func sinkConfigs(cfg *config.Config) []config.Sink {
-	if cfg.AutoAuth == nil {
-		return nil
-	}
-	return cfg.AutoAuth.Sinks
-}
-
-// sameTemplates reports whether two configs render the same templates the
-// same way (positions in the files aside).
-func sameTemplates(a, b *config.Config) bool {
-	strip := func(ts []config.Template) []config.Template {
-		out := make([]config.Template, len(ts))
-		for i, t := range ts {
-			t.Range = hcl.Range{}
-			out[i] = t
-		}
-		return out
-	}
-	return reflect.DeepEqual(strip(a.Templates), strip(b.Templates)) &&
-		reflect.DeepEqual(a.TemplateConfig, b.TemplateConfig) && reflect.DeepEqual(a.Vault, b.Vault)
+	return ts.Nano() / 1000
 }

@@ -5,510 +5,385 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
-	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/latchkey/latchkey/agent/auth"
-	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
 var srv *vaulttest.Server
 
-func TestMain(m *testing.M) { vaulttest.Main(m, vaulttest.Spec{Into: &srv}) }
+func TestMain(m *testing.M) {
+	vaulttest.Main(m, vaulttest.Spec{Into: &srv, Options: vaulttest.Options{TLS: true}})
+}
 
-// notes records sd_notify states.
+var seq atomic.Int32
+
+// approle mounts AppRole at a fresh path with a role whose tokens live
+// ttl/maxTTL, writes role and secret id files into dir and returns the
+// config's auto_auth method stanza.
+func approle(t *testing.T, dir, ttl, maxTTL string) (mount, stanza string) {
+	t.Helper()
+	c := srv.Client
+	mount = fmt.Sprintf("approle-%d", seq.Add(1))
+	must(t, c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "approle"}))
+	_, err := c.Logical().Write("auth/"+mount+"/role/web", map[string]any{"token_ttl": ttl, "token_max_ttl": maxTTL, "token_policies": "default"})
+	must(t, err)
+	r, err := c.Logical().Read("auth/" + mount + "/role/web/role-id")
+	must(t, err)
+	s, err := c.Logical().Write("auth/"+mount+"/role/web/secret-id", nil)
+	must(t, err)
+	write(t, filepath.Join(dir, "role-id"), r.Data["role_id"].(string))
+	write(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
+	stanza = fmt.Sprintf(`
+  method "approle" {
+    mount_path = "auth/%s"
+    min_backoff = "100ms"
+    max_backoff = "1s"
+    config = {
+      role_id_file_path = %q
+      secret_id_file_path = %q
+      remove_secret_id_file_after_reading = false
+    }
+  }`, mount, filepath.Join(dir, "role-id"), filepath.Join(dir, "secret-id"))
+	return mount, stanza
+}
+
+func agentConfig(t *testing.T, dir, method, extra string, sinks ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "vault {\n  address = %q\n  ca_cert = %q\n}\n", srv.Addr, srv.CACert)
+	fmt.Fprintf(&b, "auto_auth {%s\n", method)
+	for _, s := range sinks {
+		b.WriteString(s)
+	}
+	b.WriteString("}\n")
+	fmt.Fprintf(&b, "latchkey {\n  state_dir = %q\n}\n%s", filepath.Join(dir, "state"), extra)
+	p := filepath.Join(dir, "agent.hcl")
+	write(t, p, b.String())
+	return p
+}
+
+func fileSink(path, extra string) string {
+	return fmt.Sprintf("\n  sink \"file\" {\n    %s\n    config = {\n      path = %q\n      mode = 0600\n    }\n  }\n", extra, path)
+}
+
+// notes collects sd_notify states.
 type notes struct {
-	mu  sync.Mutex
-	all []string
+	mu sync.Mutex
+	s  []string
 }
 
-func (n *notes) notify(s string) {
-	n.mu.Lock()
-	n.all = append(n.all, s)
-	n.mu.Unlock()
-}
-
-func (n *notes) list() []string {
+func (n *notes) add(s string) { n.mu.Lock(); n.s = append(n.s, s); n.mu.Unlock() }
+func (n *notes) count(prefix string) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return append([]string(nil), n.all...)
-}
-
-// waitFor polls until a state starting with prefix was sent (after skip
-// earlier ones) and returns its index.
-func (n *notes) waitFor(t *testing.T, prefix string, from int) int {
-	t.Helper()
-	var found int = -1
-	poll(t, "sd_notify "+prefix, func() bool {
-		for i, s := range n.list() {
-			if i >= from && strings.HasPrefix(s, prefix) {
-				found = i
-				return true
-			}
+	c := 0
+	for _, s := range n.s {
+		if strings.HasPrefix(s, prefix) {
+			c++
 		}
-		return false
-	})
-	return found
+	}
+	return c
 }
 
-// poll waits (generously) for cond.
-func poll(t *testing.T, what string, cond func() bool) {
+func (n *notes) countContaining(sub string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, s := range n.s {
+		if strings.Contains(s, sub) {
+			c++
+		}
+	}
+	return c
+}
+
+type running struct {
+	notes *notes
+	sigs  chan os.Signal
+	done  chan error
+}
+
+func start(t *testing.T, cfg string, check time.Duration) *running {
+	r := &running{notes: &notes{}, sigs: make(chan os.Signal, 1), done: make(chan error, 1)}
+	rn := &Runner{
+		Paths: []string{cfg}, Getenv: func(string) string { return "" }, Logger: zaptest.NewLogger(t),
+		Signals: r.sigs, Notify: r.notes.add, CheckInterval: check,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { r.done <- rn.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Error("agent did not stop")
+		}
+	})
+	return r
+}
+
+// eventually polls cond for up to 30 s (generous: tests never assert time).
+func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	for i := 0; i < 600; i++ {
+		if cond() {
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	t.Fatalf("timed out waiting for %s", what)
 }
 
-// approle enables an approle mount with one role "web" and returns the
-// role_id and secret_id files.
-func approle(t *testing.T, dir, mount string, role map[string]any) (roleIDFile, secretIDFile string) {
-	t.Helper()
-	c := srv.Client
-	if err := c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "approle"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Logical().Write("auth/"+mount+"/role/web", role); err != nil {
-		t.Fatal(err)
-	}
-	rid, err := c.Logical().Read("auth/" + mount + "/role/web/role-id")
+func readToken(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
 	if err != nil {
-		t.Fatal(err)
-	}
-	sid, err := c.Logical().Write("auth/"+mount+"/role/web/secret-id", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roleIDFile, secretIDFile = filepath.Join(dir, "role-id"), filepath.Join(dir, "secret-id")
-	writeFile(t, roleIDFile, rid.Data["role_id"].(string)+"\n")
-	writeFile(t, secretIDFile, sid.Data["secret_id"].(string)+"\n")
-	return roleIDFile, secretIDFile
-}
-
-func writeFile(t *testing.T, path, s string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
+		return ""
 	}
 	return string(b)
 }
 
-// loader parses the HCL src (with %s for the vault address) like the CLI.
-func loader(t *testing.T, dir string, src *string) func() (*config.Config, error) {
-	return func() (*config.Config, error) {
-		path := filepath.Join(dir, "agent.hcl")
-		body := fmt.Sprintf("vault {\n address = %q\n}\nlatchkey {\n state_dir = %q\n}\n", srv.Addr, filepath.Join(dir, "state")) + *src
-		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-			return nil, err
-		}
-		cfg, err := config.Load(path)
-		if err != nil {
-			return nil, err
-		}
-		return cfg, cfg.Validate()
-	}
-}
-
-type running struct {
-	r     *Runner
-	notes *notes
-	done  chan error
-}
-
-func startRunner(t *testing.T, load func() (*config.Config, error), factory RendererFactory) *running {
-	t.Helper()
-	n := &notes{}
-	r := New(Options{Load: load, Logger: zaptest.NewLogger(t), Notify: n.notify, NewRenderer: factory})
-	ctx, cancel := context.WithCancel(context.Background())
-	run := &running{r: r, notes: n, done: make(chan error, 1)}
-	go func() { run.done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-run.done:
-		case <-time.After(30 * time.Second):
-			t.Error("runner did not stop")
-		}
-	})
-	return run
-}
-
-func lookup(t *testing.T, token string) (*api.Secret, error) {
-	t.Helper()
-	c, err := srv.NewClient(token)
-	if err != nil {
-		t.Fatal(err)
-	}
+func lookup(t *testing.T, tok string) (*api.Secret, error) {
+	c, err := srv.NewClient(tok)
+	must(t, err)
 	return c.Auth().Token().LookupSelf()
 }
 
-func TestApproleSinkModeOwnerAndReadiness(t *testing.T) {
+func TestApproleSinkReady(t *testing.T) {
 	dir := t.TempDir()
-	roleID, secretID := approle(t, dir, "approle-sink", map[string]any{"token_ttl": "1h", "token_policies": "default"})
-	sinkPath := filepath.Join(dir, "token")
-	src := fmt.Sprintf(`auto_auth {
-  method "approle" {
-    mount_path = "auth/approle-sink"
-    config = {
-      role_id_file_path   = %q
-      secret_id_file_path = %q
-    }
-  }
-  sink "file" {
-    config = {
-      path  = %q
-      mode  = 0604
-      owner = "nobody"
-      group = "nogroup"
-    }
-  }
-}
-`, roleID, secretID, sinkPath)
-	run := startRunner(t, loader(t, dir, &src), nil)
-	run.notes.waitFor(t, "READY=1", 0)
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "out", "token")
+	must(t, os.Mkdir(filepath.Dir(sinkPath), 0o755))
+	owner := fmt.Sprintf("\n      owner = %d\n      group = %d", 65534, 65534)
+	sink := strings.Replace(fileSink(sinkPath, ""), "mode = 0600", "mode = 0640"+owner, 1)
+	r := start(t, agentConfig(t, dir, method, "", sink), time.Minute)
 
-	token := readFile(t, sinkPath)
-	if _, err := lookup(t, token); err != nil {
+	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	tok := readToken(t, sinkPath)
+	if _, err := lookup(t, tok); err != nil {
 		t.Fatalf("sink token does not work: %v", err)
 	}
 	fi, err := os.Stat(sinkPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(t, err)
 	st := fi.Sys().(*syscall.Stat_t)
-	if fi.Mode().Perm() != 0o604 || st.Uid != 65534 || st.Gid != 65534 {
-		t.Errorf("sink mode %v owner %d:%d, want 0604 nobody:nogroup", fi.Mode().Perm(), st.Uid, st.Gid)
+	if fi.Mode().Perm() != 0o640 || st.Uid != 65534 || st.Gid != 65534 {
+		t.Errorf("sink mode %v owner %d:%d, want 0640 65534:65534", fi.Mode().Perm(), st.Uid, st.Gid)
 	}
-	if _, err := os.Stat(secretID); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("secret_id file still there (remove_secret_id_file_after_reading defaults to true): %v", err)
-	}
-	// READY=1 came after a STATUS naming the role.
-	ready := run.notes.waitFor(t, "READY=1", 0)
-	status := run.notes.waitFor(t, "STATUS=authenticated with approle role \"web\", token renews in", 0)
-	if status > ready {
-		t.Errorf("STATUS came after READY: %q", run.notes.list())
-	}
-	if fi, err := os.Stat(filepath.Join(dir, "state")); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Errorf("state dir: %v %v", fi, err)
-	}
-}
-
-// userRenderer stands in for agent/template: it uses the token for a
-// request every 100ms, so that a revoked token is seen by a user.
-type userRenderer struct {
-	tokens   *auth.Tokens
-	ready    chan struct{}
-	once     sync.Once
-	requests int
-	mu       sync.Mutex
-}
-
-func (u *userRenderer) Run(ctx context.Context) error {
-	for {
-		if c, err := u.tokens.Client(); err == nil {
-			if _, err := c.Logical().ReadWithContext(ctx, "auth/token/lookup-self"); err == nil {
-				u.once.Do(func() { close(u.ready) })
-			}
-			u.mu.Lock()
-			u.requests++
-			u.mu.Unlock()
-		}
-		if !auth.Sleep(ctx, 100*time.Millisecond) {
-			return nil
-		}
-	}
-}
-
-func (u *userRenderer) Ready() <-chan struct{} { return u.ready }
-
-func TestReloginWhenAUserSeesTheTokenRevoked(t *testing.T) {
-	dir := t.TempDir()
-	roleID, secretID := approle(t, dir, "approle-revoke", map[string]any{"token_ttl": "1h"})
-	sinkPath := filepath.Join(dir, "token")
-	src := fmt.Sprintf(`auto_auth {
-  method "approle" {
-    mount_path = "auth/approle-revoke"
-    config = {
-      role_id_file_path   = %q
-      secret_id_file_path = %q
-    }
-  }
-  sink "file" {
-    config = { path = %q }
-  }
-}
-template {
-  contents    = "x"
-  destination = %q
-}
-`, roleID, secretID, sinkPath, filepath.Join(dir, "out"))
-	var renderers []*userRenderer
-	var mu sync.Mutex
-	factory := func(cfg *config.Config, tokens *auth.Tokens, _ *zap.Logger) (Renderer, error) {
-		u := &userRenderer{tokens: tokens, ready: make(chan struct{})}
-		mu.Lock()
-		renderers = append(renderers, u)
-		mu.Unlock()
-		return u, nil
-	}
-	run := startRunner(t, loader(t, dir, &src), factory)
-	run.notes.waitFor(t, "READY=1", 0)
-	first := readFile(t, sinkPath)
-	if err := srv.Client.Auth().Token().RevokeTree(first); err != nil {
-		t.Fatal(err)
-	}
-	// The 1h token would renew only after 40 minutes: a new token within
-	// the poll limit means the user's 403 triggered the login.
-	poll(t, "a new token in the sink", func() bool {
-		tok := readFile(t, sinkPath)
-		return tok != "" && tok != first
-	})
-	if _, err := lookup(t, readFile(t, sinkPath)); err != nil {
-		t.Fatalf("new token: %v", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(renderers) != 1 {
-		t.Errorf("the renderer was restarted by the re-login: %d renderers", len(renderers))
-	}
-}
-
-func TestRenewalThenReloginAtMaxTTL(t *testing.T) {
-	dir := t.TempDir()
-	roleID, secretID := approle(t, dir, "approle-ttl", map[string]any{"token_ttl": "3s", "token_max_ttl": "8s"})
-	sinkPath := filepath.Join(dir, "token")
-	src := fmt.Sprintf(`auto_auth {
-  method "approle" {
-    mount_path = "auth/approle-ttl"
-    config = {
-      role_id_file_path   = %q
-      secret_id_file_path = %q
-      remove_secret_id_file_after_reading = false
-    }
-  }
-  sink "file" {
-    config = { path = %q }
-  }
-}
-`, roleID, secretID, sinkPath)
-	run := startRunner(t, loader(t, dir, &src), nil)
-	run.notes.waitFor(t, "READY=1", 0)
-	first := readFile(t, sinkPath)
-	// Renewed at least once (a STATUS after the first one) ...
-	i := run.notes.waitFor(t, "STATUS=authenticated", 0)
-	run.notes.waitFor(t, "STATUS=authenticated", i+1)
-	if readFile(t, sinkPath) != first {
-		t.Log("token replaced before a renewal was seen; fine but unexpected")
-	}
-	// ... then replaced near its max TTL.
-	poll(t, "a new token after the max TTL", func() bool {
-		tok := readFile(t, sinkPath)
-		return tok != "" && tok != first
-	})
-	if _, err := lookup(t, readFile(t, sinkPath)); err != nil {
-		t.Fatalf("new token: %v", err)
-	}
-}
-
-func TestBatchTokenIsReplacedBeforeItExpires(t *testing.T) {
-	dir := t.TempDir()
-	roleID, secretID := approle(t, dir, "approle-batch", map[string]any{"token_type": "batch", "token_ttl": "4s"})
-	sinkPath := filepath.Join(dir, "token")
-	src := fmt.Sprintf(`auto_auth {
-  method "approle" {
-    mount_path = "auth/approle-batch"
-    config = {
-      role_id_file_path   = %q
-      secret_id_file_path = %q
-      remove_secret_id_file_after_reading = false
-    }
-  }
-  sink "file" {
-    config = { path = %q }
-  }
-}
-`, roleID, secretID, sinkPath)
-	run := startRunner(t, loader(t, dir, &src), nil)
-	run.notes.waitFor(t, "READY=1", 0)
-	first := readFile(t, sinkPath)
-	if !strings.HasPrefix(first, "hvb.") {
-		t.Fatalf("not a batch token: %.4s...", first)
-	}
-	run.notes.waitFor(t, "STATUS=authenticated with approle role \"web\", token is not renewable; next login in", 0)
-	poll(t, "a new batch token", func() bool {
-		tok := readFile(t, sinkPath)
-		return tok != "" && tok != first
-	})
-}
-
-func TestTokenFileAndWrappedSinkAndReloadKeepsToken(t *testing.T) {
-	dir := t.TempDir()
-	child, err := srv.Client.Auth().Token().Create(&api.TokenCreateRequest{TTL: "1h", Policies: []string{"default"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokenFile := filepath.Join(dir, "vault-token")
-	writeFile(t, tokenFile, child.Auth.ClientToken+"\n")
-	plain, wrapped, extra := filepath.Join(dir, "plain"), filepath.Join(dir, "wrapped"), filepath.Join(dir, "extra")
-	src := fmt.Sprintf(`auto_auth {
-  method {
-    type = "token_file"
-    config {
-      token_file_path = %q
-    }
-  }
-  sink "file" {
-    config = { path = %q }
-  }
-  sink "file" {
-    wrap_ttl = "5m"
-    config = { path = %q }
-  }
-}
-`, tokenFile, plain, wrapped)
-	run := startRunner(t, loader(t, dir, &src), nil)
-	run.notes.waitFor(t, "READY=1", 0)
-	if got := readFile(t, plain); got != child.Auth.ClientToken {
-		t.Fatalf("plain sink does not hold the file's token")
-	}
-	run.notes.waitFor(t, "STATUS=authenticated with token_file "+tokenFile, 0)
-
-	var info api.SecretWrapInfo
-	if err := json.Unmarshal([]byte(readFile(t, wrapped)), &info); err != nil || info.Token == "" {
-		t.Fatalf("wrapped sink: %v", err)
-	}
-	unwrapped, err := srv.Client.Logical().Unwrap(info.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok, _ := unwrapped.Data["token"].(string); tok != child.Auth.ClientToken {
-		t.Fatalf("wrapped sink unwraps to another token")
-	} else if _, err := lookup(t, tok); err != nil {
-		t.Fatalf("unwrapped token: %v", err)
-	}
-
-	// Reload with one more sink: the token is kept, the unchanged sink is
-	// not rewritten, the new sink gets the same token.
-	before, err := os.Stat(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src = strings.Replace(src, "\n}\n", fmt.Sprintf("\n  sink \"file\" {\n    config = { path = %q }\n  }\n}\n", extra), 1)
-	from := len(run.notes.list())
-	if err := run.r.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	i := run.notes.waitFor(t, "RELOADING=1", from)
-	run.notes.waitFor(t, "READY=1", i)
-	poll(t, "the new sink", func() bool { return readFile(t, extra) == child.Auth.ClientToken })
-	after, err := os.Stat(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
-		t.Error("unchanged sink was rewritten on reload")
-	}
-	// A broken config is refused and the agent keeps running.
-	src = "bogus = 1\n"
-	if err := run.r.Reload(); err == nil || !strings.Contains(err.Error(), `unknown key "bogus"`) {
-		t.Fatalf("reload of a bad config: %v", err)
-	}
-	if readFile(t, plain) != child.Auth.ClientToken {
-		t.Error("sink changed after a failed reload")
+	if r.notes.count("STATUS=authenticated with approle") == 0 {
+		t.Errorf("no STATUS line: %v", r.notes.s)
 	}
 }
 
 func TestExitAfterAuth(t *testing.T) {
 	dir := t.TempDir()
-	roleID, secretID := approle(t, dir, "approle-exit", map[string]any{"token_ttl": "1h"})
+	_, method := approle(t, dir, "1h", "2h")
 	sinkPath := filepath.Join(dir, "token")
-	src := fmt.Sprintf(`exit_after_auth = true
-pid_file = %q
-auto_auth {
-  method "approle" {
-    mount_path = "auth/approle-exit"
-    config = {
-      role_id_file_path   = %q
-      secret_id_file_path = %q
-    }
-  }
-  sink "file" {
-    config = { path = %q }
-  }
-}
-`, filepath.Join(dir, "pid"), roleID, secretID, sinkPath)
-	run := startRunner(t, loader(t, dir, &src), nil)
+	r := start(t, agentConfig(t, dir, method, "exit_after_auth = true\n", fileSink(sinkPath, "")), time.Minute)
 	select {
-	case err := <-run.done:
-		run.done <- err // for the cleanup
+	case err := <-r.done:
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("agent did not exit after auth")
+		r.done <- nil // for the cleanup
+	case <-time.After(30 * time.Second):
+		t.Fatal("exit_after_auth: still running")
 	}
-	if _, err := lookup(t, readFile(t, sinkPath)); err != nil {
+	if _, err := lookup(t, readToken(t, sinkPath)); err != nil {
 		t.Fatalf("sink token: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "pid")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("pid file left behind: %v", err)
+}
+
+// Short TTLs: the token is renewed, then at its max TTL replaced by a new login.
+func TestRenewalAndReLogin(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "2s", "5s")
+	sinkPath := filepath.Join(dir, "token")
+	r := start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
+	eventually(t, "first token", func() bool { return readToken(t, sinkPath) != "" })
+	first := readToken(t, sinkPath)
+	eventually(t, "a renewal", func() bool { return r.notes.countContaining("token renewed for") > 0 })
+	eventually(t, "a new token after max TTL", func() bool {
+		tok := readToken(t, sinkPath)
+		return tok != "" && tok != first
+	})
+	if _, err := lookup(t, readToken(t, sinkPath)); err != nil {
+		t.Fatalf("new token: %v", err)
 	}
-	for _, s := range run.notes.list() {
-		if s == "READY=1" {
-			t.Error("READY=1 sent by a one-shot run")
-		}
+}
+
+func TestRevokedTokenReLogin(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "token")
+	start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), 200*time.Millisecond)
+	eventually(t, "first token", func() bool { return readToken(t, sinkPath) != "" })
+	first := readToken(t, sinkPath)
+	must(t, srv.Client.Auth().Token().RevokeTree(first))
+	eventually(t, "a new token after revocation", func() bool {
+		tok := readToken(t, sinkPath)
+		return tok != "" && tok != first
+	})
+}
+
+func TestSIGHUPReload(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sink1 := filepath.Join(dir, "token1")
+	cfg := agentConfig(t, dir, method, "", fileSink(sink1, ""))
+	r := start(t, cfg, time.Minute)
+	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	tok := readToken(t, sink1)
+
+	// A new sink, same auth: the token is kept and written to the new sink.
+	sink2 := filepath.Join(dir, "token2")
+	agentConfig(t, dir, method, "", fileSink(sink1, ""), fileSink(sink2, ""))
+	for i := 0; i < 3; i++ { // repeated SIGHUPs are safe
+		r.sigs <- syscall.SIGHUP
+		eventually(t, "RELOADING=1", func() bool { return r.notes.count("RELOADING=1") == i+1 })
+		eventually(t, "READY=1 again", func() bool { return r.notes.count("READY=1") == i+2 })
+	}
+	if got := readToken(t, sink2); got != tok {
+		t.Errorf("after reload sink2 has another token (kept: %v)", got == tok)
+	}
+	if readToken(t, sink1) != tok {
+		t.Error("token changed on a reload that did not change auth")
+	}
+
+	// A broken config: the agent keeps running with the old one.
+	write(t, cfg, "auto_auth {\n")
+	r.sigs <- syscall.SIGHUP
+	eventually(t, "reload failure status", func() bool { return r.notes.count("STATUS=reload failed") == 1 })
+
+	// Another auth mount: a new login.
+	_, method2 := approle(t, dir, "1h", "2h")
+	agentConfig(t, dir, method2, "", fileSink(sink1, ""))
+	r.sigs <- syscall.SIGHUP
+	eventually(t, "a new token after an auth change", func() bool {
+		got := readToken(t, sink1)
+		return got != "" && got != tok
+	})
+}
+
+func TestTokenFileBatchToken(t *testing.T) {
+	dir := t.TempDir()
+	s, err := srv.Client.Auth().Token().Create(&api.TokenCreateRequest{Type: "batch", TTL: "1h", Policies: []string{"default"}, NoParent: true})
+	if err != nil {
+		// Batch tokens need an orphan-capable parent: the root token is.
+		t.Fatal(err)
+	}
+	tokFile := filepath.Join(dir, "in-token")
+	write(t, tokFile, s.Auth.ClientToken+"\n")
+	method := fmt.Sprintf("\n  method \"token_file\" {\n    config = { token_file_path = %q }\n  }", tokFile)
+	sinkPath := filepath.Join(dir, "token")
+	r := start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
+	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	if readToken(t, sinkPath) != s.Auth.ClientToken {
+		t.Error("sink does not hold the batch token")
+	}
+}
+
+func TestWrapTTLSink(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "wrapped")
+	start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, `wrap_ttl = "5m"`)), time.Minute)
+	eventually(t, "wrapped token", func() bool { return readToken(t, sinkPath) != "" })
+	var info api.SecretWrapInfo
+	must(t, json.Unmarshal([]byte(readToken(t, sinkPath)), &info))
+	c, err := srv.NewClient("")
+	must(t, err)
+	un, err := c.Logical().Unwrap(info.Token)
+	must(t, err)
+	tok, _ := un.Data["token"].(string)
+	if _, err := lookup(t, tok); err != nil {
+		t.Fatalf("unwrapped token: %v", err)
 	}
 }
 
 func TestExitOnErr(t *testing.T) {
 	dir := t.TempDir()
-	roleID, secretID := approle(t, dir, "approle-err", map[string]any{"token_ttl": "1h"})
-	writeFile(t, roleID, "not-the-role-id")
-	src := fmt.Sprintf(`auto_auth {
-  method "approle" {
-    mount_path  = "auth/approle-err"
-    exit_on_err = true
-    config = {
-      role_id_file_path   = %q
-      secret_id_file_path = %q
-    }
-  }
-}
-`, roleID, secretID)
-	run := startRunner(t, loader(t, dir, &src), nil)
-	var err error
+	_, method := approle(t, dir, "1h", "2h")
+	write(t, filepath.Join(dir, "role-id"), "not-a-role-id")
+	method = strings.Replace(method, `max_backoff = "1s"`, "max_backoff = \"1s\"\n    exit_on_err = true", 1)
+	r := start(t, agentConfig(t, dir, method, "", fileSink(filepath.Join(dir, "token"), "")), time.Minute)
 	select {
-	case err = <-run.done:
-		run.done <- err
-	case <-time.After(60 * time.Second):
-		t.Fatal("agent did not exit")
+	case err := <-r.done:
+		if !errors.Is(err, auth.ErrLogin) {
+			t.Fatalf("error = %v, want ErrLogin", err)
+		}
+		r.done <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("exit_on_err: still running")
 	}
-	var le *auth.LoginError
-	if !errors.As(err, &le) {
-		t.Fatalf("error = %v, want a LoginError", err)
+}
+
+// The real sd_notify path: NOTIFY_SOCKET names a unix datagram socket.
+func TestSdNotifySocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	must(t, err)
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "token")
+	rn := &Runner{Paths: []string{agentConfig(t, dir, method, "", fileSink(sinkPath, ""))}, Getenv: func(string) string { return "" },
+		Logger: zaptest.NewLogger(t), Signals: make(chan os.Signal)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rn.Run(ctx) }()
+	var got []string
+	buf := make([]byte, 4096)
+	for !contains(got, "READY=1") {
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := conn.Read(buf)
+		must(t, err)
+		got = append(got, string(buf[:n]))
 	}
-	if strings.Contains(err.Error(), "not-the-role-id") {
-		t.Errorf("error shows the role_id: %v", err)
+	if readToken(t, sinkPath) == "" {
+		t.Error("READY=1 before the sink was written")
 	}
+	cancel()
+	must(t, <-done)
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for !contains(got, "STOPPING=1") {
+		n, err := conn.Read(buf)
+		must(t, err)
+		got = append(got, string(buf[:n]))
+	}
+	if !contains(got, "STATUS=") {
+		t.Errorf("no STATUS= among %q", got)
+	}
+}
+
+func contains(xs []string, prefix string) bool {
+	for _, x := range xs {
+		if strings.HasPrefix(x, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func write(t *testing.T, p, s string) {
+	t.Helper()
+	must(t, os.WriteFile(p, []byte(s), 0o600))
 }

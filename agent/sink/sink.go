@@ -1,22 +1,18 @@
-// Package sink writes the agent's token to its auto_auth sinks: files
-// written atomically with an explicit mode and owner, only when the token
-// changes, optionally response-wrapped, and retried with backoff when a
-// write fails (a sink never stops the agent).
+// Package sink writes the agent's token to files (`sink "file"`), only when
+// the token changed, atomically, with the mode and owner the config names.
 package sink
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/user"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
@@ -24,205 +20,130 @@ import (
 	"github.com/latchkey/latchkey/internal/atomicfile"
 )
 
-// File is one `sink "file"`.
+// File is one file sink.
 type File struct {
-	cfg      config.Sink
-	uid, gid int
+	Config config.Sink
+	// Client reaches Vault for wrap_ttl (the token is set per call).
+	Client *api.Client
+	Logger *zap.Logger
+	// MinBackoff and MaxBackoff bound retries of a failed write.
+	MinBackoff, MaxBackoff time.Duration
 
-	// written is the generation of the token last written (0: none); it is
-	// kept across reloads for an unchanged sink.
-	mu      sync.Mutex
-	written uint64
+	uid, gid int
 }
 
-// NewFile checks a sink and resolves its owner and group (names or
-// numbers). It returns an error naming the sink's file and line when the
-// owner or group does not exist.
-func NewFile(s config.Sink) (*File, error) {
-	f := &File{cfg: s, uid: -1, gid: -1}
-	if s.Mode == 0 {
-		f.cfg.Mode = config.DefaultSinkMode
-	}
+// New resolves the sink's owner and group (names or numbers) now, so that a
+// typo is a config error rather than a retry loop.
+func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
+	f := &File{Config: c, Client: client, Logger: log, MinBackoff: time.Second, MaxBackoff: time.Minute, uid: -1, gid: -1}
 	var err error
-	if s.Owner != "" {
-		if f.uid, err = lookupID(s.Owner, true); err != nil {
-			return nil, fmt.Errorf("%s:%d: sink %s: owner: %w", s.Range.Filename, s.Range.Start.Line, s.Path, err)
+	if c.Owner != "" {
+		if f.uid, err = lookupID(c.Owner, func(n string) (string, error) {
+			u, err := user.Lookup(n)
+			if err != nil {
+				return "", err
+			}
+			return u.Uid, nil
+		}); err != nil {
+			return nil, fmt.Errorf("%s: sink %s: owner %q: %w", c.Range, c.Path, c.Owner, err)
 		}
 	}
-	if s.Group != "" {
-		if f.gid, err = lookupID(s.Group, false); err != nil {
-			return nil, fmt.Errorf("%s:%d: sink %s: group: %w", s.Range.Filename, s.Range.Start.Line, s.Path, err)
+	if c.Group != "" {
+		if f.gid, err = lookupID(c.Group, func(n string) (string, error) {
+			g, err := user.LookupGroup(n)
+			if err != nil {
+				return "", err
+			}
+			return g.Gid, nil
+		}); err != nil {
+			return nil, fmt.Errorf("%s: sink %s: group %q: %w", c.Range, c.Path, c.Group, err)
 		}
 	}
 	return f, nil
 }
 
-func lookupID(name string, isUser bool) (int, error) {
-	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
+func lookupID(s string, byName func(string) (string, error)) (int, error) {
+	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
 		return n, nil
 	}
-	if isUser {
-		u, err := user.Lookup(name)
-		if err != nil {
-			return 0, err
-		}
-		return strconv.Atoi(u.Uid)
-	}
-	g, err := user.LookupGroup(name)
+	id, err := byName(s)
 	if err != nil {
-		return 0, err
+		return -1, err
 	}
-	return strconv.Atoi(g.Gid)
+	return strconv.Atoi(id)
 }
 
-// Path is the file the sink writes.
-func (f *File) Path() string { return f.cfg.Path }
-
-// Write writes tok to the file unless this sink already holds it. A wrapped
-// login is written as its wrap info (JSON); with the sink's wrap_ttl the
-// token is response-wrapped first (sys/wrapping/wrap) and the wrap info
-// written, as Vault Agent does. It returns nil when the file holds tok.
-func (f *File) Write(ctx context.Context, tokens *auth.Tokens, tok auth.Token) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.written == tok.Generation {
+// Write writes token to the sink once: wrapped first when wrap_ttl is set.
+// The error names the file, never the token.
+func (f *File) Write(ctx context.Context, token string) error {
+	content := token
+	if f.Config.WrapTTL == 0 && f.current(token) {
 		return nil
 	}
-	data, err := f.content(ctx, tokens, tok)
+	if f.Config.WrapTTL > 0 {
+		w, err := f.wrap(ctx, token)
+		if err != nil {
+			return fmt.Errorf("sink %s: wrap token: %w", f.Config.Path, err)
+		}
+		content = w
+	}
+	err := atomicfile.WriteFile(f.Config.Path, []byte(content), atomicfile.Options{Mode: f.Config.Mode, UID: f.uid, GID: f.gid})
 	if err != nil {
-		return err
+		return fmt.Errorf("sink %s: %w", f.Config.Path, err)
 	}
-	if f.cfg.WrapTTL == 0 && tok.Wrapped == nil && f.holds(data) {
-		// Same token already on disk with the right mode and owner (a
-		// restart or reload): leave the file alone.
-		f.written = tok.Generation
-		return nil
-	}
-	opts := atomicfile.Options{Mode: f.cfg.Mode, UID: f.uid, GID: f.gid}
-	if err := atomicfile.WriteFile(f.cfg.Path, data, opts); err != nil {
-		return err
-	}
-	f.written = tok.Generation
 	return nil
 }
 
-func (f *File) content(ctx context.Context, tokens *auth.Tokens, tok auth.Token) ([]byte, error) {
-	if tok.Wrapped != nil {
-		return json.Marshal(tok.Wrapped)
+// current reports whether the file already holds token with the wanted
+// mode and owner (after a reload or restart), so it is not rewritten.
+func (f *File) current(token string) bool {
+	fi, err := os.Stat(f.Config.Path)
+	if err != nil || fi.Mode().Perm() != f.Config.Mode.Perm() {
+		return false
 	}
-	if f.cfg.WrapTTL == 0 {
-		return []byte(tok.Value), nil
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if (f.uid >= 0 && int(st.Uid) != f.uid) || (f.gid >= 0 && int(st.Gid) != f.gid) {
+			return false
+		}
 	}
-	c, err := tokens.Client()
+	b, err := os.ReadFile(f.Config.Path)
+	return err == nil && string(b) == token
+}
+
+// wrap response-wraps token and returns the wrap info as JSON, the form
+// Vault Agent writes (its "token" field is the wrapping token).
+func (f *File) wrap(ctx context.Context, token string) (string, error) {
+	c, err := f.Client.Clone()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	ttl := f.cfg.WrapTTL.String()
+	c.SetToken(token)
+	ttl := f.Config.WrapTTL.String()
 	c.SetWrappingLookupFunc(func(string, string) string { return ttl })
-	s, err := c.Logical().WriteWithContext(ctx, "sys/wrapping/wrap", map[string]any{"token": tok.Value})
+	s, err := c.Logical().WriteWithContext(ctx, "sys/wrapping/wrap", map[string]any{"token": token})
 	if err != nil {
-		return nil, fmt.Errorf("wrap the token: %w", err)
+		return "", err
 	}
 	if s == nil || s.WrapInfo == nil {
-		return nil, fmt.Errorf("wrap the token: the answer is not wrapped")
+		return "", fmt.Errorf("vault returned no wrap info")
 	}
-	return json.Marshal(s.WrapInfo)
+	b, err := json.Marshal(s.WrapInfo)
+	return string(b), err
 }
 
-// holds reports whether the file already has data, mode and owner.
-func (f *File) holds(data []byte) bool {
-	fi, err := os.Stat(f.cfg.Path)
-	if err != nil || fi.Mode().Perm() != f.cfg.Mode.Perm() {
-		return false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || (f.uid >= 0 && int(st.Uid) != f.uid) || (f.gid >= 0 && int(st.Gid) != f.gid) {
-		return false
-	}
-	b, err := os.ReadFile(f.cfg.Path)
-	return err == nil && bytes.Equal(b, data)
-}
-
-// Set is every sink of the agent.
-type Set struct {
-	files  []*File
-	logger *zap.Logger
-	ready  chan struct{}
-	// MinRetry and MaxRetry bound the backoff after a failed write.
-	MinRetry, MaxRetry time.Duration
-}
-
-// NewSet builds the sinks of cfgs. A sink equal to one in prev (the set
-// before a reload) is reused, so that it is not rewritten for a token it
-// already holds. It fails when an owner or group cannot be resolved.
-func NewSet(cfgs []config.Sink, prev *Set, logger *zap.Logger) (*Set, error) {
-	s := &Set{logger: logger, ready: make(chan struct{}), MinRetry: time.Second, MaxRetry: time.Minute}
-	for _, c := range cfgs {
-		if f := prev.find(c); f != nil {
-			s.files = append(s.files, f)
-			continue
-		}
-		f, err := NewFile(c)
-		if err != nil {
-			return nil, err
-		}
-		s.files = append(s.files, f)
-	}
-	return s, nil
-}
-
-func (s *Set) find(c config.Sink) *File {
-	if s == nil {
-		return nil
-	}
-	for _, f := range s.files {
-		if config.SameSink(f.cfg, c) {
-			return f
-		}
-	}
-	return nil
-}
-
-// Ready is closed once every sink has written a token (at once, when
-// Run starts, with no sinks). Run must be called only once.
-func (s *Set) Ready() <-chan struct{} { return s.ready }
-
-// Run writes each new token of tokens to every sink until ctx ends. A
-// failing sink is logged and retried with backoff; it delays Ready but
-// never ends Run.
-func (s *Set) Run(ctx context.Context, tokens *auth.Tokens) {
-	remaining := int64(len(s.files))
-	if remaining == 0 {
-		close(s.ready)
-	}
-	wroteFirst := func() {
-		if atomic.AddInt64(&remaining, -1) == 0 {
-			close(s.ready)
-		}
-	}
-	var wg sync.WaitGroup
-	for _, f := range s.files {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.runFile(ctx, tokens, f, wroteFirst)
-		}()
-	}
-	wg.Wait()
-}
-
-func (s *Set) runFile(ctx context.Context, tokens *auth.Tokens, f *File, wroteFirst func()) {
-	var once sync.Once
-	b := auth.NewBackoff(s.MinRetry, s.MaxRetry)
+// Run writes each new token of h until ctx ends. A failed write is logged
+// and retried with backoff; a newer token replaces the one being retried.
+// ready is called once, after the first successful write.
+func (f *File) Run(ctx context.Context, h *auth.Holder, ready func()) {
+	var written uint64
+	b := &auth.Backoff{Min: f.MinBackoff, Max: f.MaxBackoff}
 	for {
-		tok, changed := tokens.Current()
-		if tok.Generation > 0 {
-			if err := f.Write(ctx, tokens, tok); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
+		changed := h.Changed()
+		tok, gen := h.Get()
+		if tok != "" && gen != written {
+			if err := f.Write(ctx, tok); err != nil {
 				wait := b.Next()
-				s.logger.Error("cannot write sink", zap.String("path", f.cfg.Path), zap.Error(err), zap.Duration("retry_in", wait))
+				f.Logger.Error("sink write failed", zap.String("path", f.Config.Path), zap.Error(err), zap.Duration("retry_in", wait))
 				select {
 				case <-ctx.Done():
 					return
@@ -232,8 +153,12 @@ func (s *Set) runFile(ctx context.Context, tokens *auth.Tokens, f *File, wroteFi
 				continue
 			}
 			b.Reset()
-			s.logger.Debug("sink holds the current token", zap.String("path", f.cfg.Path), zap.Uint64("generation", tok.Generation))
-			once.Do(wroteFirst)
+			written = gen
+			f.Logger.Info("token written to sink", zap.String("path", f.Config.Path))
+			if ready != nil {
+				ready()
+				ready = nil
+			}
 		}
 		select {
 		case <-ctx.Done():

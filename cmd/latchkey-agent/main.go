@@ -1,10 +1,10 @@
-// Command latchkey-agent authenticates the instance to Vault and keeps
-// tokens and rendered files current. See cli.go for the command line and
-// agent/ for the logic.
+// Command latchkey-agent proves the instance's identity to Vault, keeps its
+// token alive and writes it (and rendered templates) into files; see the
+// README and package agent/runner.
 package main
 
 import "os"
 
 func main() {
-	os.Exit(newCLI(os.Stdout, os.Stderr, os.Getenv).run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }

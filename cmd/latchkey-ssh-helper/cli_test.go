@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+var (
+	srv    *vaulttest.Server
+	helper string // the built binary
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "latchkey-cli-")
+	if err != nil {
+		panic(err)
+	}
+	bins, err := testbin.Build(dir, "./cmd/latchkey-ssh-helper")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	helper = bins[0]
+	defer os.RemoveAll(dir)
+	vaulttest.Main(m, vaulttest.Spec{Into: &srv})
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.hcl")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestCommandLine(t *testing.T) {
+	good := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = \"ssh\"\naudit = \"off\"\n", srv.Addr))
+	mount := "ssh"
+	if err := srv.Client.Sys().Mount(mount, &api.MountInput{Type: "ssh"}); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		args       []string
+		env        func(string) string
+		stdin      string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		"no arguments":       {args: nil, wantCode: exitUsage, wantStderr: "-config is required"},
+		"help":               {args: []string{"-help"}, wantCode: exitUsage, wantStderr: "Usage: latchkey-ssh-helper"},
+		"h":                  {args: []string{"-h"}, wantCode: exitUsage, wantStderr: "Usage:"},
+		"unknown flag":       {args: []string{"-config=" + good, "-bogus"}, wantCode: exitUsage, wantStderr: "flag provided but not defined: -bogus"},
+		"stray argument":     {args: []string{"-config=" + good, "extra"}, wantCode: exitUsage, wantStderr: `unexpected argument "extra"`},
+		"bad log level":      {args: []string{"-config=" + good, "-log-level=loud"}, wantCode: exitUsage, wantStderr: "-log-level"},
+		"version":            {args: []string{"version"}, wantCode: exitOK, wantStdout: "latchkey-ssh-helper "},
+		"-v":                 {args: []string{"-v"}, wantCode: exitOK, wantStdout: "latchkey-ssh-helper "},
+		"-version":           {args: []string{"-version"}, wantCode: exitOK},
+		"--version":          {args: []string{"--version"}, wantCode: exitOK},
+		"version under PAM":  {args: []string{"-version"}, env: env("PAM_TYPE", "auth", "PAM_USER", "alice"), wantCode: exitUsage},
+		"missing config":     {args: []string{"-config=/nonexistent/config.hcl", "-dev"}, wantCode: exitConfig, wantStderr: "read config /nonexistent/config.hcl"},
+		"http without -dev":  {args: []string{"-config=" + good}, wantCode: exitConfig, wantStderr: "http:// is refused without -dev"},
+		"verify-only":        {args: []string{"-config=" + good, "-dev", "-verify-only"}, wantCode: exitOK, wantStderr: "echo request"},
+		"random uuid denied": {args: []string{"-config=" + good, "-dev"}, env: env("PAM_USER", "alice"), stdin: "11111111-2222-3333-4444-555555555555", wantCode: exitDenied},
+		"log level off":      {args: []string{"-config=" + good, "-dev", "-log-level=off"}, env: env("PAM_USER", "alice"), stdin: "x", wantCode: exitDenied},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			getenv := tc.env
+			if getenv == nil {
+				getenv = env()
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(tc.args, strings.NewReader(tc.stdin), &stdout, &stderr, getenv)
+			if code != tc.wantCode {
+				t.Errorf("exit code %d, want %d\nstderr: %s", code, tc.wantCode, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tc.wantStdout) {
+				t.Errorf("stdout %q, want %q", stdout.String(), tc.wantStdout)
+			}
+			if !strings.Contains(stderr.String(), tc.wantStderr) {
+				t.Errorf("stderr %q, want %q", stderr.String(), tc.wantStderr)
+			}
+			if name == "log level off" && stderr.Len() != 0 {
+				t.Errorf("-log-level=off printed %q", stderr.String())
+			}
+		})
+	}
+}
+
+// The binary, as pam_exec runs it: OTP on stdin, PAM_* in the environment.
+func TestBinaryLogin(t *testing.T) {
+	mount := "ssh-bin"
+	c := srv.Client
+	if err := c.Sys().Mount(mount, &api.MountInput{Type: "ssh"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write(mount+"/roles/web", map[string]any{"key_type": "otp", "default_user": "alice", "cidr_list": "127.0.0.0/8"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"web\"\naudit = \"off\"\n", srv.Addr, mount))
+	s, err := c.Logical().Write(mount+"/creds/web", map[string]any{"ip": "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otp := s.Data["key"].(string)
+	for i, want := range []int{exitOK, exitDenied} {
+		cmd := exec.Command(helper, "-config="+cfg, "-dev")
+		cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_SERVICE=sshd", "PAM_RHOST=127.0.0.1"}
+		cmd.Stdin = strings.NewReader(otp + "\x00")
+		out, _ := cmd.CombinedOutput()
+		if got := cmd.ProcessState.ExitCode(); got != want {
+			t.Errorf("attempt %d: exit %d, want %d\n%s", i+1, got, want, out)
+		}
+		if strings.Contains(string(out), otp) {
+			t.Errorf("output contains the OTP: %s", out)
+		}
+		if i == 0 && !strings.Contains(string(out), "alice@127.0.0.1 authenticated!") {
+			t.Errorf("output: %s", out)
+		}
+	}
+}
+
+// A stdin that never closes and a Vault that never answers: the binary
+// still exits non-zero by itself (the guard), before anything kills it.
+func TestBinaryDeadline(t *testing.T) {
+	cfg := writeConfig(t, "vault_addr = \"http://127.0.0.1:9\"\ntimeout = \"1s\"\naudit = \"off\"\n")
+	cmd := exec.Command(helper, "-config="+cfg, "-dev")
+	cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth"}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	cmd.Stdin = pr
+	out, _ := cmd.CombinedOutput()
+	pr.Close()
+	if got := cmd.ProcessState.ExitCode(); got != exitVault {
+		t.Fatalf("exit %d, want %d\n%s", got, exitVault, out)
+	}
+	if !strings.Contains(string(out), "deadline") {
+		t.Errorf("output does not name the deadline: %s", out)
+	}
+}

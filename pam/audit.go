@@ -1,0 +1,182 @@
+package pam
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/syslog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
+)
+
+// Record is one login attempt, as the audit trail keeps it. It never holds
+// the password.
+type Record struct {
+	Time      time.Time `json:"time"`
+	Service   string    `json:"pam_service"`
+	User      string    `json:"pam_user"`
+	RHost     string    `json:"pam_rhost"`
+	Mode      string    `json:"mode"`
+	Role      string    `json:"role,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+	VaultAddr string    `json:"vault_addr,omitempty"`
+	RequestID string    `json:"vault_request_id,omitempty"`
+	// Result is "success" or "failure"; Reason says why it failed.
+	Result string `json:"result"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Message is the record as one human line.
+func (r Record) Message() string {
+	from := r.RHost
+	if from == "" {
+		from = "unknown host"
+	}
+	if r.Result == "success" {
+		return fmt.Sprintf("accepted %s login for %s from %s (role %q, ip %s, vault %s, request %s)",
+			r.Mode, r.User, from, r.Role, r.IP, r.VaultAddr, r.RequestID)
+	}
+	return fmt.Sprintf("refused %s login for %s from %s: %s", r.Mode, r.User, from, r.Reason)
+}
+
+// identifier is the syslog identifier of audit records.
+const identifier = "latchkey-ssh-helper"
+
+// Auditor writes records where the config says. pam_exec discards the
+// helper's output unless its line has log=, so the record goes to the
+// journal or syslog directly.
+type Auditor struct {
+	// Dest is one of the Audit* constants.
+	Dest string
+	// File, when set, also gets each record as a JSON line.
+	File string
+	// Stderr receives the record when no system log is reachable.
+	Stderr io.Writer
+
+	// Test hooks; nil means the real journal and syslog.
+	journalEnabled func() bool
+	journalSend    func(string, journal.Priority, map[string]string) error
+	syslogWrite    func(priority syslog.Priority, msg string) error
+}
+
+// Write records r. A destination that cannot be written is reported in the
+// returned error, after the others were tried; the login's outcome does not
+// depend on it.
+func (a *Auditor) Write(r Record) error {
+	var errs []string
+	if a.File != "" {
+		if err := appendJSON(a.File, r); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	sent := false
+	switch a.Dest {
+	case AuditOff:
+		sent = true
+	case AuditAuto, AuditJournal, "":
+		if a.journalOn() {
+			if err := a.sendJournal(r); err != nil {
+				errs = append(errs, "journal: "+err.Error())
+			} else {
+				sent = true
+			}
+		}
+		if sent || a.Dest == AuditJournal {
+			break
+		}
+		fallthrough
+	case AuditSyslog:
+		if err := a.sendSyslog(r); err != nil {
+			errs = append(errs, "syslog: "+err.Error())
+		} else {
+			sent = true
+		}
+	}
+	if !sent && a.Stderr != nil {
+		fmt.Fprintf(a.Stderr, "%s: audit: %s\n", identifier, r.Message())
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("audit: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func (a *Auditor) journalOn() bool {
+	if a.journalEnabled != nil {
+		return a.journalEnabled()
+	}
+	return journal.Enabled()
+}
+
+func (a *Auditor) sendJournal(r Record) error {
+	fields := map[string]string{
+		"SYSLOG_IDENTIFIER": identifier,
+		"SYSLOG_FACILITY":   "10", // authpriv
+		"LATCHKEY_RESULT":   r.Result,
+		"LATCHKEY_MODE":     r.Mode,
+		"PAM_SERVICE":       r.Service,
+		"PAM_USER":          r.User,
+		"PAM_RHOST":         r.RHost,
+	}
+	for k, v := range map[string]string{
+		"LATCHKEY_ROLE": r.Role, "LATCHKEY_IP": r.IP, "LATCHKEY_VAULT_ADDR": r.VaultAddr,
+		"LATCHKEY_VAULT_REQUEST_ID": r.RequestID, "LATCHKEY_REASON": r.Reason,
+	} {
+		if v != "" {
+			fields[k] = v
+		}
+	}
+	prio := journal.PriInfo
+	if r.Result != "success" {
+		prio = journal.PriWarning
+	}
+	send := a.journalSend
+	if send == nil {
+		send = journal.Send
+	}
+	return send(r.Message(), prio, fields)
+}
+
+func (a *Auditor) sendSyslog(r Record) error {
+	prio := syslog.LOG_AUTHPRIV | syslog.LOG_INFO
+	if r.Result != "success" {
+		prio = syslog.LOG_AUTHPRIV | syslog.LOG_WARNING
+	}
+	if a.syslogWrite != nil {
+		return a.syslogWrite(prio, r.Message())
+	}
+	w, err := syslog.New(prio, identifier)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if r.Result == "success" {
+		return w.Info(r.Message())
+	}
+	return w.Warning(r.Message())
+}
+
+// appendJSON appends r to path as one line; O_APPEND keeps concurrent
+// logins' lines whole.
+func appendJSON(path string, r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("audit file: %w", err)
+	}
+	_, werr := f.Write(append(b, '\n'))
+	cerr := f.Close()
+	if werr != nil {
+		return fmt.Errorf("audit file %s: %w", path, werr)
+	}
+	if cerr != nil {
+		return fmt.Errorf("audit file %s: %w", path, cerr)
+	}
+	return nil
+}

@@ -1,0 +1,133 @@
+package pam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// ErrDenied marks a definite "no" about the login (wrong user, IP, role,
+// code; malformed password): the helper worked, the person may not enter.
+var ErrDenied = errors.New("login denied")
+
+// Helper verifies one login.
+type Helper struct {
+	Config  *Config
+	Logger  *zap.Logger
+	Auditor *Auditor
+	// Getenv reads pam_exec's environment (PAM_USER, PAM_SERVICE, ...).
+	Getenv func(string) string
+	// HostAddrs lists this host's addresses (HostAddrs in production).
+	HostAddrs func() ([]netip.Addr, error)
+	// Now is the clock of audit records (time.Now when nil).
+	Now func() time.Time
+}
+
+// Run reads the password from stdin, verifies it and writes the audit
+// record. It returns nil only when the login may proceed; an error wrapping
+// ErrDenied or ErrRefused for a definite "no"; wrapping ErrUnreachable when
+// no Vault answered; any other error for a failure to decide. ctx's deadline
+// bounds everything.
+func (h *Helper) Run(ctx context.Context, stdin io.Reader) error {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	rec := Record{
+		Time:    now().UTC(),
+		Service: h.Getenv("PAM_SERVICE"),
+		User:    h.Getenv("PAM_USER"),
+		RHost:   h.Getenv("PAM_RHOST"),
+		Mode:    h.Config.Mode,
+	}
+	err := h.login(ctx, stdin, &rec)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("deadline of %s reached: %w", h.Config.Timeout, err)
+	}
+	rec.Result = "success"
+	if err != nil {
+		rec.Result, rec.Reason = "failure", err.Error()
+	}
+	if aerr := h.Auditor.Write(rec); aerr != nil {
+		h.Logger.Warn("audit record not fully written", zap.Error(aerr))
+	}
+	if err != nil {
+		h.Logger.Warn("login refused", zap.String("user", rec.User), zap.String("rhost", rec.RHost), zap.Error(err))
+		return err
+	}
+	// vault-ssh-helper's line, which log= files and scripts know.
+	h.Logger.Info(fmt.Sprintf("%s@%s authenticated!", rec.User, rec.IP),
+		zap.String("role", rec.Role), zap.String("vault_request_id", rec.RequestID))
+	return nil
+}
+
+func (h *Helper) login(ctx context.Context, stdin io.Reader, rec *Record) error {
+	if rec.User == "" {
+		return fmt.Errorf("%w: PAM_USER is not set (is the helper run by pam_exec?)", ErrDenied)
+	}
+	secret, err := ReadSecret(ctx, stdin)
+	if err != nil {
+		if errors.Is(err, ErrNoSecret) {
+			return fmt.Errorf("%w: %w", ErrDenied, err)
+		}
+		return err
+	}
+	if h.Config.Mode == ModeTOTP {
+		if !IsTOTPCode(secret) {
+			return fmt.Errorf("%w: password is not a 6 to 8 digit code", ErrDenied)
+		}
+		return h.verifyTOTP(ctx, secret, rec.User, rec)
+	}
+	if !IsUUID(secret) {
+		// Not an OTP: never send it to Vault (it may be a real password).
+		return fmt.Errorf("%w: password is not a Vault OTP (UUID)", ErrDenied)
+	}
+	caller := &Caller{Config: h.Config, Logger: h.Logger}
+	reply, err := caller.Write(ctx, h.Config.SSHMountPoint+"/verify", map[string]any{"otp": secret})
+	if reply != nil {
+		rec.VaultAddr, rec.RequestID = reply.Addr, reply.RequestID
+	}
+	if err != nil {
+		if isRefused(err) {
+			return fmt.Errorf("%w: vault does not know this OTP (wrong, used or expired)", ErrDenied)
+		}
+		return err
+	}
+	a := Answer{Username: str(reply.Data["username"]), IP: str(reply.Data["ip"]), Role: str(reply.Data["role_name"])}
+	rec.Role, rec.IP = a.Role, a.IP
+	host, err := h.HostAddrs()
+	if err != nil {
+		return err
+	}
+	if err := Check(h.Config, a, rec.User, host); err != nil {
+		return fmt.Errorf("%w: %w", ErrDenied, err)
+	}
+	return nil
+}
+
+// VerifyOnly sends Vault's echo request (-verify-only) to the first address
+// that answers. It reads no stdin.
+func (h *Helper) VerifyOnly(ctx context.Context) error {
+	caller := &Caller{Config: h.Config, Logger: h.Logger}
+	reply, err := caller.Write(ctx, h.Config.SSHMountPoint+"/verify", map[string]any{"otp": EchoRequest})
+	if err != nil {
+		return err
+	}
+	if msg := str(reply.Data["message"]); msg != EchoResponse {
+		return fmt.Errorf("vault at %s answered the echo request with %q, want %q", reply.Addr, msg, EchoResponse)
+	}
+	h.Logger.Info("vault verified the echo request", zap.String("vault_addr", reply.Addr))
+	return nil
+}
+
+func isRefused(err error) bool { return errors.Is(err, ErrRefused) }
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}

@@ -1,0 +1,90 @@
+package pam
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// maxSecret bounds what is read from stdin: an OTP is 36 bytes, a TOTP code
+// at most 8; anything much longer is not a password for us.
+const maxSecret = 512
+
+// ErrNoSecret means stdin was empty: pam_exec was configured without
+// expose_authtok, or the person typed nothing.
+var ErrNoSecret = errors.New("no password on stdin (is expose_authtok on the pam_exec line?)")
+
+// ReadSecret reads what pam_exec's expose_authtok writes: the typed password,
+// with one trailing NUL on older Linux-PAM and none on current releases
+// (Debian 12). It returns when r reaches EOF or ctx ends, whichever is
+// first; the error never contains the secret.
+func ReadSecret(ctx context.Context, r io.Reader) (string, error) {
+	type result struct {
+		b   []byte
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(io.LimitReader(r, maxSecret+1))
+		ch <- result{b, err}
+	}()
+	var res result
+	select {
+	case res = <-ch:
+	case <-ctx.Done():
+		return "", fmt.Errorf("read password from stdin: %w", ctx.Err())
+	}
+	if res.err != nil {
+		return "", fmt.Errorf("read password from stdin: %w", res.err)
+	}
+	b := res.b
+	if len(b) > maxSecret {
+		return "", fmt.Errorf("read password from stdin: longer than %d bytes", maxSecret)
+	}
+	b = bytes.TrimSuffix(b, []byte{0})
+	if len(b) == 0 {
+		return "", ErrNoSecret
+	}
+	return string(b), nil
+}
+
+// IsUUID reports whether s has the shape of a Vault SSH OTP: 36 characters,
+// dashes at 8, 13, 18 and 23, hex digits elsewhere.
+func IsUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !isHex(c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// IsTOTPCode reports whether s is a 6 to 8 digit code.
+func IsTOTPCode(s string) bool {
+	if len(s) < 6 || len(s) > 8 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

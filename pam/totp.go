@@ -1,0 +1,67 @@
+package pam
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// safeUser is what a user name may look like to become part of a Vault
+// path: no slashes, no "..", nothing a shell or URL would read differently.
+var safeUser = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._@-]*$`)
+
+// totpKey names the TOTP key of user from the configured pattern.
+func totpKey(pattern, user string) (string, error) {
+	if !safeUser.MatchString(user) || strings.Contains(user, "..") {
+		return "", fmt.Errorf("%w: user name %q cannot name a TOTP key", ErrDenied, user)
+	}
+	return strings.ReplaceAll(pattern, "{{user}}", user), nil
+}
+
+// readToken reads the Vault token TOTP mode uses from path (the agent's
+// sink, typically). Errors name the file, never its content.
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token_file %s is empty", path)
+	}
+	return tok, nil
+}
+
+// verifyTOTP asks Vault's TOTP engine whether code is the current code of
+// user's key. It returns the reply and nil when valid; an error wrapping
+// ErrDenied when Vault says it is not (wrong, stale or reused code); another
+// error when Vault could not be asked.
+func (h *Helper) verifyTOTP(ctx context.Context, code, user string, rec *Record) error {
+	key, err := totpKey(h.Config.TOTPKeyPattern, user)
+	if err != nil {
+		return err
+	}
+	tok, err := readToken(h.Config.TokenFile)
+	if err != nil {
+		return err
+	}
+	caller := &Caller{Config: h.Config, Logger: h.Logger, Token: tok}
+	reply, err := caller.Write(ctx, h.Config.TOTPMount+"/code/"+key, map[string]any{"code": code})
+	if reply != nil {
+		rec.VaultAddr, rec.RequestID = reply.Addr, reply.RequestID
+	}
+	if err != nil {
+		// Vault answers 400 for a code of the wrong length and for a code
+		// already used in its period: both are a "no".
+		if isRefused(err) {
+			return fmt.Errorf("%w: vault refused the TOTP code", ErrDenied)
+		}
+		return err
+	}
+	if valid, _ := reply.Data["valid"].(bool); !valid {
+		return fmt.Errorf("%w: TOTP code is not valid for key %q", ErrDenied, key)
+	}
+	return nil
+}

@@ -1,0 +1,450 @@
+package pam
+
+// Integration tests against a real Vault dev server (HTTP and TLS).
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/latchkey/latchkey/test/totptest"
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+var plain, tlsSrv *vaulttest.Server
+
+func TestMain(m *testing.M) {
+	vaulttest.Main(m, vaulttest.Spec{Into: &plain}, vaulttest.Spec{Into: &tlsSrv, Options: vaulttest.Options{TLS: true}})
+}
+
+var mountSeq atomic.Int32
+
+// sshMount mounts the SSH engine at a fresh path with an OTP role "web"
+// for alice and bob on any IPv4 or IPv6 address.
+func sshMount(t *testing.T, srv *vaulttest.Server) string {
+	t.Helper()
+	mount := fmt.Sprintf("ssh-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), mountSeq.Add(1))
+	if len(mount) > 60 {
+		mount = fmt.Sprintf("ssh-t%d", mountSeq.Add(1))
+	}
+	c := srv.Client
+	if err := c.Sys().Mount(mount, &api.MountInput{Type: "ssh"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"web", "db"} {
+		if _, err := c.Logical().Write(mount+"/roles/"+role, map[string]any{
+			"key_type": "otp", "default_user": "alice", "allowed_users": "alice,bob",
+			"cidr_list": "0.0.0.0/0,::/0",
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return mount
+}
+
+func issue(t *testing.T, srv *vaulttest.Server, mount, role, user, ip string) string {
+	t.Helper()
+	s, err := srv.Client.Logical().Write(mount+"/creds/"+role, map[string]any{"ip": ip, "username": user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Data["key"].(string)
+}
+
+func testConfig(srv *vaulttest.Server, mount string) *Config {
+	return &Config{
+		VaultAddrs: []string{srv.Addr}, SSHMountPoint: mount, CACert: srv.CACert,
+		AllowedRoles: []string{"web"}, Timeout: 5 * time.Second, Mode: ModeOTP, Audit: AuditOff,
+	}
+}
+
+type run struct {
+	err    error
+	rec    Record
+	stdout string
+}
+
+// login runs the helper as pam_exec would for user with stdin, and returns
+// its error and audit record.
+func login(t *testing.T, cfg *Config, user, stdin string) run {
+	t.Helper()
+	var rec Record
+	var got bool
+	file := t.TempDir() + "/audit.log"
+	cfg.AuditFile = file
+	h := &Helper{
+		Config: cfg, Logger: zaptest.NewLogger(t),
+		Auditor: &Auditor{Dest: AuditOff, File: file},
+		Getenv: func(k string) string {
+			return map[string]string{"PAM_USER": user, "PAM_SERVICE": "sshd", "PAM_RHOST": "198.51.100.7", "PAM_TYPE": "auth"}[k]
+		},
+		HostAddrs: func() ([]netip.Addr, error) {
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"), netip.MustParseAddr("10.9.8.7")}, nil
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
+	defer cancel()
+	err := h.Run(ctx, strings.NewReader(stdin))
+	b := readFile(t, file)
+	if strings.Contains(b, stdin) && stdin != "" {
+		t.Errorf("audit record contains the password: %s", b)
+	}
+	if n := strings.Count(b, "\n"); n != 1 {
+		t.Errorf("want one audit record, got %d: %s", n, b)
+	}
+	rec, got = parseRecord(b)
+	if !got {
+		t.Errorf("audit record unreadable: %q", b)
+	}
+	return run{err: err, rec: rec}
+}
+
+func TestVerifyAgainstVault(t *testing.T) {
+	for _, srv := range []*vaulttest.Server{plain, tlsSrv} {
+		name := "http"
+		if srv.CACert != "" {
+			name = "tls"
+		}
+		t.Run(name, func(t *testing.T) {
+			mount := sshMount(t, srv)
+			cfg := testConfig(srv, mount)
+
+			good := issue(t, srv, mount, "web", "alice", "127.0.0.1")
+			r := login(t, cfg, "alice", good)
+			if r.err != nil {
+				t.Fatalf("valid OTP: %v", r.err)
+			}
+			if r.rec.Result != "success" || r.rec.Role != "web" || r.rec.IP != "127.0.0.1" || r.rec.RequestID == "" ||
+				r.rec.VaultAddr != srv.Addr || r.rec.Service != "sshd" || r.rec.RHost != "198.51.100.7" {
+				t.Errorf("audit record = %+v", r.rec)
+			}
+
+			r = login(t, cfg, "alice", good+"\x00")
+			if !errors.Is(r.err, ErrDenied) || r.rec.Result != "failure" || !strings.Contains(r.rec.Reason, "wrong, used or expired") {
+				t.Errorf("second use: %v, %+v", r.err, r.rec)
+			}
+
+			cases := map[string]struct {
+				role, issuedTo, ip, user, want string
+			}{
+				"nul-terminated (older Linux-PAM)": {"web", "alice", "10.9.8.7", "alice", ""},
+				"ipv6 host address":                {"web", "alice", "::1", "alice", ""},
+				"other user":                       {"web", "bob", "127.0.0.1", "alice", `issued for user "bob"`},
+				"other ip":                         {"web", "alice", "10.1.2.3", "alice", "neither this host's"},
+				"role not allowed":                 {"db", "alice", "127.0.0.1", "alice", `role "db"`},
+			}
+			for cname, c := range cases {
+				t.Run(cname, func(t *testing.T) {
+					otp := issue(t, srv, mount, c.role, c.issuedTo, c.ip)
+					r := login(t, cfg, c.user, otp+"\x00")
+					if c.want == "" {
+						if r.err != nil {
+							t.Fatal(r.err)
+						}
+						return
+					}
+					if !errors.Is(r.err, ErrDenied) || !strings.Contains(r.err.Error(), c.want) {
+						t.Fatalf("error = %v, want denied with %q", r.err, c.want)
+					}
+					if r.rec.Reason == "" || r.rec.Result != "failure" {
+						t.Errorf("audit record = %+v", r.rec)
+					}
+				})
+			}
+
+			t.Run("random uuid", func(t *testing.T) {
+				r := login(t, cfg, "alice", "11111111-2222-3333-4444-555555555555")
+				if !errors.Is(r.err, ErrDenied) {
+					t.Fatalf("error = %v", r.err)
+				}
+			})
+			t.Run("not a uuid never reaches vault", func(t *testing.T) {
+				r := login(t, cfg, "alice", "my-real-password")
+				if !errors.Is(r.err, ErrDenied) || !strings.Contains(r.err.Error(), "not a Vault OTP") || r.rec.VaultAddr != "" {
+					t.Fatalf("error = %v, record %+v", r.err, r.rec)
+				}
+			})
+			t.Run("no PAM_USER", func(t *testing.T) {
+				r := login(t, cfg, "", good)
+				if !errors.Is(r.err, ErrDenied) {
+					t.Fatalf("error = %v", r.err)
+				}
+			})
+			t.Run("echo", func(t *testing.T) {
+				h := &Helper{Config: cfg, Logger: zaptest.NewLogger(t)}
+				if err := h.VerifyOnly(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+func TestVaultErrors(t *testing.T) {
+	mount := sshMount(t, tlsSrv)
+	otpFor := func() string { return issue(t, tlsSrv, mount, "web", "alice", "127.0.0.1") }
+
+	t.Run("wrong mount", func(t *testing.T) {
+		cfg := testConfig(tlsSrv, "no-such-mount")
+		r := login(t, cfg, "alice", otpFor())
+		if !errors.Is(r.err, ErrVault) || errors.Is(r.err, ErrDenied) {
+			t.Fatalf("error = %v", r.err)
+		}
+	})
+	// Vault OSS ignores X-Vault-Namespace, so the real server cannot refuse
+	// a wrong one; Enterprise and OpenBao answer it with an error status,
+	// which "wrong mount" shows becomes ErrVault. Here: the configured
+	// namespace is what reaches Vault.
+	t.Run("namespace header", func(t *testing.T) {
+		p, u := proxyTo(t, plain)
+		m := sshMount(t, plain)
+		cfg := testConfig(plain, m)
+		cfg.VaultAddrs = []string{u}
+		cfg.Namespace = "team-a"
+		if r := login(t, cfg, "alice", issue(t, plain, m, "web", "alice", "127.0.0.1")); r.err != nil {
+			t.Fatal(r.err)
+		}
+		if got := p.lastNamespace.Load(); got == nil || *got != "team-a" {
+			t.Errorf("X-Vault-Namespace = %v, want team-a", got)
+		}
+	})
+	t.Run("wrong CA", func(t *testing.T) {
+		cfg := testConfig(tlsSrv, mount)
+		cfg.CACert = ""
+		r := login(t, cfg, "alice", otpFor())
+		if !errors.Is(r.err, ErrUnreachable) || !strings.Contains(r.err.Error(), "certificate") {
+			t.Fatalf("error = %v", r.err)
+		}
+	})
+	t.Run("vault down", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := "http://" + l.Addr().String()
+		l.Close() // nothing listens there now
+		cfg := testConfig(plain, "ssh")
+		cfg.VaultAddrs = []string{addr}
+		r := login(t, cfg, "alice", otpFor())
+		if !errors.Is(r.err, ErrUnreachable) || !strings.Contains(r.rec.Reason, "refused") {
+			t.Fatalf("error = %v; reason %q", r.err, r.rec.Reason)
+		}
+	})
+	t.Run("vault hung", func(t *testing.T) {
+		hung := hungServer(t)
+		cfg := testConfig(plain, "ssh")
+		cfg.VaultAddrs = []string{hung}
+		cfg.Timeout = 700 * time.Millisecond
+		r := login(t, cfg, "alice", otpFor())
+		if !errors.Is(r.err, ErrUnreachable) || !strings.Contains(r.rec.Reason, "deadline") {
+			t.Fatalf("error = %v; reason %q", r.err, r.rec.Reason)
+		}
+	})
+	t.Run("answer without data", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"request_id":"x","data":null}`)
+		}))
+		defer srv.Close()
+		cfg := testConfig(plain, "ssh")
+		cfg.VaultAddrs = []string{srv.URL}
+		r := login(t, cfg, "alice", otpFor())
+		if !errors.Is(r.err, ErrVault) || !strings.Contains(r.err.Error(), "no data") {
+			t.Fatalf("error = %v", r.err)
+		}
+	})
+}
+
+// A Vault address that accepts connections and never answers.
+func hungServer(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				close(done)
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "http://" + l.Addr().String()
+}
+
+// countingProxy forwards to target and counts verify requests; status, when
+// non-zero, is answered instead of forwarding.
+type countingProxy struct {
+	target   *url.URL
+	verifies atomic.Int32
+	status   int
+	redirect string
+	// lastNamespace is the X-Vault-Namespace of the last verify request.
+	lastNamespace atomic.Pointer[string]
+}
+
+func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/verify") {
+		p.verifies.Add(1)
+		ns := r.Header.Get("X-Vault-Namespace")
+		p.lastNamespace.Store(&ns)
+	}
+	switch {
+	case p.redirect != "":
+		// A standby node's answer: go to the active node.
+		http.Redirect(w, r, p.redirect+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+		return
+	case p.status != 0:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(p.status)
+		io.WriteString(w, `{"errors":["injected"]}`)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	req, _ := http.NewRequest(r.Method, p.target.String()+r.URL.RequestURI(), bytes.NewReader(body))
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}
+
+func proxyTo(t *testing.T, srv *vaulttest.Server) (*countingProxy, string) {
+	u, _ := url.Parse(srv.Addr)
+	p := &countingProxy{target: u}
+	hs := httptest.NewServer(p)
+	t.Cleanup(hs.Close)
+	return p, hs.URL
+}
+
+func TestFailover(t *testing.T) {
+	mount := sshMount(t, plain)
+	otpFor := func() string { return issue(t, plain, mount, "web", "alice", "127.0.0.1") }
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	down := "http://" + l.Addr().String()
+	l.Close()
+
+	t.Run("down, hung, then a live address", func(t *testing.T) {
+		cfg := testConfig(plain, mount)
+		cfg.VaultAddrs = []string{down, hungServer(t), plain.Addr}
+		cfg.Timeout = 3 * time.Second
+		if r := login(t, cfg, "alice", otpFor()); r.err != nil {
+			t.Fatal(r.err)
+		}
+	})
+	t.Run("sealed (503) is skipped", func(t *testing.T) {
+		sealed, sealedURL := proxyTo(t, plain)
+		sealed.status = http.StatusServiceUnavailable
+		cfg := testConfig(plain, mount)
+		cfg.VaultAddrs = []string{sealedURL, plain.Addr}
+		if r := login(t, cfg, "alice", otpFor()); r.err != nil || r.rec.VaultAddr != plain.Addr {
+			t.Fatalf("error %v, record %+v", r.err, r.rec)
+		}
+	})
+	t.Run("an answer stops failover: the OTP is sent once", func(t *testing.T) {
+		first, firstURL := proxyTo(t, plain)
+		second, secondURL := proxyTo(t, plain)
+		cfg := testConfig(plain, mount)
+		cfg.VaultAddrs = []string{firstURL, secondURL}
+		r := login(t, cfg, "alice", "11111111-2222-3333-4444-555555555555")
+		if !errors.Is(r.err, ErrDenied) {
+			t.Fatalf("error = %v", r.err)
+		}
+		if first.verifies.Load() != 1 || second.verifies.Load() != 0 {
+			t.Errorf("verifies: first %d, second %d; want 1, 0", first.verifies.Load(), second.verifies.Load())
+		}
+		first.status = http.StatusInternalServerError
+		r = login(t, cfg, "alice", otpFor())
+		if !errors.Is(r.err, ErrVault) || second.verifies.Load() != 0 {
+			t.Errorf("after a 500: error %v, second got %d verifies", r.err, second.verifies.Load())
+		}
+	})
+	t.Run("standby redirect is followed", func(t *testing.T) {
+		standby, standbyURL := proxyTo(t, plain)
+		standby.redirect = plain.Addr
+		cfg := testConfig(plain, mount)
+		cfg.VaultAddrs = []string{standbyURL}
+		if r := login(t, cfg, "alice", otpFor()); r.err != nil {
+			t.Fatal(r.err)
+		}
+	})
+}
+
+func TestTOTP(t *testing.T) {
+	c := plain.Client
+	mount := fmt.Sprintf("totp-%d", mountSeq.Add(1))
+	if err := c.Sys().Mount(mount, &api.MountInput{Type: "totp"}); err != nil {
+		t.Fatal(err)
+	}
+	const seed = "JBSWY3DPEHPK3PXP"
+	if _, err := c.Logical().Write(mount+"/keys/ssh-alice", map[string]any{"key": seed, "generate": false, "issuer": "latchkey", "account_name": "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	// A token that may only check codes, as the agent's sink would hold.
+	if err := c.Sys().PutPolicy("totp-check", fmt.Sprintf(`path "%s/code/*" { capabilities = ["update"] }`, mount)); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"totp-check"}, NoParent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := t.TempDir() + "/token"
+	writeFileT(t, tokenFile, tok.Auth.ClientToken+"\n")
+
+	cfg := testConfig(plain, "ssh")
+	cfg.Mode, cfg.TOTPMount, cfg.TOTPKeyPattern, cfg.TokenFile = ModeTOTP, mount, "ssh-{{user}}", tokenFile
+
+	code := func(at time.Time) string { return totptest.Code(seed, at) }
+	now := time.Now()
+	if r := login(t, cfg, "alice", code(now)); r.err != nil {
+		t.Fatalf("current code: %v", r.err)
+	}
+	if r := login(t, cfg, "alice", code(now)); !errors.Is(r.err, ErrDenied) {
+		t.Errorf("reused code: %v", r.err)
+	}
+	if r := login(t, cfg, "alice", code(now.Add(-10*time.Minute))); !errors.Is(r.err, ErrDenied) {
+		t.Errorf("stale code: %v", r.err)
+	}
+	if r := login(t, cfg, "bob", code(now)); r.err == nil {
+		t.Error("a user without a key got in")
+	}
+	if r := login(t, cfg, "alice", "12ab56"); !errors.Is(r.err, ErrDenied) {
+		t.Errorf("non-digits: %v", r.err)
+	}
+	cfg.TokenFile = t.TempDir() + "/missing"
+	if r := login(t, cfg, "alice", code(now)); r.err == nil || !strings.Contains(r.err.Error(), "token_file") {
+		t.Errorf("missing token file: %v", r.err)
+	}
+}

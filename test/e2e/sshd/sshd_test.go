@@ -1,0 +1,417 @@
+// Package sshd_test proves latchkey-ssh-helper through a real sshd and
+// Linux-PAM: a private sshd on 127.0.0.1 with its own config, host key and
+// PAM service (the stack shipped in packaging/), real local users, a Go SSH
+// client typing the OTP at the keyboard-interactive prompt, and a real Vault.
+//
+// It needs root (sshd, useradd, /etc/pam.d); `make test` runs as root in CI
+// and installs openssh-server first. It never touches the system's sshd
+// config or /etc/pam.d/sshd.
+package sshd_test
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/totptest"
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+const sshdBin = "/usr/sbin/sshd"
+
+var srv *vaulttest.Server
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "test/e2e/sshd: SKIPPED: the sshd end-to-end test needs root (sshd, useradd, /etc/pam.d); CI runs it as root")
+		os.Exit(0)
+	}
+	if _, err := os.Stat(sshdBin); err != nil {
+		fmt.Fprintf(os.Stderr, "test/e2e/sshd: %s missing: run `make deps` as root (installs openssh-server)\n", sshdBin)
+		os.Exit(1)
+	}
+	vaulttest.Main(m, vaulttest.Spec{Into: &srv, Options: vaulttest.Options{TLS: true}})
+}
+
+// rig is one private sshd with its PAM service and users.
+type rig struct {
+	t          *testing.T
+	dir        string
+	helper     string
+	configPath string // the helper's config, rewritten per case
+	auditPath  string
+	addr       string
+	users      [2]string
+	syslog     *syslogSink
+}
+
+func newRig(t *testing.T) *rig {
+	r := &rig{t: t, dir: t.TempDir()}
+	bins, err := testbin.Build(filepath.Join(r.dir, "bin"), "./cmd/latchkey-ssh-helper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.helper = bins[0]
+	// The helper runs as root from sshd; its directory must be traversable.
+	must(t, os.Chmod(r.dir, 0o755))
+	must(t, os.Chmod(filepath.Join(r.dir, "bin"), 0o755))
+	r.configPath = filepath.Join(r.dir, "helper.hcl")
+	r.auditPath = filepath.Join(r.dir, "audit.log")
+	suffix := randHex(3)
+	for i := range r.users {
+		r.users[i] = fmt.Sprintf("lke2e%c%s", 'a'+i, suffix)
+		r.addUser(r.users[i])
+	}
+	r.syslog = listenSyslog(t)
+
+	// sshd's PAM service is the name it was started as.
+	service := "latchkey-e2e-sshd-" + suffix
+	link := filepath.Join(r.dir, service)
+	must(t, os.Symlink(sshdBin, link))
+	r.installPAM(service)
+
+	hostKey := filepath.Join(r.dir, "host_ed25519")
+	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey)
+	must(t, os.MkdirAll("/run/sshd", 0o755))
+	port := freePort(t)
+	r.addr = fmt.Sprintf("127.0.0.1:%d", port)
+	conf := filepath.Join(r.dir, "sshd_config")
+	writeFile(t, conf, fmt.Sprintf(`Port %d
+ListenAddress 127.0.0.1
+HostKey %s
+PidFile %s
+UsePAM yes
+KbdInteractiveAuthentication yes
+PasswordAuthentication no
+PubkeyAuthentication no
+AuthenticationMethods keyboard-interactive
+PermitRootLogin no
+StrictModes no
+UseDNS no
+AllowUsers %s %s
+LogLevel VERBOSE
+`, port, hostKey, filepath.Join(r.dir, "sshd.pid"), r.users[0], r.users[1]), 0o600)
+	logf, err := os.Create(filepath.Join(r.dir, "sshd.log"))
+	must(t, err)
+	cmd := exec.Command(link, "-D", "-e", "-f", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	must(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("sshd log:\n%s", b)
+			b, _ = os.ReadFile(r.auditPath)
+			t.Logf("audit log:\n%s", b)
+		}
+	})
+	waitListening(t, r.addr)
+	return r
+}
+
+func (r *rig) addUser(name string) {
+	t := r.t
+	run(t, "useradd", "--no-create-home", "--home-dir", "/", "--shell", "/bin/sh", name)
+	t.Cleanup(func() { exec.Command("userdel", name).Run() })
+	// A usable (if unmatchable) password field: "!" would mark it locked.
+	run(t, "usermod", "-p", "*", name)
+}
+
+// installPAM writes /etc/pam.d/<service> from the stack the package ships,
+// pointing at the built helper and the test's config.
+func (r *rig) installPAM(service string) {
+	t := r.t
+	root, err := vaulttest.RepoRoot()
+	must(t, err)
+	b, err := os.ReadFile(filepath.Join(root, "packaging/ssh-helper/pam.d-sshd"))
+	must(t, err)
+	stack := string(b)
+	for old, repl := range map[string]string{
+		"/usr/sbin/latchkey-ssh-helper":                 r.helper,
+		"-config=/etc/latchkey-ssh-helper.d/config.hcl": "-config=" + r.configPath,
+	} {
+		if !strings.Contains(stack, old) {
+			t.Fatalf("shipped PAM stack does not contain %q", old)
+		}
+		stack = strings.ReplaceAll(stack, old, repl)
+	}
+	p := "/etc/pam.d/" + service
+	writeFile(t, p, stack, 0o644)
+	t.Cleanup(func() { os.Remove(p) })
+}
+
+// configure writes the helper's config for the next logins.
+func (r *rig) configure(vault *vaulttest.Server, extra string) {
+	writeFile(r.t, r.configPath, fmt.Sprintf(`vault_addr = %q
+ca_cert = %q
+ssh_mount_point = "ssh"
+allowed_roles = "web"
+timeout = "3s"
+audit = "syslog"
+audit_file = %q
+%s`, vault.Addr, vault.CACert, r.auditPath, extra), 0o644)
+}
+
+// login connects as user, types password at the keyboard-interactive prompt
+// and runs `id -un`. It returns the command's output or the error.
+func (r *rig) login(user, password string) (string, error) {
+	prompts := 0
+	cfg := &ssh.ClientConfig{
+		User: user,
+		Auth: []ssh.AuthMethod{ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
+			prompts++
+			answers := make([]string, len(questions))
+			for i := range answers {
+				answers[i] = password
+			}
+			return answers, nil
+		})},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+		Timeout:         30 * time.Second,
+	}
+	c, err := ssh.Dial("tcp", r.addr, cfg)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	out, err := s.Output("id -un")
+	return strings.TrimSpace(string(out)), err
+}
+
+func TestSSHLoginThroughPAM(t *testing.T) {
+	r := newRig(t)
+	alice, bob := r.users[0], r.users[1]
+	c := srv.Client
+	must(t, c.Sys().Mount("ssh", &api.MountInput{Type: "ssh"}))
+	_, err := c.Logical().Write("ssh/roles/web", map[string]any{
+		"key_type": "otp", "default_user": alice, "allowed_users": alice + "," + bob,
+		"cidr_list": "127.0.0.0/8,10.0.0.0/8",
+	})
+	must(t, err)
+	issue := func(user, ip string) string {
+		s, err := c.Logical().Write("ssh/creds/web", map[string]any{"ip": ip, "username": user})
+		must(t, err)
+		return s.Data["key"].(string)
+	}
+	r.configure(srv, "")
+
+	otp := issue(alice, "127.0.0.1")
+	mark := r.syslog.mark()
+	out, err := r.login(alice, otp)
+	if err != nil || out != alice {
+		t.Fatalf("valid OTP: output %q, error %v", out, err)
+	}
+	msgs := r.syslog.since(mark)
+	if !r.syslog.contains(mark, "latchkey-ssh-helper", "accepted otp login for "+alice) {
+		t.Errorf("no audit record in syslog; got:\n%s", strings.Join(msgs, "\n"))
+	}
+	for _, m := range msgs {
+		if strings.Contains(m, "authentication failure") || strings.Contains(m, "unrecognized option") {
+			t.Errorf("a successful login logged %q", m)
+		}
+	}
+
+	refused := map[string]struct{ password, reason string }{
+		"same OTP again":     {otp, "wrong, used or expired"},
+		"random UUID":        {"11111111-2222-3333-4444-555555555555", "wrong, used or expired"},
+		"OTP for other user": {issue(bob, "127.0.0.1"), "OTP was issued for user"},
+		"OTP for other IP":   {issue(alice, "10.1.2.3"), "10.1.2.3, which is neither this host's"},
+		"not an OTP":         {"hunter2", "not a Vault OTP"},
+	}
+	for name, tc := range refused {
+		t.Run(name, func(t *testing.T) {
+			before := len(readFile(t, r.auditPath))
+			if out, err := r.login(alice, tc.password); err == nil {
+				t.Fatalf("logged in (output %q)", out)
+			}
+			if rec := readFile(t, r.auditPath)[before:]; !strings.Contains(rec, tc.reason) {
+				t.Errorf("audit record %q does not give the reason %q", rec, tc.reason)
+			}
+		})
+	}
+	t.Run("the other user's own OTP works", func(t *testing.T) {
+		if out, err := r.login(bob, issue(bob, "127.0.0.1")); err != nil || out != bob {
+			t.Fatalf("output %q, error %v", out, err)
+		}
+	})
+
+	t.Run("vault stopped", func(t *testing.T) {
+		own := vaulttest.StartT(t, vaulttest.Options{TLS: true})
+		must(t, own.Client.Sys().Mount("ssh", &api.MountInput{Type: "ssh"}))
+		_, err := own.Client.Logical().Write("ssh/roles/web", map[string]any{"key_type": "otp", "default_user": alice, "cidr_list": "127.0.0.0/8"})
+		must(t, err)
+		s, err := own.Client.Logical().Write("ssh/creds/web", map[string]any{"ip": "127.0.0.1"})
+		must(t, err)
+		r.configure(own, "")
+		must(t, own.Stop())
+		if out, err := r.login(alice, s.Data["key"].(string)); err == nil {
+			t.Fatalf("logged in with Vault stopped (output %q)", out)
+		}
+		if !strings.Contains(readFile(t, r.auditPath), "no vault address answered") {
+			t.Errorf("audit does not say Vault was unreachable")
+		}
+		r.configure(srv, "")
+	})
+
+	t.Run("totp", func(t *testing.T) {
+		must(t, c.Sys().Mount("totp", &api.MountInput{Type: "totp"}))
+		const seed = "JBSWY3DPEHPK3PXP"
+		_, err := c.Logical().Write("totp/keys/"+alice, map[string]any{"key": seed, "generate": false, "issuer": "latchkey", "account_name": alice})
+		must(t, err)
+		must(t, c.Sys().PutPolicy("e2e-totp", `path "totp/code/*" { capabilities = ["update"] }`))
+		tok, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"e2e-totp"}, NoParent: true})
+		must(t, err)
+		tokenFile := filepath.Join(r.dir, "token")
+		writeFile(t, tokenFile, tok.Auth.ClientToken, 0o600)
+		r.configure(srv, fmt.Sprintf("mode = \"totp\"\ntoken_file = %q\n", tokenFile))
+		defer r.configure(srv, "")
+
+		if out, err := r.login(alice, totptest.Code(seed, time.Now().Add(-5*time.Minute))); err == nil {
+			t.Errorf("stale code accepted (output %q)", out)
+		}
+		if out, err := r.login(alice, totptest.Code(seed, time.Now())); err != nil || out != alice {
+			t.Errorf("current code: output %q, error %v", out, err)
+		}
+	})
+}
+
+// syslogSink stands in for /dev/log when the machine has none, so that the
+// test sees what PAM modules and the helper log. When /dev/log exists it
+// belongs to the system and the test reads nothing (contains reports true).
+type syslogSink struct {
+	mu   sync.Mutex
+	msgs []string
+	real bool
+}
+
+func listenSyslog(t *testing.T) *syslogSink {
+	s := &syslogSink{}
+	if _, err := os.Stat("/dev/log"); err == nil {
+		t.Log("/dev/log exists: PAM's syslog messages are not checked")
+		return s
+	}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: "/dev/log", Net: "unixgram"})
+	if err != nil {
+		t.Fatalf("listen on /dev/log: %v", err)
+	}
+	os.Chmod("/dev/log", 0o666)
+	s.real = true
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 8192)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.msgs = append(s.msgs, string(buf[:n]))
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+		os.Remove("/dev/log")
+	})
+	return s
+}
+
+func (s *syslogSink) mark() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
+
+func (s *syslogSink) since(mark int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.msgs[mark:]...)
+}
+
+func (s *syslogSink) contains(mark int, subs ...string) bool {
+	if !s.real {
+		return true
+	}
+	for _, m := range s.since(mark) {
+		ok := true
+		for _, sub := range subs {
+			ok = ok && strings.Contains(m, sub)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+func writeFile(t *testing.T, p, s string, mode os.FileMode) {
+	t.Helper()
+	must(t, os.WriteFile(p, []byte(s), mode))
+	must(t, os.Chmod(p, mode))
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	must(t, err)
+	return string(b)
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitListening(t *testing.T, addr string) {
+	for i := 0; i < 200; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("sshd did not listen on %s", addr)
+}
