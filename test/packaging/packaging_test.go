@@ -10,6 +10,12 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/agent/auth/methods"
+	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/pam"
 	"github.com/latchkey/latchkey/test/testbin"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -104,5 +110,36 @@ func TestPackages(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The example configs the packages install must load as they are.
+func TestExampleConfigsLoad(t *testing.T) {
+	root, err := vaulttest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pam.LoadConfig(filepath.Join(root, "packaging/ssh-helper/config.hcl"))
+	if err != nil {
+		t.Fatalf("ssh-helper example: %v", err)
+	}
+	if err := c.CheckSchemes(false); err != nil {
+		t.Errorf("ssh-helper example needs -dev: %v", err)
+	}
+	ac, err := config.Load(filepath.Join(root, "packaging/agent/agent.hcl"))
+	if err != nil {
+		t.Fatalf("agent example: %v", err)
+	}
+	if _, err := methods.New(ac.AutoAuth.Method, auth.Env{StateDir: t.TempDir(), Logger: zap.NewNop(), Getenv: func(string) string { return "" }}); err != nil {
+		t.Fatalf("agent example method: %v", err)
+	}
+	unit, err := os.ReadFile(filepath.Join(root, "systemd/latchkey-agent.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Type=notify", "ExecStart=/usr/sbin/latchkey-agent -config /etc/latchkey/agent.hcl", "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectoryMode=0700"} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("unit lacks %q", want)
+		}
 	}
 }
