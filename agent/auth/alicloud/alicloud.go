@@ -38,7 +38,7 @@ type Method struct {
 	meta     *alimeta.Client
 	state    state.Dir
 	log      *zap.Logger
-	now func() time.Time
+	now      func() time.Time
 
 	mu       sync.Mutex
 	creds    alimeta.Credentials
