@@ -29,13 +29,11 @@ const (
 	exitRuntime = 5 // templates failed with template_config { exit_on_retry_failure = true }
 )
 
-// newRenderer renders templates: agent/template plugs its factory in here
-// (nil: a config with templates is refused).
-var newRenderer runner.RendererFactory
-
 const usage = `Usage:
   latchkey-agent -config FILE|DIR [-config ...] [options]   run the agent
   latchkey-agent validate -config FILE|DIR [...]            check a config without contacting Vault
+  latchkey-agent render -config ... -template NAME [-dry-run] [-show-secrets]
+                                                            log in, render one template, print it (secrets masked)
   latchkey-agent version                                    print the version
 
 Options:
@@ -98,6 +96,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			return exitOK
 		case "validate":
 			return validate(args[1:], stdout, stderr, getenv)
+		case "render":
+			return render(args[1:], stdout, stderr, getenv)
 		}
 	}
 	o, code := parse("latchkey-agent", args, stderr)
