@@ -58,6 +58,9 @@ type Manager struct {
 	mu    sync.Mutex
 	deps  map[string]*dep
 	state []unitState
+	// watcher, when file watching works; a destination directory made by
+	// create_dest_dirs is added after the first render.
+	watcher *fsnotify.Watcher
 }
 
 type unitState struct {
@@ -124,6 +127,8 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.o.Logger.Warn("file watching unavailable; sources and destinations are checked only on refresh", zap.Error(err))
 	} else {
 		defer w.Close()
+		m.watcher = w
+		defer func() { m.watcher = nil }()
 		m.watch(w)
 	}
 	var events <-chan fsnotify.Event
@@ -230,6 +235,9 @@ func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
 			changed, err := write(u.cfg, ex.out)
 			if err != nil {
 				return err
+			}
+			if m.watcher != nil {
+				m.watcher.Add(filepath.Dir(u.cfg.Destination)) // idempotent
 			}
 			if changed {
 				m.o.Logger.Info("rendered", zap.String("template", u.name))
