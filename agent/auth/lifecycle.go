@@ -94,13 +94,9 @@ func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
 func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 	b := &Backoff{Min: l.MinBackoff, Max: l.MaxBackoff}
 	for {
-		client, err := l.Client.Clone()
+		client, err := Clone(l.Client, "", l.Namespace)
 		if err != nil {
 			return nil, err
-		}
-		client.ClearToken()
-		if l.Namespace != "" {
-			client.SetNamespace(l.Namespace)
 		}
 		l.status("logging in with " + l.Method.Describe())
 		secret, err := l.Method.Login(ctx, client)
@@ -134,13 +130,9 @@ func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 // renewal ended (max TTL reached, renewal failed, token expiring) or the
 // token was revoked. It returns "" when ctx ends.
 func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) string {
-	client, err := l.Client.Clone()
+	client, err := Clone(l.Client, secret.Auth.ClientToken, l.Namespace)
 	if err != nil {
 		return err.Error()
-	}
-	client.SetToken(secret.Auth.ClientToken)
-	if l.Namespace != "" {
-		client.SetNamespace(l.Namespace)
 	}
 	var doneCh <-chan error
 	var renewCh <-chan *api.RenewOutput

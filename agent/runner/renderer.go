@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/hashicorp/vault/api"
@@ -54,16 +53,7 @@ func (t *Tokens) Client() (*api.Client, error) {
 	if tok == "" {
 		return nil, errors.New("no Vault token yet")
 	}
-	c, err := t.client.Clone()
-	if err != nil {
-		return nil, fmt.Errorf("vault client: %w", err)
-	}
-	c.SetToken(tok)
-	c.ClearNamespace() // Clone re-reads VAULT_NAMESPACE; the agent's own client says which
-	if ns := t.client.Namespace(); ns != "" {
-		c.SetNamespace(ns)
-	}
-	return c, nil
+	return auth.Clone(t.client, tok, "")
 }
 
 // PermissionDenied tells the auth loop that Vault answered 403 with the

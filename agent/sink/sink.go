@@ -113,11 +113,10 @@ func (f *File) current(token string) bool {
 // wrap response-wraps token and returns the wrap info as JSON, the form
 // Vault Agent writes (its "token" field is the wrapping token).
 func (f *File) wrap(ctx context.Context, token string) (string, error) {
-	c, err := f.Client.Clone()
+	c, err := auth.Clone(f.Client, token, "")
 	if err != nil {
 		return "", err
 	}
-	c.SetToken(token)
 	ttl := f.Config.WrapTTL.String()
 	c.SetWrappingLookupFunc(func(string, string) string { return ttl })
 	s, err := c.Logical().WriteWithContext(ctx, "sys/wrapping/wrap", map[string]any{"token": token})

@@ -108,14 +108,9 @@ func (m *Method) unwrap(ctx context.Context, client *api.Client, wrapToken strin
 	}
 	// Unwrap on a clone holding the wrapping token: Logical().Unwrap would
 	// set it on the login client itself.
-	uc, err := client.Clone()
+	uc, err := auth.Clone(client, wrapToken, "")
 	if err != nil {
 		return "", err
-	}
-	uc.SetToken(wrapToken)
-	uc.ClearNamespace()
-	if ns := client.Namespace(); ns != "" {
-		uc.SetNamespace(ns)
 	}
 	s, err := uc.Logical().UnwrapWithContext(ctx, "")
 	if err != nil {
