@@ -197,3 +197,14 @@ func write(t *testing.T, p, s string) {
 		t.Fatal(err)
 	}
 }
+
+// The example installed as /etc/latchkey/agent.hcl must load as shipped.
+func TestPackagedExampleLoads(t *testing.T) {
+	c, err := Load("../../packaging/agent/agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AutoAuth.Method.Type != "aws" || len(c.AutoAuth.Sinks) != 1 || c.AutoAuth.Sinks[0].Mode != 0o640 || c.StateDir != DefaultStateDir {
+		t.Errorf("example = %+v", c)
+	}
+}
