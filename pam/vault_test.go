@@ -73,9 +73,8 @@ func testConfig(srv *vaulttest.Server, mount string) *Config {
 }
 
 type run struct {
-	err    error
-	rec    Record
-	stdout string
+	err error
+	rec Record
 }
 
 // login runs the helper as pam_exec would for user with stdin, and returns

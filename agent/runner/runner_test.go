@@ -436,3 +436,20 @@ func TestApproleRefusesAWrappingTokenFromElsewhere(t *testing.T) {
 		t.Fatalf("Run = %v", runErr)
 	}
 }
+
+// A sink that cannot be written is retried (and logged) until it can; the
+// agent keeps running and is not READY until then.
+func TestSinkRetriedUntilWritable(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sinkDir := filepath.Join(dir, "not-yet")
+	sinkPath := filepath.Join(sinkDir, "token")
+	r := start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
+	eventually(t, "a login", func() bool { return r.notes.countContaining("authenticated with") > 0 })
+	if r.notes.count("READY=1") != 0 {
+		t.Fatal("READY=1 before the sink was written")
+	}
+	must(t, os.Mkdir(sinkDir, 0o755))
+	eventually(t, "the sink written after its directory appeared", func() bool { return readToken(t, sinkPath) != "" })
+	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/agent/auth/alicloud"
 	"github.com/latchkey/latchkey/agent/auth/approle"
+	"github.com/latchkey/latchkey/agent/auth/aws"
 	"github.com/latchkey/latchkey/agent/auth/tokenfile"
 )
 
@@ -17,10 +19,10 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		return approle.New(cfg, env)
 	case "token_file":
 		return tokenfile.New(cfg, env)
-	case "aws", "alicloud":
-		// TODO(merge of issue-4-cloud-auth): return aws.New(cfg, env) and
-		// alicloud.New(cfg, env) from agent/auth/aws and agent/auth/alicloud.
-		return nil, fmt.Errorf("%s:%d: auto_auth method %q not built yet", cfg.File, cfg.Line, cfg.Type)
+	case "aws":
+		return aws.New(cfg, env)
+	case "alicloud":
+		return alicloud.New(cfg, env)
 	}
 	return nil, fmt.Errorf("%s:%d: auto_auth method %q is not available in this build", cfg.File, cfg.Line, cfg.Type)
 }

@@ -1,0 +1,145 @@
+// Package packaging_test builds the deb and rpm packages with
+// packaging/build.sh (as `make package` does) and checks what a golden image
+// gets from them: paths, modes, conffiles and maintainer scripts.
+package packaging_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/agent/auth/methods"
+	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/pam"
+	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+// entry is one line of `dpkg-deb -c`: mode string and path.
+type entry struct{ mode, path string }
+
+func TestPackages(t *testing.T) {
+	root, err := vaulttest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "bin")
+	if _, err := testbin.Build(bin, "./cmd/latchkey-ssh-helper", "./cmd/latchkey-agent"); err != nil {
+		t.Fatal(err)
+	}
+	dist := filepath.Join(tmp, "dist")
+	cmd := exec.Command("./packaging/build.sh")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "VERSION=v1.2.3-4-gabcdef", "BIN="+bin, "DIST="+dist,
+		"NFPM="+filepath.Join(tmp, "tools", "nfpm"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("packaging/build.sh: %v\n%s", err, out)
+	}
+
+	tests := map[string]struct {
+		deb, rpm  string
+		want      []entry
+		conffiles []string
+		scripts   []string
+	}{
+		"ssh-helper": {
+			deb: "latchkey-ssh-helper_1.2.3+4.gabcdef_amd64.deb",
+			rpm: "latchkey-ssh-helper-1.2.3+4.gabcdef-1.x86_64.rpm",
+			want: []entry{
+				{"-rwxr-xr-x", "./usr/sbin/latchkey-ssh-helper"},
+				{"-rw-r--r--", "./etc/latchkey-ssh-helper.d/config.hcl"},
+				{"-rw-r--r--", "./usr/share/latchkey-ssh-helper/pam.d-sshd"},
+			},
+			conffiles: []string{"/etc/latchkey-ssh-helper.d/config.hcl"},
+		},
+		"agent": {
+			deb: "latchkey-agent_1.2.3+4.gabcdef_amd64.deb",
+			rpm: "latchkey-agent-1.2.3+4.gabcdef-1.x86_64.rpm",
+			want: []entry{
+				{"-rwxr-xr-x", "./usr/sbin/latchkey-agent"},
+				{"-rw-r--r--", "./lib/systemd/system/latchkey-agent.service"},
+				{"-rw-r-----", "./etc/latchkey/agent.hcl"},
+				{"drwx------", "./var/lib/latchkey/"},
+			},
+			conffiles: []string{"/etc/latchkey/agent.hcl"},
+			scripts:   []string{"postinst", "prerm"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			deb := filepath.Join(dist, tc.deb)
+			if fi, err := os.Stat(filepath.Join(dist, tc.rpm)); err != nil || fi.Size() == 0 {
+				t.Errorf("rpm %s missing or empty: %v", tc.rpm, err)
+			}
+			out, err := exec.Command("dpkg-deb", "-c", deb).CombinedOutput()
+			if err != nil {
+				t.Fatalf("dpkg-deb -c %s: %v\n%s", deb, err, out)
+			}
+			got := map[string]string{}
+			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				f := strings.Fields(line)
+				if len(f) >= 6 {
+					got[f[len(f)-1]] = f[0]
+				}
+			}
+			for _, w := range tc.want {
+				if m, ok := got[w.path]; !ok {
+					t.Errorf("%s: no %s in\n%s", tc.deb, w.path, out)
+				} else if m != w.mode {
+					t.Errorf("%s: %s has mode %s, want %s", tc.deb, w.path, m, w.mode)
+				}
+			}
+			ctl := t.TempDir()
+			if out, err := exec.Command("dpkg-deb", "-e", deb, ctl).CombinedOutput(); err != nil {
+				t.Fatalf("dpkg-deb -e: %v\n%s", err, out)
+			}
+			conf, _ := os.ReadFile(filepath.Join(ctl, "conffiles"))
+			if g, w := strings.Fields(string(conf)), tc.conffiles; strings.Join(g, " ") != strings.Join(w, " ") {
+				t.Errorf("%s: conffiles %q, want %q", tc.deb, g, w)
+			}
+			for _, s := range tc.scripts {
+				p := filepath.Join(ctl, s)
+				if out, err := exec.Command("sh", "-n", p).CombinedOutput(); err != nil {
+					t.Errorf("%s: %s: %v\n%s", tc.deb, s, err, out)
+				}
+			}
+		})
+	}
+}
+
+// The example configs the packages install must load as they are.
+func TestExampleConfigsLoad(t *testing.T) {
+	root, err := vaulttest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pam.LoadConfig(filepath.Join(root, "packaging/ssh-helper/config.hcl"))
+	if err != nil {
+		t.Fatalf("ssh-helper example: %v", err)
+	}
+	if err := c.CheckSchemes(false); err != nil {
+		t.Errorf("ssh-helper example needs -dev: %v", err)
+	}
+	ac, err := config.Load(filepath.Join(root, "packaging/agent/agent.hcl"))
+	if err != nil {
+		t.Fatalf("agent example: %v", err)
+	}
+	if _, err := methods.New(ac.AutoAuth.Method, auth.Env{StateDir: t.TempDir(), Logger: zap.NewNop(), Getenv: func(string) string { return "" }}); err != nil {
+		t.Fatalf("agent example method: %v", err)
+	}
+	unit, err := os.ReadFile(filepath.Join(root, "systemd/latchkey-agent.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Type=notify", "ExecStart=/usr/sbin/latchkey-agent -config /etc/latchkey/agent.hcl", "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectoryMode=0700"} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("unit lacks %q", want)
+		}
+	}
+}
