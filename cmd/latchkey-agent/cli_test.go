@@ -274,7 +274,7 @@ func TestExitCodes(t *testing.T) {
 		"templates, no renderer": {[]string{"-config", filepath.Join(dir, "t.hcl")}, exitConfig, "", "cannot render templates"},
 	}
 	write(t, filepath.Join(dir, "m.hcl"), "auto_auth {\n  method \"approle\" {\n  }\n}\n")
-	write(t, filepath.Join(dir, "o.hcl"), strings.Replace(string(b), "path = ", "owner = \"no-such-user-latchkey\"\n      path = ", 1))
+	write(t, filepath.Join(dir, "o.hcl"), strings.Replace(string(b), "\n      path = ", "\n      owner = \"no-such-user-latchkey\"\n      path = ", 1))
 	write(t, filepath.Join(dir, "t.hcl"), string(b)+"template {\n  contents = \"x\"\n  destination = \"/nonexistent/x\"\n}\n")
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
