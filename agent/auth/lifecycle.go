@@ -145,9 +145,9 @@ func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) string {
 		go w.Start()
 		defer w.Stop()
 		doneCh, renewCh = w.DoneCh(), w.RenewCh()
-		l.status(fmt.Sprintf("authenticated with %s, token valid for %s", l.Method.Describe(), ttl))
+		l.status(l.authenticated(secret, ttl, ""))
 	} else {
-		l.status(fmt.Sprintf("authenticated with %s, token does not expire", l.Method.Describe()))
+		l.status(fmt.Sprintf("authenticated with %s%s, token does not expire", l.Method.Describe(), roleOf(secret)))
 	}
 	var check <-chan time.Time
 	if l.CheckInterval > 0 {
@@ -167,7 +167,7 @@ func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) string {
 		case r := <-renewCh:
 			next := time.Duration(r.Secret.Auth.LeaseDuration) * time.Second
 			l.Logger.Debug("token renewed", zap.Duration("ttl", next))
-			l.status(fmt.Sprintf("authenticated with %s, token renewed for %s", l.Method.Describe(), next))
+			l.status(l.authenticated(secret, next, "token renewed for "+next.String()+", "))
 		case <-check:
 			if revoked(ctx, client) {
 				return "token revoked (lookup-self: permission denied)"
@@ -186,6 +186,29 @@ func revoked(ctx context.Context, c *api.Client) bool {
 	_, err := c.Auth().Token().LookupSelfWithContext(ctx)
 	var re *api.ResponseError
 	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
+}
+
+// authenticated is the STATUS line of a held token, e.g. `authenticated
+// with approle at auth/approle as role "web", token renews in 40m0s`. The
+// LifetimeWatcher renews at about two thirds of the TTL; a non-renewable
+// token is replaced shortly before it expires.
+func (l *Lifecycle) authenticated(secret *api.Secret, ttl time.Duration, renewed string) string {
+	when := "renews in " + (ttl * 2 / 3).Round(time.Second).String()
+	if !secret.Auth.Renewable {
+		when = "expires in " + ttl.Round(time.Second).String() + " (not renewable: logging in again before)"
+	}
+	return fmt.Sprintf("authenticated with %s%s, %stoken %s", l.Method.Describe(), roleOf(secret), renewed, when)
+}
+
+// roleOf names the Vault role the login response reports (approle's
+// role_name, aws's and alicloud's role), or "".
+func roleOf(secret *api.Secret) string {
+	for _, k := range []string{"role_name", "role"} {
+		if r := secret.Auth.Metadata[k]; r != "" {
+			return fmt.Sprintf(" as role %q", r)
+		}
+	}
+	return ""
 }
 
 func (l *Lifecycle) status(s string) {

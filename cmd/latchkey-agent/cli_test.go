@@ -187,7 +187,7 @@ func TestSystemdNotifyWatchdogReloadAndStop(t *testing.T) {
 	})
 
 	ready := n.waitFor(t, "READY=1", 0)
-	status := n.waitFor(t, `STATUS=authenticated with approle`, 0)
+	status := n.waitFor(t, `STATUS=authenticated with approle at auth/approle-notify as role "web", token renews in 40m0s`, 0)
 	if status > ready {
 		t.Errorf("STATUS after READY")
 	}
