@@ -118,11 +118,19 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	stopWatchdog := r.watchdog()
-	defer stopWatchdog()
+	// The watchdog is fed from this loop, so that a wedged agent (not just
+	// a dead one) is restarted by systemd.
+	var watchdog <-chan time.Time
+	if interval, err := daemon.SdWatchdogEnabled(false); err == nil && interval > 0 {
+		t := time.NewTicker(interval / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
 	readyCh := cur.ready
 	for {
 		select {
+		case <-watchdog:
+			r.notify("WATCHDOG=1")
 		case <-readyCh:
 			readyCh = nil
 			if cur.cfg.ExitAfterAuth {
@@ -372,27 +380,6 @@ func (r *Runner) notify(state string) {
 		return
 	}
 	daemon.SdNotify(false, state)
-}
-
-// watchdog pings systemd at half of WatchdogSec while the agent runs.
-func (r *Runner) watchdog() func() {
-	interval, err := daemon.SdWatchdogEnabled(false)
-	if err != nil || interval == 0 {
-		return func() {}
-	}
-	t := time.NewTicker(interval / 2)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-t.C:
-				r.notify("WATCHDOG=1")
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() { t.Stop(); close(done) }
 }
 
 // monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants
