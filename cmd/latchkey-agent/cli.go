@@ -14,6 +14,7 @@ import (
 	"github.com/latchkey/latchkey/agent/auth/methods"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/runner"
+	"github.com/latchkey/latchkey/agent/sink"
 	"github.com/latchkey/latchkey/internal/logging"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/latchkey/latchkey/internal/version"
@@ -160,6 +161,18 @@ func validate(args []string, stdout, stderr io.Writer, getenv func(string) strin
 			vc := cfg.Vault.Client.Merge(env).Merge(vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns})
 			_, err = vaultclient.New(vc)
 		}
+	}
+	if err == nil {
+		// Sinks resolve their owner and group now: a typo is a config
+		// error, not a retry loop at boot.
+		for _, sc := range cfg.AutoAuth.Sinks {
+			if _, err = sink.New(sc, nil, zap.NewNop()); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil && len(cfg.Templates) > 0 && newRenderer == nil {
+		err = fmt.Errorf("%s: templates: this build of latchkey-agent cannot render templates", cfg.Templates[0].Range.Filename)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent: %v\n", err)
