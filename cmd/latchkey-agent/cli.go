@@ -14,6 +14,7 @@ import (
 	"github.com/latchkey/latchkey/agent/auth/methods"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/runner"
+	"github.com/latchkey/latchkey/agent/template"
 	"github.com/latchkey/latchkey/agent/sink"
 	"github.com/latchkey/latchkey/internal/logging"
 	"github.com/latchkey/latchkey/internal/vaultclient"
@@ -171,8 +172,9 @@ func validate(args []string, stdout, stderr io.Writer, getenv func(string) strin
 			}
 		}
 	}
-	if err == nil && len(cfg.Templates) > 0 && newRenderer == nil {
-		err = fmt.Errorf("%s: templates: this build of latchkey-agent cannot render templates", cfg.Templates[0].Range.Filename)
+	if err == nil && len(cfg.Templates) > 0 {
+		// Templates are read and parsed: a syntax error names its file.
+		_, err = template.New(template.Options{Templates: cfg.Templates, Config: cfg.TemplateConfig, Logger: zap.NewNop()})
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent: %v\n", err)

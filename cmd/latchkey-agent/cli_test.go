@@ -271,11 +271,14 @@ func TestExitCodes(t *testing.T) {
 		"exit after auth":        {[]string{"-config", once}, exitOK, "", ""},
 		"method config":          {[]string{"validate", "-config", filepath.Join(dir, "m.hcl")}, exitConfig, "", `m.hcl:2: method "approle": config key "role_id_file_path" is required`},
 		"validate owner":         {[]string{"validate", "-config", filepath.Join(dir, "o.hcl")}, exitConfig, "", `owner "no-such-user-latchkey": user: unknown user`},
-		"templates, no renderer": {[]string{"-config", filepath.Join(dir, "t.hcl")}, exitConfig, "", "cannot render templates"},
+		"template retries exhausted": {[]string{"-config", filepath.Join(dir, "t.hcl")}, exitRuntime, "", "templates failed"},
+		"validate template syntax":   {[]string{"validate", "-config", filepath.Join(dir, "ts.hcl")}, exitConfig, "", "parse template"},
 	}
 	write(t, filepath.Join(dir, "m.hcl"), "auto_auth {\n  method \"approle\" {\n  }\n}\n")
 	write(t, filepath.Join(dir, "o.hcl"), strings.Replace(string(b), "\n      path = ", "\n      owner = \"no-such-user-latchkey\"\n      path = ", 1))
-	write(t, filepath.Join(dir, "t.hcl"), string(b)+"template {\n  contents = \"x\"\n  destination = \"/nonexistent/x\"\n}\n")
+	// A template whose secret does not exist, one retry, exit_on_retry_failure.
+	write(t, filepath.Join(dir, "t.hcl"), string(b)+fmt.Sprintf("vault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate_config {\n  exit_on_retry_failure = true\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", filepath.Join(dir, "t.out")))
+	write(t, filepath.Join(dir, "ts.hcl"), string(b)+fmt.Sprintf("template {\n  contents = \"{{ with secret }}\"\n  destination = %q\n}\n", filepath.Join(dir, "ts.out")))
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			cmd := agentCmd(tc.args)

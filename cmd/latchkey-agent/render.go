@@ -22,10 +22,16 @@ import (
 
 // newRenderer plugs agent/template into the runner.
 func newRenderer(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger) (runner.Renderer, error) {
-	return template.New(template.Options{
+	o := template.Options{
 		Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: tokens, Logger: log,
 		OneShot: cfg.ExitAfterAuth,
-	})
+	}
+	// As in Vault Agent, vault { retry { num_retries } } also bounds the
+	// retries of a failing template.
+	if n := cfg.Vault.NumRetries; n != nil && *n > 0 {
+		o.RetryAttempts = *n
+	}
+	return template.New(o)
 }
 
 // staticClients serves one token (the render subcommand's own login).
