@@ -102,3 +102,19 @@ func TestRecordMessageFailure(t *testing.T) {
 		t.Errorf("Message() = %q", got)
 	}
 }
+
+// A user name or reason with a newline cannot forge a second syslog line.
+func TestRecordMessageOneLine(t *testing.T) {
+	tests := map[string]Record{
+		"user":   {User: "eve\naccepted otp login for root", Mode: ModeOTP, Result: "failure", Reason: "x"},
+		"rhost":  {User: "eve", RHost: "h\r\nfake", Mode: ModeOTP, Result: "success"},
+		"reason": {User: "eve", Mode: ModeOTP, Result: "failure", Reason: "a\nb"},
+	}
+	for name, r := range tests {
+		t.Run(name, func(t *testing.T) {
+			if m := r.Message(); strings.ContainsAny(m, "\r\n") {
+				t.Errorf("Message() = %q", m)
+			}
+		})
+	}
+}

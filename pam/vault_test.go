@@ -73,9 +73,8 @@ func testConfig(srv *vaulttest.Server, mount string) *Config {
 }
 
 type run struct {
-	err    error
-	rec    Record
-	stdout string
+	err error
+	rec Record
 }
 
 // login runs the helper as pam_exec would for user with stdin, and returns
@@ -175,6 +174,12 @@ func TestVerifyAgainstVault(t *testing.T) {
 			t.Run("not a uuid never reaches vault", func(t *testing.T) {
 				r := login(t, cfg, "alice", "my-real-password")
 				if !errors.Is(r.err, ErrDenied) || !strings.Contains(r.err.Error(), "not a Vault OTP") || r.rec.VaultAddr != "" {
+					t.Fatalf("error = %v, record %+v", r.err, r.rec)
+				}
+			})
+			t.Run("oversized password is denied", func(t *testing.T) {
+				r := login(t, cfg, "alice", strings.Repeat("x", 4096))
+				if !errors.Is(r.err, ErrDenied) || r.rec.VaultAddr != "" {
 					t.Fatalf("error = %v, record %+v", r.err, r.rec)
 				}
 			})

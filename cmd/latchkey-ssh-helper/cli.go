@@ -107,6 +107,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	if *dev {
 		log.Warn("dev mode: Vault is reached over plain http")
 	}
+	if len(cfg.AllowedRoles) == 0 && cfg.Mode == pam.ModeOTP {
+		// vault-ssh-helper's rule, kept: but say so, it locks everyone out.
+		log.Warn("allowed_roles is empty: every OTP login is refused", zap.String("config", cfg.Path))
+	}
 
 	// The context ends a little before the deadline so that the audit record
 	// is written in time; the guard exits at the deadline whatever happens.
