@@ -224,6 +224,10 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 	if !r.syslog.contains(mark, "latchkey-ssh-helper", "accepted otp login for "+alice) {
 		t.Errorf("no audit record in syslog; got:\n%s", strings.Join(msgs, "\n"))
 	}
+	// The check below is only worth something if PAM's own messages arrive.
+	if !r.syslog.contains(mark, "pam_unix(", "session opened for user "+alice) {
+		t.Errorf("PAM's session message did not reach the test's syslog; got:\n%s", strings.Join(msgs, "\n"))
+	}
 	for _, m := range msgs {
 		if strings.Contains(m, "authentication failure") || strings.Contains(m, "unrecognized option") {
 			t.Errorf("a successful login logged %q", m)
@@ -240,11 +244,16 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 	for name, tc := range refused {
 		t.Run(name, func(t *testing.T) {
 			before := len(readFile(t, r.auditPath))
+			mark := r.syslog.mark()
 			if out, err := r.login(alice, tc.password); err == nil {
 				t.Fatalf("logged in (output %q)", out)
 			}
 			if rec := readFile(t, r.auditPath)[before:]; !strings.Contains(rec, tc.reason) {
 				t.Errorf("audit record %q does not give the reason %q", rec, tc.reason)
+			}
+			// pam_exec reports the typed exit code (1: denied).
+			if !r.syslog.contains(mark, "pam_exec(", "failed: exit code 1") {
+				t.Errorf("pam_exec did not log the helper's exit code 1")
 			}
 		})
 	}
@@ -263,11 +272,15 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 		must(t, err)
 		r.configure(own, "")
 		must(t, own.Stop())
+		mark := r.syslog.mark()
 		if out, err := r.login(alice, s.Data["key"].(string)); err == nil {
 			t.Fatalf("logged in with Vault stopped (output %q)", out)
 		}
 		if !strings.Contains(readFile(t, r.auditPath), "no vault address answered") {
 			t.Errorf("audit does not say Vault was unreachable")
+		}
+		if !r.syslog.contains(mark, "pam_exec(", "failed: exit code 4") {
+			t.Errorf("pam_exec did not log the helper's exit code 4 (Vault unreachable)")
 		}
 		r.configure(srv, "")
 	})
