@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -34,7 +35,8 @@ type Lifecycle struct {
 	// the token is published), so that a reload can keep it.
 	OnLogin func(*api.Secret)
 
-	denied chan struct{}
+	deniedOnce sync.Once
+	denied     chan struct{}
 }
 
 // ErrLogin wraps a login failure that ended Run (exit_on_err).
@@ -50,10 +52,10 @@ func (l *Lifecycle) PermissionDenied() {
 	}
 }
 
+// denials makes the channel on first use: PermissionDenied may come from
+// other goroutines (renderers, the client's CheckRetry hook) before Run.
 func (l *Lifecycle) denials() chan struct{} {
-	if l.denied == nil {
-		l.denied = make(chan struct{}, 1)
-	}
+	l.deniedOnce.Do(func() { l.denied = make(chan struct{}, 1) })
 	return l.denied
 }
 
@@ -178,7 +180,7 @@ func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) string {
 			if revoked(ctx, client) {
 				return "token revoked (lookup-self: permission denied)"
 			}
-		case <-l.denied:
+		case <-l.denials():
 			if revoked(ctx, client) {
 				return "token revoked (a user of the token got permission denied)"
 			}

@@ -47,6 +47,9 @@ type Runner struct {
 	// CheckInterval is how often the token is looked up to notice
 	// revocation (default 1m).
 	CheckInterval time.Duration
+	// NewRenderer renders templates (agent/template plugs in here); nil
+	// makes a config with templates a config error.
+	NewRenderer RendererFactory
 }
 
 // instance is one generation of the running agent (replaced on reload).
@@ -60,6 +63,7 @@ type instance struct {
 
 	mu     sync.Mutex
 	secret *api.Secret // the current login, kept across reloads
+	fatal  error       // the renderer's fatal error, if any
 }
 
 // Run runs until a stop signal (nil), exit_after_auth completes (nil), or a
@@ -106,7 +110,8 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			r.notify("READY=1")
 		case <-cur.done:
-			// Only a fatal error (exit_on_err) ends an instance by itself.
+			// Only a fatal error (exit_on_err, a renderer's) ends an
+			// instance by itself.
 			r.notify("STOPPING=1")
 			return cur.err
 		case sig := <-sigs:
@@ -201,6 +206,25 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 	}
 	ctx, cancel := context.WithCancel(parent)
 	in := &instance{cfg: cfg, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{}), secret: keep}
+	// Every clone of client (sinks, renderers, the renewal watcher) reports
+	// 403 answers, so a revoked token is replaced as soon as it is used.
+	report403(client, func() {
+		if l := in.lifecycle; l != nil {
+			l.PermissionDenied()
+		}
+	})
+	var rend Renderer
+	if len(cfg.Templates) > 0 {
+		if r.NewRenderer == nil {
+			cancel()
+			return nil, errors.New("templates: this build of latchkey-agent cannot render templates")
+		}
+		tokens := &Tokens{holder: holder, client: client, denied: func() { in.lifecycle.PermissionDenied() }}
+		if rend, err = r.NewRenderer(cfg, tokens, r.Logger); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
 	in.lifecycle = &auth.Lifecycle{
 		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: holder, Logger: r.Logger,
 		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
@@ -212,7 +236,8 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 			in.mu.Unlock()
 		},
 	}
-	// Ready once there is a token and every sink has written it.
+	// Ready once there is a token, every sink has written it and every
+	// template has been rendered.
 	var pending sync.WaitGroup
 	pending.Add(1 + len(sinks))
 	var wg sync.WaitGroup
@@ -241,6 +266,28 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 			s.Run(ctx, holder, func() { once.Do(pending.Done) })
 		}()
 	}
+	if rend != nil {
+		pending.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-rend.Ready():
+				pending.Done()
+			case <-ctx.Done():
+			}
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := rend.Run(ctx); err != nil && ctx.Err() == nil {
+				in.mu.Lock()
+				in.fatal = fmt.Errorf("%w: %w", ErrTemplate, err)
+				in.mu.Unlock()
+				cancel() // ends the lifecycle, hence the instance
+			}
+		}()
+	}
 	go func() {
 		pending.Wait()
 		close(in.ready)
@@ -249,6 +296,11 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 		err := in.lifecycle.Run(ctx, keep)
 		cancel()
 		wg.Wait()
+		in.mu.Lock()
+		if err == nil {
+			err = in.fatal
+		}
+		in.mu.Unlock()
 		in.err = err
 		close(in.done)
 	}()

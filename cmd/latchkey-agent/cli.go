@@ -26,8 +26,12 @@ const (
 	exitUsage   = 2 // bad command line
 	exitConfig  = 3 // the config cannot be loaded or used
 	exitAuth    = 4 // login failed with exit_on_err
-	exitRuntime = 5 // reserved: templates failing with exit_on_retry_failure
+	exitRuntime = 5 // templates failed with template_config { exit_on_retry_failure = true }
 )
+
+// newRenderer renders templates: agent/template plugs its factory in here
+// (nil: a config with templates is refused).
+var newRenderer runner.RendererFactory
 
 const usage = `Usage:
   latchkey-agent -config FILE|DIR [-config ...] [options]   run the agent
@@ -43,7 +47,8 @@ Options:
   -namespace NS       Vault namespace (overrides VAULT_NAMESPACE and vault { namespace })
 
 Exit codes: 0 stopped or exit_after_auth done, 1 runtime error, 2 usage,
-3 config error, 4 login failed with exit_on_err.
+3 config error, 4 login failed with exit_on_err, 5 templates failed
+(exit_on_retry_failure).
 `
 
 type multi []string
@@ -114,10 +119,11 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	defer flush()
 	log.Info("latchkey-agent starting", zap.String("version", version.Version), zap.Strings("config", cfg.Files))
 	r := &runner.Runner{
-		Paths:  o.configs,
-		Flags:  vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns},
-		Getenv: getenv,
-		Logger: log,
+		Paths:       o.configs,
+		Flags:       vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns},
+		Getenv:      getenv,
+		Logger:      log,
+		NewRenderer: newRenderer,
 	}
 	err = r.Run(context.Background())
 	switch {
@@ -129,6 +135,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	case errors.Is(err, auth.ErrLogin):
 		log.Error("login failed and exit_on_err is set", zap.Error(err))
 		return exitAuth
+	case errors.Is(err, runner.ErrTemplate):
+		log.Error("templates failed", zap.Error(err))
+		return exitRuntime
 	}
 	log.Error("agent failed", zap.Error(err))
 	return exitError

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/agent/auth/alicloud"
 	"github.com/latchkey/latchkey/agent/auth/approle"
 	"github.com/latchkey/latchkey/agent/auth/aws"
 	"github.com/latchkey/latchkey/agent/auth/tokenfile"
@@ -20,6 +21,8 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		return tokenfile.New(cfg, env)
 	case "aws":
 		return aws.New(cfg, env)
+	case "alicloud":
+		return alicloud.New(cfg, env)
 	}
 	return nil, fmt.Errorf("%s:%d: auto_auth method %q is not available in this build", cfg.File, cfg.Line, cfg.Type)
 }

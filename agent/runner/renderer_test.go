@@ -1,0 +1,150 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/latchkey/latchkey/agent/config"
+)
+
+// fakeRenderer stands in for agent/template: it uses the token every 50ms
+// (as a renderer refreshing secrets would), is Ready once told so, and can
+// fail fatally.
+type fakeRenderer struct {
+	tokens  *Tokens
+	release chan struct{} // closed by the test to let the first render finish
+	ready   chan struct{}
+	fail    chan error
+}
+
+func (f *fakeRenderer) Run(ctx context.Context) error {
+	once := sync.Once{}
+	for {
+		select {
+		case <-f.release:
+			if c, err := f.tokens.Client(); err == nil {
+				if _, err := c.Auth().Token().LookupSelfWithContext(ctx); err == nil {
+					once.Do(func() { close(f.ready) })
+				}
+			}
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-f.fail:
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (f *fakeRenderer) Ready() <-chan struct{} { return f.ready }
+
+// startRendering runs the agent with renderers from a factory that records
+// every renderer it builds.
+func startRendering(t *testing.T, cfg string) (*running, func() []*fakeRenderer) {
+	var mu sync.Mutex
+	var built []*fakeRenderer
+	r := &running{notes: &notes{}, sigs: make(chan os.Signal, 1), done: make(chan error, 1)}
+	rn := &Runner{
+		Paths: []string{cfg}, Getenv: func(string) string { return "" }, Logger: zaptest.NewLogger(t),
+		Signals: r.sigs, Notify: r.notes.add, CheckInterval: time.Hour,
+		NewRenderer: func(c *config.Config, tokens *Tokens, _ *zap.Logger) (Renderer, error) {
+			f := &fakeRenderer{tokens: tokens, release: make(chan struct{}), ready: make(chan struct{}), fail: make(chan error, 1)}
+			mu.Lock()
+			built = append(built, f)
+			mu.Unlock()
+			return f, nil
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { r.done <- rn.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Error("agent did not stop")
+		}
+	})
+	return r, func() []*fakeRenderer {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*fakeRenderer(nil), built...)
+	}
+}
+
+const oneTemplate = "template {\n  contents = \"x\"\n  destination = \"/nonexistent/out\"\n}\n"
+
+func TestReadyWaitsForTemplatesAndRevocationSeenByARenderer(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "token")
+	cfg := agentConfig(t, dir, method, oneTemplate, fileSink(sinkPath, ""))
+	r, renderers := startRendering(t, cfg)
+
+	eventually(t, "the sink", func() bool { return readToken(t, sinkPath) != "" })
+	eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
+	time.Sleep(300 * time.Millisecond) // give a premature READY=1 the chance to show
+	if r.notes.count("READY=1") != 0 {
+		t.Fatal("READY=1 before the templates were rendered")
+	}
+	close(renderers()[0].release)
+	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+
+	// Revoke the token: CheckInterval is 1h and the 1h token renews after
+	// 40 minutes, so a new token in the sink means the renderer's 403
+	// triggered the login.
+	first := readToken(t, sinkPath)
+	must(t, srv.Client.Auth().Token().RevokeTree(first))
+	eventually(t, "a new token after revocation", func() bool {
+		tok := readToken(t, sinkPath)
+		return tok != "" && tok != first
+	})
+	if _, err := lookup(t, readToken(t, sinkPath)); err != nil {
+		t.Fatalf("new token: %v", err)
+	}
+	if n := len(renderers()); n != 1 {
+		t.Errorf("re-login restarted the renderer (%d built)", n)
+	}
+}
+
+func TestRendererFailureStopsTheAgent(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	cfg := agentConfig(t, dir, method, oneTemplate, fileSink(filepath.Join(dir, "token"), ""))
+	r, renderers := startRendering(t, cfg)
+	eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
+	renderers()[0].fail <- errors.New("template a.tmpl: gave up after 12 retries")
+	var err error
+	select {
+	case err = <-r.done:
+		r.done <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not stop")
+	}
+	if !errors.Is(err, ErrTemplate) {
+		t.Fatalf("Run = %v, want ErrTemplate", err)
+	}
+}
+
+func TestTemplatesWithoutARendererAreAConfigError(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	cfg := agentConfig(t, dir, method, oneTemplate, fileSink(filepath.Join(dir, "token"), ""))
+	rn := &Runner{Paths: []string{cfg}, Getenv: func(string) string { return "" }, Logger: zaptest.NewLogger(t),
+		Signals: make(chan os.Signal), Notify: func(string) {}}
+	err := rn.Run(context.Background())
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("Run = %v, want ErrConfig", err)
+	}
+}

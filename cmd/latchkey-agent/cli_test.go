@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+var (
+	srv *vaulttest.Server
+	bin string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "latchkey-agent-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bins, err := testbin.Build(dir, "./cmd/latchkey-agent")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	bin = bins[0]
+	srv, err = vaulttest.Start(vaulttest.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	srv.Stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// approleConfig sets up an approle mount and returns an agent config (no
+// vault stanza: the address comes from VAULT_ADDR) writing sink.
+func approleConfig(t *testing.T, dir, mount, extra string) (cfgPath, sink string) {
+	t.Helper()
+	c := srv.Client
+	if err := c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("auth/"+mount+"/role/web", map[string]any{"token_ttl": "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	rid, err := c.Logical().Read("auth/" + mount + "/role/web/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := c.Logical().Write("auth/"+mount+"/role/web/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roleID, secretID := filepath.Join(dir, "role-id"), filepath.Join(dir, "secret-id")
+	write(t, roleID, rid.Data["role_id"].(string))
+	write(t, secretID, sid.Data["secret_id"].(string))
+	sink = filepath.Join(dir, "token")
+	cfgPath = filepath.Join(dir, "agent.hcl")
+	write(t, cfgPath, fmt.Sprintf(`%s
+latchkey {
+  state_dir = %q
+}
+auto_auth {
+  method "approle" {
+    mount_path = "auth/%s"
+    config = {
+      role_id_file_path   = %q
+      secret_id_file_path = %q
+    }
+  }
+  sink "file" {
+    config = {
+      path = %q
+    }
+  }
+}
+`, extra, filepath.Join(dir, "state"), mount, roleID, secretID, sink))
+	return cfgPath, sink
+}
+
+func write(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// notifySocket listens like systemd does and collects what is sent.
+type notifySocket struct {
+	path string
+	mu   sync.Mutex
+	msgs []string
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	n := &notifySocket{path: filepath.Join(t.TempDir(), "notify")}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			n.msgs = append(n.msgs, strings.Split(strings.TrimSpace(string(buf[:k])), "\n")...)
+			n.mu.Unlock()
+		}
+	}()
+	return n
+}
+
+// waitFor returns the index of the first message from index from that
+// starts with prefix, polling generously.
+func (n *notifySocket) waitFor(t *testing.T, prefix string, from int) int {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		n.mu.Lock()
+		msgs := append([]string(nil), n.msgs...)
+		n.mu.Unlock()
+		for i := from; i < len(msgs); i++ {
+			if strings.HasPrefix(msgs[i], prefix) {
+				return i
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q after message %d; got %q", prefix, from, msgs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (n *notifySocket) count() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.msgs)
+}
+
+func agentCmd(args []string, env ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "VAULT_ADDR=" + srv.Addr}, env...)
+	return cmd
+}
+
+func TestSystemdNotifyWatchdogReloadAndStop(t *testing.T) {
+	dir := t.TempDir()
+	cfg, sink := approleConfig(t, dir, "approle-notify", fmt.Sprintf("pid_file = %q", filepath.Join(dir, "pid")))
+	n := listenNotify(t)
+	var stderr bytes.Buffer
+	cmd := agentCmd([]string{"-config", cfg, "-log-format", "json"}, "NOTIFY_SOCKET="+n.path, "WATCHDOG_USEC=500000")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("agent stderr:\n%s", stderr.String())
+		}
+	})
+
+	ready := n.waitFor(t, "READY=1", 0)
+	status := n.waitFor(t, `STATUS=authenticated with approle`, 0)
+	if status > ready {
+		t.Errorf("STATUS after READY")
+	}
+	n.waitFor(t, "WATCHDOG=1", 0)
+	token, err := os.ReadFile(sink)
+	if err != nil || len(token) == 0 {
+		t.Fatalf("sink: %v", err)
+	}
+	if pid, _ := os.ReadFile(filepath.Join(dir, "pid")); strings.TrimSpace(string(pid)) != fmt.Sprint(cmd.Process.Pid) {
+		t.Errorf("pid file = %q", pid)
+	}
+
+	// A burst of SIGHUPs (the kernel may merge them) and one more after
+	// it: every reload completes, the agent survives, the token is kept.
+	from := n.count()
+	for i := 0; i < 5; i++ {
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r1 := n.waitFor(t, "RELOADING=1", from)
+	n.waitFor(t, "MONOTONIC_USEC=", r1)
+	n.waitFor(t, "READY=1", r1)
+	time.Sleep(200 * time.Millisecond) // let a merged burst finish reloading
+	from = n.count()
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	r2 := n.waitFor(t, "RELOADING=1", from)
+	n.waitFor(t, "READY=1", r2)
+	if again, _ := os.ReadFile(sink); !bytes.Equal(again, token) {
+		t.Error("reload with the same auth config replaced the token")
+	}
+
+	from = n.count()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not stop on SIGTERM")
+	}
+	n.waitFor(t, "STOPPING=1", from)
+	if _, err := os.Stat(filepath.Join(dir, "pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pid file left: %v", err)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	good, sink := approleConfig(t, dir, "approle-codes", "")
+	once := filepath.Join(dir, "once.hcl")
+	b, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, once, "exit_after_auth = true\n"+string(b))
+	bad := filepath.Join(dir, "bad.hcl")
+	write(t, bad, "auto_auth {\n  method \"approle\" {}\n}\ncache {\n}\n")
+	failing := filepath.Join(dir, "failing.hcl")
+	write(t, failing, fmt.Sprintf("auto_auth {\n  method \"approle\" {\n    mount_path = \"auth/approle-codes\"\n    exit_on_err = true\n    config = { role_id_file_path = %q }\n  }\n}\n", filepath.Join(dir, "missing")))
+
+	tests := map[string]struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		"version":                {[]string{"version"}, exitOK, "latchkey-agent ", ""},
+		"validate ok":            {[]string{"validate", "-config", good}, exitOK, good + ": OK (approle auth, 1 sink(s), 0 template(s))", ""},
+		"validate bad":           {[]string{"validate", "-config", bad}, exitConfig, "", bad + ":4:1: "},
+		"validate absent":        {[]string{"validate", "-config", failing + "x"}, exitConfig, "", failing + "x"},
+		"no config":              {[]string{}, exitUsage, "", "-config is required"},
+		"bad flag":               {[]string{"-nope"}, exitUsage, "", "flag provided but not defined: -nope"},
+		"exit_on_err":            {[]string{"-config", failing}, exitAuth, "", "login failed and exit_on_err is set"},
+		"exit after auth":        {[]string{"-config", once}, exitOK, "", ""},
+		"method config":          {[]string{"validate", "-config", filepath.Join(dir, "m.hcl")}, exitConfig, "", `m.hcl:2: method "approle": config key "role_id_file_path" is required`},
+		"templates, no renderer": {[]string{"-config", filepath.Join(dir, "t.hcl")}, exitConfig, "", "cannot render templates"},
+	}
+	write(t, filepath.Join(dir, "m.hcl"), "auto_auth {\n  method \"approle\" {\n  }\n}\n")
+	write(t, filepath.Join(dir, "t.hcl"), string(b)+"template {\n  contents = \"x\"\n  destination = \"/nonexistent/x\"\n}\n")
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cmd := agentCmd(tc.args)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) {
+				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s", code, tc.code, stdout.String(), stderr.String())
+			}
+		})
+	}
+	if b, err := os.ReadFile(sink); err != nil || len(b) == 0 {
+		t.Errorf("exit_after_auth wrote no sink: %v", err)
+	}
+}
