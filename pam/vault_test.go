@@ -227,6 +227,16 @@ func TestVaultErrors(t *testing.T) {
 			t.Errorf("X-Vault-Namespace = %v, want team-a", got)
 		}
 	})
+	// What the real (OSS) server does with a namespace it does not have:
+	// nothing — it serves the root namespace. Checked here so that a Vault
+	// release that starts refusing it shows up.
+	t.Run("namespace on OSS Vault", func(t *testing.T) {
+		cfg := testConfig(tlsSrv, mount)
+		cfg.Namespace = "no-such-namespace"
+		if r := login(t, cfg, "alice", otpFor()); r.err != nil {
+			t.Fatalf("OSS Vault with a namespace: %v", r.err)
+		}
+	})
 	t.Run("wrong CA", func(t *testing.T) {
 		cfg := testConfig(tlsSrv, mount)
 		cfg.CACert = ""

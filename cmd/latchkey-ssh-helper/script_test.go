@@ -3,15 +3,19 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/latchkey/latchkey/pam"
 )
 
 // TestScripts runs the built binary through testdata/script/*.txtar, as an
@@ -32,7 +36,7 @@ func TestScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := c.Logical().Write(mount+"/roles/web", map[string]any{
-		"key_type": "otp", "default_user": "alice", "allowed_users": "alice,bob", "cidr_list": "0.0.0.0/0",
+		"key_type": "otp", "default_user": "alice", "allowed_users": "alice,bob", "cidr_list": "0.0.0.0/0,::/0",
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -42,8 +46,24 @@ func TestScripts(t *testing.T) {
 			env.Setenv("PATH", filepath.Dir(helper)+string(os.PathListSeparator)+env.Getenv("PATH"))
 			// A VAULT_ADDR the helper must ignore: only its config counts.
 			env.Setenv("VAULT_ADDR", "http://127.0.0.1:1")
+			// An address of another interface than lo, for [otherif].
+			if a := otherInterfaceAddr(); a.IsValid() {
+				env.Setenv("OTHER_IF_ADDR", a.String())
+			}
 			cfg := fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"web\"\naudit = \"off\"\ntimeout = \"5s\"\n", srv.Addr, mount)
 			return os.WriteFile(filepath.Join(env.WorkDir, "vault.hcl"), []byte(cfg), 0o600)
+		},
+		// [ipv6]: the host has ::1. [otherif]: it has an interface besides
+		// loopback (its address is $OTHER_IF_ADDR).
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "ipv6":
+				addrs, err := pam.HostAddrs()
+				return slices.Contains(addrs, netip.IPv6Loopback()), err
+			case "otherif":
+				return otherInterfaceAddr().IsValid(), nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -89,4 +109,19 @@ func TestScripts(t *testing.T) {
 			},
 		},
 	})
+}
+
+// otherInterfaceAddr returns a global unicast address of this host (not
+// loopback, not link-local), or the zero Addr when it has none.
+func otherInterfaceAddr() netip.Addr {
+	addrs, err := pam.HostAddrs()
+	if err != nil {
+		return netip.Addr{}
+	}
+	for _, a := range addrs {
+		if a.IsGlobalUnicast() || a.IsPrivate() {
+			return a
+		}
+	}
+	return netip.Addr{}
 }
