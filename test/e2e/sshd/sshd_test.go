@@ -9,8 +9,10 @@
 package sshd_test
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -55,9 +57,13 @@ type rig struct {
 	addr       string
 	users      [2]string
 	syslog     *syslogSink
+	// userKeys are the users' SSH keys when sshd wants publickey first.
+	userKeys map[string]ssh.Signer
 }
 
-func newRig(t *testing.T) *rig {
+// newRig starts sshd with keyboard-interactive (PAM) as the only method, or,
+// with twoFactor, a public key first and then keyboard-interactive.
+func newRig(t *testing.T, twoFactor bool) *rig {
 	r := &rig{t: t, dir: t.TempDir()}
 	bins, err := testbin.Build(filepath.Join(r.dir, "bin"), "./cmd/latchkey-ssh-helper")
 	if err != nil {
@@ -66,6 +72,8 @@ func newRig(t *testing.T) *rig {
 	r.helper = bins[0]
 	// The helper runs as root from sshd; its directory must be traversable.
 	must(t, os.Chmod(r.dir, 0o755))
+	// sshd reads authorized_keys as the user: the temp dir's parent too.
+	must(t, os.Chmod(filepath.Dir(r.dir), 0o755))
 	must(t, os.Chmod(filepath.Join(r.dir, "bin"), 0o755))
 	r.configPath = filepath.Join(r.dir, "helper.hcl")
 	r.auditPath = filepath.Join(r.dir, "audit.log")
@@ -87,6 +95,21 @@ func newRig(t *testing.T) *rig {
 	must(t, os.MkdirAll("/run/sshd", 0o755))
 	port := freePort(t)
 	r.addr = fmt.Sprintf("127.0.0.1:%d", port)
+	methods := "PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n"
+	if twoFactor {
+		r.userKeys = map[string]ssh.Signer{}
+		for _, u := range r.users {
+			pub, priv, err := ed25519.GenerateKey(rand.Reader)
+			must(t, err)
+			signer, err := ssh.NewSignerFromKey(priv)
+			must(t, err)
+			sshPub, err := ssh.NewPublicKey(pub)
+			must(t, err)
+			r.userKeys[u] = signer
+			writeFile(t, filepath.Join(r.dir, "authorized_keys."+u), string(ssh.MarshalAuthorizedKey(sshPub)), 0o644)
+		}
+		methods = fmt.Sprintf("PubkeyAuthentication yes\nAuthorizedKeysFile %s/authorized_keys.%%u\nAuthenticationMethods publickey,keyboard-interactive\n", r.dir)
+	}
 	conf := filepath.Join(r.dir, "sshd_config")
 	writeFile(t, conf, fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
@@ -95,14 +118,12 @@ PidFile %s
 UsePAM yes
 KbdInteractiveAuthentication yes
 PasswordAuthentication no
-PubkeyAuthentication no
-AuthenticationMethods keyboard-interactive
-PermitRootLogin no
+%sPermitRootLogin no
 StrictModes no
 UseDNS no
 AllowUsers %s %s
 LogLevel VERBOSE
-`, port, hostKey, filepath.Join(r.dir, "sshd.pid"), r.users[0], r.users[1]), 0o600)
+`, port, hostKey, filepath.Join(r.dir, "sshd.pid"), methods, r.users[0], r.users[1]), 0o600)
 	logf, err := os.Create(filepath.Join(r.dir, "sshd.log"))
 	must(t, err)
 	cmd := exec.Command(link, "-D", "-e", "-f", conf)
@@ -169,17 +190,28 @@ audit_file = %q
 // login connects as user, types password at the keyboard-interactive prompt
 // and runs `id -un`. It returns the command's output or the error.
 func (r *rig) login(user, password string) (string, error) {
-	prompts := 0
-	cfg := &ssh.ClientConfig{
-		User: user,
-		Auth: []ssh.AuthMethod{ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
-			prompts++
+	return r.loginWith(user, nil, &password)
+}
+
+// loginWith offers key (when not nil) and then, when password is not nil,
+// keyboard-interactive with *password; it runs `id -un`.
+func (r *rig) loginWith(user string, key ssh.Signer, password *string) (string, error) {
+	var auth []ssh.AuthMethod
+	if key != nil {
+		auth = append(auth, ssh.PublicKeys(key))
+	}
+	if password != nil {
+		auth = append(auth, ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
 			answers := make([]string, len(questions))
 			for i := range answers {
-				answers[i] = password
+				answers[i] = *password
 			}
 			return answers, nil
-		})},
+		}))
+	}
+	cfg := &ssh.ClientConfig{
+		User:            user,
+		Auth:            auth,
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
 		Timeout:         30 * time.Second,
 	}
@@ -198,7 +230,7 @@ func (r *rig) login(user, password string) (string, error) {
 }
 
 func TestSSHLoginThroughPAM(t *testing.T) {
-	r := newRig(t)
+	r := newRig(t, false)
 	alice, bob := r.users[0], r.users[1]
 	c := srv.Client
 	must(t, c.Sys().Mount("ssh", &api.MountInput{Type: "ssh"}))
@@ -427,4 +459,50 @@ func waitListening(t *testing.T, addr string) {
 		time.Sleep(25 * time.Millisecond)
 	}
 	t.Fatalf("sshd did not listen on %s", addr)
+}
+
+// TOTP as the second factor after a public key (AuthenticationMethods
+// publickey,keyboard-interactive): neither factor alone gets in.
+func TestTwoFactorPublicKeyAndTOTP(t *testing.T) {
+	r := newRig(t, true)
+	alice := r.users[0]
+	c := srv.Client
+	const mount, seed = "totp-2fa", "KRSXG5CTMVRXEZLUKN2XAZLSKNSWG4TF"
+	must(t, c.Sys().Mount(mount, &api.MountInput{Type: "totp"}))
+	_, err := c.Logical().Write(mount+"/keys/ssh-"+alice, map[string]any{"key": seed, "generate": false, "issuer": "latchkey", "account_name": alice})
+	must(t, err)
+	must(t, c.Sys().PutPolicy("e2e-totp-2fa", fmt.Sprintf(`path "%s/code/*" { capabilities = ["update"] }`, mount)))
+	tok, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"e2e-totp-2fa"}, NoParent: true})
+	must(t, err)
+	tokenFile := filepath.Join(r.dir, "token")
+	writeFile(t, tokenFile, tok.Auth.ClientToken+"\n", 0o600)
+	r.configure(srv, fmt.Sprintf("mode = \"totp\"\ntotp_mount = %q\ntotp_key_pattern = \"ssh-{{user}}\"\ntoken_file = %q\n", mount, tokenFile))
+
+	key := r.userKeys[alice]
+	code := func(at time.Time) *string { s := totptest.Code(seed, at); return &s }
+	// Order matters: the current code is offered without the key first. If
+	// sshd let that reach PAM, Vault would mark the code used and the
+	// two-factor login below would fail.
+	if out, err := r.loginWith(alice, nil, code(time.Now())); err == nil {
+		t.Errorf("TOTP without the key got in (output %q)", out)
+	}
+	if out, err := r.loginWith(alice, key, nil); err == nil {
+		t.Errorf("the key without TOTP got in (output %q)", out)
+	}
+	if out, err := r.loginWith(alice, key, code(time.Now().Add(-5*time.Minute))); err == nil {
+		t.Errorf("key and a stale code got in (output %q)", out)
+	}
+	if out, err := r.loginWith(alice, key, code(time.Now())); err != nil || out != alice {
+		t.Errorf("key and current code: output %q, error %v", out, err)
+	}
+	var modes []string
+	for _, line := range strings.Split(strings.TrimSpace(readFile(t, r.auditPath)), "\n") {
+		var rec struct{ Mode, Result string }
+		must(t, json.Unmarshal([]byte(line), &rec))
+		modes = append(modes, rec.Mode+":"+rec.Result)
+	}
+	// PAM ran twice: the stale code, then the current one.
+	if got := strings.Join(modes, " "); got != "totp:failure totp:success" {
+		t.Errorf("audit records (mode:result) = %s, want totp:failure totp:success", got)
+	}
 }
