@@ -252,15 +252,17 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 	if err != nil || out != alice {
 		t.Fatalf("valid OTP: output %q, error %v", out, err)
 	}
-	msgs := r.syslog.since(mark)
 	if !r.syslog.contains(mark, "latchkey-ssh-helper", "accepted otp login for "+alice) {
-		t.Errorf("no audit record in syslog; got:\n%s", strings.Join(msgs, "\n"))
+		t.Errorf("no audit record in syslog; got:\n%s", strings.Join(r.syslog.since(mark), "\n"))
 	}
 	// The check below is only worth something if PAM's own messages arrive.
+	// The session opens after authentication, and one socket keeps the
+	// order of its datagrams, so once this message is in, any false
+	// "authentication failure" of this login is in as well.
 	if !r.syslog.contains(mark, "pam_unix(", "session opened for user "+alice) {
-		t.Errorf("PAM's session message did not reach the test's syslog; got:\n%s", strings.Join(msgs, "\n"))
+		t.Errorf("PAM's session message did not reach the test's syslog; got:\n%s", strings.Join(r.syslog.since(mark), "\n"))
 	}
-	for _, m := range msgs {
+	for _, m := range r.syslog.since(mark) {
 		if strings.Contains(m, "authentication failure") || strings.Contains(m, "unrecognized option") {
 			t.Errorf("a successful login logged %q", m)
 		}
@@ -394,18 +396,24 @@ func (s *syslogSink) since(mark int) []string {
 	return append([]string(nil), s.msgs[mark:]...)
 }
 
+// contains reports whether a message since mark holds all of subs. The
+// sink reads datagrams on its own goroutine, so a message sent just before
+// may not be stored yet: it waits for one (up to 10 s) before saying no.
 func (s *syslogSink) contains(mark int, subs ...string) bool {
 	if !s.real {
 		return true
 	}
-	for _, m := range s.since(mark) {
-		ok := true
-		for _, sub := range subs {
-			ok = ok && strings.Contains(m, sub)
+	for range 1000 {
+		for _, m := range s.since(mark) {
+			ok := true
+			for _, sub := range subs {
+				ok = ok && strings.Contains(m, sub)
+			}
+			if ok {
+				return true
+			}
 		}
-		if ok {
-			return true
-		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	return false
 }
