@@ -200,3 +200,35 @@ func TestBinaryHungVault(t *testing.T) {
 		t.Errorf("output does not name the deadline and the address: %s", out)
 	}
 }
+
+// The whole run as pam_exec sees it (process start, config, one verify
+// against a live Vault, checks, exit), for comparing with vault-ssh-helper.
+func BenchmarkBinaryLogin(b *testing.B) {
+	mount := "ssh-bench"
+	c := srv.Client
+	if err := c.Sys().Mount(mount, &api.MountInput{Type: "ssh"}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Logical().Write(mount+"/roles/web", map[string]any{"key_type": "otp", "default_user": "alice", "cidr_list": "127.0.0.0/8"}); err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	cfg := filepath.Join(dir, "config.hcl")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"web\"\naudit = \"off\"\n", srv.Addr, mount)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		s, err := c.Logical().Write(mount+"/creds/web", map[string]any{"ip": "127.0.0.1"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command(helper, "-config="+cfg, "-dev", "-log-level=off")
+		cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth"}
+		cmd.Stdin = strings.NewReader(s.Data["key"].(string))
+		b.StartTimer()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+	}
+}
