@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/hashicorp/vault/api"
 	"github.com/smallstep/pkcs7"
 	"go.uber.org/zap"
@@ -49,12 +50,18 @@ type Method struct {
 	state  state.Dir
 	log    *zap.Logger
 	region string
+	// iam: X-Vault-AWS-IAM-Server-ID, static keys, instance profile cache.
+	headerValue string
+	static      sdkaws.Credentials
+	profile     sdkaws.Credentials
 
 	last Identity // from the last document read, for Describe
 }
 
-// New reads cfg: type (ec2; iam is not built yet), role, nonce, region,
-// and latchkey's metadata_endpoint and allow_imdsv1.
+// New reads cfg as Vault Agent's aws method does: type (ec2 or iam,
+// default iam), role, nonce, region, header_value, access_key, secret_key,
+// session_token, credential_poll_interval; and latchkey's
+// metadata_endpoint and allow_imdsv1.
 func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	s := auth.NewSettings(cfg)
 	m := &Method{
@@ -68,22 +75,29 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	}
 	endpoint := s.String("metadata_endpoint", "")
 	allowV1 := s.Bool("allow_imdsv1", false)
-	// Accepted for compatibility with Vault Agent configs; unused by ec2.
-	for _, k := range []string{"header_value", "access_key", "secret_key", "session_token", "credential_poll_interval"} {
-		s.String(k, "")
-	}
-	if err := s.Err(); err != nil {
-		return nil, err
-	}
-	if m.typ != "ec2" {
-		return nil, fmt.Errorf("%s:%d: method \"aws\": type %q is not supported yet (supported: ec2)", cfg.File, cfg.Line, m.typ)
-	}
-	if len(m.nonce) > 128 {
-		return nil, fmt.Errorf("%s:%d: method \"aws\": nonce is longer than Vault's 128 characters", cfg.File, cfg.Line)
-	}
+	m.headerValue = s.String("header_value", "")
 	getenv := env.Getenv
 	if getenv == nil {
 		getenv = func(string) string { return "" }
+	}
+	m.static = sdkaws.Credentials{
+		AccessKeyID:     s.String("access_key", getenv("AWS_ACCESS_KEY_ID")),
+		SecretAccessKey: s.String("secret_key", getenv("AWS_SECRET_ACCESS_KEY")),
+		SessionToken:    s.String("session_token", getenv("AWS_SESSION_TOKEN")),
+		Source:          "static",
+	}
+	s.Duration("credential_poll_interval", time.Minute) // credentials are re-read before they expire
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	if m.typ != "ec2" && m.typ != "iam" {
+		return nil, fmt.Errorf("%s:%d: method \"aws\": type %q: want ec2 or iam", cfg.File, cfg.Line, m.typ)
+	}
+	if (m.static.AccessKeyID == "") != (m.static.SecretAccessKey == "") {
+		return nil, fmt.Errorf("%s:%d: method \"aws\": access_key and secret_key go together", cfg.File, cfg.Line)
+	}
+	if len(m.nonce) > 128 {
+		return nil, fmt.Errorf("%s:%d: method \"aws\": nonce is longer than Vault's 128 characters", cfg.File, cfg.Line)
 	}
 	meta, err := awsmeta.New(awsmeta.Options{Endpoint: endpoint, AllowV1: allowV1, Getenv: getenv})
 	if err != nil {
@@ -104,6 +118,9 @@ func (m *Method) Describe() string {
 
 // Login implements auth.Method.
 func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, error) {
+	if m.typ == "iam" {
+		return m.loginIAM(ctx, client)
+	}
 	raw, err := m.meta.Dynamic(ctx, "instance-identity/rsa2048")
 	if err != nil {
 		return nil, err

@@ -55,6 +55,9 @@ func setup(t *testing.T) (*awsfake.AWS, string) {
 func newMethod(t *testing.T, fake *awsfake.AWS, mount, stateDir string, extra map[string]any) auth.Method {
 	t.Helper()
 	cfg := map[string]any{"type": "ec2", "role": "web", "metadata_endpoint": fake.IMDS.URL}
+	if extra["type"] == "iam" {
+		delete(cfg, "role")
+	}
 	for k, v := range extra {
 		cfg[k] = v
 	}
@@ -228,5 +231,48 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestIAMLogin(t *testing.T) {
+	fake, mount := setup(t)
+	c := srv.Client
+	_, err := c.Logical().Write("auth/"+mount+"/config/client", map[string]any{
+		"access_key": "AKIDTEST", "secret_key": "test-secret", "endpoint": fake.API.URL,
+		"sts_endpoint": fake.API.URL, "sts_region": "us-east-1", "max_retries": 0,
+		"iam_server_id_header_value": "vault.example.com",
+	})
+	must(t, err)
+	_, err = c.Logical().Write("auth/"+mount+"/role/iam-web", map[string]any{
+		"auth_type": "iam", "resolve_aws_unique_ids": false, "token_ttl": "1h",
+		"bound_iam_principal_arn": fmt.Sprintf("arn:aws:iam::%s:role/%s", instance.AccountID, awsfake.Profile),
+	})
+	must(t, err)
+	iam := func(extra map[string]any) auth.Method {
+		cfg := map[string]any{"type": "iam", "role": "iam-web", "header_value": "vault.example.com"}
+		for k, v := range extra {
+			cfg[k] = v
+		}
+		return newMethod(t, fake, mount, t.TempDir(), cfg)
+	}
+
+	before := fake.SigV4Checked()
+	s, err := login(t, iam(nil))
+	if err != nil {
+		t.Fatalf("iam login with instance profile credentials: %v", err)
+	}
+	if s.Auth == nil || s.Auth.ClientToken == "" {
+		t.Fatalf("no token: %+v", s)
+	}
+	if fake.SigV4Checked() <= before {
+		t.Error("the fake STS did not verify the login's SigV4 signature")
+	}
+	if _, err := login(t, iam(map[string]any{"header_value": "other-vault"})); err == nil {
+		t.Error("a request bound to another Vault server logged in")
+	}
+	// Keys the fake never issued: the replayed request is not the profile's,
+	// so the ARN does not match the role.
+	if _, err := login(t, iam(map[string]any{"access_key": "AKIDOTHER", "secret_key": "x"})); err == nil {
+		t.Error("foreign static keys logged in")
 	}
 }

@@ -6,21 +6,32 @@
 package awsfake
 
 import (
+	"bytes"
+	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"path"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/smallstep/pkcs7"
 )
 
@@ -118,7 +129,17 @@ type AWS struct {
 	states map[string]string
 	// Requests counts API calls by action.
 	requests map[string]int
+	// profile is the instance profile's role name; keys maps the access
+	// key ids IMDS issued for it to their secret and session token.
+	profile string
+	keys    map[string][2]string
+	// SigV4Checked counts GetCallerIdentity calls whose signature was
+	// recomputed and matched.
+	sigChecked int
 }
+
+// Profile is the instance profile role name IMDS serves credentials for.
+const Profile = "latchkey-test-role"
 
 // New starts the fake with instance in.
 func New(in Instance) (*AWS, error) {
@@ -126,7 +147,8 @@ func New(in Instance) (*AWS, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &AWS{Signer: s, in: in, tokens: map[string]bool{}, states: map[string]string{in.InstanceID: in.State}, requests: map[string]int{}}
+	a := &AWS{Signer: s, in: in, tokens: map[string]bool{}, states: map[string]string{in.InstanceID: in.State}, requests: map[string]int{},
+		profile: Profile, keys: map[string][2]string{}}
 	a.IMDS = httptest.NewServer(http.HandlerFunc(a.imds))
 	a.API = httptest.NewServer(http.HandlerFunc(a.api))
 	return a, nil
@@ -185,6 +207,16 @@ func (a *AWS) imds(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/latest/dynamic/instance-identity/document":
 		w.Write(doc)
+	case "/latest/meta-data/iam/security-credentials/":
+		fmt.Fprint(w, a.profile)
+	case "/latest/meta-data/iam/security-credentials/" + a.profile:
+		id := fmt.Sprintf("ASIATEST%04d", len(a.keys)+1)
+		a.keys[id] = [2]string{"profile-secret-" + id, "profile-token-" + id}
+		json.NewEncoder(w).Encode(map[string]string{
+			"Code": "Success", "LastUpdated": time.Now().UTC().Format(time.RFC3339), "Type": "AWS-HMAC",
+			"AccessKeyId": id, "SecretAccessKey": a.keys[id][0], "Token": a.keys[id][1],
+			"Expiration": time.Now().Add(6 * time.Hour).UTC().Format(time.RFC3339),
+		})
 	case "/latest/dynamic/instance-identity/rsa2048":
 		body, err := a.Signer.SignRSA2048(doc)
 		if err != nil {
@@ -220,27 +252,44 @@ func tamper(body, instanceID string) string {
 }
 
 func (a *AWS) api(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	form, _ := url.ParseQuery(string(body))
+	for k, v := range r.URL.Query() {
+		form[k] = v
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	action := r.Form.Get("Action")
+	action := form.Get("Action")
 	a.requests[action]++
 	w.Header().Set("Content-Type", "text/xml")
 	switch action {
 	case "GetCallerIdentity":
+		arn := fmt.Sprintf("arn:aws:iam::%s:user/vault", a.in.AccountID)
+		if key, ok := a.keys[accessKeyID(r)]; ok {
+			// A request signed with instance profile keys (aws iam login,
+			// replayed by Vault): recompute its SigV4 signature.
+			if err := verifySigV4(r, body, key); err != nil {
+				w.WriteHeader(http.StatusForbidden)
+				fmt.Fprintf(w, `<ErrorResponse><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>%s</Message></Error></ErrorResponse>`, err)
+				return
+			}
+			a.sigChecked++
+			arn = fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", a.in.AccountID, a.profile, a.in.InstanceID)
+		}
 		fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <GetCallerIdentityResult>
-    <Arn>arn:aws:iam::%[1]s:user/vault</Arn>
-    <UserId>AIDATEST</UserId>
+    <Arn>%[2]s</Arn>
+    <UserId>AROATEST:%[3]s</UserId>
     <Account>%[1]s</Account>
   </GetCallerIdentityResult>
   <ResponseMetadata><RequestId>01234567-89ab-cdef-0123-456789abcdef</RequestId></ResponseMetadata>
-</GetCallerIdentityResponse>`, a.in.AccountID)
+</GetCallerIdentityResponse>`, a.in.AccountID, arn, a.in.InstanceID)
 	case "DescribeInstances":
-		id := r.Form.Get("InstanceId.1")
+		id := form.Get("InstanceId.1")
 		state, ok := a.states[id]
 		if !ok {
 			w.WriteHeader(http.StatusBadRequest)
@@ -267,6 +316,68 @@ func (a *AWS) api(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprintf(w, `<ErrorResponse><Error><Code>InvalidAction</Code><Message>%s</Message></Error></ErrorResponse>`, action)
 	}
+}
+
+// SigV4Checked returns how many iam logins' signatures were verified.
+func (a *AWS) SigV4Checked() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sigChecked
+}
+
+var authRe = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]+)$`)
+
+func accessKeyID(r *http.Request) string {
+	m := authRe.FindStringSubmatch(r.Header.Get("Authorization"))
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// verifySigV4 re-signs the request as received, with only the headers its
+// signature covers, and compares signatures.
+func verifySigV4(r *http.Request, body []byte, key [2]string) error {
+	m := authRe.FindStringSubmatch(r.Header.Get("Authorization"))
+	if m == nil {
+		return fmt.Errorf("no SigV4 Authorization header")
+	}
+	region, service, signed, sig := m[3], m[4], strings.Split(m[5], ";"), m[6]
+	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+	if err != nil {
+		return fmt.Errorf("X-Amz-Date: %v", err)
+	}
+	if r.Header.Get("X-Amz-Security-Token") != key[1] {
+		return fmt.Errorf("wrong security token")
+	}
+	// SigV4 (outside S3) normalizes the path, as AWS does: Vault's replay to
+	// a configured sts_endpoint arrives as "//".
+	p := path.Clean(r.URL.Path)
+	if p == "." {
+		p = "/"
+	}
+	u := "https://" + r.Host + p
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	req, _ := http.NewRequest(r.Method, u, bytes.NewReader(body))
+	req.Host = r.Host
+	for _, h := range signed {
+		if h != "host" && h != "content-length" {
+			req.Header[http.CanonicalHeaderKey(h)] = r.Header.Values(h)
+		}
+	}
+	req.Header.Del("Authorization")
+	sum := sha256.Sum256(body)
+	creds := sdkaws.Credentials{AccessKeyID: m[1], SecretAccessKey: key[0], SessionToken: key[1]}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), service, region, at); err != nil {
+		return err
+	}
+	got := authRe.FindStringSubmatch(req.Header.Get("Authorization"))
+	if got == nil || !hmac.Equal([]byte(got[6]), []byte(sig)) {
+		return fmt.Errorf("the request signature we calculated does not match the signature you provided")
+	}
+	return nil
 }
 
 // Requests returns how many API calls of action were made.
