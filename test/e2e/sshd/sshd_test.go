@@ -319,6 +319,44 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 		r.configure(srv, "")
 	})
 
+	// A Vault that accepts the connection and never answers (not even the
+	// TLS handshake): pam_exec has no timeout, the helper's deadline ends it.
+	t.Run("vault hung", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		var conns []net.Conn
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				conns = append(conns, c)
+			}
+		}()
+		defer func() {
+			l.Close()
+			<-done
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		writeFile(t, r.configPath, fmt.Sprintf("vault_addr = \"https://%s\"\nallowed_roles = \"web\"\ntimeout = \"1s\"\naudit = \"syslog\"\naudit_file = %q\n", l.Addr(), r.auditPath), 0o644)
+		defer r.configure(srv, "")
+		mark := r.syslog.mark()
+		if out, err := r.login(alice, issue(alice, "127.0.0.1")); err == nil {
+			t.Fatalf("logged in with Vault hung (output %q)", out)
+		}
+		if !strings.Contains(readFile(t, r.auditPath), "deadline of 1s reached") {
+			t.Errorf("audit does not name the deadline")
+		}
+		if !r.syslog.contains(mark, "pam_exec(", "failed: exit code 4") {
+			t.Errorf("pam_exec did not log the helper's exit code 4")
+		}
+	})
+
 	t.Run("totp", func(t *testing.T) {
 		must(t, c.Sys().Mount("totp", &api.MountInput{Type: "totp"}))
 		const seed = "JBSWY3DPEHPK3PXP"
