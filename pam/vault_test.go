@@ -463,6 +463,17 @@ func TestTOTP(t *testing.T) {
 	if r := login(t, cfg, "alice", "12ab56"); !errors.Is(r.err, ErrDenied) {
 		t.Errorf("non-digits: %v", r.err)
 	}
+	// A token Vault no longer accepts is the operator's problem, not a
+	// wrong code: it must not read as "denied".
+	if err := c.Auth().Token().RevokeTree(tok.Auth.ClientToken); err != nil {
+		t.Fatal(err)
+	}
+	if r := login(t, cfg, "alice", code(time.Now())); !errors.Is(r.err, ErrVault) || errors.Is(r.err, ErrDenied) ||
+		!strings.Contains(r.rec.Reason, "403") {
+		t.Errorf("revoked token: %v (reason %q)", r.err, r.rec.Reason)
+	} else if strings.Contains(r.err.Error(), tok.Auth.ClientToken) {
+		t.Error("the error holds the token")
+	}
 	cfg.TokenFile = t.TempDir() + "/missing"
 	if r := login(t, cfg, "alice", code(now)); r.err == nil || !strings.Contains(r.err.Error(), "token_file") {
 		t.Errorf("missing token file: %v", r.err)
