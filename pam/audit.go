@@ -39,11 +39,15 @@ func (r Record) Message() string {
 	if from == "" {
 		from = "unknown host"
 	}
-	if r.Result == "success" {
-		return fmt.Sprintf("accepted %s login for %s from %s (role %q, ip %s, vault %s, request %s)",
-			r.Mode, oneLine(r.User), oneLine(from), r.Role, oneLine(r.IP), oneLine(r.VaultAddr), oneLine(r.RequestID))
+	login := "login"
+	if r.Mode != "" { // unknown when the config could not be read
+		login = r.Mode + " login"
 	}
-	return fmt.Sprintf("refused %s login for %s from %s: %s", r.Mode, oneLine(r.User), oneLine(from), oneLine(r.Reason))
+	if r.Result == "success" {
+		return fmt.Sprintf("accepted %s for %s from %s (role %q, ip %s, vault %s, request %s)",
+			login, oneLine(r.User), oneLine(from), r.Role, oneLine(r.IP), oneLine(r.VaultAddr), oneLine(r.RequestID))
+	}
+	return fmt.Sprintf("refused %s for %s from %s: %s", login, oneLine(r.User), oneLine(from), oneLine(r.Reason))
 }
 
 // oneLine returns s, or s quoted when it holds control characters.

@@ -118,3 +118,11 @@ func TestRecordMessageOneLine(t *testing.T) {
 		})
 	}
 }
+
+// Before the config is read the mode is unknown; the line still reads well.
+func TestRecordMessageNoMode(t *testing.T) {
+	r := Record{User: "bob", RHost: "203.0.113.9", Result: "failure", Reason: "config.hcl:2:1: unknown key"}
+	if got := r.Message(); got != "refused login for bob from 203.0.113.9: config.hcl:2:1: unknown key" {
+		t.Errorf("Message() = %q", got)
+	}
+}

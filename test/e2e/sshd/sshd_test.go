@@ -319,6 +319,23 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 		r.configure(srv, "")
 	})
 
+	// A broken config refuses every login, and says why where an operator
+	// looks (syslog here), since the config could not name a destination.
+	t.Run("broken config", func(t *testing.T) {
+		writeFile(t, r.configPath, fmt.Sprintf("vault_addr = %q\nallowed_role = \"web\"\n", srv.Addr), 0o644)
+		defer r.configure(srv, "")
+		mark := r.syslog.mark()
+		if out, err := r.login(alice, issue(alice, "127.0.0.1")); err == nil {
+			t.Fatalf("logged in with a broken config (output %q)", out)
+		}
+		if !r.syslog.contains(mark, "latchkey-ssh-helper", "refused login for "+alice, `unknown key "allowed_role"`) {
+			t.Errorf("no audit record naming the config error; syslog:\n%s", strings.Join(r.syslog.since(mark), "\n"))
+		}
+		if !r.syslog.contains(mark, "pam_exec(", "failed: exit code 3") {
+			t.Errorf("pam_exec did not log the helper's exit code 3")
+		}
+	})
+
 	// A Vault that accepts the connection and never answers (not even the
 	// TLS handshake): pam_exec has no timeout, the helper's deadline ends it.
 	t.Run("vault hung", func(t *testing.T) {
