@@ -105,6 +105,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	if *dev {
 		log.Warn("dev mode: Vault is reached over plain http")
 	}
+	if cfg.TLSSkipVerify && !*dev {
+		log.Warn("tls_skip_verify is set: Vault's certificate is not checked, anyone on the path can approve logins", zap.String("config", cfg.Path))
+	}
 	if len(cfg.AllowedRoles) == 0 && cfg.Mode == pam.ModeOTP {
 		// vault-ssh-helper's rule, kept: but say so, it locks everyone out.
 		log.Warn("allowed_roles is empty: every OTP login is refused", zap.String("config", cfg.Path))
