@@ -54,6 +54,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 			fmt.Fprintf(stdout, "latchkey-ssh-helper %s\n", version.Version)
 			if underPAM(getenv) {
 				// A PAM line that only prints a version must not let a login through.
+				auditEarly(getenv, "bad command line on the PAM line: "+a+" asks only for the version")
 				return exitUsage
 			}
 			return exitOK
@@ -89,6 +90,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-ssh-helper: -log-level: %v\n", err)
+		auditEarly(getenv, "bad command line on the PAM line: -log-level: "+err.Error())
 		return exitUsage
 	}
 	defer flush()
