@@ -177,6 +177,11 @@ func (r *rig) installPAM(service string) {
 
 // configure writes the helper's config for the next logins.
 func (r *rig) configure(vault *vaulttest.Server, extra string) {
+	r.configureAt(vault.Addr, vault.CACert, extra)
+}
+
+// configureAt is configure for a Vault address and CA file.
+func (r *rig) configureAt(addr, caCert, extra string) {
 	writeFile(r.t, r.configPath, fmt.Sprintf(`vault_addr = %q
 ca_cert = %q
 ssh_mount_point = "ssh"
@@ -184,7 +189,7 @@ allowed_roles = "web"
 timeout = "3s"
 audit = "syslog"
 audit_file = %q
-%s`, vault.Addr, vault.CACert, r.auditPath, extra), 0o644)
+%s`, addr, caCert, r.auditPath, extra), 0o644)
 }
 
 // login connects as user, types password at the keyboard-interactive prompt
@@ -304,7 +309,10 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 		must(t, err)
 		s, err := own.Client.Logical().Write("ssh/creds/web", map[string]any{"ip": "127.0.0.1"})
 		must(t, err)
-		r.configure(own, "")
+		// The host keeps its copy of the CA; Stop removes the server's own.
+		ca := filepath.Join(r.dir, "stopped-vault-ca.pem")
+		writeFile(t, ca, readFile(t, own.CACert), 0o644)
+		r.configureAt(own.Addr, ca, "")
 		must(t, own.Stop())
 		mark := r.syslog.mark()
 		if out, err := r.login(alice, s.Data["key"].(string)); err == nil {
