@@ -10,6 +10,7 @@ require (
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/hashicorp/hcl/v2 v2.25.0
 	github.com/hashicorp/vault/api v1.23.0
+	github.com/rogpeppe/go-internal v1.14.1
 	github.com/smallstep/pkcs7 v0.2.3
 	github.com/zclconf/go-cty v1.19.0
 	go.uber.org/zap v1.28.0

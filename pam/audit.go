@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/syslog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/coreos/go-systemd/v22/journal"
 )
@@ -29,17 +31,31 @@ type Record struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Message is the record as one human line.
+// Message is the record as one human line. Values that hold control
+// characters (a user name with a newline, say) are quoted, so that nobody can
+// forge a second line in syslog.
 func (r Record) Message() string {
 	from := r.RHost
 	if from == "" {
 		from = "unknown host"
 	}
-	if r.Result == "success" {
-		return fmt.Sprintf("accepted %s login for %s from %s (role %q, ip %s, vault %s, request %s)",
-			r.Mode, r.User, from, r.Role, r.IP, r.VaultAddr, r.RequestID)
+	login := "login"
+	if r.Mode != "" { // unknown when the config could not be read
+		login = r.Mode + " login"
 	}
-	return fmt.Sprintf("refused %s login for %s from %s: %s", r.Mode, r.User, from, r.Reason)
+	if r.Result == "success" {
+		return fmt.Sprintf("accepted %s for %s from %s (role %q, ip %s, vault %s, request %s)",
+			login, oneLine(r.User), oneLine(from), r.Role, oneLine(r.IP), oneLine(r.VaultAddr), oneLine(r.RequestID))
+	}
+	return fmt.Sprintf("refused %s for %s from %s: %s", login, oneLine(r.User), oneLine(from), oneLine(r.Reason))
+}
+
+// oneLine returns s, or s quoted when it holds control characters.
+func oneLine(s string) string {
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // identifier is the syslog identifier of audit records.

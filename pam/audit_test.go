@@ -102,3 +102,27 @@ func TestRecordMessageFailure(t *testing.T) {
 		t.Errorf("Message() = %q", got)
 	}
 }
+
+// A user name or reason with a newline cannot forge a second syslog line.
+func TestRecordMessageOneLine(t *testing.T) {
+	tests := map[string]Record{
+		"user":   {User: "eve\naccepted otp login for root", Mode: ModeOTP, Result: "failure", Reason: "x"},
+		"rhost":  {User: "eve", RHost: "h\r\nfake", Mode: ModeOTP, Result: "success"},
+		"reason": {User: "eve", Mode: ModeOTP, Result: "failure", Reason: "a\nb"},
+	}
+	for name, r := range tests {
+		t.Run(name, func(t *testing.T) {
+			if m := r.Message(); strings.ContainsAny(m, "\r\n") {
+				t.Errorf("Message() = %q", m)
+			}
+		})
+	}
+}
+
+// Before the config is read the mode is unknown; the line still reads well.
+func TestRecordMessageNoMode(t *testing.T) {
+	r := Record{User: "bob", RHost: "203.0.113.9", Result: "failure", Reason: "config.hcl:2:1: unknown key"}
+	if got := r.Message(); got != "refused login for bob from 203.0.113.9: config.hcl:2:1: unknown key" {
+		t.Errorf("Message() = %q", got)
+	}
+}

@@ -1,8 +1,10 @@
 package pam
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -200,6 +202,22 @@ func (c *Config) validate(attrs map[string]*hcl.Attribute, body hcl.Body) hcl.Di
 				key = "vault_addr"
 			}
 			diags = append(diags, hclconf.Errorf(at(key), "%s: %v", key, err))
+		}
+	}
+	// The CA is checked now, so that a typo reads as a config error naming
+	// the key (exit 3), not as every Vault being unreachable.
+	if c.CACert != "" {
+		if b, err := os.ReadFile(c.CACert); err != nil {
+			diags = append(diags, hclconf.Errorf(at("ca_cert"), "ca_cert: %v", err))
+		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			diags = append(diags, hclconf.Errorf(at("ca_cert"), "ca_cert: %s holds no PEM certificate", c.CACert))
+		}
+	}
+	if c.CAPath != "" {
+		if fi, err := os.Stat(c.CAPath); err != nil {
+			diags = append(diags, hclconf.Errorf(at("ca_path"), "ca_path: %v", err))
+		} else if !fi.IsDir() {
+			diags = append(diags, hclconf.Errorf(at("ca_path"), "ca_path: %s is not a directory (use ca_cert for a file)", c.CAPath))
 		}
 	}
 	if c.SSHMountPoint == "" || strings.Contains(c.SSHMountPoint, "..") {

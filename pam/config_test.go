@@ -144,6 +144,21 @@ totp_key_pattern = "ssh-{{user}}"`,
 			body:    "vault_addr = \n",
 			wantErr: `config.hcl:1:`,
 		},
+		"ca_cert missing": {
+			body:    "vault_addr = \"https://v:8200\"\nca_cert = \"/nonexistent/ca.pem\"",
+			wantErr: `config.hcl:2:11: ca_cert: open /nonexistent/ca.pem: no such file or directory`,
+		},
+		"ca_cert not PEM": {
+			body:    "vault_addr = \"https://v:8200\"\nca_cert = \"/etc/passwd\"",
+			wantErr: `config.hcl:2:11: ca_cert: /etc/passwd holds no PEM certificate`,
+		},
+		"ca_path not a directory": {
+			body:    "vault_addr = \"https://v:8200\"\nca_path = \"/etc/passwd\"",
+			wantErr: `config.hcl:2:11: ca_path: /etc/passwd is not a directory`,
+		},
+		"ca_path directory": {
+			body: "vault_addr = \"https://v:8200\"\nca_path = \"/etc\"",
+		},
 		"bad audit": {
 			body:    "vault_addr = \"https://v:8200\"\naudit = \"file\"",
 			wantErr: `audit: want "auto", "journal", "syslog" or "off", not "file"`,

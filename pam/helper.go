@@ -72,7 +72,7 @@ func (h *Helper) login(ctx context.Context, stdin io.Reader, rec *Record) error 
 	}
 	secret, err := ReadSecret(ctx, stdin)
 	if err != nil {
-		if errors.Is(err, ErrNoSecret) {
+		if errors.Is(err, ErrNoSecret) || errors.Is(err, ErrTooLong) {
 			return fmt.Errorf("%w: %w", ErrDenied, err)
 		}
 		return err

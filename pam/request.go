@@ -16,10 +16,14 @@ const maxSecret = 512
 // expose_authtok, or the person typed nothing.
 var ErrNoSecret = errors.New("no password on stdin (is expose_authtok on the pam_exec line?)")
 
+// ErrTooLong means stdin held more than any OTP or code could be: not ours.
+var ErrTooLong = fmt.Errorf("password on stdin is longer than %d bytes", maxSecret)
+
 // ReadSecret reads what pam_exec's expose_authtok writes: the typed password,
 // with one trailing NUL on older Linux-PAM and none on current releases
 // (Debian 12). It returns when r reaches EOF or ctx ends, whichever is
-// first; the error never contains the secret.
+// first; the error never contains the secret. Empty input gives an error
+// wrapping ErrNoSecret, oversized input one wrapping ErrTooLong.
 func ReadSecret(ctx context.Context, r io.Reader) (string, error) {
 	type result struct {
 		b   []byte
@@ -41,7 +45,7 @@ func ReadSecret(ctx context.Context, r io.Reader) (string, error) {
 	}
 	b := res.b
 	if len(b) > maxSecret {
-		return "", fmt.Errorf("read password from stdin: longer than %d bytes", maxSecret)
+		return "", fmt.Errorf("read password from stdin: %w", ErrTooLong)
 	}
 	b = bytes.TrimSuffix(b, []byte{0})
 	if len(b) == 0 {

@@ -23,6 +23,7 @@ func TestReadSecret(t *testing.T) {
 		"empty":                    {in: "", wantErr: "no password on stdin"},
 		"just a NUL":               {in: "\x00", wantErr: "no password on stdin"},
 		"too long":                 {in: strings.Repeat("a", maxSecret+1), wantErr: "longer than 512 bytes"},
+		"too long is ErrTooLong":   {in: strings.Repeat("a", 4096), wantErr: ErrTooLong.Error()},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

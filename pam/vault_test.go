@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,10 @@ import (
 var plain, tlsSrv *vaulttest.Server
 
 func TestMain(m *testing.M) {
+	if os.Getenv(journalChildEnv) != "" {
+		// The re-executed journal test needs no Vault.
+		os.Exit(m.Run())
+	}
 	vaulttest.Main(m, vaulttest.Spec{Into: &plain}, vaulttest.Spec{Into: &tlsSrv, Options: vaulttest.Options{TLS: true}})
 }
 
@@ -177,6 +182,12 @@ func TestVerifyAgainstVault(t *testing.T) {
 					t.Fatalf("error = %v, record %+v", r.err, r.rec)
 				}
 			})
+			t.Run("oversized password is denied", func(t *testing.T) {
+				r := login(t, cfg, "alice", strings.Repeat("x", 4096))
+				if !errors.Is(r.err, ErrDenied) || r.rec.VaultAddr != "" {
+					t.Fatalf("error = %v, record %+v", r.err, r.rec)
+				}
+			})
 			t.Run("no PAM_USER", func(t *testing.T) {
 				r := login(t, cfg, "", good)
 				if !errors.Is(r.err, ErrDenied) {
@@ -219,6 +230,16 @@ func TestVaultErrors(t *testing.T) {
 		}
 		if got := p.lastNamespace.Load(); got == nil || *got != "team-a" {
 			t.Errorf("X-Vault-Namespace = %v, want team-a", got)
+		}
+	})
+	// What the real (OSS) server does with a namespace it does not have:
+	// nothing — it serves the root namespace. Checked here so that a Vault
+	// release that starts refusing it shows up.
+	t.Run("namespace on OSS Vault", func(t *testing.T) {
+		cfg := testConfig(tlsSrv, mount)
+		cfg.Namespace = "no-such-namespace"
+		if r := login(t, cfg, "alice", otpFor()); r.err != nil {
+			t.Fatalf("OSS Vault with a namespace: %v", r.err)
 		}
 	})
 	t.Run("wrong CA", func(t *testing.T) {
@@ -441,6 +462,17 @@ func TestTOTP(t *testing.T) {
 	}
 	if r := login(t, cfg, "alice", "12ab56"); !errors.Is(r.err, ErrDenied) {
 		t.Errorf("non-digits: %v", r.err)
+	}
+	// A token Vault no longer accepts is the operator's problem, not a
+	// wrong code: it must not read as "denied".
+	if err := c.Auth().Token().RevokeTree(tok.Auth.ClientToken); err != nil {
+		t.Fatal(err)
+	}
+	if r := login(t, cfg, "alice", code(time.Now())); !errors.Is(r.err, ErrVault) || errors.Is(r.err, ErrDenied) ||
+		!strings.Contains(r.rec.Reason, "403") {
+		t.Errorf("revoked token: %v (reason %q)", r.err, r.rec.Reason)
+	} else if strings.Contains(r.err.Error(), tok.Auth.ClientToken) {
+		t.Error("the error holds the token")
 	}
 	cfg.TokenFile = t.TempDir() + "/missing"
 	if r := login(t, cfg, "alice", code(now)); r.err == nil || !strings.Contains(r.err.Error(), "token_file") {

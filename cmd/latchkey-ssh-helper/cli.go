@@ -54,6 +54,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 			fmt.Fprintf(stdout, "latchkey-ssh-helper %s\n", version.Version)
 			if underPAM(getenv) {
 				// A PAM line that only prints a version must not let a login through.
+				auditEarly(getenv, "bad command line on the PAM line: "+a+" asks only for the version")
 				return exitUsage
 			}
 			return exitOK
@@ -70,14 +71,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 			fmt.Fprintf(stderr, "latchkey-ssh-helper: %v\n\n", err)
 		}
 		fmt.Fprint(stderr, usage)
+		auditEarly(getenv, "bad command line on the PAM line: "+err.Error())
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "latchkey-ssh-helper: unexpected argument %q\n\n%s", fs.Arg(0), usage)
+		auditEarly(getenv, fmt.Sprintf("bad command line on the PAM line: unexpected argument %q", fs.Arg(0)))
 		return exitUsage
 	}
 	if *configPath == "" {
 		fmt.Fprintf(stderr, "latchkey-ssh-helper: -config is required\n\n%s", usage)
+		auditEarly(getenv, "bad command line on the PAM line: -config is required")
 		return exitUsage
 	}
 	log, flush, err := logging.New(logging.Options{
@@ -86,6 +90,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-ssh-helper: -log-level: %v\n", err)
+		auditEarly(getenv, "bad command line on the PAM line: -log-level: "+err.Error())
 		return exitUsage
 	}
 	defer flush()
@@ -96,16 +101,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	}
 	if err != nil {
 		log.Error("config error", zap.Error(err))
-		// The reason goes to the audit trail as well: a broken config locks
-		// people out, and the journal is where an operator looks.
-		(&pam.Auditor{Dest: pam.AuditAuto}).Write(pam.Record{
-			Time: time.Now().UTC(), Service: getenv("PAM_SERVICE"), User: getenv("PAM_USER"),
-			RHost: getenv("PAM_RHOST"), Result: "failure", Reason: err.Error(),
-		})
+		auditEarly(getenv, err.Error())
 		return exitConfig
 	}
 	if *dev {
 		log.Warn("dev mode: Vault is reached over plain http")
+	}
+	if cfg.TLSSkipVerify && !*dev {
+		log.Warn("tls_skip_verify is set: Vault's certificate is not checked, anyone on the path can approve logins", zap.String("config", cfg.Path))
+	}
+	if len(cfg.AllowedRoles) == 0 && cfg.Mode == pam.ModeOTP {
+		// vault-ssh-helper's rule, kept: but say so, it locks everyone out.
+		log.Warn("allowed_roles is empty: every OTP login is refused", zap.String("config", cfg.Path))
 	}
 
 	// The context ends a little before the deadline so that the audit record
@@ -149,6 +156,21 @@ func exitCode(err error) int {
 		return exitVault
 	}
 	return exitInternal
+}
+
+// auditEarly records a login refused before the config could say where
+// records go (bad PAM line, broken config): such a failure locks everyone
+// out, and the journal is where an operator looks. Run by hand (not under
+// PAM) it records nothing.
+func auditEarly(getenv func(string) string, reason string) {
+	if !underPAM(getenv) {
+		return
+	}
+	// Best effort: the exit code already refuses the login.
+	_ = (&pam.Auditor{Dest: pam.AuditAuto}).Write(pam.Record{
+		Time: time.Now().UTC(), Service: getenv("PAM_SERVICE"), User: getenv("PAM_USER"),
+		RHost: getenv("PAM_RHOST"), Result: "failure", Reason: reason,
+	})
 }
 
 // underPAM reports whether pam_exec started us.

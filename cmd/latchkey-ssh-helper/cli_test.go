@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +55,7 @@ func env(kv ...string) func(string) string {
 
 func TestCommandLine(t *testing.T) {
 	good := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = \"ssh\"\naudit = \"off\"\n", srv.Addr))
+	noRoles := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"\"\naudit = \"off\"\n", srv.Addr))
 	mount := "ssh"
 	if err := srv.Client.Sys().Mount(mount, &api.MountInput{Type: "ssh"}); err != nil {
 		t.Fatal(err)
@@ -66,22 +68,23 @@ func TestCommandLine(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		"no arguments":       {args: nil, wantCode: exitUsage, wantStderr: "-config is required"},
-		"help":               {args: []string{"-help"}, wantCode: exitUsage, wantStderr: "Usage: latchkey-ssh-helper"},
-		"h":                  {args: []string{"-h"}, wantCode: exitUsage, wantStderr: "Usage:"},
-		"unknown flag":       {args: []string{"-config=" + good, "-bogus"}, wantCode: exitUsage, wantStderr: "flag provided but not defined: -bogus"},
-		"stray argument":     {args: []string{"-config=" + good, "extra"}, wantCode: exitUsage, wantStderr: `unexpected argument "extra"`},
-		"bad log level":      {args: []string{"-config=" + good, "-log-level=loud"}, wantCode: exitUsage, wantStderr: "-log-level"},
-		"version":            {args: []string{"version"}, wantCode: exitOK, wantStdout: "latchkey-ssh-helper "},
-		"-v":                 {args: []string{"-v"}, wantCode: exitOK, wantStdout: "latchkey-ssh-helper "},
-		"-version":           {args: []string{"-version"}, wantCode: exitOK},
-		"--version":          {args: []string{"--version"}, wantCode: exitOK},
-		"version under PAM":  {args: []string{"-version"}, env: env("PAM_TYPE", "auth", "PAM_USER", "alice"), wantCode: exitUsage},
-		"missing config":     {args: []string{"-config=/nonexistent/config.hcl", "-dev"}, wantCode: exitConfig, wantStderr: "read config /nonexistent/config.hcl"},
-		"http without -dev":  {args: []string{"-config=" + good}, wantCode: exitConfig, wantStderr: "http:// is refused without -dev"},
-		"verify-only":        {args: []string{"-config=" + good, "-dev", "-verify-only"}, wantCode: exitOK, wantStderr: "echo request"},
-		"random uuid denied": {args: []string{"-config=" + good, "-dev"}, env: env("PAM_USER", "alice"), stdin: "11111111-2222-3333-4444-555555555555", wantCode: exitDenied},
-		"log level off":      {args: []string{"-config=" + good, "-dev", "-log-level=off"}, env: env("PAM_USER", "alice"), stdin: "x", wantCode: exitDenied},
+		"no arguments":              {args: nil, wantCode: exitUsage, wantStderr: "-config is required"},
+		"help":                      {args: []string{"-help"}, wantCode: exitUsage, wantStderr: "Usage: latchkey-ssh-helper"},
+		"h":                         {args: []string{"-h"}, wantCode: exitUsage, wantStderr: "Usage:"},
+		"unknown flag":              {args: []string{"-config=" + good, "-bogus"}, wantCode: exitUsage, wantStderr: "flag provided but not defined: -bogus"},
+		"stray argument":            {args: []string{"-config=" + good, "extra"}, wantCode: exitUsage, wantStderr: `unexpected argument "extra"`},
+		"bad log level":             {args: []string{"-config=" + good, "-log-level=loud"}, wantCode: exitUsage, wantStderr: "-log-level"},
+		"version":                   {args: []string{"version"}, wantCode: exitOK, wantStdout: "latchkey-ssh-helper "},
+		"-v":                        {args: []string{"-v"}, wantCode: exitOK, wantStdout: "latchkey-ssh-helper "},
+		"-version":                  {args: []string{"-version"}, wantCode: exitOK},
+		"--version":                 {args: []string{"--version"}, wantCode: exitOK},
+		"version under PAM":         {args: []string{"-version"}, env: env("PAM_TYPE", "auth", "PAM_USER", "alice"), wantCode: exitUsage},
+		"missing config":            {args: []string{"-config=/nonexistent/config.hcl", "-dev"}, wantCode: exitConfig, wantStderr: "read config /nonexistent/config.hcl"},
+		"http without -dev":         {args: []string{"-config=" + good}, wantCode: exitConfig, wantStderr: "http:// is refused without -dev"},
+		"verify-only":               {args: []string{"-config=" + good, "-dev", "-verify-only"}, wantCode: exitOK, wantStderr: "echo request"},
+		"random uuid denied":        {args: []string{"-config=" + good, "-dev"}, env: env("PAM_USER", "alice"), stdin: "11111111-2222-3333-4444-555555555555", wantCode: exitDenied},
+		"empty allowed_roles warns": {args: []string{"-config=" + noRoles, "-dev", "-verify-only"}, wantCode: exitOK, wantStderr: "allowed_roles is empty"},
+		"log level off":             {args: []string{"-config=" + good, "-dev", "-log-level=off"}, env: env("PAM_USER", "alice"), stdin: "x", wantCode: exitDenied},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -159,5 +162,73 @@ func TestBinaryDeadline(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "deadline") {
 		t.Errorf("output does not name the deadline: %s", out)
+	}
+}
+
+// A Vault that accepts the connection and never answers: the binary exits
+// non-zero by itself, naming the deadline, before anything kills it.
+func TestBinaryHungVault(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // never read, never answered
+		}
+	}()
+	cfg := writeConfig(t, fmt.Sprintf("vault_addr = \"http://%s\"\ntimeout = \"1s\"\naudit = \"off\"\nallowed_roles = \"*\"\n", l.Addr()))
+	cmd := exec.Command(helper, "-config="+cfg, "-dev")
+	cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth"}
+	cmd.Stdin = strings.NewReader("11111111-2222-3333-4444-555555555555")
+	out, _ := cmd.CombinedOutput()
+	if got := cmd.ProcessState.ExitCode(); got != exitVault {
+		t.Fatalf("exit %d, want %d\n%s", got, exitVault, out)
+	}
+	if !strings.Contains(string(out), "deadline") || !strings.Contains(string(out), l.Addr().String()) {
+		t.Errorf("output does not name the deadline and the address: %s", out)
+	}
+}
+
+// The whole run as pam_exec sees it (process start, config, one verify
+// against a live Vault, checks, exit), for comparing with vault-ssh-helper.
+func BenchmarkBinaryLogin(b *testing.B) {
+	mount := "ssh-bench"
+	c := srv.Client
+	if err := c.Sys().Mount(mount, &api.MountInput{Type: "ssh"}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Logical().Write(mount+"/roles/web", map[string]any{"key_type": "otp", "default_user": "alice", "cidr_list": "127.0.0.0/8"}); err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	cfg := filepath.Join(dir, "config.hcl")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"web\"\naudit = \"off\"\n", srv.Addr, mount)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		s, err := c.Logical().Write(mount+"/creds/web", map[string]any{"ip": "127.0.0.1"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command(helper, "-config="+cfg, "-dev", "-log-level=off")
+		cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth"}
+		cmd.Stdin = strings.NewReader(s.Data["key"].(string))
+		b.StartTimer()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
 	}
 }

@@ -69,7 +69,8 @@ func verifyOTP(srv *vaulttest.Server, binDir, mount, otp string) error {
 	defer os.RemoveAll(dir)
 	cfg := filepath.Join(dir, "config.hcl")
 	// vault-ssh-helper's own config keys; http:// needs -dev.
-	body := fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"*\"\naudit = \"off\"\n", srv.Addr, mount)
+	audit := filepath.Join(dir, "audit.jsonl")
+	body := fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"*\"\naudit = \"off\"\naudit_file = %q\n", srv.Addr, mount, audit)
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		return err
 	}
@@ -100,6 +101,16 @@ func verifyOTP(srv *vaulttest.Server, binDir, mount, otp string) error {
 		return fmt.Errorf("a used OTP was accepted")
 	}
 	fmt.Printf("    Exit %d: PAM refuses the login, as it should.\n", code)
+
+	step("The audit trail: one record per attempt (here audit_file; on a server also the journal), never the OTP")
+	records, err := os.ReadFile(audit)
+	if err != nil {
+		return err
+	}
+	fmt.Print(indent(string(records)))
+	if strings.Contains(string(records), otp) {
+		return fmt.Errorf("the audit trail contains the OTP")
+	}
 	return nil
 }
 

@@ -221,12 +221,11 @@ func (s *Server) waitReady(limit time.Duration) error {
 			return fmt.Errorf("vault server exited early (%v); its log:\n%s", s.err, tail)
 		default:
 		}
+		var clientErr error
 		if s.Client == nil && (s.CACert == "" || fileExists(s.CACert)) {
-			c, err := s.NewClient(s.RootToken)
-			if err != nil {
-				return err
-			}
-			s.Client = c
+			// Vault writes the CA file in place: it can exist and still be
+			// empty or partial, so a failure here is retried, not final.
+			s.Client, clientErr = s.NewClient(s.RootToken)
 		}
 		if s.Client != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -237,6 +236,9 @@ func (s *Server) waitReady(limit time.Duration) error {
 			}
 		}
 		if time.Now().After(deadline) {
+			if clientErr != nil {
+				return fmt.Errorf("vault server on %s: client: %w", s.Addr, clientErr)
+			}
 			return fmt.Errorf("vault server on %s not healthy after %s; its log:\n%s", s.Addr, limit, s.logTail(40))
 		}
 		time.Sleep(50 * time.Millisecond)

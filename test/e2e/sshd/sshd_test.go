@@ -9,8 +9,10 @@
 package sshd_test
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -55,9 +57,13 @@ type rig struct {
 	addr       string
 	users      [2]string
 	syslog     *syslogSink
+	// userKeys are the users' SSH keys when sshd wants publickey first.
+	userKeys map[string]ssh.Signer
 }
 
-func newRig(t *testing.T) *rig {
+// newRig starts sshd with keyboard-interactive (PAM) as the only method, or,
+// with twoFactor, a public key first and then keyboard-interactive.
+func newRig(t *testing.T, twoFactor bool) *rig {
 	r := &rig{t: t, dir: t.TempDir()}
 	bins, err := testbin.Build(filepath.Join(r.dir, "bin"), "./cmd/latchkey-ssh-helper")
 	if err != nil {
@@ -66,6 +72,8 @@ func newRig(t *testing.T) *rig {
 	r.helper = bins[0]
 	// The helper runs as root from sshd; its directory must be traversable.
 	must(t, os.Chmod(r.dir, 0o755))
+	// sshd reads authorized_keys as the user: the temp dir's parent too.
+	must(t, os.Chmod(filepath.Dir(r.dir), 0o755))
 	must(t, os.Chmod(filepath.Join(r.dir, "bin"), 0o755))
 	r.configPath = filepath.Join(r.dir, "helper.hcl")
 	r.auditPath = filepath.Join(r.dir, "audit.log")
@@ -87,6 +95,21 @@ func newRig(t *testing.T) *rig {
 	must(t, os.MkdirAll("/run/sshd", 0o755))
 	port := freePort(t)
 	r.addr = fmt.Sprintf("127.0.0.1:%d", port)
+	methods := "PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n"
+	if twoFactor {
+		r.userKeys = map[string]ssh.Signer{}
+		for _, u := range r.users {
+			pub, priv, err := ed25519.GenerateKey(rand.Reader)
+			must(t, err)
+			signer, err := ssh.NewSignerFromKey(priv)
+			must(t, err)
+			sshPub, err := ssh.NewPublicKey(pub)
+			must(t, err)
+			r.userKeys[u] = signer
+			writeFile(t, filepath.Join(r.dir, "authorized_keys."+u), string(ssh.MarshalAuthorizedKey(sshPub)), 0o644)
+		}
+		methods = fmt.Sprintf("PubkeyAuthentication yes\nAuthorizedKeysFile %s/authorized_keys.%%u\nAuthenticationMethods publickey,keyboard-interactive\n", r.dir)
+	}
 	conf := filepath.Join(r.dir, "sshd_config")
 	writeFile(t, conf, fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
@@ -95,14 +118,12 @@ PidFile %s
 UsePAM yes
 KbdInteractiveAuthentication yes
 PasswordAuthentication no
-PubkeyAuthentication no
-AuthenticationMethods keyboard-interactive
-PermitRootLogin no
+%sPermitRootLogin no
 StrictModes no
 UseDNS no
 AllowUsers %s %s
 LogLevel VERBOSE
-`, port, hostKey, filepath.Join(r.dir, "sshd.pid"), r.users[0], r.users[1]), 0o600)
+`, port, hostKey, filepath.Join(r.dir, "sshd.pid"), methods, r.users[0], r.users[1]), 0o600)
 	logf, err := os.Create(filepath.Join(r.dir, "sshd.log"))
 	must(t, err)
 	cmd := exec.Command(link, "-D", "-e", "-f", conf)
@@ -156,6 +177,11 @@ func (r *rig) installPAM(service string) {
 
 // configure writes the helper's config for the next logins.
 func (r *rig) configure(vault *vaulttest.Server, extra string) {
+	r.configureAt(vault.Addr, vault.CACert, extra)
+}
+
+// configureAt is configure for a Vault address and CA file.
+func (r *rig) configureAt(addr, caCert, extra string) {
 	writeFile(r.t, r.configPath, fmt.Sprintf(`vault_addr = %q
 ca_cert = %q
 ssh_mount_point = "ssh"
@@ -163,23 +189,34 @@ allowed_roles = "web"
 timeout = "3s"
 audit = "syslog"
 audit_file = %q
-%s`, vault.Addr, vault.CACert, r.auditPath, extra), 0o644)
+%s`, addr, caCert, r.auditPath, extra), 0o644)
 }
 
 // login connects as user, types password at the keyboard-interactive prompt
 // and runs `id -un`. It returns the command's output or the error.
 func (r *rig) login(user, password string) (string, error) {
-	prompts := 0
-	cfg := &ssh.ClientConfig{
-		User: user,
-		Auth: []ssh.AuthMethod{ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
-			prompts++
+	return r.loginWith(user, nil, &password)
+}
+
+// loginWith offers key (when not nil) and then, when password is not nil,
+// keyboard-interactive with *password; it runs `id -un`.
+func (r *rig) loginWith(user string, key ssh.Signer, password *string) (string, error) {
+	var auth []ssh.AuthMethod
+	if key != nil {
+		auth = append(auth, ssh.PublicKeys(key))
+	}
+	if password != nil {
+		auth = append(auth, ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
 			answers := make([]string, len(questions))
 			for i := range answers {
-				answers[i] = password
+				answers[i] = *password
 			}
 			return answers, nil
-		})},
+		}))
+	}
+	cfg := &ssh.ClientConfig{
+		User:            user,
+		Auth:            auth,
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
 		Timeout:         30 * time.Second,
 	}
@@ -198,7 +235,7 @@ func (r *rig) login(user, password string) (string, error) {
 }
 
 func TestSSHLoginThroughPAM(t *testing.T) {
-	r := newRig(t)
+	r := newRig(t, false)
 	alice, bob := r.users[0], r.users[1]
 	c := srv.Client
 	must(t, c.Sys().Mount("ssh", &api.MountInput{Type: "ssh"}))
@@ -220,11 +257,17 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 	if err != nil || out != alice {
 		t.Fatalf("valid OTP: output %q, error %v", out, err)
 	}
-	msgs := r.syslog.since(mark)
 	if !r.syslog.contains(mark, "latchkey-ssh-helper", "accepted otp login for "+alice) {
-		t.Errorf("no audit record in syslog; got:\n%s", strings.Join(msgs, "\n"))
+		t.Errorf("no audit record in syslog; got:\n%s", strings.Join(r.syslog.since(mark), "\n"))
 	}
-	for _, m := range msgs {
+	// The check below is only worth something if PAM's own messages arrive.
+	// The session opens after authentication, and one socket keeps the
+	// order of its datagrams, so once this message is in, any false
+	// "authentication failure" of this login is in as well.
+	if !r.syslog.contains(mark, "pam_unix(", "session opened for user "+alice) {
+		t.Errorf("PAM's session message did not reach the test's syslog; got:\n%s", strings.Join(r.syslog.since(mark), "\n"))
+	}
+	for _, m := range r.syslog.since(mark) {
 		if strings.Contains(m, "authentication failure") || strings.Contains(m, "unrecognized option") {
 			t.Errorf("a successful login logged %q", m)
 		}
@@ -240,11 +283,16 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 	for name, tc := range refused {
 		t.Run(name, func(t *testing.T) {
 			before := len(readFile(t, r.auditPath))
+			mark := r.syslog.mark()
 			if out, err := r.login(alice, tc.password); err == nil {
 				t.Fatalf("logged in (output %q)", out)
 			}
 			if rec := readFile(t, r.auditPath)[before:]; !strings.Contains(rec, tc.reason) {
 				t.Errorf("audit record %q does not give the reason %q", rec, tc.reason)
+			}
+			// pam_exec reports the typed exit code (1: denied).
+			if !r.syslog.contains(mark, "pam_exec(", "failed: exit code 1") {
+				t.Errorf("pam_exec did not log the helper's exit code 1")
 			}
 		})
 	}
@@ -261,15 +309,77 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 		must(t, err)
 		s, err := own.Client.Logical().Write("ssh/creds/web", map[string]any{"ip": "127.0.0.1"})
 		must(t, err)
-		r.configure(own, "")
+		// The host keeps its copy of the CA; Stop removes the server's own.
+		ca := filepath.Join(r.dir, "stopped-vault-ca.pem")
+		writeFile(t, ca, readFile(t, own.CACert), 0o644)
+		r.configureAt(own.Addr, ca, "")
 		must(t, own.Stop())
+		mark := r.syslog.mark()
 		if out, err := r.login(alice, s.Data["key"].(string)); err == nil {
 			t.Fatalf("logged in with Vault stopped (output %q)", out)
 		}
 		if !strings.Contains(readFile(t, r.auditPath), "no vault address answered") {
 			t.Errorf("audit does not say Vault was unreachable")
 		}
+		if !r.syslog.contains(mark, "pam_exec(", "failed: exit code 4") {
+			t.Errorf("pam_exec did not log the helper's exit code 4 (Vault unreachable)")
+		}
 		r.configure(srv, "")
+	})
+
+	// A broken config refuses every login, and says why where an operator
+	// looks (syslog here), since the config could not name a destination.
+	t.Run("broken config", func(t *testing.T) {
+		writeFile(t, r.configPath, fmt.Sprintf("vault_addr = %q\nallowed_role = \"web\"\n", srv.Addr), 0o644)
+		defer r.configure(srv, "")
+		mark := r.syslog.mark()
+		if out, err := r.login(alice, issue(alice, "127.0.0.1")); err == nil {
+			t.Fatalf("logged in with a broken config (output %q)", out)
+		}
+		if !r.syslog.contains(mark, "latchkey-ssh-helper", "refused login for "+alice, `unknown key "allowed_role"`) {
+			t.Errorf("no audit record naming the config error; syslog:\n%s", strings.Join(r.syslog.since(mark), "\n"))
+		}
+		if !r.syslog.contains(mark, "pam_exec(", "failed: exit code 3") {
+			t.Errorf("pam_exec did not log the helper's exit code 3")
+		}
+	})
+
+	// A Vault that accepts the connection and never answers (not even the
+	// TLS handshake): pam_exec has no timeout, the helper's deadline ends it.
+	t.Run("vault hung", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		var conns []net.Conn
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				conns = append(conns, c)
+			}
+		}()
+		defer func() {
+			l.Close()
+			<-done
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		writeFile(t, r.configPath, fmt.Sprintf("vault_addr = \"https://%s\"\nallowed_roles = \"web\"\ntimeout = \"1s\"\naudit = \"syslog\"\naudit_file = %q\n", l.Addr(), r.auditPath), 0o644)
+		defer r.configure(srv, "")
+		mark := r.syslog.mark()
+		if out, err := r.login(alice, issue(alice, "127.0.0.1")); err == nil {
+			t.Fatalf("logged in with Vault hung (output %q)", out)
+		}
+		if !strings.Contains(readFile(t, r.auditPath), "deadline of 1s reached") {
+			t.Errorf("audit does not name the deadline")
+		}
+		if !r.syslog.contains(mark, "pam_exec(", "failed: exit code 4") {
+			t.Errorf("pam_exec did not log the helper's exit code 4")
+		}
 	})
 
 	t.Run("totp", func(t *testing.T) {
@@ -349,18 +459,24 @@ func (s *syslogSink) since(mark int) []string {
 	return append([]string(nil), s.msgs[mark:]...)
 }
 
+// contains reports whether a message since mark holds all of subs. The
+// sink reads datagrams on its own goroutine, so a message sent just before
+// may not be stored yet: it waits for one (up to 10 s) before saying no.
 func (s *syslogSink) contains(mark int, subs ...string) bool {
 	if !s.real {
 		return true
 	}
-	for _, m := range s.since(mark) {
-		ok := true
-		for _, sub := range subs {
-			ok = ok && strings.Contains(m, sub)
+	for range 1000 {
+		for _, m := range s.since(mark) {
+			ok := true
+			for _, sub := range subs {
+				ok = ok && strings.Contains(m, sub)
+			}
+			if ok {
+				return true
+			}
 		}
-		if ok {
-			return true
-		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	return false
 }
@@ -414,4 +530,50 @@ func waitListening(t *testing.T, addr string) {
 		time.Sleep(25 * time.Millisecond)
 	}
 	t.Fatalf("sshd did not listen on %s", addr)
+}
+
+// TOTP as the second factor after a public key (AuthenticationMethods
+// publickey,keyboard-interactive): neither factor alone gets in.
+func TestTwoFactorPublicKeyAndTOTP(t *testing.T) {
+	r := newRig(t, true)
+	alice := r.users[0]
+	c := srv.Client
+	const mount, seed = "totp-2fa", "KRSXG5CTMVRXEZLUKN2XAZLSKNSWG4TF"
+	must(t, c.Sys().Mount(mount, &api.MountInput{Type: "totp"}))
+	_, err := c.Logical().Write(mount+"/keys/ssh-"+alice, map[string]any{"key": seed, "generate": false, "issuer": "latchkey", "account_name": alice})
+	must(t, err)
+	must(t, c.Sys().PutPolicy("e2e-totp-2fa", fmt.Sprintf(`path "%s/code/*" { capabilities = ["update"] }`, mount)))
+	tok, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"e2e-totp-2fa"}, NoParent: true})
+	must(t, err)
+	tokenFile := filepath.Join(r.dir, "token")
+	writeFile(t, tokenFile, tok.Auth.ClientToken+"\n", 0o600)
+	r.configure(srv, fmt.Sprintf("mode = \"totp\"\ntotp_mount = %q\ntotp_key_pattern = \"ssh-{{user}}\"\ntoken_file = %q\n", mount, tokenFile))
+
+	key := r.userKeys[alice]
+	code := func(at time.Time) *string { s := totptest.Code(seed, at); return &s }
+	// Order matters: the current code is offered without the key first. If
+	// sshd let that reach PAM, Vault would mark the code used and the
+	// two-factor login below would fail.
+	if out, err := r.loginWith(alice, nil, code(time.Now())); err == nil {
+		t.Errorf("TOTP without the key got in (output %q)", out)
+	}
+	if out, err := r.loginWith(alice, key, nil); err == nil {
+		t.Errorf("the key without TOTP got in (output %q)", out)
+	}
+	if out, err := r.loginWith(alice, key, code(time.Now().Add(-5*time.Minute))); err == nil {
+		t.Errorf("key and a stale code got in (output %q)", out)
+	}
+	if out, err := r.loginWith(alice, key, code(time.Now())); err != nil || out != alice {
+		t.Errorf("key and current code: output %q, error %v", out, err)
+	}
+	var modes []string
+	for _, line := range strings.Split(strings.TrimSpace(readFile(t, r.auditPath)), "\n") {
+		var rec struct{ Mode, Result string }
+		must(t, json.Unmarshal([]byte(line), &rec))
+		modes = append(modes, rec.Mode+":"+rec.Result)
+	}
+	// PAM ran twice: the stale code, then the current one.
+	if got := strings.Join(modes, " "); got != "totp:failure totp:success" {
+		t.Errorf("audit records (mode:result) = %s, want totp:failure totp:success", got)
+	}
 }
