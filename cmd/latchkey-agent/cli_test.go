@@ -261,16 +261,16 @@ func TestExitCodes(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		"version":                {[]string{"version"}, exitOK, "latchkey-agent ", ""},
-		"validate ok":            {[]string{"validate", "-config", good}, exitOK, good + ": OK (approle auth, 1 sink(s), 0 template(s))", ""},
-		"validate bad":           {[]string{"validate", "-config", bad}, exitConfig, "", bad + ":4:1: "},
-		"validate absent":        {[]string{"validate", "-config", failing + "x"}, exitConfig, "", failing + "x"},
-		"no config":              {[]string{}, exitUsage, "", "-config is required"},
-		"bad flag":               {[]string{"-nope"}, exitUsage, "", "flag provided but not defined: -nope"},
-		"exit_on_err":            {[]string{"-config", failing}, exitAuth, "", "login failed and exit_on_err is set"},
-		"exit after auth":        {[]string{"-config", once}, exitOK, "", ""},
-		"method config":          {[]string{"validate", "-config", filepath.Join(dir, "m.hcl")}, exitConfig, "", `m.hcl:2: method "approle": config key "role_id_file_path" is required`},
-		"validate owner":         {[]string{"validate", "-config", filepath.Join(dir, "o.hcl")}, exitConfig, "", `owner "no-such-user-latchkey": user: unknown user`},
+		"version":                    {[]string{"version"}, exitOK, "latchkey-agent ", ""},
+		"validate ok":                {[]string{"validate", "-config", good}, exitOK, good + ": OK (approle auth, 1 sink(s), 0 template(s))", ""},
+		"validate bad":               {[]string{"validate", "-config", bad}, exitConfig, "", bad + ":4:1: "},
+		"validate absent":            {[]string{"validate", "-config", failing + "x"}, exitConfig, "", failing + "x"},
+		"no config":                  {[]string{}, exitUsage, "", "-config is required"},
+		"bad flag":                   {[]string{"-nope"}, exitUsage, "", "flag provided but not defined: -nope"},
+		"exit_on_err":                {[]string{"-config", failing}, exitAuth, "", "login failed and exit_on_err is set"},
+		"exit after auth":            {[]string{"-config", once}, exitOK, "", ""},
+		"method config":              {[]string{"validate", "-config", filepath.Join(dir, "m.hcl")}, exitConfig, "", `m.hcl:2: method "approle": config key "role_id_file_path" is required`},
+		"validate owner":             {[]string{"validate", "-config", filepath.Join(dir, "o.hcl")}, exitConfig, "", `owner "no-such-user-latchkey": user: unknown user`},
 		"template retries exhausted": {[]string{"-config", filepath.Join(dir, "t.hcl")}, exitRuntime, "", "templates failed"},
 		"validate template syntax":   {[]string{"validate", "-config", filepath.Join(dir, "ts.hcl")}, exitConfig, "", "parse template"},
 	}
