@@ -102,13 +102,14 @@ type Cloud struct {
 	tokens    map[string]bool
 	keys      map[string][2]string // AccessKeyId → secret, security token
 	issued    int
+	credTTL   time.Duration
 	stsCalls  int
 	stsDenied int
 }
 
 // New starts the fake; dir receives the CA bundle.
 func New(in Instance, dir string) (*Cloud, error) {
-	c := &Cloud{in: in, tokens: map[string]bool{}, keys: map[string][2]string{}}
+	c := &Cloud{in: in, tokens: map[string]bool{}, keys: map[string][2]string{}, credTTL: time.Hour}
 	var err error
 	if c.Identity, err = newKeypair("latchkey test ECS identity", false, nil); err != nil {
 		return nil, err
@@ -145,6 +146,25 @@ func (c *Cloud) Close() { c.Metadata.Close(); c.STS.Close(); c.Proxy.Close() }
 // Spoof makes the metadata service sign identity documents with a key that
 // is not the identity certificate's.
 func (c *Cloud) Spoof(on bool) { c.mu.Lock(); c.spoof = on; c.mu.Unlock() }
+
+// AddKey makes STS accept requests signed with these keys (as the RAM
+// role's), e.g. static keys a test puts in the config or environment.
+func (c *Cloud) AddKey(id, secret, token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keys[id] = [2]string{secret, token}
+}
+
+// SetCredentialTTL sets how long the RAM credentials the metadata service
+// hands out live (an hour by default, as on ECS).
+func (c *Cloud) SetCredentialTTL(d time.Duration) { c.mu.Lock(); c.credTTL = d; c.mu.Unlock() }
+
+// CredentialFetches returns how many times RAM credentials were handed out.
+func (c *Cloud) CredentialFetches() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.issued
+}
 
 // STSCalls returns how many GetCallerIdentity calls were verified and how
 // many were refused.
@@ -192,7 +212,7 @@ func (c *Cloud) metadata(w http.ResponseWriter, r *http.Request) {
 		c.keys[id] = [2]string{secret, token}
 		json.NewEncoder(w).Encode(map[string]string{
 			"AccessKeyId": id, "AccessKeySecret": secret, "SecurityToken": token,
-			"Expiration": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "LastUpdated": time.Now().UTC().Format(time.RFC3339), "Code": "Success",
+			"Expiration": time.Now().Add(c.credTTL).UTC().Format(time.RFC3339), "LastUpdated": time.Now().UTC().Format(time.RFC3339), "Code": "Success",
 		})
 	case r.URL.Path == "/latest/dynamic/instance-identity/document":
 		fmt.Fprint(w, c.Document())
