@@ -22,6 +22,7 @@ import (
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/state"
+	lkcloud "github.com/latchkey/latchkey/internal/cloud"
 	"github.com/latchkey/latchkey/internal/cloud/alimeta"
 )
 
@@ -205,7 +206,9 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 		"identity_request_url":     base64.StdEncoding.EncodeToString([]byte(u)),
 		"identity_request_headers": base64.StdEncoding.EncodeToString([]byte(`{"Accept":["application/json"],"Content-Type":["application/x-www-form-urlencoded"]}`)),
 	}
-	return client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	secret, err := client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	// STS echoes its string to sign (security token included) in a refusal.
+	return secret, lkcloud.Redact(err, creds.SecurityToken, creds.AccessKeySecret)
 }
 
 // signedURL builds the GetCallerIdentity request Vault replays (as POST).

@@ -147,6 +147,19 @@ func TestStaticCredentialsSignatureChecked(t *testing.T) {
 	if _, err := login(t, m); err == nil {
 		t.Fatal("unknown static keys logged in")
 	}
+	// A known key with the wrong secret: the signature does not match, STS
+	// quotes its string to sign (with the security token) and Vault passes
+	// it on; the error the agent logs must not carry the token.
+	const token = "CAIS-secret-sts-token-0042"
+	cloud.AddKey("LTAIwrongsecret", "right-secret", token)
+	m = newMethod(t, mount, map[string]any{"access_key": "LTAIwrongsecret", "access_secret": "wrong-secret", "access_token": token})
+	_, err := login(t, m)
+	if err == nil || !strings.Contains(err.Error(), "string to sign") {
+		t.Fatalf("error = %v, want the signature mismatch", err)
+	}
+	if strings.Contains(err.Error(), token) || strings.Contains(err.Error(), "wrong-secret") {
+		t.Fatalf("login error carries a secret: %v", err)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

@@ -402,6 +402,18 @@ func TestIAMLogin(t *testing.T) {
 	if fake.IMDSGets("/latest/meta-data/iam/security-credentials/"+awsfake.Profile) != profileReads {
 		t.Error("the instance profile was read although the environment has keys")
 	}
+	// A known key with the wrong secret: STS quotes its canonical request
+	// (session token included), Vault passes it on; the error must not.
+	fake.AddKey("AKIAWRONGSECRET", "right", "FwoGZXIvYXdzEXAMPLESESSIONTOKEN")
+	m = newMethodEnv(t, mount, t.TempDir(), envCfg, map[string]string{
+		"AWS_ACCESS_KEY_ID": "AKIAWRONGSECRET", "AWS_SECRET_ACCESS_KEY": "wrong", "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEXAMPLESESSIONTOKEN"})
+	_, err = login(t, m)
+	if err == nil || !strings.Contains(err.Error(), "Canonical String") {
+		t.Fatalf("error = %v, want the signature mismatch", err)
+	}
+	if strings.Contains(err.Error(), "FwoGZXIvYXdzEXAMPLESESSIONTOKEN") {
+		t.Fatalf("login error carries the session token: %v", err)
+	}
 	// Keys the fake never issued: the replayed request is not the profile's,
 	// so the ARN does not match the role.
 	if _, err := login(t, iam(map[string]any{"access_key": "AKIDOTHER", "secret_key": "x"})); err == nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/hashicorp/vault/api"
 
+	"github.com/latchkey/latchkey/internal/cloud"
 	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
 )
 
@@ -104,5 +105,7 @@ func (m *Method) loginIAM(ctx context.Context, client *api.Client) (*api.Secret,
 		"iam_request_headers":     base64.StdEncoding.EncodeToString(headers),
 		"role":                    m.role,
 	}
-	return client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	secret, err := client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	// STS echoes its canonical request (session token included) in a refusal.
+	return secret, cloud.Redact(err, creds.SessionToken, creds.SecretAccessKey)
 }

@@ -281,8 +281,9 @@ func (c *Cloud) sts(w http.ResponseWriter, r *http.Request) {
 			flat[k] = v[0]
 		}
 	}
-	if want := sign(r.Method, flat, key[0]); !hmac.Equal([]byte(want), []byte(params.Get("Signature"))) {
-		deny(http.StatusBadRequest, "Specified signature is not matched with our calculation.")
+	if want, toSign := sign(r.Method, flat, key[0]); !hmac.Equal([]byte(want), []byte(params.Get("Signature"))) {
+		// Alibaba's answer quotes its string to sign, token and all.
+		deny(http.StatusBadRequest, "Specified signature is not matched with our calculation. server string to sign is:"+toSign)
 		return
 	}
 	if params.Get("Action") != "GetCallerIdentity" || params.Get("Format") != "JSON" {
@@ -330,8 +331,9 @@ func (c *Cloud) connect(w http.ResponseWriter, r *http.Request) {
 	down.Close()
 }
 
-// sign is the RPC signature, written here independently of the product's.
-func sign(method string, params map[string]string, secret string) string {
+// sign is the RPC signature, written here independently of the product's;
+// it also returns the string to sign.
+func sign(method string, params map[string]string, secret string) (string, string) {
 	enc := func(s string) string {
 		return strings.NewReplacer("+", "%20", "*", "%2A", "%7E", "~").Replace(url.QueryEscape(s))
 	}
@@ -344,7 +346,8 @@ func sign(method string, params map[string]string, secret string) string {
 	for _, k := range keys {
 		parts = append(parts, enc(k)+"="+enc(params[k]))
 	}
+	toSign := method + "&%2F&" + enc(strings.Join(parts, "&"))
 	m := hmac.New(sha1.New, []byte(secret+"&"))
-	m.Write([]byte(method + "&%2F&" + enc(strings.Join(parts, "&"))))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	m.Write([]byte(toSign))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil)), toSign
 }

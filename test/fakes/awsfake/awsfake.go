@@ -470,7 +470,8 @@ func verifySigV4(r *http.Request, body []byte, key [2]string) error {
 	}
 	got := authRe.FindStringSubmatch(req.Header.Get("Authorization"))
 	if got == nil || !hmac.Equal([]byte(got[6]), []byte(sig)) {
-		return fmt.Errorf("the request signature we calculated does not match the signature you provided")
+		// AWS quotes its canonical request, signed header values included.
+		return fmt.Errorf("the request signature we calculated does not match the signature you provided. The Canonical String for this request should have been 'POST\n/\n\nx-amz-security-token:%s\n...'", r.Header.Get("X-Amz-Security-Token"))
 	}
 	return nil
 }
