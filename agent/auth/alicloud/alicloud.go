@@ -43,9 +43,11 @@ type Method struct {
 	log      *zap.Logger
 	now      func() time.Time
 
-	mu       sync.Mutex
-	creds    alimeta.Credentials
-	fetched  time.Time
+	mu      sync.Mutex // guards creds and fetched
+	creds   alimeta.Credentials
+	fetched time.Time
+
+	descMu   sync.Mutex // guards instance: Describe may run beside Login
 	instance string
 }
 
@@ -179,9 +181,12 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 
 // Describe implements auth.Method.
 func (m *Method) Describe() string {
+	m.descMu.Lock()
+	instance := m.instance
+	m.descMu.Unlock()
 	d := fmt.Sprintf("alicloud role %q (%s)", m.role, m.region)
-	if m.instance != "" {
-		d += " instance " + m.instance
+	if instance != "" {
+		d += " instance " + instance
 	}
 	return d
 }
@@ -259,7 +264,9 @@ func (m *Method) verifyIdentity(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("refusing to log in: %w", err)
 	}
+	m.descMu.Lock()
 	m.instance = id.InstanceID
+	m.descMu.Unlock()
 	if id.RegionID != m.region {
 		// Vault checks the STS answer, not the region; say why a login may
 		// fail on a misconfigured image.

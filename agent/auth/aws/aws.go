@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
@@ -56,7 +57,8 @@ type Method struct {
 	creds       sdkaws.CredentialsProvider
 	credsFrom   string // where creds come from, for errors and logs
 
-	last Identity // from the last document read, for Describe
+	mu   sync.Mutex // guards last: Describe may run beside Login
+	last Identity   // from the last document read, for Describe
 }
 
 // New reads cfg as Vault Agent's aws method does: type (ec2 or iam) and
@@ -126,9 +128,12 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 
 // Describe implements auth.Method.
 func (m *Method) Describe() string {
+	m.mu.Lock()
+	last := m.last
+	m.mu.Unlock()
 	d := fmt.Sprintf("aws %s role %q", m.typ, m.role)
-	if m.last.InstanceID != "" {
-		d += fmt.Sprintf(" (instance %s, %s)", m.last.InstanceID, m.last.Region)
+	if last.InstanceID != "" {
+		d += fmt.Sprintf(" (instance %s, %s)", last.InstanceID, last.Region)
 	}
 	return d
 }
@@ -147,16 +152,26 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 	if err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
 	m.last = id
+	m.mu.Unlock()
 	nonce, err := m.nonceFor(id)
 	if err != nil {
 		return nil, err
 	}
 	m.log.Debug("instance identity document", zap.String("instance_id", id.InstanceID),
 		zap.String("region", id.Region), zap.String("account_id", id.AccountID))
-	data := map[string]any{"pkcs7": doc, "nonce": nonce}
-	data["role"] = m.role
-	return client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	data := map[string]any{"pkcs7": doc, "nonce": nonce, "role": m.role}
+	secret, err := client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	if err != nil && strings.Contains(err.Error(), "client nonce mismatch") {
+		// Vault remembers another nonce for this instance: the state was
+		// lost, or another agent (Vault Agent) logged in first. Only an
+		// operator can clear that; say how.
+		return nil, fmt.Errorf("%w (Vault holds another nonce for instance %s: the nonce in %s was lost or never used here; "+
+			"an operator can delete %s/identity-accesslist/%s, or set nonce in the config)",
+			err, id.InstanceID, m.state.Path, strings.Trim(m.mount, "/"), id.InstanceID)
+	}
+	return secret, err
 }
 
 // ParseIdentity decodes the base64 PKCS#7 document (BER or DER) and returns

@@ -115,9 +115,12 @@ func TestEC2NonceKeptAcrossRestarts(t *testing.T) {
 		t.Fatalf("login after restart: %v", err)
 	}
 
-	// Without the kept nonce Vault refuses (what Vault Agent users hit).
-	if _, err := login(t, newMethod(t, fake, mount, t.TempDir(), nil)); err == nil || !strings.Contains(err.Error(), "client nonce mismatch") {
-		t.Fatalf("login with a fresh nonce: %v, want client nonce mismatch", err)
+	// Without the kept nonce Vault refuses (what Vault Agent users hit),
+	// and the error says what an operator can do.
+	_, err = login(t, newMethod(t, fake, mount, t.TempDir(), nil))
+	if err == nil || !strings.Contains(err.Error(), "client nonce mismatch") ||
+		!strings.Contains(err.Error(), "auth/"+mount+"/identity-accesslist/"+instance.InstanceID) {
+		t.Fatalf("login with a fresh nonce: %v, want client nonce mismatch and the access list path", err)
 	}
 }
 
@@ -154,6 +157,22 @@ func TestEC2Refusals(t *testing.T) {
 		fake.SetState(instance.InstanceID, "stopped")
 		if _, err := login(t, newMethod(t, fake, mount, t.TempDir(), nil)); err == nil || !strings.Contains(err.Error(), "running") {
 			t.Fatalf("error = %v", err)
+		}
+	})
+	t.Run("stopped after login: renewal refused", func(t *testing.T) {
+		fake, mount := setup(t)
+		s, err := login(t, newMethod(t, fake, mount, t.TempDir(), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := srv.NewClient(s.Auth.ClientToken)
+		must(t, err)
+		if _, err := c.Auth().Token().RenewSelf(0); err != nil {
+			t.Fatalf("renewal while running: %v", err)
+		}
+		fake.SetState(instance.InstanceID, "stopped")
+		if _, err := c.Auth().Token().RenewSelf(0); err == nil {
+			t.Fatal("a stopped instance renewed its token")
 		}
 	})
 	t.Run("tampered document", func(t *testing.T) {
