@@ -94,13 +94,9 @@ func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
 func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 	b := &Backoff{Min: l.MinBackoff, Max: l.MaxBackoff}
 	for {
-		client, err := l.Client.Clone()
+		client, err := Clone(l.Client, "", l.Namespace)
 		if err != nil {
 			return nil, err
-		}
-		client.ClearToken()
-		if l.Namespace != "" {
-			client.SetNamespace(l.Namespace)
 		}
 		l.status("logging in with " + l.Method.Describe())
 		secret, err := l.Method.Login(ctx, client)
@@ -134,13 +130,9 @@ func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 // renewal ended (max TTL reached, renewal failed, token expiring) or the
 // token was revoked. It returns "" when ctx ends.
 func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) string {
-	client, err := l.Client.Clone()
+	client, err := Clone(l.Client, secret.Auth.ClientToken, l.Namespace)
 	if err != nil {
 		return err.Error()
-	}
-	client.SetToken(secret.Auth.ClientToken)
-	if l.Namespace != "" {
-		client.SetNamespace(l.Namespace)
 	}
 	var doneCh <-chan error
 	var renewCh <-chan *api.RenewOutput
@@ -153,9 +145,9 @@ func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) string {
 		go w.Start()
 		defer w.Stop()
 		doneCh, renewCh = w.DoneCh(), w.RenewCh()
-		l.status(fmt.Sprintf("authenticated with %s, token valid for %s", l.Method.Describe(), ttl))
+		l.status(l.authenticated(secret, ttl, ""))
 	} else {
-		l.status(fmt.Sprintf("authenticated with %s, token does not expire", l.Method.Describe()))
+		l.status(fmt.Sprintf("authenticated with %s%s, token does not expire", l.Method.Describe(), roleOf(secret)))
 	}
 	var check <-chan time.Time
 	if l.CheckInterval > 0 {
@@ -175,7 +167,7 @@ func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) string {
 		case r := <-renewCh:
 			next := time.Duration(r.Secret.Auth.LeaseDuration) * time.Second
 			l.Logger.Debug("token renewed", zap.Duration("ttl", next))
-			l.status(fmt.Sprintf("authenticated with %s, token renewed for %s", l.Method.Describe(), next))
+			l.status(l.authenticated(secret, next, "token renewed for "+next.String()+", "))
 		case <-check:
 			if revoked(ctx, client) {
 				return "token revoked (lookup-self: permission denied)"
@@ -194,6 +186,29 @@ func revoked(ctx context.Context, c *api.Client) bool {
 	_, err := c.Auth().Token().LookupSelfWithContext(ctx)
 	var re *api.ResponseError
 	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
+}
+
+// authenticated is the STATUS line of a held token, e.g. `authenticated
+// with approle at auth/approle as role "web", token renews in 40m0s`. The
+// LifetimeWatcher renews at about two thirds of the TTL; a non-renewable
+// token is replaced shortly before it expires.
+func (l *Lifecycle) authenticated(secret *api.Secret, ttl time.Duration, renewed string) string {
+	when := "renews in " + (ttl * 2 / 3).Round(time.Second).String()
+	if !secret.Auth.Renewable {
+		when = "expires in " + ttl.Round(time.Second).String() + " (not renewable: logging in again before)"
+	}
+	return fmt.Sprintf("authenticated with %s%s, %stoken %s", l.Method.Describe(), roleOf(secret), renewed, when)
+}
+
+// roleOf names the Vault role the login response reports (approle's
+// role_name, aws's and alicloud's role), or "".
+func roleOf(secret *api.Secret) string {
+	for _, k := range []string{"role_name", "role"} {
+		if r := secret.Auth.Metadata[k]; r != "" {
+			return fmt.Sprintf(" as role %q", r)
+		}
+	}
+	return ""
 }
 
 func (l *Lifecycle) status(s string) {

@@ -127,6 +127,10 @@ func TestLoadErrors(t *testing.T) {
 			body: "auto_auth {\n method \"token_file\" {\n config = { token_file_path = \"/t\" }\n }\n sink \"file\" {\n config = {\n path = \"/t\"\n mode = 0980\n }\n }\n}\n",
 			want: `agent.hcl:8:`,
 		},
+		"method wrap_ttl": {
+			body: "auto_auth {\n method \"approle\" {\n  wrap_ttl = \"5m\"\n }\n}\n",
+			want: `agent.hcl:3:3: method: wrap_ttl is not supported by latchkey-agent (wrap the token per sink: sink "file" { wrap_ttl = ... })`,
+		},
 		"unknown method type": {
 			body: "auto_auth {\n method \"kubernetes\" {\n }\n}\n",
 			want: `agent.hcl:2:2: method: type "kubernetes" is not supported`,
@@ -191,5 +195,16 @@ func write(t *testing.T, p, s string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The example installed as /etc/latchkey/agent.hcl must load as shipped.
+func TestPackagedExampleLoads(t *testing.T) {
+	c, err := Load("../../packaging/agent/agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AutoAuth.Method.Type != "aws" || len(c.AutoAuth.Sinks) != 1 || c.AutoAuth.Sinks[0].Mode != 0o640 || c.StateDir != DefaultStateDir {
+		t.Errorf("example = %+v", c)
 	}
 }

@@ -169,7 +169,12 @@ func (ps *parser) method(b block, a *AutoAuth) {
 	}
 	ps.str(lv.attrs["mount_path"], &m.MountPath)
 	ps.str(lv.attrs["namespace"], &m.Namespace)
-	ps.str(lv.attrs["wrap_ttl"], &m.WrapTTL)
+	if a := lv.attrs["wrap_ttl"]; a != nil {
+		// A wrapped login hands the agent a token it cannot renew or use
+		// for templates; Vault Agent then just parks. Refuse it loudly
+		// rather than ignore it.
+		ps.add(hcl.Diagnostics{hclconf.Errorf(a.NameRange, "method: wrap_ttl is not supported by latchkey-agent (wrap the token per sink: sink \"file\" { wrap_ttl = ... })")})
+	}
 	ps.duration(lv.attrs["min_backoff"], &a.MinBackoff)
 	ps.duration(lv.attrs["max_backoff"], &a.MaxBackoff)
 	ps.boolean(lv.attrs["exit_on_err"], &a.ExitOnErr)

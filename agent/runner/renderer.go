@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
@@ -36,10 +37,20 @@ type RendererFactory func(cfg *config.Config, tokens *Tokens, log *zap.Logger) (
 var ErrTemplate = errors.New("templates failed")
 
 // Tokens is how a Renderer reaches Vault with the agent's current token.
+// It stays valid across re-logins and reloads.
 type Tokens struct {
 	holder *auth.Holder
+
+	mu     sync.Mutex
 	client *api.Client
 	denied func()
+}
+
+// set points Tokens at the running instance's client and auth loop.
+func (t *Tokens) set(client *api.Client, denied func()) {
+	t.mu.Lock()
+	t.client, t.denied = client, denied
+	t.mu.Unlock()
 }
 
 // Holder is the token holder: Get/Token for the current token ("" before
@@ -54,22 +65,62 @@ func (t *Tokens) Client() (*api.Client, error) {
 	if tok == "" {
 		return nil, errors.New("no Vault token yet")
 	}
-	c, err := t.client.Clone()
-	if err != nil {
-		return nil, fmt.Errorf("vault client: %w", err)
-	}
-	c.SetToken(tok)
-	c.ClearNamespace() // Clone re-reads VAULT_NAMESPACE; the agent's own client says which
-	if ns := t.client.Namespace(); ns != "" {
-		c.SetNamespace(ns)
-	}
-	return c, nil
+	t.mu.Lock()
+	client := t.client
+	t.mu.Unlock()
+	return auth.Clone(client, tok, "")
 }
 
 // PermissionDenied tells the auth loop that Vault answered 403 with the
 // current token (for requests made without Client). The loop checks the
 // token with lookup-self and logs in again at once if it was revoked.
-func (t *Tokens) PermissionDenied() { t.denied() }
+func (t *Tokens) PermissionDenied() {
+	t.mu.Lock()
+	denied := t.denied
+	t.mu.Unlock()
+	denied()
+}
+
+// rendering is a running Renderer. A reload that keeps the templates hands
+// it from one instance to the next instead of restarting it.
+type rendering struct {
+	r      Renderer
+	tokens *Tokens
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu    sync.Mutex
+	owner *instance // told about a fatal error
+}
+
+func startRendering(parent context.Context, r Renderer, tokens *Tokens, owner *instance) *rendering {
+	ctx, cancel := context.WithCancel(parent)
+	rg := &rendering{r: r, tokens: tokens, cancel: cancel, done: make(chan struct{}), owner: owner}
+	go func() {
+		defer close(rg.done)
+		if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+			rg.mu.Lock()
+			owner := rg.owner
+			rg.mu.Unlock()
+			owner.fail(fmt.Errorf("%w: %w", ErrTemplate, err))
+		}
+	}()
+	return rg
+}
+
+// adopt makes in the rendering's owner, with its client and auth loop.
+func (rg *rendering) adopt(in *instance, client *api.Client, denied func()) {
+	rg.tokens.set(client, denied)
+	rg.mu.Lock()
+	rg.owner = in
+	rg.mu.Unlock()
+}
+
+// stop ends the renderer and waits for it.
+func (rg *rendering) stop() {
+	rg.cancel()
+	<-rg.done
+}
 
 // report403 makes every clone of client tell the auth loop about a 403.
 // The api client's CheckRetry hook sees every response and is shared by

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,9 +51,9 @@ func (f *fakeRenderer) Run(ctx context.Context) error {
 
 func (f *fakeRenderer) Ready() <-chan struct{} { return f.ready }
 
-// startRendering runs the agent with renderers from a factory that records
+// runRendering runs the agent with renderers from a factory that records
 // every renderer it builds.
-func startRendering(t *testing.T, cfg string) (*running, func() []*fakeRenderer) {
+func runRendering(t *testing.T, cfg string) (*running, func() []*fakeRenderer) {
 	var mu sync.Mutex
 	var built []*fakeRenderer
 	r := &running{notes: &notes{}, sigs: make(chan os.Signal, 1), done: make(chan error, 1)}
@@ -90,7 +92,7 @@ func TestReadyWaitsForTemplatesAndRevocationSeenByARenderer(t *testing.T) {
 	_, method := approle(t, dir, "1h", "2h")
 	sinkPath := filepath.Join(dir, "token")
 	cfg := agentConfig(t, dir, method, oneTemplate, fileSink(sinkPath, ""))
-	r, renderers := startRendering(t, cfg)
+	r, renderers := runRendering(t, cfg)
 
 	eventually(t, "the sink", func() bool { return readToken(t, sinkPath) != "" })
 	eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
@@ -122,7 +124,7 @@ func TestRendererFailureStopsTheAgent(t *testing.T) {
 	dir := t.TempDir()
 	_, method := approle(t, dir, "1h", "2h")
 	cfg := agentConfig(t, dir, method, oneTemplate, fileSink(filepath.Join(dir, "token"), ""))
-	r, renderers := startRendering(t, cfg)
+	r, renderers := runRendering(t, cfg)
 	eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
 	renderers()[0].fail <- errors.New("template a.tmpl: gave up after 12 retries")
 	var err error
@@ -147,4 +149,39 @@ func TestTemplatesWithoutARendererAreAConfigError(t *testing.T) {
 	if !errors.Is(err, ErrConfig) {
 		t.Fatalf("Run = %v, want ErrConfig", err)
 	}
+}
+
+func TestReloadKeepsTheRendererWhenTemplatesAreUnchanged(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "token")
+	cfg := agentConfig(t, dir, method, oneTemplate, fileSink(sinkPath, ""))
+	r, renderers := runRendering(t, cfg)
+	eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
+	close(renderers()[0].release)
+	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+
+	// Same templates, one more sink: the renderer keeps running.
+	extra := filepath.Join(dir, "extra")
+	agentConfig(t, dir, method, oneTemplate, fileSink(sinkPath, ""), fileSink(extra, ""))
+	r.sigs <- syscall.SIGHUP
+	eventually(t, "the reload", func() bool { return r.notes.count("READY=1") == 2 && readToken(t, extra) != "" })
+	if n := len(renderers()); n != 1 {
+		t.Fatalf("a reload with unchanged templates built %d renderers", n)
+	}
+	// The kept renderer reaches the new instance's auth loop: a revoked
+	// token it runs into is replaced.
+	first := readToken(t, sinkPath)
+	must(t, srv.Client.Auth().Token().RevokeTree(first))
+	eventually(t, "a new token after revocation", func() bool {
+		tok := readToken(t, sinkPath)
+		return tok != "" && tok != first
+	})
+
+	// Changed templates: a new renderer replaces the old one.
+	agentConfig(t, dir, method, strings.Replace(oneTemplate, `"x"`, `"y"`, 1), fileSink(sinkPath, ""))
+	r.sigs <- syscall.SIGHUP
+	eventually(t, "a new renderer", func() bool { return len(renderers()) == 2 })
+	close(renderers()[1].release)
+	eventually(t, "READY=1 after the new render", func() bool { return r.notes.count("READY=1") == 3 })
 }

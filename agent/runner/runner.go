@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -64,6 +65,28 @@ type instance struct {
 	mu     sync.Mutex
 	secret *api.Secret // the current login, kept across reloads
 	fatal  error       // the renderer's fatal error, if any
+	rend   *rendering  // nil without templates, or once handed to the next instance
+}
+
+// fail ends the instance with err (a renderer gave up).
+func (in *instance) fail(err error) {
+	in.mu.Lock()
+	if in.fatal == nil {
+		in.fatal = err
+	}
+	in.mu.Unlock()
+	in.cancel()
+}
+
+// handOver detaches the instance's rendering for the next instance (a
+// reload that did not change the templates), so that stopping this
+// instance does not stop it.
+func (in *instance) handOver() *rendering {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	rg := in.rend
+	in.rend = nil
+	return rg
 }
 
 // Run runs until a stop signal (nil), exit_after_auth completes (nil), or a
@@ -91,15 +114,23 @@ func (r *Runner) Run(ctx context.Context) error {
 		defer os.Remove(cfg.PidFile)
 	}
 	holder := auth.NewHolder()
-	cur, err := r.start(ctx, cfg, holder, nil)
+	cur, err := r.start(ctx, cfg, holder, nil, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	stopWatchdog := r.watchdog()
-	defer stopWatchdog()
+	// The watchdog is fed from this loop, so that a wedged agent (not just
+	// a dead one) is restarted by systemd.
+	var watchdog <-chan time.Time
+	if interval, err := daemon.SdWatchdogEnabled(false); err == nil && interval > 0 {
+		t := time.NewTicker(interval / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
 	readyCh := cur.ready
 	for {
 		select {
+		case <-watchdog:
+			r.notify("WATCHDOG=1")
 		case <-readyCh:
 			readyCh = nil
 			if cur.cfg.ExitAfterAuth {
@@ -156,12 +187,21 @@ func (r *Runner) reload(ctx context.Context, cur *instance, holder *auth.Holder)
 		keep = cur.secret
 		cur.mu.Unlock()
 	}
+	// Unchanged templates keep rendering: no file is rewritten and no
+	// secret or certificate issued again because of a reload.
+	var rg *rendering
+	if sameTemplates(cur.cfg, cfg) {
+		rg = cur.handOver()
+	}
 	cur.stop()
-	next, err := r.start(ctx, cfg, holder, keep)
+	next, err := r.start(ctx, cfg, holder, keep, rg)
 	if err != nil {
 		r.Logger.Error("reload failed; restarting the previous configuration", zap.Error(err))
-		next, _ = r.start(ctx, cur.cfg, holder, keep)
+		next, _ = r.start(ctx, cur.cfg, holder, keep, rg)
 		return next
+	}
+	if rg != nil {
+		r.Logger.Info("reloaded; templates unchanged, still rendering")
 	}
 	if keep != nil {
 		r.Logger.Info("reloaded; auth unchanged, keeping the token")
@@ -171,14 +211,30 @@ func (r *Runner) reload(ctx context.Context, cur *instance, holder *auth.Holder)
 	return next
 }
 
+// sameTemplates reports whether b renders what a renders, the same way
+// (positions in the files aside).
+func sameTemplates(a, b *config.Config) bool {
+	strip := func(ts []config.Template) []config.Template {
+		out := make([]config.Template, len(ts))
+		for i, t := range ts {
+			t.Range = hcl.Range{}
+			out[i] = t
+		}
+		return out
+	}
+	return len(a.Templates) > 0 && reflect.DeepEqual(strip(a.Templates), strip(b.Templates)) &&
+		a.TemplateConfig == b.TemplateConfig && reflect.DeepEqual(a.Vault, b.Vault)
+}
+
 func sameAuth(a, b *config.Config) bool {
 	return reflect.DeepEqual(a.Vault, b.Vault) && reflect.DeepEqual(a.AutoAuth.Method, b.AutoAuth.Method) &&
 		a.StateDir == b.StateDir
 }
 
 // start builds and starts one instance. keep, when set, is a login to go on
-// with instead of logging in.
-func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.Holder, keep *api.Secret) (*instance, error) {
+// with instead of logging in; rg, when set, is the previous instance's
+// rendering, adopted instead of starting a renderer.
+func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.Holder, keep *api.Secret, rg *rendering) (*instance, error) {
 	env, err := vaultclient.FromEnv(r.Getenv)
 	if err != nil {
 		return nil, err
@@ -213,18 +269,30 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 			l.PermissionDenied()
 		}
 	})
-	var rend Renderer
-	if len(cfg.Templates) > 0 {
+	denied := func() {
+		if l := in.lifecycle; l != nil {
+			l.PermissionDenied()
+		}
+	}
+	if rg == nil && len(cfg.Templates) > 0 {
 		if r.NewRenderer == nil {
 			cancel()
 			return nil, errors.New("templates: this build of latchkey-agent cannot render templates")
 		}
-		tokens := &Tokens{holder: holder, client: client, denied: func() { in.lifecycle.PermissionDenied() }}
-		if rend, err = r.NewRenderer(cfg, tokens, r.Logger); err != nil {
+		tokens := &Tokens{holder: holder}
+		tokens.set(client, denied)
+		rend, err := r.NewRenderer(cfg, tokens, r.Logger)
+		if err != nil {
 			cancel()
 			return nil, err
 		}
+		// The rendering outlives this instance's context when a reload
+		// hands it over, so it runs under the Runner's.
+		rg = startRendering(parent, rend, tokens, in)
+	} else if rg != nil {
+		rg.adopt(in, client, denied)
 	}
+	in.rend = rg
 	in.lifecycle = &auth.Lifecycle{
 		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: holder, Logger: r.Logger,
 		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
@@ -266,25 +334,15 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 			s.Run(ctx, holder, func() { once.Do(pending.Done) })
 		}()
 	}
-	if rend != nil {
+	if rg != nil {
 		pending.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
-			case <-rend.Ready():
+			case <-rg.r.Ready():
 				pending.Done()
 			case <-ctx.Done():
-			}
-		}()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := rend.Run(ctx); err != nil && ctx.Err() == nil {
-				in.mu.Lock()
-				in.fatal = fmt.Errorf("%w: %w", ErrTemplate, err)
-				in.mu.Unlock()
-				cancel() // ends the lifecycle, hence the instance
 			}
 		}()
 	}
@@ -296,6 +354,9 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 		err := in.lifecycle.Run(ctx, keep)
 		cancel()
 		wg.Wait()
+		if rg := in.handOver(); rg != nil {
+			rg.stop() // not handed to a next instance
+		}
 		in.mu.Lock()
 		if err == nil {
 			err = in.fatal
@@ -319,27 +380,6 @@ func (r *Runner) notify(state string) {
 		return
 	}
 	daemon.SdNotify(false, state)
-}
-
-// watchdog pings systemd at half of WatchdogSec while the agent runs.
-func (r *Runner) watchdog() func() {
-	interval, err := daemon.SdWatchdogEnabled(false)
-	if err != nil || interval == 0 {
-		return func() {}
-	}
-	t := time.NewTicker(interval / 2)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-t.C:
-				r.notify("WATCHDOG=1")
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() { t.Stop(); close(done) }
 }
 
 // monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants

@@ -388,6 +388,55 @@ func write(t *testing.T, p, s string) {
 	must(t, os.WriteFile(p, []byte(s), 0o600))
 }
 
+func TestApproleWrappedSecretID(t *testing.T) {
+	dir := t.TempDir()
+	mount, method := approle(t, dir, "1h", "2h")
+	wc, err := srv.Client.Clone()
+	must(t, err)
+	wc.SetToken(srv.RootToken)
+	wc.SetWrappingLookupFunc(func(string, string) string { return "5m" })
+	w, err := wc.Logical().Write("auth/"+mount+"/role/web/secret-id", nil)
+	must(t, err)
+	write(t, filepath.Join(dir, "secret-id"), w.WrapInfo.Token)
+	method = strings.Replace(method, "remove_secret_id_file_after_reading = false",
+		fmt.Sprintf("secret_id_response_wrapping_path = %q", "auth/"+mount+"/role/web/secret-id"), 1)
+	sinkPath := filepath.Join(dir, "token")
+	start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
+	eventually(t, "a token from the wrapped secret id", func() bool { return readToken(t, sinkPath) != "" })
+	if _, err := lookup(t, readToken(t, sinkPath)); err != nil {
+		t.Fatalf("token: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secret-id")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("secret id file kept: %v", err)
+	}
+}
+
+func TestApproleRefusesAWrappingTokenFromElsewhere(t *testing.T) {
+	dir := t.TempDir()
+	mount, method := approle(t, dir, "1h", "2h")
+	wc, err := srv.Client.Clone()
+	must(t, err)
+	wc.SetToken(srv.RootToken)
+	wc.SetWrappingLookupFunc(func(string, string) string { return "5m" })
+	w, err := wc.Logical().Write("sys/wrapping/wrap", map[string]any{"secret_id": "chosen-by-an-attacker"})
+	must(t, err)
+	write(t, filepath.Join(dir, "secret-id"), w.WrapInfo.Token)
+	method = strings.Replace(method, "remove_secret_id_file_after_reading = false",
+		fmt.Sprintf("secret_id_response_wrapping_path = %q", "auth/"+mount+"/role/web/secret-id"), 1)
+	method = strings.Replace(method, `max_backoff = "1s"`, "max_backoff = \"1s\"\n    exit_on_err = true", 1)
+	r := start(t, agentConfig(t, dir, method, "", fileSink(filepath.Join(dir, "token"), "")), time.Minute)
+	var runErr error
+	select {
+	case runErr = <-r.done:
+		r.done <- runErr
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent kept running")
+	}
+	if runErr == nil || !strings.Contains(runErr.Error(), `the wrapping token was created at "sys/wrapping/wrap"`) {
+		t.Fatalf("Run = %v", runErr)
+	}
+}
+
 // A sink that cannot be written is retried (and logged) until it can; the
 // agent keeps running and is not READY until then.
 func TestSinkRetriedUntilWritable(t *testing.T) {

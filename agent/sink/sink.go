@@ -45,7 +45,7 @@ func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
 			}
 			return u.Uid, nil
 		}); err != nil {
-			return nil, fmt.Errorf("%s: sink %s: owner %q: %w", c.Range, c.Path, c.Owner, err)
+			return nil, fmt.Errorf("%s: sink %s: owner %q: %w", where(c), c.Path, c.Owner, err)
 		}
 	}
 	if c.Group != "" {
@@ -56,10 +56,15 @@ func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
 			}
 			return g.Gid, nil
 		}); err != nil {
-			return nil, fmt.Errorf("%s: sink %s: group %q: %w", c.Range, c.Path, c.Group, err)
+			return nil, fmt.Errorf("%s: sink %s: group %q: %w", where(c), c.Path, c.Group, err)
 		}
 	}
 	return f, nil
+}
+
+// where is the sink stanza's file:line:col.
+func where(c config.Sink) string {
+	return fmt.Sprintf("%s:%d:%d", c.Range.Filename, c.Range.Start.Line, c.Range.Start.Column)
 }
 
 func lookupID(s string, byName func(string) (string, error)) (int, error) {
@@ -113,11 +118,10 @@ func (f *File) current(token string) bool {
 // wrap response-wraps token and returns the wrap info as JSON, the form
 // Vault Agent writes (its "token" field is the wrapping token).
 func (f *File) wrap(ctx context.Context, token string) (string, error) {
-	c, err := f.Client.Clone()
+	c, err := auth.Clone(f.Client, token, "")
 	if err != nil {
 		return "", err
 	}
-	c.SetToken(token)
 	ttl := f.Config.WrapTTL.String()
 	c.SetWrappingLookupFunc(func(string, string) string { return ttl })
 	s, err := c.Logical().WriteWithContext(ctx, "sys/wrapping/wrap", map[string]any{"token": token})

@@ -14,6 +14,7 @@ import (
 	"github.com/latchkey/latchkey/agent/auth/methods"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/runner"
+	"github.com/latchkey/latchkey/agent/sink"
 	"github.com/latchkey/latchkey/internal/logging"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/latchkey/latchkey/internal/version"
@@ -29,13 +30,11 @@ const (
 	exitRuntime = 5 // templates failed with template_config { exit_on_retry_failure = true }
 )
 
-// newRenderer renders templates: agent/template plugs its factory in here
-// (nil: a config with templates is refused).
-var newRenderer runner.RendererFactory
-
 const usage = `Usage:
   latchkey-agent -config FILE|DIR [-config ...] [options]   run the agent
   latchkey-agent validate -config FILE|DIR [...]            check a config without contacting Vault
+  latchkey-agent render -config ... -template NAME [-dry-run] [-show-secrets]
+                                                            log in, render one template, print it (secrets masked)
   latchkey-agent version                                    print the version
 
 Options:
@@ -98,6 +97,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			return exitOK
 		case "validate":
 			return validate(args[1:], stdout, stderr, getenv)
+		case "render":
+			return render(args[1:], stdout, stderr, getenv)
 		}
 	}
 	o, code := parse("latchkey-agent", args, stderr)
@@ -160,6 +161,18 @@ func validate(args []string, stdout, stderr io.Writer, getenv func(string) strin
 			vc := cfg.Vault.Client.Merge(env).Merge(vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns})
 			_, err = vaultclient.New(vc)
 		}
+	}
+	if err == nil {
+		// Sinks resolve their owner and group now: a typo is a config
+		// error, not a retry loop at boot.
+		for _, sc := range cfg.AutoAuth.Sinks {
+			if _, err = sink.New(sc, nil, zap.NewNop()); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil && len(cfg.Templates) > 0 && newRenderer == nil {
+		err = fmt.Errorf("%s: templates: this build of latchkey-agent cannot render templates", cfg.Templates[0].Range.Filename)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent: %v\n", err)

@@ -187,7 +187,7 @@ func TestSystemdNotifyWatchdogReloadAndStop(t *testing.T) {
 	})
 
 	ready := n.waitFor(t, "READY=1", 0)
-	status := n.waitFor(t, `STATUS=authenticated with approle`, 0)
+	status := n.waitFor(t, `STATUS=authenticated with approle at auth/approle-notify as role "web", token renews in 40m0s`, 0)
 	if status > ready {
 		t.Errorf("STATUS after READY")
 	}
@@ -270,9 +270,11 @@ func TestExitCodes(t *testing.T) {
 		"exit_on_err":            {[]string{"-config", failing}, exitAuth, "", "login failed and exit_on_err is set"},
 		"exit after auth":        {[]string{"-config", once}, exitOK, "", ""},
 		"method config":          {[]string{"validate", "-config", filepath.Join(dir, "m.hcl")}, exitConfig, "", `m.hcl:2: method "approle": config key "role_id_file_path" is required`},
+		"validate owner":         {[]string{"validate", "-config", filepath.Join(dir, "o.hcl")}, exitConfig, "", `owner "no-such-user-latchkey": user: unknown user`},
 		"templates, no renderer": {[]string{"-config", filepath.Join(dir, "t.hcl")}, exitConfig, "", "cannot render templates"},
 	}
 	write(t, filepath.Join(dir, "m.hcl"), "auto_auth {\n  method \"approle\" {\n  }\n}\n")
+	write(t, filepath.Join(dir, "o.hcl"), strings.Replace(string(b), "\n      path = ", "\n      owner = \"no-such-user-latchkey\"\n      path = ", 1))
 	write(t, filepath.Join(dir, "t.hcl"), string(b)+"template {\n  contents = \"x\"\n  destination = \"/nonexistent/x\"\n}\n")
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -21,14 +21,19 @@ type Method struct {
 	roleIDPath         string
 	secretIDPath       string
 	removeSecretIDFile bool
-	log                *zap.Logger
+	// wrappingPath, when set, means the secret id file holds a response-
+	// wrapping token created at this path (e.g.
+	// auth/approle/role/web/secret-id), to be unwrapped at login.
+	wrappingPath string
+	log          *zap.Logger
 	// secretID is kept after the file was removed, so that re-logins work
 	// until it expires (as Vault Agent does).
 	secretID string
 }
 
 // New reads cfg: role_id_file_path (required), secret_id_file_path,
-// remove_secret_id_file_after_reading (default true).
+// remove_secret_id_file_after_reading (default true),
+// secret_id_response_wrapping_path.
 func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	s := auth.NewSettings(cfg)
 	m := &Method{
@@ -36,10 +41,14 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		roleIDPath:         s.Required("role_id_file_path"),
 		secretIDPath:       s.String("secret_id_file_path", ""),
 		removeSecretIDFile: s.Bool("remove_secret_id_file_after_reading", true),
+		wrappingPath:       strings.Trim(s.String("secret_id_response_wrapping_path", ""), "/"),
 		log:                env.Logger,
 	}
 	if err := s.Err(); err != nil {
 		return nil, err
+	}
+	if m.wrappingPath != "" && m.secretIDPath == "" {
+		return nil, fmt.Errorf("%s:%d: method %q: config key \"secret_id_response_wrapping_path\" needs secret_id_file_path", cfg.File, cfg.Line, cfg.Type)
 	}
 	return m, nil
 }
@@ -61,6 +70,11 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 		sid, err := readTrimmed(m.secretIDPath)
 		switch {
 		case err == nil && sid != "":
+			if m.wrappingPath != "" {
+				if sid, err = m.unwrap(ctx, client, sid); err != nil {
+					return nil, fmt.Errorf("approle secret id: %w", err)
+				}
+			}
 			m.secretID = sid
 			if m.removeSecretIDFile {
 				if err := os.Remove(m.secretIDPath); err != nil {
@@ -76,6 +90,40 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 		data["secret_id"] = m.secretID
 	}
 	return client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+}
+
+// unwrap checks that the wrapping token was created at wrappingPath (so a
+// token wrapping something else cannot be slipped in) and returns the
+// secret_id it wraps.
+func (m *Method) unwrap(ctx context.Context, client *api.Client, wrapToken string) (string, error) {
+	look, err := client.Logical().WriteWithContext(ctx, "sys/wrapping/lookup", map[string]any{"token": wrapToken})
+	if err != nil {
+		return "", fmt.Errorf("look up the wrapping token: %w", err)
+	}
+	if look == nil || look.Data == nil {
+		return "", errors.New("look up the wrapping token: empty answer")
+	}
+	if created, _ := look.Data["creation_path"].(string); strings.Trim(created, "/") != m.wrappingPath {
+		return "", fmt.Errorf("the wrapping token was created at %q, want %q", created, m.wrappingPath)
+	}
+	// Unwrap on a clone holding the wrapping token: Logical().Unwrap would
+	// set it on the login client itself.
+	uc, err := auth.Clone(client, wrapToken, "")
+	if err != nil {
+		return "", err
+	}
+	s, err := uc.Logical().UnwrapWithContext(ctx, "")
+	if err != nil {
+		return "", fmt.Errorf("unwrap: %w", err)
+	}
+	if s == nil || s.Data == nil {
+		return "", errors.New("unwrap: empty answer")
+	}
+	id, _ := s.Data["secret_id"].(string)
+	if id == "" {
+		return "", errors.New("unwrap: no secret_id in the wrapped answer")
+	}
+	return id, nil
 }
 
 func readTrimmed(p string) (string, error) {

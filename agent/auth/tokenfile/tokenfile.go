@@ -42,11 +42,10 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 	if tok == "" {
 		return nil, fmt.Errorf("token_file %s is empty", m.path)
 	}
-	c, err := client.Clone()
+	c, err := auth.Clone(client, tok, "")
 	if err != nil {
 		return nil, err
 	}
-	c.SetToken(tok)
 	s, err := c.Auth().Token().LookupSelfWithContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("token_file %s: lookup-self: %w", m.path, err)

@@ -1,0 +1,130 @@
+package sink
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/agent/config"
+)
+
+func TestOwnerAndGroupByName(t *testing.T) {
+	rng := hcl.Range{Filename: "agent.hcl", Start: hcl.Pos{Line: 7, Column: 3}}
+	tests := map[string]struct {
+		owner, group string
+		uid, gid     int
+		err          string
+	}{
+		"names":         {owner: "nobody", group: "nogroup", uid: 65534, gid: 65534},
+		"numbers":       {owner: "0", group: "65534", uid: 0, gid: 65534},
+		"unset":         {uid: -1, gid: -1},
+		"unknown user":  {owner: "no-such-user-latchkey", err: `agent.hcl:7:3: sink /x: owner "no-such-user-latchkey": user: unknown user no-such-user-latchkey`},
+		"unknown group": {group: "no-such-group-latchkey", err: `agent.hcl:7:3: sink /x: group "no-such-group-latchkey": group: unknown group no-such-group-latchkey`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f, err := New(config.Sink{Path: "/x", Mode: 0o640, Owner: tc.owner, Group: tc.group, Range: rng}, nil, zaptest.NewLogger(t))
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("error = %v, want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.uid != tc.uid || f.gid != tc.gid {
+				t.Errorf("uid/gid = %d/%d, want %d/%d", f.uid, f.gid, tc.uid, tc.gid)
+			}
+		})
+	}
+}
+
+// A sink whose directory is missing is retried, without stopping, until
+// it can be written; a later token replaces the file (a new inode: atomic
+// rename) with the asked mode and owner, whatever the umask says.
+func TestFailingSinkIsRetriedAndWrittenOnlyOnChange(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: chown to nobody needs root")
+	}
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "later")
+	path := filepath.Join(dir, "token")
+	f, err := New(config.Sink{Path: path, Mode: 0o644, Owner: "nobody", Group: "nogroup"}, nil, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.MinBackoff, f.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	h := auth.NewHolder()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(ctx, h, func() { close(ready) })
+	}()
+	defer func() { cancel(); <-done }()
+
+	h.Set("hvs.first")
+	time.Sleep(100 * time.Millisecond) // a few failed attempts
+	select {
+	case <-ready:
+		t.Fatal("ready although the sink could not be written")
+	default:
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ready)
+	check(t, path, "hvs.first")
+
+	before, _ := os.Stat(path)
+	h.Set("hvs.second")
+	deadline := time.Now().Add(30 * time.Second)
+	for readFile(path) != "hvs.second" {
+		if time.Now().After(deadline) {
+			t.Fatal("second token never written")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	check(t, path, "hvs.second")
+	after, _ := os.Stat(path)
+	if os.SameFile(before, after) {
+		t.Error("new token written in place instead of replacing the file atomically")
+	}
+}
+
+func waitFor(t *testing.T, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatal("timed out")
+	}
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+func check(t *testing.T, path, want string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if got := readFile(path); got != want || fi.Mode().Perm() != 0o644 || st.Uid != 65534 || st.Gid != 65534 {
+		t.Errorf("sink %q mode %v owner %d:%d, want %q 0644 65534:65534", strings.TrimSpace(got), fi.Mode().Perm(), st.Uid, st.Gid, want)
+	}
+}

@@ -1,0 +1,17 @@
+// Package template renders the agent's `template` stanzas: consul-template's
+// syntax on Go's text/template, fed from Vault with the agent's token.
+//
+// A render is two-phase, as in consul-template: executing a template records
+// the Vault queries it needs (dependency.go); those not yet fetched are
+// fetched (each distinct query once, however many templates use it) and the
+// template is executed again, until nothing is missing. Only then is the
+// destination written (renderer.go), and only when its content, mode or
+// owner changed; the command runs only after a change (command.go).
+//
+// The Manager (manager.go) keeps every template current: renewable leases
+// are renewed, non-renewable leases and certificates fetched again at
+// lease_renewal_threshold of their life, static secrets every
+// static_secret_render_interval; sources and destinations are watched with
+// fsnotify. A re-login does not touch any of this: the token is read per
+// request.
+package template

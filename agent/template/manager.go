@@ -1,0 +1,478 @@
+package template
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/agent/config"
+)
+
+// Clients gives the manager a Vault client holding the agent's current
+// token, and takes reports of 403 answers (agent/runner.Tokens does both).
+type Clients interface {
+	Client() (*api.Client, error)
+	PermissionDenied()
+}
+
+// Options configure a Manager.
+type Options struct {
+	Templates []config.Template
+	Config    config.TemplateConfig
+	Clients   Clients
+	Logger    *zap.Logger
+	// OneShot makes Run give up (with an error) on a template that still
+	// fails after RetryAttempts, as exit_after_auth needs.
+	OneShot bool
+	// RetryMin and RetryMax bound the wait before a failed template is
+	// tried again (defaults 250ms and 1m, as Vault Agent); RetryAttempts is
+	// how many failures in a row count as "retries exhausted" (default 12).
+	RetryMin, RetryMax time.Duration
+	RetryAttempts      int
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// ErrRetriesExhausted wraps the error of a template that kept failing when
+// exit_on_retry_failure (or one-shot mode) makes that fatal.
+var ErrRetriesExhausted = errors.New("template failed after its retries")
+
+// Manager renders templates and keeps them current.
+type Manager struct {
+	o      Options
+	units  []*unit
+	brain  *brain
+	mounts *mounts
+	ready  chan struct{}
+
+	mu    sync.Mutex
+	deps  map[string]*dep
+	state []unitState
+	// watcher, when file watching works; a destination directory made by
+	// create_dest_dirs is added after the first render.
+	watcher *fsnotify.Watcher
+}
+
+type unitState struct {
+	rendered bool
+	dirty    bool
+	fails    int
+	retryAt  time.Time
+	lastErr  error
+}
+
+// dep is a fetched query, its users and when it needs attention.
+type dep struct {
+	q     *query
+	users map[int]bool
+	next  time.Time
+}
+
+// New parses every template; a template that cannot be read or parsed is
+// a config error naming its file.
+func New(o Options) (*Manager, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.RetryMin == 0 {
+		o.RetryMin = 250 * time.Millisecond
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = time.Minute
+	}
+	if o.RetryAttempts == 0 {
+		o.RetryAttempts = 12
+	}
+	if o.Config.LeaseRenewalThreshold == 0 {
+		o.Config = config.DefaultTemplateConfig()
+	}
+	m := &Manager{o: o, brain: newBrain(), mounts: &mounts{threshold: o.Config.LeaseRenewalThreshold},
+		ready: make(chan struct{}), deps: map[string]*dep{}}
+	for _, t := range o.Templates {
+		u, err := newUnit(t)
+		if err != nil {
+			return nil, err
+		}
+		if _, _, err := owner(t); err != nil {
+			return nil, err
+		}
+		m.units = append(m.units, u)
+	}
+	m.state = make([]unitState, len(m.units))
+	if len(m.units) == 0 {
+		close(m.ready)
+	}
+	return m, nil
+}
+
+// Ready is closed once every template has been rendered once.
+func (m *Manager) Ready() <-chan struct{} { return m.ready }
+
+// Run renders every template, then keeps them current until ctx ends
+// (it returns nil). It returns an error wrapping ErrRetriesExhausted when a
+// template keeps failing and exit_on_retry_failure (or OneShot) is set.
+func (m *Manager) Run(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		m.o.Logger.Warn("file watching unavailable; sources and destinations are checked only on refresh", zap.Error(err))
+	} else {
+		defer w.Close()
+		m.watcher = w
+		defer func() { m.watcher = nil }()
+		m.watch(w)
+	}
+	var events <-chan fsnotify.Event
+	if w != nil {
+		events = w.Events
+	}
+	for i := range m.state {
+		m.state[i].dirty = true
+	}
+	for {
+		if err := m.renderDirty(ctx); err != nil {
+			return err
+		}
+		if m.o.OneShot && m.isReady() {
+			return nil
+		}
+		wait := time.Until(m.nextWake())
+		timer := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case ev := <-events:
+			timer.Stop()
+			m.onFileEvent(ev)
+		case <-timer.C:
+			m.refreshDue(ctx)
+		}
+	}
+}
+
+// RenderOnce renders every template once (exit_after_auth): it returns nil
+// when all rendered, or the first template's error once its retries are
+// exhausted.
+func (m *Manager) RenderOnce(ctx context.Context) error {
+	o := m.o
+	m.o.OneShot = true
+	defer func() { m.o = o }()
+	return m.Run(ctx)
+}
+
+func (m *Manager) isReady() bool {
+	select {
+	case <-m.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// renderDirty renders the templates marked dirty whose retry time has come.
+func (m *Manager) renderDirty(ctx context.Context) error {
+	now := m.o.Now()
+	for i, u := range m.units {
+		st := &m.state[i]
+		if !st.dirty || now.Before(st.retryAt) {
+			continue
+		}
+		err := m.renderUnit(ctx, i, u)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			st.fails++
+			st.lastErr = err
+			wait := backoff(m.o.RetryMin, m.o.RetryMax, st.fails)
+			st.retryAt = m.o.Now().Add(wait)
+			m.o.Logger.Error("template failed; other templates are unaffected", zap.String("template", u.name),
+				zap.Error(err), zap.Int("failures", st.fails), zap.Duration("retry_in", wait))
+			if st.fails >= m.o.RetryAttempts && (m.o.Config.ExitOnRetryFailure || m.o.OneShot) {
+				return fmt.Errorf("%w: %s: %w", ErrRetriesExhausted, u.name, err)
+			}
+			continue
+		}
+		st.dirty, st.fails, st.lastErr, st.retryAt = false, 0, nil, time.Time{}
+		if !st.rendered {
+			st.rendered = true
+			m.maybeReady()
+		}
+	}
+	return nil
+}
+
+func (m *Manager) maybeReady() {
+	for _, st := range m.state {
+		if !st.rendered {
+			return
+		}
+	}
+	if !m.isReady() {
+		close(m.ready)
+	}
+}
+
+// renderUnit executes u, fetching what it misses, and writes it.
+func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
+	for pass := 0; pass < 16; pass++ {
+		ex := u.execute(m.brain, m.o.Now, false)
+		m.use(i, ex.used)
+		if len(ex.missing) == 0 {
+			if ex.err != nil {
+				return ex.err
+			}
+			changed, err := write(u.cfg, ex.out)
+			if err != nil {
+				return err
+			}
+			if m.watcher != nil {
+				m.watcher.Add(filepath.Dir(u.cfg.Destination)) // idempotent
+			}
+			if changed {
+				m.o.Logger.Info("rendered", zap.String("template", u.name))
+				if u.cfg.Exec != nil && len(u.cfg.Exec.Command) > 0 {
+					// A failing command is logged and runs again on the next
+					// change; it never fails the template or stops the agent.
+					if err := runCommand(ctx, u.cfg.Exec); err != nil {
+						m.o.Logger.Error("template command failed", zap.String("template", u.name), zap.Error(err))
+					}
+				}
+			}
+			return nil
+		}
+		for _, q := range ex.missing {
+			if err := m.fetch(ctx, q); err != nil {
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("template %s: still missing secrets after 16 rounds", u.name)
+}
+
+// use records that unit i uses queries.
+func (m *Manager) use(i int, used map[string]*query) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, q := range used {
+		d := m.deps[k]
+		if d == nil {
+			d = &dep{q: q, users: map[int]bool{}}
+			m.deps[k] = d
+		}
+		d.users[i] = true
+	}
+}
+
+// fetch gets q from Vault and stores it in the brain. A query already
+// fetched (by another template) is not fetched again; one that failed is
+// fetched again only by a retry of a template that needs it.
+func (m *Manager) fetch(ctx context.Context, q *query) error {
+	if r, ok := m.brain.get(q.key); ok && r.err == nil {
+		return nil
+	}
+	c, err := m.o.Clients.Client()
+	if err != nil {
+		return err
+	}
+	_, seen := m.brain.get(q.key)
+	r := q.fetch(ctx, c, m.mounts, !seen)
+	m.brain.set(q.key, r)
+	if r.err != nil {
+		m.report403(r.err)
+		return r.err
+	}
+	m.schedule(q.key, r)
+	return nil
+}
+
+func (m *Manager) report403(err error) {
+	var re *api.ResponseError
+	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+		m.o.Clients.PermissionDenied()
+	}
+}
+
+// schedule decides when a fetched query needs attention again.
+func (m *Manager) schedule(key string, r result) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.deps[key]
+	if d == nil {
+		return
+	}
+	d.next = m.nextFor(r)
+}
+
+func (m *Manager) nextFor(r result) time.Time {
+	c := m.o.Config
+	switch {
+	case !r.notAfter.IsZero():
+		return jitterBefore(renewAt(r.notBefore, r.notAfter, c.LeaseRenewalThreshold), r.notAfter.Sub(r.notBefore)/20)
+	case r.leaseID != "" && r.lease > 0 && r.renewable:
+		return r.fetched.Add(r.lease * 2 / 3)
+	case r.leaseID != "" && r.lease > 0:
+		life := time.Duration(float64(r.lease) * c.LeaseRenewalThreshold)
+		return jitterBefore(r.fetched.Add(life), r.lease/20)
+	}
+	interval := c.StaticSecretRenderInterval
+	if r.ttl > 0 && r.ttl < interval {
+		interval = r.ttl
+	}
+	return r.fetched.Add(interval)
+}
+
+// jitterBefore moves t earlier by up to j, so that a fleet does not renew
+// in step.
+func jitterBefore(t time.Time, j time.Duration) time.Time {
+	if j <= 0 {
+		return t
+	}
+	return t.Add(-time.Duration(rand.Int64N(int64(j))))
+}
+
+func (m *Manager) nextWake() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := m.o.Now().Add(time.Hour)
+	for _, d := range m.deps {
+		if len(d.users) > 0 && !d.next.IsZero() && d.next.Before(next) {
+			next = d.next
+		}
+	}
+	for _, st := range m.state {
+		if st.dirty && st.retryAt.Before(next) {
+			next = st.retryAt
+		}
+	}
+	return next
+}
+
+// refreshDue renews or fetches again every query whose time has come and
+// marks the templates using a changed one for rendering.
+func (m *Manager) refreshDue(ctx context.Context) {
+	now := m.o.Now()
+	m.mu.Lock()
+	var due []*dep
+	for _, d := range m.deps {
+		if len(d.users) > 0 && !d.next.IsZero() && !now.Before(d.next) {
+			due = append(due, d)
+		}
+	}
+	m.mu.Unlock()
+	for _, d := range due {
+		old, _ := m.brain.get(d.q.key)
+		if old.renewable && old.leaseID != "" && m.renew(ctx, d, old) {
+			continue
+		}
+		c, err := m.o.Clients.Client()
+		if err != nil {
+			m.o.Logger.Warn("refresh postponed: no token", zap.Error(err))
+			m.mu.Lock()
+			d.next = now.Add(time.Second)
+			m.mu.Unlock()
+			continue
+		}
+		r := d.q.fetch(ctx, c, m.mounts, false)
+		if r.err != nil {
+			m.report403(r.err)
+			m.o.Logger.Error("refresh failed", zap.String("query", d.q.String()), zap.Error(r.err))
+			m.brain.set(d.q.key, r)
+			m.markUsers(d)
+			continue
+		}
+		m.brain.set(d.q.key, r)
+		m.schedule(d.q.key, r)
+		if !reflect.DeepEqual(old.value, r.value) {
+			m.markUsers(d)
+		}
+	}
+}
+
+// renew extends a renewable lease; false means fetch it again instead.
+func (m *Manager) renew(ctx context.Context, d *dep, old result) bool {
+	c, err := m.o.Clients.Client()
+	if err != nil {
+		return false
+	}
+	s, err := c.Sys().RenewWithContext(ctx, old.leaseID, int(old.lease.Seconds()))
+	if err != nil || s == nil || s.LeaseDuration <= 0 {
+		if err != nil {
+			m.report403(err)
+		}
+		m.o.Logger.Info("lease renewal failed; fetching the secret again", zap.String("query", d.q.String()), zap.Error(err))
+		return false
+	}
+	got := time.Duration(s.LeaseDuration) * time.Second
+	old.lease, old.fetched = got, m.o.Now()
+	m.brain.set(d.q.key, old)
+	m.schedule(d.q.key, old)
+	m.o.Logger.Debug("lease renewed", zap.String("query", d.q.String()), zap.Duration("lease", got))
+	return true
+}
+
+func (m *Manager) markUsers(d *dep) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range d.users {
+		m.state[i].dirty = true
+	}
+}
+
+// watch adds the directories of sources and destinations to w (watching a
+// directory sees a file replaced by rename, which watching the file would
+// not).
+func (m *Manager) watch(w *fsnotify.Watcher) {
+	dirs := map[string]bool{}
+	for _, u := range m.units {
+		for _, p := range []string{u.cfg.Source, u.cfg.Destination} {
+			if p != "" {
+				dirs[filepath.Dir(p)] = true
+			}
+		}
+	}
+	for d := range dirs {
+		if err := w.Add(d); err != nil {
+			m.o.Logger.Debug("cannot watch directory (yet)", zap.String("dir", d), zap.Error(err))
+		}
+	}
+}
+
+func (m *Manager) onFileEvent(ev fsnotify.Event) {
+	for i, u := range m.units {
+		switch ev.Name {
+		case u.cfg.Source:
+			if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) == 0 {
+				continue
+			}
+			if err := u.load(); err != nil {
+				m.o.Logger.Error("template source changed but does not load; keeping the previous one", zap.String("template", u.name), zap.Error(err))
+				continue
+			}
+			m.o.Logger.Info("template source changed", zap.String("template", u.name))
+			m.state[i].dirty = true
+		case u.cfg.Destination:
+			// Deleted or altered by someone else: render puts it back (and
+			// does nothing when it is already right).
+			m.state[i].dirty = true
+		}
+	}
+}
+
+func backoff(minD, maxD time.Duration, n int) time.Duration {
+	d := minD
+	for i := 1; i < n && d < maxD; i++ {
+		d *= 2
+	}
+	return min(d, maxD)
+}

@@ -1,0 +1,427 @@
+package template
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+var srv *vaulttest.Server
+
+func TestMain(m *testing.M) { vaulttest.Main(m, vaulttest.Spec{Into: &srv}) }
+
+var seq atomic.Int32
+
+// counting is a reverse proxy in front of the real Vault that counts GETs
+// per path, to show how often each secret is fetched.
+type counting struct {
+	mu   sync.Mutex
+	gets map[string]int
+	url  string
+}
+
+func newCounting(t *testing.T) *counting {
+	c := &counting{gets: map[string]int{}}
+	target, _ := url.Parse(srv.Addr)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			c.mu.Lock()
+			c.gets[r.URL.Path]++
+			c.mu.Unlock()
+		}
+		body, _ := io.ReadAll(r.Body)
+		req, _ := http.NewRequest(r.Method, target.String()+r.URL.RequestURI(), bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(hs.Close)
+	c.url = hs.URL
+	return c
+}
+
+func (c *counting) count(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gets["/v1/"+path]
+}
+
+// clients hands out root-token clients (to the proxy when one is given).
+type clients struct {
+	addr   string
+	denied atomic.Int32
+}
+
+func (c *clients) Client() (*api.Client, error) {
+	cfg := api.DefaultConfig()
+	cfg.Address = c.addr
+	cl, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cl.SetToken(srv.RootToken)
+	return cl, nil
+}
+func (c *clients) PermissionDenied() { c.denied.Add(1) }
+
+func kvMounts(t *testing.T) (v1, v2 string) {
+	n := seq.Add(1)
+	v1, v2 = fmt.Sprintf("kv1-%d", n), fmt.Sprintf("kv2-%d", n)
+	must(t, srv.Client.Sys().Mount(v1, &api.MountInput{Type: "kv", Options: map[string]string{"version": "1"}}))
+	must(t, srv.Client.Sys().Mount(v2, &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}))
+	return v1, v2
+}
+
+func putV1(t *testing.T, mount, p string, data map[string]any) {
+	_, err := srv.Client.Logical().Write(mount+"/"+p, data)
+	must(t, err)
+}
+
+func putV2(t *testing.T, mount, p string, data map[string]any) {
+	_, err := srv.Client.Logical().Write(mount+"/data/"+p, map[string]any{"data": data})
+	must(t, err)
+}
+
+type running struct {
+	m    *Manager
+	done chan error
+}
+
+func run(t *testing.T, o Options) *running {
+	t.Helper()
+	if o.Logger == nil {
+		o.Logger = zaptest.NewLogger(t)
+	}
+	if o.Config == (config.TemplateConfig{}) {
+		o.Config = config.DefaultTemplateConfig()
+	}
+	if o.RetryMin == 0 {
+		o.RetryMin, o.RetryMax = 50*time.Millisecond, 200*time.Millisecond
+	}
+	m, err := New(o)
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{m: m, done: make(chan error, 1)}
+	go func() { r.done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Error("manager did not stop")
+		}
+	})
+	return r
+}
+
+func tmpl(dir, name, contents string) config.Template {
+	return config.Template{Contents: contents, Destination: filepath.Join(dir, name), CreateDestDirs: true}
+}
+
+func waitReady(t *testing.T, m *Manager) {
+	t.Helper()
+	select {
+	case <-m.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("templates never all rendered")
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 600; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func read(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+func TestKVv1AndV2Refresh(t *testing.T) {
+	v1, v2 := kvMounts(t)
+	putV1(t, v1, "app", map[string]any{"password": "one", "user": "app"})
+	putV2(t, v2, "app/rds", map[string]any{"password": "two", "key-with-dash": "x"})
+	dir := t.TempDir()
+	cfg := config.DefaultTemplateConfig()
+	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
+	ts := []config.Template{
+		tmpl(dir, "v1", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.user }}:{{ .Data.password }}{{ end }}`, v1)),
+		tmpl(dir, "v2", fmt.Sprintf(`{{ with secret "%s/app/rds" }}{{ .Data.data.password }} {{ index .Data.data "key-with-dash" }} v{{ .Data.metadata.version }}{{ end }}`, v2)),
+		tmpl(dir, "v2-data", fmt.Sprintf(`{{- with secret "%s/data/app/rds" -}}
+{{ .Data.data.password }}
+{{- end }}`, v2)),
+		tmpl(dir, "list", fmt.Sprintf(`{{ range secrets "%s/app/" }}{{ . }},{{ end }}`, v2)),
+	}
+	r := run(t, Options{Templates: ts, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	waitReady(t, r.m)
+	for name, want := range map[string]string{"v1": "app:one", "v2": "two x v1", "v2-data": "two", "list": "rds,"} {
+		if got := read(filepath.Join(dir, name)); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	putV1(t, v1, "app", map[string]any{"password": "three", "user": "app"})
+	putV2(t, v2, "app/rds", map[string]any{"password": "four", "key-with-dash": "y"})
+	eventually(t, "KV v1 update rendered", func() bool { return read(filepath.Join(dir, "v1")) == "app:three" })
+	eventually(t, "KV v2 update rendered", func() bool { return read(filepath.Join(dir, "v2")) == "four y v2" })
+}
+
+// Many templates, one secret: fetched once; a token change fetches nothing.
+func TestSharedSecretFetchedOnce(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "shared", map[string]any{"k": "v"})
+	proxy := newCounting(t)
+	dir := t.TempDir()
+	var ts []config.Template
+	for i := 0; i < 8; i++ {
+		ts = append(ts, tmpl(dir, fmt.Sprint(i), fmt.Sprintf(`{{ with secret "%s/shared" }}{{ .Data.data.k }}{{ end }}`, v2)))
+	}
+	r := run(t, Options{Templates: ts, Clients: &clients{addr: proxy.url}})
+	waitReady(t, r.m)
+	if n := proxy.count(v2 + "/data/shared"); n != 1 {
+		t.Errorf("the shared secret was fetched %d times, want 1", n)
+	}
+}
+
+func TestMissingSecretIsolated(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "good", map[string]any{"k": "good"})
+	proxy := newCounting(t)
+	dir := t.TempDir()
+	ts := []config.Template{
+		tmpl(dir, "good", fmt.Sprintf(`{{ with secret "%s/good" }}{{ .Data.data.k }}{{ end }}`, v2)),
+		tmpl(dir, "bad", fmt.Sprintf(`{{ with secret "%s/missing" }}{{ .Data.data.k }}{{ end }}`, v2)),
+	}
+	r := run(t, Options{Templates: ts, Clients: &clients{addr: proxy.url}})
+	eventually(t, "the good template", func() bool { return read(filepath.Join(dir, "good")) == "good" })
+	eventually(t, "retries of the bad one", func() bool { return proxy.count(v2+"/data/missing") >= 3 })
+	if n := proxy.count(v2 + "/data/good"); n != 1 {
+		t.Errorf("the good secret was fetched %d times while the bad template retried, want 1", n)
+	}
+	select {
+	case <-r.m.Ready():
+		t.Fatal("ready while a template has never rendered")
+	default:
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad")); err == nil {
+		t.Error("the failing template wrote a file")
+	}
+	putV2(t, v2, "missing", map[string]any{"k": "late"})
+	eventually(t, "the bad template once its secret exists", func() bool { return read(filepath.Join(dir, "bad")) == "late" })
+	waitReady(t, r.m)
+}
+
+func TestExitOnRetryFailure(t *testing.T) {
+	_, v2 := kvMounts(t)
+	cfg := config.DefaultTemplateConfig()
+	cfg.ExitOnRetryFailure = true
+	m, err := New(Options{Templates: []config.Template{tmpl(t.TempDir(), "x", fmt.Sprintf(`{{ with secret "%s/nope" }}{{ end }}`, v2))},
+		Config: cfg, Clients: &clients{addr: srv.Addr}, Logger: zaptest.NewLogger(t), RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond, RetryAttempts: 3})
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Run(ctx); err == nil || !strings.Contains(err.Error(), "no secret exists") {
+		t.Fatalf("Run = %v, want the template's error", err)
+	}
+}
+
+func TestErrorOnMissingKey(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"k": "v"})
+	dir := t.TempDir()
+	loose := tmpl(dir, "loose", fmt.Sprintf(`{{ with secret "%s/app" }}[{{ .Data.data.nope }}]{{ end }}`, v2))
+	strict := tmpl(dir, "strict", fmt.Sprintf(`{{ with secret "%s/app" }}[{{ .Data.data.nope }}]{{ end }}`, v2))
+	strict.ErrorOnMissingKey = true
+	run(t, Options{Templates: []config.Template{loose, strict}, Clients: &clients{addr: srv.Addr}})
+	eventually(t, "the loose template", func() bool { return read(filepath.Join(dir, "loose")) == "[<no value>]" })
+	time.Sleep(300 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(dir, "strict")); err == nil {
+		t.Error("error_on_missing_key wrote <no value>")
+	}
+}
+
+func TestModeOwnerBackupAndCommand(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"k": "one"})
+	dir := t.TempDir()
+	perms := os.FileMode(0o600)
+	uid, gid := 65534, 65534
+	marker := filepath.Join(dir, "ran")
+	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
+	tc.Perms, tc.UID, tc.GID, tc.Backup = &perms, &uid, &gid, true
+	tc.Exec = &config.Exec{Command: []string{"/bin/sh", "-c", "echo x >> " + marker}, Timeout: 10 * time.Second}
+	cfg := config.DefaultTemplateConfig()
+	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
+	run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	dest := filepath.Join(dir, "out")
+	eventually(t, "first render", func() bool { return read(dest) == "one" })
+	check := func() {
+		t.Helper()
+		fi, err := os.Stat(dest)
+		must(t, err)
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm() != 0o600 || st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("mode %v owner %d:%d, want 0600 65534:65534", fi.Mode().Perm(), st.Uid, st.Gid)
+		}
+	}
+	check()
+	eventually(t, "command after the first render", func() bool { return read(marker) == "x\n" })
+	time.Sleep(600 * time.Millisecond) // several refreshes without a change
+	if read(marker) != "x\n" {
+		t.Errorf("command ran without a change: %q", read(marker))
+	}
+	putV2(t, v2, "app", map[string]any{"k": "two"})
+	eventually(t, "re-render", func() bool { return read(dest) == "two" })
+	check()
+	if read(dest+".bak") != "one" {
+		t.Errorf("backup = %q", read(dest+".bak"))
+	}
+	eventually(t, "command after the change", func() bool { return read(marker) == "x\nx\n" })
+}
+
+// A command that outlives its timeout is killed with everything it started.
+func TestCommandTimeoutKillsGroup(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "child.pid")
+	err := runCommand(context.Background(), &config.Exec{
+		Command: []string{"/bin/sh", "-c", "sleep 60 & echo $! > " + pidFile + "; wait"},
+		Timeout: 300 * time.Millisecond,
+	})
+	if err == nil || !strings.Contains(err.Error(), "killed after its timeout") {
+		t.Fatalf("error = %v", err)
+	}
+	var pid int
+	fmt.Sscan(read(pidFile), &pid)
+	if pid == 0 {
+		t.Fatal("no child pid")
+	}
+	eventually(t, "the child killed", func() bool { return syscall.Kill(pid, 0) != nil })
+}
+
+func TestFsnotifySourceAndDestination(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"k": "v"})
+	dir := t.TempDir()
+	src := filepath.Join(dir, "app.tmpl")
+	must(t, os.WriteFile(src, []byte(fmt.Sprintf(`a={{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
+	dest := filepath.Join(dir, "out", "app.conf")
+	tc := config.Template{Source: src, Destination: dest, CreateDestDirs: true}
+	run(t, Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}})
+	eventually(t, "first render", func() bool { return read(dest) == "a=v" })
+	must(t, os.WriteFile(src, []byte(fmt.Sprintf(`b={{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
+	eventually(t, "source edit rendered", func() bool { return read(dest) == "b=v" })
+	must(t, os.Remove(dest))
+	eventually(t, "deleted destination restored", func() bool { return read(dest) == "b=v" })
+	must(t, os.WriteFile(dest, []byte("tampered"), 0o644))
+	eventually(t, "altered destination restored", func() bool { return read(dest) == "b=v" })
+}
+
+// A bind-mounted destination (a container's config file) cannot be
+// replaced by rename: it is written in place.
+func TestBindMountedDestination(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("bind mounts need root; CI runs as root")
+	}
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"k": "one"})
+	dir := t.TempDir()
+	backing := filepath.Join(dir, "backing")
+	dest := filepath.Join(dir, "dest")
+	must(t, os.WriteFile(backing, []byte("old"), 0o644))
+	must(t, os.WriteFile(dest, []byte("old"), 0o644))
+	if out, err := exec.Command("mount", "--bind", backing, dest).CombinedOutput(); err != nil {
+		t.Fatalf("mount --bind: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dest).Run() })
+	tc := config.Template{Contents: fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2), Destination: dest}
+	run(t, Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}})
+	eventually(t, "the bind-mounted file updated in place", func() bool { return read(backing) == "one" })
+}
+
+func TestRenderDryRunMasks(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"password": "hunter2"})
+	dir := t.TempDir()
+	tc := tmpl(dir, "out", fmt.Sprintf(`pw={{ with secret "%s/app" }}{{ .Data.data.password }}{{ end }}`, v2))
+	m, err := New(Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}, Logger: zaptest.NewLogger(t)})
+	must(t, err)
+	out, err := m.Render(context.Background(), tc.Destination, true, false)
+	must(t, err)
+	if string(out) != "pw=<redacted>" {
+		t.Errorf("masked render = %q", out)
+	}
+	out, err = m.Render(context.Background(), "1", true, true)
+	must(t, err)
+	if string(out) != "pw=hunter2" {
+		t.Errorf("shown render = %q", out)
+	}
+	if _, err := os.Stat(tc.Destination); err == nil {
+		t.Error("a dry run wrote the destination")
+	}
+	if _, err := m.Render(context.Background(), "nope", true, false); err == nil {
+		t.Error("unknown template rendered")
+	}
+}
+
+// Execution errors never carry a secret value.
+func TestErrorsRedacted(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"password": "s3cr3t-value"})
+	tc := tmpl(t.TempDir(), "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.password | parseInt }}{{ end }}`, v2))
+	m, err := New(Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}, Logger: zaptest.NewLogger(t)})
+	must(t, err)
+	err = m.renderUnit(context.Background(), 0, m.units[0])
+	if err == nil || strings.Contains(err.Error(), "s3cr3t-value") || !strings.Contains(err.Error(), "[redacted]") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestParseErrorNamesTemplate(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "bad.tmpl")
+	must(t, os.WriteFile(src, []byte("{{ with secret \"x\" }}"), 0o644))
+	_, err := New(Options{Templates: []config.Template{{Source: src, Destination: filepath.Join(dir, "o")}}, Logger: zaptest.NewLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), "parse template "+src) {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,51 @@
+package template
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+)
+
+// Render renders the template called name — its destination, its source,
+// or its 1-based position in the config — and returns the output. Secret
+// values are masked in what it returns unless showSecrets. Without dryRun
+// the destination is also written (and its command run) as the agent would.
+func (m *Manager) Render(ctx context.Context, name string, dryRun, showSecrets bool) ([]byte, error) {
+	i, u, err := m.find(name)
+	if err != nil {
+		return nil, err
+	}
+	if !dryRun {
+		if err := m.renderUnit(ctx, i, u); err != nil {
+			return nil, err
+		}
+	}
+	for pass := 0; pass < 16; pass++ {
+		ex := u.execute(m.brain, m.o.Now, !showSecrets)
+		if len(ex.missing) == 0 {
+			return ex.out, ex.err
+		}
+		for _, q := range ex.missing {
+			if err := m.fetch(ctx, q); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, fmt.Errorf("template %s: still missing secrets after 16 rounds", u.name)
+}
+
+func (m *Manager) find(name string) (int, *unit, error) {
+	for i, u := range m.units {
+		if name == u.cfg.Destination || (u.cfg.Source != "" && name == u.cfg.Source) {
+			return i, u, nil
+		}
+	}
+	if n, err := strconv.Atoi(name); err == nil && n >= 1 && n <= len(m.units) {
+		return n - 1, m.units[n-1], nil
+	}
+	var names []string
+	for _, u := range m.units {
+		names = append(names, u.cfg.Destination)
+	}
+	return 0, nil, fmt.Errorf("no template %q (templates: %q, or their number)", name, names)
+}

@@ -1,0 +1,246 @@
+package template
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	gotemplate "text/template"
+	"time"
+
+	"github.com/latchkey/latchkey/agent/config"
+)
+
+// unit is one template stanza with its parsed text.
+type unit struct {
+	cfg  config.Template
+	text string
+	// name is how logs and `render -template` call it: its destination.
+	name string
+}
+
+func newUnit(c config.Template) (*unit, error) {
+	u := &unit{cfg: c, name: c.Destination}
+	return u, u.load()
+}
+
+// load reads the source file (or the inline contents) and checks it parses.
+func (u *unit) load() error {
+	text := u.cfg.Contents
+	if u.cfg.Source != "" {
+		b, err := os.ReadFile(u.cfg.Source)
+		if err != nil {
+			return fmt.Errorf("read template %s: %w", u.cfg.Source, err)
+		}
+		text = string(b)
+	}
+	if _, err := u.parse(text, gotemplate.FuncMap{}, true); err != nil {
+		return err
+	}
+	u.text = text
+	return nil
+}
+
+// parse parses text with funcs; stub fills in every function name so that
+// a syntax check needs no brain.
+func (u *unit) parse(text string, funcs gotemplate.FuncMap, stub bool) (*gotemplate.Template, error) {
+	if stub {
+		funcs = gotemplate.FuncMap{}
+		for k := range helpers(time.Now) {
+			funcs[k] = func(...any) (any, error) { return nil, nil }
+		}
+		for _, k := range []string{"secret", "secrets", "pkiCert", "file"} {
+			funcs[k] = func(...any) (any, error) { return nil, nil }
+		}
+	}
+	t := gotemplate.New(u.name).Delims(u.cfg.LeftDelim, u.cfg.RightDelim).Funcs(funcs)
+	if u.cfg.ErrorOnMissingKey {
+		t.Option("missingkey=error")
+	} else {
+		t.Option("missingkey=zero")
+	}
+	t, err := t.Parse(text)
+	if err != nil {
+		where := u.cfg.Source
+		if where == "" {
+			where = u.cfg.Range.String()
+		}
+		return nil, fmt.Errorf("parse template %s: %w", where, err)
+	}
+	return t, nil
+}
+
+// execution is one execution's outcome.
+type execution struct {
+	out     []byte
+	used    map[string]*query
+	missing map[string]*query
+	files   []string
+	err     error
+}
+
+// execute runs the template against what the brain holds. Queries not in
+// the brain are recorded as missing and their functions return nil, as in
+// consul-template; the caller fetches them and executes again. With mask,
+// every string a secret holds is replaced by "<redacted>".
+func (u *unit) execute(b *brain, now func() time.Time, mask bool) execution {
+	ex := execution{used: map[string]*query{}, missing: map[string]*query{}}
+	recall := func(q *query) (any, bool) {
+		ex.used[q.key] = q
+		r, ok := b.get(q.key)
+		if !ok || r.err != nil {
+			ex.missing[q.key] = q
+			return nil, false
+		}
+		v := r.value
+		if mask {
+			v = masked(v)
+		}
+		return v, true
+	}
+	funcs := helpers(now)
+	funcs["secret"] = func(s ...string) (any, error) {
+		if len(s) == 0 {
+			return nil, nil
+		}
+		q, err := newQuery(kindRead, s[0], s[1:], "")
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := recall(q); ok {
+			return v, nil
+		}
+		return nil, nil
+	}
+	funcs["secrets"] = func(s string) ([]string, error) {
+		if s == "" {
+			return nil, nil
+		}
+		q, err := newQuery(kindList, s, nil, "")
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := recall(q); ok {
+			return v.([]string), nil
+		}
+		return nil, nil
+	}
+	funcs["pkiCert"] = func(s ...string) (any, error) {
+		if len(s) == 0 {
+			return nil, nil
+		}
+		q, err := newQuery(kindPKI, s[0], s[1:], u.cfg.Destination)
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := recall(q); ok {
+			return v, nil
+		}
+		return nil, nil
+	}
+	funcs["file"] = func(p string) (string, error) {
+		if p == "" {
+			return "", nil
+		}
+		ex.files = append(ex.files, p)
+		c, err := os.ReadFile(p)
+		if err != nil {
+			return "", fmt.Errorf("file %s: %w", p, err)
+		}
+		return string(c), nil
+	}
+	t, err := u.parse(u.text, funcs, false)
+	if err != nil {
+		ex.err = err
+		return ex
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, nil); err != nil {
+		ex.err = redact(err, ex.used, b)
+		return ex
+	}
+	ex.out = buf.Bytes()
+	return ex
+}
+
+// redact removes every secret value from an execution error, so that logs
+// never carry one.
+func redact(err error, used map[string]*query, b *brain) error {
+	var pairs []string
+	for k := range used {
+		r, ok := b.get(k)
+		if !ok {
+			continue
+		}
+		for _, v := range secretStrings(r.value) {
+			if v != "" {
+				pairs = append(pairs, v, "[redacted]")
+			}
+		}
+	}
+	return fmt.Errorf("execute template: %s", strings.NewReplacer(pairs...).Replace(err.Error()))
+}
+
+// secretStrings lists the string forms of a value's secret leaves.
+func secretStrings(v any) []string {
+	var out []string
+	var walk func(any)
+	walk = func(x any) {
+		switch t := x.(type) {
+		case *Secret:
+			walk(t.Data)
+		case *PemEncoded:
+			out = append(out, t.Key, t.Cert)
+		case map[string]any:
+			for _, e := range t {
+				walk(e)
+			}
+		case []any:
+			for _, e := range t {
+				walk(e)
+			}
+		case string:
+			out = append(out, t)
+		case nil:
+		default:
+			out = append(out, fmt.Sprint(t))
+		}
+	}
+	walk(v)
+	return out
+}
+
+// masked returns a copy of v with secret strings replaced, for
+// `render -dry-run` without -show-secrets.
+func masked(v any) any {
+	const m = "<redacted>"
+	var walk func(any) any
+	walk = func(x any) any {
+		switch t := x.(type) {
+		case *Secret:
+			c := *t
+			c.Data, _ = walk(t.Data).(map[string]any)
+			return &c
+		case *PemEncoded:
+			return &PemEncoded{Cert: t.Cert, CA: t.CA, CAChain: t.CAChain, Key: m}
+		case map[string]any:
+			out := make(map[string]any, len(t))
+			for k, e := range t {
+				out[k] = walk(e)
+			}
+			return out
+		case []any:
+			out := make([]any, len(t))
+			for i, e := range t {
+				out[i] = walk(e)
+			}
+			return out
+		case nil:
+			return nil
+		case []string:
+			return t // key names of a list
+		}
+		return m
+	}
+	return walk(v)
+}

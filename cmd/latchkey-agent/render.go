@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/agent/auth/methods"
+	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/agent/runner"
+	"github.com/latchkey/latchkey/agent/template"
+	"github.com/latchkey/latchkey/internal/logging"
+	"github.com/latchkey/latchkey/internal/vaultclient"
+)
+
+// newRenderer plugs agent/template into the runner.
+func newRenderer(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger) (runner.Renderer, error) {
+	return template.New(template.Options{
+		Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: tokens, Logger: log,
+		OneShot: cfg.ExitAfterAuth,
+	})
+}
+
+// staticClients serves one token (the render subcommand's own login).
+type staticClients struct{ c *api.Client }
+
+func (s staticClients) Client() (*api.Client, error) { return s.c.Clone() }
+func (s staticClients) PermissionDenied()            {}
+
+// render is `latchkey-agent render -config ... -template NAME [-dry-run]
+// [-show-secrets]`: it logs in with the config's method, renders one
+// template and prints it, secrets masked unless -show-secrets. Without
+// -dry-run the destination is written as the agent would.
+func render(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	var configs multi
+	fs := flag.NewFlagSet("latchkey-agent render", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Var(&configs, "config", "")
+	name := fs.String("template", "", "")
+	dry := fs.Bool("dry-run", false, "")
+	show := fs.Bool("show-secrets", false, "")
+	level := fs.String("log-level", "warn", "")
+	if err := fs.Parse(args); err != nil || len(configs) == 0 || *name == "" || fs.NArg() > 0 {
+		if err != nil && !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		}
+		fmt.Fprint(stderr, "Usage: latchkey-agent render -config FILE|DIR [...] -template DESTINATION|SOURCE|N [-dry-run] [-show-secrets]\n")
+		return exitUsage
+	}
+	log, flush, err := logging.New(logging.Options{Level: *level, Output: stderr, Identifier: "latchkey-agent"})
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		return exitUsage
+	}
+	defer flush()
+	cfg, err := config.Load(configs...)
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		return exitConfig
+	}
+	env, err := vaultclient.FromEnv(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		return exitConfig
+	}
+	client, err := vaultclient.New(cfg.Vault.Client.Merge(env))
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		return exitConfig
+	}
+	method, err := methods.New(cfg.AutoAuth.Method, auth.Env{StateDir: cfg.StateDir, Logger: log, Getenv: getenv})
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		return exitConfig
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	login, err := client.Clone()
+	if err == nil {
+		if ns := cfg.AutoAuth.Method.Namespace; ns != "" {
+			login.SetNamespace(ns)
+		}
+		var s *api.Secret
+		if s, err = method.Login(ctx, login); err == nil && (s == nil || s.Auth == nil) {
+			err = errors.New("login response holds no token")
+		}
+		if err == nil {
+			client.SetToken(s.Auth.ClientToken)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: login: %v\n", err)
+		return exitAuth
+	}
+	m, err := template.New(template.Options{Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: staticClients{client}, Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		return exitConfig
+	}
+	out, err := m.Render(ctx, *name, *dry, *show)
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		return exitRuntime
+	}
+	stdout.Write(out)
+	return exitOK
+}
