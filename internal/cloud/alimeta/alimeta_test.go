@@ -54,6 +54,24 @@ func TestHardenedMode(t *testing.T) {
 	if _, err := c.RoleCredentials(ctx, "other-role"); err == nil {
 		t.Fatal("credentials of a role the instance does not have")
 	}
+	// An expired session token is replaced transparently.
+	cloud.ForgetTokens()
+	if _, err := c.Get(ctx, "/latest/dynamic/instance-identity/document"); err != nil {
+		t.Fatalf("after the token expired: %v", err)
+	}
+}
+
+// The metadata service is reached directly even when a proxy is set (Go
+// never proxies loopback, so the transport itself is checked).
+func TestNoProxy(t *testing.T) {
+	c, err := alimeta.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, ok := c.HTTP.Transport.(*http.Transport)
+	if !ok || tr.Proxy != nil {
+		t.Fatalf("transport %T uses a proxy function", c.HTTP.Transport)
+	}
 }
 
 func TestVerifiedIdentity(t *testing.T) {

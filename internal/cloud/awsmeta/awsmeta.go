@@ -7,11 +7,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 )
@@ -76,7 +78,11 @@ func New(o Options) (*Client, error) {
 	if strings.EqualFold(getenv("AWS_EC2_METADATA_DISABLED"), "true") {
 		enable = imds.ClientDisabled
 	}
-	c := imds.New(imds.Options{Endpoint: strings.TrimRight(ep, "/"), EnableFallback: fallback, ClientEnableState: enable})
+	// Never through a proxy: IMDS is link-local, and a proxy in the path
+	// would see the instance's credentials (the SDK's default client would
+	// honour HTTP_PROXY). The SDK still applies its short IMDS timeouts.
+	direct := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.Proxy = nil })
+	c := imds.New(imds.Options{Endpoint: strings.TrimRight(ep, "/"), EnableFallback: fallback, ClientEnableState: enable, HTTPClient: direct})
 	return &Client{c: c, Endpoint: ep}, nil
 }
 

@@ -147,6 +147,10 @@ func (c *Cloud) Close() { c.Metadata.Close(); c.STS.Close(); c.Proxy.Close() }
 // is not the identity certificate's.
 func (c *Cloud) Spoof(on bool) { c.mu.Lock(); c.spoof = on; c.mu.Unlock() }
 
+// ForgetTokens invalidates every metadata session token handed out (as a
+// token expiring does).
+func (c *Cloud) ForgetTokens() { c.mu.Lock(); c.tokens = map[string]bool{}; c.mu.Unlock() }
+
 // AddKey makes STS accept requests signed with these keys (as the RAM
 // role's), e.g. static keys a test puts in the config or environment.
 func (c *Cloud) AddKey(id, secret, token string) {
