@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +60,9 @@ type IdentityRecord struct {
 	AccountID  string    `json:"account_id"`
 	Verified   time.Time `json:"verified"`
 }
+
+// regionRe is what a region id looks like; it becomes the STS host name.
+var regionRe = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+$`)
 
 // unsupported are Vault Agent alicloud keys (and their environment
 // variables) for credential kinds latchkey does not implement: assuming a
@@ -127,6 +131,9 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		if getenv(u.env) != "" {
 			return nil, fmt.Errorf("%s: environment variable %s: not supported by latchkey (use the ECS RAM role or access keys)", at, u.env)
 		}
+	}
+	if !regionRe.MatchString(m.region) {
+		return nil, fmt.Errorf("%s: config key \"region\": %q is not a region id such as cn-hangzhou", at, m.region)
 	}
 	if m.poll <= 0 {
 		return nil, fmt.Errorf("%s: config key \"credential_poll_interval\": want a positive number of seconds", at)

@@ -193,6 +193,7 @@ func TestConfigErrors(t *testing.T) {
 		"key pair unsupported":  {ok("private_key", "k", "public_key_id", "p"), nil, `not supported by latchkey`},
 		"role_arn from the env": {ok(), map[string]string{"ALICLOUD_ROLE_ARN": "acs:ram::1:role/x"}, `environment variable ALICLOUD_ROLE_ARN: not supported`},
 		"bad endpoint":          {ok("metadata_endpoint", "100.100.100.200"), nil, `metadata endpoint "100.100.100.200"`},
+		"bad region":            {ok("region", "evil.example.com/x"), nil, `config key "region": "evil.example.com/x" is not a region id`},
 		"missing cert file":     {ok("identity_cert_file", "/nonexistent/cert.pem"), nil, `config key "identity_cert_file"`},
 	}
 	for name, tc := range tests {

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,9 @@ type NonceRecord struct {
 	Nonce      string    `json:"nonce"`
 	Created    time.Time `json:"created"`
 }
+
+// regionRe is what a region name looks like; it becomes part of a URL.
+var regionRe = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+$`)
 
 // Method logs in with the aws auth method.
 type Method struct {
@@ -112,6 +116,9 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	}
 	if static.SessionToken != "" && static.AccessKeyID == "" {
 		return nil, fmt.Errorf("%s: config key \"session_token\" needs \"access_key\" and \"secret_key\"", at)
+	}
+	if !regionRe.MatchString(m.region) {
+		return nil, fmt.Errorf("%s: config key \"region\": %q is not a region name such as eu-west-1", at, m.region)
 	}
 	if len(m.nonce) > 128 {
 		return nil, fmt.Errorf("%s: config key \"nonce\" is longer than Vault's 128 characters", at)

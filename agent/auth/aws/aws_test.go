@@ -299,6 +299,7 @@ func TestConfigErrors(t *testing.T) {
 		"half static key":          {base("access_key", "AKID"), nil, `config keys "access_key" and "secret_key" go together`},
 		"token without keys":       {base("session_token", "t"), nil, `config key "session_token" needs`},
 		"long nonce":               {base("nonce", strings.Repeat("n", 129)), nil, `config key "nonce" is longer than`},
+		"bad region":               {base("region", "us-east-1.evil"), nil, `a.hcl:7: method "aws": config key "region": "us-east-1.evil" is not a region name`},
 		"bad endpoint":             {base("metadata_endpoint", "169.254.169.254"), nil, `a.hcl:7: method "aws": metadata endpoint "169.254.169.254"`},
 		"bad endpoint mode":        {base(), map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv5"}, `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE="IPv5"`},
 	}
