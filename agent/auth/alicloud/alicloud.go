@@ -122,7 +122,6 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		if _, ok := cfg.Config[u.key]; ok {
 			return nil, fmt.Errorf("%s: config key %q: not supported by latchkey (use the ECS RAM role or access_key/access_secret)", at, u.key)
 		}
-		s.String(u.key, "")
 	}
 	if err := s.Err(); err != nil {
 		return nil, err
