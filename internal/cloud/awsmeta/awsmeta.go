@@ -94,11 +94,23 @@ func (c *Client) InstanceProfile() aws.CredentialsProvider {
 	return aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = 5 * time.Minute })
 }
 
+// tokenHint explains the usual reason an IMDSv2 token cannot be had.
+const tokenHint = " (no IMDSv2 session token: in a container the instance's metadata hop limit must be at least 2 " +
+	"(HttpPutResponseHopLimit); allow_imdsv1 = true permits IMDSv1)"
+
+// wrap adds the path, and a hint when the session token was the problem.
+func wrap(path string, err error) error {
+	if strings.Contains(err.Error(), "failed to get API token") {
+		return fmt.Errorf("instance metadata %s: %w%s", path, err, tokenHint)
+	}
+	return fmt.Errorf("instance metadata %s: %w", path, err)
+}
+
 // Dynamic reads /latest/dynamic/<path>.
 func (c *Client) Dynamic(ctx context.Context, path string) (string, error) {
 	out, err := c.c.GetDynamicData(ctx, &imds.GetDynamicDataInput{Path: path})
 	if err != nil {
-		return "", fmt.Errorf("instance metadata %s: %w", path, err)
+		return "", wrap(path, err)
 	}
 	defer out.Content.Close()
 	b, err := io.ReadAll(io.LimitReader(out.Content, 1<<20))
@@ -112,7 +124,7 @@ func (c *Client) Dynamic(ctx context.Context, path string) (string, error) {
 func (c *Client) Metadata(ctx context.Context, path string) (string, error) {
 	out, err := c.c.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
 	if err != nil {
-		return "", fmt.Errorf("instance metadata %s: %w", path, err)
+		return "", wrap(path, err)
 	}
 	defer out.Content.Close()
 	b, err := io.ReadAll(io.LimitReader(out.Content, 1<<20))
