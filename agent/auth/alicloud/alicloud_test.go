@@ -285,3 +285,27 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// State baked into an image belongs to the build instance: the verified
+// instance id replaces it.
+func TestIdentityStateOfAnotherInstance(t *testing.T) {
+	mount := mountAlicloud(t, instance.RAMRole)
+	stateDir := t.TempDir()
+	rec := filepath.Join(stateDir, "alicloud-identity.json")
+	must(t, os.WriteFile(rec, []byte(`{"instance_id":"i-bp1buildhost","region_id":"cn-hangzhou"}`), 0o600))
+	certFile := filepath.Join(t.TempDir(), "identity.pem")
+	must(t, os.WriteFile(certFile, cloud.Identity.CertPEM, 0o644))
+	cfg := map[string]any{"role": "web", "region": instance.RegionID, "metadata_endpoint": cloud.Metadata.URL,
+		"identity_cert_file": certFile, "verify_identity": true}
+	m, err := New(auth.MethodConfig{Type: "alicloud", MountPath: "auth/" + mount, Config: cfg, File: "agent.hcl", Line: 4},
+		auth.Env{StateDir: stateDir, Logger: zaptest.NewLogger(t), Getenv: func(string) string { return "" }})
+	must(t, err)
+	if _, err := login(t, m); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(rec)
+	must(t, err)
+	if !strings.Contains(string(b), instance.InstanceID) || strings.Contains(string(b), "buildhost") {
+		t.Errorf("identity record not replaced: %s", b)
+	}
+}
