@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -22,14 +23,17 @@ import (
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/state"
+	lkcloud "github.com/latchkey/latchkey/internal/cloud"
 	"github.com/latchkey/latchkey/internal/cloud/alimeta"
 )
 
 // Method logs in with the alicloud auth method.
 type Method struct {
 	mount, role, region string
-	// static credentials (config or environment); empty = the RAM role.
-	static   alimeta.Credentials
+	// static credentials (environment or config); empty = a RAM role.
+	static    alimeta.Credentials
+	credsFrom string
+	// ramRole names the ECS RAM role; "" = the first the instance lists.
 	ramRole  string
 	poll     time.Duration
 	verify   bool
@@ -40,9 +44,11 @@ type Method struct {
 	log      *zap.Logger
 	now      func() time.Time
 
-	mu       sync.Mutex
-	creds    alimeta.Credentials
-	fetched  time.Time
+	mu      sync.Mutex // guards creds and fetched
+	creds   alimeta.Credentials
+	fetched time.Time
+
+	descMu   sync.Mutex // guards instance: Describe may run beside Login
 	instance string
 }
 
@@ -55,49 +61,120 @@ type IdentityRecord struct {
 	Verified   time.Time `json:"verified"`
 }
 
-// New reads cfg: role and region (required), access_key/access_secret/
-// access_token (static credentials), ram_role, credential_poll_interval,
-// and latchkey's verify_identity, identity_audience, identity_cert_file,
-// metadata_endpoint.
+// regionRe is what a region id looks like; it becomes the STS host name.
+var regionRe = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+$`)
+
+// unsupported are Vault Agent alicloud keys (and their environment
+// variables) for credential kinds latchkey does not implement: assuming a
+// RAM role with keys, and RSA key pairs. Refused, never silently ignored:
+// ignoring them would log in as another identity than Vault Agent would.
+var unsupported = []struct{ key, env string }{
+	{"role_arn", "ALICLOUD_ROLE_ARN"},
+	{"role_session_name", "ALICLOUD_ROLE_SESSION_NAME"},
+	{"role_session_expiration", "ALICLOUD_ROLE_SESSION_EXPIRATION"},
+	{"private_key", "ALICLOUD_PRIVATE_KEY"},
+	{"public_key_id", "ALICLOUD_PUBLIC_KEY_ID"},
+	{"session_expiration", "ALICLOUD_SESSION_EXPIRATION"},
+}
+
+// New reads cfg as Vault Agent's alicloud method does: role and region
+// (required), credential_poll_interval, and the credential chain in Vault
+// Agent's order — the environment (ALICLOUD_ACCESS_KEY, ALICLOUD_SECRET_KEY,
+// ALICLOUD_ACCESS_KEY_STS_TOKEN, or ALICLOUD_ROLE_NAME), then the config
+// (access_key with access_secret — secret_key, the name Vault's docs use, is
+// accepted too — and access_token, or role_name), then the ECS RAM role of
+// the instance; plus latchkey's verify_identity, identity_audience,
+// identity_cert_file and metadata_endpoint. It returns an error naming the
+// key and the stanza's file:line for an unknown or unsupported key, a value
+// of the wrong type, a missing role or region, or half a key pair.
 func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	s := auth.NewSettings(cfg)
 	getenv := env.Getenv
 	if getenv == nil {
-		getenv = os.Getenv
+		getenv = func(string) string { return "" }
+	}
+	log := env.Logger
+	if log == nil {
+		log = zap.NewNop()
 	}
 	m := &Method{
 		mount:    cfg.MountPath,
 		role:     s.Required("role"),
 		region:   s.Required("region"),
-		ramRole:  s.String("ram_role", ""),
 		poll:     s.Duration("credential_poll_interval", time.Minute),
 		verify:   s.Bool("verify_identity", false),
 		audience: s.String("identity_audience", "latchkey"),
 		state:    state.Dir{Path: env.StateDir},
-		log:      env.Logger,
+		log:      log,
 		now:      time.Now,
 	}
-	m.static = alimeta.Credentials{
-		AccessKeyID:     s.String("access_key", getenv("ALICLOUD_ACCESS_KEY")),
-		AccessKeySecret: s.String("access_secret", getenv("ALICLOUD_SECRET_KEY")),
-		SecurityToken:   s.String("access_token", getenv("ALICLOUD_SECURITY_TOKEN")),
+	conf := alimeta.Credentials{
+		AccessKeyID:     s.String("access_key", ""),
+		AccessKeySecret: s.String("access_secret", ""),
+		SecurityToken:   s.String("access_token", ""),
 	}
+	secretKey := s.String("secret_key", "")
+	confRole := s.String("role_name", "")
 	certFile := s.String("identity_cert_file", "")
 	endpoint := s.String("metadata_endpoint", "")
+	at := fmt.Sprintf("%s:%d: method \"alicloud\"", cfg.File, cfg.Line)
+	for _, u := range unsupported {
+		if _, ok := cfg.Config[u.key]; ok {
+			return nil, fmt.Errorf("%s: config key %q: not supported by latchkey (use the ECS RAM role or access_key/access_secret)", at, u.key)
+		}
+	}
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
-	at := fmt.Sprintf("%s:%d: method \"alicloud\"", cfg.File, cfg.Line)
-	if (m.static.AccessKeyID == "") != (m.static.AccessKeySecret == "") {
-		return nil, fmt.Errorf("%s: access_key and access_secret go together", at)
+	for _, u := range unsupported {
+		if getenv(u.env) != "" {
+			return nil, fmt.Errorf("%s: environment variable %s: not supported by latchkey (use the ECS RAM role or access keys)", at, u.env)
+		}
+	}
+	if !regionRe.MatchString(m.region) {
+		return nil, fmt.Errorf("%s: config key \"region\": %q is not a region id such as cn-hangzhou", at, m.region)
+	}
+	if m.poll <= 0 {
+		return nil, fmt.Errorf("%s: config key \"credential_poll_interval\": want a positive number of seconds", at)
+	}
+	if secretKey != "" {
+		if conf.AccessKeySecret != "" {
+			return nil, fmt.Errorf("%s: config keys \"access_secret\" and \"secret_key\" are the same setting; give one", at)
+		}
+		conf.AccessKeySecret = secretKey
+	}
+	if (conf.AccessKeyID == "") != (conf.AccessKeySecret == "") {
+		return nil, fmt.Errorf("%s: config keys \"access_key\" and \"access_secret\" go together", at)
+	}
+	if conf.SecurityToken != "" && conf.AccessKeyID == "" {
+		return nil, fmt.Errorf("%s: config key \"access_token\" needs \"access_key\" and \"access_secret\"", at)
+	}
+	// Vault Agent's chain: environment, then config, then instance metadata;
+	// within each, a key pair wins over a role name.
+	envKeys := alimeta.Credentials{
+		AccessKeyID:     getenv("ALICLOUD_ACCESS_KEY"),
+		AccessKeySecret: getenv("ALICLOUD_SECRET_KEY"),
+		SecurityToken:   getenv("ALICLOUD_ACCESS_KEY_STS_TOKEN"),
+	}
+	switch {
+	case envKeys.AccessKeyID != "" && envKeys.AccessKeySecret != "":
+		m.static, m.credsFrom = envKeys, "ALICLOUD_ACCESS_KEY in the environment"
+	case getenv("ALICLOUD_ROLE_NAME") != "":
+		m.ramRole, m.credsFrom = getenv("ALICLOUD_ROLE_NAME"), "the ECS RAM role named by ALICLOUD_ROLE_NAME"
+	case conf.AccessKeyID != "":
+		m.static, m.credsFrom = conf, "access_key in the config"
+	case confRole != "":
+		m.ramRole, m.credsFrom = confRole, "the ECS RAM role named by role_name"
+	default:
+		m.credsFrom = "the ECS RAM role of the instance"
 	}
 	if certFile != "" {
 		b, err := os.ReadFile(certFile)
 		if err != nil {
-			return nil, fmt.Errorf("%s: identity_cert_file: %w", at, err)
+			return nil, fmt.Errorf("%s: config key \"identity_cert_file\": %w", at, err)
 		}
 		if m.cert, err = alimeta.ParseCert(b); err != nil {
-			return nil, fmt.Errorf("%s: identity_cert_file %s: %w", at, certFile, err)
+			return nil, fmt.Errorf("%s: config key \"identity_cert_file\": %s: %w", at, certFile, err)
 		}
 	}
 	meta, err := alimeta.New(endpoint)
@@ -110,9 +187,12 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 
 // Describe implements auth.Method.
 func (m *Method) Describe() string {
+	m.descMu.Lock()
+	instance := m.instance
+	m.descMu.Unlock()
 	d := fmt.Sprintf("alicloud role %q (%s)", m.role, m.region)
-	if m.instance != "" {
-		d += " instance " + m.instance
+	if instance != "" {
+		d += " instance " + instance
 	}
 	return d
 }
@@ -137,7 +217,9 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 		"identity_request_url":     base64.StdEncoding.EncodeToString([]byte(u)),
 		"identity_request_headers": base64.StdEncoding.EncodeToString([]byte(`{"Accept":["application/json"],"Content-Type":["application/x-www-form-urlencoded"]}`)),
 	}
-	return client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	secret, err := client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	// STS echoes its string to sign (security token included) in a refusal.
+	return secret, lkcloud.Redact(err, creds.SecurityToken, creds.AccessKeySecret)
 }
 
 // signedURL builds the GetCallerIdentity request Vault replays (as POST).
@@ -175,7 +257,7 @@ func (m *Method) credentials(ctx context.Context) (alimeta.Credentials, error) {
 	}
 	c, err := m.meta.RoleCredentials(ctx, m.ramRole)
 	if err != nil {
-		return alimeta.Credentials{}, fmt.Errorf("alicloud credentials: %w", err)
+		return alimeta.Credentials{}, fmt.Errorf("alicloud credentials from %s: %w", m.credsFrom, err)
 	}
 	m.creds, m.fetched = c, now
 	return c, nil
@@ -188,7 +270,15 @@ func (m *Method) verifyIdentity(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("refusing to log in: %w", err)
 	}
+	m.descMu.Lock()
 	m.instance = id.InstanceID
+	m.descMu.Unlock()
+	if id.RegionID != m.region {
+		// Vault checks the STS answer, not the region; say why a login may
+		// fail on a misconfigured image.
+		m.log.Warn("the instance's region differs from the configured region",
+			zap.String("instance_region", id.RegionID), zap.String("region", m.region))
+	}
 	var rec IdentityRecord
 	found, err := m.state.Load("alicloud-identity", &rec)
 	if err != nil {

@@ -1,7 +1,9 @@
 package alicloud
 
 import (
+	"net/url"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/cloud/alimeta"
 )
@@ -28,5 +30,45 @@ func TestPopEscape(t *testing.T) {
 		if got := popEscape(in); got != want {
 			t.Errorf("popEscape(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// The URL Vault replays: https, sts.<region>.aliyuncs.com, the parameters
+// Vault's alicloud backend requires, and a signature over the POST form.
+func TestSignedURL(t *testing.T) {
+	m := &Method{region: "cn-shanghai", now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }}
+	raw, err := m.signedURL(alimeta.Credentials{AccessKeyID: "STS.id", AccessKeySecret: "sec", SecurityToken: "tok+/="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	want := map[string]string{
+		"AccessKeyId": "STS.id", "Action": "GetCallerIdentity", "Format": "JSON", "RegionId": "cn-shanghai",
+		"SecurityToken": "tok+/=", "SignatureMethod": "HMAC-SHA1", "SignatureType": "", "SignatureVersion": "1.0",
+		"Timestamp": "2026-01-02T03:04:05Z", "Version": "2015-04-01",
+	}
+	if u.Scheme != "https" || u.Host != "sts.cn-shanghai.aliyuncs.com" || u.Path != "/" {
+		t.Errorf("URL %s", raw)
+	}
+	params := map[string]string{}
+	for k, v := range q {
+		if k != "Signature" {
+			params[k] = v[0]
+		}
+	}
+	for k, v := range want {
+		if params[k] != v {
+			t.Errorf("%s = %q, want %q", k, params[k], v)
+		}
+	}
+	if len(params["SignatureNonce"]) < 16 {
+		t.Errorf("SignatureNonce %q", params["SignatureNonce"])
+	}
+	if got := q.Get("Signature"); got != Sign("POST", params, "sec") {
+		t.Errorf("Signature %q does not sign the POST form", got)
 	}
 }

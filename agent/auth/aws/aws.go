@@ -10,7 +10,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
@@ -40,6 +42,9 @@ type NonceRecord struct {
 	Created    time.Time `json:"created"`
 }
 
+// regionRe is what a region name looks like; it becomes part of a URL.
+var regionRe = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+$`)
+
 // Method logs in with the aws auth method.
 type Method struct {
 	mount  string
@@ -50,68 +55,92 @@ type Method struct {
 	state  state.Dir
 	log    *zap.Logger
 	region string
-	// iam: X-Vault-AWS-IAM-Server-ID, static keys, instance profile cache.
+	// iam: X-Vault-AWS-IAM-Server-ID, the STS URL signed, the credentials.
 	headerValue string
-	static      sdkaws.Credentials
-	profile     sdkaws.Credentials
+	stsURL      string
+	creds       sdkaws.CredentialsProvider
+	credsFrom   string // where creds come from, for errors and logs
 
-	last Identity // from the last document read, for Describe
+	mu   sync.Mutex // guards last: Describe may run beside Login
+	last Identity   // from the last document read, for Describe
 }
 
-// New reads cfg as Vault Agent's aws method does: type (ec2 or iam,
-// default iam), role, nonce, region, header_value, access_key, secret_key,
-// session_token, credential_poll_interval; and latchkey's
-// metadata_endpoint and allow_imdsv1.
+// New reads cfg as Vault Agent's aws method does: type (ec2 or iam) and
+// role (both required), nonce, region (default us-east-1), header_value,
+// access_key, secret_key, session_token, credential_poll_interval; and
+// latchkey's metadata_endpoint and allow_imdsv1. It returns an error naming
+// the key and the stanza's file:line for an unknown key, a value of the
+// wrong type, a missing type or role, or a half-configured static key.
 func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	s := auth.NewSettings(cfg)
-	m := &Method{
-		mount:  cfg.MountPath,
-		typ:    s.String("type", "iam"),
-		role:   s.String("role", ""),
-		nonce:  s.String("nonce", ""),
-		region: s.String("region", "us-east-1"),
-		state:  state.Dir{Path: env.StateDir},
-		log:    env.Logger,
-	}
-	endpoint := s.String("metadata_endpoint", "")
-	allowV1 := s.Bool("allow_imdsv1", false)
-	m.headerValue = s.String("header_value", "")
 	getenv := env.Getenv
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	m.static = sdkaws.Credentials{
-		AccessKeyID:     s.String("access_key", getenv("AWS_ACCESS_KEY_ID")),
-		SecretAccessKey: s.String("secret_key", getenv("AWS_SECRET_ACCESS_KEY")),
-		SessionToken:    s.String("session_token", getenv("AWS_SESSION_TOKEN")),
-		Source:          "static",
+	log := env.Logger
+	if log == nil {
+		log = zap.NewNop()
 	}
-	s.Duration("credential_poll_interval", time.Minute) // credentials are re-read before they expire
+	m := &Method{
+		mount:       cfg.MountPath,
+		typ:         s.Required("type"),
+		role:        s.Required("role"),
+		nonce:       s.String("nonce", ""),
+		region:      s.String("region", "us-east-1"),
+		headerValue: s.String("header_value", ""),
+		state:       state.Dir{Path: env.StateDir},
+		log:         log,
+	}
+	endpoint := s.String("metadata_endpoint", "")
+	allowV1 := s.Bool("allow_imdsv1", false)
+	static := sdkaws.Credentials{
+		AccessKeyID:     s.String("access_key", ""),
+		SecretAccessKey: s.String("secret_key", ""),
+		SessionToken:    s.String("session_token", ""),
+		Source:          "config",
+	}
+	// Credentials are fetched afresh (from the cache) on every login, so
+	// there is nothing to poll; the key is accepted for compatibility.
+	if s.Duration("credential_poll_interval", time.Minute) <= 0 {
+		return nil, fmt.Errorf("%s:%d: method \"aws\": config key \"credential_poll_interval\": want a positive number of seconds", cfg.File, cfg.Line)
+	}
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
+	at := fmt.Sprintf("%s:%d: method \"aws\"", cfg.File, cfg.Line)
 	if m.typ != "ec2" && m.typ != "iam" {
-		return nil, fmt.Errorf("%s:%d: method \"aws\": type %q: want ec2 or iam", cfg.File, cfg.Line, m.typ)
+		return nil, fmt.Errorf("%s: config key \"type\": %q: want ec2 or iam", at, m.typ)
 	}
-	if (m.static.AccessKeyID == "") != (m.static.SecretAccessKey == "") {
-		return nil, fmt.Errorf("%s:%d: method \"aws\": access_key and secret_key go together", cfg.File, cfg.Line)
+	if (static.AccessKeyID == "") != (static.SecretAccessKey == "") {
+		return nil, fmt.Errorf("%s: config keys \"access_key\" and \"secret_key\" go together", at)
+	}
+	if static.SessionToken != "" && static.AccessKeyID == "" {
+		return nil, fmt.Errorf("%s: config key \"session_token\" needs \"access_key\" and \"secret_key\"", at)
+	}
+	if !regionRe.MatchString(m.region) {
+		return nil, fmt.Errorf("%s: config key \"region\": %q is not a region name such as eu-west-1", at, m.region)
 	}
 	if len(m.nonce) > 128 {
-		return nil, fmt.Errorf("%s:%d: method \"aws\": nonce is longer than Vault's 128 characters", cfg.File, cfg.Line)
+		return nil, fmt.Errorf("%s: config key \"nonce\" is longer than Vault's 128 characters", at)
 	}
 	meta, err := awsmeta.New(awsmeta.Options{Endpoint: endpoint, AllowV1: allowV1, Getenv: getenv})
 	if err != nil {
-		return nil, fmt.Errorf("%s:%d: method \"aws\": %w", cfg.File, cfg.Line, err)
+		return nil, fmt.Errorf("%s: %w", at, err)
 	}
 	m.meta = meta
+	m.stsURL = stsURL(m.region, strings.EqualFold(getenv("AWS_STS_REGIONAL_ENDPOINTS"), "regional"))
+	m.creds, m.credsFrom = credentialChain(static, getenv, meta)
 	return m, nil
 }
 
 // Describe implements auth.Method.
 func (m *Method) Describe() string {
+	m.mu.Lock()
+	last := m.last
+	m.mu.Unlock()
 	d := fmt.Sprintf("aws %s role %q", m.typ, m.role)
-	if m.last.InstanceID != "" {
-		d += fmt.Sprintf(" (instance %s, %s)", m.last.InstanceID, m.last.Region)
+	if last.InstanceID != "" {
+		d += fmt.Sprintf(" (instance %s, %s)", last.InstanceID, last.Region)
 	}
 	return d
 }
@@ -130,16 +159,26 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 	if err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
 	m.last = id
+	m.mu.Unlock()
 	nonce, err := m.nonceFor(id)
 	if err != nil {
 		return nil, err
 	}
-	data := map[string]any{"pkcs7": doc, "nonce": nonce}
-	if m.role != "" {
-		data["role"] = m.role
+	m.log.Debug("instance identity document", zap.String("instance_id", id.InstanceID),
+		zap.String("region", id.Region), zap.String("account_id", id.AccountID))
+	data := map[string]any{"pkcs7": doc, "nonce": nonce, "role": m.role}
+	secret, err := client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	if err != nil && strings.Contains(err.Error(), "client nonce mismatch") {
+		// Vault remembers another nonce for this instance: the state was
+		// lost, or another agent (Vault Agent) logged in first. Only an
+		// operator can clear that; say how.
+		return nil, fmt.Errorf("%w (Vault holds another nonce for instance %s: the nonce in %s was lost or never used here; "+
+			"an operator can delete %s/identity-accesslist/%s, or set nonce in the config)",
+			err, id.InstanceID, m.state.Path, strings.Trim(m.mount, "/"), id.InstanceID)
 	}
-	return client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	return secret, err
 }
 
 // ParseIdentity decodes the base64 PKCS#7 document (BER or DER) and returns

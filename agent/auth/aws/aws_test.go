@@ -3,6 +3,8 @@ package aws
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
 	"github.com/latchkey/latchkey/test/fakes/awsfake"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -55,14 +58,17 @@ func setup(t *testing.T) (*awsfake.AWS, string) {
 func newMethod(t *testing.T, fake *awsfake.AWS, mount, stateDir string, extra map[string]any) auth.Method {
 	t.Helper()
 	cfg := map[string]any{"type": "ec2", "role": "web", "metadata_endpoint": fake.IMDS.URL}
-	if extra["type"] == "iam" {
-		delete(cfg, "role")
-	}
 	for k, v := range extra {
 		cfg[k] = v
 	}
+	return newMethodEnv(t, mount, stateDir, cfg, nil)
+}
+
+// newMethodEnv builds the method with cfg exactly and environment env.
+func newMethodEnv(t *testing.T, mount, stateDir string, cfg map[string]any, env map[string]string) auth.Method {
+	t.Helper()
 	m, err := New(auth.MethodConfig{Type: "aws", MountPath: "auth/" + mount, Config: cfg, File: "agent.hcl", Line: 3},
-		auth.Env{StateDir: stateDir, Logger: zaptest.NewLogger(t), Getenv: func(string) string { return "" }})
+		auth.Env{StateDir: stateDir, Logger: zaptest.NewLogger(t), Getenv: func(k string) string { return env[k] }})
 	must(t, err)
 	return m
 }
@@ -109,9 +115,12 @@ func TestEC2NonceKeptAcrossRestarts(t *testing.T) {
 		t.Fatalf("login after restart: %v", err)
 	}
 
-	// Without the kept nonce Vault refuses (what Vault Agent users hit).
-	if _, err := login(t, newMethod(t, fake, mount, t.TempDir(), nil)); err == nil || !strings.Contains(err.Error(), "client nonce mismatch") {
-		t.Fatalf("login with a fresh nonce: %v, want client nonce mismatch", err)
+	// Without the kept nonce Vault refuses (what Vault Agent users hit),
+	// and the error says what an operator can do.
+	_, err = login(t, newMethod(t, fake, mount, t.TempDir(), nil))
+	if err == nil || !strings.Contains(err.Error(), "client nonce mismatch") ||
+		!strings.Contains(err.Error(), "auth/"+mount+"/identity-accesslist/"+instance.InstanceID) {
+		t.Fatalf("login with a fresh nonce: %v, want client nonce mismatch and the access list path", err)
 	}
 }
 
@@ -150,6 +159,22 @@ func TestEC2Refusals(t *testing.T) {
 			t.Fatalf("error = %v", err)
 		}
 	})
+	t.Run("stopped after login: renewal refused", func(t *testing.T) {
+		fake, mount := setup(t)
+		s, err := login(t, newMethod(t, fake, mount, t.TempDir(), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := srv.NewClient(s.Auth.ClientToken)
+		must(t, err)
+		if _, err := c.Auth().Token().RenewSelf(0); err != nil {
+			t.Fatalf("renewal while running: %v", err)
+		}
+		fake.SetState(instance.InstanceID, "stopped")
+		if _, err := c.Auth().Token().RenewSelf(0); err == nil {
+			t.Fatal("a stopped instance renewed its token")
+		}
+	})
 	t.Run("tampered document", func(t *testing.T) {
 		fake, mount := setup(t)
 		fake.Tamper(true)
@@ -174,33 +199,145 @@ func TestEC2Refusals(t *testing.T) {
 
 func TestIMDS(t *testing.T) {
 	fake, mount := setup(t)
-	t.Run("v2 required by default; env endpoint honoured", func(t *testing.T) {
-		m, err := New(auth.MethodConfig{Type: "aws", MountPath: "auth/" + mount, Config: map[string]any{"type": "ec2", "role": "web"}},
-			auth.Env{StateDir: t.TempDir(), Logger: zaptest.NewLogger(t), Getenv: func(k string) string {
-				if k == "AWS_EC2_METADATA_SERVICE_ENDPOINT" {
-					return fake.IMDS.URL
-				}
-				return ""
-			}})
-		must(t, err)
+	ec2 := map[string]any{"type": "ec2", "role": "web"}
+	// One instance: every login must present its kept nonce.
+	state := t.TempDir()
+	t.Run("v2 by default; AWS_EC2_METADATA_SERVICE_ENDPOINT honoured", func(t *testing.T) {
+		m := newMethodEnv(t, mount, state, ec2, map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT": fake.IMDS.URL})
 		if _, err := login(t, m); err != nil {
 			t.Fatal(err)
 		}
 	})
-	t.Run("bad endpoint", func(t *testing.T) {
-		_, err := New(auth.MethodConfig{Type: "aws", Config: map[string]any{"type": "ec2", "metadata_endpoint": "169.254.169.254"}, File: "a.hcl", Line: 2},
-			auth.Env{Logger: zaptest.NewLogger(t)})
-		if err == nil || !strings.Contains(err.Error(), "a.hcl:2") {
-			t.Fatalf("error = %v", err)
+	t.Run("IMDSv1 refused unless allow_imdsv1", func(t *testing.T) {
+		fake.OnlyV1(true)
+		defer fake.OnlyV1(false)
+		before := fake.IMDSGets("/latest/dynamic/instance-identity/rsa2048")
+		if _, err := login(t, newMethod(t, fake, mount, state, nil)); err == nil || !strings.Contains(err.Error(), "HttpPutResponseHopLimit") {
+			t.Fatalf("logged in through IMDSv1 without allow_imdsv1, or no hint: %v", err)
+		}
+		if fake.IMDSGets("/latest/dynamic/instance-identity/rsa2048") != before {
+			t.Fatal("the document was read without a session token")
+		}
+		if _, err := login(t, newMethod(t, fake, mount, state, map[string]any{"allow_imdsv1": "true"})); err != nil {
+			t.Fatalf("allow_imdsv1: %v", err)
 		}
 	})
-	t.Run("unknown key", func(t *testing.T) {
-		_, err := New(auth.MethodConfig{Type: "aws", Config: map[string]any{"type": "ec2", "rol": "web"}, File: "a.hcl", Line: 2},
-			auth.Env{Logger: zaptest.NewLogger(t)})
-		if err == nil || !strings.Contains(err.Error(), `a.hcl:2: method "aws": unknown config key "rol"`) {
-			t.Fatalf("error = %v", err)
+	t.Run("IPv6 endpoint", func(t *testing.T) {
+		ln, err := net.Listen("tcp6", "[::1]:0")
+		if err != nil {
+			t.Fatalf("IPv6 loopback: %v", err)
+		}
+		srv6 := &http.Server{Handler: fake.IMDSHandler()}
+		go srv6.Serve(ln)
+		t.Cleanup(func() { srv6.Close() })
+		ep := "http://" + ln.Addr().String() // http://[::1]:port
+		if _, err := login(t, newMethod(t, fake, mount, state, map[string]any{"metadata_endpoint": ep})); err != nil {
+			t.Fatalf("config endpoint %s: %v", ep, err)
+		}
+		if _, err := login(t, newMethodEnv(t, mount, state, ec2, map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT": ep})); err != nil {
+			t.Fatalf("env endpoint %s: %v", ep, err)
 		}
 	})
+	t.Run("AWS_EC2_METADATA_DISABLED", func(t *testing.T) {
+		m := newMethodEnv(t, mount, state, map[string]any{"type": "ec2", "role": "web", "metadata_endpoint": fake.IMDS.URL},
+			map[string]string{"AWS_EC2_METADATA_DISABLED": "true"})
+		if _, err := login(t, m); err == nil {
+			t.Fatal("IMDS used although AWS_EC2_METADATA_DISABLED=true")
+		}
+	})
+}
+
+func TestEndpointChoice(t *testing.T) {
+	tests := []struct {
+		endpoint string
+		env      map[string]string
+		want     string
+	}{
+		{"", nil, awsmeta.EndpointIPv4},
+		{"", map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"}, "http://[fd00:ec2::254]"},
+		{"", map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://[fd00:ec2::254]", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv4"}, "http://[fd00:ec2::254]"},
+		{"http://10.0.0.1:8080", map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://192.0.2.1"}, "http://10.0.0.1:8080"},
+	}
+	for _, tc := range tests {
+		c, err := awsmeta.New(awsmeta.Options{Endpoint: tc.endpoint, Getenv: func(k string) string { return tc.env[k] }})
+		must(t, err)
+		if c.Endpoint != tc.want {
+			t.Errorf("endpoint %q env %v: got %s, want %s", tc.endpoint, tc.env, c.Endpoint, tc.want)
+		}
+	}
+	if _, err := awsmeta.New(awsmeta.Options{Getenv: func(k string) string {
+		return map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv5"}[k]
+	}}); err == nil {
+		t.Error("endpoint mode IPv5 accepted")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	base := func(kv ...any) map[string]any {
+		m := map[string]any{"type": "ec2", "role": "web"}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	tests := map[string]struct {
+		cfg  map[string]any
+		env  map[string]string
+		want string // "" = valid
+	}{
+		"ec2":                      {base(), nil, ""},
+		"iam with every key":       {base("type", "iam", "region", "eu-west-1", "header_value", "v", "access_key", "AKID", "secret_key", "s", "session_token", "t", "credential_poll_interval", int64(30)), nil, ""},
+		"numbers and bools quoted": {base("credential_poll_interval", "60", "allow_imdsv1", "true"), nil, ""},
+		"no type":                  {map[string]any{"role": "web"}, nil, `a.hcl:7: method "aws": config key "type" is required`},
+		"no role":                  {map[string]any{"type": "iam"}, nil, `a.hcl:7: method "aws": config key "role" is required`},
+		"bad type":                 {base("type", "ecs"), nil, `a.hcl:7: method "aws": config key "type": "ecs": want ec2 or iam`},
+		"unknown key":              {base("rol", "web"), nil, `a.hcl:7: method "aws": unknown config key "rol"`},
+		"role not a string":        {base("role", []any{"a"}), nil, `a.hcl:7: method "aws": config key "role": want a string`},
+		"bad bool":                 {base("allow_imdsv1", "perhaps"), nil, `config key "allow_imdsv1": want true or false`},
+		"bad interval":             {base("credential_poll_interval", "soon"), nil, `config key "credential_poll_interval"`},
+		"zero interval":            {base("credential_poll_interval", int64(0)), nil, `config key "credential_poll_interval": want a positive`},
+		"half static key":          {base("access_key", "AKID"), nil, `config keys "access_key" and "secret_key" go together`},
+		"token without keys":       {base("session_token", "t"), nil, `config key "session_token" needs`},
+		"long nonce":               {base("nonce", strings.Repeat("n", 129)), nil, `config key "nonce" is longer than`},
+		"bad region":               {base("region", "us-east-1.evil"), nil, `a.hcl:7: method "aws": config key "region": "us-east-1.evil" is not a region name`},
+		"bad endpoint":             {base("metadata_endpoint", "169.254.169.254"), nil, `a.hcl:7: method "aws": metadata endpoint "169.254.169.254"`},
+		"bad endpoint mode":        {base(), map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv5"}, `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE="IPv5"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := New(auth.MethodConfig{Type: "aws", MountPath: "auth/aws", Config: tc.cfg, File: "a.hcl", Line: 7},
+				auth.Env{StateDir: t.TempDir(), Logger: zaptest.NewLogger(t), Getenv: func(k string) string { return tc.env[k] }})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("valid config refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// The STS URL is the one Vault Agent (aws-sdk-go v1) signs.
+func TestSTSURL(t *testing.T) {
+	tests := []struct {
+		region   string
+		regional bool
+		want     string
+	}{
+		{"us-east-1", false, "https://sts.amazonaws.com/"},
+		{"eu-west-1", false, "https://sts.amazonaws.com/"},
+		{"eu-west-1", true, "https://sts.eu-west-1.amazonaws.com/"},
+		{"ap-east-1", false, "https://sts.ap-east-1.amazonaws.com/"},
+		{"cn-north-1", false, "https://sts.cn-north-1.amazonaws.com.cn/"},
+	}
+	for _, tc := range tests {
+		if got := stsURL(tc.region, tc.regional); got != tc.want {
+			t.Errorf("stsURL(%s, %v) = %s, want %s", tc.region, tc.regional, got, tc.want)
+		}
+	}
 }
 
 func TestParseIdentityBER(t *testing.T) {
@@ -208,6 +345,9 @@ func TestParseIdentityBER(t *testing.T) {
 	must(t, err)
 	body, err := s.SignRSA2048(awsfake.Document(instance))
 	must(t, err)
+	if !strings.HasPrefix(body, "MIAGCSqGSIb3DQEHAqCA") || !strings.Contains(body, "\n") {
+		t.Fatalf("not AWS's format (indefinite-length BER, wrapped):\n%s", body)
+	}
 	id, err := ParseIdentity(strings.Join(strings.Fields(body), ""))
 	must(t, err)
 	if id.InstanceID != instance.InstanceID || id.Region != "eu-west-1" || id.AccountID != "123456789012" {
@@ -269,6 +409,30 @@ func TestIAMLogin(t *testing.T) {
 	}
 	if _, err := login(t, iam(map[string]any{"header_value": "other-vault"})); err == nil {
 		t.Error("a request bound to another Vault server logged in")
+	}
+	// Keys from the environment come before the instance profile.
+	fake.AddKey("AKIAENVKEY", "env-secret", "env-token")
+	profileReads := fake.IMDSGets("/latest/meta-data/iam/security-credentials/" + awsfake.Profile)
+	envCfg := map[string]any{"type": "iam", "role": "iam-web", "header_value": "vault.example.com", "metadata_endpoint": fake.IMDS.URL}
+	m := newMethodEnv(t, mount, t.TempDir(), envCfg, map[string]string{
+		"AWS_ACCESS_KEY_ID": "AKIAENVKEY", "AWS_SECRET_ACCESS_KEY": "env-secret", "AWS_SESSION_TOKEN": "env-token"})
+	if _, err := login(t, m); err != nil {
+		t.Fatalf("iam login with keys from the environment: %v", err)
+	}
+	if fake.IMDSGets("/latest/meta-data/iam/security-credentials/"+awsfake.Profile) != profileReads {
+		t.Error("the instance profile was read although the environment has keys")
+	}
+	// A known key with the wrong secret: STS quotes its canonical request
+	// (session token included), Vault passes it on; the error must not.
+	fake.AddKey("AKIAWRONGSECRET", "right", "FwoGZXIvYXdzEXAMPLESESSIONTOKEN")
+	m = newMethodEnv(t, mount, t.TempDir(), envCfg, map[string]string{
+		"AWS_ACCESS_KEY_ID": "AKIAWRONGSECRET", "AWS_SECRET_ACCESS_KEY": "wrong", "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEXAMPLESESSIONTOKEN"})
+	_, err = login(t, m)
+	if err == nil || !strings.Contains(err.Error(), "Canonical String") {
+		t.Fatalf("error = %v, want the signature mismatch", err)
+	}
+	if strings.Contains(err.Error(), "FwoGZXIvYXdzEXAMPLESESSIONTOKEN") {
+		t.Fatalf("login error carries the session token: %v", err)
 	}
 	// Keys the fake never issued: the replayed request is not the profile's,
 	// so the ARN does not match the role.

@@ -1,7 +1,6 @@
 package aws
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,29 +13,74 @@ import (
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/hashicorp/vault/api"
+
+	"github.com/latchkey/latchkey/internal/cloud"
+	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
 )
 
 // iamBody is the STS request Vault replays.
 const iamBody = "Action=GetCallerIdentity&Version=2011-06-15"
 
-// stsURL is the STS endpoint for region, as Vault's own client picks it:
-// the global endpoint for us-east-1, the regional one elsewhere.
-func stsURL(region string) string {
-	if region == "" || region == "us-east-1" {
+// legacyGlobal are the regions for which aws-sdk-go v1 — Vault Agent's
+// SDK — sends STS calls to the global endpoint unless
+// AWS_STS_REGIONAL_ENDPOINTS=regional (aws/endpoints/legacy_regions.go).
+var legacyGlobal = map[string]bool{
+	"ap-northeast-1": true, "ap-south-1": true, "ap-southeast-1": true, "ap-southeast-2": true,
+	"ca-central-1": true, "eu-central-1": true, "eu-north-1": true, "eu-west-1": true,
+	"eu-west-2": true, "eu-west-3": true, "sa-east-1": true, "us-east-1": true,
+	"us-east-2": true, "us-west-1": true, "us-west-2": true,
+}
+
+// stsURL is the STS URL Vault Agent signs for region, so that a Vault
+// server set up for Vault Agent (sts_endpoint, iam_server_id_header_value)
+// accepts latchkey's request unchanged. The signature is always scoped to
+// region itself, as Vault Agent's does.
+func stsURL(region string, regional bool) string {
+	if !regional && legacyGlobal[region] {
 		return "https://sts.amazonaws.com/"
 	}
-	return "https://sts." + region + ".amazonaws.com/"
+	host := "sts." + region + ".amazonaws.com"
+	if strings.HasPrefix(region, "cn-") {
+		host += ".cn"
+	}
+	return "https://" + host + "/"
+}
+
+// credentialChain returns the credentials Vault Agent would use (go-secure-stdlib
+// awsutil: static keys from the config, then the environment, then the
+// instance profile) and where they come from. The shared credentials file
+// and web identity are not read: latchkey runs on instances.
+func credentialChain(static sdkaws.Credentials, getenv func(string) string, meta *awsmeta.Client) (sdkaws.CredentialsProvider, string) {
+	if static.AccessKeyID != "" {
+		return credentials.NewStaticCredentialsProvider(static.AccessKeyID, static.SecretAccessKey, static.SessionToken), "access_key in the config"
+	}
+	id := firstOf(getenv, "AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY")
+	secret := firstOf(getenv, "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY")
+	if id != "" && secret != "" {
+		return credentials.NewStaticCredentialsProvider(id, secret, getenv("AWS_SESSION_TOKEN")), "AWS_ACCESS_KEY_ID in the environment"
+	}
+	return meta.InstanceProfile(), "the instance profile (" + meta.Endpoint + ")"
+}
+
+func firstOf(getenv func(string) string, names ...string) string {
+	for _, n := range names {
+		if v := getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // loginIAM signs sts:GetCallerIdentity with the instance's credentials and
 // sends it to Vault, which replays it to learn the caller's IAM identity.
 func (m *Method) loginIAM(ctx context.Context, client *api.Client) (*api.Secret, error) {
-	creds, err := m.credentials(ctx)
+	creds, err := m.creds.Retrieve(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("aws credentials from %s: %w", m.credsFrom, err)
 	}
-	u := stsURL(m.region)
+	u := m.stsURL
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(iamBody))
 	if err != nil {
 		return nil, err
@@ -47,7 +91,7 @@ func (m *Method) loginIAM(ctx context.Context, client *api.Client) (*api.Secret,
 		req.Header.Set("X-Vault-AWS-IAM-Server-ID", m.headerValue)
 	}
 	sum := sha256.Sum256([]byte(iamBody))
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "sts", m.signingRegion(), time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "sts", m.region, time.Now()); err != nil {
 		return nil, fmt.Errorf("sign sts:GetCallerIdentity: %w", err)
 	}
 	headers, err := json.Marshal(req.Header)
@@ -59,57 +103,9 @@ func (m *Method) loginIAM(ctx context.Context, client *api.Client) (*api.Secret,
 		"iam_request_url":         base64.StdEncoding.EncodeToString([]byte(u)),
 		"iam_request_body":        base64.StdEncoding.EncodeToString([]byte(iamBody)),
 		"iam_request_headers":     base64.StdEncoding.EncodeToString(headers),
+		"role":                    m.role,
 	}
-	if m.role != "" {
-		data["role"] = m.role
-	}
-	return client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
-}
-
-func (m *Method) signingRegion() string {
-	if m.region == "" {
-		return "us-east-1"
-	}
-	return m.region
-}
-
-// credentials returns static keys (config, then the environment), else the
-// instance profile's from IMDS, fetched again before they expire.
-func (m *Method) credentials(ctx context.Context) (sdkaws.Credentials, error) {
-	if m.static.AccessKeyID != "" {
-		return m.static, nil
-	}
-	if m.profile.AccessKeyID != "" && (!m.profile.CanExpire || time.Until(m.profile.Expires) > 5*time.Minute) {
-		return m.profile, nil
-	}
-	role, err := m.meta.Metadata(ctx, "iam/security-credentials/")
-	if err != nil {
-		return sdkaws.Credentials{}, fmt.Errorf("instance profile: %w", err)
-	}
-	role = strings.TrimSpace(strings.SplitN(strings.TrimSpace(role), "\n", 2)[0])
-	if role == "" {
-		return sdkaws.Credentials{}, fmt.Errorf("the instance has no instance profile")
-	}
-	body, err := m.meta.Metadata(ctx, "iam/security-credentials/"+role)
-	if err != nil {
-		return sdkaws.Credentials{}, fmt.Errorf("instance profile %s: %w", role, err)
-	}
-	var v struct {
-		Code            string
-		AccessKeyID     string `json:"AccessKeyId"`
-		SecretAccessKey string
-		Token           string
-		Expiration      string
-	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(body)))
-	if err := dec.Decode(&v); err != nil {
-		return sdkaws.Credentials{}, fmt.Errorf("instance profile %s: %w", role, err)
-	}
-	if v.Code != "" && v.Code != "Success" {
-		return sdkaws.Credentials{}, fmt.Errorf("instance profile %s: code %q", role, v.Code)
-	}
-	exp, err := time.Parse(time.RFC3339, v.Expiration)
-	m.profile = sdkaws.Credentials{AccessKeyID: v.AccessKeyID, SecretAccessKey: v.SecretAccessKey, SessionToken: v.Token,
-		CanExpire: err == nil, Expires: exp, Source: "ec2 instance profile " + role}
-	return m.profile, nil
+	secret, err := client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	// STS echoes its canonical request (session token included) in a refusal.
+	return secret, cloud.Redact(err, creds.SessionToken, creds.SecretAccessKey)
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -65,7 +66,11 @@ func New(endpoint string) (*Client, error) {
 	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("metadata endpoint %q: want http://host[:port]", endpoint)
 	}
-	return &Client{Endpoint: strings.TrimRight(endpoint, "/"), HTTP: &http.Client{Timeout: 10 * time.Second}}, nil
+	// Never through a proxy: the metadata service is link-local, and a
+	// proxy in the path would see the RAM role's credentials.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	return &Client{Endpoint: strings.TrimRight(endpoint, "/"), HTTP: &http.Client{Timeout: 10 * time.Second, Transport: tr}}, nil
 }
 
 func (c *Client) sessionToken(ctx context.Context) (string, error) {
@@ -93,8 +98,20 @@ func (c *Client) sessionToken(ctx context.Context) (string, error) {
 	return c.token, nil
 }
 
-// Get reads path (e.g. "/latest/meta-data/instance-id") with the session token.
+// Get reads path (e.g. "/latest/meta-data/instance-id") with the session
+// token. A 401 (the token expired or the service restarted) is retried once
+// with a new token; any other non-200 answer is an error.
 func (c *Client) Get(ctx context.Context, path string) (string, error) {
+	body, err := c.get(ctx, path)
+	if errors.Is(err, errUnauthorized) {
+		body, err = c.get(ctx, path)
+	}
+	return body, err
+}
+
+var errUnauthorized = errors.New("HTTP 401")
+
+func (c *Client) get(ctx context.Context, path string) (string, error) {
 	tok, err := c.sessionToken(ctx)
 	if err != nil {
 		return "", err
@@ -118,6 +135,7 @@ func (c *Client) Get(ctx context.Context, path string) (string, error) {
 			c.mu.Lock()
 			c.token = ""
 			c.mu.Unlock()
+			return "", fmt.Errorf("metadata %s: %w", path, errUnauthorized)
 		}
 		return "", fmt.Errorf("metadata %s: HTTP %d", path, resp.StatusCode)
 	}

@@ -102,13 +102,14 @@ type Cloud struct {
 	tokens    map[string]bool
 	keys      map[string][2]string // AccessKeyId → secret, security token
 	issued    int
+	credTTL   time.Duration
 	stsCalls  int
 	stsDenied int
 }
 
 // New starts the fake; dir receives the CA bundle.
 func New(in Instance, dir string) (*Cloud, error) {
-	c := &Cloud{in: in, tokens: map[string]bool{}, keys: map[string][2]string{}}
+	c := &Cloud{in: in, tokens: map[string]bool{}, keys: map[string][2]string{}, credTTL: time.Hour}
 	var err error
 	if c.Identity, err = newKeypair("latchkey test ECS identity", false, nil); err != nil {
 		return nil, err
@@ -145,6 +146,29 @@ func (c *Cloud) Close() { c.Metadata.Close(); c.STS.Close(); c.Proxy.Close() }
 // Spoof makes the metadata service sign identity documents with a key that
 // is not the identity certificate's.
 func (c *Cloud) Spoof(on bool) { c.mu.Lock(); c.spoof = on; c.mu.Unlock() }
+
+// ForgetTokens invalidates every metadata session token handed out (as a
+// token expiring does).
+func (c *Cloud) ForgetTokens() { c.mu.Lock(); c.tokens = map[string]bool{}; c.mu.Unlock() }
+
+// AddKey makes STS accept requests signed with these keys (as the RAM
+// role's), e.g. static keys a test puts in the config or environment.
+func (c *Cloud) AddKey(id, secret, token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keys[id] = [2]string{secret, token}
+}
+
+// SetCredentialTTL sets how long the RAM credentials the metadata service
+// hands out live (an hour by default, as on ECS).
+func (c *Cloud) SetCredentialTTL(d time.Duration) { c.mu.Lock(); c.credTTL = d; c.mu.Unlock() }
+
+// CredentialFetches returns how many times RAM credentials were handed out.
+func (c *Cloud) CredentialFetches() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.issued
+}
 
 // STSCalls returns how many GetCallerIdentity calls were verified and how
 // many were refused.
@@ -192,7 +216,7 @@ func (c *Cloud) metadata(w http.ResponseWriter, r *http.Request) {
 		c.keys[id] = [2]string{secret, token}
 		json.NewEncoder(w).Encode(map[string]string{
 			"AccessKeyId": id, "AccessKeySecret": secret, "SecurityToken": token,
-			"Expiration": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "LastUpdated": time.Now().UTC().Format(time.RFC3339), "Code": "Success",
+			"Expiration": time.Now().Add(c.credTTL).UTC().Format(time.RFC3339), "LastUpdated": time.Now().UTC().Format(time.RFC3339), "Code": "Success",
 		})
 	case r.URL.Path == "/latest/dynamic/instance-identity/document":
 		fmt.Fprint(w, c.Document())
@@ -261,8 +285,9 @@ func (c *Cloud) sts(w http.ResponseWriter, r *http.Request) {
 			flat[k] = v[0]
 		}
 	}
-	if want := sign(r.Method, flat, key[0]); !hmac.Equal([]byte(want), []byte(params.Get("Signature"))) {
-		deny(http.StatusBadRequest, "Specified signature is not matched with our calculation.")
+	if want, toSign := sign(r.Method, flat, key[0]); !hmac.Equal([]byte(want), []byte(params.Get("Signature"))) {
+		// Alibaba's answer quotes its string to sign, token and all.
+		deny(http.StatusBadRequest, "Specified signature is not matched with our calculation. server string to sign is:"+toSign)
 		return
 	}
 	if params.Get("Action") != "GetCallerIdentity" || params.Get("Format") != "JSON" {
@@ -310,8 +335,9 @@ func (c *Cloud) connect(w http.ResponseWriter, r *http.Request) {
 	down.Close()
 }
 
-// sign is the RPC signature, written here independently of the product's.
-func sign(method string, params map[string]string, secret string) string {
+// sign is the RPC signature, written here independently of the product's;
+// it also returns the string to sign.
+func sign(method string, params map[string]string, secret string) (string, string) {
 	enc := func(s string) string {
 		return strings.NewReplacer("+", "%20", "*", "%2A", "%7E", "~").Replace(url.QueryEscape(s))
 	}
@@ -324,7 +350,8 @@ func sign(method string, params map[string]string, secret string) string {
 	for _, k := range keys {
 		parts = append(parts, enc(k)+"="+enc(params[k]))
 	}
+	toSign := method + "&%2F&" + enc(strings.Join(parts, "&"))
 	m := hmac.New(sha1.New, []byte(secret+"&"))
-	m.Write([]byte(method + "&%2F&" + enc(strings.Join(parts, "&"))))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	m.Write([]byte(toSign))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil)), toSign
 }

@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -87,8 +88,10 @@ func Document(in Instance) []byte {
 	return b
 }
 
-// SignRSA2048 returns the /rsa2048 body for doc: base64 PKCS#7 SignedData
-// with the document embedded, wrapped at 76 columns, no PEM header.
+// SignRSA2048 returns the /rsa2048 body for doc as IMDS serves it: base64
+// of a BER PKCS#7 SignedData (SHA-256, RSA) with the document embedded,
+// the outer layers in indefinite-length form (it starts
+// "MIAGCSqGSIb3DQEHAqCA"), wrapped at 76 columns, no PEM header.
 func (s *Signer) SignRSA2048(doc []byte) (string, error) {
 	sd, err := pkcs7.NewSignedData(doc)
 	if err != nil {
@@ -102,13 +105,75 @@ func (s *Signer) SignRSA2048(doc []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b64 := base64.StdEncoding.EncodeToString(der)
+	ber, err := awsBER(der)
+	if err != nil {
+		return "", err
+	}
+	b64 := base64.StdEncoding.EncodeToString(ber)
 	var lines []string
 	for len(b64) > 76 {
 		lines = append(lines, b64[:76])
 		b64 = b64[76:]
 	}
 	return strings.Join(append(lines, b64), "\n"), nil
+}
+
+// awsBER re-encodes a DER ContentInfo the way AWS writes identity
+// signatures: ContentInfo, its [0], SignedData, the encapsulated
+// ContentInfo, its [0] and the content OCTET STRING (made constructed, one
+// chunk) use indefinite lengths; everything else stays DER.
+func awsBER(der []byte) ([]byte, error) {
+	ci, err := children(der)
+	if err != nil || len(ci) != 2 {
+		return nil, fmt.Errorf("ContentInfo: %v", err)
+	}
+	sdWrap, err := children(ci[1])
+	if err != nil || len(sdWrap) != 1 {
+		return nil, fmt.Errorf("[0]: %v", err)
+	}
+	sd, err := children(sdWrap[0])
+	if err != nil || len(sd) < 4 {
+		return nil, fmt.Errorf("SignedData: %v", err)
+	}
+	encap, err := children(sd[2])
+	if err != nil || len(encap) != 2 {
+		return nil, fmt.Errorf("encapContentInfo: %v", err)
+	}
+	content, err := children(encap[1])
+	if err != nil || len(content) != 1 {
+		return nil, fmt.Errorf("content: %v", err)
+	}
+	octets := indefinite(0x24, content[0]) // constructed OCTET STRING
+	sd[2] = indefinite(0x30, encap[0], indefinite(0xa0, octets))
+	return indefinite(0x30, ci[0], indefinite(0xa0, indefinite(0x30, sd...))), nil
+}
+
+// children returns the encoded elements inside one DER element.
+func children(b []byte) ([][]byte, error) {
+	var outer asn1.RawValue
+	if _, err := asn1.Unmarshal(b, &outer); err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for rest := outer.Bytes; len(rest) > 0; {
+		var rv asn1.RawValue
+		var err error
+		if rest, err = asn1.Unmarshal(rest, &rv); err != nil {
+			return nil, err
+		}
+		out = append(out, rv.FullBytes)
+	}
+	return out, nil
+}
+
+// indefinite encodes a constructed element with identifier id and an
+// indefinite length (0x80 ... end-of-contents).
+func indefinite(id byte, elems ...[]byte) []byte {
+	b := []byte{id, 0x80}
+	for _, e := range elems {
+		b = append(b, e...)
+	}
+	return append(b, 0, 0)
 }
 
 // AWS is the fake: IMDS and the API on two loopback servers.
@@ -119,8 +184,11 @@ type AWS struct {
 
 	mu sync.Mutex
 	in Instance
-	// allowV1 lets IMDS answer GETs without a session token.
-	allowV1 bool
+	// allowV1 lets IMDS answer GETs without a session token; noV2 refuses
+	// token requests (403, as a proxy that blocks PUT does).
+	allowV1, noV2 bool
+	// imdsGets counts IMDS GETs by path.
+	imdsGets map[string]int
 	// tamper alters the document inside the signed body after signing.
 	tamper bool
 	// tokens issued by PUT /latest/api/token.
@@ -148,7 +216,7 @@ func New(in Instance) (*AWS, error) {
 		return nil, err
 	}
 	a := &AWS{Signer: s, in: in, tokens: map[string]bool{}, states: map[string]string{in.InstanceID: in.State}, requests: map[string]int{},
-		profile: Profile, keys: map[string][2]string{}}
+		profile: Profile, keys: map[string][2]string{}, imdsGets: map[string]int{}}
 	a.IMDS = httptest.NewServer(http.HandlerFunc(a.imds))
 	a.API = httptest.NewServer(http.HandlerFunc(a.api))
 	return a, nil
@@ -180,11 +248,37 @@ func (a *AWS) Tamper(on bool) { a.mu.Lock(); a.tamper = on; a.mu.Unlock() }
 // AllowV1 lets IMDS answer without a session token.
 func (a *AWS) AllowV1(on bool) { a.mu.Lock(); a.allowV1 = on; a.mu.Unlock() }
 
+// OnlyV1 makes IMDS refuse session tokens (403) and answer plain GETs: an
+// IMDSv1-only path such as a proxy that blocks PUT.
+func (a *AWS) OnlyV1(on bool) { a.mu.Lock(); a.noV2, a.allowV1 = on, on; a.mu.Unlock() }
+
+// IMDSHandler serves the fake IMDS, for a listener of a test's own (IPv6).
+func (a *AWS) IMDSHandler() http.Handler { return http.HandlerFunc(a.imds) }
+
+// IMDSGets returns how many GETs of path IMDS answered.
+func (a *AWS) IMDSGets(path string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.imdsGets[path]
+}
+
+// AddKey makes STS accept requests signed with these keys (as keys of the
+// instance profile role), e.g. static keys a test puts in the environment.
+func (a *AWS) AddKey(id, secret, token string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.keys[id] = [2]string{secret, token}
+}
+
 func (a *AWS) imds(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if r.URL.Path == "/latest/api/token" {
 		ttl := r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds")
+		if a.noV2 {
+			http.Error(w, "", http.StatusForbidden)
+			return
+		}
 		if r.Method != http.MethodPut || ttl == "" {
 			http.Error(w, "", http.StatusBadRequest)
 			return
@@ -203,6 +297,7 @@ func (a *AWS) imds(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "", http.StatusUnauthorized)
 		return
 	}
+	a.imdsGets[r.URL.Path]++
 	doc := Document(a.in)
 	switch r.URL.Path {
 	case "/latest/dynamic/instance-identity/document":
@@ -375,7 +470,8 @@ func verifySigV4(r *http.Request, body []byte, key [2]string) error {
 	}
 	got := authRe.FindStringSubmatch(req.Header.Get("Authorization"))
 	if got == nil || !hmac.Equal([]byte(got[6]), []byte(sig)) {
-		return fmt.Errorf("the request signature we calculated does not match the signature you provided")
+		// AWS quotes its canonical request, signed header values included.
+		return fmt.Errorf("the request signature we calculated does not match the signature you provided. The Canonical String for this request should have been 'POST\n/\n\nx-amz-security-token:%s\n...'", r.Header.Get("X-Amz-Security-Token"))
 	}
 	return nil
 }
