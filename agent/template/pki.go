@@ -79,7 +79,9 @@ func fromDisk(dest string) (*PemEncoded, *x509.Certificate, bool) {
 		if blk == nil {
 			break
 		}
-		enc := strings.TrimSpace(string(pem.EncodeToMemory(blk)))
+		// Not trimmed: consul-template re-encodes blocks read back from disk
+		// with their trailing newline, and output must match Vault Agent's.
+		enc := string(pem.EncodeToMemory(blk))
 		switch {
 		case blk.Type == "CERTIFICATE" && cert == nil:
 			c, err := x509.ParseCertificate(blk.Bytes)

@@ -1,0 +1,178 @@
+// Package differential runs Vault Agent (the test Vault binary contains it:
+// `vault agent`) and latchkey-agent on the same templates against the same
+// Vault and requires byte-identical output files.
+package differential
+
+import (
+	"context"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+var srv *vaulttest.Server
+
+func TestMain(m *testing.M) { vaulttest.Main(m, vaulttest.Spec{Into: &srv}) }
+
+// templates in the shapes Vault's documentation and real configs use.
+var templates = map[string]string{
+	"kv2-with.txt": `{{ with secret "app-kv2/app/rds" }}user={{ .Data.data.username }}
+password={{ .Data.data.password }}
+dash={{ index .Data.data "key-with-dash" }}
+port={{ .Data.data.port }}
+version={{ .Data.metadata.version }}
+{{ end }}`,
+	"kv2-data-path.txt": `{{- with secret "app-kv2/data/app/rds" -}}
+{{ .Data.data.username }}
+{{- end }}`,
+	"kv1.env": `{{ with secret "app-kv1/app" }}{{ range $k, $v := .Data }}{{ $k | toUpper }}={{ $v }}
+{{ end }}{{ end }}`,
+	"range.conf": `{{ with secret "app-kv2/app/rds" -}}
+{{ range $k, $v := .Data.data -}}
+{{ $k }}: {{ $v }}
+{{ end -}}
+{{ end }}`,
+	"json.json": `{{ with secret "app-kv2/app/rds" }}{{ .Data.data | toJSON }}
+{{ .Data.data | toJSONPretty }}
+{{ end }}`,
+	"yaml.yml": `{{ with secret "app-kv2/app/rds" }}{{ .Data.data | toYAML }}{{ end }}
+`,
+	"helpers.txt": `{{ with secret "app-kv2/app/rds" -}}
+{{ .Data.data.username | base64Encode }}
+{{ .Data.data.username | base64Encode | base64Decode }}
+{{ .Data.data.hosts | split "," | join ";" }}
+{{ .Data.data.username | replaceAll "a" "4" }}
+{{ .Data.data.hosts | split "," | contains "db2" }}
+{{ (.Data.data.blob | parseJSON).nested.x }}
+{{ .Data.data.username | sprig_upper }} {{ "  x  " | trimSpace }} {{ env "LATCHKEY_DIFF_ENV" }}
+{{- end }}`,
+	"list.txt": `{{ range secrets "app-kv2/app/" }}{{ . }}
+{{ end }}`,
+	"missing-key.txt": `{{ with secret "app-kv2/app/rds" }}[{{ .Data.data.nope }}]{{ end }}`,
+	"cert.pem": `{{ with pkiCert "pki-diff/issue/web" "common_name=web.example.com" "ttl=1h" }}{{ .Cert }}
+{{ .Key }}
+{{ .CA }}{{ end }}`,
+}
+
+func setup(t *testing.T) {
+	c := srv.Client
+	must(t, c.Sys().Mount("app-kv2", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}))
+	must(t, c.Sys().Mount("app-kv1", &api.MountInput{Type: "kv", Options: map[string]string{"version": "1"}}))
+	_, err := c.Logical().Write("app-kv2/data/app/rds", map[string]any{"data": map[string]any{
+		"username": "app_user", "password": "s3cr3t", "key-with-dash": "dash-value", "port": 5432,
+		"hosts": "db1,db2,db3", "blob": `{"nested":{"x":"deep"}}`,
+	}})
+	must(t, err)
+	_, err = c.Logical().Write("app-kv2/data/app/cache", map[string]any{"data": map[string]any{"k": "v"}})
+	must(t, err)
+	_, err = c.Logical().Write("app-kv1/app", map[string]any{"db_host": "db.internal", "db_name": "orders"})
+	must(t, err)
+	must(t, c.Sys().Mount("pki-diff", &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}}))
+	_, err = c.Logical().Write("pki-diff/root/generate/internal", map[string]any{"common_name": "Diff Root", "ttl": "87000h"})
+	must(t, err)
+	_, err = c.Logical().Write("pki-diff/roles/web", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h"})
+	must(t, err)
+}
+
+// config is the agent config both programs read, differing only in where
+// files go.
+func config(t *testing.T, dir, tokenFile, tmplDir string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "vault {\n  address = %q\n}\n", srv.Addr)
+	fmt.Fprintf(&b, "auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\n", tokenFile)
+	b.WriteString("exit_after_auth = true\n")
+	b.WriteString("template_config {\n  exit_on_retry_failure = true\n}\n")
+	for name := range templates {
+		fmt.Fprintf(&b, "template {\n  source = %q\n  destination = %q\n}\n", filepath.Join(tmplDir, name+".tmpl"), filepath.Join(dir, name))
+	}
+	p := filepath.Join(dir, "agent.hcl")
+	must(t, os.WriteFile(p, []byte(b.String()), 0o600))
+	return p
+}
+
+func TestSameOutputAsVaultAgent(t *testing.T) {
+	setup(t)
+	root := t.TempDir()
+	tmplDir := filepath.Join(root, "templates")
+	must(t, os.Mkdir(tmplDir, 0o755))
+	for name, body := range templates {
+		must(t, os.WriteFile(filepath.Join(tmplDir, name+".tmpl"), []byte(body), 0o644))
+	}
+	tokenFile := filepath.Join(root, "token")
+	must(t, os.WriteFile(tokenFile, []byte(srv.RootToken), 0o600))
+	bins, err := testbin.Build(filepath.Join(root, "bin"), "./cmd/latchkey-agent")
+	must(t, err)
+
+	ours := filepath.Join(root, "latchkey")
+	theirs := filepath.Join(root, "vault-agent")
+	must(t, os.Mkdir(ours, 0o755))
+	must(t, os.Mkdir(theirs, 0o755))
+	run(t, bins[0], "-config", config(t, ours, tokenFile, tmplDir))
+	// pkiCert reuses a still-valid certificate at its destination (both
+	// programs do). Ours again, as after a restart: the certificate must not
+	// be re-issued. Then Vault Agent gets our file, so that both render from
+	// the same certificate read back from disk.
+	first, err := os.ReadFile(filepath.Join(ours, "cert.pem"))
+	must(t, err)
+	run(t, bins[0], "-config", filepath.Join(ours, "agent.hcl"))
+	cert, err := os.ReadFile(filepath.Join(ours, "cert.pem"))
+	must(t, err)
+	if firstCert(t, first) != firstCert(t, cert) {
+		t.Error("a restart re-issued a still-valid certificate")
+	}
+	must(t, os.WriteFile(filepath.Join(theirs, "cert.pem"), cert, 0o644))
+	vault, err := vaulttest.BinPath()
+	must(t, err)
+	run(t, vault, "agent", "-config", config(t, theirs, tokenFile, tmplDir))
+
+	for name := range templates {
+		a, err := os.ReadFile(filepath.Join(ours, name))
+		must(t, err)
+		b, err := os.ReadFile(filepath.Join(theirs, name))
+		must(t, err)
+		if string(a) != string(b) {
+			t.Errorf("%s differs\nlatchkey:\n%s\nvault agent:\n%s", name, a, b)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(ours, "missing-key.txt")); string(got) != "[<no value>]" {
+		t.Errorf("missing-key.txt = %q", got)
+	}
+}
+
+// firstCert is the first PEM block of a rendered file.
+func firstCert(t *testing.T, b []byte) string {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatal("no PEM block")
+	}
+	return string(blk.Bytes)
+}
+
+func run(t *testing.T, bin string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "LATCHKEY_DIFF_ENV=from-env"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
