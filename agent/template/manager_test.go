@@ -425,3 +425,119 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A certificate is issued again at lease_renewal_threshold of its life, not
+// before; a restart with a valid certificate on disk does not issue one.
+func TestPKICertReissuedNearExpiry(t *testing.T) {
+	c := srv.Client
+	mount := fmt.Sprintf("pki-%d", seq.Add(1))
+	must(t, c.Sys().Mount(mount, &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}}))
+	_, err := c.Logical().Write(mount+"/root/generate/internal", map[string]any{"common_name": "Test Root", "ttl": "8700h"})
+	must(t, err)
+	_, err = c.Logical().Write(mount+"/roles/web", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "1h", "not_before_duration": "1s"})
+	must(t, err)
+	dir := t.TempDir()
+	short := tmpl(dir, "short.pem", fmt.Sprintf(`{{ with pkiCert "%s/issue/web" "common_name=a.example.com" "ttl=6s" }}{{ .Cert }}
+{{ .Key }}{{ end }}`, mount))
+	long := tmpl(dir, "long.pem", fmt.Sprintf(`{{ with pkiCert "%s/issue/web" "common_name=b.example.com" "ttl=1h" }}{{ .Cert }}
+{{ .Key }}{{ end }}`, mount))
+	cfg := config.DefaultTemplateConfig()
+	cfg.LeaseRenewalThreshold = 0.5
+	r := run(t, Options{Templates: []config.Template{short, long}, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	waitReady(t, r.m)
+	firstShort, firstLong := serial(t, short.Destination), serial(t, long.Destination)
+	eventually(t, "the short-lived certificate re-issued", func() bool { return serial(t, short.Destination) != firstShort })
+	if serial(t, long.Destination) != firstLong {
+		t.Error("the long-lived certificate was re-issued early")
+	}
+
+	// A restart: a new manager finds the long-lived certificate on disk.
+	proxy := newCounting(t)
+	m2 := run(t, Options{Templates: []config.Template{long}, Config: cfg, Clients: &clients{addr: proxy.url}})
+	waitReady(t, m2.m)
+	if serial(t, long.Destination) != firstLong {
+		t.Error("a restart re-issued a still-valid certificate")
+	}
+}
+
+func serial(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return ""
+	}
+	c, err := parseCert(string(b))
+	if err != nil {
+		return ""
+	}
+	return c.SerialNumber.String()
+}
+
+// A dynamic secret with a short, non-renewable lease (SSH OTP credentials,
+// whose lease is the mount's TTL) is fetched again at the threshold.
+func TestShortLeaseRefetched(t *testing.T) {
+	c := srv.Client
+	mount := fmt.Sprintf("ssh-%d", seq.Add(1))
+	must(t, c.Sys().Mount(mount, &api.MountInput{Type: "ssh", Config: api.MountConfigInput{DefaultLeaseTTL: "4s", MaxLeaseTTL: "4s"}}))
+	_, err := c.Logical().Write(mount+"/roles/otp", map[string]any{"key_type": "otp", "default_user": "app", "cidr_list": "127.0.0.0/8"})
+	must(t, err)
+	dir := t.TempDir()
+	tc := tmpl(dir, "otp", fmt.Sprintf(`{{ with secret "%s/creds/otp" "ip=127.0.0.1" }}{{ .Data.key }} {{ .LeaseDuration }} {{ .Renewable }}{{ end }}`, mount))
+	cfg := config.DefaultTemplateConfig()
+	cfg.LeaseRenewalThreshold = 0.5
+	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	waitReady(t, r.m)
+	first := read(tc.Destination)
+	if !strings.HasSuffix(first, " 4 false") {
+		t.Fatalf("rendered %q, want a 4s non-renewable lease", first)
+	}
+	eventually(t, "a new credential before the lease ends", func() bool {
+		now := read(tc.Destination)
+		return now != "" && now != first
+	})
+}
+
+// A re-login changes the token, nothing else: no fetch, no render.
+func TestTokenChangeFetchesNothing(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"k": "v"})
+	proxy := newCounting(t)
+	cl := &switching{clients: clients{addr: proxy.url}}
+	dir := t.TempDir()
+	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
+	r := run(t, Options{Templates: []config.Template{tc}, Clients: cl})
+	waitReady(t, r.m)
+	fi1, _ := os.Stat(tc.Destination)
+	s, err := srv.Client.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"root"}})
+	must(t, err)
+	cl.set(s.Auth.ClientToken) // what a re-login does
+	time.Sleep(500 * time.Millisecond)
+	if n := proxy.count(v2 + "/data/app"); n != 1 {
+		t.Errorf("the secret was fetched %d times, want 1", n)
+	}
+	fi2, _ := os.Stat(tc.Destination)
+	if !fi1.ModTime().Equal(fi2.ModTime()) {
+		t.Error("the destination was rewritten after a token change")
+	}
+}
+
+type switching struct {
+	clients
+	mu  sync.Mutex
+	tok string
+}
+
+func (s *switching) set(tok string) { s.mu.Lock(); s.tok = tok; s.mu.Unlock() }
+
+func (s *switching) Client() (*api.Client, error) {
+	c, err := s.clients.Client()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok != "" {
+		c.SetToken(s.tok)
+	}
+	return c, nil
+}
