@@ -25,9 +25,3 @@ func (b *brain) set(key string, r result) {
 	defer b.mu.Unlock()
 	b.m[key] = &r
 }
-
-func (b *brain) forget(key string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.m, key)
-}
