@@ -69,6 +69,11 @@ type unitState struct {
 	fails    int
 	retryAt  time.Time
 	lastErr  error
+	// firstChange and holdUntil implement wait { min, max }: after a
+	// change the render waits for min of quiet, but no longer than max
+	// after the first change.
+	firstChange time.Time
+	holdUntil   time.Time
 }
 
 // dep is a fetched query, its users and when it needs attention.
@@ -184,9 +189,10 @@ func (m *Manager) renderDirty(ctx context.Context) error {
 	now := m.o.Now()
 	for i, u := range m.units {
 		st := &m.state[i]
-		if !st.dirty || now.Before(st.retryAt) {
+		if !st.dirty || now.Before(st.retryAt) || now.Before(st.holdUntil) {
 			continue
 		}
+		st.firstChange, st.holdUntil = time.Time{}, time.Time{}
 		err := m.renderUnit(ctx, i, u)
 		if ctx.Err() != nil {
 			return nil
@@ -351,8 +357,12 @@ func (m *Manager) nextWake() time.Time {
 		}
 	}
 	for _, st := range m.state {
-		if st.dirty && st.retryAt.Before(next) {
-			next = st.retryAt
+		at := st.retryAt
+		if st.holdUntil.After(at) {
+			at = st.holdUntil
+		}
+		if st.dirty && at.Before(next) {
+			next = at
 		}
 	}
 	return next
@@ -424,8 +434,26 @@ func (m *Manager) renew(ctx context.Context, d *dep, old result) bool {
 func (m *Manager) markUsers(d *dep) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now := m.o.Now()
 	for i := range d.users {
-		m.state[i].dirty = true
+		st := &m.state[i]
+		st.dirty = true
+		w := m.units[i].cfg.Wait
+		if w.Min <= 0 || !st.rendered {
+			continue
+		}
+		// consul-template's quiescence: max defaults to 4 × min.
+		maxWait := w.Max
+		if maxWait <= 0 {
+			maxWait = 4 * w.Min
+		}
+		if st.firstChange.IsZero() {
+			st.firstChange = now
+		}
+		st.holdUntil = now.Add(w.Min)
+		if limit := st.firstChange.Add(maxWait); st.holdUntil.After(limit) {
+			st.holdUntil = limit
+		}
 	}
 }
 

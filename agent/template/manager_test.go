@@ -541,3 +541,26 @@ func (s *switching) Client() (*api.Client, error) {
 	}
 	return c, nil
 }
+
+// wait { min }: a change is rendered only after min without another one.
+func TestWaitQuiescence(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"k": "0"})
+	dir := t.TempDir()
+	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
+	tc.Wait = config.Wait{Min: 4 * time.Second, Max: 60 * time.Second}
+	cfg := config.DefaultTemplateConfig()
+	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
+	run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	eventually(t, "first render", func() bool { return read(tc.Destination) == "0" })
+	// Changes every 200ms: none is written while they keep coming (min is
+	// far longer than the burst, so a slow machine does not matter).
+	for i := 1; i <= 5; i++ {
+		putV2(t, v2, "app", map[string]any{"k": fmt.Sprint(i)})
+		time.Sleep(200 * time.Millisecond)
+		if got := read(tc.Destination); got != "0" {
+			t.Fatalf("rendered %q during a burst of changes", got)
+		}
+	}
+	eventually(t, "the last value after the quiet period", func() bool { return read(tc.Destination) == "5" })
+}
