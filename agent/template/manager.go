@@ -403,7 +403,7 @@ func (m *Manager) refreshDue(ctx context.Context) {
 		}
 		m.brain.set(d.q.key, r)
 		m.schedule(d.q.key, r)
-		if !reflect.DeepEqual(old.value, r.value) {
+		if !sameValue(old.value, r.value) {
 			m.markUsers(d)
 		}
 	}
@@ -495,6 +495,17 @@ func (m *Manager) onFileEvent(ev fsnotify.Event) {
 			m.state[i].dirty = true
 		}
 	}
+}
+
+// sameValue compares what templates can see of two results; a Secret's
+// request id changes at every read and is not a change.
+func sameValue(a, b any) bool {
+	sa, okA := a.(*Secret)
+	sb, okB := b.(*Secret)
+	if okA && okB {
+		return reflect.DeepEqual(sa.Data, sb.Data) && sa.LeaseID == sb.LeaseID && sa.LeaseDuration == sb.LeaseDuration
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 func backoff(minD, maxD time.Duration, n int) time.Duration {

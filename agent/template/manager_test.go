@@ -564,3 +564,21 @@ func TestWaitQuiescence(t *testing.T) {
 	}
 	eventually(t, "the last value after the quiet period", func() bool { return read(tc.Destination) == "5" })
 }
+
+func TestSameValue(t *testing.T) {
+	a := &Secret{RequestID: "1", Data: map[string]any{"k": "v"}}
+	tests := map[string]struct {
+		b    any
+		want bool
+	}{
+		"only the request id differs": {&Secret{RequestID: "2", Data: map[string]any{"k": "v"}}, true},
+		"data differs":                {&Secret{RequestID: "1", Data: map[string]any{"k": "w"}}, false},
+		"new lease":                   {&Secret{RequestID: "1", LeaseID: "l2", Data: map[string]any{"k": "v"}}, false},
+		"not a secret":                {[]string{"a"}, false},
+	}
+	for name, tc := range tests {
+		if got := sameValue(a, tc.b); got != tc.want {
+			t.Errorf("%s: sameValue = %v, want %v", name, got, tc.want)
+		}
+	}
+}
