@@ -50,6 +50,7 @@ demo: vault build
 
 ## bench: speed and memory against the reference programs, measured in the same run
 bench: vault build
+	$(GO) run ./test/bench -bin $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## lint: gofmt, go vet, staticcheck
