@@ -56,7 +56,112 @@ func run(binDir string) error {
 	otp, _ := creds.Data["key"].(string)
 	fmt.Printf("    Vault issued an OTP (%d characters; the demo does not print secrets)\n", len(otp))
 
-	return verifyOTP(srv, binDir, mount, otp)
+	if err := verifyOTP(srv, binDir, mount, otp); err != nil {
+		return err
+	}
+	return agentDemo(srv, binDir)
+}
+
+// agentDemo runs latchkey-agent once (exit_after_auth), as a Packer build
+// or cloud-init would: AppRole login, a token sink, a rendered config file.
+func agentDemo(srv *vaulttest.Server, binDir string) error {
+	c := srv.Client
+	step("latchkey-agent: enabling AppRole and a KV v2 secret at secret/app/web/rds")
+	if err := c.Sys().EnableAuthWithOptions("approle", &api.EnableAuthOptions{Type: "approle"}); err != nil {
+		return err
+	}
+	if err := c.Sys().PutPolicy("web", `path "secret/data/app/web/*" { capabilities = ["read"] }`); err != nil {
+		return err
+	}
+	if _, err := c.Logical().Write("auth/approle/role/web", map[string]any{"token_policies": "web", "token_ttl": "1h"}); err != nil {
+		return err
+	}
+	if _, err := c.Logical().Write("secret/data/app/web/rds", map[string]any{"data": map[string]any{"username": "web", "password": "demo-password"}}); err != nil {
+		return err
+	}
+	roleID, err := c.Logical().Read("auth/approle/role/web/role-id")
+	if err != nil {
+		return err
+	}
+	secretID, err := c.Logical().Write("auth/approle/role/web/secret-id", nil)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "latchkey-demo-agent-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p := func(n string) string { return filepath.Join(dir, n) }
+	if err := os.WriteFile(p("role-id"), []byte(roleID.Data["role_id"].(string)), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p("secret-id"), []byte(secretID.Data["secret_id"].(string)), 0o600); err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf(`vault {
+  address = %q
+}
+auto_auth {
+  method "approle" {
+    config = {
+      role_id_file_path   = %q
+      secret_id_file_path = %q
+    }
+  }
+  sink "file" {
+    config = {
+      path = %q
+      mode = 0640
+    }
+  }
+}
+exit_after_auth = true
+template {
+  contents    = "DB_USER={{ with secret \"secret/app/web/rds\" }}{{ .Data.data.username }}\nDB_PASSWORD={{ .Data.data.password }}{{ end }}\n"
+  destination = %q
+  perms       = 0600
+}
+latchkey {
+  state_dir = %q
+}
+`, srv.Addr, p("role-id"), p("secret-id"), p("token"), p("app.env"), p("state"))
+	if err := os.WriteFile(p("agent.hcl"), []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("    agent config %s (Vault Agent's format):\n%s", p("agent.hcl"), indent(cfg))
+	agent, err := filepath.Abs(filepath.Join(binDir, "latchkey-agent"))
+	if err != nil {
+		return err
+	}
+	step("latchkey-agent -config %s   (exit_after_auth: log in, write the sink, render, exit)", p("agent.hcl"))
+	cmd := exec.Command(agent, "-config", p("agent.hcl"), "-log-format", "standard")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := cmd.CombinedOutput()
+	fmt.Print(indent(string(out)))
+	if err != nil {
+		return fmt.Errorf("latchkey-agent: %w", err)
+	}
+	for _, f := range []string{"token", "app.env"} {
+		fi, err := os.Stat(p(f))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("    %s written, mode %v\n", p(f), fi.Mode().Perm())
+	}
+	env, err := os.ReadFile(p("app.env"))
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(env), "DB_PASSWORD=demo-password") {
+		return fmt.Errorf("app.env does not hold the secret")
+	}
+	fmt.Println("    app.env holds DB_USER and DB_PASSWORD from Vault (not printed: it is a secret).")
+	if _, err := os.Stat(p("secret-id")); err == nil {
+		return fmt.Errorf("the secret id file was not removed after reading")
+	}
+	fmt.Println("    The secret id file was removed after the login, as Vault Agent does.")
+	return nil
 }
 
 // verifyOTP checks the OTP the way sshd's PAM stack would: it runs the built
