@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"reflect"
@@ -246,6 +247,13 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 	client, err := vaultclient.New(vc)
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
+	}
+	// template_config { max_connections_per_host } bounds connections to
+	// Vault; every clone (renderers included) shares this transport.
+	if n := cfg.TemplateConfig.MaxConnectionsPerHost; n > 0 {
+		if t, ok := client.CloneConfig().HttpClient.Transport.(*http.Transport); ok {
+			t.MaxConnsPerHost = n
+		}
 	}
 	a := cfg.AutoAuth
 	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv})

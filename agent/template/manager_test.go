@@ -582,3 +582,27 @@ func TestSameValue(t *testing.T) {
 		}
 	}
 }
+
+// A failing command is logged and runs again at the next change; the
+// template counts as rendered and nothing stops.
+func TestFailingCommandRetriedOnNextChange(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"k": "one"})
+	dir := t.TempDir()
+	count := filepath.Join(dir, "count")
+	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
+	tc.Exec = &config.Exec{Command: []string{"/bin/sh", "-c", "echo x >> " + count + "; exit 3"}, Timeout: 10 * time.Second}
+	cfg := config.DefaultTemplateConfig()
+	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
+	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	waitReady(t, r.m)
+	eventually(t, "the command ran once", func() bool { return read(count) == "x\n" })
+	putV2(t, v2, "app", map[string]any{"k": "two"})
+	eventually(t, "the command ran again after the change", func() bool { return read(count) == "x\nx\n" })
+	select {
+	case err := <-r.done:
+		t.Fatalf("the manager stopped: %v", err)
+		r.done <- err
+	default:
+	}
+}

@@ -301,3 +301,59 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("exit_after_auth wrote no sink: %v", err)
 	}
 }
+
+// `render` logs in, renders one template and prints it, secrets masked
+// unless -show-secrets; -dry-run writes nothing.
+func TestRenderSubcommand(t *testing.T) {
+	dir := t.TempDir()
+	if err := srv.Client.Sys().Mount("render-kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Client.Logical().Write("render-kv/data/app", map[string]any{"data": map[string]any{"password": "hunter2"}}); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := approleConfig(t, dir, "approle-render", "")
+	b, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(dir, "app.env")
+	cfg := filepath.Join(dir, "render.hcl")
+	write(t, cfg, string(b)+fmt.Sprintf("template {\n  contents = \"PW={{ with secret \\\"render-kv/app\\\" }}{{ .Data.data.password }}{{ end }}\"\n  destination = %q\n}\n", dest))
+	// The role's default policy cannot read the secret: give it one that can.
+	if err := srv.Client.Sys().PutPolicy("render", `path "render-kv/data/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Client.Logical().Write("auth/approle-render/role/web", map[string]any{"token_ttl": "1h", "token_policies": "render"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"render", "-config", cfg, "-template", dest, "-dry-run"}, "PW=<redacted>"},
+		{[]string{"render", "-config", cfg, "-template", "1", "-dry-run", "-show-secrets"}, "PW=hunter2"},
+	} {
+		// Each run logs in with a fresh secret id (the file is removed after reading).
+		sid, err := srv.Client.Logical().Write("auth/approle-render/role/web/secret-id", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(dir, "secret-id"), sid.Data["secret_id"].(string))
+		cmd := agentCmd(tc.args)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%v: %v\n%s", tc.args, err, stderr.String())
+		}
+		if stdout.String() != tc.want {
+			t.Errorf("%v printed %q, want %q", tc.args, stdout.String(), tc.want)
+		}
+		if strings.Contains(stderr.String(), "hunter2") {
+			t.Errorf("the secret reached the log: %s", stderr.String())
+		}
+	}
+	if _, err := os.Stat(dest); err == nil {
+		t.Error("a dry run wrote the destination")
+	}
+}

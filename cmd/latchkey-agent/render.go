@@ -60,9 +60,12 @@ func (a afterLogin) Run(ctx context.Context) error {
 }
 
 // staticClients serves one token (the render subcommand's own login).
-type staticClients struct{ c *api.Client }
+type staticClients struct {
+	c     *api.Client
+	token string
+}
 
-func (s staticClients) Client() (*api.Client, error) { return s.c.Clone() }
+func (s staticClients) Client() (*api.Client, error) { return auth.Clone(s.c, s.token, "") }
 func (s staticClients) PermissionDenied()            {}
 
 // render is `latchkey-agent render -config ... -template NAME [-dry-run]
@@ -113,24 +116,22 @@ func render(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	login, err := client.Clone()
+	var token string
+	login, err := auth.Clone(client, "", cfg.AutoAuth.Method.Namespace)
 	if err == nil {
-		if ns := cfg.AutoAuth.Method.Namespace; ns != "" {
-			login.SetNamespace(ns)
-		}
 		var s *api.Secret
 		if s, err = method.Login(ctx, login); err == nil && (s == nil || s.Auth == nil) {
 			err = errors.New("login response holds no token")
 		}
 		if err == nil {
-			client.SetToken(s.Auth.ClientToken)
+			token = s.Auth.ClientToken
 		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: login: %v\n", err)
 		return exitAuth
 	}
-	m, err := template.New(template.Options{Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: staticClients{client}, Logger: log})
+	m, err := template.New(template.Options{Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: staticClients{client, token}, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
 		return exitConfig
