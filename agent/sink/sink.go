@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/user"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/internal/atomicfile"
+	"github.com/latchkey/latchkey/internal/owner"
 )
 
 // File is one file sink.
@@ -38,24 +37,12 @@ func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
 	f := &File{Config: c, Client: client, Logger: log, MinBackoff: time.Second, MaxBackoff: time.Minute, uid: -1, gid: -1}
 	var err error
 	if c.Owner != "" {
-		if f.uid, err = lookupID(c.Owner, func(n string) (string, error) {
-			u, err := user.Lookup(n)
-			if err != nil {
-				return "", err
-			}
-			return u.Uid, nil
-		}); err != nil {
+		if f.uid, err = owner.UID(c.Owner); err != nil {
 			return nil, fmt.Errorf("%s: sink %s: owner %q: %w", where(c), c.Path, c.Owner, err)
 		}
 	}
 	if c.Group != "" {
-		if f.gid, err = lookupID(c.Group, func(n string) (string, error) {
-			g, err := user.LookupGroup(n)
-			if err != nil {
-				return "", err
-			}
-			return g.Gid, nil
-		}); err != nil {
+		if f.gid, err = owner.GID(c.Group); err != nil {
 			return nil, fmt.Errorf("%s: sink %s: group %q: %w", where(c), c.Path, c.Group, err)
 		}
 	}
@@ -65,17 +52,6 @@ func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
 // where is the sink stanza's file:line:col.
 func where(c config.Sink) string {
 	return fmt.Sprintf("%s:%d:%d", c.Range.Filename, c.Range.Start.Line, c.Range.Start.Column)
-}
-
-func lookupID(s string, byName func(string) (string, error)) (int, error) {
-	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-		return n, nil
-	}
-	id, err := byName(s)
-	if err != nil {
-		return -1, err
-	}
-	return strconv.Atoi(id)
 }
 
 // Write writes token to the sink once: wrapped first when wrap_ttl is set.

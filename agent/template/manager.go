@@ -108,7 +108,7 @@ func New(o Options) (*Manager, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, _, err := owner(t); err != nil {
+		if _, _, err := ownerOf(t); err != nil {
 			return nil, err
 		}
 		m.units = append(m.units, u)

@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"syscall"
 
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/internal/atomicfile"
+	"github.com/latchkey/latchkey/internal/owner"
 )
 
 // defaultPerms is the mode of a new destination without perms (Vault
@@ -21,19 +20,13 @@ const defaultPerms = 0o644
 
 // owner resolves a template's user/uid and group/gid to ids; -1 means "not
 // set".
-func owner(c config.Template) (uid, gid int, err error) {
+func ownerOf(c config.Template) (uid, gid int, err error) {
 	uid, gid = -1, -1
 	switch {
 	case c.UID != nil:
 		uid = *c.UID
 	case c.User != "":
-		if uid, err = lookup(c.User, func(n string) (string, error) {
-			u, err := user.Lookup(n)
-			if err != nil {
-				return "", err
-			}
-			return u.Uid, nil
-		}); err != nil {
+		if uid, err = owner.UID(c.User); err != nil {
 			return -1, -1, fmt.Errorf("template %s: user %q: %w", c.Destination, c.User, err)
 		}
 	}
@@ -41,28 +34,11 @@ func owner(c config.Template) (uid, gid int, err error) {
 	case c.GID != nil:
 		gid = *c.GID
 	case c.Group != "":
-		if gid, err = lookup(c.Group, func(n string) (string, error) {
-			g, err := user.LookupGroup(n)
-			if err != nil {
-				return "", err
-			}
-			return g.Gid, nil
-		}); err != nil {
+		if gid, err = owner.GID(c.Group); err != nil {
 			return -1, -1, fmt.Errorf("template %s: group %q: %w", c.Destination, c.Group, err)
 		}
 	}
 	return uid, gid, nil
-}
-
-func lookup(s string, byName func(string) (string, error)) (int, error) {
-	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-		return n, nil
-	}
-	id, err := byName(s)
-	if err != nil {
-		return -1, err
-	}
-	return strconv.Atoi(id)
 }
 
 // write puts content at the template's destination when it differs from
@@ -73,7 +49,7 @@ func lookup(s string, byName func(string) (string, error)) (int, error) {
 // With backup, the previous content is kept as <destination>.bak.
 func write(c config.Template, content []byte) (bool, error) {
 	dest := c.Destination
-	uid, gid, err := owner(c)
+	uid, gid, err := ownerOf(c)
 	if err != nil {
 		return false, err
 	}
