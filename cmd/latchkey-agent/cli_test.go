@@ -163,6 +163,8 @@ func (n *notifySocket) count() int {
 func agentCmd(args []string, env ...string) *exec.Cmd {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "VAULT_ADDR=" + srv.Addr}, env...)
+	// Should the test binary die (a timeout), the agent dies with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
 
@@ -277,7 +279,11 @@ func TestExitCodes(t *testing.T) {
 	write(t, filepath.Join(dir, "m.hcl"), "auto_auth {\n  method \"approle\" {\n  }\n}\n")
 	write(t, filepath.Join(dir, "o.hcl"), strings.Replace(string(b), "\n      path = ", "\n      owner = \"no-such-user-latchkey\"\n      path = ", 1))
 	// A template whose secret does not exist, one retry, exit_on_retry_failure.
-	write(t, filepath.Join(dir, "t.hcl"), string(b)+fmt.Sprintf("vault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate_config {\n  exit_on_retry_failure = true\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", filepath.Join(dir, "t.out")))
+	// It logs in with its own token file: the approle configs above share
+	// one secret id file, which a login removes.
+	rootToken := filepath.Join(dir, "root-token")
+	write(t, rootToken, srv.RootToken)
+	write(t, filepath.Join(dir, "t.hcl"), fmt.Sprintf("auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\nlatchkey {\n  state_dir = %q\n}\nvault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate_config {\n  exit_on_retry_failure = true\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", rootToken, filepath.Join(dir, "t-state"), filepath.Join(dir, "t.out")))
 	write(t, filepath.Join(dir, "ts.hcl"), string(b)+fmt.Sprintf("template {\n  contents = \"{{ with secret }}\"\n  destination = %q\n}\n", filepath.Join(dir, "ts.out")))
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
