@@ -28,8 +28,14 @@ func helpers(now func() time.Time) gotemplate.FuncMap {
 			}
 			return string(v), nil
 		},
-		"base64Encode":    func(s string) (string, error) { return base64.StdEncoding.EncodeToString([]byte(s)), nil },
-		"base64URLDecode": func(s string) (string, error) { v, err := base64.URLEncoding.DecodeString(s); return string(v), err },
+		"base64Encode": func(s string) (string, error) { return base64.StdEncoding.EncodeToString([]byte(s)), nil },
+		"base64URLDecode": func(s string) (string, error) {
+			v, err := base64.URLEncoding.DecodeString(s)
+			if err != nil {
+				return "", fmt.Errorf("base64URLDecode: %w", err)
+			}
+			return string(v), nil
+		},
 		"base64URLEncode": func(s string) (string, error) { return base64.URLEncoding.EncodeToString([]byte(s)), nil },
 		"contains":        func(v, l any) (bool, error) { return in(l, v) },
 		"in":              in,
@@ -79,9 +85,37 @@ func helpers(now func() time.Time) gotemplate.FuncMap {
 			}
 			return v, nil
 		},
-		"parseBool":  func(s string) (bool, error) { return strconv.ParseBool(s) },
-		"parseInt":   func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) },
-		"parseFloat": func(s string) (float64, error) { return strconv.ParseFloat(s, 64) },
+		// An empty string parses as the zero value, as in consul-template.
+		"parseBool": func(s string) (bool, error) {
+			if s == "" {
+				return false, nil
+			}
+			v, err := strconv.ParseBool(s)
+			if err != nil {
+				return false, fmt.Errorf("parseBool: %w", err)
+			}
+			return v, nil
+		},
+		"parseInt": func(s string) (int64, error) {
+			if s == "" {
+				return 0, nil
+			}
+			v, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parseInt: %w", err)
+			}
+			return v, nil
+		},
+		"parseFloat": func(s string) (float64, error) {
+			if s == "" {
+				return 0, nil
+			}
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parseFloat: %w", err)
+			}
+			return v, nil
+		},
 		"timestamp": func(s ...string) (string, error) {
 			switch len(s) {
 			case 0:
@@ -108,6 +142,9 @@ func helpers(now func() time.Time) gotemplate.FuncMap {
 			}
 			return strings.Join(out, "\n"), nil
 		},
+	}
+	for k, v := range moreHelpers() {
+		fm[k] = v
 	}
 	// sprig, prefixed as consul-template exposes it.
 	for k, v := range sprig.HermeticTxtFuncMap() {
@@ -144,7 +181,8 @@ func in(l, v any) (bool, error) {
 					}
 				}
 			case reflect.String:
-				if vv.Kind() == reflect.String && vv.String() == e.String() {
+				// Same type, not just both strings, as consul-template.
+				if vv.IsValid() && vv.Type() == e.Type() && vv.String() == e.String() {
 					return true, nil
 				}
 			}

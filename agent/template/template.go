@@ -49,7 +49,7 @@ func (u *unit) parse(text string, funcs gotemplate.FuncMap, stub bool) (*gotempl
 		for k := range helpers(time.Now) {
 			funcs[k] = func(...any) (any, error) { return nil, nil }
 		}
-		for _, k := range []string{"secret", "secrets", "pkiCert", "file"} {
+		for _, k := range []string{"secret", "secrets", "pkiCert", "file", "scratch", "executeTemplate"} {
 			funcs[k] = func(...any) (any, error) { return nil, nil }
 		}
 	}
@@ -149,6 +149,10 @@ func (u *unit) execute(b *brain, now func() time.Time, mask bool) execution {
 		}
 		return string(c), nil
 	}
+	sc := &scratch{values: map[string]any{}}
+	funcs["scratch"] = func() *scratch { return sc }
+	var t *gotemplate.Template
+	funcs["executeTemplate"] = executeTemplateFunc(&t)
 	t, err := u.parse(u.text, funcs, false)
 	if err != nil {
 		ex.err = err
@@ -188,6 +192,14 @@ func secretStrings(v any) []string {
 	walk = func(x any) {
 		switch t := x.(type) {
 		case *Secret:
+			// A KV v2 secret's metadata (version numbers, times) is not
+			// secret; replacing a version "1" everywhere made errors unreadable.
+			if d, ok := t.Data["data"]; ok {
+				if _, ok := t.Data["metadata"]; ok {
+					walk(d)
+					return
+				}
+			}
 			walk(t.Data)
 		case *PemEncoded:
 			out = append(out, t.Key, t.Cert)

@@ -56,6 +56,25 @@ version={{ .Data.metadata.version }}
 {{ (.Data.data.blob | parseJSON).nested.x }}
 {{ .Data.data.username | sprig_upper }} {{ "  x  " | trimSpace }} {{ env "LATCHKEY_DIFF_ENV" }}
 {{- end }}`,
+	// the rest of consul-template's helpers (agent/template/funcs_more.go).
+	"helpers-more.txt": `{{ define "inner" }}[{{ . }}]{{ end -}}
+{{ with secret "app-kv2/app/rds" -}}
+{{ .Data.data.username | toTitle }} {{ .Data.data.password | sha256Hex }} {{ .Data.data.password | md5sum }} {{ hmacSHA256Hex .Data.data.password "k" }}
+{{ .Data.data.hosts | regexReplaceAll "db([0-9])" "node-$1" }} {{ .Data.data.hosts | regexMatch "^db" }}
+{{ "xxhixx" | trim "x" }} {{ envOrDefault "LATCHKEY_NOPE" "dflt" }} {{ mustEnv "LATCHKEY_DIFF_ENV" }}
+{{ .Data.data | toTOML }}
+{{ .Data.data | toUnescapedJSON }}
+{{ .Data.data.blob | parseJSON | toUnescapedJSONPretty }}
+{{ "a=1,b=2, c" | splitToMap "," "=" }}
+{{ add 1 2 }} {{ 10 | subtract 3 }} {{ multiply 2 2.5 }} {{ 7 | divide 2 }} {{ 7 | modulo 3 }} {{ minimum 3 1 }} {{ maximum 3 1.5 }} {{ add 1 (.Data.data.port | print | parseInt) }}
+{{ range loop 3 }}{{ . }},{{ end }} {{ range loop 5 8 }}{{ . }}{{ end }}
+{{ parseInt "" }} {{ parseBool "" }} {{ parseFloat "" }} {{ parseUint "42" }} {{ (parseYAML "a: [1, 2]").a }}
+{{ scratch.Set "k" "v" }}{{ scratch.Get "k" }} {{ scratch.MapSet "m" "b" 2 }}{{ scratch.MapSet "m" "a" 1 }}{{ scratch.MapValues "m" }} {{ scratch.Key "zz" }}
+{{ executeTemplate "inner" "dot" }} {{ executeTemplate "inner" }}
+{{ containsAll (sprig_list "db1" "db2") (.Data.data.hosts | split ",") }} {{ containsNone (sprig_list "zz") (.Data.data.hosts | split ",") }} {{ in (.Data.data.hosts | split ",") "db3" }}
+{{ explodeMap (sprig_dict "a/b" "1" "a/c" "2") }} {{ mergeMap (sprig_dict "a" "1") (sprig_dict "a" "2" "b" "3") }} {{ mergeMapWithOverride (sprig_dict "a" "1") (sprig_dict "a" "2" "b" "3") }}
+{{ "line1\nline2" | indent 2 }}
+{{- end }}`,
 	"list.txt": `{{ range secrets "app-kv2/app/" }}{{ . }}
 {{ end }}`,
 	"missing-key.txt": `{{ with secret "app-kv2/app/rds" }}[{{ .Data.data.nope }}]{{ end }}`,
@@ -142,6 +161,14 @@ func TestSameOutputAsVaultAgent(t *testing.T) {
 		must(t, err)
 		if string(a) != string(b) {
 			t.Errorf("%s differs\nlatchkey:\n%s\nvault agent:\n%s", name, a, b)
+		}
+	}
+	// Identical could also mean both empty: check a line of each kind.
+	more, _ := os.ReadFile(filepath.Join(ours, "helpers-more.txt"))
+	for _, want := range []string{"3 7 5 3 1 1 3 5433\n0,1,2, 567\n", "0 false 0 42 [1 2]\n", "[dot] [<no value>]\n",
+		"map[a:map[b:1 c:2]] map[a:1 b:3] map[a:2 b:3]\n", "dflt from-env\n"} {
+		if !strings.Contains(string(more), want) {
+			t.Errorf("helpers-more.txt lacks %q:\n%s", want, more)
 		}
 	}
 	if got, _ := os.ReadFile(filepath.Join(ours, "missing-key.txt")); string(got) != "[<no value>]" {
