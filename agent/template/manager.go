@@ -238,12 +238,15 @@ func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
 			if ex.err != nil {
 				return ex.err
 			}
-			changed, err := write(u.cfg, ex.out)
+			wrote, changed, err := write(u.cfg, ex.out)
 			if err != nil {
 				return err
 			}
 			if m.watcher != nil {
 				m.watcher.Add(filepath.Dir(u.cfg.Destination)) // idempotent
+			}
+			if wrote && !changed {
+				m.o.Logger.Info("restored mode and owner", zap.String("template", u.name))
 			}
 			if changed {
 				m.o.Logger.Info("rendered", zap.String("template", u.name))

@@ -299,6 +299,15 @@ func TestModeOwnerBackupAndCommand(t *testing.T) {
 	}
 	check()
 	eventually(t, "command after the first render", func() bool { return read(marker) == "x\n" })
+	// Someone loosens the mode and takes the file: put back (fsnotify sees
+	// the chmod), without a change of content and so without the command.
+	must(t, os.Chmod(dest, 0o666))
+	must(t, os.Chown(dest, 0, 0))
+	eventually(t, "mode and owner restored", func() bool {
+		fi, err := os.Stat(dest)
+		st := fi.Sys().(*syscall.Stat_t)
+		return err == nil && fi.Mode().Perm() == 0o600 && st.Uid == 65534 && st.Gid == 65534
+	})
 	time.Sleep(600 * time.Millisecond) // several refreshes without a change
 	if read(marker) != "x\n" {
 		t.Errorf("command ran without a change: %q", read(marker))

@@ -42,16 +42,18 @@ func ownerOf(c config.Template) (uid, gid int, err error) {
 }
 
 // write puts content at the template's destination when it differs from
-// what is there — content, mode or owner — and reports whether it wrote.
+// what is there — content, mode or owner — and reports whether it wrote
+// and whether the content changed (a missing file counts as changed); a
+// write that only restored mode or owner is not a change for the command.
 // The write is atomic (a bind-mounted destination is written in place
 // instead, since rename cannot replace it), keeps an explicit mode and
 // owner whatever the umask, and leaves the previous file intact on error.
 // With backup, the previous content is kept as <destination>.bak.
-func write(c config.Template, content []byte) (bool, error) {
+func write(c config.Template, content []byte) (wrote, changed bool, err error) {
 	dest := c.Destination
 	uid, gid, err := ownerOf(c)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	mode := os.FileMode(defaultPerms)
 	old, statErr := os.Stat(dest)
@@ -63,30 +65,30 @@ func write(c config.Template, content []byte) (bool, error) {
 		mode = *c.Perms
 	}
 	if statErr != nil && !errors.Is(statErr, fs.ErrNotExist) {
-		return false, fmt.Errorf("destination %s: %w", dest, statErr)
+		return false, false, fmt.Errorf("destination %s: %w", dest, statErr)
 	}
 	var prev []byte
 	if exists {
 		prev, _ = os.ReadFile(dest)
 		if bytes.Equal(prev, content) && old.Mode().Perm() == mode && ownedBy(old, uid, gid) {
-			return false, nil
+			return false, false, nil
 		}
 	}
 	if c.CreateDestDirs {
 		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-			return false, fmt.Errorf("create directory of %s: %w", dest, err)
+			return false, false, fmt.Errorf("create directory of %s: %w", dest, err)
 		}
 	}
 	if c.Backup && exists && !bytes.Equal(prev, content) {
 		if err := atomicfile.WriteFile(dest+".bak", prev, atomicfile.Options{Mode: old.Mode().Perm(), UID: -1, GID: -1}); err != nil {
-			return false, fmt.Errorf("backup of %s: %w", dest, err)
+			return false, false, fmt.Errorf("backup of %s: %w", dest, err)
 		}
 	}
 	opts := atomicfile.Options{Mode: mode, UID: uid, GID: gid, InPlaceFallback: true}
 	if err := atomicfile.WriteFile(dest, content, opts); err != nil {
-		return false, fmt.Errorf("write %s: %w", dest, err)
+		return false, false, fmt.Errorf("write %s: %w", dest, err)
 	}
-	return true, nil
+	return true, !exists || !bytes.Equal(prev, content), nil
 }
 
 func ownedBy(fi os.FileInfo, uid, gid int) bool {
