@@ -427,6 +427,13 @@ func (m *Manager) renew(ctx context.Context, d *dep, old result) bool {
 		return false
 	}
 	got := time.Duration(s.LeaseDuration) * time.Second
+	if got < old.lease {
+		// Vault capped the renewal (max_ttl ahead): renewing again would
+		// only shrink it further, so treat what is left like a
+		// non-renewable lease — fetched again at lease_renewal_threshold
+		// of it, before the credentials expire under the application.
+		old.renewable = false
+	}
 	old.lease, old.fetched = got, m.o.Now()
 	m.brain.set(d.q.key, old)
 	m.schedule(d.q.key, old)

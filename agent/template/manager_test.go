@@ -43,11 +43,13 @@ func newCounting(t *testing.T) *counting {
 	c := &counting{gets: map[string]int{}}
 	target, _ := url.Parse(srv.Addr)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
 		if r.Method == http.MethodGet {
-			c.mu.Lock()
 			c.gets[r.URL.Path]++
-			c.mu.Unlock()
+		} else {
+			c.gets[r.Method+" "+r.URL.Path]++
 		}
+		c.mu.Unlock()
 		body, _ := io.ReadAll(r.Body)
 		req, _ := http.NewRequest(r.Method, target.String()+r.URL.RequestURI(), bytes.NewReader(body))
 		req.Header = r.Header.Clone()
@@ -66,6 +68,13 @@ func newCounting(t *testing.T) *counting {
 	t.Cleanup(hs.Close)
 	c.url = hs.URL
 	return c
+}
+
+// puts counts PUT and POST requests to path.
+func (c *counting) puts(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gets["PUT /v1/"+path] + c.gets["POST /v1/"+path]
 }
 
 func (c *counting) count(path string) int {
