@@ -363,3 +363,55 @@ func TestRenderSubcommand(t *testing.T) {
 		t.Error("a dry run wrote the destination")
 	}
 }
+
+// READY=1 waits until every template has rendered once: here one whose
+// secret appears only after the agent started.
+func TestReadyWaitsForRealTemplates(t *testing.T) {
+	dir := t.TempDir()
+	if err := srv.Client.Sys().Mount("ready-kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	rootToken := filepath.Join(dir, "root-token")
+	write(t, rootToken, srv.RootToken)
+	dest := filepath.Join(dir, "app.env")
+	cfg := filepath.Join(dir, "agent.hcl")
+	write(t, cfg, fmt.Sprintf(`auto_auth {
+  method "token_file" {
+    config = {
+      token_file_path = %q
+    }
+  }
+}
+latchkey {
+  state_dir = %q
+}
+template {
+  contents    = "K={{ with secret \"ready-kv/app\" }}{{ .Data.data.k }}{{ end }}"
+  destination = %q
+}
+`, rootToken, filepath.Join(dir, "state"), dest))
+	n := listenNotify(t)
+	cmd := agentCmd([]string{"-config", cfg}, "NOTIFY_SOCKET="+n.path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	n.waitFor(t, "STATUS=authenticated", 0)
+	time.Sleep(500 * time.Millisecond) // the template keeps failing meanwhile
+	n.mu.Lock()
+	for _, m := range n.msgs {
+		if m == "READY=1" {
+			t.Fatalf("READY=1 before the template rendered; stderr:\n%s", stderr.String())
+		}
+	}
+	n.mu.Unlock()
+	if _, err := srv.Client.Logical().Write("ready-kv/data/app", map[string]any{"data": map[string]any{"k": "v"}}); err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(t, "READY=1", 0)
+	if b, _ := os.ReadFile(dest); string(b) != "K=v" {
+		t.Errorf("READY=1 with %s = %q", dest, b)
+	}
+}
