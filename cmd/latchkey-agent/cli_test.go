@@ -415,3 +415,51 @@ template {
 		t.Errorf("READY=1 with %s = %q", dest, b)
 	}
 }
+
+// SIGHUP applies a changed log_level, as Vault Agent's reload does.
+func TestReloadAppliesLogLevel(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _ := approleConfig(t, dir, "approle-loglevel", `log_level = "error"`)
+	n := listenNotify(t)
+	var stderr syncBuffer
+	cmd := agentCmd([]string{"-config", cfg, "-log-format", "json"}, "NOTIFY_SOCKET="+n.path)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	n.waitFor(t, "READY=1", 0)
+	if strings.Contains(stderr.String(), `"level":"info"`) {
+		t.Fatalf("info lines at log_level error:\n%s", stderr.String())
+	}
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, cfg, strings.Replace(string(b), `log_level = "error"`, `log_level = "debug"`, 1))
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	ready := n.waitFor(t, "RELOADING=1", 0)
+	n.waitFor(t, "READY=1", ready)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "reload: log level changed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log level change after SIGHUP:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
