@@ -55,9 +55,7 @@ func TestMain(m *testing.M) {
 func approleConfig(t *testing.T, dir, mount, extra string) (cfgPath, sink string) {
 	t.Helper()
 	c := srv.Client
-	if err := c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "approle"}); err != nil {
-		t.Fatal(err)
-	}
+	srv.EnableAuthT(t, mount, &api.EnableAuthOptions{Type: "approle"})
 	if _, err := c.Logical().Write("auth/"+mount+"/role/web", map[string]any{"token_ttl": "1h"}); err != nil {
 		t.Fatal(err)
 	}
@@ -312,9 +310,7 @@ func TestExitCodes(t *testing.T) {
 // unless -show-secrets; -dry-run writes nothing.
 func TestRenderSubcommand(t *testing.T) {
 	dir := t.TempDir()
-	if err := srv.Client.Sys().Mount("render-kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
-		t.Fatal(err)
-	}
+	srv.MountT(t, "render-kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}})
 	if _, err := srv.Client.Logical().Write("render-kv/data/app", map[string]any{"data": map[string]any{"password": "hunter2"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -368,9 +364,7 @@ func TestRenderSubcommand(t *testing.T) {
 // secret appears only after the agent started.
 func TestReadyWaitsForRealTemplates(t *testing.T) {
 	dir := t.TempDir()
-	if err := srv.Client.Sys().Mount("ready-kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
-		t.Fatal(err)
-	}
+	srv.MountT(t, "ready-kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}})
 	rootToken := filepath.Join(dir, "root-token")
 	write(t, rootToken, srv.RootToken)
 	dest := filepath.Join(dir, "app.env")
