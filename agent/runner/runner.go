@@ -52,6 +52,9 @@ type Runner struct {
 	// NewRenderer renders templates (agent/template plugs in here); nil
 	// makes a config with templates a config error.
 	NewRenderer RendererFactory
+	// OnReload, when set, is called with a configuration a SIGHUP loaded
+	// successfully (the CLI applies its log_level).
+	OnReload func(*config.Config)
 }
 
 // instance is one generation of the running agent (replaced on reload).
@@ -200,6 +203,9 @@ func (r *Runner) reload(ctx context.Context, cur *instance, holder *auth.Holder)
 		r.Logger.Error("reload failed; restarting the previous configuration", zap.Error(err))
 		next, _ = r.start(ctx, cur.cfg, holder, keep, rg)
 		return next
+	}
+	if r.OnReload != nil {
+		r.OnReload(cfg)
 	}
 	if rg != nil {
 		r.Logger.Info("reloaded; templates unchanged, still rendering")

@@ -113,7 +113,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	level := firstNonEmpty(o.logLevel, cfg.LogLevel)
 	format := firstNonEmpty(o.logFormat, cfg.LogFormat)
-	log, flush, err := logging.New(logging.Options{Level: level, Format: format, Output: stderr, File: cfg.LogFile, Identifier: "latchkey-agent"})
+	var atomic zap.AtomicLevel
+	log, flush, err := logging.New(logging.Options{Level: level, Format: format, Output: stderr, File: cfg.LogFile, Identifier: "latchkey-agent", Atomic: &atomic})
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent: logging: %v\n", err)
 		return exitConfig
@@ -126,6 +127,27 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		Getenv:      getenv,
 		Logger:      log,
 		NewRenderer: newRenderer,
+		// A reload applies the file's log_level, unless -log-level pins it
+		// (as Vault Agent's SIGHUP does).
+		OnReload: func(c *config.Config) {
+			if o.logLevel != "" {
+				return
+			}
+			lvl, err := logging.ParseLevel(c.LogLevel)
+			if err != nil {
+				log.Warn("reload: log_level not applied", zap.Error(err))
+				return
+			}
+			// Say so at whichever of the two levels is more verbose.
+			switch {
+			case lvl < atomic.Level():
+				atomic.SetLevel(lvl)
+				log.Info("reload: log level changed", zap.String("log_level", lvl.String()))
+			case lvl > atomic.Level():
+				log.Info("reload: log level changed", zap.String("log_level", lvl.String()))
+				atomic.SetLevel(lvl)
+			}
+		},
 	}
 	err = r.Run(context.Background())
 	switch {

@@ -55,9 +55,7 @@ func TestMain(m *testing.M) {
 func approleConfig(t *testing.T, dir, mount, extra string) (cfgPath, sink string) {
 	t.Helper()
 	c := srv.Client
-	if err := c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "approle"}); err != nil {
-		t.Fatal(err)
-	}
+	srv.EnableAuthT(t, mount, &api.EnableAuthOptions{Type: "approle"})
 	if _, err := c.Logical().Write("auth/"+mount+"/role/web", map[string]any{"token_ttl": "1h"}); err != nil {
 		t.Fatal(err)
 	}
@@ -312,9 +310,7 @@ func TestExitCodes(t *testing.T) {
 // unless -show-secrets; -dry-run writes nothing.
 func TestRenderSubcommand(t *testing.T) {
 	dir := t.TempDir()
-	if err := srv.Client.Sys().Mount("render-kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
-		t.Fatal(err)
-	}
+	srv.MountT(t, "render-kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}})
 	if _, err := srv.Client.Logical().Write("render-kv/data/app", map[string]any{"data": map[string]any{"password": "hunter2"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -363,3 +359,101 @@ func TestRenderSubcommand(t *testing.T) {
 		t.Error("a dry run wrote the destination")
 	}
 }
+
+// READY=1 waits until every template has rendered once: here one whose
+// secret appears only after the agent started.
+func TestReadyWaitsForRealTemplates(t *testing.T) {
+	dir := t.TempDir()
+	srv.MountT(t, "ready-kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}})
+	rootToken := filepath.Join(dir, "root-token")
+	write(t, rootToken, srv.RootToken)
+	dest := filepath.Join(dir, "app.env")
+	cfg := filepath.Join(dir, "agent.hcl")
+	write(t, cfg, fmt.Sprintf(`auto_auth {
+  method "token_file" {
+    config = {
+      token_file_path = %q
+    }
+  }
+}
+latchkey {
+  state_dir = %q
+}
+template {
+  contents    = "K={{ with secret \"ready-kv/app\" }}{{ .Data.data.k }}{{ end }}"
+  destination = %q
+}
+`, rootToken, filepath.Join(dir, "state"), dest))
+	n := listenNotify(t)
+	cmd := agentCmd([]string{"-config", cfg}, "NOTIFY_SOCKET="+n.path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	n.waitFor(t, "STATUS=authenticated", 0)
+	time.Sleep(500 * time.Millisecond) // the template keeps failing meanwhile
+	n.mu.Lock()
+	for _, m := range n.msgs {
+		if m == "READY=1" {
+			t.Fatalf("READY=1 before the template rendered; stderr:\n%s", stderr.String())
+		}
+	}
+	n.mu.Unlock()
+	if _, err := srv.Client.Logical().Write("ready-kv/data/app", map[string]any{"data": map[string]any{"k": "v"}}); err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(t, "READY=1", 0)
+	if b, _ := os.ReadFile(dest); string(b) != "K=v" {
+		t.Errorf("READY=1 with %s = %q", dest, b)
+	}
+}
+
+// SIGHUP applies a changed log_level, as Vault Agent's reload does.
+func TestReloadAppliesLogLevel(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _ := approleConfig(t, dir, "approle-loglevel", `log_level = "error"`)
+	n := listenNotify(t)
+	var stderr syncBuffer
+	cmd := agentCmd([]string{"-config", cfg, "-log-format", "json"}, "NOTIFY_SOCKET="+n.path)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	n.waitFor(t, "READY=1", 0)
+	if strings.Contains(stderr.String(), `"level":"info"`) {
+		t.Fatalf("info lines at log_level error:\n%s", stderr.String())
+	}
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, cfg, strings.Replace(string(b), `log_level = "error"`, `log_level = "debug"`, 1))
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	ready := n.waitFor(t, "RELOADING=1", 0)
+	n.waitFor(t, "READY=1", ready)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "reload: log level changed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log level change after SIGHUP:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -57,9 +57,7 @@ func TestCommandLine(t *testing.T) {
 	good := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = \"ssh\"\naudit = \"off\"\n", srv.Addr))
 	noRoles := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"\"\naudit = \"off\"\n", srv.Addr))
 	mount := "ssh"
-	if err := srv.Client.Sys().Mount(mount, &api.MountInput{Type: "ssh"}); err != nil {
-		t.Fatal(err)
-	}
+	srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
 	tests := map[string]struct {
 		args       []string
 		env        func(string) string
@@ -114,9 +112,7 @@ func TestCommandLine(t *testing.T) {
 func TestBinaryLogin(t *testing.T) {
 	mount := "ssh-bin"
 	c := srv.Client
-	if err := c.Sys().Mount(mount, &api.MountInput{Type: "ssh"}); err != nil {
-		t.Fatal(err)
-	}
+	srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
 	if _, err := c.Logical().Write(mount+"/roles/web", map[string]any{"key_type": "otp", "default_user": "alice", "cidr_list": "127.0.0.0/8"}); err != nil {
 		t.Fatal(err)
 	}

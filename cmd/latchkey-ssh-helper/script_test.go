@@ -32,9 +32,7 @@ import (
 func TestScripts(t *testing.T) {
 	const mount = "ssh-script"
 	c := srv.Client
-	if err := c.Sys().Mount(mount, &api.MountInput{Type: "ssh"}); err != nil {
-		t.Fatal(err)
-	}
+	srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
 	if _, err := c.Logical().Write(mount+"/roles/web", map[string]any{
 		"key_type": "otp", "default_user": "alice", "allowed_users": "alice,bob", "cidr_list": "0.0.0.0/0,::/0",
 	}); err != nil {

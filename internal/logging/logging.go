@@ -45,6 +45,9 @@ type Options struct {
 	Output io.Writer
 	// File, when set, also appends JSON lines to this file (created 0640).
 	File string
+	// Atomic, when set, receives the logger's level, so that the caller can
+	// change it later (a reload) with Atomic.SetLevel.
+	Atomic *zap.AtomicLevel
 	// Journal chooses journald use; Identifier is its SYSLOG_IDENTIFIER.
 	Journal    Journal
 	Identifier string
@@ -81,6 +84,9 @@ func New(o Options) (*zap.Logger, func(), error) {
 		return nil, nil, err
 	}
 	level := zap.NewAtomicLevelAt(lvl)
+	if o.Atomic != nil {
+		*o.Atomic = level
+	}
 	out := o.Output
 	if out == nil {
 		out = os.Stderr

@@ -400,3 +400,23 @@ func randomHex(n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// MountT mounts a secrets engine at path for the test and unmounts it when
+// the test ends, so that tests can run again in the same server (-count).
+func (s *Server) MountT(tb testing.TB, path string, in *api.MountInput) {
+	tb.Helper()
+	if err := s.Client.Sys().Mount(path, in); err != nil {
+		tb.Fatalf("mount %s: %v", path, err)
+	}
+	tb.Cleanup(func() { s.Client.Sys().Unmount(path) })
+}
+
+// EnableAuthT enables an auth method at path for the test and disables it
+// when the test ends.
+func (s *Server) EnableAuthT(tb testing.TB, path string, in *api.EnableAuthOptions) {
+	tb.Helper()
+	if err := s.Client.Sys().EnableAuthWithOptions(path, in); err != nil {
+		tb.Fatalf("enable auth %s: %v", path, err)
+	}
+	tb.Cleanup(func() { s.Client.Sys().DisableAuth(path) })
+}

@@ -30,9 +30,7 @@ func TestSSHOTPRoundTrip(t *testing.T) {
 			}
 			c := srv.Client
 			mount := "ssh-rt-" + name
-			if err := c.Sys().Mount(mount, &api.MountInput{Type: "ssh"}); err != nil {
-				t.Fatal(err)
-			}
+			srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
 			_, err := c.Logical().Write(mount+"/roles/otp", map[string]any{
 				"key_type": "otp", "default_user": "alice", "cidr_list": "127.0.0.0/8",
 			})

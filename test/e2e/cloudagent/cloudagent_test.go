@@ -163,8 +163,8 @@ func setupAWS(t *testing.T, mount string) *awsfake.AWS {
 	}
 	t.Cleanup(fake.Close)
 	c := srv.Client
+	srv.EnableAuthT(t, mount, &api.EnableAuthOptions{Type: "aws"})
 	steps := []func() error{
-		func() error { return c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "aws"}) },
 		func() error {
 			_, err := c.Logical().Write("auth/"+mount+"/config/client", map[string]any{
 				"access_key": "AKIDTEST", "secret_key": "test-secret", "endpoint": fake.API.URL,
@@ -276,9 +276,7 @@ func TestAWSIAM(t *testing.T) {
 func TestAlicloud(t *testing.T) {
 	const mount = "alicloud-e2e"
 	c := srv.Client
-	if err := c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "alicloud"}); err != nil {
-		t.Fatal(err)
-	}
+	srv.EnableAuthT(t, mount, &api.EnableAuthOptions{Type: "alicloud"})
 	if _, err := c.Logical().Write("auth/"+mount+"/role/web", map[string]any{
 		"arn": fmt.Sprintf("acs:ram::%s:role/%s", aliInstance.AccountID, aliInstance.RAMRole), "token_ttl": "1h",
 	}); err != nil {

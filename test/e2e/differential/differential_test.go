@@ -85,8 +85,8 @@ version={{ .Data.metadata.version }}
 
 func setup(t *testing.T) {
 	c := srv.Client
-	must(t, c.Sys().Mount("app-kv2", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}))
-	must(t, c.Sys().Mount("app-kv1", &api.MountInput{Type: "kv", Options: map[string]string{"version": "1"}}))
+	srv.MountT(t, "app-kv2", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}})
+	srv.MountT(t, "app-kv1", &api.MountInput{Type: "kv", Options: map[string]string{"version": "1"}})
 	_, err := c.Logical().Write("app-kv2/data/app/rds", map[string]any{"data": map[string]any{
 		"username": "app_user", "password": "s3cr3t", "key-with-dash": "dash-value", "port": 5432,
 		"hosts": "db1,db2,db3", "blob": `{"nested":{"x":"deep"}}`,
@@ -96,7 +96,7 @@ func setup(t *testing.T) {
 	must(t, err)
 	_, err = c.Logical().Write("app-kv1/app", map[string]any{"db_host": "db.internal", "db_name": "orders"})
 	must(t, err)
-	must(t, c.Sys().Mount("pki-diff", &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}}))
+	srv.MountT(t, "pki-diff", &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}})
 	_, err = c.Logical().Write("pki-diff/root/generate/internal", map[string]any{"common_name": "Diff Root", "ttl": "87000h"})
 	must(t, err)
 	_, err = c.Logical().Write("pki-diff/roles/web", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h"})

@@ -238,7 +238,7 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 	r := newRig(t, false)
 	alice, bob := r.users[0], r.users[1]
 	c := srv.Client
-	must(t, c.Sys().Mount("ssh", &api.MountInput{Type: "ssh"}))
+	srv.MountT(t, "ssh", &api.MountInput{Type: "ssh"})
 	_, err := c.Logical().Write("ssh/roles/web", map[string]any{
 		"key_type": "otp", "default_user": alice, "allowed_users": alice + "," + bob,
 		"cidr_list": "127.0.0.0/8,10.0.0.0/8",
@@ -304,7 +304,7 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 
 	t.Run("vault stopped", func(t *testing.T) {
 		own := vaulttest.StartT(t, vaulttest.Options{TLS: true})
-		must(t, own.Client.Sys().Mount("ssh", &api.MountInput{Type: "ssh"}))
+		own.MountT(t, "ssh", &api.MountInput{Type: "ssh"})
 		_, err := own.Client.Logical().Write("ssh/roles/web", map[string]any{"key_type": "otp", "default_user": alice, "cidr_list": "127.0.0.0/8"})
 		must(t, err)
 		s, err := own.Client.Logical().Write("ssh/creds/web", map[string]any{"ip": "127.0.0.1"})
@@ -383,7 +383,7 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 	})
 
 	t.Run("totp", func(t *testing.T) {
-		must(t, c.Sys().Mount("totp", &api.MountInput{Type: "totp"}))
+		srv.MountT(t, "totp", &api.MountInput{Type: "totp"})
 		const seed = "JBSWY3DPEHPK3PXP"
 		_, err := c.Logical().Write("totp/keys/"+alice, map[string]any{"key": seed, "generate": false, "issuer": "latchkey", "account_name": alice})
 		must(t, err)
@@ -539,7 +539,7 @@ func TestTwoFactorPublicKeyAndTOTP(t *testing.T) {
 	alice := r.users[0]
 	c := srv.Client
 	const mount, seed = "totp-2fa", "KRSXG5CTMVRXEZLUKN2XAZLSKNSWG4TF"
-	must(t, c.Sys().Mount(mount, &api.MountInput{Type: "totp"}))
+	srv.MountT(t, mount, &api.MountInput{Type: "totp"})
 	_, err := c.Logical().Write(mount+"/keys/ssh-"+alice, map[string]any{"key": seed, "generate": false, "issuer": "latchkey", "account_name": alice})
 	must(t, err)
 	must(t, c.Sys().PutPolicy("e2e-totp-2fa", fmt.Sprintf(`path "%s/code/*" { capabilities = ["update"] }`, mount)))
