@@ -117,6 +117,8 @@ func helpers(now func() time.Time) gotemplate.FuncMap {
 			return v, nil
 		},
 		"timestamp": func(s ...string) (string, error) {
+			// UTC whatever the host's zone, as consul-template.
+			now := func() time.Time { return now().UTC() }
 			switch len(s) {
 			case 0:
 				return now().Format(time.RFC3339), nil

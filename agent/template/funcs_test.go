@@ -11,7 +11,8 @@ import (
 // differential test (test/e2e/differential) does not reach: result types of
 // mixed arithmetic, empty-string parsing, exact-type `in`.
 func TestHelpers(t *testing.T) {
-	now := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	// A host in another zone: timestamp still prints UTC.
+	now := func() time.Time { return time.Date(2026, 1, 2, 5, 4, 5, 0, time.FixedZone("X", 2*3600)) }
 	tests := []struct {
 		name, tmpl, want string
 		data             any
