@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,6 +75,9 @@ type unitState struct {
 	// after the first change.
 	firstChange time.Time
 	holdUntil   time.Time
+	// files are those the template read with `file` at its last
+	// execution: a change to one re-renders it, as in consul-template.
+	files []string
 }
 
 // dep is a fetched query, its users and when it needs attention.
@@ -234,6 +238,12 @@ func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
 	for pass := 0; pass < 16; pass++ {
 		ex := u.execute(m.brain, m.o.Now, false)
 		m.use(i, ex.used)
+		m.state[i].files = ex.files
+		if m.watcher != nil {
+			for _, f := range ex.files {
+				m.watcher.Add(filepath.Dir(f)) // idempotent
+			}
+		}
 		if len(ex.missing) == 0 {
 			if ex.err != nil {
 				return ex.err
@@ -488,6 +498,9 @@ func (m *Manager) watch(w *fsnotify.Watcher) {
 
 func (m *Manager) onFileEvent(ev fsnotify.Event) {
 	for i, u := range m.units {
+		if slices.Contains(m.state[i].files, ev.Name) {
+			m.state[i].dirty = true
+		}
 		switch ev.Name {
 		case u.cfg.Source:
 			if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) == 0 {

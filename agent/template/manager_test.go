@@ -624,3 +624,22 @@ func TestFailingCommandRetriedOnNextChange(t *testing.T) {
 	default:
 	}
 }
+
+// A file read with `file` is watched: editing it re-renders the template,
+// and a template waiting for a file that does not exist yet renders once it
+// appears.
+func TestFileFunctionWatched(t *testing.T) {
+	dir := t.TempDir()
+	inc := filepath.Join(dir, "inc", "part.txt")
+	must(t, os.MkdirAll(filepath.Dir(inc), 0o755))
+	must(t, os.WriteFile(inc, []byte("one"), 0o644))
+	later := filepath.Join(dir, "inc", "later.txt")
+	a := tmpl(dir, "a", fmt.Sprintf(`[{{ file %q }}]`, inc))
+	b := tmpl(dir, "b", fmt.Sprintf(`<{{ file %q }}>`, later))
+	run(t, Options{Templates: []config.Template{a, b}, Clients: &clients{addr: srv.Addr}})
+	eventually(t, "first render", func() bool { return read(a.Destination) == "[one]" })
+	must(t, os.WriteFile(inc, []byte("two"), 0o644))
+	eventually(t, "re-render after the file changed", func() bool { return read(a.Destination) == "[two]" })
+	must(t, os.WriteFile(later, []byte("here"), 0o644))
+	eventually(t, "render once the file exists", func() bool { return read(b.Destination) == "<here>" })
+}
