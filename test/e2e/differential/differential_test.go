@@ -75,6 +75,10 @@ version={{ .Data.metadata.version }}
 {{ explodeMap (sprig_dict "a/b" "1" "a/c" "2") }} {{ mergeMap (sprig_dict "a" "1") (sprig_dict "a" "2" "b" "3") }} {{ mergeMapWithOverride (sprig_dict "a" "1") (sprig_dict "a" "2" "b" "3") }}
 {{ "line1\nline2" | indent 2 }}
 {{- end }}`,
+	"kv2-version.txt": `{{ with secret "app-kv2/app/rds?version=1" }}{{ .Data.data.username }} v{{ .Data.metadata.version }}{{ end }}`,
+	// the write form, on a deterministic endpoint.
+	"write.txt": `{{ with secret "sys/tools/hash/sha2-256" "input=aGVsbG8=" "format=hex" }}{{ .Data.sum }}{{ end }}
+{{ range secrets "app-kv1/" }}{{ . }},{{ end }}`,
 	"list.txt": `{{ range secrets "app-kv2/app/" }}{{ . }}
 {{ end }}`,
 	"missing-key.txt": `{{ with secret "app-kv2/app/rds" }}[{{ .Data.data.nope }}]{{ end }}`,
@@ -162,6 +166,9 @@ func TestSameOutputAsVaultAgent(t *testing.T) {
 		if string(a) != string(b) {
 			t.Errorf("%s differs\nlatchkey:\n%s\nvault agent:\n%s", name, a, b)
 		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(ours, "write.txt")); string(got) != "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\napp," {
+		t.Errorf("write.txt = %q", got)
 	}
 	// Identical could also mean both empty: check a line of each kind.
 	more, _ := os.ReadFile(filepath.Join(ours, "helpers-more.txt"))
