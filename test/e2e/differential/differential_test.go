@@ -118,6 +118,12 @@ func config(t *testing.T, dir, tokenFile, tmplDir string) string {
 	for name := range templates {
 		fmt.Fprintf(&b, "template {\n  source = %q\n  destination = %q\n}\n", filepath.Join(tmplDir, name+".tmpl"), filepath.Join(dir, name))
 	}
+	// inline contents, and other delimiters (the shapes of templates
+	// embedded in HCL next to files that use {{ }} themselves).
+	fmt.Fprintf(&b, "template {\n  contents = %q\n  destination = %q\n}\n",
+		`{{ with secret "app-kv1/app" }}host={{ .Data.db_host }}{{ end }}`+"\n", filepath.Join(dir, "inline.txt"))
+	fmt.Fprintf(&b, "template {\n  contents = %q\n  left_delimiter = \"[[\"\n  right_delimiter = \"]]\"\n  destination = %q\n}\n",
+		`{{ literal }} [[ with secret "app-kv2/app/rds" ]][[ .Data.data.username ]][[ end ]]`, filepath.Join(dir, "delims.txt"))
 	p := filepath.Join(dir, "agent.hcl")
 	must(t, os.WriteFile(p, []byte(b.String()), 0o600))
 	return p
@@ -158,7 +164,11 @@ func TestSameOutputAsVaultAgent(t *testing.T) {
 	must(t, err)
 	run(t, vault, "agent", "-config", config(t, theirs, tokenFile, tmplDir))
 
+	names := []string{"inline.txt", "delims.txt"}
 	for name := range templates {
+		names = append(names, name)
+	}
+	for _, name := range names {
 		a, err := os.ReadFile(filepath.Join(ours, name))
 		must(t, err)
 		b, err := os.ReadFile(filepath.Join(theirs, name))
@@ -166,6 +176,9 @@ func TestSameOutputAsVaultAgent(t *testing.T) {
 		if string(a) != string(b) {
 			t.Errorf("%s differs\nlatchkey:\n%s\nvault agent:\n%s", name, a, b)
 		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(ours, "delims.txt")); string(got) != "{{ literal }} app_user" {
+		t.Errorf("delims.txt = %q", got)
 	}
 	if got, _ := os.ReadFile(filepath.Join(ours, "write.txt")); string(got) != "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\napp," {
 		t.Errorf("write.txt = %q", got)
