@@ -643,3 +643,39 @@ func TestFileFunctionWatched(t *testing.T) {
 	must(t, os.WriteFile(later, []byte("here"), 0o644))
 	eventually(t, "render once the file exists", func() bool { return read(b.Destination) == "<here>" })
 }
+
+// switchable hands out clients with whatever token auth holds now.
+type switchable struct {
+	clients
+	token atomic.Value
+}
+
+func (s *switchable) Client() (*api.Client, error) {
+	c, err := s.clients.Client()
+	if err != nil {
+		return nil, err
+	}
+	c.SetToken(s.token.Load().(string))
+	return c, nil
+}
+
+// A 403 is reported to auth (so that it can log in again) and the template
+// retried; with a token that may read, it renders.
+func TestPermissionDeniedReported(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"k": "v"})
+	must(t, srv.Client.Sys().PutPolicy(v2+"-none", `path "`+v2+`/data/other" { capabilities = ["read"] }`))
+	tok, err := srv.Client.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{v2 + "-none"}, NoDefaultPolicy: true})
+	must(t, err)
+	cl := &switchable{clients: clients{addr: srv.Addr}}
+	cl.token.Store(tok.Auth.ClientToken)
+	dir := t.TempDir()
+	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
+	run(t, Options{Templates: []config.Template{tc}, Clients: cl})
+	eventually(t, "the denial reported", func() bool { return cl.denied.Load() >= 1 })
+	if _, err := os.Stat(tc.Destination); err == nil {
+		t.Fatal("rendered without permission")
+	}
+	cl.token.Store(srv.RootToken)
+	eventually(t, "render with the new token", func() bool { return read(tc.Destination) == "v" })
+}
