@@ -195,8 +195,9 @@ func secretStrings(v any) []string {
 			// A KV v2 secret's metadata (version numbers, times) is not
 			// secret; replacing a version "1" everywhere made errors unreadable.
 			if d, ok := t.Data["data"]; ok {
-				if _, ok := t.Data["metadata"]; ok {
+				if md, ok := t.Data["metadata"].(map[string]any); ok {
 					walk(d)
+					walk(md["custom_metadata"]) // user-supplied: treated as secret
 					return
 				}
 			}
