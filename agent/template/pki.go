@@ -1,11 +1,13 @@
 package template
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +21,13 @@ type PemEncoded struct {
 	CA      string
 	CAChain []string
 }
+
+// Data returns p itself, so that `.Data.Cert` (the form in Vault's
+// documentation) works as well as `.Cert`, as in consul-template.
+func (p PemEncoded) Data() PemEncoded { return p }
+
+// CaChainContains reports whether the CA chain holds the PEM item.
+func (p PemEncoded) CaChainContains(item string) bool { return slices.Contains(p.CAChain, item) }
 
 // fetchPKI issues a certificate — unless the destination already holds
 // one that is still before its renewal point (a restart must not re-issue).
@@ -35,18 +44,29 @@ func (q *query) fetchPKI(ctx context.Context, c *api.Client, now time.Time, thre
 	if s == nil || s.Data == nil {
 		return result{err: fmt.Errorf("%s: no certificate in Vault's answer", q), fetched: now}
 	}
-	str := func(k string) string { v, _ := s.Data[k].(string); return v }
-	pe := &PemEncoded{Cert: str("certificate"), Key: str("private_key"), CA: str("issuing_ca")}
+	// As consul-template: every PEM of the answer goes through the same
+	// parsing as a file read back from disk, so that a fresh certificate
+	// renders exactly as a reused one (re-encoded, trailing newline) and as
+	// Vault Agent renders it.
+	var raw strings.Builder
+	for _, k := range []string{"issuing_ca", "certificate", "private_key"} {
+		if v, ok := s.Data[k].(string); ok {
+			raw.WriteString(v + "\n")
+		}
+	}
 	if chain, ok := s.Data["ca_chain"].([]any); ok {
 		for _, x := range chain {
 			if cs, ok := x.(string); ok {
-				pe.CAChain = append(pe.CAChain, cs)
+				raw.WriteString(cs + "\n")
 			}
 		}
 	}
-	cert, err := parseCert(pe.Cert)
+	pe, cert, err := splitPEMs([]byte(raw.String()))
 	if err != nil {
 		return result{err: fmt.Errorf("%s: %w", q, err), fetched: now}
+	}
+	if cert == nil {
+		return result{err: fmt.Errorf("%s: no certificate in Vault's answer", q), fetched: now}
 	}
 	return result{value: pe, fetched: now, notBefore: cert.NotBefore, notAfter: cert.NotAfter}
 }
@@ -64,42 +84,70 @@ func parseCert(p string) (*x509.Certificate, error) {
 	return x509.ParseCertificate(blk.Bytes)
 }
 
-// fromDisk reads a rendered destination back: its first certificate, its
-// private key and the certificates after it (the CA).
+// fromDisk reads a rendered destination back, as consul-template does:
+// the certificate, the private key and the CA certificates, whatever their
+// order. ok is false when there is no unexpired certificate.
 func fromDisk(dest string) (*PemEncoded, *x509.Certificate, bool) {
 	b, err := os.ReadFile(dest)
-	if err != nil {
+	if err != nil || len(b) == 0 {
 		return nil, nil, false
 	}
-	pe := &PemEncoded{}
-	var cert *x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		// Not trimmed: consul-template re-encodes blocks read back from disk
-		// with their trailing newline, and output must match Vault Agent's.
-		enc := string(pem.EncodeToMemory(blk))
-		switch {
-		case blk.Type == "CERTIFICATE" && cert == nil:
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				return nil, nil, false
-			}
-			cert, pe.Cert = c, enc
-		case blk.Type == "CERTIFICATE":
-			if pe.CA == "" {
-				pe.CA = enc
-			}
-			pe.CAChain = append(pe.CAChain, enc)
-		case strings.HasSuffix(blk.Type, "PRIVATE KEY"):
-			pe.Key = enc
-		}
-	}
-	if cert == nil || pe.Key == "" || time.Now().After(cert.NotAfter) {
+	pe, cert, err := splitPEMs(b)
+	if err != nil || cert == nil || !time.Now().Before(cert.NotAfter) {
 		return nil, nil, false
 	}
 	return pe, cert, true
+}
+
+// splitPEMs finds the PEM blocks in b (also when written back to back
+// without a newline between them) with consul-template's rules: a block
+// whose type ends in PRIVATE KEY is the key; a CA certificate is the CA
+// (the first) and joins the chain; another certificate is the
+// certificate. Each is re-encoded, so it ends with a newline. Scanning
+// stops at the first block that does not decode.
+func splitPEMs(b []byte) (*PemEncoded, *x509.Certificate, error) {
+	pe := &PemEncoded{}
+	var cert *x509.Certificate
+	for {
+		start := bytes.Index(b, []byte("-----BEGIN"))
+		if start < 0 {
+			break
+		}
+		b = b[start:]
+		e := bytes.Index(b, []byte("-----END"))
+		if e < 0 {
+			break
+		}
+		e += len("-----END")
+		f := bytes.Index(b[e:], []byte("-----"))
+		if f < 0 {
+			break
+		}
+		end := e + f + len("-----")
+		blk, _ := pem.Decode(append(append([]byte("\n"), b[:end]...), '\n'))
+		b = b[end:]
+		if blk == nil {
+			break
+		}
+		enc := string(pem.EncodeToMemory(blk))
+		if strings.HasSuffix(blk.Type, "PRIVATE KEY") {
+			pe.Key = enc
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, nil, err
+		}
+		if c.IsCA {
+			if pe.CA == "" {
+				pe.CA = enc
+			}
+			if !slices.Contains(pe.CAChain, enc) {
+				pe.CAChain = append(pe.CAChain, enc)
+			}
+			continue
+		}
+		cert, pe.Cert = c, enc
+	}
+	return pe, cert, nil
 }

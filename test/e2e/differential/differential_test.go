@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,14 @@ version={{ .Data.metadata.version }}
 	// the write form, on a deterministic endpoint.
 	"write.txt": `{{ with secret "sys/tools/hash/sha2-256" "input=aGVsbG8=" "format=hex" }}{{ .Data.sum }}{{ end }}
 {{ range secrets "app-kv1/" }}{{ . }},{{ end }}`,
+	// the form in Vault's documentation: .Data.Cert, .Data.Key, .Data.CA.
+	"cert-data.pem": `{{- with pkiCert "pki-diff/issue/web" "common_name=web.example.com" "ttl=1h" -}}
+{{ .Data.Cert }}{{ .Data.Key }}{{ .Data.CA }}{{ .CaChainContains .Data.CA }}
+{{- end }}`,
+	// issued afresh by each program (not copied over): compared with the
+	// PEM bodies masked, for layout (newlines, which block goes where).
+	"cert-fresh.pem": `{{ with pkiCert "pki-diff/issue/web" "common_name=fresh.example.com" "ttl=1h" }}{{ .Data.Cert }}{{ .Data.Key }}
+{{ .Data.CA }}|{{ len .Data.CAChain }}{{ end }}`,
 	"list.txt": `{{ range secrets "app-kv2/app/" }}{{ . }}
 {{ end }}`,
 	"missing-key.txt": `{{ with secret "app-kv2/app/rds" }}[{{ .Data.data.nope }}]{{ end }}`,
@@ -160,6 +169,9 @@ func TestSameOutputAsVaultAgent(t *testing.T) {
 		t.Error("a restart re-issued a still-valid certificate")
 	}
 	must(t, os.WriteFile(filepath.Join(theirs, "cert.pem"), cert, 0o644))
+	certData, err := os.ReadFile(filepath.Join(ours, "cert-data.pem"))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(theirs, "cert-data.pem"), certData, 0o644))
 	vault, err := vaulttest.BinPath()
 	must(t, err)
 	run(t, vault, "agent", "-config", config(t, theirs, tokenFile, tmplDir))
@@ -173,6 +185,9 @@ func TestSameOutputAsVaultAgent(t *testing.T) {
 		must(t, err)
 		b, err := os.ReadFile(filepath.Join(theirs, name))
 		must(t, err)
+		if name == "cert-fresh.pem" {
+			a, b = pemBodies.ReplaceAll(a, []byte("<$1>")), pemBodies.ReplaceAll(b, []byte("<$1>"))
+		}
 		if string(a) != string(b) {
 			t.Errorf("%s differs\nlatchkey:\n%s\nvault agent:\n%s", name, a, b)
 		}
@@ -195,6 +210,8 @@ func TestSameOutputAsVaultAgent(t *testing.T) {
 		t.Errorf("missing-key.txt = %q", got)
 	}
 }
+
+var pemBodies = regexp.MustCompile(`(?s)-----BEGIN ([A-Z ]+)-----.*?-----END [A-Z ]+-----`)
 
 // firstCert is the first PEM block of a rendered file.
 func firstCert(t *testing.T, b []byte) string {
