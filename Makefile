@@ -4,8 +4,9 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/latchkey/latchkey/internal/version.Version=$(VERSION)
 BIN := bin
-# Debian packages the tests use (the sshd end-to-end test needs a real sshd + Linux-PAM).
-TEST_DEBS := openssh-server openssh-client libpam-modules libpam-runtime
+# Debian packages the tests use: a real sshd + Linux-PAM for the helper's end-to-end test,
+# PostgreSQL for the templates' database-lease test.
+TEST_DEBS := openssh-server openssh-client libpam-modules libpam-runtime postgresql
 STATICCHECK_VERSION := v0.8.2
 GO_TEST_FLAGS ?= -count=1 -timeout 25m
 
