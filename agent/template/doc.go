@@ -5,8 +5,9 @@
 // the Vault queries it needs (dependency.go); those not yet fetched are
 // fetched (each distinct query once, however many templates use it) and the
 // template is executed again, until nothing is missing. Only then is the
-// destination written (renderer.go), and only when its content, mode or
-// owner changed; the command runs only after a change (command.go).
+// destination written (package renderer), and only when its content, mode
+// or owner changed; the command runs only after a change (package command).
+// The functions that need no Vault are in package funcs.
 //
 // The Manager (manager.go) keeps every template current: renewable leases
 // are renewed, non-renewable leases and certificates fetched again at

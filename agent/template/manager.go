@@ -17,6 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/agent/template/command"
+	"github.com/latchkey/latchkey/agent/template/renderer"
 )
 
 // Clients gives the manager a Vault client holding the agent's current
@@ -112,7 +114,7 @@ func New(o Options) (*Manager, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, _, err := ownerOf(t); err != nil {
+		if _, _, err := renderer.Owner(t); err != nil {
 			return nil, err
 		}
 		m.units = append(m.units, u)
@@ -248,7 +250,7 @@ func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
 			if ex.err != nil {
 				return ex.err
 			}
-			wrote, changed, err := write(u.cfg, ex.out)
+			wrote, changed, err := renderer.Write(u.cfg, ex.out)
 			if err != nil {
 				return err
 			}
@@ -263,7 +265,7 @@ func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
 				if u.cfg.Exec != nil && len(u.cfg.Exec.Command) > 0 {
 					// A failing command is logged and runs again on the next
 					// change; it never fails the template or stops the agent.
-					if err := runCommand(ctx, u.cfg.Exec); err != nil {
+					if err := command.Run(ctx, u.cfg.Exec); err != nil {
 						m.o.Logger.Error("template command failed", zap.String("template", u.name), zap.Error(err))
 					}
 				}

@@ -330,25 +330,6 @@ func TestModeOwnerBackupAndCommand(t *testing.T) {
 	eventually(t, "command after the change", func() bool { return read(marker) == "x\nx\n" })
 }
 
-// A command that outlives its timeout is killed with everything it started.
-func TestCommandTimeoutKillsGroup(t *testing.T) {
-	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "child.pid")
-	err := runCommand(context.Background(), &config.Exec{
-		Command: []string{"/bin/sh", "-c", "sleep 60 & echo $! > " + pidFile + "; wait"},
-		Timeout: 300 * time.Millisecond,
-	})
-	if err == nil || !strings.Contains(err.Error(), "killed after its timeout") {
-		t.Fatalf("error = %v", err)
-	}
-	var pid int
-	fmt.Sscan(read(pidFile), &pid)
-	if pid == 0 {
-		t.Fatal("no child pid")
-	}
-	eventually(t, "the child killed", func() bool { return syscall.Kill(pid, 0) != nil })
-}
-
 func TestFsnotifySourceAndDestination(t *testing.T) {
 	_, v2 := kvMounts(t)
 	putV2(t, v2, "app", map[string]any{"k": "v"})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/agent/template/funcs"
 )
 
 // unit is one template stanza with its parsed text.
@@ -41,19 +42,19 @@ func (u *unit) load() error {
 	return nil
 }
 
-// parse parses text with funcs; stub fills in every function name so that
+// parse parses text with fm; stub fills in every function name so that
 // a syntax check needs no brain.
-func (u *unit) parse(text string, funcs gotemplate.FuncMap, stub bool) (*gotemplate.Template, error) {
+func (u *unit) parse(text string, fm gotemplate.FuncMap, stub bool) (*gotemplate.Template, error) {
 	if stub {
-		funcs = gotemplate.FuncMap{}
-		for k := range helpers(time.Now) {
-			funcs[k] = func(...any) (any, error) { return nil, nil }
+		fm = gotemplate.FuncMap{}
+		for k := range funcs.Helpers(time.Now) {
+			fm[k] = func(...any) (any, error) { return nil, nil }
 		}
 		for _, k := range []string{"secret", "secrets", "pkiCert", "file", "scratch", "executeTemplate"} {
-			funcs[k] = func(...any) (any, error) { return nil, nil }
+			fm[k] = func(...any) (any, error) { return nil, nil }
 		}
 	}
-	t := gotemplate.New(u.name).Delims(u.cfg.LeftDelim, u.cfg.RightDelim).Funcs(funcs)
+	t := gotemplate.New(u.name).Delims(u.cfg.LeftDelim, u.cfg.RightDelim).Funcs(fm)
 	if u.cfg.ErrorOnMissingKey {
 		t.Option("missingkey=error")
 	} else {
@@ -98,8 +99,8 @@ func (u *unit) execute(b *brain, now func() time.Time, mask bool) execution {
 		}
 		return v, true
 	}
-	funcs := helpers(now)
-	funcs["secret"] = func(s ...string) (any, error) {
+	fm := funcs.Helpers(now)
+	fm["secret"] = func(s ...string) (any, error) {
 		if len(s) == 0 {
 			return nil, nil
 		}
@@ -112,7 +113,7 @@ func (u *unit) execute(b *brain, now func() time.Time, mask bool) execution {
 		}
 		return nil, nil
 	}
-	funcs["secrets"] = func(s string) ([]string, error) {
+	fm["secrets"] = func(s string) ([]string, error) {
 		if s == "" {
 			return nil, nil
 		}
@@ -125,7 +126,7 @@ func (u *unit) execute(b *brain, now func() time.Time, mask bool) execution {
 		}
 		return nil, nil
 	}
-	funcs["pkiCert"] = func(s ...string) (any, error) {
+	fm["pkiCert"] = func(s ...string) (any, error) {
 		if len(s) == 0 {
 			return nil, nil
 		}
@@ -138,7 +139,7 @@ func (u *unit) execute(b *brain, now func() time.Time, mask bool) execution {
 		}
 		return nil, nil
 	}
-	funcs["file"] = func(p string) (string, error) {
+	fm["file"] = func(p string) (string, error) {
 		if p == "" {
 			return "", nil
 		}
@@ -149,11 +150,11 @@ func (u *unit) execute(b *brain, now func() time.Time, mask bool) execution {
 		}
 		return string(c), nil
 	}
-	sc := &scratch{values: map[string]any{}}
-	funcs["scratch"] = func() *scratch { return sc }
+	sc := funcs.NewScratch()
+	fm["scratch"] = func() *funcs.Scratch { return sc }
 	var t *gotemplate.Template
-	funcs["executeTemplate"] = executeTemplateFunc(&t)
-	t, err := u.parse(u.text, funcs, false)
+	fm["executeTemplate"] = funcs.ExecuteTemplate(&t)
+	t, err := u.parse(u.text, fm, false)
 	if err != nil {
 		ex.err = err
 		return ex

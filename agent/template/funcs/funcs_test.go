@@ -1,4 +1,4 @@
-package template
+package funcs
 
 import (
 	"bytes"
@@ -39,7 +39,7 @@ func TestHelpers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tp, err := gotemplate.New("t").Funcs(helpers(now)).Parse(tt.tmpl)
+			tp, err := gotemplate.New("t").Funcs(Helpers(now)).Parse(tt.tmpl)
 			if err != nil {
 				t.Fatal(err)
 			}

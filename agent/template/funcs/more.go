@@ -1,4 +1,4 @@
-package template
+package funcs
 
 import (
 	"bytes"
@@ -362,14 +362,17 @@ func cmp3[T int64 | uint64 | float64](a, b T) int {
 	return 0
 }
 
-// scratch is consul-template's per-execution key/value store.
-type scratch struct {
+// NewScratch returns an empty store for one execution.
+func NewScratch() *Scratch { return &Scratch{values: map[string]any{}} }
+
+// Scratch is consul-template's per-execution key/value store.
+type Scratch struct {
 	mu     sync.Mutex
 	values map[string]any
 }
 
 // Key reports whether k is set.
-func (s *scratch) Key(k string) bool {
+func (s *Scratch) Key(k string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.values[k]
@@ -377,14 +380,14 @@ func (s *scratch) Key(k string) bool {
 }
 
 // Get returns the value at k, nil when unset.
-func (s *scratch) Get(k string) any {
+func (s *Scratch) Get(k string) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.values[k]
 }
 
 // Set stores v at k and returns "" (so that it prints nothing).
-func (s *scratch) Set(k string, v any) string {
+func (s *Scratch) Set(k string, v any) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.values[k] = v
@@ -392,7 +395,7 @@ func (s *scratch) Set(k string, v any) string {
 }
 
 // SetX is Set that keeps an existing value.
-func (s *scratch) SetX(k string, v any) string {
+func (s *Scratch) SetX(k string, v any) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.values[k]; !ok {
@@ -402,12 +405,12 @@ func (s *scratch) SetX(k string, v any) string {
 }
 
 // MapSet stores v at key mk of the map named k; an error when k is not a map.
-func (s *scratch) MapSet(k, mk string, v any) (string, error) { return s.mapSet(k, mk, v, true) }
+func (s *Scratch) MapSet(k, mk string, v any) (string, error) { return s.mapSet(k, mk, v, true) }
 
 // MapSetX is MapSet that keeps an existing value.
-func (s *scratch) MapSetX(k, mk string, v any) (string, error) { return s.mapSet(k, mk, v, false) }
+func (s *Scratch) MapSetX(k, mk string, v any) (string, error) { return s.mapSet(k, mk, v, false) }
 
-func (s *scratch) mapSet(k, mk string, v any, overwrite bool) (string, error) {
+func (s *Scratch) mapSet(k, mk string, v any, overwrite bool) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.values[k]; !ok {
@@ -425,7 +428,7 @@ func (s *scratch) mapSet(k, mk string, v any, overwrite bool) (string, error) {
 
 // MapValues returns the values of the map named k sorted by key; nil when
 // k is not a map.
-func (s *scratch) MapValues(k string) ([]any, error) {
+func (s *Scratch) MapValues(k string) ([]any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m, ok := s.values[k].(map[string]any)
@@ -446,7 +449,7 @@ func (s *scratch) MapValues(k string) ([]any, error) {
 
 // executeTemplateFunc runs a `define`d template of t with the given dot (nil
 // without one), as consul-template's executeTemplate.
-func executeTemplateFunc(t **gotemplate.Template) func(string, ...any) (string, error) {
+func ExecuteTemplate(t **gotemplate.Template) func(string, ...any) (string, error) {
 	return func(name string, data ...any) (string, error) {
 		var dot any
 		switch len(data) {

@@ -1,4 +1,5 @@
-package template
+// Package command runs a template's command after its destination changed.
+package command
 
 import (
 	"bytes"
@@ -12,10 +13,10 @@ import (
 	"github.com/latchkey/latchkey/agent/config"
 )
 
-// runCommand runs a template's command after its destination changed, in a
+// Run runs a template's command after its destination changed, in a
 // process group of its own so that a timeout kills everything it started.
 // The error (non-zero exit, timeout) carries the tail of its output.
-func runCommand(ctx context.Context, e *config.Exec) error {
+func Run(ctx context.Context, e *config.Exec) error {
 	timeout := e.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second

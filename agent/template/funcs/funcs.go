@@ -1,4 +1,7 @@
-package template
+// Package funcs holds the template functions that need no Vault:
+// consul-template's pure helpers and sprig, with consul-template's semantics
+// so that output matches Vault Agent's byte for byte.
+package funcs
 
 import (
 	"bytes"
@@ -16,10 +19,10 @@ import (
 	"gopkg.in/yaml.v2"
 )
 
-// helpers are the pure functions templates use, with consul-template's
+// Helpers are the pure functions templates use, with consul-template's
 // semantics (its template/funcs.go), so that output matches Vault Agent's
 // byte for byte.
-func helpers(now func() time.Time) gotemplate.FuncMap {
+func Helpers(now func() time.Time) gotemplate.FuncMap {
 	fm := gotemplate.FuncMap{
 		"base64Decode": func(s string) (string, error) {
 			v, err := base64.StdEncoding.DecodeString(s)

@@ -1,4 +1,7 @@
-package template
+// Package renderer writes a template's output to its destination: only
+// when content, mode or owner changed, atomically, with explicit mode and
+// owner, in place for a bind-mounted file.
+package renderer
 
 import (
 	"bytes"
@@ -18,9 +21,9 @@ import (
 // Agent's default).
 const defaultPerms = 0o644
 
-// owner resolves a template's user/uid and group/gid to ids; -1 means "not
+// Owner resolves a template's user/uid and group/gid to ids; -1 means "not
 // set".
-func ownerOf(c config.Template) (uid, gid int, err error) {
+func Owner(c config.Template) (uid, gid int, err error) {
 	uid, gid = -1, -1
 	switch {
 	case c.UID != nil:
@@ -41,7 +44,7 @@ func ownerOf(c config.Template) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-// write puts content at the template's destination when it differs from
+// Write puts content at the template's destination when it differs from
 // what is there — content, mode or owner — and reports whether it wrote
 // and whether the content changed (a missing file counts as changed); a
 // write that only restored mode or owner is not a change for the command.
@@ -49,9 +52,9 @@ func ownerOf(c config.Template) (uid, gid int, err error) {
 // instead, since rename cannot replace it), keeps an explicit mode and
 // owner whatever the umask, and leaves the previous file intact on error.
 // With backup, the previous content is kept as <destination>.bak.
-func write(c config.Template, content []byte) (wrote, changed bool, err error) {
+func Write(c config.Template, content []byte) (wrote, changed bool, err error) {
 	dest := c.Destination
-	uid, gid, err := ownerOf(c)
+	uid, gid, err := Owner(c)
 	if err != nil {
 		return false, false, err
 	}
