@@ -58,3 +58,15 @@ type Env struct {
 	// can set AWS_EC2_METADATA_SERVICE_ENDPOINT and friends per case.
 	Getenv func(string) string
 }
+
+// WithDefaults returns e with a nil Logger replaced by a no-op logger and a
+// nil Getenv by one that finds nothing, so that methods need not check.
+func (e Env) WithDefaults() Env {
+	if e.Logger == nil {
+		e.Logger = zap.NewNop()
+	}
+	if e.Getenv == nil {
+		e.Getenv = func(string) string { return "" }
+	}
+	return e
+}

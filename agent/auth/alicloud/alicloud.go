@@ -89,14 +89,8 @@ var unsupported = []struct{ key, env string }{
 // of the wrong type, a missing role or region, or half a key pair.
 func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	s := auth.NewSettings(cfg)
-	getenv := env.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	log := env.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
+	env = env.WithDefaults()
+	getenv, log := env.Getenv, env.Logger
 	m := &Method{
 		mount:    cfg.MountPath,
 		role:     s.Required("role"),

@@ -35,6 +35,7 @@ type Method struct {
 // remove_secret_id_file_after_reading (default true),
 // secret_id_response_wrapping_path.
 func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
+	env = env.WithDefaults()
 	s := auth.NewSettings(cfg)
 	m := &Method{
 		mount:              cfg.MountPath,

@@ -73,14 +73,8 @@ type Method struct {
 // wrong type, a missing type or role, or a half-configured static key.
 func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	s := auth.NewSettings(cfg)
-	getenv := env.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	log := env.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
+	env = env.WithDefaults()
+	getenv, log := env.Getenv, env.Logger
 	m := &Method{
 		mount:       cfg.MountPath,
 		typ:         s.Required("type"),
