@@ -112,12 +112,7 @@ func (c *Client) Dynamic(ctx context.Context, path string) (string, error) {
 	if err != nil {
 		return "", wrap(path, err)
 	}
-	defer out.Content.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Content, 1<<20))
-	if err != nil {
-		return "", fmt.Errorf("instance metadata %s: %w", path, err)
-	}
-	return string(b), nil
+	return readBody(path, out.Content)
 }
 
 // Metadata reads /latest/meta-data/<path>.
@@ -126,8 +121,13 @@ func (c *Client) Metadata(ctx context.Context, path string) (string, error) {
 	if err != nil {
 		return "", wrap(path, err)
 	}
-	defer out.Content.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Content, 1<<20))
+	return readBody(path, out.Content)
+}
+
+// readBody reads (at most 1 MiB of) an IMDS answer and closes it.
+func readBody(path string, body io.ReadCloser) (string, error) {
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, 1<<20))
 	if err != nil {
 		return "", fmt.Errorf("instance metadata %s: %w", path, err)
 	}
