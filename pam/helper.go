@@ -88,14 +88,9 @@ func (h *Helper) login(ctx context.Context, stdin io.Reader, rec *Record) error 
 		return fmt.Errorf("%w: password is not a Vault OTP (UUID)", ErrDenied)
 	}
 	caller := &Caller{Config: h.Config, Logger: h.Logger}
-	reply, err := caller.Write(ctx, h.Config.SSHMountPoint+"/verify", map[string]any{"otp": secret})
-	if reply != nil {
-		rec.VaultAddr, rec.RequestID = reply.Addr, reply.RequestID
-	}
+	reply, err := ask(ctx, caller, h.Config.SSHMountPoint+"/verify", map[string]any{"otp": secret}, rec,
+		"vault does not know this OTP (wrong, used or expired)")
 	if err != nil {
-		if isRefused(err) {
-			return fmt.Errorf("%w: vault does not know this OTP (wrong, used or expired)", ErrDenied)
-		}
 		return err
 	}
 	a := Answer{Username: str(reply.Data["username"]), IP: str(reply.Data["ip"]), Role: str(reply.Data["role_name"])}
@@ -125,7 +120,19 @@ func (h *Helper) VerifyOnly(ctx context.Context) error {
 	return nil
 }
 
-func isRefused(err error) bool { return errors.Is(err, ErrRefused) }
+// ask sends one request through caller, records in rec which address
+// answered and Vault's request id, and turns Vault's 400 ("no such OTP",
+// "code already used") into a denial with reason refused.
+func ask(ctx context.Context, caller *Caller, path string, data map[string]any, rec *Record, refused string) (*Reply, error) {
+	reply, err := caller.Write(ctx, path, data)
+	if reply != nil {
+		rec.VaultAddr, rec.RequestID = reply.Addr, reply.RequestID
+	}
+	if err != nil && errors.Is(err, ErrRefused) {
+		return reply, fmt.Errorf("%w: %s", ErrDenied, refused)
+	}
+	return reply, err
+}
 
 func str(v any) string {
 	s, _ := v.(string)

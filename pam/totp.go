@@ -48,16 +48,11 @@ func (h *Helper) verifyTOTP(ctx context.Context, code, user string, rec *Record)
 		return err
 	}
 	caller := &Caller{Config: h.Config, Logger: h.Logger, Token: tok}
-	reply, err := caller.Write(ctx, h.Config.TOTPMount+"/code/"+key, map[string]any{"code": code})
-	if reply != nil {
-		rec.VaultAddr, rec.RequestID = reply.Addr, reply.RequestID
-	}
+	// Vault answers 400 for a code of the wrong length and for a code
+	// already used in its period: both are a "no".
+	reply, err := ask(ctx, caller, h.Config.TOTPMount+"/code/"+key, map[string]any{"code": code}, rec,
+		"vault refused the TOTP code")
 	if err != nil {
-		// Vault answers 400 for a code of the wrong length and for a code
-		// already used in its period: both are a "no".
-		if isRefused(err) {
-			return fmt.Errorf("%w: vault refused the TOTP code", ErrDenied)
-		}
 		return err
 	}
 	if valid, _ := reply.Data["valid"].(bool); !valid {
