@@ -299,14 +299,14 @@ func (m *Manager) use(i int, used map[string]*query) {
 // fetched (by another template) is not fetched again; one that failed is
 // fetched again only by a retry of a template that needs it.
 func (m *Manager) fetch(ctx context.Context, q *query) error {
-	if r, ok := m.brain.get(q.key); ok && r.err == nil {
+	prev, seen := m.brain.get(q.key)
+	if seen && prev.err == nil {
 		return nil
 	}
 	c, err := m.o.Clients.Client()
 	if err != nil {
 		return err
 	}
-	_, seen := m.brain.get(q.key)
 	r := q.fetch(ctx, c, m.mounts, !seen)
 	m.brain.set(q.key, r)
 	if r.err != nil {
