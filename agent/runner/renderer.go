@@ -98,6 +98,11 @@ func startRendering(parent context.Context, r Renderer, tokens *Tokens, owner *i
 	rg := &rendering{r: r, tokens: tokens, cancel: cancel, done: make(chan struct{}), owner: owner}
 	go func() {
 		defer close(rg.done)
+		// Start once there is a token: a first render before the login
+		// would only fail and wait for its retry.
+		if !waitToken(ctx, tokens.Holder()) {
+			return
+		}
 		if err := r.Run(ctx); err != nil && ctx.Err() == nil {
 			rg.mu.Lock()
 			owner := rg.owner
@@ -106,6 +111,21 @@ func startRendering(parent context.Context, r Renderer, tokens *Tokens, owner *i
 		}
 	}()
 	return rg
+}
+
+// waitToken returns true once h holds a token, false if ctx ends first.
+func waitToken(ctx context.Context, h *auth.Holder) bool {
+	for {
+		changed := h.Changed()
+		if h.Token() != "" {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // adopt makes in the rendering's owner, with its client and auth loop.

@@ -31,32 +31,7 @@ func newRenderer(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger) (ru
 	if n := cfg.Vault.NumRetries; n != nil && *n > 0 {
 		o.RetryAttempts = *n
 	}
-	m, err := template.New(o)
-	if err != nil {
-		return nil, err
-	}
-	return afterLogin{m, tokens.Holder()}, nil
-}
-
-// afterLogin starts rendering once there is a token, so that the first
-// render is not a failure (and a 250 ms retry) while the login is under way.
-type afterLogin struct {
-	*template.Manager
-	h *auth.Holder
-}
-
-func (a afterLogin) Run(ctx context.Context) error {
-	for {
-		changed := a.h.Changed()
-		if a.h.Token() != "" {
-			return a.Manager.Run(ctx)
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil
-		}
-	}
+	return template.New(o)
 }
 
 // staticClients serves one token (the render subcommand's own login).
