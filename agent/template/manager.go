@@ -237,8 +237,7 @@ func (m *Manager) maybeReady() {
 
 // renderUnit executes u, fetching what it misses, and writes it.
 func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
-	for pass := 0; pass < 16; pass++ {
-		ex := u.execute(m.brain, m.o.Now, false)
+	ex, err := m.complete(ctx, u, false, func(ex execution) {
 		m.use(i, ex.used)
 		m.state[i].files = ex.files
 		if m.watcher != nil {
@@ -246,39 +245,52 @@ func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
 				m.watcher.Add(filepath.Dir(f)) // idempotent
 			}
 		}
-		if len(ex.missing) == 0 {
-			if ex.err != nil {
-				return ex.err
-			}
-			wrote, changed, err := renderer.Write(u.cfg, ex.out)
-			if err != nil {
-				return err
-			}
-			if m.watcher != nil {
-				m.watcher.Add(filepath.Dir(u.cfg.Destination)) // idempotent
-			}
-			if wrote && !changed {
-				m.o.Logger.Info("restored mode and owner", zap.String("template", u.name))
-			}
-			if changed {
-				m.o.Logger.Info("rendered", zap.String("template", u.name))
-				if u.cfg.Exec != nil && len(u.cfg.Exec.Command) > 0 {
-					// A failing command is logged and runs again on the next
-					// change; it never fails the template or stops the agent.
-					if err := command.Run(ctx, u.cfg.Exec); err != nil {
-						m.o.Logger.Error("template command failed", zap.String("template", u.name), zap.Error(err))
-					}
-				}
-			}
-			return nil
-		}
-		for _, q := range ex.missing {
-			if err := m.fetch(ctx, q); err != nil {
-				return err
+	})
+	if err != nil {
+		return err
+	}
+	wrote, changed, err := renderer.Write(u.cfg, ex.out)
+	if err != nil {
+		return err
+	}
+	if m.watcher != nil {
+		m.watcher.Add(filepath.Dir(u.cfg.Destination)) // idempotent
+	}
+	if wrote && !changed {
+		m.o.Logger.Info("restored mode and owner", zap.String("template", u.name))
+	}
+	if changed {
+		m.o.Logger.Info("rendered", zap.String("template", u.name))
+		if u.cfg.Exec != nil && len(u.cfg.Exec.Command) > 0 {
+			// A failing command is logged and runs again on the next
+			// change; it never fails the template or stops the agent.
+			if err := command.Run(ctx, u.cfg.Exec); err != nil {
+				m.o.Logger.Error("template command failed", zap.String("template", u.name), zap.Error(err))
 			}
 		}
 	}
-	return fmt.Errorf("template %s: still missing secrets after 16 rounds", u.name)
+	return nil
+}
+
+// complete executes u, fetching what it misses, until nothing is missing
+// (consul-template's two-phase render), and returns that execution. seen,
+// when set, is told of every execution (what it used, which files it read).
+func (m *Manager) complete(ctx context.Context, u *unit, mask bool, seen func(execution)) (execution, error) {
+	for pass := 0; pass < 16; pass++ {
+		ex := u.execute(m.brain, m.o.Now, mask)
+		if seen != nil {
+			seen(ex)
+		}
+		if len(ex.missing) == 0 {
+			return ex, ex.err
+		}
+		for _, q := range ex.missing {
+			if err := m.fetch(ctx, q); err != nil {
+				return ex, err
+			}
+		}
+	}
+	return execution{}, fmt.Errorf("template %s: still missing secrets after 16 rounds", u.name)
 }
 
 // use records that unit i uses queries.

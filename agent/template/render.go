@@ -20,18 +20,11 @@ func (m *Manager) Render(ctx context.Context, name string, dryRun, showSecrets b
 			return nil, err
 		}
 	}
-	for pass := 0; pass < 16; pass++ {
-		ex := u.execute(m.brain, m.o.Now, !showSecrets)
-		if len(ex.missing) == 0 {
-			return ex.out, ex.err
-		}
-		for _, q := range ex.missing {
-			if err := m.fetch(ctx, q); err != nil {
-				return nil, err
-			}
-		}
+	ex, err := m.complete(ctx, u, !showSecrets, nil)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("template %s: still missing secrets after 16 rounds", u.name)
+	return ex.out, nil
 }
 
 func (m *Manager) find(name string) (int, *unit, error) {
