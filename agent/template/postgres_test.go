@@ -68,15 +68,17 @@ func startPostgres(t *testing.T) int {
 			cmd.Process.Kill()
 		}
 	})
+	// A TCP connect succeeds while the server is still replaying its WAL
+	// ("the database system is starting up"); pg_isready asks the server
+	// itself whether it accepts connections.
+	ready := filepath.Join(bin, "pg_isready")
 	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
+		if exec.Command(ready, "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "-d", "postgres").Run() == nil {
 			break
 		}
-		if i > 300 {
+		if i > 600 {
 			b, _ := os.ReadFile(filepath.Join(base, "log"))
-			t.Fatalf("postgres did not start:\n%s", b)
+			t.Fatalf("postgres did not become ready:\n%s", b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
