@@ -37,6 +37,9 @@ type Lifecycle struct {
 
 	deniedOnce sync.Once
 	denied     chan struct{}
+
+	mu     sync.Mutex
+	expiry time.Time // when the held token expires unless renewed (zero: never)
 }
 
 // ErrLogin wraps a login failure that ended Run (exit_on_err).
@@ -80,10 +83,13 @@ func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
 			}
 			l.Holder.Set(secret.Auth.ClientToken)
 		}
-		reason := l.watch(ctx, secret)
+		reason, end := l.watch(ctx, secret)
 		if ctx.Err() != nil {
 			return nil
 		}
+		// Leases the old token created die with it: say when, so that
+		// templates fetch theirs again under the next token.
+		l.Holder.Retire(end)
 		l.Logger.Info("logging in again", zap.String("reason", reason))
 		secret = nil
 	}
@@ -126,21 +132,24 @@ func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 	}
 }
 
-// watch keeps secret's token alive and returns why a new login is needed:
+// watch keeps secret's token alive and returns why a new login is needed —
 // renewal ended (max TTL reached, renewal failed, token expiring) or the
-// token was revoked. It returns "" when ctx ends.
-func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) string {
+// token was revoked — and when the token stops working: now when it was
+// revoked, its expiry otherwise (zero for a token that never expires). It
+// returns "" when ctx ends.
+func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) (string, time.Time) {
 	client, err := Clone(l.Client, secret.Auth.ClientToken, l.Namespace)
 	if err != nil {
-		return err.Error()
+		return err.Error(), l.Expiry()
 	}
 	var doneCh <-chan error
 	var renewCh <-chan *api.RenewOutput
 	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
+	l.setExpiry(ttl)
 	if ttl > 0 {
 		w, err := client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
 		if err != nil {
-			return "lifetime watcher: " + err.Error()
+			return "lifetime watcher: " + err.Error(), l.Expiry()
 		}
 		go w.Start()
 		defer w.Stop()
@@ -158,25 +167,46 @@ func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) string {
 	for {
 		select {
 		case <-ctx.Done():
-			return ""
+			return "", time.Time{}
 		case err := <-doneCh:
 			if err != nil {
-				return "renewal failed: " + err.Error()
+				if revoked(ctx, client) {
+					return "renewal failed, token revoked: " + err.Error(), time.Now()
+				}
+				return "renewal failed: " + err.Error(), l.Expiry()
 			}
-			return "token reached its max TTL or stopped being renewable"
+			return "token reached its max TTL or stopped being renewable", l.Expiry()
 		case r := <-renewCh:
 			next := time.Duration(r.Secret.Auth.LeaseDuration) * time.Second
+			l.setExpiry(next)
 			l.Logger.Debug("token renewed", zap.Duration("ttl", next))
 			l.status(l.authenticated(secret, next, "token renewed for "+next.String()+", "))
 		case <-check:
 			if revoked(ctx, client) {
-				return "token revoked (lookup-self: permission denied)"
+				return "token revoked (lookup-self: permission denied)", time.Now()
 			}
 		case <-l.denials():
 			if revoked(ctx, client) {
-				return "token revoked (a user of the token got permission denied)"
+				return "token revoked (a user of the token got permission denied)", time.Now()
 			}
 		}
+	}
+}
+
+// Expiry returns when the token held now expires unless renewed (zero for
+// one that never expires, or before the first login).
+func (l *Lifecycle) Expiry() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.expiry
+}
+
+func (l *Lifecycle) setExpiry(ttl time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.expiry = time.Time{}
+	if ttl > 0 {
+		l.expiry = time.Now().Add(ttl)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
@@ -70,6 +71,20 @@ func (t *Tokens) Client() (*api.Client, error) {
 	t.mu.Unlock()
 	return auth.Clone(client, tok, "")
 }
+
+// Login returns the generation of the current token (one more per login).
+func (t *Tokens) Login() uint64 {
+	_, gen := t.holder.Get()
+	return gen
+}
+
+// Ended returns when the token of generation gen stops working, once it
+// has been given up (see auth.Holder.Retire).
+func (t *Tokens) Ended(gen uint64) (time.Time, bool) { return t.holder.Ended(gen) }
+
+// LoginEvents returns a channel closed at the next login or token
+// retirement.
+func (t *Tokens) LoginEvents() <-chan struct{} { return t.holder.Events() }
 
 // PermissionDenied tells the auth loop that Vault answered 403 with the
 // current token (for requests made without Client). The loop checks the

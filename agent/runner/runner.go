@@ -198,6 +198,11 @@ func (r *Runner) reload(ctx context.Context, cur *instance, holder *auth.Holder)
 		rg = cur.handOver()
 	}
 	cur.stop()
+	if keep == nil {
+		// The old token is no longer renewed: it ends at its expiry, and
+		// with it the leases it created.
+		holder.Retire(cur.lifecycle.Expiry())
+	}
 	next, err := r.start(ctx, cfg, holder, keep, rg)
 	if err != nil {
 		r.Logger.Error("reload failed; restarting the previous configuration", zap.Error(err))

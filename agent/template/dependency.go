@@ -130,6 +130,11 @@ type result struct {
 	notAfter  time.Time
 	// ttl is a static secret's own refresh hint (KV "ttl" field).
 	ttl time.Duration
+	// login is the generation of the token that fetched it (see Logins);
+	// orphaned is set once that token was given up for a newer one, so a
+	// lease it holds is fetched again rather than renewed.
+	login    uint64
+	orphaned bool
 }
 
 // mounts caches the KV version of mounts, looked up with

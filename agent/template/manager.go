@@ -28,6 +28,23 @@ type Clients interface {
 	PermissionDenied()
 }
 
+// Logins is implemented by Clients that know which login a token belongs to
+// (agent/runner.Tokens does). A lease belongs to the token that created it:
+// Vault revokes it when that token expires or is revoked, however often it
+// was renewed. With Logins, leases of a token the agent gave up are fetched
+// again under the new token; secrets without a lease (KV, certificates) are
+// not touched by a re-login.
+type Logins interface {
+	// Login returns the current token's generation (one more per login).
+	Login() uint64
+	// Ended returns when the token of generation gen stops working, and
+	// false while that is unknown (in use, or never expires).
+	Ended(gen uint64) (time.Time, bool)
+	// LoginEvents returns a channel closed at the next login or token
+	// retirement.
+	LoginEvents() <-chan struct{}
+}
+
 // Options configure a Manager.
 type Options struct {
 	Templates []config.Template
@@ -150,6 +167,8 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.state[i].dirty = true
 	}
 	for {
+		logins := m.loginEvents()
+		m.orphanLeases()
 		if err := m.renderDirty(ctx); err != nil {
 			return err
 		}
@@ -165,6 +184,8 @@ func (m *Manager) Run(ctx context.Context) error {
 		case ev := <-events:
 			timer.Stop()
 			m.onFileEvent(ev)
+		case <-logins:
+			timer.Stop()
 		case <-timer.C:
 			m.refreshDue(ctx)
 		}
@@ -293,10 +314,16 @@ func (m *Manager) complete(ctx context.Context, u *unit, mask bool, seen func(ex
 	return execution{}, fmt.Errorf("template %s: still missing secrets after 16 rounds", u.name)
 }
 
-// use records that unit i uses queries.
+// use records that unit i uses queries, and no others: a query a template
+// stopped using (its source was edited) is no longer refreshed for it.
 func (m *Manager) use(i int, used map[string]*query) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for k, d := range m.deps {
+		if _, ok := used[k]; !ok {
+			delete(d.users, i)
+		}
+	}
 	for k, q := range used {
 		d := m.deps[k]
 		if d == nil {
@@ -309,17 +336,24 @@ func (m *Manager) use(i int, used map[string]*query) {
 
 // fetch gets q from Vault and stores it in the brain. A query already
 // fetched (by another template) is not fetched again; one that failed is
-// fetched again only by a retry of a template that needs it.
+// fetched again only by a retry of a template that needs it, and not
+// within RetryMin of the failure, so that templates sharing a failing
+// secret do not each ask for it.
 func (m *Manager) fetch(ctx context.Context, q *query) error {
 	prev, seen := m.brain.get(q.key)
 	if seen && prev.err == nil {
 		return nil
 	}
+	if seen && m.o.Now().Sub(prev.fetched) < m.o.RetryMin {
+		return prev.err
+	}
+	login := m.login()
 	c, err := m.o.Clients.Client()
 	if err != nil {
 		return err
 	}
 	r := q.fetch(ctx, c, m.mounts, !seen)
+	r.login = login
 	m.brain.set(q.key, r)
 	if r.err != nil {
 		m.report403(r.err)
@@ -409,9 +443,10 @@ func (m *Manager) refreshDue(ctx context.Context) {
 	m.mu.Unlock()
 	for _, d := range due {
 		old, _ := m.brain.get(d.q.key)
-		if old.renewable && old.leaseID != "" && m.renew(ctx, d, old) {
+		if old.renewable && old.leaseID != "" && !old.orphaned && m.renew(ctx, d, old) {
 			continue
 		}
+		login := m.login()
 		c, err := m.o.Clients.Client()
 		if err != nil {
 			m.o.Logger.Warn("refresh postponed: no token", zap.Error(err))
@@ -421,10 +456,16 @@ func (m *Manager) refreshDue(ctx context.Context) {
 			continue
 		}
 		r := d.q.fetch(ctx, c, m.mounts, false)
+		r.login = login
 		if r.err != nil {
 			m.report403(r.err)
 			m.o.Logger.Error("refresh failed", zap.String("query", d.q.String()), zap.Error(r.err))
 			m.brain.set(d.q.key, r)
+			// The users' retries (with their backoff) fetch it again and
+			// reschedule it once it is back; until then it is not due.
+			m.mu.Lock()
+			d.next = time.Time{}
+			m.mu.Unlock()
 			m.markUsers(d)
 			continue
 		}
@@ -463,6 +504,52 @@ func (m *Manager) renew(ctx context.Context, d *dep, old result) bool {
 	m.schedule(d.q.key, old)
 	m.o.Logger.Debug("lease renewed", zap.String("query", d.q.String()), zap.Duration("lease", got))
 	return true
+}
+
+// login returns the current token's generation (0 without Logins).
+func (m *Manager) login() uint64 {
+	if l, ok := m.o.Clients.(Logins); ok {
+		return l.Login()
+	}
+	return 0
+}
+
+// loginEvents returns a channel closed at the next login or token
+// retirement (nil, never closed, without Logins).
+func (m *Manager) loginEvents() <-chan struct{} {
+	if l, ok := m.o.Clients.(Logins); ok {
+		return l.LoginEvents()
+	}
+	return nil
+}
+
+// orphanLeases makes every lease created by a token that was given up for
+// a newer one due now: it is fetched again under the new token (not
+// renewed: renewing does not move a lease to another token), before Vault
+// revokes it with its token.
+func (m *Manager) orphanLeases() {
+	l, ok := m.o.Clients.(Logins)
+	if !ok {
+		return
+	}
+	cur := l.Login()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for key, d := range m.deps {
+		r, ok := m.brain.get(key)
+		if !ok || r.err != nil || r.leaseID == "" || r.orphaned || r.login >= cur {
+			continue
+		}
+		end, ok := l.Ended(r.login)
+		if !ok {
+			continue
+		}
+		r.orphaned = true
+		m.brain.set(key, r)
+		d.next = m.o.Now()
+		m.o.Logger.Info("the token that created this lease was replaced; fetching it again",
+			zap.String("query", d.q.String()), zap.Time("old_token_ends", end))
+	}
 }
 
 func (m *Manager) markUsers(d *dep) {

@@ -660,3 +660,136 @@ func TestPermissionDeniedReported(t *testing.T) {
 	cl.token.Store(srv.RootToken)
 	eventually(t, "render with the new token", func() bool { return read(tc.Destination) == "v" })
 }
+
+// A secret that disappears after its first render is asked for again with
+// the template's backoff — not in a loop — and the file keeps its content.
+// Templates sharing it do not each ask for it.
+func TestRefreshFailureBacksOff(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "gone", map[string]any{"k": "before"})
+	proxy := newCounting(t)
+	dir := t.TempDir()
+	cfg := config.DefaultTemplateConfig()
+	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
+	var ts []config.Template
+	for i := 0; i < 4; i++ {
+		ts = append(ts, tmpl(dir, fmt.Sprint(i), fmt.Sprintf(`{{ with secret "%s/gone" }}{{ .Data.data.k }}{{ end }}`, v2)))
+	}
+	r := run(t, Options{Templates: ts, Config: cfg, Clients: &clients{addr: proxy.url},
+		RetryMin: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond})
+	waitReady(t, r.m)
+	_, err := srv.Client.Logical().Delete(v2 + "/metadata/gone")
+	must(t, err)
+	eventually(t, "a failed refresh", func() bool { return proxy.count(v2+"/data/gone") >= 3 })
+	before := proxy.count(v2 + "/data/gone")
+	time.Sleep(2 * time.Second)
+	// With a 400ms backoff, 2s hold about 5 rounds of one request each; a
+	// loop without backoff makes hundreds, one per template per round 20.
+	if n := proxy.count(v2+"/data/gone") - before; n > 12 {
+		t.Errorf("%d requests for the missing secret in 2s: no backoff", n)
+	}
+	for i := range ts {
+		if got := read(ts[i].Destination); got != "before" {
+			t.Errorf("template %d = %q after a failed refresh, want the previous content", i, got)
+		}
+	}
+	putV2(t, v2, "gone", map[string]any{"k": "after"})
+	for i := range ts {
+		eventually(t, "the secret back", func() bool { return read(ts[i].Destination) == "after" })
+	}
+}
+
+// logins is root-token-free clients with a token per login, as
+// agent/runner.Tokens hands out: Logins says which token fetched a lease and
+// when a replaced token ends.
+type logins struct {
+	clients
+	mu     sync.Mutex
+	tok    string
+	gen    uint64
+	ends   map[uint64]time.Time
+	events chan struct{}
+}
+
+func newLogins(addr, tok string) *logins {
+	return &logins{clients: clients{addr: addr}, tok: tok, gen: 1, ends: map[uint64]time.Time{}, events: make(chan struct{})}
+}
+
+func (l *logins) Client() (*api.Client, error) {
+	c, err := l.clients.Client()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c.SetToken(l.tok)
+	return c, nil
+}
+
+func (l *logins) Login() uint64 { l.mu.Lock(); defer l.mu.Unlock(); return l.gen }
+func (l *logins) Ended(g uint64) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.ends[g]
+	return e, ok
+}
+func (l *logins) LoginEvents() <-chan struct{} { l.mu.Lock(); defer l.mu.Unlock(); return l.events }
+
+// relogin retires the current token (ending at end) and logs in with tok.
+func (l *logins) relogin(end time.Time, tok string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ends[l.gen] = end
+	l.gen++
+	l.tok = tok
+	close(l.events)
+	l.events = make(chan struct{})
+}
+
+// A revoked token takes its leases with it: after the re-login, the lease it
+// created is fetched again under the new token; the KV secret is not.
+func TestLeasesOfARevokedTokenFetchedAgain(t *testing.T) {
+	c := srv.Client
+	mount := fmt.Sprintf("ssh-%d", seq.Add(1))
+	must(t, c.Sys().Mount(mount, &api.MountInput{Type: "ssh", Config: api.MountConfigInput{DefaultLeaseTTL: "1h", MaxLeaseTTL: "1h"}}))
+	_, err := c.Logical().Write(mount+"/roles/otp", map[string]any{"key_type": "otp", "default_user": "app", "cidr_list": "127.0.0.0/8"})
+	must(t, err)
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"k": "static"})
+	token := func() string {
+		s, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"root"}})
+		must(t, err)
+		return s.Auth.ClientToken
+	}
+	first := token()
+	proxy := newCounting(t)
+	cl := newLogins(proxy.url, first)
+	dir := t.TempDir()
+	otp := tmpl(dir, "otp", fmt.Sprintf(`{{ with secret "%s/creds/otp" "ip=127.0.0.1" }}{{ .LeaseID }}{{ end }}`, mount))
+	kv := tmpl(dir, "kv", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
+	r := run(t, Options{Templates: []config.Template{otp, kv}, Clients: cl})
+	waitReady(t, r.m)
+	lease := read(otp.Destination)
+	alive := func(id string) bool {
+		_, err := c.Logical().Write("sys/leases/lookup", map[string]any{"lease_id": id})
+		return err == nil
+	}
+	if !alive(lease) {
+		t.Fatalf("lease %s not alive after the first render", lease)
+	}
+	must(t, c.Auth().Token().RevokeTree(first))
+	if alive(lease) {
+		t.Fatal("the lease outlived its token's revocation")
+	}
+	cl.relogin(time.Now(), token())
+	eventually(t, "a live lease of the new token", func() bool {
+		now := read(otp.Destination)
+		return now != lease && alive(now)
+	})
+	if n := proxy.puts(mount + "/creds/otp"); n != 2 {
+		t.Errorf("credentials fetched %d times, want 2", n)
+	}
+	if n := proxy.count(v2 + "/data/app"); n != 1 {
+		t.Errorf("the KV secret was fetched %d times, want 1 (it has no lease)", n)
+	}
+}
