@@ -793,3 +793,29 @@ func TestLeasesOfARevokedTokenFetchedAgain(t *testing.T) {
 		t.Errorf("the KV secret was fetched %d times, want 1 (it has no lease)", n)
 	}
 }
+
+// A secret a template stopped using (its source was edited) is no longer
+// refreshed.
+func TestSecretDroppedBySourceEditNotRefreshed(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "old", map[string]any{"k": "old"})
+	putV2(t, v2, "new", map[string]any{"k": "new"})
+	proxy := newCounting(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "app.tpl")
+	must(t, os.WriteFile(src, []byte(fmt.Sprintf(`{{ with secret "%s/old" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
+	tc := config.Template{Source: src, Destination: filepath.Join(dir, "out"), CreateDestDirs: true}
+	cfg := config.DefaultTemplateConfig()
+	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
+	run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: proxy.url}})
+	eventually(t, "the first render", func() bool { return read(tc.Destination) == "old" })
+	eventually(t, "a refresh of the old secret", func() bool { return proxy.count(v2+"/data/old") >= 2 })
+	must(t, os.WriteFile(src, []byte(fmt.Sprintf(`{{ with secret "%s/new" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
+	eventually(t, "the edited source rendered", func() bool { return read(tc.Destination) == "new" })
+	eventually(t, "a refresh of the new secret", func() bool { return proxy.count(v2+"/data/new") >= 2 })
+	before := proxy.count(v2 + "/data/old")
+	eventually(t, "more refreshes of the new secret", func() bool { return proxy.count(v2+"/data/new") >= 6 })
+	if n := proxy.count(v2+"/data/old") - before; n > 0 {
+		t.Errorf("the secret no template uses was fetched %d more times", n)
+	}
+}
