@@ -23,7 +23,7 @@ import (
 type Renderer interface {
 	// Run renders every template and keeps them current until ctx ends.
 	// It returns nil when ctx ends; any other return stops the agent with
-	// exit code 5 (template_config.exit_on_retry_failure).
+	// exit code 5 (template_config.exit_on_retry_failure, or exit_after_auth).
 	Run(ctx context.Context) error
 	// Ready is closed once every template has been rendered once. READY=1
 	// (and exit_after_auth's exit) waits for it.

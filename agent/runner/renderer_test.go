@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,4 +185,36 @@ func TestReloadKeepsTheRendererWhenTemplatesAreUnchanged(t *testing.T) {
 	eventually(t, "a new renderer", func() bool { return len(renderers()) == 2 })
 	close(renderers()[1].release)
 	eventually(t, "READY=1 after the new render", func() bool { return r.notes.count("READY=1") == 3 })
+}
+
+// template_config { max_connections_per_host } bounds the connections of
+// the transport the renderer's clients share (Vault Agent's default: 10).
+func TestMaxConnectionsPerHostReachesTheRenderer(t *testing.T) {
+	tests := map[string]struct {
+		templateConfig string
+		want           int
+	}{
+		"configured": {"template_config {\n  max_connections_per_host = 3\n}\n", 3},
+		"default":    {"", 10},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, method := approle(t, dir, "1h", "2h")
+			cfg := agentConfig(t, dir, method, tc.templateConfig+oneTemplate, fileSink(filepath.Join(dir, "token"), ""))
+			_, renderers := runRendering(t, cfg)
+			eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
+			tokens := renderers()[0].tokens
+			eventually(t, "a token", func() bool { return tokens.Holder().Token() != "" })
+			c, err := tokens.Client()
+			must(t, err)
+			tr, ok := c.CloneConfig().HttpClient.Transport.(*http.Transport)
+			if !ok {
+				t.Fatalf("transport %T", c.CloneConfig().HttpClient.Transport)
+			}
+			if tr.MaxConnsPerHost != tc.want {
+				t.Errorf("MaxConnsPerHost = %d, want %d", tr.MaxConnsPerHost, tc.want)
+			}
+		})
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"reflect"
@@ -261,11 +260,7 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 	}
 	// template_config { max_connections_per_host } bounds connections to
 	// Vault; every clone (renderers included) shares this transport.
-	if n := cfg.TemplateConfig.MaxConnectionsPerHost; n > 0 {
-		if t, ok := client.CloneConfig().HttpClient.Transport.(*http.Transport); ok {
-			t.MaxConnsPerHost = n
-		}
-	}
+	vaultclient.LimitConnsPerHost(client, cfg.TemplateConfig.MaxConnectionsPerHost)
 	a := cfg.AutoAuth
 	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv})
 	if err != nil {

@@ -28,7 +28,7 @@ const (
 	exitUsage   = 2 // bad command line
 	exitConfig  = 3 // the config cannot be loaded or used
 	exitAuth    = 4 // login failed with exit_on_err
-	exitRuntime = 5 // templates failed with template_config { exit_on_retry_failure = true }
+	exitRuntime = 5 // templates failed: exit_on_retry_failure, or exit_after_auth once retries are exhausted
 )
 
 const usage = `Usage:
@@ -48,7 +48,7 @@ Options:
 
 Exit codes: 0 stopped or exit_after_auth done, 1 runtime error, 2 usage,
 3 config error, 4 login failed with exit_on_err, 5 templates failed
-(exit_on_retry_failure).
+(exit_on_retry_failure, or exit_after_auth).
 `
 
 type multi []string

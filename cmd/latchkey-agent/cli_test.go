@@ -273,6 +273,9 @@ func TestExitCodes(t *testing.T) {
 		"validate owner":             {[]string{"validate", "-config", filepath.Join(dir, "o.hcl")}, exitConfig, "", `owner "no-such-user-latchkey": user: unknown user`},
 		"template retries exhausted": {[]string{"-config", filepath.Join(dir, "t.hcl")}, exitRuntime, "", "templates failed"},
 		"validate template syntax":   {[]string{"validate", "-config", filepath.Join(dir, "ts.hcl")}, exitConfig, "", "parse template"},
+		// exit_after_auth without exit_on_retry_failure: a template that
+		// never renders still ends the one-shot run with the template code.
+		"exit after auth, template keeps failing": {[]string{"-config", filepath.Join(dir, "ea.hcl")}, exitRuntime, "", "templates failed"},
 	}
 	write(t, filepath.Join(dir, "m.hcl"), "auto_auth {\n  method \"approle\" {\n  }\n}\n")
 	write(t, filepath.Join(dir, "o.hcl"), strings.Replace(string(b), "\n      path = ", "\n      owner = \"no-such-user-latchkey\"\n      path = ", 1))
@@ -282,6 +285,7 @@ func TestExitCodes(t *testing.T) {
 	rootToken := filepath.Join(dir, "root-token")
 	write(t, rootToken, srv.RootToken)
 	write(t, filepath.Join(dir, "t.hcl"), fmt.Sprintf("auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\nlatchkey {\n  state_dir = %q\n}\nvault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate_config {\n  exit_on_retry_failure = true\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", rootToken, filepath.Join(dir, "t-state"), filepath.Join(dir, "t.out")))
+	write(t, filepath.Join(dir, "ea.hcl"), fmt.Sprintf("exit_after_auth = true\nauto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\nlatchkey {\n  state_dir = %q\n}\nvault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", rootToken, filepath.Join(dir, "ea-state"), filepath.Join(dir, "ea.out")))
 	write(t, filepath.Join(dir, "ts.hcl"), string(b)+fmt.Sprintf("template {\n  contents = \"{{ with secret }}\"\n  destination = %q\n}\n", filepath.Join(dir, "ts.out")))
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -303,6 +307,11 @@ func TestExitCodes(t *testing.T) {
 	}
 	if b, err := os.ReadFile(sink); err != nil || len(b) == 0 {
 		t.Errorf("exit_after_auth wrote no sink: %v", err)
+	}
+	for _, out := range []string{"t.out", "ea.out"} {
+		if _, err := os.Stat(filepath.Join(dir, out)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a template that never rendered left %s: %v", out, err)
+		}
 	}
 }
 
@@ -332,9 +341,13 @@ func TestRenderSubcommand(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
+		// wrote is what the destination holds afterwards ("" absent).
+		wrote string
 	}{
-		{[]string{"render", "-config", cfg, "-template", dest, "-dry-run"}, "PW=<redacted>"},
-		{[]string{"render", "-config", cfg, "-template", "1", "-dry-run", "-show-secrets"}, "PW=hunter2"},
+		{[]string{"render", "-config", cfg, "-template", dest, "-dry-run"}, "PW=<redacted>", ""},
+		{[]string{"render", "-config", cfg, "-template", "1", "-dry-run", "-show-secrets"}, "PW=hunter2", ""},
+		// Without -dry-run: written as the agent would, still printed masked.
+		{[]string{"render", "-config", cfg, "-template", dest}, "PW=<redacted>", "PW=hunter2"},
 	} {
 		// Each run logs in with a fresh secret id (the file is removed after reading).
 		sid, err := srv.Client.Logical().Write("auth/approle-render/role/web/secret-id", nil)
@@ -354,9 +367,18 @@ func TestRenderSubcommand(t *testing.T) {
 		if strings.Contains(stderr.String(), "hunter2") {
 			t.Errorf("the secret reached the log: %s", stderr.String())
 		}
+		got, err := os.ReadFile(dest)
+		switch {
+		case tc.wrote == "" && err == nil:
+			t.Errorf("%v wrote the destination", tc.args)
+		case tc.wrote != "" && string(got) != tc.wrote:
+			t.Errorf("%v: destination holds %q (%v), want %q", tc.args, got, err, tc.wrote)
+		}
 	}
-	if _, err := os.Stat(dest); err == nil {
-		t.Error("a dry run wrote the destination")
+	if fi, err := os.Stat(dest); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o644 {
+		t.Errorf("destination mode %v, want 0644 (Vault Agent's default)", fi.Mode().Perm())
 	}
 }
 

@@ -197,3 +197,15 @@ func New(c Config) (*api.Client, error) {
 	}
 	return client, nil
 }
+
+// LimitConnsPerHost bounds the connections client (and every clone of it,
+// which shares its transport) opens to one host: template_config {
+// max_connections_per_host }. n <= 0 leaves the transport as it is.
+func LimitConnsPerHost(client *api.Client, n int) {
+	if n <= 0 {
+		return
+	}
+	if t, ok := client.CloneConfig().HttpClient.Transport.(*http.Transport); ok {
+		t.MaxConnsPerHost = n
+	}
+}

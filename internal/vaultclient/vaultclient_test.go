@@ -1,10 +1,13 @@
 package vaultclient
 
 import (
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/vault/api"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -117,5 +120,36 @@ func TestNewRejectsMissingCA(t *testing.T) {
 	_, err := New(Config{Address: "https://v:8200", CACert: "/nonexistent/ca.pem"})
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/ca.pem") {
 		t.Fatalf("error = %v, want it to name the CA file", err)
+	}
+}
+
+func TestLimitConnsPerHost(t *testing.T) {
+	tests := map[string]struct{ n, want int }{
+		"set":         {3, 3},
+		"zero leaves": {0, 0},
+		"negative":    {-1, 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c, err := New(Config{Address: "http://127.0.0.1:1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			LimitConnsPerHost(c, tc.n)
+			// A clone (what renderers and sinks use) shares the transport.
+			clone, err := c.Clone()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, cl := range map[string]*api.Client{"client": c, "clone": clone} {
+				tr, ok := cl.CloneConfig().HttpClient.Transport.(*http.Transport)
+				if !ok {
+					t.Fatalf("%s: transport %T", what, cl.CloneConfig().HttpClient.Transport)
+				}
+				if tr.MaxConnsPerHost != tc.want {
+					t.Errorf("%s: MaxConnsPerHost = %d, want %d", what, tr.MaxConnsPerHost, tc.want)
+				}
+			}
+		})
 	}
 }

@@ -33,6 +33,8 @@ func TestHelpers(t *testing.T) {
 		{"indent keeps blank lines", `{{ "a\n\nb\n" | indent 2 }}`, "  a\n\n  b\n", nil},
 		{"timestamp", `{{ timestamp }} {{ timestamp "unix" }} {{ timestamp "2006" }}`, "2026-01-02T03:04:05Z 1767323045 2026", nil},
 		{"toJSON trims", `{{ toJSON .M }} {{ toUnescapedJSON .M }}`, `{"a":"\u003cb\u003e"} {"a":"<b>"}`, map[string]any{"M": map[string]any{"a": "<b>"}}},
+		{"toLower", `{{ "MiXeD Case-42 ÄÖ" | toLower }} {{ toLower "" }}`, "mixed case-42 äö ", nil},
+		{"toLower then toUpper", `{{ "abC" | toLower | toUpper }}`, "ABC", nil},
 		{"toTitle keeps case", `{{ "hello wORLD" | toTitle }}`, "Hello WORLD", nil},
 		{"splitToMap skips pairs without sep", `{{ "a=1,b" | splitToMap "," "=" }}`, "map[a:1]", nil},
 		{"sprig prefixed", `{{ sprig_upper "x" }}`, "X", nil},

@@ -2,7 +2,10 @@ package renderer
 
 import (
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -65,5 +68,117 @@ func TestWriteOwner(t *testing.T) {
 	}
 	if _, _, err := Owner(config.Template{User: "no-such-user-latchkey"}); err == nil {
 		t.Error("an unknown user resolved")
+	}
+}
+
+// lookupNames returns a user and a group that exist here, with their ids
+// as os/user resolves them (the group deliberately not the user's own, so
+// that uid and gid are seen to be resolved separately).
+func lookupNames(t *testing.T) (userName string, uid int, groupName string, gid int) {
+	t.Helper()
+	for _, n := range []string{"nobody", "daemon", "bin"} {
+		if u, err := user.Lookup(n); err == nil {
+			userName, uid = n, atoi(t, u.Uid)
+			break
+		}
+	}
+	for _, n := range []string{"daemon", "bin", "sys", "nogroup", "nobody"} {
+		if g, err := user.LookupGroup(n); err == nil && atoi(t, g.Gid) != uid {
+			groupName, gid = n, atoi(t, g.Gid)
+			break
+		}
+	}
+	if userName == "" || groupName == "" {
+		t.Fatalf("no user (nobody, daemon, bin) or group (daemon, bin, sys, nogroup, nobody) in this system's databases")
+	}
+	return userName, uid, groupName, gid
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// user and group given by name are resolved (as os/user does) and applied;
+// the one not given stays the writer's own.
+func TestWriteOwnerByName(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("chown needs root; the tests run as root")
+	}
+	userName, uid, groupName, gid := lookupNames(t)
+	tests := []struct {
+		name             string
+		user, group      string
+		wantUID, wantGID int
+	}{
+		{"user and group", userName, groupName, uid, gid},
+		{"user only", userName, "", uid, os.Getegid()},
+		{"group only", "", groupName, os.Geteuid(), gid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Template{Destination: filepath.Join(t.TempDir(), "out"), User: tt.user, Group: tt.group}
+			gotUID, gotGID, err := Owner(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantU, wantG := -1, -1
+			if tt.user != "" {
+				wantU = tt.wantUID
+			}
+			if tt.group != "" {
+				wantG = tt.wantGID
+			}
+			if gotUID != wantU || gotGID != wantG {
+				t.Errorf("Owner = %d:%d, want %d:%d", gotUID, gotGID, wantU, wantG)
+			}
+			if _, _, err := Write(c, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(c.Destination)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if int(st.Uid) != tt.wantUID || int(st.Gid) != tt.wantGID {
+				t.Errorf("owner %d:%d, want %d:%d", st.Uid, st.Gid, tt.wantUID, tt.wantGID)
+			}
+			// Written again unchanged: nothing to do, the owner is right.
+			wrote, _, err := Write(c, []byte("x"))
+			if err != nil || wrote {
+				t.Errorf("second write: wrote %v, err %v", wrote, err)
+			}
+		})
+	}
+	if _, _, err := Owner(config.Template{Group: "no-such-group-latchkey"}); err == nil {
+		t.Error("an unknown group resolved")
+	}
+}
+
+// create_dest_dirs = false: a missing directory is an error and nothing is
+// written — neither the directory nor a temporary file beside it.
+func TestWriteWithoutCreateDestDirs(t *testing.T) {
+	dir := t.TempDir()
+	c := config.Template{Destination: filepath.Join(dir, "missing", "deeper", "out"), CreateDestDirs: false, Backup: true}
+	wrote, changed, err := Write(c, []byte("secret-ish"))
+	if err == nil {
+		t.Fatal("wrote into a directory that does not exist")
+	}
+	if wrote || changed {
+		t.Errorf("wrote %v changed %v on error", wrote, changed)
+	}
+	if !strings.Contains(err.Error(), c.Destination) {
+		t.Errorf("error %q does not name the destination", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("left %d entries in %s (first %q)", len(entries), dir, entries[0].Name())
 	}
 }

@@ -56,6 +56,7 @@ version={{ .Data.metadata.version }}
 {{ .Data.data.hosts | split "," | contains "db2" }}
 {{ (.Data.data.blob | parseJSON).nested.x }}
 {{ .Data.data.username | sprig_upper }} {{ "  x  " | trimSpace }} {{ env "LATCHKEY_DIFF_ENV" }}
+{{ .Data.data.mixed | toLower }} {{ .Data.data.username | toUpper | toLower }}
 {{- end }}`,
 	// the rest of consul-template's helpers (agent/template/funcs_more.go).
 	"helpers-more.txt": `{{ define "inner" }}[{{ . }}]{{ end -}}
@@ -102,7 +103,7 @@ func setup(t *testing.T) {
 	srv.MountT(t, "app-kv1", &api.MountInput{Type: "kv", Options: map[string]string{"version": "1"}})
 	_, err := c.Logical().Write("app-kv2/data/app/rds", map[string]any{"data": map[string]any{
 		"username": "app_user", "password": "s3cr3t", "key-with-dash": "dash-value", "port": 5432,
-		"hosts": "db1,db2,db3", "blob": `{"nested":{"x":"deep"}}`,
+		"hosts": "db1,db2,db3", "mixed": "MiXeD-Case_Ä", "blob": `{"nested":{"x":"deep"}}`,
 	}})
 	must(t, err)
 	_, err = c.Logical().Write("app-kv2/data/app/cache", map[string]any{"data": map[string]any{"k": "v"}})
@@ -205,6 +206,9 @@ func TestSameOutputAsVaultAgent(t *testing.T) {
 		if !strings.Contains(string(more), want) {
 			t.Errorf("helpers-more.txt lacks %q:\n%s", want, more)
 		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(ours, "helpers.txt")); !strings.Contains(string(got), "\nmixed-case_ä app_user") {
+		t.Errorf("helpers.txt lacks the toLower line:\n%s", got)
 	}
 	if got, _ := os.ReadFile(filepath.Join(ours, "missing-key.txt")); string(got) != "[<no value>]" {
 		t.Errorf("missing-key.txt = %q", got)
