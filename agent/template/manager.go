@@ -61,6 +61,9 @@ type Options struct {
 	RetryAttempts      int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// SourceQuiet is how long an edited template source must stay
+	// unchanged before it is read again (default 250ms).
+	SourceQuiet time.Duration
 }
 
 // ErrRetriesExhausted wraps the error of a template that kept failing when
@@ -97,6 +100,10 @@ type unitState struct {
 	// files are those the template read with `file` at its last
 	// execution: a change to one re-renders it, as in consul-template.
 	files []string
+	// reloadAt, when set, is when to read the edited source again: an
+	// edit is read once the file has been quiet for SourceQuiet, so that an
+	// in-place write (truncate, then write) is not loaded half-written.
+	reloadAt time.Time
 }
 
 // dep is a fetched query, its users and when it needs attention.
@@ -117,6 +124,9 @@ func New(o Options) (*Manager, error) {
 	}
 	if o.RetryMax == 0 {
 		o.RetryMax = time.Minute
+	}
+	if o.SourceQuiet == 0 {
+		o.SourceQuiet = 250 * time.Millisecond
 	}
 	if o.RetryAttempts == 0 {
 		o.RetryAttempts = 12
@@ -169,6 +179,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	for {
 		logins := m.loginEvents()
 		m.orphanLeases()
+		m.reloadSources()
 		if err := m.renderDirty(ctx); err != nil {
 			return err
 		}
@@ -418,6 +429,9 @@ func (m *Manager) nextWake() time.Time {
 		}
 	}
 	for _, st := range m.state {
+		if !st.reloadAt.IsZero() && st.reloadAt.Before(next) {
+			next = st.reloadAt
+		}
 		at := st.retryAt
 		if st.holdUntil.After(at) {
 			at = st.holdUntil
@@ -607,17 +621,31 @@ func (m *Manager) onFileEvent(ev fsnotify.Event) {
 			if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) == 0 {
 				continue
 			}
-			if err := u.load(); err != nil {
-				m.o.Logger.Error("template source changed but does not load; keeping the previous one", zap.String("template", u.name), zap.Error(err))
-				continue
-			}
-			m.o.Logger.Info("template source changed", zap.String("template", u.name))
-			m.state[i].dirty = true
+			m.state[i].reloadAt = m.o.Now().Add(m.o.SourceQuiet)
 		case u.cfg.Destination:
 			// Deleted or altered by someone else: render puts it back (and
 			// does nothing when it is already right).
 			m.state[i].dirty = true
 		}
+	}
+}
+
+// reloadSources reads again the edited sources that have been quiet long
+// enough; one that does not load keeps the previous template.
+func (m *Manager) reloadSources() {
+	now := m.o.Now()
+	for i, u := range m.units {
+		st := &m.state[i]
+		if st.reloadAt.IsZero() || now.Before(st.reloadAt) {
+			continue
+		}
+		st.reloadAt = time.Time{}
+		if err := u.load(); err != nil {
+			m.o.Logger.Error("template source changed but does not load; keeping the previous one", zap.String("template", u.name), zap.Error(err))
+			continue
+		}
+		m.o.Logger.Info("template source changed", zap.String("template", u.name))
+		st.dirty = true
 	}
 }
 

@@ -249,3 +249,52 @@ func TestPKIRestartIssuesNothing(t *testing.T) {
 		t.Errorf("a restart replaced the certificate: serial %s, want %s", got, want)
 	}
 }
+
+// A source edited in place (truncated, then written, as many editors and
+// config managers do) is read once it is complete: the destination never
+// holds the empty text seen in between.
+func TestSourceEditedInPlaceNeverRendersHalfWritten(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"k": "v"})
+	dir := t.TempDir()
+	src := filepath.Join(dir, "app.tmpl")
+	body := func(n int) string {
+		return fmt.Sprintf(`edit%d={{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, n, v2)
+	}
+	must(t, os.WriteFile(src, []byte(body(0)), 0o644))
+	tc := config.Template{Source: src, Destination: filepath.Join(dir, "out"), CreateDestDirs: true}
+	// A quiet time far longer than the writer's pause below.
+	r := run(t, Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}, SourceQuiet: time.Second})
+	waitReady(t, r.m)
+	stop := make(chan struct{})
+	seen := make(chan []string, 1)
+	go func() {
+		var bad []string
+		for {
+			select {
+			case <-stop:
+				seen <- bad
+				return
+			default:
+			}
+			if got := read(tc.Destination); !strings.HasPrefix(got, "edit") {
+				bad = append(bad, got)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	for n := 1; n <= 4; n++ {
+		f, err := os.OpenFile(src, os.O_WRONLY|os.O_TRUNC, 0)
+		must(t, err)
+		time.Sleep(10 * time.Millisecond) // a slow writer: the file is empty meanwhile
+		_, err = f.WriteString(body(n))
+		must(t, err)
+		must(t, f.Close())
+		want := fmt.Sprintf("edit%d=v", n)
+		eventually(t, want, func() bool { return read(tc.Destination) == want })
+	}
+	close(stop)
+	if bad := <-seen; len(bad) > 0 {
+		t.Errorf("the destination held %q while its source was being written", bad)
+	}
+}
