@@ -267,7 +267,7 @@ func TestVaultErrors(t *testing.T) {
 	t.Run("vault hung", func(t *testing.T) {
 		hung := hungServer(t)
 		cfg := testConfig(plain, "ssh")
-		cfg.VaultAddrs = []string{hung}
+		cfg.VaultAddrs = []string{hung.URL}
 		cfg.Timeout = 700 * time.Millisecond
 		r := login(t, cfg, "alice", otpFor())
 		if !errors.Is(r.err, ErrUnreachable) || !strings.Contains(r.rec.Reason, "deadline") {
@@ -289,12 +289,19 @@ func TestVaultErrors(t *testing.T) {
 	})
 }
 
-// A Vault address that accepts connections and never answers.
-func hungServer(t *testing.T) string {
+// hung is a Vault address that accepts connections and never answers.
+type hung struct {
+	URL string
+	// accepted counts the connections accepted.
+	accepted atomic.Int32
+}
+
+func hungServer(t *testing.T) *hung {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := &hung{URL: "http://" + l.Addr().String()}
 	done := make(chan struct{})
 	var conns []net.Conn
 	go func() {
@@ -305,6 +312,7 @@ func hungServer(t *testing.T) string {
 				return
 			}
 			conns = append(conns, c)
+			h.accepted.Add(1)
 		}
 	}()
 	t.Cleanup(func() {
@@ -314,7 +322,7 @@ func hungServer(t *testing.T) string {
 			c.Close()
 		}
 	})
-	return "http://" + l.Addr().String()
+	return h
 }
 
 // countingProxy forwards to target and counts verify requests; status, when
@@ -369,57 +377,145 @@ func proxyTo(t *testing.T, srv *vaulttest.Server) (*countingProxy, string) {
 	return p, hs.URL
 }
 
+// addrSpec is one configured Vault address of a failover case.
+type addrSpec struct {
+	kind string // "down" (nothing listens), "hung" (accepts, never answers), "live" (the Vault), "proxy"
+	// A proxy counts verify requests and forwards them to the Vault, or
+	// answers status, or redirects to the Vault as a standby node does.
+	status   int
+	redirect bool
+}
+
 func TestFailover(t *testing.T) {
 	mount := sshMount(t, plain)
-	otpFor := func() string { return issue(t, plain, mount, "web", "alice", "127.0.0.1") }
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	down := "http://" + l.Addr().String()
-	l.Close()
+	const unknownOTP = "11111111-2222-3333-4444-555555555555"
+	tests := map[string]struct {
+		addrs    []addrSpec
+		password string // "" = a fresh valid OTP
+		timeout  time.Duration
+		wantErr  error // nil = the login succeeds
+		// wantReason is in the audit record's reason.
+		wantReason string
+		// wantAddr is the index of the address recorded as the one that
+		// answered; -1: none.
+		wantAddr int
+		// wantCalls is, per address, how many verify requests a proxy got
+		// or connections a hung address accepted, exactly: a retry to the
+		// same address would send the OTP twice. Down and live addresses
+		// are not counted.
+		wantCalls []int
+	}{
+		"down, hung, then a live address": {
+			addrs: []addrSpec{{kind: "down"}, {kind: "hung"}, {kind: "live"}}, timeout: 3 * time.Second,
+			wantAddr: 2, wantCalls: []int{0, 1, 0},
+		},
+		"sealed (503) is skipped": {
+			addrs:    []addrSpec{{kind: "proxy", status: http.StatusServiceUnavailable}, {kind: "proxy"}},
+			wantAddr: 1, wantCalls: []int{1, 1},
+		},
+		"an answer (400, unknown OTP) stops failover": {
+			addrs: []addrSpec{{kind: "proxy"}, {kind: "proxy"}}, password: unknownOTP,
+			wantErr: ErrDenied, wantReason: "wrong, used or expired", wantAddr: 0, wantCalls: []int{1, 0},
+		},
+		"an answer (500) stops failover": {
+			addrs:   []addrSpec{{kind: "proxy", status: http.StatusInternalServerError}, {kind: "proxy"}},
+			wantErr: ErrVault, wantReason: "500", wantAddr: 0, wantCalls: []int{1, 0},
+		},
+		"an answer (403) stops failover": {
+			addrs:   []addrSpec{{kind: "proxy", status: http.StatusForbidden}, {kind: "proxy"}},
+			wantErr: ErrVault, wantReason: "403", wantAddr: 0, wantCalls: []int{1, 0},
+		},
+		"standby redirect is followed": {
+			addrs:    []addrSpec{{kind: "proxy", redirect: true}, {kind: "live"}},
+			wantAddr: 0, wantCalls: []int{1, 0},
+		},
+		// Each hung address gets its share of the deadline: the second is
+		// still tried after the first used its share.
+		"all hung": {
+			addrs: []addrSpec{{kind: "hung"}, {kind: "hung"}}, timeout: time.Second,
+			wantErr: ErrUnreachable, wantReason: "deadline", wantAddr: -1, wantCalls: []int{1, 1},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(plain, mount)
+			if tc.timeout != 0 {
+				cfg.Timeout = tc.timeout
+			}
+			cfg.VaultAddrs = nil
+			calls := make([]func() int32, len(tc.addrs))
+			for i, a := range tc.addrs {
+				var addr string
+				switch a.kind {
+				case "down":
+					addr = downAddr(t)
+				case "hung":
+					h := hungServer(t)
+					addr, calls[i] = h.URL, h.accepted.Load
+				case "live":
+					addr = plain.Addr
+				case "proxy":
+					p, u := proxyTo(t, plain)
+					p.status = a.status
+					if a.redirect {
+						p.redirect = plain.Addr
+					}
+					addr, calls[i] = u, p.verifies.Load
+				default:
+					t.Fatalf("address kind %q", a.kind)
+				}
+				cfg.VaultAddrs = append(cfg.VaultAddrs, addr)
+			}
+			password := tc.password
+			if password == "" {
+				password = issue(t, plain, mount, "web", "alice", "127.0.0.1")
+			}
 
-	t.Run("down, hung, then a live address", func(t *testing.T) {
-		cfg := testConfig(plain, mount)
-		cfg.VaultAddrs = []string{down, hungServer(t), plain.Addr}
-		cfg.Timeout = 3 * time.Second
-		if r := login(t, cfg, "alice", otpFor()); r.err != nil {
-			t.Fatal(r.err)
-		}
-	})
-	t.Run("sealed (503) is skipped", func(t *testing.T) {
-		sealed, sealedURL := proxyTo(t, plain)
-		sealed.status = http.StatusServiceUnavailable
-		cfg := testConfig(plain, mount)
-		cfg.VaultAddrs = []string{sealedURL, plain.Addr}
-		if r := login(t, cfg, "alice", otpFor()); r.err != nil || r.rec.VaultAddr != plain.Addr {
-			t.Fatalf("error %v, record %+v", r.err, r.rec)
-		}
-	})
-	t.Run("an answer stops failover: the OTP is sent once", func(t *testing.T) {
-		first, firstURL := proxyTo(t, plain)
-		second, secondURL := proxyTo(t, plain)
-		cfg := testConfig(plain, mount)
-		cfg.VaultAddrs = []string{firstURL, secondURL}
-		r := login(t, cfg, "alice", "11111111-2222-3333-4444-555555555555")
-		if !errors.Is(r.err, ErrDenied) {
-			t.Fatalf("error = %v", r.err)
-		}
-		if first.verifies.Load() != 1 || second.verifies.Load() != 0 {
-			t.Errorf("verifies: first %d, second %d; want 1, 0", first.verifies.Load(), second.verifies.Load())
-		}
-		first.status = http.StatusInternalServerError
-		r = login(t, cfg, "alice", otpFor())
-		if !errors.Is(r.err, ErrVault) || second.verifies.Load() != 0 {
-			t.Errorf("after a 500: error %v, second got %d verifies", r.err, second.verifies.Load())
-		}
-	})
-	t.Run("standby redirect is followed", func(t *testing.T) {
-		standby, standbyURL := proxyTo(t, plain)
-		standby.redirect = plain.Addr
-		cfg := testConfig(plain, mount)
-		cfg.VaultAddrs = []string{standbyURL}
-		if r := login(t, cfg, "alice", otpFor()); r.err != nil {
-			t.Fatal(r.err)
-		}
-	})
+			r := login(t, cfg, "alice", password)
+			if tc.wantErr == nil && r.err != nil || tc.wantErr != nil && !errors.Is(r.err, tc.wantErr) {
+				t.Fatalf("error = %v, want %v", r.err, tc.wantErr)
+			}
+			if !strings.Contains(r.rec.Reason, tc.wantReason) {
+				t.Errorf("reason %q, want it to contain %q", r.rec.Reason, tc.wantReason)
+			}
+			wantAddr := ""
+			if tc.wantAddr >= 0 {
+				wantAddr = cfg.VaultAddrs[tc.wantAddr]
+			}
+			if r.rec.VaultAddr != wantAddr {
+				t.Errorf("recorded vault_addr %q, want %q (address %d)", r.rec.VaultAddr, wantAddr, tc.wantAddr)
+			}
+			for i, n := range calls {
+				if n == nil {
+					continue
+				}
+				// A hung server counts a connection when its accept loop
+				// gets to it, which may be just after the helper gave up.
+				if tc.addrs[i].kind == "hung" {
+					for range 1000 {
+						if n() >= int32(tc.wantCalls[i]) {
+							break
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+				}
+				if got := n(); got != int32(tc.wantCalls[i]) {
+					t.Errorf("address %d (%s) got %d requests, want exactly %d", i, tc.addrs[i].kind, got, tc.wantCalls[i])
+				}
+			}
+		})
+	}
+}
+
+// downAddr is an http address where nothing listens.
+func downAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "http://" + l.Addr().String()
+	l.Close()
+	return addr
 }
 
 func TestTOTP(t *testing.T) {
