@@ -5,15 +5,23 @@ package pam
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -242,14 +250,6 @@ func TestVaultErrors(t *testing.T) {
 			t.Fatalf("OSS Vault with a namespace: %v", r.err)
 		}
 	})
-	t.Run("wrong CA", func(t *testing.T) {
-		cfg := testConfig(tlsSrv, mount)
-		cfg.CACert = ""
-		r := login(t, cfg, "alice", otpFor())
-		if !errors.Is(r.err, ErrUnreachable) || !strings.Contains(r.err.Error(), "certificate") {
-			t.Fatalf("error = %v", r.err)
-		}
-	})
 	t.Run("vault down", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -287,6 +287,68 @@ func TestVaultErrors(t *testing.T) {
 			t.Fatalf("error = %v", r.err)
 		}
 	})
+}
+
+// The TLS keys of the config, against the real Vault's https listener,
+// whose certificate (made by -dev-tls) names localhost and 127.0.0.1.
+func TestTLSConfigKeys(t *testing.T) {
+	mount := sshMount(t, tlsSrv)
+	caDir := t.TempDir()
+	writeFileT(t, filepath.Join(caDir, "vault-ca.pem"), readFile(t, tlsSrv.CACert))
+	otherCADir := t.TempDir()
+	writeFileT(t, filepath.Join(otherCADir, "other-ca.pem"), otherCAPEM(t))
+	tests := map[string]struct {
+		caCert, caPath, serverName string
+		skipVerify                 bool
+		// wantRefused: the TLS handshake fails on the certificate, so no
+		// Vault answered; else the login succeeds.
+		wantRefused bool
+	}{
+		"ca_cert":                                {caCert: tlsSrv.CACert},
+		"no CA":                                  {wantRefused: true},
+		"tls_skip_verify without a CA":           {skipVerify: true},
+		"tls_skip_verify, name not in cert":      {skipVerify: true, serverName: "wrong.example"},
+		"tls_server_name in the certificate":     {caCert: tlsSrv.CACert, serverName: "localhost"},
+		"tls_server_name not in the certificate": {caCert: tlsSrv.CACert, serverName: "wrong.example", wantRefused: true},
+		"ca_path holding the CA":                 {caPath: caDir},
+		"ca_path with the name":                  {caPath: caDir, serverName: "localhost"},
+		"ca_path holding another CA":             {caPath: otherCADir, wantRefused: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(tlsSrv, mount)
+			cfg.CACert, cfg.CAPath, cfg.TLSServerName, cfg.TLSSkipVerify = tc.caCert, tc.caPath, tc.serverName, tc.skipVerify
+			r := login(t, cfg, "alice", issue(t, tlsSrv, mount, "web", "alice", "127.0.0.1"))
+			if tc.wantRefused {
+				if !errors.Is(r.err, ErrUnreachable) || !strings.Contains(r.err.Error(), "certificate") ||
+					!strings.Contains(r.rec.Reason, "certificate") {
+					t.Fatalf("error = %v (reason %q), want no answer because of the certificate", r.err, r.rec.Reason)
+				}
+				return
+			}
+			if r.err != nil || r.rec.VaultAddr != tlsSrv.Addr {
+				t.Fatalf("error = %v, record %+v", r.err, r.rec)
+			}
+		})
+	}
+}
+
+// otherCAPEM is a self-signed CA certificate that signed nothing Vault uses.
+func otherCAPEM(t *testing.T) string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "latchkey test, not Vault's CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
 // hung is a Vault address that accepts connections and never answers.
