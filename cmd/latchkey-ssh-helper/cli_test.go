@@ -56,6 +56,7 @@ func env(kv ...string) func(string) string {
 func TestCommandLine(t *testing.T) {
 	good := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = \"ssh\"\naudit = \"off\"\n", srv.Addr))
 	noRoles := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"\"\naudit = \"off\"\n", srv.Addr))
+	configDir := t.TempDir()
 	mount := "ssh"
 	srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
 	tests := map[string]struct {
@@ -78,6 +79,7 @@ func TestCommandLine(t *testing.T) {
 		"--version":                 {args: []string{"--version"}, wantCode: exitOK},
 		"version under PAM":         {args: []string{"-version"}, env: env("PAM_TYPE", "auth", "PAM_USER", "alice"), wantCode: exitUsage},
 		"missing config":            {args: []string{"-config=/nonexistent/config.hcl", "-dev"}, wantCode: exitConfig, wantStderr: "read config /nonexistent/config.hcl"},
+		"config is a directory":     {args: []string{"-config=" + configDir, "-dev"}, wantCode: exitConfig, wantStderr: "read config " + configDir + ": read " + configDir + ": is a directory"},
 		"http without -dev":         {args: []string{"-config=" + good}, wantCode: exitConfig, wantStderr: "http:// is refused without -dev"},
 		"verify-only":               {args: []string{"-config=" + good, "-dev", "-verify-only"}, wantCode: exitOK, wantStderr: "echo request"},
 		"random uuid denied":        {args: []string{"-config=" + good, "-dev"}, env: env("PAM_USER", "alice"), stdin: "11111111-2222-3333-4444-555555555555", wantCode: exitDenied},
@@ -136,6 +138,39 @@ func TestBinaryLogin(t *testing.T) {
 		if i == 0 && !strings.Contains(string(out), "alice@127.0.0.1 authenticated!") {
 			t.Errorf("output: %s", out)
 		}
+	}
+}
+
+// -verify-only reads no stdin: with a stdin that never ends (a pipe whose
+// write end stays open), it still checks Vault and exits 0 by itself.
+// Reading stdin would block until the deadline (exit 4).
+func TestBinaryVerifyOnlyReadsNoStdin(t *testing.T) {
+	mount := "ssh-verify-only"
+	srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
+	cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"web\"\ntimeout = \"3s\"\naudit = \"off\"\n", srv.Addr, mount))
+	tests := map[string][]string{
+		"by hand":   nil,
+		"under PAM": {"PAM_USER=alice", "PAM_TYPE=auth"},
+	}
+	for name, environ := range tests {
+		t.Run(name, func(t *testing.T) {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pw.Close() // only after the helper exited
+			cmd := exec.Command(helper, "-config="+cfg, "-dev", "-verify-only")
+			cmd.Env = environ
+			cmd.Stdin = pr
+			out, _ := cmd.CombinedOutput()
+			pr.Close()
+			if got := cmd.ProcessState.ExitCode(); got != exitOK {
+				t.Fatalf("exit %d, want %d\n%s", got, exitOK, out)
+			}
+			if !strings.Contains(string(out), "vault verified the echo request") {
+				t.Errorf("output: %s", out)
+			}
+		})
 	}
 }
 
