@@ -37,8 +37,8 @@ import (
 var plain, tlsSrv *vaulttest.Server
 
 func TestMain(m *testing.M) {
-	if os.Getenv(journalChildEnv) != "" {
-		// The re-executed journal test needs no Vault.
+	if os.Getenv(journalChildEnv) != "" || os.Getenv(netnsChildEnv) != "" {
+		// The re-executed journal and network tests need no Vault.
 		os.Exit(m.Run())
 	}
 	vaulttest.Main(m, vaulttest.Spec{Into: &plain}, vaulttest.Spec{Into: &tlsSrv, Options: vaulttest.Options{TLS: true}})
