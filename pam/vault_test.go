@@ -22,12 +22,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/latchkey/latchkey/test/totptest"
@@ -91,15 +94,22 @@ type run struct {
 }
 
 // login runs the helper as pam_exec would for user with stdin, and returns
-// its error and audit record.
+// its error and audit record. It fails the test when the password shows in
+// the audit record or in anything logged, at debug level included.
 func login(t *testing.T, cfg *Config, user, stdin string) run {
 	t.Helper()
 	var rec Record
 	var got bool
 	file := t.TempDir() + "/audit.log"
 	cfg.AuditFile = file
+	var logged bytes.Buffer
+	enc := zap.NewDevelopmentEncoderConfig()
+	enc.TimeKey = "" // no timestamps, whose digits could look like a TOTP code
+	logger := zaptest.NewLogger(t, zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewTee(c, zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(&logged), zapcore.DebugLevel))
+	})))
 	h := &Helper{
-		Config: cfg, Logger: zaptest.NewLogger(t),
+		Config: cfg, Logger: logger,
 		Auditor: &Auditor{Dest: AuditOff, File: file},
 		Getenv: func(k string) string {
 			return map[string]string{"PAM_USER": user, "PAM_SERVICE": "sshd", "PAM_RHOST": "198.51.100.7", "PAM_TYPE": "auth"}[k]
@@ -112,8 +122,12 @@ func login(t *testing.T, cfg *Config, user, stdin string) run {
 	defer cancel()
 	err := h.Run(ctx, strings.NewReader(stdin))
 	b := readFile(t, file)
-	if strings.Contains(b, stdin) && stdin != "" {
+	secret := strings.TrimSuffix(stdin, "\x00")
+	if containsSecret(b, secret) {
 		t.Errorf("audit record contains the password: %s", b)
+	}
+	if containsSecret(logged.String(), secret) {
+		t.Errorf("the log contains the password: %s", logged.String())
 	}
 	if n := strings.Count(b, "\n"); n != 1 {
 		t.Errorf("want one audit record, got %d: %s", n, b)
@@ -122,7 +136,23 @@ func login(t *testing.T, cfg *Config, user, stdin string) run {
 	if !got {
 		t.Errorf("audit record unreadable: %q", b)
 	}
+	if rec.Time.IsZero() || rec.Time.Location() != time.UTC {
+		t.Errorf("audit record time %v, want a UTC time", rec.Time)
+	}
 	return run{err: err, rec: rec}
+}
+
+// containsSecret reports whether text holds secret. A TOTP code is digits
+// only and is looked for as a whole number, so that a duration or request
+// id with the same digits in it does not count.
+func containsSecret(text, secret string) bool {
+	if secret == "" {
+		return false
+	}
+	if strings.Trim(secret, "0123456789") != "" {
+		return strings.Contains(text, secret)
+	}
+	return regexp.MustCompile(`(^|[^0-9])` + regexp.QuoteMeta(secret) + `($|[^0-9])`).MatchString(text)
 }
 
 func TestVerifyAgainstVault(t *testing.T) {
@@ -140,7 +170,7 @@ func TestVerifyAgainstVault(t *testing.T) {
 			if r.err != nil {
 				t.Fatalf("valid OTP: %v", r.err)
 			}
-			if r.rec.Result != "success" || r.rec.Role != "web" || r.rec.IP != "127.0.0.1" || r.rec.RequestID == "" ||
+			if r.rec.Result != "success" || r.rec.Time.IsZero() || r.rec.Role != "web" || r.rec.IP != "127.0.0.1" || r.rec.RequestID == "" ||
 				r.rec.VaultAddr != srv.Addr || r.rec.Service != "sshd" || r.rec.RHost != "198.51.100.7" {
 				t.Errorf("audit record = %+v", r.rec)
 			}
