@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -254,9 +255,8 @@ func TestVaultErrors(t *testing.T) {
 		}
 	})
 	// Vault OSS ignores X-Vault-Namespace, so the real server cannot refuse
-	// a wrong one; Enterprise and OpenBao answer it with an error status,
-	// which "wrong mount" shows becomes ErrVault. Here: the configured
-	// namespace is what reaches Vault.
+	// a wrong one (TestUnknownNamespace stands in for Enterprise). Here: the
+	// configured namespace is what reaches Vault.
 	t.Run("namespace header", func(t *testing.T) {
 		p, u := proxyTo(t, plain)
 		m := sshMount(t, plain)
@@ -424,6 +424,12 @@ type countingProxy struct {
 	verifies atomic.Int32
 	status   int
 	redirect string
+	// namespaceStatus, when non-zero, is answered (with namespaceError) to a
+	// request whose X-Vault-Namespace is not namespace, as Vault Enterprise
+	// answers a namespace it does not have.
+	namespace       string
+	namespaceStatus int
+	namespaceError  string
 	// lastNamespace is the X-Vault-Namespace of the last verify request.
 	lastNamespace atomic.Pointer[string]
 }
@@ -435,6 +441,11 @@ func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.lastNamespace.Store(&ns)
 	}
 	switch {
+	case p.namespaceStatus != 0 && r.Header.Get("X-Vault-Namespace") != p.namespace:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(p.namespaceStatus)
+		json.NewEncoder(w).Encode(map[string][]string{"errors": {p.namespaceError}})
+		return
 	case p.redirect != "":
 		// A standby node's answer: go to the active node.
 		http.Redirect(w, r, p.redirect+r.URL.RequestURI(), http.StatusTemporaryRedirect)
@@ -467,6 +478,49 @@ func proxyTo(t *testing.T, srv *vaulttest.Server) (*countingProxy, string) {
 	hs := httptest.NewServer(p)
 	t.Cleanup(hs.Close)
 	return p, hs.URL
+}
+
+// A namespace the server does not have: Vault Enterprise (and OpenBao)
+// answer 404 or 403, which is the operator's problem, not a wrong password:
+// ErrVault (exit 4), with Vault's answer in the audit record.
+func TestUnknownNamespace(t *testing.T) {
+	mount := sshMount(t, plain)
+	tests := map[string]struct {
+		namespace  string
+		status     int
+		message    string
+		wantReason string // "" = the login succeeds
+	}{
+		"known namespace": {namespace: "team-a", status: http.StatusNotFound},
+		"unknown namespace, 404": {namespace: "team-b", status: http.StatusNotFound,
+			message:    fmt.Sprintf("no handler for route %q. route entry not found.", "team-b/"+mount+"/verify"),
+			wantReason: "404 on " + mount + "/verify: no handler for route"},
+		"unknown namespace, 403": {namespace: "team-b", status: http.StatusForbidden,
+			message: "permission denied", wantReason: "403 on " + mount + "/verify: permission denied"},
+		"no namespace configured": {status: http.StatusForbidden,
+			message: "permission denied", wantReason: "403 on " + mount + "/verify: permission denied"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p, u := proxyTo(t, plain)
+			p.namespace, p.namespaceStatus, p.namespaceError = "team-a", tc.status, tc.message
+			cfg := testConfig(plain, mount)
+			cfg.VaultAddrs, cfg.Namespace = []string{u}, tc.namespace
+			r := login(t, cfg, "alice", issue(t, plain, mount, "web", "alice", "127.0.0.1"))
+			if tc.wantReason == "" {
+				if r.err != nil {
+					t.Fatal(r.err)
+				}
+				return
+			}
+			if !errors.Is(r.err, ErrVault) || errors.Is(r.err, ErrDenied) || errors.Is(r.err, ErrUnreachable) {
+				t.Fatalf("error = %v, want ErrVault only", r.err)
+			}
+			if r.rec.Result != "failure" || !strings.Contains(r.rec.Reason, tc.wantReason) || r.rec.VaultAddr != u {
+				t.Errorf("audit record %+v, want a failure from %s with reason %q", r.rec, u, tc.wantReason)
+			}
+		})
+	}
 }
 
 // addrSpec is one configured Vault address of a failover case.
