@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,6 +215,60 @@ func containsSecret(text, secret string) bool {
 		return strings.Contains(text, secret)
 	}
 	return regexp.MustCompile(`(^|[^0-9])` + secret + `($|[^0-9])`).MatchString(text)
+}
+
+// A namespace Vault does not have (Vault Enterprise answers 404 or 403; the
+// stub stands in for it, Vault OSS ignores namespaces): exit 4, the Vault
+// error, not 1, and the audit record gives Vault's answer.
+func TestBinaryUnknownNamespace(t *testing.T) {
+	tests := map[string]struct {
+		status  int
+		message string
+	}{
+		"404": {http.StatusNotFound, `no handler for route "no-such-ns/ssh/verify". route entry not found.`},
+		"403": {http.StatusForbidden, "permission denied"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var namespaces []string
+			var mu sync.Mutex
+			stub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				namespaces = append(namespaces, r.Header.Get("X-Vault-Namespace"))
+				mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				json.NewEncoder(w).Encode(map[string][]string{"errors": {tc.message}})
+			}))
+			defer stub.Close()
+			audit := filepath.Join(t.TempDir(), "audit.log")
+			cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nnamespace = \"no-such-ns\"\nallowed_roles = \"web\"\naudit = \"off\"\naudit_file = %q\n", stub.URL, audit))
+			cmd := exec.Command(helper, "-config="+cfg, "-dev")
+			cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_SERVICE=sshd", "PAM_RHOST=127.0.0.1"}
+			cmd.Stdin = strings.NewReader("11111111-2222-3333-4444-555555555555")
+			out, _ := cmd.CombinedOutput()
+			if got := cmd.ProcessState.ExitCode(); got != exitVault {
+				t.Fatalf("exit %d, want %d (vault error)\n%s", got, exitVault, out)
+			}
+			mu.Lock()
+			if len(namespaces) != 1 || namespaces[0] != "no-such-ns" {
+				t.Errorf("requests' X-Vault-Namespace = %q, want one with no-such-ns", namespaces)
+			}
+			mu.Unlock()
+			b, err := os.ReadFile(audit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rec struct{ Result, Reason string }
+			if err := json.Unmarshal(b, &rec); err != nil {
+				t.Fatalf("audit file %q: %v", b, err)
+			}
+			want := fmt.Sprintf("unexpected vault answer: %d on ssh/verify: %s", tc.status, tc.message)
+			if rec.Result != "failure" || !strings.Contains(rec.Reason, want) {
+				t.Errorf("audit record %+v, want a failure with reason %q", rec, want)
+			}
+		})
+	}
 }
 
 // -verify-only reads no stdin: with a stdin that never ends (a pipe whose
