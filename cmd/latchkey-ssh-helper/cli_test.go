@@ -36,11 +36,14 @@ func TestMain(m *testing.M) {
 	bins, err := testbin.Build(dir, "./cmd/latchkey-ssh-helper")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	helper = bins[0]
-	defer os.RemoveAll(dir)
-	vaulttest.Main(m, vaulttest.Spec{Into: &srv})
+	// Not deferred: os.Exit runs no deferred calls.
+	code := vaulttest.Run(m, vaulttest.Spec{Into: &srv})
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 func writeConfig(t *testing.T, body string) string {
