@@ -150,9 +150,14 @@ LogLevel VERBOSE
 		link}, "-D", "-e", "-f", conf)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	must(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-exited
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
@@ -161,7 +166,7 @@ LogLevel VERBOSE
 			t.Logf("audit log:\n%s", b)
 		}
 	})
-	waitListening(t, r.addr)
+	waitListening(t, r.addr, exited, logf.Name())
 	return r
 }
 
@@ -693,8 +698,16 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func waitListening(t *testing.T, addr string) {
-	for i := 0; i < 200; i++ {
+// waitListening waits for sshd to listen on addr; it fails at once, with
+// sshd's log, when sshd (or the private /dev set up before it) exited.
+func waitListening(t *testing.T, addr string, exited <-chan struct{}, log string) {
+	for i := 0; i < 400; i++ {
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(log)
+			t.Fatalf("sshd exited before listening on %s:\n%s", addr, b)
+		default:
+		}
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return
