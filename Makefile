@@ -5,8 +5,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/latchkey/latchkey/internal/version.Version=$(VERSION)
 BIN := bin
 # Debian packages the tests use: a real sshd + Linux-PAM for the helper's end-to-end test,
-# PostgreSQL for the templates' database-lease test.
-TEST_DEBS := openssh-server openssh-client libpam-modules libpam-runtime postgresql
+# PostgreSQL for the templates' database-lease test, iproute2 (ip) for the helper's test of
+# real interface addresses (not in minimal images). unshare and mount come with util-linux
+# and mount, which every Debian system has.
+TEST_DEBS := openssh-server openssh-client libpam-modules libpam-runtime postgresql iproute2
 STATICCHECK_VERSION := v0.8.2
 GO_TEST_FLAGS ?= -count=1 -timeout 25m
 

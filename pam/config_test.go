@@ -183,12 +183,24 @@ totp_key_pattern = "ssh-{{user}}"`,
 	}
 }
 
-// vault-ssh-helper said `missing config "vault_addr"` for a missing file.
-func TestLoadConfigMissingFile(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "nope.hcl")
-	_, err := LoadConfig(p)
-	if err == nil || !strings.Contains(err.Error(), "read config "+p) || !strings.Contains(err.Error(), "no such file") {
-		t.Fatalf("error = %v", err)
+// A config that cannot be read says so and names the path (vault-ssh-helper
+// said `missing config "vault_addr"` for a missing file).
+func TestLoadConfigUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	tests := map[string]struct {
+		path, want string
+	}{
+		"missing file": {filepath.Join(dir, "nope.hcl"), "no such file"},
+		"a directory":  {dir, "is a directory"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c, err := LoadConfig(tc.path)
+			if c != nil || err == nil || !strings.HasPrefix(err.Error(), "read config "+tc.path+": ") ||
+				!strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want \"read config %s: ...%s\"", err, tc.path, tc.want)
+			}
+		})
 	}
 }
 

@@ -2,17 +2,24 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
 	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/totptest"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -29,11 +36,14 @@ func TestMain(m *testing.M) {
 	bins, err := testbin.Build(dir, "./cmd/latchkey-ssh-helper")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	helper = bins[0]
-	defer os.RemoveAll(dir)
-	vaulttest.Main(m, vaulttest.Spec{Into: &srv})
+	// Not deferred: os.Exit runs no deferred calls.
+	code := vaulttest.Run(m, vaulttest.Spec{Into: &srv})
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 func writeConfig(t *testing.T, body string) string {
@@ -56,6 +66,7 @@ func env(kv ...string) func(string) string {
 func TestCommandLine(t *testing.T) {
 	good := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = \"ssh\"\naudit = \"off\"\n", srv.Addr))
 	noRoles := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"\"\naudit = \"off\"\n", srv.Addr))
+	configDir := t.TempDir()
 	mount := "ssh"
 	srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
 	tests := map[string]struct {
@@ -78,6 +89,7 @@ func TestCommandLine(t *testing.T) {
 		"--version":                 {args: []string{"--version"}, wantCode: exitOK},
 		"version under PAM":         {args: []string{"-version"}, env: env("PAM_TYPE", "auth", "PAM_USER", "alice"), wantCode: exitUsage},
 		"missing config":            {args: []string{"-config=/nonexistent/config.hcl", "-dev"}, wantCode: exitConfig, wantStderr: "read config /nonexistent/config.hcl"},
+		"config is a directory":     {args: []string{"-config=" + configDir, "-dev"}, wantCode: exitConfig, wantStderr: "read config " + configDir + ": read " + configDir + ": is a directory"},
 		"http without -dev":         {args: []string{"-config=" + good}, wantCode: exitConfig, wantStderr: "http:// is refused without -dev"},
 		"verify-only":               {args: []string{"-config=" + good, "-dev", "-verify-only"}, wantCode: exitOK, wantStderr: "echo request"},
 		"random uuid denied":        {args: []string{"-config=" + good, "-dev"}, env: env("PAM_USER", "alice"), stdin: "11111111-2222-3333-4444-555555555555", wantCode: exitDenied},
@@ -108,34 +120,190 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
-// The binary, as pam_exec runs it: OTP on stdin, PAM_* in the environment.
+// The binary, as pam_exec runs it: the password on stdin, PAM_* in the
+// environment; accepted once, refused when used again. Whatever the log
+// level, the password shows neither on stdout, on stderr nor in the audit
+// file.
 func TestBinaryLogin(t *testing.T) {
-	mount := "ssh-bin"
 	c := srv.Client
+	const mount, totpMount, seed = "ssh-bin", "totp-bin", "JBSWY3DPEHPK3PXP"
 	srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
 	if _, err := c.Logical().Write(mount+"/roles/web", map[string]any{"key_type": "otp", "default_user": "alice", "cidr_list": "127.0.0.0/8"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"web\"\naudit = \"off\"\n", srv.Addr, mount))
-	s, err := c.Logical().Write(mount+"/creds/web", map[string]any{"ip": "127.0.0.1"})
+	srv.MountT(t, totpMount, &api.MountInput{Type: "totp"})
+	if _, err := c.Logical().Write(totpMount+"/keys/ssh-alice", map[string]any{"key": seed, "generate": false, "issuer": "latchkey", "account_name": "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sys().PutPolicy("cli-totp", fmt.Sprintf(`path "%s/code/*" { capabilities = ["update"] }`, totpMount)); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"cli-totp"}, NoParent: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	otp := s.Data["key"].(string)
-	for i, want := range []int{exitOK, exitDenied} {
-		cmd := exec.Command(helper, "-config="+cfg, "-dev")
-		cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_SERVICE=sshd", "PAM_RHOST=127.0.0.1"}
-		cmd.Stdin = strings.NewReader(otp + "\x00")
-		out, _ := cmd.CombinedOutput()
-		if got := cmd.ProcessState.ExitCode(); got != want {
-			t.Errorf("attempt %d: exit %d, want %d\n%s", i+1, got, want, out)
-		}
-		if strings.Contains(string(out), otp) {
-			t.Errorf("output contains the OTP: %s", out)
-		}
-		if i == 0 && !strings.Contains(string(out), "alice@127.0.0.1 authenticated!") {
-			t.Errorf("output: %s", out)
-		}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(tok.Auth.ClientToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := map[string]struct {
+		totp  bool
+		level string
+		// wantOK is in the output of the accepted attempt.
+		wantOK string
+	}{
+		"otp":         {level: "info", wantOK: "alice@127.0.0.1 authenticated!"},
+		"otp, trace":  {level: "trace", wantOK: "alice@127.0.0.1 authenticated!"},
+		"totp, trace": {totp: true, level: "trace", wantOK: "authenticated!"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			audit := filepath.Join(t.TempDir(), "audit.log")
+			body := fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"web\"\naudit = \"off\"\naudit_file = %q\n", srv.Addr, mount, audit)
+			var secret string
+			if tc.totp {
+				body += fmt.Sprintf("mode = \"totp\"\ntotp_mount = %q\ntotp_key_pattern = \"ssh-{{user}}\"\ntoken_file = %q\n", totpMount, tokenFile)
+				secret = totptest.Code(seed, time.Now())
+			} else {
+				s, err := c.Logical().Write(mount+"/creds/web", map[string]any{"ip": "127.0.0.1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				secret = s.Data["key"].(string)
+			}
+			cfg := writeConfig(t, body)
+			for i, want := range []int{exitOK, exitDenied} {
+				cmd := exec.Command(helper, "-config="+cfg, "-dev", "-log-level="+tc.level)
+				cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_SERVICE=sshd", "PAM_RHOST=127.0.0.1"}
+				cmd.Stdin = strings.NewReader(secret + "\x00")
+				var stdout, stderr bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				cmd.Run()
+				if got := cmd.ProcessState.ExitCode(); got != want {
+					t.Errorf("attempt %d: exit %d, want %d\n%s", i+1, got, want, stderr.String())
+				}
+				for name, out := range map[string]string{"stdout": stdout.String(), "stderr": stderr.String()} {
+					if containsSecret(out, secret) {
+						t.Errorf("attempt %d: %s contains the password: %s", i+1, name, out)
+					}
+				}
+				if i == 0 && !strings.Contains(stderr.String(), tc.wantOK) {
+					t.Errorf("attempt 1: output does not say %q: %s", tc.wantOK, stderr.String())
+				}
+				// The check above means something only if trace logs.
+				if tc.level == "trace" && !strings.Contains(stderr.String(), "DEBUG\tvault request") {
+					t.Errorf("attempt %d: -log-level=trace logged no request: %s", i+1, stderr.String())
+				}
+			}
+			b, err := os.ReadFile(audit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(string(b), "\n"); n != 2 {
+				t.Errorf("audit file holds %d records, want 2: %s", n, b)
+			}
+			if containsSecret(string(b), secret) {
+				t.Errorf("audit file contains the password: %s", b)
+			}
+		})
+	}
+}
+
+// containsSecret reports whether text holds secret. A TOTP code is digits
+// only and is looked for as a whole number, so that a timestamp or duration
+// with the same digits in it does not count.
+func containsSecret(text, secret string) bool {
+	if strings.Trim(secret, "0123456789") != "" {
+		return strings.Contains(text, secret)
+	}
+	return regexp.MustCompile(`(^|[^0-9])` + secret + `($|[^0-9])`).MatchString(text)
+}
+
+// A namespace Vault does not have (Vault Enterprise answers 404 or 403; the
+// stub stands in for it, Vault OSS ignores namespaces): exit 4, the Vault
+// error, not 1, and the audit record gives Vault's answer.
+func TestBinaryUnknownNamespace(t *testing.T) {
+	tests := map[string]struct {
+		status  int
+		message string
+	}{
+		"404": {http.StatusNotFound, `no handler for route "no-such-ns/ssh/verify". route entry not found.`},
+		"403": {http.StatusForbidden, "permission denied"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var namespaces []string
+			var mu sync.Mutex
+			stub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				namespaces = append(namespaces, r.Header.Get("X-Vault-Namespace"))
+				mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				json.NewEncoder(w).Encode(map[string][]string{"errors": {tc.message}})
+			}))
+			defer stub.Close()
+			audit := filepath.Join(t.TempDir(), "audit.log")
+			cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nnamespace = \"no-such-ns\"\nallowed_roles = \"web\"\naudit = \"off\"\naudit_file = %q\n", stub.URL, audit))
+			cmd := exec.Command(helper, "-config="+cfg, "-dev")
+			cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_SERVICE=sshd", "PAM_RHOST=127.0.0.1"}
+			cmd.Stdin = strings.NewReader("11111111-2222-3333-4444-555555555555")
+			out, _ := cmd.CombinedOutput()
+			if got := cmd.ProcessState.ExitCode(); got != exitVault {
+				t.Fatalf("exit %d, want %d (vault error)\n%s", got, exitVault, out)
+			}
+			mu.Lock()
+			if len(namespaces) != 1 || namespaces[0] != "no-such-ns" {
+				t.Errorf("requests' X-Vault-Namespace = %q, want one with no-such-ns", namespaces)
+			}
+			mu.Unlock()
+			b, err := os.ReadFile(audit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rec struct{ Result, Reason string }
+			if err := json.Unmarshal(b, &rec); err != nil {
+				t.Fatalf("audit file %q: %v", b, err)
+			}
+			want := fmt.Sprintf("unexpected vault answer: %d on ssh/verify: %s", tc.status, tc.message)
+			if rec.Result != "failure" || !strings.Contains(rec.Reason, want) {
+				t.Errorf("audit record %+v, want a failure with reason %q", rec, want)
+			}
+		})
+	}
+}
+
+// -verify-only reads no stdin: with a stdin that never ends (a pipe whose
+// write end stays open), it still checks Vault and exits 0 by itself.
+// Reading stdin would block until the deadline (exit 4).
+func TestBinaryVerifyOnlyReadsNoStdin(t *testing.T) {
+	mount := "ssh-verify-only"
+	srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
+	cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"web\"\ntimeout = \"3s\"\naudit = \"off\"\n", srv.Addr, mount))
+	tests := map[string][]string{
+		"by hand":   nil,
+		"under PAM": {"PAM_USER=alice", "PAM_TYPE=auth"},
+	}
+	for name, environ := range tests {
+		t.Run(name, func(t *testing.T) {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pw.Close() // only after the helper exited
+			cmd := exec.Command(helper, "-config="+cfg, "-dev", "-verify-only")
+			cmd.Env = environ
+			cmd.Stdin = pr
+			out, _ := cmd.CombinedOutput()
+			pr.Close()
+			if got := cmd.ProcessState.ExitCode(); got != exitOK {
+				t.Fatalf("exit %d, want %d\n%s", got, exitOK, out)
+			}
+			if !strings.Contains(string(out), "vault verified the echo request") {
+				t.Errorf("output: %s", out)
+			}
+		})
 	}
 }
 

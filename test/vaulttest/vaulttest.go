@@ -80,6 +80,12 @@ type Spec struct {
 // servers and exits with the tests' code. A server that cannot start fails
 // the whole package with a message on stderr.
 func Main(m *testing.M, specs ...Spec) {
+	os.Exit(Run(m, specs...))
+}
+
+// Run is Main without the exit: it returns the code to exit with, so that
+// a TestMain can remove what it made before the tests after them.
+func Run(m *testing.M, specs ...Spec) int {
 	var started []*Server
 	stopAll := func() {
 		for _, s := range started {
@@ -91,14 +97,14 @@ func Main(m *testing.M, specs ...Spec) {
 		if err != nil {
 			stopAll()
 			fmt.Fprintf(os.Stderr, "vaulttest: %v\n", err)
-			os.Exit(1)
+			return 1
 		}
 		started = append(started, s)
 		*sp.Into = s
 	}
 	code := m.Run()
 	stopAll()
-	os.Exit(code)
+	return code
 }
 
 // StartT starts a server of the test's own, stopped when the test ends.

@@ -3,9 +3,12 @@
 // PAM service (the stack shipped in packaging/), real local users, a Go SSH
 // client typing the OTP at the keyboard-interactive prompt, and a real Vault.
 //
-// It needs root (sshd, useradd, /etc/pam.d); `make test` runs as root in CI
-// and installs openssh-server first. It never touches the system's sshd
-// config or /etc/pam.d/sshd.
+// It needs root (sshd, useradd, /etc/pam.d, mounts); `make test` runs as
+// root in CI and installs openssh-server first. It never touches the
+// system's sshd config or /etc/pam.d/sshd. sshd runs in a private mount
+// namespace (unshare, util-linux) whose /dev/log is the test's own socket, so
+// what PAM and the helper send to syslog is always checked, and the
+// machine's syslog and journal get none of it.
 package sshd_test
 
 import (
@@ -18,6 +21,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +62,10 @@ type rig struct {
 	addr       string
 	users      [2]string
 	syslog     *syslogSink
+	service    string // sshd's PAM service name
+	// secrets are the passwords typed so far; none may be logged.
+	secretsMu sync.Mutex
+	secrets   []string
 	// userKeys are the users' SSH keys when sshd wants publickey first.
 	userKeys map[string]ssh.Signer
 }
@@ -82,13 +91,21 @@ func newRig(t *testing.T, twoFactor bool) *rig {
 		r.users[i] = fmt.Sprintf("lke2e%c%s", 'a'+i, suffix)
 		r.addUser(r.users[i])
 	}
-	r.syslog = listenSyslog(t)
+	// The test's own syslog socket: sshd runs in a private mount namespace
+	// where it is /dev/log (see privateDevScript).
+	devDir := filepath.Join(r.dir, "dev")
+	must(t, os.Mkdir(devDir, 0o755))
+	r.syslog = listenSyslog(t, filepath.Join(devDir, "log"))
+	// No secret typed in this rig may reach syslog or the audit file. Runs
+	// after sshd is stopped (cleanups run last-registered first) and before
+	// the syslog sink closes.
+	t.Cleanup(r.checkNoSecretLogged)
 
 	// sshd's PAM service is the name it was started as.
-	service := "latchkey-e2e-sshd-" + suffix
-	link := filepath.Join(r.dir, service)
+	r.service = "latchkey-e2e-sshd-" + suffix
+	link := filepath.Join(r.dir, r.service)
 	must(t, os.Symlink(sshdBin, link))
-	r.installPAM(service)
+	r.installPAM(r.service)
 
 	hostKey := filepath.Join(r.dir, "host_ed25519")
 	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey)
@@ -126,12 +143,21 @@ LogLevel VERBOSE
 `, port, hostKey, filepath.Join(r.dir, "sshd.pid"), methods, r.users[0], r.users[1]), 0o600)
 	logf, err := os.Create(filepath.Join(r.dir, "sshd.log"))
 	must(t, err)
-	cmd := exec.Command(link, "-D", "-e", "-f", conf)
+	noJournal := filepath.Join(r.dir, "no-journal")
+	must(t, os.Mkdir(noJournal, 0o755))
+	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private",
+		"sh", "-c", privateDevScript, "sh", devDir, noJournal,
+		link}, "-D", "-e", "-f", conf)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	must(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-exited
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
@@ -140,8 +166,81 @@ LogLevel VERBOSE
 			t.Logf("audit log:\n%s", b)
 		}
 	})
-	waitListening(t, r.addr)
+	waitListening(t, r.addr, exited, logf.Name())
 	return r
+}
+
+// privateDevScript runs as root under `unshare --mount --propagation
+// private`, so that nothing it mounts is seen outside: it gives sshd, PAM and
+// the helper a /dev of their own whose log is the test's socket, and hides
+// the journal's socket so that the helper's audit=auto falls back to syslog
+// there too. The machine's /dev/log (a socket, a symlink into
+// /run/systemd/journal, or nothing) is neither used nor changed.
+//
+// $1 is a directory holding only the test's socket "log": each other entry
+// of /dev gets a placeholder there, with the real one bind-mounted on it
+// (symlinks are copied), and the directory is then bind-mounted over /dev.
+// $2 is an empty directory; the rest is the command to exec.
+const privateDevScript = `set -eu
+dev=$1 empty=$2
+shift 2
+[ -S "$dev/log" ] || { echo "private /dev: $dev/log is not the test's socket" >&2; exit 1; }
+for p in /dev/* /dev/.[!.]*; do
+	[ -e "$p" ] || [ -L "$p" ] || continue
+	e=${p#/dev/}
+	[ "$e" = log ] && continue
+	if [ -L "$p" ]; then
+		ln -s "$(readlink "$p")" "$dev/$e"
+	elif [ -d "$p" ]; then
+		mkdir "$dev/$e"
+		mount --rbind "$p" "$dev/$e"
+	else
+		: >"$dev/$e"
+		mount --bind "$p" "$dev/$e"
+	fi
+done
+mount --rbind "$dev" /dev
+[ -S /dev/log ] && [ -c /dev/null ] || { echo "private /dev: not in place" >&2; exit 1; }
+if [ -d /run/systemd/journal ]; then
+	mount --bind "$empty" /run/systemd/journal
+fi
+exec "$@"
+`
+
+// checkNoSecretLogged fails the test when a password typed in this rig
+// shows in syslog, the audit file or sshd's log.
+func (r *rig) checkNoSecretLogged() {
+	t := r.t
+	logs := map[string]string{"syslog": strings.Join(r.syslog.since(0), "\n")}
+	for name, p := range map[string]string{"audit file": r.auditPath, "sshd log": filepath.Join(r.dir, "sshd.log")} {
+		b, err := os.ReadFile(p)
+		if err != nil && !os.IsNotExist(err) {
+			t.Errorf("read %s: %v", name, err)
+		}
+		logs[name] = string(b)
+	}
+	r.secretsMu.Lock()
+	defer r.secretsMu.Unlock()
+	for _, secret := range r.secrets {
+		for name, text := range logs {
+			if containsSecret(text, secret) {
+				t.Errorf("the %s contains a typed password", name)
+			}
+		}
+	}
+}
+
+// containsSecret reports whether text holds secret. A TOTP code is digits
+// only and is looked for as a whole number, so that a PID or port with the
+// same digits in it does not count.
+func containsSecret(text, secret string) bool {
+	if secret == "" {
+		return false
+	}
+	if strings.Trim(secret, "0123456789") != "" {
+		return strings.Contains(text, secret)
+	}
+	return regexp.MustCompile(`(^|[^0-9])` + secret + `($|[^0-9])`).MatchString(text)
 }
 
 func (r *rig) addUser(name string) {
@@ -206,6 +305,9 @@ func (r *rig) loginWith(user string, key ssh.Signer, password *string) (string, 
 		auth = append(auth, ssh.PublicKeys(key))
 	}
 	if password != nil {
+		r.secretsMu.Lock()
+		r.secrets = append(r.secrets, *password)
+		r.secretsMu.Unlock()
 		auth = append(auth, ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
 			answers := make([]string, len(questions))
 			for i := range answers {
@@ -257,8 +359,31 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 	if err != nil || out != alice {
 		t.Fatalf("valid OTP: output %q, error %v", out, err)
 	}
-	if !r.syslog.contains(mark, "latchkey-ssh-helper", "accepted otp login for "+alice) {
+	// The record in the audit file, and the same login in syslog.
+	rec := r.lastAudit()
+	if rec.Service != r.service || rec.User != alice || rec.RHost != "127.0.0.1" || rec.Mode != "otp" ||
+		rec.Role != "web" || rec.IP != "127.0.0.1" || rec.VaultAddr != srv.Addr || rec.RequestID == "" ||
+		rec.Time.IsZero() || rec.Result != "success" || rec.Reason != "" {
+		t.Errorf("audit file record = %+v; want service %s, user %s, rhost and ip 127.0.0.1, role web, vault %s, a request id and a time",
+			rec, r.service, alice, srv.Addr)
+	}
+	if line := r.syslog.find(mark, "latchkey-ssh-helper[", "accepted otp login for "+alice); line == "" {
 		t.Errorf("no audit record in syslog; got:\n%s", strings.Join(r.syslog.since(mark), "\n"))
+	} else if got, err := parseSyslogAudit(line); err != nil {
+		t.Errorf("audit record in syslog: %v", err)
+	} else if want := (syslogAudit{
+		Priority: "86", // authpriv.info
+		User:     alice, From: "127.0.0.1", Role: "web", IP: "127.0.0.1", Vault: srv.Addr, RequestID: rec.RequestID,
+	}); got.Priority != want.Priority || got.User != want.User || got.From != want.From || got.Role != want.Role ||
+		got.IP != want.IP || got.Vault != want.Vault || got.RequestID != want.RequestID || got.RequestID == "" {
+		t.Errorf("audit record in syslog = %+v, want %+v (the request id of the audit file's record)", got, want)
+	}
+	for name, text := range map[string]string{
+		"audit file": readFile(t, r.auditPath), "syslog": strings.Join(r.syslog.since(0), "\n"),
+	} {
+		if strings.Contains(text, otp) {
+			t.Errorf("the %s contains the OTP", name)
+		}
 	}
 	// The check below is only worth something if PAM's own messages arrive.
 	// The session opens after authentication, and one socket keeps the
@@ -404,27 +529,23 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 	})
 }
 
-// syslogSink stands in for /dev/log when the machine has none, so that the
-// test sees what PAM modules and the helper log. When /dev/log exists it
-// belongs to the system and the test reads nothing (contains reports true).
+// syslogSink is the test's syslog: a datagram socket that sshd, PAM and the
+// helper see as /dev/log (see privateDevScript), so every check on it runs,
+// whatever the machine's own /dev/log is.
 type syslogSink struct {
 	mu   sync.Mutex
 	msgs []string
-	real bool
 }
 
-func listenSyslog(t *testing.T) *syslogSink {
+func listenSyslog(t *testing.T, path string) *syslogSink {
 	s := &syslogSink{}
-	if _, err := os.Stat("/dev/log"); err == nil {
-		t.Log("/dev/log exists: PAM's syslog messages are not checked")
-		return s
-	}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: "/dev/log", Net: "unixgram"})
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
-		t.Fatalf("listen on /dev/log: %v", err)
+		t.Fatalf("listen on the test's syslog socket %s: %v", path, err)
 	}
-	os.Chmod("/dev/log", 0o666)
-	s.real = true
+	// The helper and PAM write as root, sshd's privilege-separated child
+	// may not.
+	must(t, os.Chmod(path, 0o666))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -442,7 +563,6 @@ func listenSyslog(t *testing.T) *syslogSink {
 	t.Cleanup(func() {
 		conn.Close()
 		<-done
-		os.Remove("/dev/log")
 	})
 	return s
 }
@@ -463,9 +583,12 @@ func (s *syslogSink) since(mark int) []string {
 // sink reads datagrams on its own goroutine, so a message sent just before
 // may not be stored yet: it waits for one (up to 10 s) before saying no.
 func (s *syslogSink) contains(mark int, subs ...string) bool {
-	if !s.real {
-		return true
-	}
+	return s.find(mark, subs...) != ""
+}
+
+// find is contains returning the first message since mark that holds all
+// of subs, or "".
+func (s *syslogSink) find(mark int, subs ...string) string {
 	for range 1000 {
 		for _, m := range s.since(mark) {
 			ok := true
@@ -473,12 +596,66 @@ func (s *syslogSink) contains(mark int, subs ...string) bool {
 				ok = ok && strings.Contains(m, sub)
 			}
 			if ok {
-				return true
+				return m
 			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return false
+	return ""
+}
+
+// lastAudit is the last record of the audit file.
+func (r *rig) lastAudit() auditRecord {
+	t := r.t
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(readFile(t, r.auditPath)), "\n")
+	var rec auditRecord
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+		t.Fatalf("audit file: %v", err)
+	}
+	return rec
+}
+
+// auditRecord is a line of the helper's audit_file (pam.Record's JSON).
+type auditRecord struct {
+	Time      time.Time `json:"time"`
+	Service   string    `json:"pam_service"`
+	User      string    `json:"pam_user"`
+	RHost     string    `json:"pam_rhost"`
+	Mode      string    `json:"mode"`
+	Role      string    `json:"role"`
+	IP        string    `json:"ip"`
+	VaultAddr string    `json:"vault_addr"`
+	RequestID string    `json:"vault_request_id"`
+	Result    string    `json:"result"`
+	Reason    string    `json:"reason"`
+}
+
+// syslogAudit is an accepted login's audit record as syslog received it.
+type syslogAudit struct {
+	Priority, User, From, Role, IP, Vault, RequestID string
+	Time                                             time.Time
+}
+
+// The local syslog format of Go's log/syslog: "<pri>Jan _2 15:04:05
+// tag[pid]: message\n".
+var syslogAuditRE = regexp.MustCompile(`^<(\d+)>(\w{3} [ \d]\d \d\d:\d\d:\d\d) latchkey-ssh-helper\[\d+\]: ` +
+	`accepted otp login for (\S+) from (\S+) \(role ("[^"]*"), ip (\S+), vault (\S+), request (\S+)\)\n?$`)
+
+func parseSyslogAudit(line string) (syslogAudit, error) {
+	m := syslogAuditRE.FindStringSubmatch(line)
+	if m == nil {
+		return syslogAudit{}, fmt.Errorf("%q does not have the expected form", line)
+	}
+	ts, err := time.Parse(time.Stamp, m[2])
+	if err != nil || ts.IsZero() {
+		return syslogAudit{}, fmt.Errorf("%q: timestamp %q: %v", line, m[2], err)
+	}
+	role, err := strconv.Unquote(m[5])
+	if err != nil {
+		return syslogAudit{}, fmt.Errorf("%q: role %s: %v", line, m[5], err)
+	}
+	return syslogAudit{Priority: m[1], Time: ts, User: m[3], From: m[4], Role: role, IP: m[6], Vault: m[7], RequestID: m[8]}, nil
 }
 
 func must(t *testing.T, err error) {
@@ -521,8 +698,16 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func waitListening(t *testing.T, addr string) {
-	for i := 0; i < 200; i++ {
+// waitListening waits for sshd to listen on addr; it fails at once, with
+// sshd's log, when sshd (or the private /dev set up before it) exited.
+func waitListening(t *testing.T, addr string, exited <-chan struct{}, log string) {
+	for i := 0; i < 400; i++ {
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(log)
+			t.Fatalf("sshd exited before listening on %s:\n%s", addr, b)
+		default:
+		}
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return
