@@ -35,9 +35,13 @@ type Record struct {
 // characters (a user name with a newline, say) are quoted, so that nobody can
 // forge a second line in syslog.
 func (r Record) Message() string {
-	from := r.RHost
-	if from == "" {
-		from = "unknown host"
+	from := "unknown host"
+	if r.RHost != "" {
+		from = oneLine(r.RHost)
+	}
+	// The PAM service says which program asked (sshd, sudo, ...).
+	if r.Service != "" {
+		from += " via " + oneLine(r.Service)
 	}
 	login := "login"
 	if r.Mode != "" { // unknown when the config could not be read
@@ -45,9 +49,9 @@ func (r Record) Message() string {
 	}
 	if r.Result == "success" {
 		return fmt.Sprintf("accepted %s for %s from %s (role %q, ip %s, vault %s, request %s)",
-			login, oneLine(r.User), oneLine(from), r.Role, oneLine(r.IP), oneLine(r.VaultAddr), oneLine(r.RequestID))
+			login, oneLine(r.User), from, r.Role, oneLine(r.IP), oneLine(r.VaultAddr), oneLine(r.RequestID))
 	}
-	return fmt.Sprintf("refused %s for %s from %s: %s", login, oneLine(r.User), oneLine(from), oneLine(r.Reason))
+	return fmt.Sprintf("refused %s for %s from %s: %s", login, oneLine(r.User), from, oneLine(r.Reason))
 }
 
 // oneLine returns s, or s quoted when it holds control characters.

@@ -103,12 +103,22 @@ func TestRecordMessageFailure(t *testing.T) {
 	}
 }
 
+func TestRecordMessageSuccess(t *testing.T) {
+	r := Record{User: "alice", RHost: "203.0.113.9", Service: "sshd", Mode: ModeOTP, Role: "web", IP: "10.0.0.5",
+		VaultAddr: "https://vault:8200", RequestID: "req-1", Result: "success"}
+	want := `accepted otp login for alice from 203.0.113.9 via sshd (role "web", ip 10.0.0.5, vault https://vault:8200, request req-1)`
+	if got := r.Message(); got != want {
+		t.Errorf("Message() = %q, want %q", got, want)
+	}
+}
+
 // A user name or reason with a newline cannot forge a second syslog line.
 func TestRecordMessageOneLine(t *testing.T) {
 	tests := map[string]Record{
-		"user":   {User: "eve\naccepted otp login for root", Mode: ModeOTP, Result: "failure", Reason: "x"},
-		"rhost":  {User: "eve", RHost: "h\r\nfake", Mode: ModeOTP, Result: "success"},
-		"reason": {User: "eve", Mode: ModeOTP, Result: "failure", Reason: "a\nb"},
+		"user":    {User: "eve\naccepted otp login for root", Mode: ModeOTP, Result: "failure", Reason: "x"},
+		"rhost":   {User: "eve", RHost: "h\r\nfake", Mode: ModeOTP, Result: "success"},
+		"reason":  {User: "eve", Mode: ModeOTP, Result: "failure", Reason: "a\nb"},
+		"service": {User: "eve", Service: "sshd\naccepted", Mode: ModeOTP, Result: "failure", Reason: "x"},
 	}
 	for name, r := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -66,14 +66,14 @@ func TestAuditJournalReal(t *testing.T) {
 	}{
 		{ok, map[string]string{
 			"PRIORITY": "6", "SYSLOG_IDENTIFIER": "latchkey-ssh-helper", "SYSLOG_FACILITY": "10",
-			"MESSAGE":         `accepted otp login for alice from 198.51.100.7 (role "web", ip 10.0.0.5, vault https://v:8200, request req-1)`,
+			"MESSAGE":         `accepted otp login for alice from 198.51.100.7 via sshd (role "web", ip 10.0.0.5, vault https://v:8200, request req-1)`,
 			"LATCHKEY_RESULT": "success", "LATCHKEY_MODE": "otp", "PAM_SERVICE": "sshd", "PAM_USER": "alice",
 			"PAM_RHOST": "198.51.100.7", "LATCHKEY_ROLE": "web", "LATCHKEY_IP": "10.0.0.5",
 			"LATCHKEY_VAULT_ADDR": "https://v:8200", "LATCHKEY_VAULT_REQUEST_ID": "req-1",
 		}},
 		{bad, map[string]string{
 			"PRIORITY": "4", "LATCHKEY_RESULT": "failure", "PAM_USER": "eve\nforged line",
-			"MESSAGE":         `refused otp login for "eve\nforged line" from 198.51.100.8: login denied: vault does not know this OTP (wrong, used or expired)`,
+			"MESSAGE":         `refused otp login for "eve\nforged line" from 198.51.100.8 via sshd: login denied: vault does not know this OTP (wrong, used or expired)`,
 			"LATCHKEY_REASON": "login denied: vault does not know this OTP (wrong, used or expired)",
 		}},
 	} {

@@ -373,8 +373,8 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 		t.Errorf("audit record in syslog: %v", err)
 	} else if want := (syslogAudit{
 		Priority: "86", // authpriv.info
-		User:     alice, From: "127.0.0.1", Role: "web", IP: "127.0.0.1", Vault: srv.Addr, RequestID: rec.RequestID,
-	}); got.Priority != want.Priority || got.User != want.User || got.From != want.From || got.Role != want.Role ||
+		User:     alice, From: "127.0.0.1", Service: r.service, Role: "web", IP: "127.0.0.1", Vault: srv.Addr, RequestID: rec.RequestID,
+	}); got.Priority != want.Priority || got.User != want.User || got.From != want.From || got.Service != want.Service || got.Role != want.Role ||
 		got.IP != want.IP || got.Vault != want.Vault || got.RequestID != want.RequestID || got.RequestID == "" {
 		t.Errorf("audit record in syslog = %+v, want %+v (the request id of the audit file's record)", got, want)
 	}
@@ -633,14 +633,14 @@ type auditRecord struct {
 
 // syslogAudit is an accepted login's audit record as syslog received it.
 type syslogAudit struct {
-	Priority, User, From, Role, IP, Vault, RequestID string
-	Time                                             time.Time
+	Priority, User, From, Service, Role, IP, Vault, RequestID string
+	Time                                                      time.Time
 }
 
 // The local syslog format of Go's log/syslog: "<pri>Jan _2 15:04:05
 // tag[pid]: message\n".
 var syslogAuditRE = regexp.MustCompile(`^<(\d+)>(\w{3} [ \d]\d \d\d:\d\d:\d\d) latchkey-ssh-helper\[\d+\]: ` +
-	`accepted otp login for (\S+) from (\S+) \(role ("[^"]*"), ip (\S+), vault (\S+), request (\S+)\)\n?$`)
+	`accepted otp login for (\S+) from (\S+) via (\S+) \(role ("[^"]*"), ip (\S+), vault (\S+), request (\S+)\)\n?$`)
 
 func parseSyslogAudit(line string) (syslogAudit, error) {
 	m := syslogAuditRE.FindStringSubmatch(line)
@@ -651,11 +651,11 @@ func parseSyslogAudit(line string) (syslogAudit, error) {
 	if err != nil || ts.IsZero() {
 		return syslogAudit{}, fmt.Errorf("%q: timestamp %q: %v", line, m[2], err)
 	}
-	role, err := strconv.Unquote(m[5])
+	role, err := strconv.Unquote(m[6])
 	if err != nil {
-		return syslogAudit{}, fmt.Errorf("%q: role %s: %v", line, m[5], err)
+		return syslogAudit{}, fmt.Errorf("%q: role %s: %v", line, m[6], err)
 	}
-	return syslogAudit{Priority: m[1], Time: ts, User: m[3], From: m[4], Role: role, IP: m[6], Vault: m[7], RequestID: m[8]}, nil
+	return syslogAudit{Priority: m[1], Time: ts, User: m[3], From: m[4], Service: m[5], Role: role, IP: m[7], Vault: m[8], RequestID: m[9]}, nil
 }
 
 func must(t *testing.T, err error) {
