@@ -60,8 +60,13 @@ func (h *Helper) Run(ctx context.Context, stdin io.Reader) error {
 		h.Logger.Warn("login refused", zap.String("user", rec.User), zap.String("rhost", rec.RHost), zap.Error(err))
 		return err
 	}
-	// vault-ssh-helper's line, which log= files and scripts know.
-	h.Logger.Info(fmt.Sprintf("%s@%s authenticated!", rec.User, rec.IP),
+	// vault-ssh-helper's line, which log= files and scripts know; a TOTP
+	// answer carries no IP, so the line names the mode instead.
+	who := rec.User + "@" + rec.IP
+	if rec.IP == "" {
+		who = rec.User + " (" + rec.Mode + ")"
+	}
+	h.Logger.Info(who+" authenticated!",
 		zap.String("role", rec.Role), zap.String("vault_request_id", rec.RequestID))
 	return nil
 }

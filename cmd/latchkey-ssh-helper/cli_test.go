@@ -155,7 +155,7 @@ func TestBinaryLogin(t *testing.T) {
 	}{
 		"otp":         {level: "info", wantOK: "alice@127.0.0.1 authenticated!"},
 		"otp, trace":  {level: "trace", wantOK: "alice@127.0.0.1 authenticated!"},
-		"totp, trace": {totp: true, level: "trace", wantOK: "authenticated!"},
+		"totp, trace": {totp: true, level: "trace", wantOK: "alice (totp) authenticated!"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
