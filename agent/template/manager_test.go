@@ -1,13 +1,8 @@
 package template
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,57 +26,25 @@ func TestMain(m *testing.M) { vaulttest.Main(m, vaulttest.Spec{Into: &srv}) }
 
 var seq atomic.Int32
 
-// counting is a reverse proxy in front of the real Vault that counts GETs
-// per path, to show how often each secret is fetched.
+// counting counts the requests to the real Vault, to show how often each
+// secret is fetched.
 type counting struct {
-	mu   sync.Mutex
-	gets map[string]int
-	url  string
+	*vaulttest.CountingProxy
+	url string
 }
 
 func newCounting(t *testing.T) *counting {
-	c := &counting{gets: map[string]int{}}
-	target, _ := url.Parse(srv.Addr)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		if r.Method == http.MethodGet {
-			c.gets[r.URL.Path]++
-		} else {
-			c.gets[r.Method+" "+r.URL.Path]++
-		}
-		c.mu.Unlock()
-		body, _ := io.ReadAll(r.Body)
-		req, _ := http.NewRequest(r.Method, target.String()+r.URL.RequestURI(), bytes.NewReader(body))
-		req.Header = r.Header.Clone()
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
-	}))
-	t.Cleanup(hs.Close)
-	c.url = hs.URL
-	return c
+	p := vaulttest.NewCountingProxy(t, srv.Addr)
+	return &counting{CountingProxy: p, url: p.URL}
 }
 
 // puts counts PUT and POST requests to path.
 func (c *counting) puts(path string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.gets["PUT /v1/"+path] + c.gets["POST /v1/"+path]
+	return c.Count("PUT", "/v1/"+path) + c.Count("POST", "/v1/"+path)
 }
 
-func (c *counting) count(path string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.gets["/v1/"+path]
-}
+// count counts GET requests to path.
+func (c *counting) count(path string) int { return c.Count("GET", "/v1/"+path) }
 
 // clients hands out root-token clients (to the proxy when one is given).
 type clients struct {

@@ -1,19 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
 // Leases belong to the token that created them: when the agent replaces its
@@ -60,8 +56,8 @@ template {
 `, otp, kv)
 	f.Close()
 
-	proxy := countingProxy(t, srv.Addr)
-	cmd := agentCmd([]string{"-config", cfg}, "VAULT_ADDR="+proxy.url)
+	proxy := vaulttest.NewCountingProxy(t, srv.Addr)
+	cmd := agentCmd([]string{"-config", cfg}, "VAULT_ADDR="+proxy.URL)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -100,54 +96,10 @@ template {
 		now := readFile(otp)
 		return now != first && now != "" && alive(now)
 	})
-	if n := proxy.count("GET /v1/relogin-kv/data/app"); n != 1 {
+	if n := proxy.Count("GET", "/v1/relogin-kv/data/app"); n != 1 {
 		t.Errorf("the KV secret was fetched %d times across re-logins, want 1", n)
 	}
 	if fi, err := os.Stat(kv); err != nil || !fi.ModTime().Equal(kvInfo.ModTime()) {
 		t.Errorf("the KV destination was rewritten by a re-login (%v)", err)
 	}
-}
-
-// proxyCounter is a reverse proxy in front of Vault that counts requests by
-// "METHOD /path".
-type proxyCounter struct {
-	url string
-	mu  sync.Mutex
-	n   map[string]int
-}
-
-func countingProxy(t *testing.T, target string) *proxyCounter {
-	p := &proxyCounter{n: map[string]int{}}
-	base, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.mu.Lock()
-		p.n[r.Method+" "+r.URL.Path]++
-		p.mu.Unlock()
-		body, _ := io.ReadAll(r.Body)
-		req, _ := http.NewRequest(r.Method, base.String()+r.URL.RequestURI(), bytes.NewReader(body))
-		req.Header = r.Header.Clone()
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
-	}))
-	t.Cleanup(hs.Close)
-	p.url = hs.URL
-	return p
-}
-
-func (p *proxyCounter) count(key string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.n[key]
 }
