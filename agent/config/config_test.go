@@ -208,3 +208,94 @@ func TestPackagedExampleLoads(t *testing.T) {
 		t.Errorf("example = %+v", c)
 	}
 }
+
+// HCL 1 spells blocks as objects too (`vault = { ... }`), and Vault accepts
+// that: each such stanza must be read like the block, never ignored.
+func TestLoadObjectFormBlocks(t *testing.T) {
+	const method = "auto_auth = {\n  method = {\n    type = \"approle\"\n    config = { role_id_file_path = \"/r\" }\n  }\n}\n"
+	tests := map[string]struct {
+		body  string
+		check func(*Config) bool
+		want  string // an error, instead of check
+	}{
+		"latchkey": {
+			body:  minimal + "latchkey = { state_dir = \"/tmp/x\" }\n",
+			check: func(c *Config) bool { return c.StateDir == "/tmp/x" },
+		},
+		"vault and retry": {
+			body: minimal + "vault = {\n  address = \"https://v:8200\"\n  retry = { num_retries = 3 }\n}\n",
+			check: func(c *Config) bool {
+				return c.Vault.Client.Address == "https://v:8200" && *c.Vault.NumRetries == 3
+			},
+		},
+		"retry in a vault block": {
+			body:  minimal + "vault {\n  retry = {\n    num_retries = 0\n  }\n}\n",
+			check: func(c *Config) bool { return *c.Vault.NumRetries == 0 },
+		},
+		"template_config": {
+			body: minimal + "template_config = {\n  exit_on_retry_failure = true\n  static_secret_render_interval = \"1m\"\n}\n",
+			check: func(c *Config) bool {
+				return c.TemplateConfig.ExitOnRetryFailure && c.TemplateConfig.StaticSecretRenderInterval == time.Minute
+			},
+		},
+		"auto_auth, method and sink": {
+			body: "auto_auth = {\n  method = {\n    type = \"approle\"\n    mount_path = \"auth/ar\"\n    config = { role_id_file_path = \"/r\" }\n  }\n" +
+				"  sink = {\n    type = \"file\"\n    config = {\n      path = \"/t\"\n      mode = 0600\n    }\n  }\n}\n",
+			check: func(c *Config) bool {
+				m := c.AutoAuth.Method
+				return m.Type == "approle" && m.MountPath == "auth/ar" && m.Config["role_id_file_path"] == "/r" && m.Line == 2 &&
+					len(c.AutoAuth.Sinks) == 1 && c.AutoAuth.Sinks[0].Path == "/t" && c.AutoAuth.Sinks[0].Mode == 0o600
+			},
+		},
+		"template with wait and exec": {
+			body: method + "template = {\n  contents = \"x\"\n  destination = \"/d\"\n  wait = { min = \"2s\" }\n  exec = { command = [\"/bin/true\"] }\n}\n",
+			check: func(c *Config) bool {
+				return len(c.Templates) == 1 && c.Templates[0].Destination == "/d" && c.Templates[0].Wait.Min == 2*time.Second &&
+					c.Templates[0].Exec != nil && c.Templates[0].Exec.Command[0] == "/bin/true"
+			},
+		},
+		"unknown key inside an object stanza": {
+			body: minimal + "latchkey = {\n  state_dri = \"/tmp/x\"\n}\n",
+			want: `agent.hcl:8:3: unknown key "state_dri" in latchkey`,
+		},
+		"unsupported stanza as an object": {
+			body: minimal + "cache = { use_auto_auth_token = true }\n",
+			want: `agent.hcl:7:1: "cache" is a Vault Agent stanza latchkey-agent does not support`,
+		},
+		"a stanza that is not an object": {
+			body: minimal + "vault = \"https://v:8200\"\n",
+			want: `agent.hcl:7:1: vault: want a block (vault { ... }) or an object (vault = { ... })`,
+		},
+		"a sink that is not an object": {
+			body: "auto_auth {\n  method \"token_file\" {\n    config = { token_file_path = \"/t\" }\n  }\n  sink = [\"/t\"]\n}\n",
+			want: `agent.hcl:5:3: sink: want a block (sink { ... }) or an object (sink = { ... })`,
+		},
+		"a template wait that is not an object": {
+			body: method + "template {\n  contents = \"x\"\n  destination = \"/d\"\n  wait = \"5s\"\n}\n",
+			want: `agent.hcl:10:3: wait: want a block (wait { ... }) or an object (wait = { ... })`,
+		},
+		"a key given twice": {
+			body: minimal + "latchkey = {\n  state_dir = \"/a\"\n  state_dir = \"/b\"\n}\n",
+			want: `agent.hcl:9:3: latchkey: key "state_dir" given twice`,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "agent.hcl")
+			write(t, p, tc.body)
+			c, err := Load(p)
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Errorf("config read wrongly:\n%s\n%+v\nauto_auth %+v", tc.body, c, c.AutoAuth)
+			}
+		})
+	}
+}
