@@ -328,6 +328,34 @@ func TestExitOnErr(t *testing.T) {
 	}
 }
 
+// Without exit_on_err a failed login is retried (and said so in STATUS)
+// until it succeeds: here once the role id file is put right.
+func TestLoginRetriedUntilFixed(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	roleID := filepath.Join(dir, "role-id")
+	good, err := os.ReadFile(roleID)
+	must(t, err)
+	write(t, roleID, "not-a-role-id")
+	sinkPath := filepath.Join(dir, "token")
+	r := start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
+	eventually(t, "a retry STATUS", func() bool { return r.notes.count("STATUS=login failed, retrying in ") >= 2 })
+	if r.notes.count("READY=1") != 0 || readToken(t, sinkPath) != "" {
+		t.Fatal("READY=1 or a token without a login")
+	}
+	write(t, roleID, string(good))
+	eventually(t, "READY=1 after the fix", func() bool { return r.notes.count("READY=1") == 1 })
+	if _, err := lookup(t, readToken(t, sinkPath)); err != nil {
+		t.Fatalf("sink token: %v", err)
+	}
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		t.Fatalf("the agent stopped: %v", err)
+	default:
+	}
+}
+
 // The real sd_notify path: NOTIFY_SOCKET names a unix datagram socket.
 func TestSdNotifySocket(t *testing.T) {
 	dir := t.TempDir()
