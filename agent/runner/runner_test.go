@@ -244,6 +244,11 @@ func TestSIGHUPReload(t *testing.T) {
 	r := start(t, cfg, time.Minute)
 	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 	tok := readToken(t, sink1)
+	// An mtime in the past: a rewrite, however quick, moves it.
+	past := time.Now().Add(-time.Hour).Truncate(time.Second)
+	must(t, os.Chtimes(sink1, past, past))
+	before, err := os.Stat(sink1)
+	must(t, err)
 
 	// A new sink, same auth: the token is kept and written to the new sink.
 	sink2 := filepath.Join(dir, "token2")
@@ -258,6 +263,12 @@ func TestSIGHUPReload(t *testing.T) {
 	}
 	if readToken(t, sink1) != tok {
 		t.Error("token changed on a reload that did not change auth")
+	}
+	// ...and the sink that already held it was left alone.
+	after, err := os.Stat(sink1)
+	must(t, err)
+	if !os.SameFile(before, after) || !after.ModTime().Equal(past) {
+		t.Errorf("reload rewrote %s: inode kept %v, mtime %s (was %s)", sink1, os.SameFile(before, after), after.ModTime(), past)
 	}
 
 	// A broken config: the agent keeps running with the old one.
