@@ -190,6 +190,7 @@ func (r *Runner) reload(ctx context.Context, cur *instance, holder *auth.Holder)
 		cur.mu.Lock()
 		keep = cur.secret
 		cur.mu.Unlock()
+		keep = timeLeft(keep, cur.lifecycle.Expiry())
 	}
 	// Unchanged templates keep rendering: no file is rewritten and no
 	// secret or certificate issued again because of a reload.
@@ -221,6 +222,26 @@ func (r *Runner) reload(ctx context.Context, cur *instance, holder *auth.Holder)
 		r.Logger.Info("reloaded; auth changed, logging in again")
 	}
 	return next
+}
+
+// timeLeft returns the kept login with the TTL its token has left at
+// expiry (zero: it never expires), or nil when it has less than a second
+// left: the login's TTL counts from the login, not from the reload. The
+// lifecycle looks the TTL up in Vault too; this is what it goes by when
+// Vault cannot answer.
+func timeLeft(keep *api.Secret, expiry time.Time) *api.Secret {
+	if keep == nil || keep.Auth == nil || expiry.IsZero() {
+		return keep
+	}
+	left := int(time.Until(expiry).Seconds())
+	if left < 1 {
+		return nil
+	}
+	a := *keep.Auth
+	a.LeaseDuration = left
+	out := *keep
+	out.Auth = &a
+	return &out
 }
 
 // sameTemplates reports whether b renders what a renders, the same way
