@@ -302,18 +302,24 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 	}
 	ctx, cancel := context.WithCancel(parent)
 	in := &instance{cfg: cfg, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{}), secret: keep}
+	// The lifecycle exists before anything that reports to it: a handed
+	// over renderer does so from the moment it is adopted, in its own
+	// goroutine.
+	in.lifecycle = &auth.Lifecycle{
+		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: holder, Logger: r.Logger,
+		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
+		CheckInterval: r.CheckInterval,
+		Status:        func(s string) { r.notify("STATUS=" + s) },
+		OnLogin: func(s *api.Secret) {
+			in.mu.Lock()
+			in.secret = s
+			in.mu.Unlock()
+		},
+	}
+	denied := in.lifecycle.PermissionDenied
 	// Every clone of client (sinks, renderers, the renewal watcher) reports
 	// 403 answers, so a revoked token is replaced as soon as it is used.
-	report403(client, func() {
-		if l := in.lifecycle; l != nil {
-			l.PermissionDenied()
-		}
-	})
-	denied := func() {
-		if l := in.lifecycle; l != nil {
-			l.PermissionDenied()
-		}
-	}
+	report403(client, denied)
 	if rg == nil && len(cfg.Templates) > 0 {
 		if r.NewRenderer == nil {
 			cancel()
@@ -333,17 +339,6 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 		rg.adopt(in, client, denied)
 	}
 	in.rend = rg
-	in.lifecycle = &auth.Lifecycle{
-		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: holder, Logger: r.Logger,
-		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
-		CheckInterval: r.CheckInterval,
-		Status:        func(s string) { r.notify("STATUS=" + s) },
-		OnLogin: func(s *api.Secret) {
-			in.mu.Lock()
-			in.secret = s
-			in.mu.Unlock()
-		},
-	}
 	// Ready once there is a token, every sink has written it and every
 	// template has been rendered.
 	var pending sync.WaitGroup
