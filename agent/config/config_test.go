@@ -299,3 +299,54 @@ func TestLoadObjectFormBlocks(t *testing.T) {
 		})
 	}
 }
+
+// Several -config files are read in order: a value set in more than one is
+// the last file's (auto_auth as a whole), templates add up.
+func TestLoadSeveralFilesLaterWins(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.hcl"), filepath.Join(dir, "b.hcl")
+	write(t, a, "vault { address = \"https://a:8200\" }\nlog_level = \"debug\"\ntemplate {\n  contents = \"a\"\n  destination = \"/tmp/a\"\n}\n"+minimal)
+	write(t, b, "vault { address = \"https://b:8200\" }\npid_file = \"/run/b.pid\"\ntemplate {\n  contents = \"b\"\n  destination = \"/tmp/b\"\n}\n"+
+		"auto_auth {\n  method \"approle\" {\n    config = { role_id_file_path = \"/r\" }\n  }\n}\n")
+	tests := []struct {
+		paths            []string
+		address, method  string
+		firstDestination string
+	}{
+		{[]string{a, b}, "https://b:8200", "approle", "/tmp/a"},
+		{[]string{b, a}, "https://a:8200", "token_file", "/tmp/b"},
+	}
+	for _, tc := range tests {
+		c, err := Load(tc.paths...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Vault.Client.Address != tc.address || c.AutoAuth.Method.Type != tc.method || len(c.Templates) != 2 ||
+			c.Templates[0].Destination != tc.firstDestination || c.LogLevel != "debug" || c.PidFile != "/run/b.pid" ||
+			strings.Join(c.Files, " ") != strings.Join(tc.paths, " ") {
+			t.Errorf("Load(%v): address %s, method %s, templates %+v, log_level %q, pid_file %q, files %v",
+				tc.paths, c.Vault.Client.Address, c.AutoAuth.Method.Type, c.Templates, c.LogLevel, c.PidFile, c.Files)
+		}
+	}
+}
+
+// A sink without mode gets 0640 (Vault Agent's default), in HCL and JSON.
+func TestSinkModeDefault(t *testing.T) {
+	tests := map[string]string{
+		"agent.hcl":  "auto_auth {\n  method \"token_file\" {\n    config = { token_file_path = \"/t\" }\n  }\n  sink \"file\" {\n    config = { path = \"/run/t\" }\n  }\n}\n",
+		"agent.json": `{"auto_auth": {"method": {"type": "token_file", "config": {"token_file_path": "/t"}}, "sink": {"type": "file", "config": {"path": "/run/t"}}}}`,
+	}
+	for name, body := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), name)
+			write(t, p, body)
+			c, err := Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.AutoAuth.Sinks) != 1 || c.AutoAuth.Sinks[0].Mode != 0o640 {
+				t.Errorf("sinks = %+v, want mode 0640", c.AutoAuth.Sinks)
+			}
+		})
+	}
+}
