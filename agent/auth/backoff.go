@@ -7,7 +7,9 @@ import (
 
 // Backoff is the wait between failed attempts: it starts at Min, doubles
 // after each failure up to Max, and is jittered by ±25% so that a fleet
-// restarted together does not retry in step. The zero value is not usable.
+// restarted together does not retry in step. The jittered wait stays within
+// [Min, Max]: those are the operator's min_backoff and max_backoff. The zero
+// value is not usable.
 type Backoff struct {
 	Min, Max time.Duration
 	cur      time.Duration
@@ -21,7 +23,7 @@ func (b *Backoff) Next() time.Duration {
 	d := b.cur
 	b.cur = min(b.cur*2, b.Max)
 	jitter := time.Duration(rand.Int64N(int64(d)/2+1)) - d/4
-	return max(d+jitter, time.Millisecond)
+	return min(max(d+jitter, b.Min, time.Millisecond), max(b.Max, time.Millisecond))
 }
 
 // Reset starts again from Min after a success.

@@ -65,10 +65,14 @@ func (l *Lifecycle) denials() chan struct{} {
 // Run logs in and keeps a valid token in Holder until ctx ends (it then
 // returns nil) or, with ExitOnErr, a login fails (it returns an error
 // wrapping ErrLogin). initial, when non-nil, is a token to start with
-// instead of logging in (a reload that kept the token).
+// instead of logging in (a reload that kept the token), already in Holder;
+// its TTL is looked up again first.
 func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
 	l.denials()
 	secret := initial
+	if secret != nil {
+		secret = l.refresh(ctx, secret)
+	}
 	for {
 		if secret == nil {
 			var err error
@@ -130,6 +134,45 @@ func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// refresh returns the kept login secret with the TTL and renewability
+// Vault reports now (lookup-self). The login response's TTL counts from
+// the login: a watcher started later with it would outlive a token it
+// cannot renew, and the agent would hold an expired token. It returns nil
+// (log in again) when Vault refuses the token, and secret itself when
+// Vault cannot be asked: the caller passes it with the time it has left.
+func (l *Lifecycle) refresh(ctx context.Context, secret *api.Secret) *api.Secret {
+	client, err := Clone(l.Client, secret.Auth.ClientToken, l.Namespace)
+	if err != nil {
+		l.Logger.Warn("kept token: cannot look it up; going by its last known TTL", zap.Error(err))
+		return secret
+	}
+	s, err := client.Auth().Token().LookupSelfWithContext(ctx)
+	var re *api.ResponseError
+	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+		l.Logger.Info("logging in again", zap.String("reason", "the kept token no longer works (lookup-self: permission denied)"))
+		l.Holder.Retire(time.Now())
+		return nil
+	}
+	if err == nil && (s == nil || s.Data == nil) {
+		err = errors.New("empty lookup-self response")
+	}
+	if err != nil {
+		l.Logger.Warn("kept token: lookup-self failed; going by its last known TTL", zap.Error(err))
+		return secret
+	}
+	ttl, err := s.TokenTTL()
+	if err != nil {
+		l.Logger.Warn("kept token: lookup-self ttl unreadable; going by its last known TTL", zap.Error(err))
+		return secret
+	}
+	renewable, _ := s.TokenIsRenewable()
+	a := *secret.Auth
+	a.LeaseDuration, a.Renewable = int(ttl.Seconds()), renewable
+	out := *secret
+	out.Auth = &a
+	return &out
 }
 
 // watch keeps secret's token alive and returns why a new login is needed —

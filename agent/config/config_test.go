@@ -208,3 +208,145 @@ func TestPackagedExampleLoads(t *testing.T) {
 		t.Errorf("example = %+v", c)
 	}
 }
+
+// HCL 1 spells blocks as objects too (`vault = { ... }`), and Vault accepts
+// that: each such stanza must be read like the block, never ignored.
+func TestLoadObjectFormBlocks(t *testing.T) {
+	const method = "auto_auth = {\n  method = {\n    type = \"approle\"\n    config = { role_id_file_path = \"/r\" }\n  }\n}\n"
+	tests := map[string]struct {
+		body  string
+		check func(*Config) bool
+		want  string // an error, instead of check
+	}{
+		"latchkey": {
+			body:  minimal + "latchkey = { state_dir = \"/tmp/x\" }\n",
+			check: func(c *Config) bool { return c.StateDir == "/tmp/x" },
+		},
+		"vault and retry": {
+			body: minimal + "vault = {\n  address = \"https://v:8200\"\n  retry = { num_retries = 3 }\n}\n",
+			check: func(c *Config) bool {
+				return c.Vault.Client.Address == "https://v:8200" && *c.Vault.NumRetries == 3
+			},
+		},
+		"retry in a vault block": {
+			body:  minimal + "vault {\n  retry = {\n    num_retries = 0\n  }\n}\n",
+			check: func(c *Config) bool { return *c.Vault.NumRetries == 0 },
+		},
+		"template_config": {
+			body: minimal + "template_config = {\n  exit_on_retry_failure = true\n  static_secret_render_interval = \"1m\"\n}\n",
+			check: func(c *Config) bool {
+				return c.TemplateConfig.ExitOnRetryFailure && c.TemplateConfig.StaticSecretRenderInterval == time.Minute
+			},
+		},
+		"auto_auth, method and sink": {
+			body: "auto_auth = {\n  method = {\n    type = \"approle\"\n    mount_path = \"auth/ar\"\n    config = { role_id_file_path = \"/r\" }\n  }\n" +
+				"  sink = {\n    type = \"file\"\n    config = {\n      path = \"/t\"\n      mode = 0600\n    }\n  }\n}\n",
+			check: func(c *Config) bool {
+				m := c.AutoAuth.Method
+				return m.Type == "approle" && m.MountPath == "auth/ar" && m.Config["role_id_file_path"] == "/r" && m.Line == 2 &&
+					len(c.AutoAuth.Sinks) == 1 && c.AutoAuth.Sinks[0].Path == "/t" && c.AutoAuth.Sinks[0].Mode == 0o600
+			},
+		},
+		"template with wait and exec": {
+			body: method + "template = {\n  contents = \"x\"\n  destination = \"/d\"\n  wait = { min = \"2s\" }\n  exec = { command = [\"/bin/true\"] }\n}\n",
+			check: func(c *Config) bool {
+				return len(c.Templates) == 1 && c.Templates[0].Destination == "/d" && c.Templates[0].Wait.Min == 2*time.Second &&
+					c.Templates[0].Exec != nil && c.Templates[0].Exec.Command[0] == "/bin/true"
+			},
+		},
+		"unknown key inside an object stanza": {
+			body: minimal + "latchkey = {\n  state_dri = \"/tmp/x\"\n}\n",
+			want: `agent.hcl:8:3: unknown key "state_dri" in latchkey`,
+		},
+		"unsupported stanza as an object": {
+			body: minimal + "cache = { use_auto_auth_token = true }\n",
+			want: `agent.hcl:7:1: "cache" is a Vault Agent stanza latchkey-agent does not support`,
+		},
+		"a stanza that is not an object": {
+			body: minimal + "vault = \"https://v:8200\"\n",
+			want: `agent.hcl:7:1: vault: want a block (vault { ... }) or an object (vault = { ... })`,
+		},
+		"a sink that is not an object": {
+			body: "auto_auth {\n  method \"token_file\" {\n    config = { token_file_path = \"/t\" }\n  }\n  sink = [\"/t\"]\n}\n",
+			want: `agent.hcl:5:3: sink: want a block (sink { ... }) or an object (sink = { ... })`,
+		},
+		"a template wait that is not an object": {
+			body: method + "template {\n  contents = \"x\"\n  destination = \"/d\"\n  wait = \"5s\"\n}\n",
+			want: `agent.hcl:10:3: wait: want a block (wait { ... }) or an object (wait = { ... })`,
+		},
+		"a key given twice": {
+			body: minimal + "latchkey = {\n  state_dir = \"/a\"\n  state_dir = \"/b\"\n}\n",
+			want: `agent.hcl:9:3: latchkey: key "state_dir" given twice`,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "agent.hcl")
+			write(t, p, tc.body)
+			c, err := Load(p)
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Errorf("config read wrongly:\n%s\n%+v\nauto_auth %+v", tc.body, c, c.AutoAuth)
+			}
+		})
+	}
+}
+
+// Several -config files are read in order: a value set in more than one is
+// the last file's (auto_auth as a whole), templates add up.
+func TestLoadSeveralFilesLaterWins(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.hcl"), filepath.Join(dir, "b.hcl")
+	write(t, a, "vault { address = \"https://a:8200\" }\nlog_level = \"debug\"\ntemplate {\n  contents = \"a\"\n  destination = \"/tmp/a\"\n}\n"+minimal)
+	write(t, b, "vault { address = \"https://b:8200\" }\npid_file = \"/run/b.pid\"\ntemplate {\n  contents = \"b\"\n  destination = \"/tmp/b\"\n}\n"+
+		"auto_auth {\n  method \"approle\" {\n    config = { role_id_file_path = \"/r\" }\n  }\n}\n")
+	tests := []struct {
+		paths            []string
+		address, method  string
+		firstDestination string
+	}{
+		{[]string{a, b}, "https://b:8200", "approle", "/tmp/a"},
+		{[]string{b, a}, "https://a:8200", "token_file", "/tmp/b"},
+	}
+	for _, tc := range tests {
+		c, err := Load(tc.paths...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Vault.Client.Address != tc.address || c.AutoAuth.Method.Type != tc.method || len(c.Templates) != 2 ||
+			c.Templates[0].Destination != tc.firstDestination || c.LogLevel != "debug" || c.PidFile != "/run/b.pid" ||
+			strings.Join(c.Files, " ") != strings.Join(tc.paths, " ") {
+			t.Errorf("Load(%v): address %s, method %s, templates %+v, log_level %q, pid_file %q, files %v",
+				tc.paths, c.Vault.Client.Address, c.AutoAuth.Method.Type, c.Templates, c.LogLevel, c.PidFile, c.Files)
+		}
+	}
+}
+
+// A sink without mode gets 0640 (Vault Agent's default), in HCL and JSON.
+func TestSinkModeDefault(t *testing.T) {
+	tests := map[string]string{
+		"agent.hcl":  "auto_auth {\n  method \"token_file\" {\n    config = { token_file_path = \"/t\" }\n  }\n  sink \"file\" {\n    config = { path = \"/run/t\" }\n  }\n}\n",
+		"agent.json": `{"auto_auth": {"method": {"type": "token_file", "config": {"token_file_path": "/t"}}, "sink": {"type": "file", "config": {"path": "/run/t"}}}}`,
+	}
+	for name, body := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), name)
+			write(t, p, body)
+			c, err := Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.AutoAuth.Sinks) != 1 || c.AutoAuth.Sinks[0].Mode != 0o640 {
+				t.Errorf("sinks = %+v, want mode 0640", c.AutoAuth.Sinks)
+			}
+		})
+	}
+}

@@ -269,7 +269,7 @@ func (ps *parser) template(b block) Template {
 	ps.add(d)
 	ps.add(lv.check("template", []string{"source", "contents", "destination", "create_dest_dirs", "perms",
 		"user", "uid", "group", "gid", "backup", "error_on_missing_key", "left_delimiter", "right_delimiter",
-		"command", "command_timeout", "wait"}, []string{"exec", "wait"}))
+		"command", "command_timeout"}, []string{"exec", "wait"}))
 	ps.str(lv.attrs["source"], &t.Source)
 	ps.str(lv.attrs["contents"], &t.Contents)
 	ps.str(lv.attrs["destination"], &t.Destination)

@@ -32,13 +32,26 @@ type level struct {
 func split(body hcl.Body, blockTypes ...string) (level, hcl.Diagnostics) {
 	lv := level{attrs: map[string]*hcl.Attribute{}}
 	if sb, ok := body.(*hclsyntax.Body); ok {
+		var diags hcl.Diagnostics
+		isBlock := set(blockTypes)
 		for name, a := range sb.Attributes {
+			// HCL 1's `vault = { ... }` is the block `vault { ... }`
+			// (Vault reads both): read it as one, never skip it.
+			if obj, ok := a.Expr.(*hclsyntax.ObjectConsExpr); ok && isBlock[name] {
+				b, d := objectBody(name, obj)
+				diags = append(diags, d...)
+				lv.blocks = append(lv.blocks, block{Type: name, Body: b, DefRange: a.NameRange})
+				continue
+			}
 			lv.attrs[name] = a.AsHCLAttribute()
 		}
 		for _, b := range sb.Blocks {
 			lv.blocks = append(lv.blocks, block{Type: b.Type, Labels: b.Labels, Body: b.Body, DefRange: b.DefRange()})
 		}
-		return lv, nil
+		// Map iteration put the object forms in random order; keep the
+		// file's (templates render in the order given).
+		sort.SliceStable(lv.blocks, func(i, j int) bool { return before(lv.blocks[i].DefRange, lv.blocks[j].DefRange) })
+		return lv, diags
 	}
 	schema := &hcl.BodySchema{}
 	for _, t := range blockTypes {
@@ -52,6 +65,37 @@ func split(body hcl.Body, blockTypes ...string) (level, hcl.Diagnostics) {
 	diags = append(diags, d...)
 	lv.attrs = attrs
 	return lv, diags
+}
+
+// objectBody makes the body of a block from the object literal that spells
+// it in HCL 1 style, keeping every value's expression (and position).
+func objectBody(name string, obj *hclsyntax.ObjectConsExpr) (*hclsyntax.Body, hcl.Diagnostics) {
+	body := &hclsyntax.Body{Attributes: hclsyntax.Attributes{}, SrcRange: obj.SrcRange,
+		EndRange: hcl.Range{Filename: obj.SrcRange.Filename, Start: obj.SrcRange.End, End: obj.SrcRange.End}}
+	var diags hcl.Diagnostics
+	for _, item := range obj.Items {
+		key, d := item.KeyExpr.Value(nil)
+		if d.HasErrors() || key.Type() != cty.String || !key.IsKnown() || key.IsNull() {
+			diags = append(diags, hclconf.Errorf(item.KeyExpr.Range(), "%s: keys must be names", name))
+			continue
+		}
+		k := key.AsString()
+		if _, dup := body.Attributes[k]; dup {
+			diags = append(diags, hclconf.Errorf(item.KeyExpr.Range(), "%s: key %q given twice", name, k))
+			continue
+		}
+		body.Attributes[k] = &hclsyntax.Attribute{Name: k, Expr: item.ValueExpr,
+			SrcRange: hcl.RangeBetween(item.KeyExpr.Range(), item.ValueExpr.Range()), NameRange: item.KeyExpr.Range()}
+	}
+	return body, diags
+}
+
+// before orders ranges by file position.
+func before(a, b hcl.Range) bool {
+	if a.Filename != b.Filename {
+		return a.Filename < b.Filename
+	}
+	return a.Start.Byte < b.Start.Byte
 }
 
 // check refuses attributes and blocks not in the allowed lists, and names
@@ -70,8 +114,9 @@ func (lv level) check(where string, attrs, blocks []string) hcl.Diagnostics {
 		switch {
 		case okA[n]:
 		case okB[n]:
-			// `config = { ... }` where a block is expected is fine; the
-			// caller reads it.
+			// An object literal became a block in split; anything
+			// else cannot be one.
+			diags = append(diags, hclconf.Errorf(a.NameRange, "%s: want a block (%s { ... }) or an object (%s = { ... })", n, n, n))
 		case where == "" && unsupported[n]:
 			diags = append(diags, hclconf.Errorf(a.NameRange, "%q is a Vault Agent stanza latchkey-agent does not support (supported: vault, auto_auth, template, template_config, pid_file, exit_after_auth, log_*, latchkey)", n))
 		default:
@@ -119,9 +164,9 @@ func (lv level) blocksOf(t string) []block {
 	return out
 }
 
-// mapAttrs returns the entries of a `name = { ... }` attribute or a
-// `name { ... }` block of lv as attributes, so that values keep their
-// positions (and octal literals their spelling).
+// mapAttrs returns the entries of lv's `name { ... }` blocks (an HCL 1
+// `name = { ... }` is one too, see split) as attributes, so that values
+// keep their positions (and octal literals their spelling).
 func (lv level) mapAttrs(name string) (map[string]*hcl.Attribute, hcl.Diagnostics) {
 	out := map[string]*hcl.Attribute{}
 	var diags hcl.Diagnostics
@@ -131,35 +176,6 @@ func (lv level) mapAttrs(name string) (map[string]*hcl.Attribute, hcl.Diagnostic
 		for k, v := range attrs {
 			out[k] = v
 		}
-	}
-	a := lv.attrs[name]
-	if a == nil {
-		return out, diags
-	}
-	if obj, ok := a.Expr.(*hclsyntax.ObjectConsExpr); ok {
-		for _, item := range obj.Items {
-			key, d := item.KeyExpr.Value(nil)
-			if d.HasErrors() || key.Type() != cty.String {
-				diags = append(diags, hclconf.Errorf(item.KeyExpr.Range(), "%s: keys must be names", name))
-				continue
-			}
-			k := key.AsString()
-			out[k] = &hcl.Attribute{Name: k, Expr: item.ValueExpr, Range: hcl.RangeBetween(item.KeyExpr.Range(), item.ValueExpr.Range()), NameRange: item.KeyExpr.Range()}
-		}
-		return out, diags
-	}
-	// JSON, or an expression: evaluate it as an object.
-	v, d := a.Expr.Value(nil)
-	diags = append(diags, d...)
-	if d.HasErrors() {
-		return out, diags
-	}
-	if !v.Type().IsObjectType() && !v.Type().IsMapType() {
-		return out, append(diags, hclconf.Errorf(a.Expr.Range(), "%s: want an object { key = value, ... }", name))
-	}
-	for it := v.ElementIterator(); it.Next(); {
-		k, ev := it.Element()
-		out[k.AsString()] = &hcl.Attribute{Name: k.AsString(), Expr: hcl.StaticExpr(ev, a.Expr.Range()), Range: a.Range, NameRange: a.NameRange}
 	}
 	return out, diags
 }

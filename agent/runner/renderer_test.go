@@ -218,3 +218,66 @@ func TestMaxConnectionsPerHostReachesTheRenderer(t *testing.T) {
 		})
 	}
 }
+
+// denier is a renderer that reports permission denied without pause, as
+// one running into a revoked token on every request would.
+type denier struct {
+	tokens *Tokens
+	ready  chan struct{}
+}
+
+func (d *denier) Run(ctx context.Context) error {
+	close(d.ready)
+	for ctx.Err() == nil {
+		d.tokens.PermissionDenied()
+		time.Sleep(100 * time.Microsecond)
+	}
+	return nil
+}
+
+func (d *denier) Ready() <-chan struct{} { return d.ready }
+
+// A renderer handed over by a reload reports to the new instance's auth
+// loop from the moment it is adopted: run under -race, this checks that
+// nothing it reaches is still being set up.
+func TestHandedOverRendererReportsDuringReload(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "token")
+	cfg := agentConfig(t, dir, method, oneTemplate, fileSink(sinkPath, ""))
+	built := 0
+	r := &running{notes: &notes{}, sigs: make(chan os.Signal, 1), done: make(chan error, 1)}
+	rn := &Runner{
+		Paths: []string{cfg}, Getenv: func(string) string { return "" }, Logger: zaptest.NewLogger(t),
+		Signals: r.sigs, Notify: r.notes.add, CheckInterval: time.Hour,
+		NewRenderer: func(c *config.Config, tokens *Tokens, _ *zap.Logger) (Renderer, error) {
+			built++ // the runner's goroutine only
+			return &denier{tokens: tokens, ready: make(chan struct{})}, nil
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { r.done <- rn.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("agent did not stop")
+		}
+	}()
+	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	first := readToken(t, sinkPath)
+	for i := 0; i < 5; i++ {
+		r.sigs <- syscall.SIGHUP
+		eventually(t, "READY=1 after a reload", func() bool { return r.notes.count("READY=1") == i+2 })
+	}
+	if readToken(t, sinkPath) != first {
+		t.Error("reports of a token that works replaced it")
+	}
+	if built != 1 {
+		t.Errorf("%d renderers built, want the first one handed over", built)
+	}
+}

@@ -189,6 +189,7 @@ func (r *Runner) reload(ctx context.Context, cur *instance, holder *auth.Holder)
 		cur.mu.Lock()
 		keep = cur.secret
 		cur.mu.Unlock()
+		keep = timeLeft(keep, cur.lifecycle.Expiry())
 	}
 	// Unchanged templates keep rendering: no file is rewritten and no
 	// secret or certificate issued again because of a reload.
@@ -220,6 +221,26 @@ func (r *Runner) reload(ctx context.Context, cur *instance, holder *auth.Holder)
 		r.Logger.Info("reloaded; auth changed, logging in again")
 	}
 	return next
+}
+
+// timeLeft returns the kept login with the TTL its token has left at
+// expiry (zero: it never expires), or nil when it has less than a second
+// left: the login's TTL counts from the login, not from the reload. The
+// lifecycle looks the TTL up in Vault too; this is what it goes by when
+// Vault cannot answer.
+func timeLeft(keep *api.Secret, expiry time.Time) *api.Secret {
+	if keep == nil || keep.Auth == nil || expiry.IsZero() {
+		return keep
+	}
+	left := int(time.Until(expiry).Seconds())
+	if left < 1 {
+		return nil
+	}
+	a := *keep.Auth
+	a.LeaseDuration = left
+	out := *keep
+	out.Auth = &a
+	return &out
 }
 
 // sameTemplates reports whether b renders what a renders, the same way
@@ -276,18 +297,24 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 	}
 	ctx, cancel := context.WithCancel(parent)
 	in := &instance{cfg: cfg, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{}), secret: keep}
+	// The lifecycle exists before anything that reports to it: a handed
+	// over renderer does so from the moment it is adopted, in its own
+	// goroutine.
+	in.lifecycle = &auth.Lifecycle{
+		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: holder, Logger: r.Logger,
+		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
+		CheckInterval: r.CheckInterval,
+		Status:        func(s string) { r.notify("STATUS=" + s) },
+		OnLogin: func(s *api.Secret) {
+			in.mu.Lock()
+			in.secret = s
+			in.mu.Unlock()
+		},
+	}
+	denied := in.lifecycle.PermissionDenied
 	// Every clone of client (sinks, renderers, the renewal watcher) reports
 	// 403 answers, so a revoked token is replaced as soon as it is used.
-	report403(client, func() {
-		if l := in.lifecycle; l != nil {
-			l.PermissionDenied()
-		}
-	})
-	denied := func() {
-		if l := in.lifecycle; l != nil {
-			l.PermissionDenied()
-		}
-	}
+	report403(client, denied)
 	if rg == nil && len(cfg.Templates) > 0 {
 		if r.NewRenderer == nil {
 			cancel()
@@ -307,17 +334,6 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 		rg.adopt(in, client, denied)
 	}
 	in.rend = rg
-	in.lifecycle = &auth.Lifecycle{
-		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: holder, Logger: r.Logger,
-		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
-		CheckInterval: r.CheckInterval,
-		Status:        func(s string) { r.notify("STATUS=" + s) },
-		OnLogin: func(s *api.Secret) {
-			in.mu.Lock()
-			in.secret = s
-			in.mu.Unlock()
-		},
-	}
 	// Ready once there is a token, every sink has written it and every
 	// template has been rendered.
 	var pending sync.WaitGroup

@@ -16,7 +16,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/test/vaulttest"
@@ -97,6 +100,21 @@ func (n *notes) count(prefix string) int {
 	return c
 }
 
+func (n *notes) len() int { n.mu.Lock(); defer n.mu.Unlock(); return len(n.s) }
+
+// firstContaining returns the first state from index from that contains
+// sub, or "".
+func (n *notes) firstContaining(from int, sub string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, s := range n.s[from:] {
+		if strings.Contains(s, sub) {
+			return s
+		}
+	}
+	return ""
+}
+
 func (n *notes) countContaining(sub string) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -116,9 +134,14 @@ type running struct {
 }
 
 func start(t *testing.T, cfg string, check time.Duration) *running {
+	return startWith(t, cfg, check, zaptest.NewLogger(t))
+}
+
+// startWith is start with the agent logging to log.
+func startWith(t *testing.T, cfg string, check time.Duration, log *zap.Logger) *running {
 	r := &running{notes: &notes{}, sigs: make(chan os.Signal, 1), done: make(chan error, 1)}
 	rn := &Runner{
-		Paths: []string{cfg}, Getenv: func(string) string { return "" }, Logger: zaptest.NewLogger(t),
+		Paths: []string{cfg}, Getenv: func(string) string { return "" }, Logger: log,
 		Signals: r.sigs, Notify: r.notes.add, CheckInterval: check,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -222,6 +245,137 @@ func TestRenewalAndReLogin(t *testing.T) {
 	}
 }
 
+// A batch token cannot be renewed: the agent logs in again by itself
+// before it expires (not after a 403) — also when a reload kept it, whose
+// watcher must go by the time the token has left, not by the TTL its
+// login reported.
+func TestNonRenewableTokenReplacedBeforeExpiry(t *testing.T) {
+	tests := []struct {
+		name   string
+		ttl    time.Duration
+		reload bool
+	}{
+		{"batch token", 4 * time.Second, false},
+		{"batch token kept across a reload", 10 * time.Second, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			mount, method := approle(t, dir, tc.ttl.String(), tc.ttl.String())
+			_, err := srv.Client.Logical().Write("auth/"+mount+"/role/web", map[string]any{"token_type": "batch"})
+			must(t, err)
+			sinkPath := filepath.Join(dir, "token")
+			obs, logs := observer.New(zap.InfoLevel)
+			r := startWith(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute,
+				zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)))
+			eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+			first := readToken(t, sinkPath)
+			s, err := lookup(t, first)
+			must(t, err)
+			if renewable, _ := s.TokenIsRenewable(); s.Data["type"] != "batch" || renewable {
+				t.Fatalf("token type %v renewable %v, want a batch token", s.Data["type"], renewable)
+			}
+
+			if tc.reload {
+				// Half its life gone: a watcher going by the login's TTL
+				// would now outlive the token.
+				eventually(t, "half the token's TTL gone", func() bool {
+					s, err := lookup(t, first)
+					left, _ := s.TokenTTL()
+					return err == nil && left <= tc.ttl/2
+				})
+				from := r.notes.len()
+				r.sigs <- syscall.SIGHUP
+				eventually(t, "READY=1 after the reload", func() bool { return r.notes.count("READY=1") == 2 })
+				status := r.notes.firstContaining(from, "token expires in ")
+				left, err := time.ParseDuration(strings.SplitN(strings.SplitN(status, "token expires in ", 2)[1], " ", 2)[0])
+				if err != nil || left > tc.ttl/2 {
+					t.Errorf("after the reload: %q, want the time the token has left (at most %s)", status, tc.ttl/2)
+				}
+			}
+
+			eventually(t, "a new token", func() bool {
+				tok := readToken(t, sinkPath)
+				return tok != "" && tok != first
+			})
+			if _, err := lookup(t, first); err != nil {
+				t.Errorf("the old token no longer worked when the new one reached the sink: %v", err)
+			}
+			if _, err := lookup(t, readToken(t, sinkPath)); err != nil {
+				t.Fatalf("new token: %v", err)
+			}
+			relogins := logs.FilterMessage("logging in again").All()
+			if len(relogins) == 0 {
+				t.Fatal("no 'logging in again' in the log")
+			}
+			for _, e := range relogins {
+				if reason := e.ContextMap()["reason"]; reason != "token reached its max TTL or stopped being renewable" {
+					t.Errorf("logged in again because %q, want the token's end (not a refusal)", reason)
+				}
+			}
+		})
+	}
+}
+
+// A kept token revoked before the reload is not watched: the reload looks
+// it up and logs in again at once.
+func TestReloadKeepsNoRevokedToken(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	sinkPath := filepath.Join(dir, "token")
+	obs, logs := observer.New(zap.InfoLevel)
+	r := startWith(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Hour,
+		zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)))
+	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	first := readToken(t, sinkPath)
+	must(t, srv.Client.Auth().Token().RevokeTree(first))
+	r.sigs <- syscall.SIGHUP
+	eventually(t, "a new token after the reload", func() bool {
+		tok := readToken(t, sinkPath)
+		return tok != "" && tok != first
+	})
+	if _, err := lookup(t, readToken(t, sinkPath)); err != nil {
+		t.Fatalf("new token: %v", err)
+	}
+	if logs.FilterField(zap.String("reason", "the kept token no longer works (lookup-self: permission denied)")).Len() != 1 {
+		t.Errorf("re-logins: %v", logs.FilterMessage("logging in again").All())
+	}
+}
+
+func TestTimeLeft(t *testing.T) {
+	login := &api.Secret{Auth: &api.SecretAuth{ClientToken: "hvs.x", LeaseDuration: 3600, Renewable: true}}
+	tests := []struct {
+		name   string
+		keep   *api.Secret
+		expiry time.Time
+		want   int // LeaseDuration; -1: nil
+	}{
+		{"no token kept", nil, time.Now().Add(time.Hour), -1},
+		{"never expires", login, time.Time{}, 3600},
+		{"half gone", login, time.Now().Add(30*time.Minute + 30*time.Second), 1800},
+		{"expired", login, time.Now().Add(-time.Second), -1},
+		{"less than a second left", login, time.Now().Add(500 * time.Millisecond), -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := timeLeft(tc.keep, tc.expiry)
+			switch {
+			case tc.want < 0 && got != nil:
+				t.Fatalf("got a token with %ds, want none", got.Auth.LeaseDuration)
+			case tc.want < 0:
+			case got == nil:
+				t.Fatal("got none")
+			case got.Auth.LeaseDuration < tc.want || got.Auth.LeaseDuration > tc.want+30 || got.Auth.ClientToken != "hvs.x" || !got.Auth.Renewable:
+				t.Errorf("got %+v, want %ds left", got.Auth, tc.want)
+			}
+		})
+	}
+	if login.Auth.LeaseDuration != 3600 {
+		t.Error("timeLeft changed the login it was given")
+	}
+}
+
 func TestRevokedTokenReLogin(t *testing.T) {
 	dir := t.TempDir()
 	_, method := approle(t, dir, "1h", "2h")
@@ -244,6 +398,11 @@ func TestSIGHUPReload(t *testing.T) {
 	r := start(t, cfg, time.Minute)
 	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 	tok := readToken(t, sink1)
+	// An mtime in the past: a rewrite, however quick, moves it.
+	past := time.Now().Add(-time.Hour).Truncate(time.Second)
+	must(t, os.Chtimes(sink1, past, past))
+	before, err := os.Stat(sink1)
+	must(t, err)
 
 	// A new sink, same auth: the token is kept and written to the new sink.
 	sink2 := filepath.Join(dir, "token2")
@@ -258,6 +417,12 @@ func TestSIGHUPReload(t *testing.T) {
 	}
 	if readToken(t, sink1) != tok {
 		t.Error("token changed on a reload that did not change auth")
+	}
+	// ...and the sink that already held it was left alone.
+	after, err := os.Stat(sink1)
+	must(t, err)
+	if !os.SameFile(before, after) || !after.ModTime().Equal(past) {
+		t.Errorf("reload rewrote %s: inode kept %v, mtime %s (was %s)", sink1, os.SameFile(before, after), after.ModTime(), past)
 	}
 
 	// A broken config: the agent keeps running with the old one.
@@ -325,6 +490,34 @@ func TestExitOnErr(t *testing.T) {
 		r.done <- nil
 	case <-time.After(30 * time.Second):
 		t.Fatal("exit_on_err: still running")
+	}
+}
+
+// Without exit_on_err a failed login is retried (and said so in STATUS)
+// until it succeeds: here once the role id file is put right.
+func TestLoginRetriedUntilFixed(t *testing.T) {
+	dir := t.TempDir()
+	_, method := approle(t, dir, "1h", "2h")
+	roleID := filepath.Join(dir, "role-id")
+	good, err := os.ReadFile(roleID)
+	must(t, err)
+	write(t, roleID, "not-a-role-id")
+	sinkPath := filepath.Join(dir, "token")
+	r := start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
+	eventually(t, "a retry STATUS", func() bool { return r.notes.count("STATUS=login failed, retrying in ") >= 2 })
+	if r.notes.count("READY=1") != 0 || readToken(t, sinkPath) != "" {
+		t.Fatal("READY=1 or a token without a login")
+	}
+	write(t, roleID, string(good))
+	eventually(t, "READY=1 after the fix", func() bool { return r.notes.count("READY=1") == 1 })
+	if _, err := lookup(t, readToken(t, sinkPath)); err != nil {
+		t.Fatalf("sink token: %v", err)
+	}
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		t.Fatalf("the agent stopped: %v", err)
+	default:
 	}
 }
 

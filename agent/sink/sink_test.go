@@ -128,3 +128,63 @@ func check(t *testing.T, path, want string) {
 		t.Errorf("sink %q mode %v owner %d:%d, want %q 0644 65534:65534", strings.TrimSpace(got), fi.Mode().Perm(), st.Uid, st.Gid, want)
 	}
 }
+
+// A token already in the file (a second write, a reload, a restart) leaves
+// the file alone: same inode, same mtime. Whoever watches the file (inotify,
+// a path unit) must not see a change that is none.
+func TestSameTokenNotRewritten(t *testing.T) {
+	tests := map[string]func(t *testing.T, f *File, path string){
+		"Write again": func(t *testing.T, f *File, path string) {
+			if err := f.Write(context.Background(), "hvs.same"); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"Run of a new sink (reload, restart)": func(t *testing.T, f *File, path string) {
+			again, err := New(f.Config, nil, zaptest.NewLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := auth.NewHolder()
+			h.Set("hvs.same")
+			ctx, cancel := context.WithCancel(context.Background())
+			ready := make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				again.Run(ctx, h, func() { close(ready) })
+			}()
+			waitFor(t, ready) // ready although nothing was written
+			cancel()
+			<-done
+		},
+	}
+	for name, second := range tests {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "token")
+			f, err := New(config.Sink{Path: path, Mode: 0o640}, nil, zaptest.NewLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Write(context.Background(), "hvs.same"); err != nil {
+				t.Fatal(err)
+			}
+			// An mtime in the past: a rewrite, however quick, moves it.
+			past := time.Now().Add(-time.Hour).Truncate(time.Second)
+			if err := os.Chtimes(path, past, past); err != nil {
+				t.Fatal(err)
+			}
+			before, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second(t, f, path)
+			after, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !os.SameFile(before, after) || !after.ModTime().Equal(past) || readFile(path) != "hvs.same" {
+				t.Errorf("the file was rewritten: inode kept %v, mtime %s (was %s)", os.SameFile(before, after), after.ModTime(), past)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/latchkey/latchkey/internal/atomicfile"
 )
@@ -58,6 +59,41 @@ func (d Dir) Save(name string, v any) error {
 		return fmt.Errorf("state %s: %w", p, err)
 	}
 	return nil
+}
+
+// Remove deletes record name; a record that is not there is no error.
+func (d Dir) Remove(name string) error {
+	p, err := d.path(name)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("state %s: %w", p, err)
+	}
+	return nil
+}
+
+// Names returns the names of the records whose name starts with prefix,
+// sorted; none when the directory does not exist yet.
+func (d Dir) Names(prefix string) ([]string, error) {
+	if d.Path == "" {
+		return nil, errors.New("state directory is not set")
+	}
+	entries, err := os.ReadDir(d.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state dir %s: %w", d.Path, err)
+	}
+	var out []string
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if ok && e.Type().IsRegular() && strings.HasPrefix(name, prefix) && safeName.MatchString(name) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 func (d Dir) path(name string) (string, error) {

@@ -81,3 +81,44 @@ func checkMode(t *testing.T, p string, want os.FileMode) {
 		t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), want)
 	}
 }
+
+func TestNamesAndRemove(t *testing.T) {
+	d := Dir{Path: filepath.Join(t.TempDir(), "state")}
+	if names, err := d.Names("aws-"); err != nil || len(names) != 0 {
+		t.Fatalf("missing dir: %v %v", names, err)
+	}
+	for _, n := range []string{"aws-b", "aws-a", "alicloud-identity"} {
+		if err := d.Save(n, rec{Nonce: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(d.Path, "aws-notes.txt"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		prefix string
+		want   string
+	}{
+		{"aws-", "aws-a aws-b"},
+		{"", "alicloud-identity aws-a aws-b"},
+		{"gcp-", ""},
+	}
+	for _, tc := range tests {
+		names, err := d.Names(tc.prefix)
+		if err != nil || strings.Join(names, " ") != tc.want {
+			t.Errorf("Names(%q) = %v %v, want %s", tc.prefix, names, err, tc.want)
+		}
+	}
+	if err := d.Remove("aws-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove("aws-a"); err != nil {
+		t.Errorf("removing a missing record: %v", err)
+	}
+	if err := d.Remove("../aws-b"); err == nil {
+		t.Error("a name with a path separator was removed")
+	}
+	if names, _ := d.Names("aws-"); strings.Join(names, " ") != "aws-b" {
+		t.Errorf("after Remove: %v", names)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"golang.org/x/sys/unix"
 
 	"github.com/latchkey/latchkey/test/testbin"
 	"github.com/latchkey/latchkey/test/vaulttest"
@@ -159,11 +160,30 @@ func (n *notifySocket) count() int {
 }
 
 func agentCmd(args []string, env ...string) *exec.Cmd {
+	return agentCmdEnv(args, append([]string{"VAULT_ADDR=" + srv.Addr}, env...)...)
+}
+
+// agentCmdEnv is agentCmd with env only (no VAULT_ADDR unless given).
+func agentCmdEnv(args []string, env ...string) *exec.Cmd {
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "VAULT_ADDR=" + srv.Addr}, env...)
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, env...)
 	// Should the test binary die (a timeout), the agent dies with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
+}
+
+// exitCode runs cmd and returns its exit code.
+func exitCode(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
 }
 
 func TestSystemdNotifyWatchdogReloadAndStop(t *testing.T) {
@@ -479,3 +499,154 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// SIGINT stops the agent as SIGTERM does: exit 0 after STOPPING=1.
+func TestStopSignals(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg, _ := approleConfig(t, dir, "approle-stop-"+strings.ToLower(unix.SignalName(sig)), "")
+			n := listenNotify(t)
+			var stderr syncBuffer
+			cmd := agentCmd([]string{"-config", cfg}, "NOTIFY_SOCKET="+n.path)
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			n.waitFor(t, "READY=1", 0)
+			from := n.count()
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("exit after %s: %v\n%s", sig, err, stderr.String())
+				}
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("agent did not stop on %s", sig)
+			}
+			n.waitFor(t, "STOPPING=1", from)
+		})
+	}
+}
+
+// Several -config flags are read in order; a value set in more than one
+// file is the last one's (here vault { address }), as README says.
+func TestSeveralConfigFlagsLaterWins(t *testing.T) {
+	dir := t.TempDir()
+	base, sink := approleConfig(t, dir, "approle-configs", "exit_after_auth = true")
+	b, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stop at a failed login; keep the secret id for the next run.
+	text := strings.Replace(string(b), "    config = {\n", "    exit_on_err = true\n    config = {\n      remove_secret_id_file_after_reading = false\n", 1)
+	write(t, base, text)
+	dead := filepath.Join(dir, "dead.hcl")
+	write(t, dead, "vault {\n  address = \"http://127.0.0.1:1\"\n}\n")
+	live := filepath.Join(dir, "live.hcl")
+	write(t, live, fmt.Sprintf("vault {\n  address = %q\n}\n", srv.Addr))
+	tests := []struct {
+		name   string
+		files  []string
+		code   int
+		stderr string
+	}{
+		{"live last", []string{base, dead, live}, exitOK, ""},
+		{"dead last", []string{base, live, dead}, exitAuth, "127.0.0.1:1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(sink)
+			var args []string
+			for _, f := range tc.files {
+				args = append(args, "-config", f)
+			}
+			// No VAULT_ADDR: the address comes from the files.
+			cmd := agentCmdEnv(args, "VAULT_MAX_RETRIES=0")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if code := exitCode(t, cmd); code != tc.code || !strings.Contains(stderr.String(), tc.stderr) {
+				t.Fatalf("exit %d (want %d)\n%s", code, tc.code, stderr.String())
+			}
+			if _, err := os.Stat(sink); (err == nil) != (tc.code == exitOK) {
+				t.Errorf("sink after exit %d: %v", tc.code, err)
+			}
+		})
+	}
+}
+
+// validate reads and checks everything, contacting neither Vault nor the
+// metadata service: both are listeners that count connections.
+func TestValidateContactsNothing(t *testing.T) {
+	listen := func() (string, func() int) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		return "http://" + ln.Addr().String(), func() int {
+			// A connection made is queued by now (connect returned
+			// before the process exited): drain the queue.
+			n := 0
+			ln.(*net.TCPListener).SetDeadline(time.Now().Add(time.Second))
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return n
+				}
+				c.Close()
+				n++
+			}
+		}
+	}
+	vault, vaultConns := listen()
+	imds, imdsConns := listen()
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	cfg := filepath.Join(dir, "agent.hcl")
+	write(t, cfg, fmt.Sprintf(`auto_auth {
+  method "aws" {
+    config = {
+      type              = "ec2"
+      role              = "web"
+      metadata_endpoint = %q
+    }
+  }
+  sink "file" {
+    config = {
+      path = %q
+    }
+  }
+}
+latchkey {
+  state_dir = %q
+}
+template {
+  contents    = "{{ with secret \"secret/data/app\" }}{{ .Data.data.k }}{{ end }}"
+  destination = %q
+}
+`, imds, filepath.Join(dir, "token"), stateDir, filepath.Join(dir, "out")))
+	cmd := agentCmdEnv([]string{"validate", "-config", cfg}, "VAULT_ADDR="+vault, "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if code := exitCode(t, cmd); code != exitOK || !strings.Contains(stdout.String(), "OK (aws auth, 1 sink(s), 1 template(s))") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+	if n := vaultConns(); n != 0 {
+		t.Errorf("validate connected to Vault %d time(s)", n)
+	}
+	if n := imdsConns(); n != 0 {
+		t.Errorf("validate connected to the metadata service %d time(s)", n)
+	}
+	for _, p := range []string{stateDir, filepath.Join(dir, "token"), filepath.Join(dir, "out")} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("validate created %s: %v", p, err)
+		}
+	}
+}

@@ -172,6 +172,9 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 			"an operator can delete %s/identity-accesslist/%s, or set nonce in the config)",
 			err, id.InstanceID, m.state.Path, strings.Trim(m.mount, "/"), id.InstanceID)
 	}
+	if err == nil && m.nonce == "" {
+		m.forgetOthers(id)
+	}
 	return secret, err
 }
 
@@ -196,37 +199,94 @@ func ParseIdentity(doc string) (Identity, error) {
 	return id, nil
 }
 
-// nonceFor returns the nonce for this instance: the configured one, or the
-// one kept in the state directory when it belongs to this instance, or a
+// instanceIDRe is what an instance id may look like to name a state
+// record; the document is not verified yet when the name is made.
+var instanceIDRe = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+
+// recordBase is the start of this mount's nonce record names: one record
+// per instance id, <base>.<instance id>. Earlier versions kept one record
+// per mount, named <base> itself.
+func (m *Method) recordBase() string {
+	return "aws-ec2-" + strings.NewReplacer("/", "_").Replace(strings.Trim(m.mount, "/"))
+}
+
+// sameMount reports whether a record was written for this method's mount.
+func (m *Method) sameMount(rec NonceRecord) bool {
+	return strings.Trim(rec.Mount, "/") == strings.Trim(m.mount, "/")
+}
+
+// nonceFor returns the nonce to log in as instance id with: the configured
+// one, or the one kept in the state directory for this instance id, or a
 // new one saved before it is first used (a crash after a successful login
-// must not lose it). State of another instance id is discarded: a golden
-// image may carry it, and reusing another instance's nonce is never right.
+// must not lose it). The document is not verified yet — Vault does that —
+// so nothing kept for another instance id is touched here: a spoofed or
+// garbled document must not cost the real instance its nonce.
+// forgetOthers clears them once Vault accepted a login.
 func (m *Method) nonceFor(id Identity) (string, error) {
 	if m.nonce != "" {
 		return m.nonce, nil
 	}
-	name := "aws-ec2-" + strings.NewReplacer("/", "_").Replace(strings.Trim(m.mount, "/"))
+	if !instanceIDRe.MatchString(id.InstanceID) {
+		return "", fmt.Errorf("identity document: instanceId %q is not an instance id", id.InstanceID)
+	}
+	base := m.recordBase()
+	name := base + "." + id.InstanceID
 	var rec NonceRecord
 	found, err := m.state.Load(name, &rec)
 	if err != nil {
 		m.log.Warn("nonce state unreadable; starting fresh", zap.Error(err))
 		found = false
 	}
-	if found && rec.InstanceID == id.InstanceID && rec.Nonce != "" {
+	if found && rec.InstanceID == id.InstanceID && m.sameMount(rec) && rec.Nonce != "" {
 		return rec.Nonce, nil
 	}
-	if found {
-		m.log.Warn("nonce state belongs to another instance (baked into the image, or the instance migrated); discarding it",
-			zap.String("state_instance_id", rec.InstanceID), zap.String("instance_id", id.InstanceID))
+	// A state directory of an earlier latchkey: its one record per mount
+	// goes on being used when it is this instance's.
+	var legacy NonceRecord
+	if ok, err := m.state.Load(base, &legacy); err == nil && ok && legacy.InstanceID == id.InstanceID && m.sameMount(legacy) && legacy.Nonce != "" {
+		rec = legacy
+	} else {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return "", fmt.Errorf("generate a nonce: %w", err)
+		}
+		rec = NonceRecord{InstanceID: id.InstanceID, Mount: m.mount, Nonce: hex.EncodeToString(b), Created: time.Now().UTC()}
 	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	rec = NonceRecord{InstanceID: id.InstanceID, Mount: m.mount, Nonce: hex.EncodeToString(b), Created: time.Now().UTC()}
 	if err := m.state.Save(name, rec); err != nil {
 		return "", fmt.Errorf("keep the nonce: %w", err)
 	}
-	m.log.Info("generated a login nonce for this instance and stored it", zap.String("instance_id", id.InstanceID))
+	m.log.Info("stored a login nonce for this instance", zap.String("instance_id", id.InstanceID))
 	return rec.Nonce, nil
+}
+
+// forgetOthers removes this mount's nonce records of every instance id but
+// id, once Vault accepted id's document: records baked into an image, of
+// an instance migrated away, or made for a document Vault refused. A
+// record of another instance is never reused.
+func (m *Method) forgetOthers(id Identity) {
+	base := m.recordBase()
+	names, err := m.state.Names(base)
+	if err != nil {
+		m.log.Warn("nonce state: cannot list records", zap.Error(err))
+		return
+	}
+	for _, n := range names {
+		// Names only share the prefix: another mount may be called
+		// "<mount>-2"; the record says whose it is.
+		if n == base+"."+id.InstanceID || (n != base && !strings.HasPrefix(n, base+".")) {
+			continue
+		}
+		var rec NonceRecord
+		if ok, err := m.state.Load(n, &rec); err != nil || !ok || !m.sameMount(rec) {
+			continue
+		}
+		if err := m.state.Remove(n); err != nil {
+			m.log.Warn("nonce state: cannot remove another instance's record", zap.Error(err))
+			continue
+		}
+		if rec.InstanceID != id.InstanceID {
+			m.log.Info("removed the nonce record of another instance (baked into the image, the instance migrated, or a document Vault refused)",
+				zap.String("state_instance_id", rec.InstanceID), zap.String("instance_id", id.InstanceID))
+		}
+	}
 }

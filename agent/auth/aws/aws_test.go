@@ -2,6 +2,8 @@ package aws
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -26,6 +28,9 @@ var srv *vaulttest.Server
 func TestMain(m *testing.M) { vaulttest.Main(m, vaulttest.Spec{Into: &srv}) }
 
 var seq atomic.Int32
+
+// tamperRefusal is what Vault says of a document altered after signing.
+const tamperRefusal = "failed to verify the signature: pkcs7: Message digest mismatch"
 
 var instance = awsfake.Instance{
 	AccountID: "123456789012", InstanceID: "i-0abc1234def567890", Region: "eu-west-1",
@@ -99,7 +104,7 @@ func TestEC2NonceKeptAcrossRestarts(t *testing.T) {
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("state dir mode %v, want 0700", fi.Mode().Perm())
 	}
-	rec := filepath.Join(stateDir, "aws-ec2-auth_"+mount+".json")
+	rec := filepath.Join(stateDir, "aws-ec2-auth_"+mount+"."+instance.InstanceID+".json")
 	fi, err = os.Stat(rec)
 	must(t, err)
 	if fi.Mode().Perm() != 0o600 {
@@ -130,8 +135,10 @@ func TestEC2StateOfAnotherInstanceDiscarded(t *testing.T) {
 	if _, err := login(t, newMethod(t, fake, mount, stateDir, nil)); err != nil {
 		t.Fatal(err)
 	}
-	rec := filepath.Join(stateDir, "aws-ec2-auth_"+mount+".json")
-	before, _ := os.ReadFile(rec)
+	old := records(t, stateDir)[instance.InstanceID]
+	if old.Nonce == "" {
+		t.Fatalf("no nonce record for %s", instance.InstanceID)
+	}
 
 	// The image (state and all) boots as another instance.
 	other := instance
@@ -145,9 +152,78 @@ func TestEC2StateOfAnotherInstanceDiscarded(t *testing.T) {
 		t.Errorf("no token")
 	}
 	accessListed(t, mount, other.InstanceID)
-	after, _ := os.ReadFile(rec)
-	if string(after) == string(before) || !strings.Contains(string(after), other.InstanceID) {
-		t.Errorf("nonce record not replaced:\nbefore %s\nafter %s", before, after)
+	recs := records(t, stateDir)
+	got, ok := recs[other.InstanceID]
+	if !ok || got.Nonce == "" {
+		t.Fatalf("no nonce record for the new instance: %+v", recs)
+	}
+	// Another instance's nonce is never reused, whatever Vault would accept.
+	if got.Nonce == old.Nonce {
+		t.Error("the new instance reuses the nonce of the instance the state came from")
+	}
+	// The old instance's record goes once the new instance logged in.
+	if _, ok := recs[instance.InstanceID]; ok || len(recs) != 1 {
+		t.Errorf("records after the new instance's login: %+v", recs)
+	}
+}
+
+// A document altered after signing (a spoofed or glitching IMDS) shows
+// another instance id. Vault refuses it; the nonce kept for the real
+// instance must survive, or the next genuine login is refused for good
+// ("client nonce mismatch").
+func TestEC2TamperedDocumentKeepsNonce(t *testing.T) {
+	fake, mount := setup(t)
+	stateDir := t.TempDir()
+	if _, err := login(t, newMethod(t, fake, mount, stateDir, nil)); err != nil {
+		t.Fatalf("genuine login: %v", err)
+	}
+	kept := records(t, stateDir)[instance.InstanceID].Nonce
+	if kept == "" {
+		t.Fatal("no nonce kept")
+	}
+
+	fake.Tamper(true)
+	_, err := login(t, newMethod(t, fake, mount, stateDir, nil))
+	// Vault refused it (an HTTP answer), not a local parse error.
+	var re *api.ResponseError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), tamperRefusal) {
+		t.Fatalf("tampered login: %v, want Vault's %q", err, tamperRefusal)
+	}
+
+	fake.Tamper(false)
+	if _, err := login(t, newMethod(t, fake, mount, stateDir, nil)); err != nil {
+		t.Fatalf("genuine login after a tampered document: %v", err)
+	}
+	recs := records(t, stateDir)
+	if recs[instance.InstanceID].Nonce != kept {
+		t.Errorf("nonce of %s changed: %+v", instance.InstanceID, recs)
+	}
+	// The tampered document's record goes with the genuine login.
+	if len(recs) != 1 {
+		t.Errorf("records after the genuine login: %+v", recs)
+	}
+}
+
+// A state directory written by an earlier latchkey (one record per mount,
+// aws-ec2-<mount>.json) keeps working: its nonce is used, then the record
+// moves to the per-instance name.
+func TestEC2LegacyRecordAdopted(t *testing.T) {
+	fake, mount := setup(t)
+	stateDir := t.TempDir()
+	if _, err := login(t, newMethod(t, fake, mount, stateDir, map[string]any{"nonce": "nonce-of-an-older-latchkey"})); err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(stateDir, "aws-ec2-auth_"+mount+".json")
+	must(t, os.WriteFile(legacy, []byte(fmt.Sprintf(`{"instance_id": %q, "mount": %q, "nonce": "nonce-of-an-older-latchkey"}`,
+		instance.InstanceID, "auth/"+mount)), 0o600))
+	if _, err := login(t, newMethod(t, fake, mount, stateDir, nil)); err != nil {
+		t.Fatalf("login with the legacy record: %v", err)
+	}
+	if _, err := os.Stat(legacy); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("legacy record left: %v", err)
+	}
+	if got := records(t, stateDir)[instance.InstanceID].Nonce; got != "nonce-of-an-older-latchkey" {
+		t.Errorf("nonce = %q, want the legacy record's", got)
 	}
 }
 
@@ -178,8 +254,10 @@ func TestEC2Refusals(t *testing.T) {
 	t.Run("tampered document", func(t *testing.T) {
 		fake, mount := setup(t)
 		fake.Tamper(true)
-		if _, err := login(t, newMethod(t, fake, mount, t.TempDir(), nil)); err == nil {
-			t.Fatal("a tampered document logged in")
+		_, err := login(t, newMethod(t, fake, mount, t.TempDir(), nil))
+		var re *api.ResponseError
+		if !errors.As(err, &re) || !strings.Contains(err.Error(), tamperRefusal) {
+			t.Fatalf("tampered document: %v, want Vault's %q", err, tamperRefusal)
 		}
 	})
 	t.Run("configured nonce", func(t *testing.T) {
@@ -365,6 +443,25 @@ func accessListed(t *testing.T, mount, id string) {
 	if err != nil || s == nil {
 		t.Fatalf("instance %s not in the identity access list: %v", id, err)
 	}
+}
+
+// records returns the nonce records in dir by instance id.
+func records(t *testing.T, dir string) map[string]NonceRecord {
+	t.Helper()
+	out := map[string]NonceRecord{}
+	entries, err := os.ReadDir(dir)
+	must(t, err)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		must(t, err)
+		var rec NonceRecord
+		must(t, json.Unmarshal(b, &rec))
+		if _, dup := out[rec.InstanceID]; dup {
+			t.Fatalf("two records of %s in %s", rec.InstanceID, dir)
+		}
+		out[rec.InstanceID] = rec
+	}
+	return out
 }
 
 func must(t *testing.T, err error) {
