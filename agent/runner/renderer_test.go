@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // fakeRenderer stands in for agent/template: it uses the token every 50ms
@@ -279,5 +280,46 @@ func TestHandedOverRendererReportsDuringReload(t *testing.T) {
 	}
 	if built != 1 {
 		t.Errorf("%d renderers built, want the first one handed over", built)
+	}
+}
+
+// The agent's Vault client (the runner's and the render subcommand's):
+// template_config's max_connections_per_host (default 10) and vault {
+// retry { num_retries } } unless VAULT_MAX_RETRIES or a flag says otherwise.
+func TestVaultClient(t *testing.T) {
+	const auth = "auto_auth {\n  method \"token_file\" {\n    config = { token_file_path = \"/nonexistent\" }\n  }\n}\n"
+	three := 3
+	tests := map[string]struct {
+		extra          string
+		env            map[string]string
+		flags          vaultclient.Config
+		conns, retries int
+	}{
+		"defaults (as Vault Agent)": {"", nil, vaultclient.Config{}, 10, 12},
+		"configured":                {"template_config {\n  max_connections_per_host = 4\n}\nvault {\n  retry {\n    num_retries = 5\n  }\n}\n", nil, vaultclient.Config{}, 4, 5},
+		"environment wins":          {"vault {\n  retry {\n    num_retries = 5\n  }\n}\n", map[string]string{"VAULT_MAX_RETRIES": "1"}, vaultclient.Config{}, 10, 1},
+		"flag wins":                 {"vault {\n  retry {\n    num_retries = 5\n  }\n}\n", map[string]string{"VAULT_MAX_RETRIES": "1"}, vaultclient.Config{MaxRetries: &three}, 10, 3},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "agent.hcl")
+			must(t, os.WriteFile(p, []byte(auth+tc.extra), 0o600))
+			cfg, err := config.Load(p)
+			must(t, err)
+			c, err := VaultClient(cfg, func(k string) string {
+				if k == "VAULT_ADDR" {
+					return "http://127.0.0.1:1"
+				}
+				return tc.env[k]
+			}, tc.flags)
+			must(t, err)
+			tr, ok := c.CloneConfig().HttpClient.Transport.(*http.Transport)
+			if !ok {
+				t.Fatalf("transport %T", c.CloneConfig().HttpClient.Transport)
+			}
+			if tr.MaxConnsPerHost != tc.conns || c.MaxRetries() != tc.retries {
+				t.Errorf("MaxConnsPerHost %d, MaxRetries %d; want %d, %d", tr.MaxConnsPerHost, c.MaxRetries(), tc.conns, tc.retries)
+			}
+		})
 	}
 }

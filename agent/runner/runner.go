@@ -263,15 +263,16 @@ func sameAuth(a, b *config.Config) bool {
 		a.StateDir == b.StateDir
 }
 
-// start builds and starts one instance. keep, when set, is a login to go on
-// with instead of logging in; rg, when set, is the previous instance's
-// rendering, adopted instead of starting a renderer.
-func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.Holder, keep *api.Secret, rg *rendering) (*instance, error) {
-	env, err := vaultclient.FromEnv(r.Getenv)
+// VaultClient is the agent's Vault client for cfg: the vault stanza, under
+// the environment, under flags; vault { retry { num_retries } } unless
+// VAULT_MAX_RETRIES or a flag set it; and template_config's
+// max_connections_per_host, shared by every clone (renderers included).
+func VaultClient(cfg *config.Config, getenv func(string) string, flags vaultclient.Config) (*api.Client, error) {
+	env, err := vaultclient.FromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
-	vc := cfg.Vault.Client.Merge(env).Merge(r.Flags)
+	vc := cfg.Vault.Client.Merge(env).Merge(flags)
 	if vc.MaxRetries == nil {
 		vc.MaxRetries = cfg.Vault.NumRetries
 	}
@@ -279,9 +280,18 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
 	}
-	// template_config { max_connections_per_host } bounds connections to
-	// Vault; every clone (renderers included) shares this transport.
 	vaultclient.LimitConnsPerHost(client, cfg.TemplateConfig.MaxConnectionsPerHost)
+	return client, nil
+}
+
+// start builds and starts one instance. keep, when set, is a login to go on
+// with instead of logging in; rg, when set, is the previous instance's
+// rendering, adopted instead of starting a renderer.
+func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.Holder, keep *api.Secret, rg *rendering) (*instance, error) {
+	client, err := VaultClient(cfg, r.Getenv, r.Flags)
+	if err != nil {
+		return nil, err
+	}
 	a := cfg.AutoAuth
 	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv})
 	if err != nil {

@@ -74,7 +74,7 @@ func render(args []string, stdout, stderr io.Writer, getenv func(string) string)
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
 		return exitConfig
 	}
-	client, err := renderClient(cfg, getenv)
+	client, err := runner.VaultClient(cfg, getenv, vaultclient.Config{})
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
 		return exitConfig
@@ -113,20 +113,4 @@ func render(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	}
 	stdout.Write(out)
 	return exitOK
-}
-
-// renderClient is the render subcommand's Vault client: the config's
-// vault stanza under the environment, with template_config's
-// max_connections_per_host as the agent applies it.
-func renderClient(cfg *config.Config, getenv func(string) string) (*api.Client, error) {
-	env, err := vaultclient.FromEnv(getenv)
-	if err != nil {
-		return nil, err
-	}
-	client, err := vaultclient.New(cfg.Vault.Client.Merge(env))
-	if err != nil {
-		return nil, err
-	}
-	vaultclient.LimitConnsPerHost(client, cfg.TemplateConfig.MaxConnectionsPerHost)
-	return client, nil
 }
