@@ -23,12 +23,12 @@ import (
 
 // Exit codes, distinct so that systemd's journal and scripts tell them apart.
 const (
-	exitOK      = 0 // stopped by a signal, or exit_after_auth completed
-	exitError   = 1 // a runtime failure not covered below
-	exitUsage   = 2 // bad command line
-	exitConfig  = 3 // the config cannot be loaded or used
-	exitAuth    = 4 // login failed with exit_on_err
-	exitRuntime = 5 // templates failed: exit_on_retry_failure, or exit_after_auth once retries are exhausted
+	exitOK      = 0  // stopped by a signal, or exit_after_auth completed
+	exitError   = 1  // a runtime failure not covered below
+	exitUsage   = 64 // bad command line (EX_USAGE: 2 is what a Go panic, and systemd's watchdog SIGABRT, exit with)
+	exitConfig  = 3  // the config cannot be loaded or used
+	exitAuth    = 4  // login failed with exit_on_err
+	exitRuntime = 5  // templates failed: exit_on_retry_failure, or exit_after_auth once retries are exhausted
 )
 
 const usage = `Usage:
@@ -47,7 +47,7 @@ Options:
   -ca-cert FILE       CA certificate (overrides VAULT_CACERT and vault { ca_cert })
   -namespace NS       Vault namespace (overrides VAULT_NAMESPACE and vault { namespace })
 
-Exit codes: 0 stopped or exit_after_auth done, 1 runtime error, 2 usage,
+Exit codes: 0 stopped or exit_after_auth done, 1 runtime error, 64 usage,
 3 config error, 4 login failed with exit_on_err, 5 templates failed
 (exit_on_retry_failure, or exit_after_auth).
 `
