@@ -123,13 +123,15 @@ func copyInPlace(src, dst string, opts Options) error {
 		return err
 	}
 	defer out.Close()
+	// Mode and owner first: the new content is never readable under the
+	// old, possibly looser, ones — nor left so when they cannot be set.
+	if err := setAttrs(out, opts); err != nil {
+		return err
+	}
 	if err := out.Truncate(0); err != nil {
 		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
-		return err
-	}
-	if err := setAttrs(out, opts); err != nil {
 		return err
 	}
 	return out.Sync()

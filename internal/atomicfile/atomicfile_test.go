@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -167,5 +168,57 @@ func assertNoTemp(t *testing.T, dir string) {
 		if strings.Contains(e.Name(), ".tmp-") {
 			t.Errorf("temporary file %s left behind", e.Name())
 		}
+	}
+}
+
+// bindMounted makes path a bind mount of a file elsewhere, as a container
+// runtime mounts a secret into place: rename(2) onto it fails with EBUSY.
+func bindMounted(t *testing.T, path string) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root to bind-mount; CI runs as root")
+	}
+	if out, err := exec.Command("mount", "--bind", path, path).CombinedOutput(); err != nil {
+		t.Fatalf("mount --bind: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", path).Run() })
+}
+
+// A bind-mounted destination: without InPlaceFallback the write fails and
+// the old file is intact; with it, the file is rewritten in place with the
+// asked mode — set before the new content goes in.
+func TestBindMountedDestination(t *testing.T) {
+	tests := map[string]struct {
+		fallback bool
+		want     string
+		mode     os.FileMode
+	}{
+		"refused, old file kept": {false, "old content", 0o644},
+		"rewritten in place":     {true, "new content", 0o600},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "secret.txt")
+			if err := WriteFile(path, []byte("old content"), Owner(0o644)); err != nil {
+				t.Fatal(err)
+			}
+			bindMounted(t, path)
+			err := WriteFile(path, []byte("new content"), Options{Mode: 0o600, UID: -1, GID: -1, InPlaceFallback: tc.fallback})
+			if tc.fallback && err != nil {
+				t.Fatal(err)
+			}
+			if !tc.fallback && (err == nil || !errors.Is(err, syscall.EBUSY) || !strings.Contains(err.Error(), path)) {
+				t.Fatalf("error %v, want EBUSY naming %s", err, path)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readFile(t, path); got != tc.want || fi.Mode().Perm() != tc.mode {
+				t.Errorf("%s with mode %o, want %q with %o", got, fi.Mode().Perm(), tc.want, tc.mode)
+			}
+			assertNoTemp(t, dir)
+		})
 	}
 }
