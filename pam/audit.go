@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/syslog"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/coreos/go-systemd/v22/journal"
+
+	"github.com/latchkey/latchkey/internal/appendfile"
 )
 
 // Record is one login attempt, as the audit trail keeps it. It never holds
@@ -186,7 +187,9 @@ func appendJSON(path string, r Record) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	// A new file is 0640 whatever the umask; an existing one keeps its mode;
+	// a symlink is refused.
+	f, err := appendfile.Open(path, 0o640)
 	if err != nil {
 		return fmt.Errorf("audit file: %w", err)
 	}

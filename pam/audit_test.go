@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,4 +136,59 @@ func TestRecordMessageNoMode(t *testing.T) {
 	if got := r.Message(); got != "refused login for bob from 203.0.113.9: config.hcl:2:1: unknown key" {
 		t.Errorf("Message() = %q", got)
 	}
+}
+
+// audit_file: created 0640 whatever the umask; an existing file keeps its
+// mode; a symlink at the path is refused (and its target left alone). The
+// umask is process-wide: this test does not run in parallel.
+func TestAuditFileMode(t *testing.T) {
+	dir := t.TempDir()
+	rec := Record{Time: time.Now().UTC(), User: "alice", Result: "failure", Reason: "test"}
+	newFile := filepath.Join(dir, "new.log")
+	old := syscall.Umask(0o077)
+	err := (&Auditor{Dest: AuditOff, File: newFile}).Write(rec)
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm, err := permOf(newFile); err != nil || perm != 0o640 {
+		t.Errorf("new audit file under umask 077: %#o, %v; want mode 0640", perm, err)
+	}
+
+	existing := filepath.Join(dir, "existing.log")
+	if err := os.WriteFile(existing, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Auditor{Dest: AuditOff, File: existing}).Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if perm, err := permOf(existing); err != nil || perm != 0o600 {
+		t.Errorf("existing 0600 audit file: %#o, %v; want its mode kept", perm, err)
+	}
+	if b, _ := os.ReadFile(existing); len(b) == 0 {
+		t.Error("no record appended to the existing audit file")
+	}
+
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.log")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Auditor{Dest: AuditOff, File: link}).Write(rec); err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("audit_file a symlink: %v, want refused", err)
+	}
+	if b, _ := os.ReadFile(target); len(b) != 0 {
+		t.Errorf("the symlink's target was written: %q", b)
+	}
+}
+
+func permOf(p string) (os.FileMode, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Mode().Perm(), nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -14,6 +16,10 @@ import (
 // ErrDenied marks a definite "no" about the login (wrong user, IP, role,
 // code; malformed password): the helper worked, the person may not enter.
 var ErrDenied = errors.New("login denied")
+
+// ErrInternal marks a failure of the helper itself (a panic): the login is
+// refused and the audit record says "internal error: ...".
+var ErrInternal = errors.New("internal error")
 
 // Helper verifies one login.
 type Helper struct {
@@ -45,7 +51,7 @@ func (h *Helper) Run(ctx context.Context, stdin io.Reader) error {
 		RHost:   h.Getenv("PAM_RHOST"),
 		Mode:    h.Config.Mode,
 	}
-	err := h.login(ctx, stdin, &rec)
+	err := h.safeLogin(ctx, stdin, &rec)
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("deadline of %s reached: %w", h.Config.Timeout, err)
 	}
@@ -71,11 +77,40 @@ func (h *Helper) Run(ctx context.Context, stdin io.Reader) error {
 	return nil
 }
 
-func (h *Helper) login(ctx context.Context, stdin io.Reader, rec *Record) error {
+// safeLogin is login that fails closed: a panic becomes an error wrapping
+// ErrInternal, logged with its stack. Neither the log nor the error holds the
+// password: it is cut out of the panic's text should it be there.
+func (h *Helper) safeLogin(ctx context.Context, stdin io.Reader, rec *Record) (err error) {
+	var secret string
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		msg := redact(fmt.Sprint(p), secret)
+		h.Logger.Error("internal error (panic); refusing the login",
+			zap.String("panic", msg), zap.String("stack", redact(string(debug.Stack()), secret)))
+		err = fmt.Errorf("%w: panic: %s", ErrInternal, msg)
+	}()
+	return h.login(ctx, stdin, rec, &secret)
+}
+
+// redact replaces secret in s.
+func redact(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "[password]")
+}
+
+// login decides; it stores the password in *secretOut as soon as it is read,
+// for safeLogin to keep it out of a panic's report.
+func (h *Helper) login(ctx context.Context, stdin io.Reader, rec *Record, secretOut *string) error {
 	if rec.User == "" {
 		return fmt.Errorf("%w: PAM_USER is not set (is the helper run by pam_exec?)", ErrDenied)
 	}
 	secret, err := ReadSecret(ctx, stdin)
+	*secretOut = secret
 	if err != nil {
 		if errors.Is(err, ErrNoSecret) || errors.Is(err, ErrTooLong) {
 			return fmt.Errorf("%w: %w", ErrDenied, err)

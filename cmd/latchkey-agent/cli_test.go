@@ -513,22 +513,33 @@ func TestStopSignals(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
+			// done is closed (not sent on) when the agent exited, so that
+			// both the test and the cleanup may wait on it.
+			done := make(chan struct{})
+			var waitErr error
+			go func() { waitErr = cmd.Wait(); close(done) }()
+			// Whatever fails first (no READY=1, no exit), the agent does
+			// not outlive the test.
+			t.Cleanup(func() {
+				select {
+				case <-done:
+				default:
+					cmd.Process.Kill()
+					<-done
+				}
+			})
 			n.waitFor(t, "READY=1", 0)
 			from := n.count()
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
 			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("exit after %s: %v\n%s", sig, err, stderr.String())
+			case <-done:
+				if waitErr != nil {
+					t.Fatalf("exit after %s: %v\n%s", sig, waitErr, stderr.String())
 				}
 			case <-time.After(30 * time.Second):
-				cmd.Process.Kill()
-				<-done
-				t.Fatalf("agent did not stop on %s", sig)
+				t.Fatalf("agent did not stop on %s", sig) // the cleanup kills it
 			}
 			n.waitFor(t, "STOPPING=1", from)
 		})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -46,8 +47,45 @@ Exit codes: 0 allowed, 1 denied, 2 usage, 3 config error, 4 Vault error or
 deadline, 5 internal error. Anything but 0 refuses the login.
 `
 
-// run is the whole command; it returns the exit code.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+// hostAddrs lists this host's addresses; a variable for tests.
+var hostAddrs = pam.HostAddrs
+
+// run is the whole command; it returns the exit code. It fails closed: a
+// panic anywhere in it (pam.Helper.Run already turns its own into an error)
+// exits exitInternal with an audit record, never Go's exit code 2 ("usage").
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) (code int) {
+	var auditor *pam.Auditor // once the config said where records go
+	var mode string
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		// The panic's text and stack only: never stdin, which holds the password.
+		reason := fmt.Sprintf("internal error: panic: %v", p)
+		fmt.Fprintf(stderr, "latchkey-ssh-helper: %s; refusing\n%s", reason, debug.Stack())
+		auditPanic(auditor, mode, getenv, reason)
+		code = exitInternal
+	}()
+	return runMain(args, stdin, stdout, stderr, getenv, &auditor, &mode)
+}
+
+// auditPanic records a login refused because of a panic: where the config
+// says when it was read, else where auditEarly writes. Best effort; a panic
+// while writing it is swallowed, the exit code refuses the login anyway.
+func auditPanic(a *pam.Auditor, mode string, getenv func(string) string, reason string) {
+	defer func() { _ = recover() }()
+	if a == nil {
+		auditEarly(getenv, reason)
+		return
+	}
+	_ = a.Write(pam.Record{
+		Time: time.Now().UTC(), Service: getenv("PAM_SERVICE"), User: getenv("PAM_USER"),
+		RHost: getenv("PAM_RHOST"), Mode: mode, Result: "failure", Reason: reason,
+	})
+}
+
+func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, auditorOut **pam.Auditor, modeOut *string) int {
 	for _, a := range args {
 		switch a {
 		case "version", "-v", "-version", "--version":
@@ -131,7 +169,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		Logger:    log,
 		Auditor:   &pam.Auditor{Dest: cfg.Audit, File: cfg.AuditFile, Stderr: stderr},
 		Getenv:    getenv,
-		HostAddrs: pam.HostAddrs,
+		HostAddrs: hostAddrs,
+	}
+	if !*verifyOnly {
+		*auditorOut, *modeOut = h.Auditor, cfg.Mode
 	}
 	if *verifyOnly {
 		if err := h.VerifyOnly(ctx); err != nil {
@@ -154,6 +195,8 @@ func exitCode(err error) int {
 		return exitVault
 	case errors.Is(err, pam.ErrVault):
 		return exitVault
+	case errors.Is(err, pam.ErrInternal):
+		return exitInternal
 	}
 	return exitInternal
 }

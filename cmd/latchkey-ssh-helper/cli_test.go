@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -311,7 +312,7 @@ func TestBinaryVerifyOnlyReadsNoStdin(t *testing.T) {
 // still exits non-zero by itself (the guard), before anything kills it.
 func TestBinaryDeadline(t *testing.T) {
 	cfg := writeConfig(t, "vault_addr = \"http://127.0.0.1:9\"\ntimeout = \"1s\"\naudit = \"off\"\n")
-	cmd := exec.Command(helper, "-config="+cfg, "-dev")
+	cmd := boundedCommand(t, helper, "-config="+cfg, "-dev")
 	cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth"}
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -353,7 +354,7 @@ func TestBinaryHungVault(t *testing.T) {
 		}
 	}()
 	cfg := writeConfig(t, fmt.Sprintf("vault_addr = \"http://%s\"\ntimeout = \"1s\"\naudit = \"off\"\nallowed_roles = \"*\"\n", l.Addr()))
-	cmd := exec.Command(helper, "-config="+cfg, "-dev")
+	cmd := boundedCommand(t, helper, "-config="+cfg, "-dev")
 	cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth"}
 	cmd.Stdin = strings.NewReader("11111111-2222-3333-4444-555555555555")
 	out, _ := cmd.CombinedOutput()
@@ -363,6 +364,20 @@ func TestBinaryHungVault(t *testing.T) {
 	if !strings.Contains(string(out), "deadline") || !strings.Contains(string(out), l.Addr().String()) {
 		t.Errorf("output does not name the deadline and the address: %s", out)
 	}
+}
+
+// boundedCommand is exec.Command killed after a generous minute: should the
+// helper's own deadline guard break, the test fails instead of hanging. The
+// bound says nothing about how fast the helper is.
+func boundedCommand(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, name, args...)
+	// A stdin pipe held open by the test must not keep Wait waiting on
+	// the copy once the helper was killed.
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
 }
 
 // The whole run as pam_exec sees it (process start, config, one verify

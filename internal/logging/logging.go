@@ -13,6 +13,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
+
+	"github.com/latchkey/latchkey/internal/appendfile"
 )
 
 // Journal says when records go to the systemd journal.
@@ -118,7 +120,9 @@ func New(o Options) (*zap.Logger, func(), error) {
 		cores = append(cores, zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(out)), level))
 	}
 	if o.File != "" {
-		f, err := os.OpenFile(o.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		// 0640 when created, whatever the umask; an existing file keeps its
+		// mode; a symlink is refused.
+		f, err := appendfile.Open(o.File, 0o640)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open log file %s: %w", o.File, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/coreos/go-systemd/v22/journal"
@@ -162,4 +163,52 @@ func TestJournalFieldName(t *testing.T) {
 			t.Errorf("JournalFieldName(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// log_file: created 0640 whatever the umask; an existing file keeps its
+// mode; a symlink at the path is refused. The umask is process-wide: this
+// test does not run in parallel.
+func TestLogFileMode(t *testing.T) {
+	dir := t.TempDir()
+	newFile := filepath.Join(dir, "new.log")
+	old := syscall.Umask(0o077)
+	_, done, err := New(Options{Output: &bytes.Buffer{}, File: newFile, Journal: JournalOff})
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if perm, err := permOf(newFile); err != nil || perm != 0o640 {
+		t.Errorf("new log file under umask 077: %#o, %v; want mode 0640", perm, err)
+	}
+
+	existing := filepath.Join(dir, "existing.log")
+	if err := os.WriteFile(existing, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, done, err = New(Options{Output: &bytes.Buffer{}, File: existing, Journal: JournalOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if perm, err := permOf(existing); err != nil || perm != 0o600 {
+		t.Errorf("existing 0600 log file: %#o, %v; want its mode kept", perm, err)
+	}
+
+	link := filepath.Join(dir, "link.log")
+	if err := os.Symlink(existing, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, done, err := New(Options{Output: &bytes.Buffer{}, File: link, Journal: JournalOff}); err == nil {
+		done()
+		t.Error("a symlink at log_file was opened")
+	}
+}
+
+func permOf(p string) (os.FileMode, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Mode().Perm(), nil
 }

@@ -33,13 +33,18 @@ func TestMain(m *testing.M) {
 	cloud, err = alifake.New(instance, dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	// The stock Vault process reaches the fake STS under its real name
 	// through the CONNECT proxy, and trusts the test CA.
-	vaulttest.Main(m, vaulttest.Spec{Into: &srv, Options: vaulttest.Options{Env: []string{
+	code := vaulttest.Run(m, vaulttest.Spec{Into: &srv, Options: vaulttest.Options{Env: []string{
 		"HTTPS_PROXY=" + cloud.Proxy.URL, "SSL_CERT_FILE=" + cloud.CABundle,
 	}}})
+	// Not deferred: os.Exit runs no deferred calls.
+	cloud.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 var seq atomic.Int32

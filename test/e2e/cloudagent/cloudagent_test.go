@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,6 +76,8 @@ func agent(t *testing.T, cfg string, env ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(bin, "-config", cfg)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "VAULT_ADDR=" + srv.Addr}, env...)
+	// Should the test binary die (a timeout), the agent dies with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	done := make(chan error, 1)
