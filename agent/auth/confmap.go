@@ -10,7 +10,9 @@ import (
 
 // Settings reads a method's config map with typed accessors. Vault Agent
 // accepts booleans and numbers written as strings, so these do too. Errors
-// name the key and the stanza's file:line; Err returns the first.
+// name the key and start with its file:line:col (MethodConfig.KeyAt: the
+// key's own position, or the config block's when the key is missing); Err
+// returns the first.
 type Settings struct {
 	cfg  MethodConfig
 	used map[string]bool
@@ -24,7 +26,7 @@ func NewSettings(cfg MethodConfig) *Settings {
 
 func (s *Settings) fail(key, want string) {
 	if s.err == nil {
-		s.err = fmt.Errorf("%s:%d: method %q: config key %q: want %s", s.cfg.File, s.cfg.Line, s.cfg.Type, key, want)
+		s.err = fmt.Errorf("%s: method %q: config key %q: want %s", s.cfg.KeyAt(key), s.cfg.Type, key, want)
 	}
 }
 
@@ -51,7 +53,7 @@ func (s *Settings) String(key, def string) string {
 func (s *Settings) Required(key string) string {
 	v := s.String(key, "")
 	if v == "" && s.err == nil {
-		s.err = fmt.Errorf("%s:%d: method %q: config key %q is required", s.cfg.File, s.cfg.Line, s.cfg.Type, key)
+		s.err = fmt.Errorf("%s: method %q: config key %q is required", s.cfg.KeyAt(key), s.cfg.Type, key)
 	}
 	return v
 }
@@ -100,6 +102,12 @@ func (s *Settings) Duration(key string, def time.Duration) time.Duration {
 	return def
 }
 
+// Errorf returns an error about config key, prefixed with its position and
+// the method: "file:line:col: method "aws": config key "region": ...".
+func (s *Settings) Errorf(key, format string, args ...any) error {
+	return fmt.Errorf("%s: method %q: config key %q: %s", s.cfg.KeyAt(key), s.cfg.Type, key, fmt.Sprintf(format, args...))
+}
+
 // Err returns the first problem met, or one naming keys that no accessor
 // asked for (unknown keys are errors, as everywhere in latchkey).
 func (s *Settings) Err() error {
@@ -113,8 +121,15 @@ func (s *Settings) Err() error {
 		}
 	}
 	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return fmt.Errorf("%s:%d: method %q: unknown config key %q", s.cfg.File, s.cfg.Line, s.cfg.Type, unknown[0])
+		// The first in the file (by name when positions are unknown).
+		sort.Slice(unknown, func(i, j int) bool {
+			a, b := s.cfg.Keys[unknown[i]], s.cfg.Keys[unknown[j]]
+			if a.Start.Byte != b.Start.Byte {
+				return a.Start.Byte < b.Start.Byte
+			}
+			return unknown[i] < unknown[j]
+		})
+		return fmt.Errorf("%s: method %q: unknown config key %q", s.cfg.KeyAt(unknown[0]), s.cfg.Type, unknown[0])
 	}
 	return nil
 }

@@ -9,7 +9,9 @@ package auth
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 )
@@ -45,6 +47,52 @@ type MethodConfig struct {
 	// File and Line locate the stanza for error messages.
 	File string
 	Line int
+	// Range is the stanza's position (file, line and column); when it is
+	// zero, errors fall back to File and Line.
+	Range hcl.Range
+	// ConfigRange is the position of the stanza's `config` block (or
+	// `config = { ... }` object); zero when there is none.
+	ConfigRange hcl.Range
+	// Keys holds each config key's own position, so that an error about
+	// a key points at it rather than at the stanza.
+	Keys map[string]hcl.Range
+}
+
+// At returns the stanza's "file:line:col" (or "file:line" when only File
+// and Line are known), the prefix of errors about the method as a whole.
+func (c MethodConfig) At() string {
+	if c.Range.Filename != "" {
+		return pos(c.Range)
+	}
+	return fmt.Sprintf("%s:%d", c.File, c.Line)
+}
+
+// KeyAt returns the position of config key: the key's own when it was
+// given, else that of the config block, else the stanza's (so that a
+// missing required key points where it belongs).
+func (c MethodConfig) KeyAt(key string) string {
+	if r, ok := c.Keys[key]; ok && r.Filename != "" {
+		return pos(r)
+	}
+	if c.ConfigRange.Filename != "" {
+		return pos(c.ConfigRange)
+	}
+	return c.At()
+}
+
+// FirstGiven returns the first of keys that the config holds (the first
+// key when it holds none), to place an error about keys that go together.
+func (c MethodConfig) FirstGiven(keys ...string) string {
+	for _, k := range keys {
+		if _, ok := c.Config[k]; ok {
+			return k
+		}
+	}
+	return keys[0]
+}
+
+func pos(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
 }
 
 // Env is what a method may need from the agent around it.

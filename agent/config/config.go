@@ -49,6 +49,8 @@ type AutoAuth struct {
 	// MinBackoff and MaxBackoff bound the wait between failed logins
 	// (defaults 1s and 5m).
 	MinBackoff, MaxBackoff time.Duration
+	// MinBackoffRange is min_backoff's position (zero when not given).
+	MinBackoffRange hcl.Range
 	// ExitOnErr stops the agent when a login fails, instead of retrying.
 	ExitOnErr bool
 	Sinks     []Sink
@@ -63,7 +65,19 @@ type Sink struct {
 	Owner, Group string
 	// WrapTTL response-wraps the token written to this sink.
 	WrapTTL time.Duration
-	Range   hcl.Range
+	// Range is the stanza's position; Keys holds each config key's, so
+	// that an error about owner or group points at it.
+	Range hcl.Range
+	Keys  map[string]hcl.Range
+}
+
+// KeyRange returns config key's position, or the stanza's when the key's
+// is unknown.
+func (s Sink) KeyRange(key string) hcl.Range {
+	if r, ok := s.Keys[key]; ok && r.Filename != "" {
+		return r
+	}
+	return s.Range
 }
 
 // Load reads the files and directories in paths (a directory contributes
@@ -184,7 +198,11 @@ func (c *Config) Validate() error {
 	}
 	a := c.AutoAuth
 	if a.MinBackoff > a.MaxBackoff {
-		return fmt.Errorf("%s:%d: auto_auth: min_backoff (%s) is greater than max_backoff (%s)", a.Method.File, a.Method.Line, a.MinBackoff, a.MaxBackoff)
+		at := a.Method.At()
+		if r := a.MinBackoffRange; r.Filename != "" {
+			at = fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+		}
+		return fmt.Errorf("%s: auto_auth: min_backoff (%s) is greater than max_backoff (%s)", at, a.MinBackoff, a.MaxBackoff)
 	}
 	switch c.LogFormat {
 	case "", "standard", "json", "console", "auto":

@@ -157,7 +157,7 @@ func TestLoadErrors(t *testing.T) {
 		},
 		"backoff order": {
 			body: "auto_auth {\n method \"token_file\" {\n min_backoff = \"10m\"\n max_backoff = \"1m\"\n config = { token_file_path = \"/t\" }\n }\n}\n",
-			want: `agent.hcl:2: auto_auth: min_backoff (10m0s) is greater than max_backoff (1m0s)`,
+			want: `agent.hcl:3:2: auto_auth: min_backoff (10m0s) is greater than max_backoff (1m0s)`,
 		},
 		"syntax": {
 			body: "auto_auth {\n",

@@ -148,7 +148,10 @@ func (ps *parser) method(b block, a *AutoAuth) {
 	ps.add(lv.check("method", []string{"type", "mount_path", "namespace", "wrap_ttl", "min_backoff",
 		"max_backoff", "exit_on_err", "config"}, []string{"config"}))
 	m := &a.Method
-	m.File, m.Line = b.DefRange.Filename, b.DefRange.Start.Line
+	m.File, m.Line, m.Range = b.DefRange.Filename, b.DefRange.Start.Line, b.DefRange
+	if cb := lv.blocksOf("config"); len(cb) > 0 {
+		m.ConfigRange = cb[0].DefRange
+	}
 	if len(b.Labels) > 0 {
 		m.Type = b.Labels[0]
 	}
@@ -181,12 +184,17 @@ func (ps *parser) method(b block, a *AutoAuth) {
 	attrs, d := lv.mapAttrs("config")
 	ps.add(d)
 	m.Config = map[string]any{}
+	m.Keys = map[string]hcl.Range{}
 	for k, attr := range attrs {
+		m.Keys[k] = attr.NameRange
 		v, d := hclconf.Value(attr)
 		ps.add(d)
 		if !d.HasErrors() {
 			m.Config[k] = goValue(v)
 		}
+	}
+	if r := lv.attrs["min_backoff"]; r != nil {
+		a.MinBackoffRange = r.NameRange
 	}
 }
 
@@ -211,7 +219,9 @@ func (ps *parser) sink(b block) (Sink, bool) {
 	ps.duration(lv.attrs["wrap_ttl"], &s.WrapTTL)
 	attrs, d := lv.mapAttrs("config")
 	ps.add(d)
+	s.Keys = map[string]hcl.Range{}
 	for k, a := range attrs {
+		s.Keys[k] = a.NameRange
 		switch k {
 		case "path":
 			ps.str(a, &s.Path)

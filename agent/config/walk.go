@@ -59,7 +59,14 @@ func split(body hcl.Body, blockTypes ...string) (level, hcl.Diagnostics) {
 	}
 	content, rest, diags := body.PartialContent(schema)
 	for _, b := range content.Blocks {
-		lv.blocks = append(lv.blocks, block{Type: b.Type, Labels: b.Labels, Body: b.Body, DefRange: b.DefRange})
+		// JSON puts a block at its object's opening brace; start it at
+		// its key instead, as native HCL does (`"config": {` is 4:5, not
+		// 4:15), so that errors point at the name.
+		def := b.DefRange
+		if b.TypeRange.Filename != "" {
+			def = hcl.RangeBetween(b.TypeRange, b.DefRange)
+		}
+		lv.blocks = append(lv.blocks, block{Type: b.Type, Labels: b.Labels, Body: b.Body, DefRange: def})
 	}
 	attrs, d := rest.JustAttributes()
 	diags = append(diags, d...)

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
@@ -38,20 +39,20 @@ func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
 	var err error
 	if c.Owner != "" {
 		if f.uid, err = owner.UID(c.Owner); err != nil {
-			return nil, fmt.Errorf("%s: sink %s: owner %q: %w", where(c), c.Path, c.Owner, err)
+			return nil, fmt.Errorf("%s: sink %s: owner %q: %w", where(c.KeyRange("owner")), c.Path, c.Owner, err)
 		}
 	}
 	if c.Group != "" {
 		if f.gid, err = owner.GID(c.Group); err != nil {
-			return nil, fmt.Errorf("%s: sink %s: group %q: %w", where(c), c.Path, c.Group, err)
+			return nil, fmt.Errorf("%s: sink %s: group %q: %w", where(c.KeyRange("group")), c.Path, c.Group, err)
 		}
 	}
 	return f, nil
 }
 
-// where is the sink stanza's file:line:col.
-func where(c config.Sink) string {
-	return fmt.Sprintf("%s:%d:%d", c.Range.Filename, c.Range.Start.Line, c.Range.Start.Column)
+// where is r's file:line:col.
+func where(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
 }
 
 // Write writes token to the sink once: wrapped first when wrap_ttl is set.

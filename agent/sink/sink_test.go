@@ -21,6 +21,7 @@ func TestOwnerAndGroupByName(t *testing.T) {
 	tests := map[string]struct {
 		owner, group string
 		uid, gid     int
+		keys         bool
 		err          string
 	}{
 		"names":         {owner: "nobody", group: "nogroup", uid: 65534, gid: 65534},
@@ -28,10 +29,21 @@ func TestOwnerAndGroupByName(t *testing.T) {
 		"unset":         {uid: -1, gid: -1},
 		"unknown user":  {owner: "no-such-user-latchkey", err: `agent.hcl:7:3: sink /x: owner "no-such-user-latchkey": user: unknown user no-such-user-latchkey`},
 		"unknown group": {group: "no-such-group-latchkey", err: `agent.hcl:7:3: sink /x: group "no-such-group-latchkey": group: unknown group no-such-group-latchkey`},
+		// With the keys' positions (as config.Load keeps them), the error
+		// points at the key.
+		"unknown user at its key":  {owner: "no-such-user-latchkey", keys: true, err: `agent.hcl:9:7: sink /x: owner "no-such-user-latchkey": user: unknown user no-such-user-latchkey`},
+		"unknown group at its key": {group: "no-such-group-latchkey", keys: true, err: `agent.hcl:10:7: sink /x: group "no-such-group-latchkey": group: unknown group no-such-group-latchkey`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			f, err := New(config.Sink{Path: "/x", Mode: 0o640, Owner: tc.owner, Group: tc.group, Range: rng}, nil, zaptest.NewLogger(t))
+			c := config.Sink{Path: "/x", Mode: 0o640, Owner: tc.owner, Group: tc.group, Range: rng}
+			if tc.keys {
+				c.Keys = map[string]hcl.Range{
+					"owner": {Filename: "agent.hcl", Start: hcl.Pos{Line: 9, Column: 7}},
+					"group": {Filename: "agent.hcl", Start: hcl.Pos{Line: 10, Column: 7}},
+				}
+			}
+			f, err := New(c, nil, zaptest.NewLogger(t))
 			if tc.err != "" {
 				if err == nil || err.Error() != tc.err {
 					t.Fatalf("error = %v, want %s", err, tc.err)

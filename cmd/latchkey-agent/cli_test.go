@@ -281,23 +281,36 @@ func TestExitCodes(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		"version":                    {[]string{"version"}, exitOK, "latchkey-agent ", ""},
-		"validate ok":                {[]string{"validate", "-config", good}, exitOK, good + ": OK (approle auth, 1 sink(s), 0 template(s))", ""},
-		"validate bad":               {[]string{"validate", "-config", bad}, exitConfig, "", bad + ":4:1: "},
-		"validate absent":            {[]string{"validate", "-config", failing + "x"}, exitConfig, "", failing + "x"},
-		"no config":                  {[]string{}, exitUsage, "", "-config is required"},
-		"bad flag":                   {[]string{"-nope"}, exitUsage, "", "flag provided but not defined: -nope"},
-		"exit_on_err":                {[]string{"-config", failing}, exitAuth, "", "login failed and exit_on_err is set"},
-		"exit after auth":            {[]string{"-config", once}, exitOK, "", ""},
-		"method config":              {[]string{"validate", "-config", filepath.Join(dir, "m.hcl")}, exitConfig, "", `m.hcl:2: method "approle": config key "role_id_file_path" is required`},
-		"validate owner":             {[]string{"validate", "-config", filepath.Join(dir, "o.hcl")}, exitConfig, "", `owner "no-such-user-latchkey": user: unknown user`},
-		"template retries exhausted": {[]string{"-config", filepath.Join(dir, "t.hcl")}, exitRuntime, "", "templates failed"},
-		"validate template syntax":   {[]string{"validate", "-config", filepath.Join(dir, "ts.hcl")}, exitConfig, "", "parse template"},
+		"version":                     {[]string{"version"}, exitOK, "latchkey-agent ", ""},
+		"validate ok":                 {[]string{"validate", "-config", good}, exitOK, good + ": OK (approle auth, 1 sink(s), 0 template(s))", ""},
+		"validate bad":                {[]string{"validate", "-config", bad}, exitConfig, "", bad + ":4:1: "},
+		"validate absent":             {[]string{"validate", "-config", failing + "x"}, exitConfig, "", failing + "x"},
+		"no config":                   {[]string{}, exitUsage, "", "-config is required"},
+		"bad flag":                    {[]string{"-nope"}, exitUsage, "", "flag provided but not defined: -nope"},
+		"exit_on_err":                 {[]string{"-config", failing}, exitAuth, "", "login failed and exit_on_err is set"},
+		"exit after auth":             {[]string{"-config", once}, exitOK, "", ""},
+		"method config":               {[]string{"validate", "-config", filepath.Join(dir, "m.hcl")}, exitConfig, "", `m.hcl:2:3: method "approle": config key "role_id_file_path" is required`},
+		"validate unknown method key": {[]string{"validate", "-config", filepath.Join(dir, "mk.hcl")}, exitConfig, "", filepath.Join(dir, "mk.hcl") + `:5:7: method "approle": unknown config key "bogus"`},
+		"validate wrong-typed key":    {[]string{"validate", "-config", filepath.Join(dir, "mt.hcl")}, exitConfig, "", filepath.Join(dir, "mt.hcl") + `:5:7: method "approle": config key "role_id_file_path": want a string`},
+		"validate missing key":        {[]string{"validate", "-config", filepath.Join(dir, "mm.hcl")}, exitConfig, "", filepath.Join(dir, "mm.hcl") + `:4:5: method "approle": config key "role_id_file_path" is required`},
+		"validate JSON method key":    {[]string{"validate", "-config", filepath.Join(dir, "mk.json")}, exitConfig, "", filepath.Join(dir, "mk.json") + `:5:7: method "approle": unknown config key "bogus"`},
+		"validate owner":              {[]string{"validate", "-config", filepath.Join(dir, "o.hcl")}, exitConfig, "", `owner "no-such-user-latchkey": user: unknown user`},
+		"template retries exhausted":  {[]string{"-config", filepath.Join(dir, "t.hcl")}, exitRuntime, "", "templates failed"},
+		"validate template syntax":    {[]string{"validate", "-config", filepath.Join(dir, "ts.hcl")}, exitConfig, "", "parse template"},
 		// exit_after_auth without exit_on_retry_failure: a template that
 		// never renders still ends the one-shot run with the template code.
 		"exit after auth, template keeps failing": {[]string{"-config", filepath.Join(dir, "ea.hcl")}, exitRuntime, "", "templates failed"},
 	}
 	write(t, filepath.Join(dir, "m.hcl"), "auto_auth {\n  method \"approle\" {\n  }\n}\n")
+	// Errors about a method's config keys, raised after parsing, name the
+	// key's own line and column (the config block's when it is missing).
+	methodCfg := func(entries string) string {
+		return "auto_auth {\n  method \"approle\" {\n    mount_path = \"auth/x\"\n    config = {\n" + entries + "    }\n  }\n}\n"
+	}
+	write(t, filepath.Join(dir, "mk.hcl"), methodCfg("      bogus = 1\n      role_id_file_path = \"/r\"\n"))
+	write(t, filepath.Join(dir, "mt.hcl"), methodCfg("      role_id_file_path = [\"/r\"]\n"))
+	write(t, filepath.Join(dir, "mm.hcl"), methodCfg("      secret_id_file_path = \"/s\"\n"))
+	write(t, filepath.Join(dir, "mk.json"), "{\n  \"auto_auth\": {\n    \"method\": {\n    \"config\": {\n      \"bogus\": 1,\n      \"role_id_file_path\": \"/r\"\n    },\n    \"type\": \"approle\"\n    }\n  }\n}\n")
 	write(t, filepath.Join(dir, "o.hcl"), strings.Replace(string(b), "\n      path = ", "\n      owner = \"no-such-user-latchkey\"\n      path = ", 1))
 	// A template whose secret does not exist, one retry, exit_on_retry_failure.
 	// It logs in with its own token file: the approle configs above share

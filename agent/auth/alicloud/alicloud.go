@@ -85,7 +85,7 @@ var unsupported = []struct{ key, env string }{
 // accepted too — and access_token, or role_name), then the ECS RAM role of
 // the instance; plus latchkey's verify_identity, identity_audience,
 // identity_cert_file and metadata_endpoint. It returns an error naming the
-// key and the stanza's file:line for an unknown or unsupported key, a value
+// key and its file:line:col (the config block's when it is missing) for an unknown or unsupported key, a value
 // of the wrong type, a missing role or region, or half a key pair.
 func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	s := auth.NewSettings(cfg)
@@ -111,10 +111,11 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	confRole := s.String("role_name", "")
 	certFile := s.String("identity_cert_file", "")
 	endpoint := s.String("metadata_endpoint", "")
-	at := fmt.Sprintf("%s:%d: method \"alicloud\"", cfg.File, cfg.Line)
+	// at prefixes an error about key with the key's position.
+	at := func(key string) string { return fmt.Sprintf("%s: method \"alicloud\"", cfg.KeyAt(key)) }
 	for _, u := range unsupported {
 		if _, ok := cfg.Config[u.key]; ok {
-			return nil, fmt.Errorf("%s: config key %q: not supported by latchkey (use the ECS RAM role or access_key/access_secret)", at, u.key)
+			return nil, fmt.Errorf("%s: config key %q: not supported by latchkey (use the ECS RAM role or access_key/access_secret)", at(u.key), u.key)
 		}
 	}
 	if err := s.Err(); err != nil {
@@ -122,26 +123,26 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	}
 	for _, u := range unsupported {
 		if getenv(u.env) != "" {
-			return nil, fmt.Errorf("%s: environment variable %s: not supported by latchkey (use the ECS RAM role or access keys)", at, u.env)
+			return nil, fmt.Errorf("%s: environment variable %s: not supported by latchkey (use the ECS RAM role or access keys)", cfg.At()+": method \"alicloud\"", u.env)
 		}
 	}
 	if !regionRe.MatchString(m.region) {
-		return nil, fmt.Errorf("%s: config key \"region\": %q is not a region id such as cn-hangzhou", at, m.region)
+		return nil, fmt.Errorf("%s: config key \"region\": %q is not a region id such as cn-hangzhou", at("region"), m.region)
 	}
 	if m.poll <= 0 {
-		return nil, fmt.Errorf("%s: config key \"credential_poll_interval\": want a positive number of seconds", at)
+		return nil, fmt.Errorf("%s: config key \"credential_poll_interval\": want a positive number of seconds", at("credential_poll_interval"))
 	}
 	if secretKey != "" {
 		if conf.AccessKeySecret != "" {
-			return nil, fmt.Errorf("%s: config keys \"access_secret\" and \"secret_key\" are the same setting; give one", at)
+			return nil, fmt.Errorf("%s: config keys \"access_secret\" and \"secret_key\" are the same setting; give one", at("secret_key"))
 		}
 		conf.AccessKeySecret = secretKey
 	}
 	if (conf.AccessKeyID == "") != (conf.AccessKeySecret == "") {
-		return nil, fmt.Errorf("%s: config keys \"access_key\" and \"access_secret\" go together", at)
+		return nil, fmt.Errorf("%s: config keys \"access_key\" and \"access_secret\" go together", at(cfg.FirstGiven("access_key", "access_secret", "secret_key")))
 	}
 	if conf.SecurityToken != "" && conf.AccessKeyID == "" {
-		return nil, fmt.Errorf("%s: config key \"access_token\" needs \"access_key\" and \"access_secret\"", at)
+		return nil, fmt.Errorf("%s: config key \"access_token\" needs \"access_key\" and \"access_secret\"", at("access_token"))
 	}
 	// Vault Agent's chain: environment, then config, then instance metadata;
 	// within each, a key pair wins over a role name.
@@ -165,15 +166,15 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	if certFile != "" {
 		b, err := os.ReadFile(certFile)
 		if err != nil {
-			return nil, fmt.Errorf("%s: config key \"identity_cert_file\": %w", at, err)
+			return nil, fmt.Errorf("%s: config key \"identity_cert_file\": %w", at("identity_cert_file"), err)
 		}
 		if m.cert, err = alimeta.ParseCert(b); err != nil {
-			return nil, fmt.Errorf("%s: config key \"identity_cert_file\": %s: %w", at, certFile, err)
+			return nil, fmt.Errorf("%s: config key \"identity_cert_file\": %s: %w", at("identity_cert_file"), certFile, err)
 		}
 	}
 	meta, err := alimeta.New(endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", at, err)
+		return nil, fmt.Errorf("%s: %w", at("metadata_endpoint"), err)
 	}
 	m.meta = meta
 	return m, nil

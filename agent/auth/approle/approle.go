@@ -49,7 +49,7 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		return nil, err
 	}
 	if m.wrappingPath != "" && m.secretIDPath == "" {
-		return nil, fmt.Errorf("%s:%d: method %q: config key \"secret_id_response_wrapping_path\" needs secret_id_file_path", cfg.File, cfg.Line, cfg.Type)
+		return nil, fmt.Errorf("%s: method %q: config key \"secret_id_response_wrapping_path\" needs secret_id_file_path", cfg.KeyAt("secret_id_response_wrapping_path"), cfg.Type)
 	}
 	return m, nil
 }

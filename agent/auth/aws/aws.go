@@ -69,7 +69,7 @@ type Method struct {
 // role (both required), nonce, region (default us-east-1), header_value,
 // access_key, secret_key, session_token, credential_poll_interval; and
 // latchkey's metadata_endpoint and allow_imdsv1. It returns an error naming
-// the key and the stanza's file:line for an unknown key, a value of the
+// the key and its file:line:col (the config block's when it is missing) for an unknown key, a value of the
 // wrong type, a missing type or role, or a half-configured static key.
 func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	s := auth.NewSettings(cfg)
@@ -96,30 +96,31 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	// Credentials are fetched afresh (from the cache) on every login, so
 	// there is nothing to poll; the key is accepted for compatibility.
 	if s.Duration("credential_poll_interval", time.Minute) <= 0 {
-		return nil, fmt.Errorf("%s:%d: method \"aws\": config key \"credential_poll_interval\": want a positive number of seconds", cfg.File, cfg.Line)
+		return nil, fmt.Errorf("%s: method \"aws\": config key \"credential_poll_interval\": want a positive number of seconds", cfg.KeyAt("credential_poll_interval"))
 	}
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
-	at := fmt.Sprintf("%s:%d: method \"aws\"", cfg.File, cfg.Line)
+	// at prefixes an error about key with the key's position.
+	at := func(key string) string { return fmt.Sprintf("%s: method \"aws\"", cfg.KeyAt(key)) }
 	if m.typ != "ec2" && m.typ != "iam" {
-		return nil, fmt.Errorf("%s: config key \"type\": %q: want ec2 or iam", at, m.typ)
+		return nil, fmt.Errorf("%s: config key \"type\": %q: want ec2 or iam", at("type"), m.typ)
 	}
 	if (static.AccessKeyID == "") != (static.SecretAccessKey == "") {
-		return nil, fmt.Errorf("%s: config keys \"access_key\" and \"secret_key\" go together", at)
+		return nil, fmt.Errorf("%s: config keys \"access_key\" and \"secret_key\" go together", at(cfg.FirstGiven("access_key", "secret_key")))
 	}
 	if static.SessionToken != "" && static.AccessKeyID == "" {
-		return nil, fmt.Errorf("%s: config key \"session_token\" needs \"access_key\" and \"secret_key\"", at)
+		return nil, fmt.Errorf("%s: config key \"session_token\" needs \"access_key\" and \"secret_key\"", at("session_token"))
 	}
 	if !regionRe.MatchString(m.region) {
-		return nil, fmt.Errorf("%s: config key \"region\": %q is not a region name such as eu-west-1", at, m.region)
+		return nil, fmt.Errorf("%s: config key \"region\": %q is not a region name such as eu-west-1", at("region"), m.region)
 	}
 	if len(m.nonce) > 128 {
-		return nil, fmt.Errorf("%s: config key \"nonce\" is longer than Vault's 128 characters", at)
+		return nil, fmt.Errorf("%s: config key \"nonce\" is longer than Vault's 128 characters", at("nonce"))
 	}
 	meta, err := awsmeta.New(awsmeta.Options{Endpoint: endpoint, AllowV1: allowV1, Getenv: getenv})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", at, err)
+		return nil, fmt.Errorf("%s: %w", at("metadata_endpoint"), err)
 	}
 	m.meta = meta
 	m.stsURL = stsURL(m.region, strings.EqualFold(getenv("AWS_STS_REGIONAL_ENDPOINTS"), "regional"))

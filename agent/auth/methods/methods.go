@@ -24,5 +24,5 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	case "alicloud":
 		return alicloud.New(cfg, env)
 	}
-	return nil, fmt.Errorf("%s:%d: auto_auth method %q is not available in this build", cfg.File, cfg.Line, cfg.Type)
+	return nil, fmt.Errorf("%s: auto_auth method %q is not available in this build", cfg.At(), cfg.Type)
 }
