@@ -74,7 +74,8 @@ func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
 		secret = l.refresh(ctx, secret)
 	}
 	for {
-		if secret == nil {
+		fresh := secret == nil
+		if fresh {
 			var err error
 			if secret, err = l.login(ctx); err != nil {
 				return err
@@ -82,6 +83,11 @@ func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
 			if secret == nil { // ctx ended
 				return nil
 			}
+		}
+		// STATUS before the token is published: READY=1 follows the sinks'
+		// writes, and must never come before "authenticated".
+		l.status(l.held(secret))
+		if fresh {
 			if l.OnLogin != nil {
 				l.OnLogin(secret)
 			}
@@ -197,9 +203,6 @@ func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) (string, time
 		go w.Start()
 		defer w.Stop()
 		doneCh, renewCh = w.DoneCh(), w.RenewCh()
-		l.status(l.authenticated(secret, ttl, ""))
-	} else {
-		l.status(fmt.Sprintf("authenticated with %s%s, token does not expire", l.Method.Describe(), roleOf(secret)))
 	}
 	var check <-chan time.Time
 	if l.CheckInterval > 0 {
@@ -251,6 +254,14 @@ func (l *Lifecycle) setExpiry(ttl time.Duration) {
 	if ttl > 0 {
 		l.expiry = time.Now().Add(ttl)
 	}
+}
+
+// held is the STATUS line of a token just obtained (or kept by a reload).
+func (l *Lifecycle) held(secret *api.Secret) string {
+	if ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second; ttl > 0 {
+		return l.authenticated(secret, ttl, "")
+	}
+	return fmt.Sprintf("authenticated with %s%s, token does not expire", l.Method.Describe(), roleOf(secret))
 }
 
 // revoked reports whether Vault refuses the token's own lookup: revoked or
