@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
 )
 
 type sent struct {
@@ -211,4 +213,61 @@ func permOf(p string) (os.FileMode, error) {
 		return 0, err
 	}
 	return fi.Mode().Perm(), nil
+}
+
+// openPTY returns both ends of a new pseudo-terminal.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open /dev/ptmx: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlockpt: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("ptsname: %v", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open the terminal: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return m, s
+}
+
+// The default format: console lines for a person at a terminal, JSON for
+// anything else (a pipe, a file).
+func TestAutoFormatFollowsTheTerminal(t *testing.T) {
+	_, tty := openPTY(t)
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tests := map[string]struct {
+		out     *os.File
+		console bool
+	}{
+		"terminal": {tty, true},
+		"file":     {f, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			enc, err := encoderFor("", tc.out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf, err := enc.EncodeEntry(zapcore.Entry{Level: zapcore.InfoLevel, Message: "hello"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := buf.String()
+			if isJSON := json.Valid(bytes.TrimSpace([]byte(line))); isJSON == tc.console {
+				t.Errorf("line %q: console %v, want %v", line, !isJSON, tc.console)
+			}
+		})
+	}
 }
