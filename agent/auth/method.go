@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/internal/hclconf"
 )
 
 // Method logs in to Vault with one kind of credential.
@@ -62,7 +64,7 @@ type MethodConfig struct {
 // and Line are known), the prefix of errors about the method as a whole.
 func (c MethodConfig) At() string {
 	if c.Range.Filename != "" {
-		return pos(c.Range)
+		return hclconf.Pos(c.Range)
 	}
 	return fmt.Sprintf("%s:%d", c.File, c.Line)
 }
@@ -72,10 +74,10 @@ func (c MethodConfig) At() string {
 // missing required key points where it belongs).
 func (c MethodConfig) KeyAt(key string) string {
 	if r, ok := c.Keys[key]; ok && r.Filename != "" {
-		return pos(r)
+		return hclconf.Pos(r)
 	}
 	if c.ConfigRange.Filename != "" {
-		return pos(c.ConfigRange)
+		return hclconf.Pos(c.ConfigRange)
 	}
 	return c.At()
 }
@@ -89,10 +91,6 @@ func (c MethodConfig) FirstGiven(keys ...string) string {
 		}
 	}
 	return keys[0]
-}
-
-func pos(r hcl.Range) string {
-	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
 }
 
 // Env is what a method may need from the agent around it.

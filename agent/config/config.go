@@ -200,7 +200,7 @@ func (c *Config) Validate() error {
 	if a.MinBackoff > a.MaxBackoff {
 		at := a.Method.At()
 		if r := a.MinBackoffRange; r.Filename != "" {
-			at = fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+			at = hclconf.Pos(r)
 		}
 		return fmt.Errorf("%s: auto_auth: min_backoff (%s) is greater than max_backoff (%s)", at, a.MinBackoff, a.MaxBackoff)
 	}

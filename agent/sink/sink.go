@@ -10,13 +10,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/internal/atomicfile"
+	"github.com/latchkey/latchkey/internal/hclconf"
 	"github.com/latchkey/latchkey/internal/owner"
 )
 
@@ -39,20 +39,15 @@ func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
 	var err error
 	if c.Owner != "" {
 		if f.uid, err = owner.UID(c.Owner); err != nil {
-			return nil, fmt.Errorf("%s: sink %s: owner %q: %w", where(c.KeyRange("owner")), c.Path, c.Owner, err)
+			return nil, fmt.Errorf("%s: sink %s: owner %q: %w", hclconf.Pos(c.KeyRange("owner")), c.Path, c.Owner, err)
 		}
 	}
 	if c.Group != "" {
 		if f.gid, err = owner.GID(c.Group); err != nil {
-			return nil, fmt.Errorf("%s: sink %s: group %q: %w", where(c.KeyRange("group")), c.Path, c.Group, err)
+			return nil, fmt.Errorf("%s: sink %s: group %q: %w", hclconf.Pos(c.KeyRange("group")), c.Path, c.Group, err)
 		}
 	}
 	return f, nil
-}
-
-// where is r's file:line:col.
-func where(r hcl.Range) string {
-	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
 }
 
 // Write writes token to the sink once: wrapped first when wrap_ttl is set.

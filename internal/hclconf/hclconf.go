@@ -78,11 +78,16 @@ func (ds Diagnostics) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// Pos is r's start as "file:line:col", the prefix of every config error.
+func Pos(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}
+
 // Format prints one diagnostic as "file:line:col: summary: detail".
 func Format(d *hcl.Diagnostic) string {
 	var b strings.Builder
 	if d.Subject != nil {
-		fmt.Fprintf(&b, "%s:%d:%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+		b.WriteString(Pos(*d.Subject) + ": ")
 	}
 	b.WriteString(d.Summary)
 	if d.Detail != "" && d.Detail != d.Summary {
