@@ -174,8 +174,14 @@ func (l *Lifecycle) refresh(ctx context.Context, secret *api.Secret) *api.Secret
 		return secret
 	}
 	renewable, _ := s.TokenIsRenewable()
+	return WithTTL(secret, int(ttl.Seconds()), renewable)
+}
+
+// WithTTL returns a copy of the login secret whose token has seconds left
+// and is (or is not) renewable; secret itself is not changed.
+func WithTTL(secret *api.Secret, seconds int, renewable bool) *api.Secret {
 	a := *secret.Auth
-	a.LeaseDuration, a.Renewable = int(ttl.Seconds()), renewable
+	a.LeaseDuration, a.Renewable = seconds, renewable
 	out := *secret
 	out.Auth = &a
 	return &out

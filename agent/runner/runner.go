@@ -236,11 +236,7 @@ func timeLeft(keep *api.Secret, expiry time.Time) *api.Secret {
 	if left < 1 {
 		return nil
 	}
-	a := *keep.Auth
-	a.LeaseDuration = left
-	out := *keep
-	out.Auth = &a
-	return &out
+	return auth.WithTTL(keep, left, keep.Auth.Renewable)
 }
 
 // sameTemplates reports whether b renders what a renders, the same way
