@@ -176,9 +176,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	for i := range m.state {
 		m.state[i].dirty = true
 	}
+	// Taken again before each look at the leases, so that a login or
+	// retirement while they are looked at closes the channel next waited on.
+	logins := m.loginEvents()
 	for {
-		logins := m.loginEvents()
-		m.orphanLeases()
 		m.reloadSources()
 		if err := m.renderDirty(ctx); err != nil {
 			return err
@@ -197,6 +198,8 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.onFileEvent(ev)
 		case <-logins:
 			timer.Stop()
+			logins = m.loginEvents()
+			m.orphanLeases()
 		case <-timer.C:
 			m.refreshDue(ctx)
 		}
