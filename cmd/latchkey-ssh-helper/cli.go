@@ -54,8 +54,7 @@ var hostAddrs = pam.HostAddrs
 // panic anywhere in it (pam.Helper.Run already turns its own into an error)
 // exits exitInternal with an audit record, never Go's exit code 2 ("usage").
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) (code int) {
-	var auditor *pam.Auditor // once the config said where records go
-	var mode string
+	var fc failClosed
 	defer func() {
 		p := recover()
 		if p == nil {
@@ -64,10 +63,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		// The panic's text and stack only: never stdin, which holds the password.
 		reason := fmt.Sprintf("internal error: panic: %v", p)
 		fmt.Fprintf(stderr, "latchkey-ssh-helper: %s; refusing\n%s", reason, debug.Stack())
-		auditPanic(auditor, mode, getenv, reason)
+		auditPanic(fc.auditor, fc.mode, getenv, reason)
 		code = exitInternal
 	}()
-	return runMain(args, stdin, stdout, stderr, getenv, &auditor, &mode)
+	return runMain(args, stdin, stdout, stderr, getenv, &fc)
+}
+
+// failClosed is what run's panic handler needs to leave its record where
+// the config says, once runMain has read it.
+type failClosed struct {
+	auditor *pam.Auditor
+	mode    string
 }
 
 // auditPanic records a login refused because of a panic: where the config
@@ -85,7 +91,7 @@ func auditPanic(a *pam.Auditor, mode string, getenv func(string) string, reason 
 	})
 }
 
-func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, auditorOut **pam.Auditor, modeOut *string) int {
+func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, fc *failClosed) int {
 	for _, a := range args {
 		switch a {
 		case "version", "-v", "-version", "--version":
@@ -172,7 +178,7 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		HostAddrs: hostAddrs,
 	}
 	if !*verifyOnly {
-		*auditorOut, *modeOut = h.Auditor, cfg.Mode
+		fc.auditor, fc.mode = h.Auditor, cfg.Mode
 	}
 	if *verifyOnly {
 		if err := h.VerifyOnly(ctx); err != nil {
