@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -662,51 +663,30 @@ func TestRefreshFailureBacksOff(t *testing.T) {
 	}
 }
 
-// logins is root-token-free clients with a token per login, as
-// agent/runner.Tokens hands out: Logins says which token fetched a lease and
-// when a replaced token ends.
+// logins hands out clients with the current login's token and says which
+// login a lease came from, through the agent's own token holder, as
+// agent/runner.Tokens does.
 type logins struct {
-	clients
-	mu     sync.Mutex
-	tok    string
-	gen    uint64
-	ends   map[uint64]time.Time
-	events chan struct{}
+	switching
+	h *auth.Holder
 }
 
 func newLogins(addr, tok string) *logins {
-	return &logins{clients: clients{addr: addr}, tok: tok, gen: 1, ends: map[uint64]time.Time{}, events: make(chan struct{})}
+	l := &logins{switching: switching{clients: clients{addr: addr}}, h: auth.NewHolder()}
+	l.set(tok)
+	l.h.Set(tok)
+	return l
 }
 
-func (l *logins) Client() (*api.Client, error) {
-	c, err := l.clients.Client()
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	c.SetToken(l.tok)
-	return c, nil
-}
-
-func (l *logins) Login() uint64 { l.mu.Lock(); defer l.mu.Unlock(); return l.gen }
-func (l *logins) Ended(g uint64) (time.Time, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e, ok := l.ends[g]
-	return e, ok
-}
-func (l *logins) LoginEvents() <-chan struct{} { l.mu.Lock(); defer l.mu.Unlock(); return l.events }
+func (l *logins) Login() uint64                    { _, gen := l.h.Get(); return gen }
+func (l *logins) Ended(g uint64) (time.Time, bool) { return l.h.Ended(g) }
+func (l *logins) LoginEvents() <-chan struct{}     { return l.h.Events() }
 
 // relogin retires the current token (ending at end) and logs in with tok.
 func (l *logins) relogin(end time.Time, tok string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.ends[l.gen] = end
-	l.gen++
-	l.tok = tok
-	close(l.events)
-	l.events = make(chan struct{})
+	l.h.Retire(end)
+	l.set(tok)
+	l.h.Set(tok)
 }
 
 // A revoked token takes its leases with it: after the re-login, the lease it
