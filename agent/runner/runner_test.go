@@ -266,9 +266,8 @@ func TestNonRenewableTokenReplacedBeforeExpiry(t *testing.T) {
 			_, err := srv.Client.Logical().Write("auth/"+mount+"/role/web", map[string]any{"token_type": "batch"})
 			must(t, err)
 			sinkPath := filepath.Join(dir, "token")
-			obs, logs := observer.New(zap.InfoLevel)
-			r := startWith(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute,
-				zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)))
+			log, logs := observed(t)
+			r := startWith(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute, log)
 			eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 			first := readToken(t, sinkPath)
 			s, err := lookup(t, first)
@@ -330,9 +329,8 @@ func TestReloadKeepsNoRevokedToken(t *testing.T) {
 	dir := t.TempDir()
 	_, method := approle(t, dir, "1h", "2h")
 	sinkPath := filepath.Join(dir, "token")
-	obs, logs := observer.New(zap.InfoLevel)
-	r := startWith(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Hour,
-		zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)))
+	log, logs := observed(t)
+	r := startWith(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Hour, log)
 	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 	first := readToken(t, sinkPath)
 	must(t, srv.Client.Auth().Token().RevokeTree(first))
@@ -651,4 +649,10 @@ func TestSinkRetriedUntilWritable(t *testing.T) {
 	must(t, os.Mkdir(sinkDir, 0o755))
 	eventually(t, "the sink written after its directory appeared", func() bool { return readToken(t, sinkPath) != "" })
 	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+}
+
+// observed is a logger writing to the test's log and kept for assertions.
+func observed(t *testing.T) (*zap.Logger, *observer.ObservedLogs) {
+	obs, logs := observer.New(zap.InfoLevel)
+	return zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), logs
 }
