@@ -97,4 +97,3 @@ func (p *CountingProxy) Close() error {
 	}
 	return p.close()
 }
-
