@@ -49,6 +49,7 @@ type bench struct {
 	window     time.Duration
 	notes      []string
 	pathCounts []string // markdown lines: requests by path
+	seeded     bool     // seedVault ran on vault
 }
 
 func (b *bench) notef(format string, args ...any) {
