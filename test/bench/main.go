@@ -50,6 +50,7 @@ type bench struct {
 	notes      []string
 	pathCounts []string // markdown lines: requests by path
 	seeded     bool     // seedVault ran on vault
+	histogram  string   // the fleet's requests per second
 }
 
 func (b *bench) notef(format string, args ...any) {
@@ -185,6 +186,9 @@ func (b *bench) writeResults(path string, rows []row, started time.Time, load0 s
 	fmt.Fprintf(&w, "\n## Notes\n\n")
 	for _, n := range b.notes {
 		fmt.Fprintf(&w, "- %s\n", n)
+	}
+	if b.histogram != "" {
+		fmt.Fprintf(&w, "\n## Fleet: requests per second\n\n```\n%s```\n", b.histogram)
 	}
 	if len(b.pathCounts) > 0 {
 		fmt.Fprintf(&w, "\n## Vault requests by path\n\n")

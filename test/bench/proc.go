@@ -95,7 +95,6 @@ func cpuSeconds(pid int) (float64, error) {
 // daemon is a long-running process of the benchmark, killed with it.
 type daemon struct {
 	cmd  *exec.Cmd
-	log  *os.File
 	done chan struct{}
 }
 
@@ -112,7 +111,10 @@ func startDaemon(logPath string, env []string, name string, args ...string) (*da
 		logf.Close()
 		return nil, err
 	}
-	d := &daemon{cmd: cmd, log: logf, done: make(chan struct{})}
+	// The child holds its own copy: a fleet of agents must not hold a
+	// thousand files open here.
+	logf.Close()
+	d := &daemon{cmd: cmd, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(d.done) }()
 	return d, nil
 }
@@ -136,7 +138,6 @@ func (d *daemon) stop() {
 		d.cmd.Process.Kill()
 		<-d.done
 	}
-	d.log.Close()
 }
 
 // timeBin is GNU time, which forks (not vfork) the program it runs, so that

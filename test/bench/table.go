@@ -72,7 +72,7 @@ func (r row) verdict() string {
 	if r.check == nil {
 		return ""
 	}
-	if !r.ours.ok || (strings.Contains(r.goal, "×") && !r.ref.ok) {
+	if !r.ours.ok || (strings.Contains(r.goal, "reference") && !r.ref.ok) {
 		return "not measured"
 	}
 	if r.check(r.ours, r.ref) {
