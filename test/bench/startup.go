@@ -33,6 +33,7 @@ func (h *helperBench) startup() []row {
 	ours, ref := measure(h.ours, "version"), measure(h.ref, "version")
 	h.b.notef("helper start-up (`version`, no config, no Vault; median of %d): latchkey %s, vault-ssh-helper %s.", n, ours, ref)
 	h.b.notef("latchkey-ssh-helper package inits (GODEBUG=inittrace=1, one run): %s", initTrace(h.ours))
+	h.b.notef("latchkey-ssh-helper login profile (perf record, symbolised build): %s.", h.profileLogins(envInt("BENCH_PROFILE_LOGINS", 100)))
 	return []row{{metric: "helper start-up only (`version`): median", ours: ours, ref: ref}}
 }
 
