@@ -16,6 +16,7 @@ import (
 type run struct {
 	wall time.Duration
 	rss  int64
+	cpu  time.Duration // user + system
 	code int
 	out  string
 }
@@ -34,7 +35,8 @@ func timed(cmd *exec.Cmd) (run, error) {
 	if _, exit := err.(*exec.ExitError); err != nil && !exit {
 		return run{}, err
 	}
-	r := run{wall: wall, code: cmd.ProcessState.ExitCode(), out: out.String()}
+	r := run{wall: wall, code: cmd.ProcessState.ExitCode(), out: out.String(),
+		cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.rss = ru.Maxrss
 	}
