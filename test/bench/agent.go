@@ -55,12 +55,33 @@ func (b *bench) agentVsVaultAgent() ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One start is noisy on a busy machine: the start → rendered row is the
+	// median of BENCH_AGENT_STARTS more, alternated, each into an empty
+	// directory and stopped once rendered.
+	starts := envInt("BENCH_AGENT_STARTS", 5)
+	xs := map[string][]float64{"latchkey": {ms(o.rendered)}, "vault": {ms(v.rendered)}}
+	for i := 0; i < starts; i++ {
+		for _, prog := range []string{"latchkey", "vault"} {
+			a, err := b.startAgent(prog, filepath.Join(b.dir, fmt.Sprintf("start-%s-%d", prog, i)), ac)
+			if err != nil {
+				return nil, err
+			}
+			d, err := a.waitRendered(2 * time.Minute)
+			a.stop()
+			if err != nil {
+				return nil, err
+			}
+			xs[prog] = append(xs[prog], ms(d))
+		}
+	}
+	oStart, vStart := quantile(xs["latchkey"], 0.5), quantile(xs["vault"], 0.5)
+	b.notef("agent vs Vault Agent: start → all rendered is the median of %d starts each, alternated", starts+1)
 	b.notef("agent vs Vault Agent: each alone for BENCH_WINDOW=%s on the same config (approle, file sink, %d templates over %d KV v2 secrets + one pkiCert, token TTL %s, max TTL %s); RSS is VmRSS at the end of the window, CPU is user+system seconds over it.",
 		b.window, ac.templates, ac.secrets, tokenTTL(), 4*tokenTTL())
 	b.pathCounts = append(b.pathCounts, pathTable(fmt.Sprintf("agent vs Vault Agent, over %s", b.window), o.counts, v.counts)...)
 	w := b.window.String()
 	return []row{
-		{metric: "agent: start → all 51 files rendered", ours: val(ms(o.rendered), "ms"), ref: val(ms(v.rendered), "ms"), goal: "≤ 0.3× reference", check: atMostTimesRef(0.3)},
+		{metric: "agent: start → all 51 files rendered", ours: val(oStart, "ms"), ref: val(vStart, "ms"), goal: "≤ 0.3× reference", check: atMostTimesRef(0.3)},
 		{metric: "agent: RSS after " + w, ours: val(o.rss, "MiB"), ref: val(v.rss, "MiB"), goal: "≤ 0.1× reference", check: atMostTimesRef(0.1)},
 		{metric: "agent: CPU seconds over " + w, ours: val(o.cpu, "s"), ref: val(v.cpu, "s"), goal: "≤ 0.1× reference", check: atMostTimesRef(0.1)},
 		{metric: "agent: Vault requests over " + w, ours: val(float64(o.total), ""), ref: val(float64(v.total), ""), goal: "≤ 1× reference", check: atMostTimesRef(1)},
