@@ -134,7 +134,7 @@ func (b *bench) fleet(n int) ([]row, error) {
 
 	startPeak, startP99, startMean := rate.stats(t0, t0.Add(rendered))
 	recPeak, recP99, recMean := rate.stats(tDown, tEnd)
-	b.notef("fleet: %d latchkey-agent processes (one template each, approle, min_backoff 1s, max_backoff %s, static_secret_render_interval %s, token TTL %s) started in %s, all rendered %s after the first start; Vault was down for %s while restarting; mean rate over the start %.0f/s, over the recovery %.0f/s. Memory: %s.",
+	b.notef("fleet: %d latchkey-agent processes (one template each, approle, min_backoff 1s, max_backoff %s, static_secret_render_interval %s, token TTL %s) started one after the other by this process in %s (fork and exec on these CPUs are the limit of \"at once\"), all rendered %s after the first start; Vault was down for %s while restarting; mean rate over the start %.0f/s, over the recovery %.0f/s. Memory: %s.",
 		n, maxBackoff, interval, tokenTTL(), launched.Round(time.Millisecond), rendered.Round(time.Millisecond), tUp.Sub(tDown).Round(time.Millisecond), startMean, recMean, memUsed())
 	b.histogram = rate.histogram(t0, tEnd, tDown, tUp)
 	fmt.Println(b.histogram)

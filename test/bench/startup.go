@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -31,7 +32,7 @@ func (h *helperBench) startup() []row {
 		return val(quantile(xs, 0.5), "ms")
 	}
 	ours, ref := measure(h.ours, "version"), measure(h.ref, "version")
-	h.b.notef("helper start-up (`version`, no config, no Vault; median of %d): latchkey %s, vault-ssh-helper %s.", n, ours, ref)
+	h.b.notef("helper start-up (`version`, no config, no Vault; median of %d): latchkey %s, vault-ssh-helper %s; binaries %s and %s.", n, ours, ref, fileSize(h.ours), fileSize(h.ref))
 	h.b.notef("latchkey-ssh-helper package inits (GODEBUG=inittrace=1, one run): %s", initTrace(h.ours))
 	h.b.notef("latchkey-ssh-helper login profile (perf record, symbolised build): %s.", h.profileLogins(envInt("BENCH_PROFILE_LOGINS", 100)))
 	return []row{{metric: "helper start-up only (`version`): median", ours: ours, ref: ref}}
@@ -70,4 +71,12 @@ func initTrace(bin string) string {
 		top = append(top, fmt.Sprintf("%s %.2f ms (%d allocs)", ps[i].name, ps[i].ms, ps[i].allocs))
 	}
 	return fmt.Sprintf("%d packages, %.2f ms in all; slowest: %s", len(ps), total, strings.Join(top, ", "))
+}
+
+func fileSize(p string) string {
+	st, err := os.Stat(p)
+	if err != nil {
+		return "(none)"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(st.Size())/(1<<20))
 }
