@@ -121,3 +121,17 @@ func pathTable(title string, ours, ref map[string]int) []string {
 	}
 	return out
 }
+
+// countTable is a markdown table of one program's requests by path.
+func countTable(title string, counts map[string]int) []string {
+	var ks []string
+	for k := range counts {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	out := []string{"", "### " + title, "", "| request | latchkey |", "| --- | ---: |"}
+	for _, k := range ks {
+		out = append(out, fmt.Sprintf("| `%s` | %d |", k, counts[k]))
+	}
+	return out
+}

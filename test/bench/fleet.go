@@ -81,24 +81,30 @@ func (b *bench) fleet(n int) ([]row, error) {
 		members[i].d = d
 	}
 	launched := time.Since(t0)
-	allHave := func(want string, limit time.Duration) (time.Duration, int, error) {
+	// allHave waits until every member's file holds want; at[i] is when
+	// member i was first seen with it.
+	allHave := func(want string, limit time.Duration) (at []time.Duration, done int, err error) {
 		start := time.Now()
+		at = make([]time.Duration, len(members))
 		for {
-			done := 0
-			for _, m := range members {
+			for i, m := range members {
+				if at[i] != 0 {
+					continue
+				}
 				if b, err := os.ReadFile(m.dest); err == nil && string(b) == want {
+					at[i] = time.Since(start)
 					done++
 				}
 			}
 			if done == len(members) {
-				return time.Since(start), done, nil
+				return at, done, nil
 			}
 			if time.Since(start) > limit {
-				return 0, done, fmt.Errorf("%d of %d agents rendered %q after %s", done, len(members), want, limit)
+				return at, done, fmt.Errorf("%d of %d agents rendered %q after %s", done, len(members), want, limit)
 			}
 			for _, m := range members {
 				if m.d.exited() {
-					return 0, done, fmt.Errorf("an agent exited; its log:\n%s", tail(filepath.Join(filepath.Dir(m.dest), "log")))
+					return at, done, fmt.Errorf("an agent exited; its log:\n%s", tail(filepath.Join(filepath.Dir(m.dest), "log")))
 				}
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -125,10 +131,17 @@ func (b *bench) fleet(n int) ([]row, error) {
 	}
 	tUp := time.Now()
 	limit := maxBackoff + 2*interval + 4*tokenTTL() + 2*time.Minute
-	recovered, done, err := allHave("u0:p0-gen2", limit)
+	at, done, err := allHave("u0:p0-gen2", limit)
+	recovered := time.Duration(-1)
 	if err != nil {
 		b.notef("fleet: %d of %d agents re-rendered within %s of Vault's return", done, n, limit)
-		recovered = -1
+	} else {
+		var xs []float64
+		for _, d := range at {
+			xs = append(xs, d.Seconds())
+			recovered = max(recovered, d)
+		}
+		b.notef("fleet: after Vault's return, agents re-rendered in %.1f s (median), %.1f s (p90), %.1f s (last)", quantile(xs, 0.5), quantile(xs, 0.9), recovered.Seconds())
 	}
 	tEnd := time.Now()
 
@@ -137,6 +150,7 @@ func (b *bench) fleet(n int) ([]row, error) {
 	b.notef("fleet: %d latchkey-agent processes (one template each, approle, min_backoff 1s, max_backoff %s, static_secret_render_interval %s, token TTL %s) started one after the other by this process in %s (fork and exec on these CPUs are the limit of \"at once\"), all rendered %s after the first start; Vault was down for %s while restarting; mean rate over the start %.0f/s, over the recovery %.0f/s. Memory: %s.",
 		n, maxBackoff, interval, tokenTTL(), launched.Round(time.Millisecond), rendered.Round(time.Millisecond), tUp.Sub(tDown).Round(time.Millisecond), startMean, recMean, memUsed())
 	b.histogram = rate.histogram(t0, tEnd, tDown, tUp)
+	b.pathCounts = append(b.pathCounts, countTable(fmt.Sprintf("fleet of %d latchkey agents, start to re-rendered", n), proxy.Counts())...)
 	fmt.Println(b.histogram)
 	rec := notMeasured
 	if recovered >= 0 {
