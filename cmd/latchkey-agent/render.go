@@ -34,6 +34,12 @@ func newRenderer(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger) (ru
 	return template.New(o)
 }
 
+// checkTemplates reads and parses cfg's templates as newRenderer would.
+func checkTemplates(cfg *config.Config) error {
+	_, err := template.New(template.Options{Templates: cfg.Templates, Config: cfg.TemplateConfig, Logger: zap.NewNop()})
+	return err
+}
+
 // staticClients serves one token (the render subcommand's own login).
 type staticClients struct {
 	c     *api.Client
