@@ -31,7 +31,7 @@ const (
 const usage = `Usage:
   latchkey-agent -config FILE|DIR [-config ...] [options]   run the agent
   latchkey-agent validate -config FILE|DIR [...]            check a config without contacting Vault
-  latchkey-agent render -config ... -template NAME [-dry-run] [-show-secrets]
+  latchkey-agent render -config ... -template NAME [-dry-run [-issue]] [-show-secrets]
                                                             log in, render one template, print it (secrets masked)
   latchkey-agent version                                    print the version
 

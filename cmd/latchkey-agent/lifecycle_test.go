@@ -1,0 +1,239 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/latchkey/latchkey/test/testkit"
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+// agentProc is a started agent whose log the test reads.
+type agentProc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan error
+}
+
+// startAgent starts the built agent with args and env (VAULT_ADDR first
+// unless env sets it); it is killed when the test ends.
+func startAgent(t *testing.T, args []string, env ...string) *agentProc {
+	t.Helper()
+	cmd := agentCmdEnv(args, env...)
+	a := &agentProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = a.stderr
+	testkit.Must(t, cmd.Start())
+	go func() { a.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-a.done
+		if t.Failed() {
+			t.Logf("agent log:\n%s", a.stderr.String())
+		}
+	})
+	return a
+}
+
+func (a *agentProc) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	testkit.Must(t, a.cmd.Process.Signal(sig))
+}
+
+// logged waits until the log holds s n times in all.
+func (a *agentProc) logged(t *testing.T, s string, n int) {
+	t.Helper()
+	testkit.Eventually(t, fmt.Sprintf("%d× %q in the log", n, s), func() bool {
+		return strings.Count(a.stderr.String(), s) >= n
+	})
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (a *agentProc) stop(t *testing.T) int {
+	t.Helper()
+	a.signal(t, syscall.SIGTERM)
+	select {
+	case err := <-a.done:
+		a.done <- err
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		testkit.Must(t, err)
+		return 0
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not stop on SIGTERM")
+		return -1
+	}
+}
+
+// countLines is how many lines the file holds (a command appends one per run).
+func countLines(p string) int {
+	return strings.Count(testkit.ReadFile(p), "\n")
+}
+
+// pkiMount mounts a PKI engine with a root CA and a role "web", and gives
+// the approle role at mount a policy that may issue from it.
+func pkiMount(t *testing.T, pki, approleMount string) {
+	t.Helper()
+	c := srv.Client
+	srv.MountT(t, pki, &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}})
+	_, err := c.Logical().Write(pki+"/root/generate/internal", map[string]any{"common_name": "test root", "ttl": "87600h"})
+	testkit.Must(t, err)
+	_, err = c.Logical().Write(pki+"/roles/web", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "2h"})
+	testkit.Must(t, err)
+	testkit.Must(t, c.Sys().PutPolicy(pki, fmt.Sprintf(`path "%s/issue/web" { capabilities = ["update"] }`, pki)))
+	_, err = c.Logical().Write("auth/"+approleMount+"/role/web", map[string]any{"token_ttl": "1h", "token_policies": pki})
+	testkit.Must(t, err)
+}
+
+// Defect: after a SIGHUP that kept the auth config, a revoked token could
+// not be replaced: the reload had built a new approle method that no
+// longer knew the secret id whose file it had removed. The method (and
+// its secret id) now survives every reload that keeps it.
+func TestApproleSecretIDSurvivesSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	cfg, sink := approleConfig(t, dir, "approle-hup", "")
+	// Short-lived tokens: a revoked one is noticed at its next renewal.
+	_, err := srv.Client.Logical().Write("auth/approle-hup/role/web", map[string]any{"token_ttl": "3s", "token_max_ttl": "1h"})
+	testkit.Must(t, err)
+	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+srv.Addr)
+	testkit.Eventually(t, "the first token", func() bool { return testkit.ReadFile(sink) != "" })
+	first := testkit.ReadFile(sink)
+	if _, err := os.Stat(filepath.Join(dir, "secret-id")); !os.IsNotExist(err) {
+		t.Fatalf("the secret id file was not removed after reading (%v)", err)
+	}
+	for i := 1; i <= 2; i++ {
+		a.signal(t, syscall.SIGHUP)
+		a.logged(t, "reloaded; auth unchanged, keeping the token", i)
+	}
+	if strings.Count(a.stderr.String(), "token written to sink") != 1 {
+		t.Errorf("a reload logged the unchanged sink as written")
+	}
+	testkit.Must(t, srv.Client.Auth().Token().RevokeOrphan(first))
+	testkit.Eventually(t, "a new token after the revocation", func() bool {
+		tok := testkit.ReadFile(sink)
+		return tok != "" && tok != first
+	})
+	if strings.Contains(a.stderr.String(), "no earlier secret id") {
+		t.Error("the re-login after a reload lost the secret id")
+	}
+	if code := a.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// A reload is built completely before the running instance is touched.
+// A refused one (a template source that no longer parses) changes
+// nothing: no certificate is issued, no destination rewritten, no command
+// run; and the agent is never left without a running instance, also when
+// the configuration it runs could not be built again.
+func TestRefusedReloadChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _ := approleConfig(t, dir, "approle-refuse", "")
+	pkiMount(t, "pki-refuse", "approle-refuse")
+	base := testkit.ReadFile(cfg)
+	runs := filepath.Join(dir, "runs")
+	tmpl := func(n int) (src, dest, stanza string) {
+		src, dest = filepath.Join(dir, fmt.Sprintf("cert%d.tmpl", n)), filepath.Join(dir, fmt.Sprintf("cert%d.pem", n))
+		testkit.WriteFile(t, src, `{{ with pkiCert "pki-refuse/issue/web" "common_name=a.example.com" "ttl=1h" }}{{ .Cert }}{{ end }}`)
+		stanza = fmt.Sprintf("template {\n  source = %q\n  destination = %q\n  command = \"echo run >> %s\"\n}\n", src, dest, runs)
+		return src, dest, stanza
+	}
+	src1, dest1, t1 := tmpl(1)
+	testkit.WriteFile(t, cfg, base+t1)
+	proxy := vaulttest.NewCountingProxy(t, srv.Addr)
+	issued := func() int { return proxy.Count("PUT", "/v1/pki-refuse/issue/web") + proxy.Count("POST", "/v1/pki-refuse/issue/web") }
+	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+proxy.URL)
+	testkit.Eventually(t, "the first certificate", func() bool { return testkit.ReadFile(dest1) != "" && countLines(runs) == 1 })
+	cert1 := testkit.ReadFile(dest1)
+
+	// 1. The running template's source breaks: the reload is refused.
+	testkit.WriteFile(t, src1, "{{ with pkiCert")
+	a.signal(t, syscall.SIGHUP)
+	a.logged(t, "reload refused; the running configuration is unchanged", 1)
+	if strings.Contains(a.stderr.String(), "templates unchanged, still rendering") {
+		t.Error("a refused reload was logged as a reload")
+	}
+	// 2. A new configuration that builds, while the running one no longer
+	// would: the reload goes through.
+	_, dest2, t2 := tmpl(2)
+	testkit.WriteFile(t, cfg, base+t2)
+	a.signal(t, syscall.SIGHUP)
+	a.logged(t, "reloaded; auth unchanged, keeping the token", 1)
+	testkit.Eventually(t, "the second template", func() bool { return testkit.ReadFile(dest2) != "" && countLines(runs) == 2 })
+	// 3. A broken configuration file: refused, the agent runs on.
+	testkit.WriteFile(t, cfg, "auto_auth {\n")
+	a.signal(t, syscall.SIGHUP)
+	a.logged(t, "reload refused; the running configuration is unchanged", 2)
+	// Let anything a refusal might wrongly have started happen.
+	time.Sleep(time.Second)
+	if n := issued(); n != 2 {
+		t.Errorf("%d certificates issued, want 2 (one per template)", n)
+	}
+	if n := countLines(runs); n != 2 {
+		t.Errorf("commands ran %d times, want 2", n)
+	}
+	if testkit.ReadFile(dest1) != cert1 {
+		t.Error("the refused reload rewrote the first destination")
+	}
+	if code := a.stop(t); code != 0 {
+		t.Errorf("exit %d after the refused reloads", code)
+	}
+}
+
+// Defect: a refused login was replayed by the client's retries
+// (vault { retry { num_retries } }, meant for templates): a signed cloud
+// login is then refused for its reused nonce, and Vault's reason was lost
+// behind a deadline. A login attempt is sent once and Vault's answer is
+// logged, and in STATUS, at once.
+func TestRefusedLoginIsSentOnce(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _ := approleConfig(t, dir, "approle-once", "vault {\n  retry {\n    num_retries = 12\n  }\n}\n")
+	text := strings.Replace(testkit.ReadFile(cfg), "    config = {\n", "    exit_on_err = true\n    config = {\n", 1)
+	testkit.WriteFile(t, cfg, text)
+	const reason = "sts: SignatureNonceUsed: the nonce was used before"
+	var logins atomic.Int32
+	target, err := url.Parse(srv.Addr)
+	testkit.Must(t, err)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/auth/approle-once/login" {
+			logins.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprintf(w, `{"errors":[%q]}`, reason)
+			return
+		}
+		vaulttest.Forward(w, r, target)
+	}))
+	t.Cleanup(front.Close)
+	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+front.URL)
+	var exitErr error
+	select {
+	case exitErr = <-a.done:
+		a.done <- exitErr
+	case <-time.After(60 * time.Second):
+		t.Fatal("exit_on_err: still running")
+	}
+	var ee *exec.ExitError
+	if !errors.As(exitErr, &ee) || ee.ExitCode() != exitAuth {
+		t.Errorf("exit %v, want %d", exitErr, exitAuth)
+	}
+	if got := logins.Load(); got != 1 {
+		t.Errorf("the login was sent %d times, want once", got)
+	}
+	if !strings.Contains(a.stderr.String(), reason) {
+		t.Errorf("Vault's reason is not in the log")
+	}
+}
