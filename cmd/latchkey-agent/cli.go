@@ -120,10 +120,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	defer flush()
 	log.Info("latchkey-agent starting", zap.String("version", version.Version), zap.Strings("config", cfg.Files))
 	r := &runner.Runner{
-		Paths:       o.configs,
-		Flags:       vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns},
-		Getenv:      getenv,
-		Logger:      log,
+		Paths:          o.configs,
+		Flags:          vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns},
+		Getenv:         getenv,
+		Logger:         log,
 		NewRenderer:    newRenderer,
 		CheckTemplates: checkTemplates,
 		// A reload applies the file's log_level, unless -log-level pins it

@@ -154,7 +154,9 @@ func TestRefusedReloadChangesNothing(t *testing.T) {
 	src1, dest1, t1 := tmpl(1)
 	testkit.WriteFile(t, cfg, base+t1)
 	proxy := vaulttest.NewCountingProxy(t, srv.Addr)
-	issued := func() int { return proxy.Count("PUT", "/v1/pki-refuse/issue/web") + proxy.Count("POST", "/v1/pki-refuse/issue/web") }
+	issued := func() int {
+		return proxy.Count("PUT", "/v1/pki-refuse/issue/web") + proxy.Count("POST", "/v1/pki-refuse/issue/web")
+	}
 	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+proxy.URL)
 	testkit.Eventually(t, "the first certificate", func() bool { return testkit.ReadFile(dest1) != "" && countLines(runs) == 1 })
 	cert1 := testkit.ReadFile(dest1)
