@@ -239,3 +239,61 @@ func TestRefusedLoginIsSentOnce(t *testing.T) {
 		t.Errorf("Vault's reason is not in the log")
 	}
 }
+
+// Defect: render -dry-run logged in as the agent does, deleting the
+// approle secret id file, issued a real certificate, and found an unknown
+// -template only after the login. A dry run has no side effect unless
+// -issue says so, and says what it issued.
+func TestRenderDryRunHasNoSideEffects(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _ := approleConfig(t, dir, "approle-dry", "")
+	pkiMount(t, "pki-dry", "approle-dry")
+	kvDest, pkiDest := filepath.Join(dir, "plain.txt"), filepath.Join(dir, "cert.pem")
+	testkit.WriteFile(t, cfg, testkit.ReadFile(cfg)+fmt.Sprintf(`template {
+  contents    = "plain"
+  destination = %q
+}
+template {
+  contents    = "{{ with pkiCert \"pki-dry/issue/web\" \"common_name=a.example.com\" }}{{ .Cert }}{{ end }}"
+  destination = %q
+}
+`, kvDest, pkiDest))
+	proxy := vaulttest.NewCountingProxy(t, srv.Addr)
+	secretID := filepath.Join(dir, "secret-id")
+	logins := func() int { return proxy.Count("PUT", "/v1/auth/approle-dry/login") }
+	issued := func() int { return proxy.Count("PUT", "/v1/pki-dry/issue/web") }
+	for _, tc := range []struct {
+		name           string
+		args           []string
+		code           int
+		logins, issued int
+		stderr         string
+	}{
+		{"unknown template: usage, before any login", []string{"-template", "nope", "-dry-run"}, exitUsage, 0, 0, "no such template"},
+		{"plain template", []string{"-template", kvDest, "-dry-run"}, exitOK, 1, 0, ""},
+		{"pkiCert refused without -issue", []string{"-template", pkiDest, "-dry-run"}, exitUsage, 2, 0, "add -issue"},
+		{"pkiCert with -issue, said", []string{"-template", pkiDest, "-dry-run", "-issue"}, exitOK, 3, 1, "issued vault.pki(pki-dry/issue/web)"},
+		{"-issue without -dry-run", []string{"-template", pkiDest, "-issue"}, exitUsage, 3, 1, "-issue goes with -dry-run"},
+	} {
+		cmd := agentCmdEnv(append([]string{"render", "-config", cfg}, tc.args...), "VAULT_ADDR="+proxy.URL)
+		var stderr syncBuffer
+		cmd.Stderr = &stderr
+		if code := exitCode(t, cmd); code != tc.code {
+			t.Errorf("%s: exit %d, want %d\n%s", tc.name, code, tc.code, stderr.String())
+		}
+		if logins() != tc.logins || issued() != tc.issued {
+			t.Errorf("%s: %d logins and %d certificates so far, want %d and %d", tc.name, logins(), issued(), tc.logins, tc.issued)
+		}
+		if !strings.Contains(stderr.String(), tc.stderr) {
+			t.Errorf("%s: stderr lacks %q:\n%s", tc.name, tc.stderr, stderr.String())
+		}
+		if testkit.ReadFile(secretID) == "" {
+			t.Fatalf("%s: the dry run consumed the secret id file", tc.name)
+		}
+	}
+	for _, p := range []string{kvDest, pkiDest} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("a dry run wrote %s (%v)", p, err)
+		}
+	}
+}
