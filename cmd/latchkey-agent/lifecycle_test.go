@@ -297,3 +297,31 @@ template {
 		}
 	}
 }
+
+// Defect: a certificate issued with secret "pki/issue/..." (a write, not
+// pkiCert) was issued again at every static_secret_render_interval. It is
+// refreshed by the certificate's life instead.
+func TestCertificateWriteRefreshedByItsLife(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _ := approleConfig(t, dir, "approle-certwrite", "template_config {\n  static_secret_render_interval = \"1s\"\n}\n")
+	pkiMount(t, "pki-certwrite", "approle-certwrite")
+	dest, runs := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "runs")
+	testkit.WriteFile(t, cfg, testkit.ReadFile(cfg)+fmt.Sprintf(`template {
+  contents    = "{{ with secret \"pki-certwrite/issue/web\" \"common_name=a.example.com\" \"ttl=2h\" }}{{ .Data.certificate }}{{ end }}"
+  destination = %q
+  command     = "echo run >> %s"
+}
+`, dest, runs))
+	proxy := vaulttest.NewCountingProxy(t, srv.Addr)
+	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+proxy.URL)
+	testkit.Eventually(t, "the certificate", func() bool { return countLines(runs) == 1 })
+	// Several static intervals go by.
+	time.Sleep(3 * time.Second)
+	if n := proxy.Count("PUT", "/v1/pki-certwrite/issue/web"); n != 1 {
+		t.Errorf("%d certificates issued in 3 static intervals, want 1", n)
+	}
+	if n := countLines(runs); n != 1 {
+		t.Errorf("the command ran %d times, want 1", n)
+	}
+	a.stop(t)
+}
