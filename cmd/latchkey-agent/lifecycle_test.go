@@ -325,3 +325,30 @@ func TestCertificateWriteRefreshedByItsLife(t *testing.T) {
 	}
 	a.stop(t)
 }
+
+// Defect: a second -config file setting only template_config {
+// exit_on_retry_failure } reset the first file's
+// static_secret_render_interval to its default (5m). Keys merge one by one.
+func TestSecondConfigFileKeepsTheFirstsTemplateConfig(t *testing.T) {
+	dir := t.TempDir()
+	srv.MountT(t, "merge-kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}})
+	put := func(v string) {
+		_, err := srv.Client.Logical().Write("merge-kv/data/app", map[string]any{"data": map[string]any{"k": v}})
+		testkit.Must(t, err)
+	}
+	put("one")
+	cfg, _ := approleConfig(t, dir, "approle-merge", "template_config {\n  static_secret_render_interval = \"1s\"\n}\n")
+	testkit.Must(t, srv.Client.Sys().PutPolicy("merge", `path "merge-kv/*" { capabilities = ["read"] }
+path "sys/internal/ui/mounts/*" { capabilities = ["read"] }`))
+	_, err := srv.Client.Logical().Write("auth/approle-merge/role/web", map[string]any{"token_ttl": "1h", "token_policies": "merge"})
+	testkit.Must(t, err)
+	dest := filepath.Join(dir, "app.txt")
+	testkit.WriteFile(t, cfg, testkit.ReadFile(cfg)+fmt.Sprintf("template {\n  contents = \"{{ with secret \\\"merge-kv/app\\\" }}{{ .Data.data.k }}{{ end }}\"\n  destination = %q\n}\n", dest))
+	second := filepath.Join(dir, "second.hcl")
+	testkit.WriteFile(t, second, "template_config {\n  exit_on_retry_failure = true\n}\n")
+	a := startAgent(t, []string{"-config", cfg, "-config", second}, "VAULT_ADDR="+srv.Addr)
+	testkit.Eventually(t, "the first render", func() bool { return testkit.ReadFile(dest) == "one" })
+	put("two")
+	testkit.Eventually(t, "the change seen within the first file's 1s interval", func() bool { return testkit.ReadFile(dest) == "two" })
+	a.stop(t)
+}
