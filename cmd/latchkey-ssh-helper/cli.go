@@ -92,6 +92,9 @@ func auditPanic(a *pam.Auditor, mode string, getenv func(string) string, reason 
 }
 
 func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, fc *failClosed) int {
+	if isSubcommand(args) {
+		return runSubcommand(args, stdout, stderr, getenv)
+	}
 	for _, a := range args {
 		switch a {
 		case "version", "-v", "-version", "--version":
