@@ -37,14 +37,19 @@ func (h *helperBench) setup() error {
 	if _, err := c.Logical().Write(sshMount+"/roles/r", map[string]any{"key_type": "otp", "default_user": "alice", "cidr_list": "127.0.0.0/8"}); err != nil {
 		return err
 	}
-	// The same settings for both; latchkey's audit stays at its default
-	// ("auto"), as deployed, unless BENCH_HELPER_AUDIT says otherwise.
+	// The same settings for both. latchkey also writes its audit record of
+	// every login, into a file of the run: "auto" would try the journal and
+	// syslog, which a bench machine may lack, and then append to
+	// /var/log/latchkey-ssh-helper.log on the host. BENCH_HELPER_AUDIT
+	// (e.g. auto) measures the system path instead.
 	common := fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"*\"\n", h.b.vault.Addr, sshMount)
 	h.oursConf = filepath.Join(h.b.dir, "latchkey-ssh-helper.hcl")
-	ours := common
-	if a := os.Getenv("BENCH_HELPER_AUDIT"); a != "" {
-		ours += fmt.Sprintf("audit = %q\n", a)
+	audit := os.Getenv("BENCH_HELPER_AUDIT")
+	if audit == "" {
+		audit = "off"
 	}
+	ours := common + fmt.Sprintf("audit = %q\naudit_file = %q\n", audit, filepath.Join(h.b.dir, "audit.log"))
+	h.b.notef("latchkey-ssh-helper's audit: audit = %q, audit_file in the run's directory (a record per login; BENCH_HELPER_AUDIT=auto measures the journal/syslog path).", audit)
 	if err := os.WriteFile(h.oursConf, []byte(ours), 0o600); err != nil {
 		return err
 	}
