@@ -5,12 +5,24 @@
 // table and writes bench/RESULTS.md. Every ratio comes from both programs
 // measured here; a figure that could not be measured says "not measured".
 //
-// The environment sizes it (defaults keep `make bench` to minutes on two
-// cores): BENCH_LOGINS (OTPs per helper, 200), BENCH_STORM (concurrent
-// logins, 200), BENCH_WINDOW (how long each agent runs, 20s), BENCH_FLEET
-// (agents in the fleet, 1000), BENCH_GROWTH (template counts, "10,100,1000"),
-// BENCH_ONLY (comma-separated sections: helper, storm, agent, reload, fleet,
-// growth). BENCH_ASSERT=1 exits 1 when any goal is missed or unmeasured.
+// The environment sizes it (defaults keep `make bench` to about six minutes
+// on two cores):
+//
+//	BENCH_LOGINS=200        OTPs per helper, one login at a time
+//	BENCH_STORM=200         concurrent logins per storm (two rounds each)
+//	BENCH_WINDOW=20s        how long each agent runs for RSS, CPU and requests
+//	BENCH_AGENT_STARTS=5    extra starts for the agents' start → rendered
+//	BENCH_TOKEN_TTL=15s     the AppRole tokens' TTL (max TTL four times it)
+//	BENCH_SETTLE=5s         wait after a revocation or SIGHUP
+//	BENCH_FLEET=1000        agents in the fleet
+//	BENCH_FLEET_MAX_BACKOFF=10s, BENCH_FLEET_RENDER_INTERVAL=10s
+//	BENCH_GROWTH=10,100,1000 template counts; BENCH_GROWTH_WINDOW=10s
+//	BENCH_PROFILE_LOGINS=100 logins under perf
+//	BENCH_HELPER_AUDIT      latchkey's audit setting (default off + audit_file)
+//	BENCH_ONLY              comma-separated: helper, storm, agent, reload, fleet, growth
+//	VSH_BIN, VSH_SRC        the reference helper, or its source to build
+//
+// BENCH_ASSERT=1 exits 1 when any goal is missed or could not be measured.
 package main
 
 import (
