@@ -38,6 +38,17 @@ type Component interface {
 	Ready() <-chan struct{}
 }
 
+// Successor is implemented by a Component that can carry on from the one
+// it replaces: a reload that changes the component's config starts the new
+// one only after the old one stopped, and calls Inherit first, so that
+// what did not change goes on as it was (agent/template keeps what it
+// fetched: unchanged templates are not fetched, issued or written again).
+// prev is the replaced component, of the same kind; a component ignores
+// one it does not know.
+type Successor interface {
+	Inherit(prev any)
+}
+
 // Renderer renders a config's templates with the agent's token; the
 // template package implements it and cmd/latchkey-agent plugs its factory
 // into Runner.NewRenderer. It is never restarted on a re-login: it reads

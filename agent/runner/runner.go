@@ -228,15 +228,28 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 		keep = timeLeft(keep, cur.lifecycle.Expiry())
 	}
 	var kept, restarted []string
+	var replaced []Component // cur's component each of next's replaces, by part
 	for i, p := range next.parts {
-		if p.running != nil {
+		var old Component
+		if rc := cur.parts[i].running; rc != nil {
+			old = rc.c
+		}
+		switch {
+		case p.running != nil:
 			cur.parts[i].running = nil // handed over: stopping cur leaves it running
 			kept = append(kept, p.name)
-		} else if p.comp != nil {
+			old = nil
+		case p.comp != nil:
 			restarted = append(restarted, p.name)
 		}
+		replaced = append(replaced, old)
 	}
 	cur.stop()
+	for i, p := range next.parts {
+		if s, ok := p.comp.(Successor); ok && replaced[i] != nil {
+			s.Inherit(replaced[i])
+		}
+	}
 	if keep == nil {
 		// The old token is no longer renewed: it ends at its expiry, and
 		// with it the leases it created.

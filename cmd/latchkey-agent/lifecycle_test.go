@@ -352,3 +352,42 @@ path "sys/internal/ui/mounts/*" { capabilities = ["read"] }`))
 	testkit.Eventually(t, "the change seen within the first file's 1s interval", func() bool { return testkit.ReadFile(dest) == "two" })
 	a.stop(t)
 }
+
+// Defect: a reload that added or removed one template restarted all of
+// them, issuing their certificates again and running their commands.
+// Unchanged templates keep rendering across any reload.
+func TestReloadAddingATemplateKeepsTheOthers(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _ := approleConfig(t, dir, "approle-add", "")
+	pkiMount(t, "pki-add", "approle-add")
+	base := testkit.ReadFile(cfg)
+	stanza := func(n int) string {
+		return fmt.Sprintf(`template {
+  contents    = "{{ with secret \"pki-add/issue/web\" \"common_name=%d.example.com\" \"ttl=2h\" }}{{ .Data.certificate }}{{ end }}"
+  destination = %q
+  command     = "echo run >> %s"
+}
+`, n, filepath.Join(dir, fmt.Sprintf("cert%d.pem", n)), filepath.Join(dir, fmt.Sprintf("runs%d", n)))
+	}
+	runs := func(n int) int { return countLines(filepath.Join(dir, fmt.Sprintf("runs%d", n))) }
+	testkit.WriteFile(t, cfg, base+stanza(1))
+	proxy := vaulttest.NewCountingProxy(t, srv.Addr)
+	issued := func() int { return proxy.Count("PUT", "/v1/pki-add/issue/web") }
+	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+proxy.URL)
+	testkit.Eventually(t, "the first template", func() bool { return runs(1) == 1 })
+	// Add a template, then remove it again.
+	testkit.WriteFile(t, cfg, base+stanza(1)+stanza(2))
+	a.signal(t, syscall.SIGHUP)
+	testkit.Eventually(t, "the added template", func() bool { return runs(2) == 1 })
+	testkit.WriteFile(t, cfg, base+stanza(1))
+	a.signal(t, syscall.SIGHUP)
+	a.logged(t, "reloaded; auth unchanged, keeping the token", 2)
+	time.Sleep(time.Second) // let a wrongly restarted template show
+	if n := issued(); n != 2 {
+		t.Errorf("%d certificates issued, want 2 (one per template)", n)
+	}
+	if n := runs(1); n != 1 {
+		t.Errorf("the unchanged template's command ran %d times, want 1", n)
+	}
+	a.stop(t)
+}
