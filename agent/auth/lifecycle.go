@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -161,8 +160,7 @@ func (l *Lifecycle) refresh(ctx context.Context, secret *api.Secret) *api.Secret
 		return secret
 	}
 	s, err := client.Auth().Token().LookupSelfWithContext(ctx)
-	var re *api.ResponseError
-	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+	if IsForbidden(err) {
 		l.Logger.Info("logging in again", zap.String("reason", "the kept token no longer works (lookup-self: permission denied)"))
 		l.Holder.Retire(time.Now())
 		return nil
@@ -280,8 +278,7 @@ func (l *Lifecycle) held(secret *api.Secret) string {
 // expired. Network errors are not a revocation.
 func revoked(ctx context.Context, c *api.Client) bool {
 	_, err := c.Auth().Token().LookupSelfWithContext(ctx)
-	var re *api.ResponseError
-	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
+	return IsForbidden(err)
 }
 
 // authenticated is the STATUS line of a held token, e.g. `authenticated

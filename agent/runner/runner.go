@@ -105,7 +105,7 @@ func (in *instance) fail(err error) {
 // starting anything or contacting Vault: it returns the first config
 // error, or nil.
 func (r *Runner) Validate(cfg *config.Config) error {
-	_, err := r.build(cfg, nil, &Tokens{holder: auth.NewHolder()})
+	_, err := r.build(cfg, nil, auth.NewTokens(auth.NewHolder()))
 	return err
 }
 
@@ -131,7 +131,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
 		defer signal.Stop(ch)
 		sigs = ch
 	}
-	tokens := &Tokens{holder: auth.NewHolder()}
+	tokens := auth.NewTokens(auth.NewHolder())
 	cur, err := r.build(cfg, nil, tokens)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -253,7 +253,7 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 	if keep == nil {
 		// The old token is no longer renewed: it ends at its expiry, and
 		// with it the leases it created.
-		tokens.holder.Retire(cur.lifecycle.Expiry())
+		tokens.Holder().Retire(cur.lifecycle.Expiry())
 	}
 	r.launch(ctx, next, keep, tokens)
 	if r.OnReload != nil {
@@ -379,7 +379,7 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 		in.parts = append(in.parts, p)
 	}
 	in.lifecycle = &auth.Lifecycle{
-		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: tokens.holder, Logger: r.Logger,
+		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: tokens.Holder(), Logger: r.Logger,
 		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
 		CheckInterval: r.CheckInterval,
 		Status:        func(s string) { r.notify("STATUS=" + s) },
@@ -404,10 +404,10 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *api.Secret, 
 	// reports 403 answers, so a revoked token is replaced as soon as it is
 	// used.
 	report403(in.client, denied)
-	tokens.set(in.client, denied)
+	tokens.SetClient(in.client, denied)
 	var readies []<-chan struct{}
 	if keep == nil {
-		readies = append(readies, tokens.holder.Changed()) // before the lifecycle can Set
+		readies = append(readies, tokens.Holder().Changed()) // before the lifecycle can Set
 	}
 	var wg sync.WaitGroup
 	for _, s := range in.sinks {
@@ -416,7 +416,7 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *api.Secret, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.Run(ctx, tokens.holder, func() { close(written) })
+			s.Run(ctx, tokens.Holder(), func() { close(written) })
 		}()
 	}
 	for _, p := range in.parts {
@@ -426,7 +426,7 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *api.Secret, 
 		case p.comp != nil:
 			// A running component outlives this instance's context when a
 			// reload hands it over, so it runs under the Runner's.
-			p.running = startComponent(parent, p.name, p.comp, tokens.holder, in)
+			p.running = startComponent(parent, p.name, p.comp, tokens.Holder(), in)
 		default:
 			continue
 		}

@@ -49,6 +49,11 @@ type staticClients struct {
 func (s *staticClients) Client() (*api.Client, error) { return auth.Clone(s.c, s.token, "") }
 func (s *staticClients) PermissionDenied()            {}
 
+// One login for the whole run: generation 1, never replaced.
+func (s *staticClients) Login() uint64                  { return 1 }
+func (s *staticClients) Ended(uint64) (time.Time, bool) { return time.Time{}, false }
+func (s *staticClients) LoginEvents() <-chan struct{}   { return nil }
+
 // render is `latchkey-agent render -config ... -template NAME [-dry-run
 // [-issue]] [-show-secrets]`: it logs in with the config's method, renders
 // one template and prints it, secrets masked unless -show-secrets. Without
