@@ -121,17 +121,19 @@ func New(o Options) (*Manager, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	// Zero options take the config's named defaults (agent/config's
+	// defaults.go), so that tests and render need not spell them out.
 	if o.RetryMin == 0 {
-		o.RetryMin = 250 * time.Millisecond
+		o.RetryMin = config.DefaultTemplateRetryMin
 	}
 	if o.RetryMax == 0 {
-		o.RetryMax = time.Minute
+		o.RetryMax = config.DefaultTemplateRetryMax
 	}
 	if o.SourceQuiet == 0 {
-		o.SourceQuiet = 250 * time.Millisecond
+		o.SourceQuiet = config.DefaultSourceQuiet
 	}
 	if o.RetryAttempts == 0 {
-		o.RetryAttempts = 12
+		o.RetryAttempts = config.DefaultNumRetries
 	}
 	if o.Config.LeaseRenewalThreshold == 0 {
 		o.Config = config.DefaultTemplateConfig()
