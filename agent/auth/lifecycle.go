@@ -138,7 +138,7 @@ func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 		}
 		wait := b.Next()
 		l.Logger.Error("login failed", zap.String("method", l.Method.Describe()), zap.Error(err), zap.Duration("retry_in", wait))
-		l.status(fmt.Sprintf("login failed, retrying in %s: %v", wait.Round(time.Second), err))
+		l.status(fmt.Sprintf("login failed, retrying in %s: %s", wait.Round(time.Second), OneLine(err)))
 		select {
 		case <-ctx.Done():
 			return nil, nil

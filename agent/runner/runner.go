@@ -212,7 +212,7 @@ func (r *Runner) reload(ctx context.Context, cur *instance, tokens *Tokens) *ins
 		}
 	}
 	r.Logger.Error("reload refused; the running configuration is unchanged", zap.Error(err))
-	r.notify("STATUS=reload failed, running the previous configuration: " + err.Error())
+	r.notify("STATUS=reload failed, running the previous configuration: " + auth.OneLine(err))
 	return cur
 }
 

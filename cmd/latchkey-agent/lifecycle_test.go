@@ -201,42 +201,62 @@ func TestRefusedReloadChangesNothing(t *testing.T) {
 // behind a deadline. A login attempt is sent once and Vault's answer is
 // logged, and in STATUS, at once.
 func TestRefusedLoginIsSentOnce(t *testing.T) {
-	dir := t.TempDir()
-	cfg, _ := approleConfig(t, dir, "approle-once", "vault {\n  retry {\n    num_retries = 12\n  }\n}\n")
-	text := strings.Replace(testkit.ReadFile(cfg), "    config = {\n", "    exit_on_err = true\n    config = {\n", 1)
-	testkit.WriteFile(t, cfg, text)
 	const reason = "sts: SignatureNonceUsed: the nonce was used before"
-	var logins atomic.Int32
-	target, err := url.Parse(srv.Addr)
-	testkit.Must(t, err)
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/auth/approle-once/login" {
-			logins.Add(1)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusInternalServerError)
-			fmt.Fprintf(w, `{"errors":[%q]}`, reason)
-			return
-		}
-		vaulttest.Forward(w, r, target)
-	}))
-	t.Cleanup(front.Close)
-	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+front.URL)
-	var exitErr error
-	select {
-	case exitErr = <-a.done:
-		a.done <- exitErr
-	case <-time.After(60 * time.Second):
-		t.Fatal("exit_on_err: still running")
-	}
-	var ee *exec.ExitError
-	if !errors.As(exitErr, &ee) || ee.ExitCode() != exitAuth {
-		t.Errorf("exit %v, want %d", exitErr, exitAuth)
-	}
-	if got := logins.Load(); got != 1 {
-		t.Errorf("the login was sent %d times, want once", got)
-	}
-	if !strings.Contains(a.stderr.String(), reason) {
-		t.Errorf("Vault's reason is not in the log")
+	for name, exitOnErr := range map[string]bool{"exit_on_err": true, "retrying": false} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			mount := "approle-once-" + name
+			cfg, _ := approleConfig(t, dir, mount, "vault {\n  retry {\n    num_retries = 12\n  }\n}\n")
+			// A long backoff: the second attempt cannot come during the test.
+			opts := "    min_backoff = \"30s\"\n    max_backoff = \"1m\"\n"
+			if exitOnErr {
+				opts += "    exit_on_err = true\n"
+			}
+			testkit.WriteFile(t, cfg, strings.Replace(testkit.ReadFile(cfg), "    config = {\n", opts+"    config = {\n", 1))
+			var logins atomic.Int32
+			target, err := url.Parse(srv.Addr)
+			testkit.Must(t, err)
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/v1/auth/"+mount+"/login" {
+					logins.Add(1)
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusInternalServerError)
+					fmt.Fprintf(w, `{"errors":[%q]}`, reason)
+					return
+				}
+				vaulttest.Forward(w, r, target)
+			}))
+			t.Cleanup(front.Close)
+			n := listenNotify(t)
+			a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+front.URL, "NOTIFY_SOCKET="+n.path)
+			if exitOnErr {
+				var exitErr error
+				select {
+				case exitErr = <-a.done:
+					a.done <- exitErr
+				case <-time.After(60 * time.Second):
+					t.Fatal("exit_on_err: still running")
+				}
+				var ee *exec.ExitError
+				if !errors.As(exitErr, &ee) || ee.ExitCode() != exitAuth {
+					t.Errorf("exit %v, want %d", exitErr, exitAuth)
+				}
+			} else {
+				i := n.waitFor(t, "STATUS=login failed, retrying in", 0)
+				n.mu.Lock()
+				status := n.msgs[i]
+				n.mu.Unlock()
+				if !strings.Contains(status, reason) {
+					t.Errorf("STATUS lacks Vault's reason: %q", status)
+				}
+			}
+			if got := logins.Load(); got != 1 {
+				t.Errorf("the login was sent %d times, want once", got)
+			}
+			if !strings.Contains(a.stderr.String(), reason) {
+				t.Errorf("Vault's reason is not in the log")
+			}
+		})
 	}
 }
 
