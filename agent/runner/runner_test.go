@@ -37,17 +37,8 @@ var seq atomic.Int32
 // config's auto_auth method stanza.
 func approle(t *testing.T, dir, ttl, maxTTL string) (mount, stanza string) {
 	t.Helper()
-	c := srv.Client
 	mount = fmt.Sprintf("approle-%d", seq.Add(1))
-	testkit.Must(t, c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "approle"}))
-	_, err := c.Logical().Write("auth/"+mount+"/role/web", map[string]any{"token_ttl": ttl, "token_max_ttl": maxTTL, "token_policies": "default"})
-	testkit.Must(t, err)
-	r, err := c.Logical().Read("auth/" + mount + "/role/web/role-id")
-	testkit.Must(t, err)
-	s, err := c.Logical().Write("auth/"+mount+"/role/web/secret-id", nil)
-	testkit.Must(t, err)
-	testkit.WriteFile(t, filepath.Join(dir, "role-id"), r.Data["role_id"].(string))
-	testkit.WriteFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
+	testkit.AppRole(t, srv.Client, mount, dir, map[string]any{"token_ttl": ttl, "token_max_ttl": maxTTL, "token_policies": "default"})
 	stanza = fmt.Sprintf(`
   method "approle" {
     mount_path = "auth/%s"

@@ -56,22 +56,7 @@ func TestMain(m *testing.M) {
 // vault stanza: the address comes from VAULT_ADDR) writing sink.
 func approleConfig(t *testing.T, dir, mount, extra string) (cfgPath, sink string) {
 	t.Helper()
-	c := srv.Client
-	srv.EnableAuthT(t, mount, &api.EnableAuthOptions{Type: "approle"})
-	if _, err := c.Logical().Write("auth/"+mount+"/role/web", map[string]any{"token_ttl": "1h"}); err != nil {
-		t.Fatal(err)
-	}
-	rid, err := c.Logical().Read("auth/" + mount + "/role/web/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid, err := c.Logical().Write("auth/"+mount+"/role/web/secret-id", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roleID, secretID := filepath.Join(dir, "role-id"), filepath.Join(dir, "secret-id")
-	testkit.WriteFile(t, roleID, rid.Data["role_id"].(string))
-	testkit.WriteFile(t, secretID, sid.Data["secret_id"].(string))
+	roleID, secretID := testkit.AppRole(t, srv.Client, mount, dir, map[string]any{"token_ttl": "1h"})
 	sink = filepath.Join(dir, "token")
 	cfgPath = filepath.Join(dir, "agent.hcl")
 	testkit.WriteFile(t, cfgPath, fmt.Sprintf(`%s
