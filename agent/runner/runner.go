@@ -66,6 +66,9 @@ type Runner struct {
 	// would (sources read and parsed) without building a renderer: a reload
 	// that keeps the running renderer is refused when it fails.
 	CheckTemplates func(cfg *config.Config) error
+	// kept holds one-shot credentials across the instances of one Run.
+	kept *auth.Keeper
+
 	// OnReload, when set, is called with a configuration a SIGHUP loaded
 	// and applied (the CLI applies its log_level).
 	OnReload func(*config.Config)
@@ -132,6 +135,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
 		sigs = ch
 	}
 	tokens := auth.NewTokens(auth.NewHolder())
+	r.kept = &auth.Keeper{}
 	cur, err := r.build(cfg, nil, tokens)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -349,7 +353,7 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 		return nil, err
 	}
 	a := cfg.AutoAuth
-	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv})
+	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv, Kept: r.kept})
 	if err != nil {
 		return nil, err
 	}

@@ -126,8 +126,19 @@ func TestApproleSecretIDSurvivesSIGHUP(t *testing.T) {
 		tok := testkit.ReadFile(sink)
 		return tok != "" && tok != first
 	})
+	// A reload that changes the auth settings but not the approle method
+	// (here: the Vault address moves into the file) logs in again with the
+	// secret id read at start.
+	second := testkit.ReadFile(sink)
+	testkit.WriteFile(t, cfg, fmt.Sprintf("vault {\n  address = %q\n}\n", srv.Addr)+testkit.ReadFile(cfg))
+	a.signal(t, syscall.SIGHUP)
+	a.logged(t, "reloaded; auth changed, logging in again", 1)
+	testkit.Eventually(t, "a new login after the auth change", func() bool {
+		tok := testkit.ReadFile(sink)
+		return tok != "" && tok != second
+	})
 	if strings.Contains(a.stderr.String(), "no earlier secret id") {
-		t.Error("the re-login after a reload lost the secret id")
+		t.Error("a re-login after a reload lost the secret id")
 	}
 	if code := a.stop(t); code != 0 {
 		t.Errorf("exit %d", code)
