@@ -264,11 +264,12 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 		r.OnReload(next.cfg)
 	}
 	fields := []zap.Field{zap.Strings("kept_running", kept), zap.Strings("restarted", restarted)}
-	if keep != nil {
+	switch {
+	case keep != nil:
 		r.Logger.Info("reloaded; auth unchanged, keeping the token", fields...)
-	} else if authKept {
-		r.Logger.Info("reloaded; auth unchanged but the token has run out, logging in again", fields...)
-	} else {
+	case authKept:
+		r.Logger.Info("reloaded; auth unchanged but no token to keep (none yet, or about to expire): logging in", fields...)
+	default:
 		r.Logger.Info("reloaded; auth changed, logging in again", fields...)
 	}
 	return next
