@@ -110,20 +110,8 @@ func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
 func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 	b := &Backoff{Min: l.MinBackoff, Max: l.MaxBackoff}
 	for {
-		client, err := Clone(l.Client, "", l.Namespace)
-		if err != nil {
-			return nil, err
-		}
-		// An attempt is sent once: the client's retries (vault { retry },
-		// meant for templates) would replay a signed login that cloud STS
-		// refuses the second time, and hide Vault's answer for minutes.
-		// The next attempt, after the backoff, signs anew.
-		client.SetMaxRetries(0)
 		l.status("logging in with " + l.Method.Describe())
-		secret, err := l.Method.Login(ctx, client)
-		if err == nil && (secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "") {
-			err = errors.New("vault's login response holds no token")
-		}
+		secret, err := LoginOnce(ctx, l.Method, l.Client, l.Namespace)
 		if err == nil {
 			l.Logger.Info("logged in", zap.String("method", l.Method.Describe()),
 				zap.Strings("policies", secret.Auth.Policies), zap.Int("ttl_seconds", secret.Auth.LeaseDuration),
@@ -145,6 +133,28 @@ func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// LoginOnce makes one login attempt with method on a token-less clone of
+// client (in namespace, "" keeping client's) and returns Vault's response,
+// which holds a token; or the error of the attempt. The attempt is sent
+// once: the client's retries (vault { retry }, meant for templates) would
+// replay a signed login that cloud STS refuses the second time, and hide
+// Vault's answer for minutes. A next attempt signs anew.
+func LoginOnce(ctx context.Context, method Method, client *api.Client, namespace string) (*api.Secret, error) {
+	c, err := Clone(client, "", namespace)
+	if err != nil {
+		return nil, err
+	}
+	c.SetMaxRetries(0)
+	secret, err := method.Login(ctx, c)
+	if err == nil && (secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "") {
+		err = errors.New("vault's login response holds no token")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return secret, nil
 }
 
 // refresh returns the kept login secret with the TTL and renewability

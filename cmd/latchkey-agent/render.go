@@ -117,17 +117,10 @@ func render(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	login, err := auth.Clone(client, "", cfg.AutoAuth.Method.Namespace)
+	// One attempt, as each of the agent's: no replay of a signed request.
+	s, err := auth.LoginOnce(ctx, method, client, cfg.AutoAuth.Method.Namespace)
 	if err == nil {
-		// One attempt, as the agent's logins: no replay of a signed request.
-		login.SetMaxRetries(0)
-		var s *api.Secret
-		if s, err = method.Login(ctx, login); err == nil && (s == nil || s.Auth == nil) {
-			err = errors.New("login response holds no token")
-		}
-		if err == nil {
-			clients.token = s.Auth.ClientToken
-		}
+		clients.token = s.Auth.ClientToken
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: login: %v\n", err)
