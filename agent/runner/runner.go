@@ -241,10 +241,10 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 		switch {
 		case p.running != nil:
 			cur.parts[i].running = nil // handed over: stopping cur leaves it running
-			kept = append(kept, p.name)
+			kept = append(kept, p.spec.name)
 			old = nil
 		case p.comp != nil:
-			restarted = append(restarted, p.name)
+			restarted = append(restarted, p.spec.name)
 		}
 		replaced = append(replaced, old)
 	}
@@ -370,7 +370,7 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 		in.sinks = append(in.sinks, s)
 	}
 	for i, spec := range r.components() {
-		p := &part{name: spec.name}
+		p := &part{spec: spec}
 		if prev != nil && prev.parts[i].running != nil && spec.same(prev.cfg, cfg) {
 			if spec.check != nil {
 				if err := spec.check(cfg); err != nil {
@@ -431,7 +431,7 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *api.Secret, 
 		case p.comp != nil:
 			// A running component outlives this instance's context when a
 			// reload hands it over, so it runs under the Runner's.
-			p.running = startComponent(parent, p.name, p.comp, tokens.Holder(), in)
+			p.running = startComponent(parent, p.spec, p.comp, tokens.Holder(), in)
 		default:
 			continue
 		}

@@ -19,7 +19,9 @@ import (
 // trust next.
 //
 // To add one: give Runner a factory field like NewRenderer, and add an
-// entry to Runner.components naming the component, its build (from the
+// entry to Runner.components naming the component, the error its failure
+// is wrapped in (ErrTemplate for templates, which the CLI maps to exit
+// code 5), its build (from the
 // config, with no goroutine and no network; nil when the config has none;
 // an error is a config error, which refuses a reload), its same (true
 // when a reload leaves its config unchanged: the running component is then
@@ -30,7 +32,8 @@ import (
 // reloads that keep it, and stops it with the agent.
 type Component interface {
 	// Run does the component's work until ctx ends, and then returns nil;
-	// any other return stops the agent with exit code 5.
+	// any other return stops the agent, with an error wrapping the
+	// component's sentinel (see componentSpec.fatal).
 	Run(ctx context.Context) error
 	// Ready is closed once the component has done its first work (every
 	// template rendered once). READY=1 and exit_after_auth wait for it.
@@ -62,6 +65,8 @@ type RendererFactory func(cfg *config.Config, tokens *Tokens, log *zap.Logger) (
 // componentSpec is one kind of Component (see Component).
 type componentSpec struct {
 	name string
+	// fatal wraps the error that ends Run early (it stops the agent).
+	fatal error
 	// build returns cfg's component, nil when cfg has none.
 	build func(cfg *config.Config, tokens *Tokens, log *zap.Logger) (Component, error)
 	// same reports whether b configures the component as a does.
@@ -73,7 +78,7 @@ type componentSpec struct {
 
 // components lists every kind of component, in the order they start.
 func (r *Runner) components() []componentSpec {
-	return []componentSpec{{name: "templates", build: r.buildRenderer, same: sameTemplates, check: r.CheckTemplates}}
+	return []componentSpec{{name: "templates", fatal: ErrTemplate, build: r.buildRenderer, same: sameTemplates, check: r.CheckTemplates}}
 }
 
 func (r *Runner) buildRenderer(cfg *config.Config, tokens *Tokens, log *zap.Logger) (Component, error) {
@@ -86,12 +91,12 @@ func (r *Runner) buildRenderer(cfg *config.Config, tokens *Tokens, log *zap.Logg
 	return r.NewRenderer(cfg, tokens, log)
 }
 
-// part is an instance's slot for one kind of component: comp is built but
+// part is an instance's slot for one kind of component (spec): comp is built but
 // not started; running is started (by launch) or taken over from the
 // previous instance (by build, when its config is unchanged). Both are nil
 // when the config has no such component.
 type part struct {
-	name    string
+	spec    componentSpec
 	comp    Component
 	running *runningComponent
 }
@@ -106,7 +111,7 @@ type Tokens = auth.Tokens
 // runningComponent is a started Component. A reload that keeps its config
 // hands it from one instance to the next instead of restarting it.
 type runningComponent struct {
-	name   string
+	fatal  error
 	c      Component
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -117,9 +122,9 @@ type runningComponent struct {
 
 // startComponent runs c under parent once h holds a token (a first render before
 // the login would only fail and wait for its retry).
-func startComponent(parent context.Context, name string, c Component, h *auth.Holder, owner *instance) *runningComponent {
+func startComponent(parent context.Context, spec componentSpec, c Component, h *auth.Holder, owner *instance) *runningComponent {
 	ctx, cancel := context.WithCancel(parent)
-	rc := &runningComponent{name: name, c: c, cancel: cancel, done: make(chan struct{}), owner: owner}
+	rc := &runningComponent{fatal: spec.fatal, c: c, cancel: cancel, done: make(chan struct{}), owner: owner}
 	go func() {
 		defer close(rc.done)
 		if !waitToken(ctx, h) {
@@ -129,7 +134,7 @@ func startComponent(parent context.Context, name string, c Component, h *auth.Ho
 			rc.mu.Lock()
 			owner := rc.owner
 			rc.mu.Unlock()
-			owner.fail(fmt.Errorf("%w: %w", ErrTemplate, err))
+			owner.fail(fmt.Errorf("%w: %w", rc.fatal, err))
 		}
 	}()
 	return rc
