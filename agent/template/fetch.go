@@ -67,7 +67,7 @@ func (m *Manager) ask(ctx context.Context, q *query, first bool) (result, error)
 	if err != nil {
 		return result{}, err
 	}
-	r := q.fetch(ctx, c, m.mounts, first)
+	r := q.fetch(ctx, c, m.mounts, first, m.o.Now())
 	r.login = login
 	m.brain.set(q.key, r)
 	if r.err != nil {

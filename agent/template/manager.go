@@ -54,7 +54,8 @@ type Options struct {
 	// how many failures in a row count as "retries exhausted" (default 12).
 	RetryMin, RetryMax time.Duration
 	RetryAttempts      int
-	// Now is the clock (time.Now when nil).
+	// Now is the one clock of renders, fetches and schedules (time.Now when
+	// nil); only the wait between turns of the loop is a real timer.
 	Now func() time.Time
 	// AllowIssue lets a dry run (Render) send what issues or writes in
 	// Vault (render -dry-run -issue).
@@ -191,7 +192,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		if m.o.OneShot && m.isReady() {
 			return nil
 		}
-		wait := time.Until(m.nextWake())
+		wait := m.nextWake().Sub(m.o.Now())
 		timer := time.NewTimer(max(wait, 0))
 		select {
 		case <-ctx.Done():
