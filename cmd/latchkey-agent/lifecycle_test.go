@@ -327,6 +327,19 @@ template {
 			t.Errorf("a dry run wrote %s (%v)", p, err)
 		}
 	}
+	// With a valid certificate at the destination (the agent ran), a dry
+	// run previews pkiCert without issuing.
+	cmd := agentCmdEnv([]string{"render", "-config", cfg, "-template", pkiDest}, "VAULT_ADDR="+proxy.URL)
+	if code := exitCode(t, cmd); code != exitOK || issued() != 2 {
+		t.Fatalf("render without -dry-run: exit %d, %d certificates", code, issued())
+	}
+	testkit.NewSecretID(t, srv.Client, "approle-dry", secretID) // the render above consumed it
+	cmd = agentCmdEnv([]string{"render", "-config", cfg, "-template", pkiDest, "-dry-run"}, "VAULT_ADDR="+proxy.URL)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if code := exitCode(t, cmd); code != exitOK || issued() != 2 {
+		t.Errorf("dry run over a valid certificate: exit %d, %d certificates, want 0 and 2\n%s", code, issued(), stderr.String())
+	}
 }
 
 // Defect: a certificate issued with secret "pki/issue/..." (a write, not
