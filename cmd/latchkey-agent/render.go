@@ -95,6 +95,11 @@ func render(args []string, stdout, stderr io.Writer, getenv func(string) string)
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
 		return exitConfig
 	}
+	// The agent's own build first: render refuses what a start would.
+	if err := (&runner.Runner{Getenv: getenv, Logger: log, NewRenderer: newRenderer}).Validate(cfg); err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		return exitConfig
+	}
 	client, err := runner.VaultClient(cfg, getenv, vaultclient.Config{})
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
