@@ -1,0 +1,254 @@
+package sshtrust
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+)
+
+// Deps are what a Trust needs from the agent.
+type Deps struct {
+	// Vault returns a new client holding token ("" for none: the CA public
+	// keys need none). Called per round.
+	Vault func(token string) (*api.Client, error)
+	// Token returns the agent's current token ("" before the first login).
+	Token func() string
+	// Logger is required.
+	Logger *zap.Logger
+	// Status, when set, receives a line for systemd's STATUS=.
+	Status func(string)
+	// Now is the clock (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+// Retry bounds: a failed round is tried again after MinRetry, doubling up
+// to MaxRetry (and never later than the next planned round).
+const (
+	MinRetry = time.Second
+	MaxRetry = time.Minute
+)
+
+// Trust keeps one ssh block's files current.
+type Trust struct {
+	cfg  Config
+	deps Deps
+	log  *zap.Logger
+
+	readyOnce sync.Once
+	ready     chan struct{}
+
+	principals []string // resolved at the first round
+}
+
+// New returns a Trust for cfg, or an error when cfg does not validate or a
+// dependency is missing. It reads nothing and starts nothing.
+func New(cfg Config, deps Deps) (*Trust, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Vault == nil || deps.Token == nil || deps.Logger == nil {
+		return nil, errors.New("sshtrust: Deps.Vault, Deps.Token and Deps.Logger are required")
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	return &Trust{cfg: cfg, deps: deps, log: deps.Logger.Named("ssh"), ready: make(chan struct{})}, nil
+}
+
+// Ready is closed after the first round that left the trust file written
+// from every source and every host certificate signed and current.
+func (t *Trust) Ready() <-chan struct{} { return t.ready }
+
+// Run keeps the files current until ctx ends, then returns nil. A failed
+// round is logged, reported in STATUS= and tried again with backoff; it
+// never ends Run: sshd goes on with the files it has.
+func (t *Trust) Run(ctx context.Context) error {
+	retry := MinRetry
+	for {
+		wait, err := t.Round(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			t.log.Warn("ssh: round failed; will retry", zap.Error(err), zap.Duration("retry_in", retry))
+			t.status("ssh: " + err.Error())
+			wait = min(wait, retry)
+			retry = min(retry*2, MaxRetry)
+		} else {
+			retry = MinRetry
+			t.readyOnce.Do(func() {
+				close(t.ready)
+				t.status("ssh: trust file and host certificates current")
+			})
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+	}
+}
+
+func (t *Trust) status(s string) {
+	if t.deps.Status != nil {
+		t.deps.Status(s)
+	}
+}
+
+// Round brings every file up to date once. It returns how long to wait
+// before the next round and nil when everything is current; or an error
+// saying what is not (the files in place are then kept).
+func (t *Trust) Round(ctx context.Context) (time.Duration, error) {
+	wait := t.cfg.RefreshInterval
+	var changes []change
+	var errs []error
+	if t.cfg.TrustedUserCAKeys != "" {
+		c, err := t.trustChange(ctx)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if c != nil {
+			changes = append(changes, *c)
+		}
+	}
+	var certChanges []change
+	if t.cfg.Host != nil {
+		cs, next, err := t.hostChanges(ctx)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		certChanges = cs
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(t.deps.Now()), time.Second))
+		}
+	}
+	all := append(changes, certChanges...)
+	if len(all) > 0 {
+		if err := apply(ctx, all, t.cfg.CheckCommand); err != nil {
+			t.log.Error("ssh: new files refused; the previous ones are back in place", zap.Error(err))
+			return wait, errors.Join(append(errs, err)...)
+		}
+		for _, c := range all {
+			t.log.Info("ssh: file updated", zap.String("path", c.Path))
+		}
+		if len(certChanges) > 0 && len(t.cfg.ReloadCommand) > 0 {
+			if out, err := runCommand(ctx, t.cfg.ReloadCommand); err != nil {
+				err = fmt.Errorf("reload_command %s: %w; output: %s", strings.Join(t.cfg.ReloadCommand, " "), err, out)
+				t.log.Error("ssh: reload failed; sshd serves its previous host certificates until reloaded", zap.Error(err))
+				errs = append(errs, err)
+			} else {
+				t.log.Info("ssh: sshd reloaded for new host certificates", zap.Strings("command", t.cfg.ReloadCommand))
+			}
+		}
+	}
+	return wait, errors.Join(errs...)
+}
+
+// trustChange reads every user CA source and returns the trust file to
+// write (nil when it is current). When a source fails, the current file is
+// kept and an error returned; without a current file, what could be read
+// (the pinned keys, say) is written so that break-glass works, and the
+// error still returned.
+func (t *Trust) trustChange(ctx context.Context) (*change, error) {
+	path := t.cfg.TrustedUserCAKeys
+	client, err := t.deps.Vault("")
+	if err != nil {
+		return nil, err
+	}
+	keys, errs := userCAKeys(ctx, t.cfg, client)
+	cur, rerr := os.ReadFile(path)
+	haveCur := rerr == nil && len(bytes.TrimSpace(cur)) > 0
+	if len(errs) > 0 {
+		err := fmt.Errorf("user CA keys: %w", errors.Join(errs...))
+		if haveCur {
+			t.log.Warn("ssh: keeping the current trust file: a user CA source could not be read", zap.String("path", path), zap.Error(err))
+			return nil, err
+		}
+		if len(keys) == 0 {
+			t.log.Error("ssh: no user CA key could be read and there is no trust file yet; not writing an empty one", zap.String("path", path), zap.Error(err))
+			return nil, err
+		}
+		t.log.Warn("ssh: writing a partial trust file (there was none): a user CA source could not be read", zap.String("path", path), zap.Error(err))
+		return &change{Path: path, Data: trustContent(keys)}, err
+	}
+	data := trustContent(keys)
+	if bytes.Equal(cur, data) {
+		return nil, nil
+	}
+	return &change{Path: path, Data: data}, nil
+}
+
+// hostChanges signs the host keys whose certificate is missing, wrong or
+// due, and returns their new files and the earliest renewal time of all.
+func (t *Trust) hostChanges(ctx context.Context) ([]change, time.Time, error) {
+	h := t.cfg.Host
+	if t.principals == nil {
+		t.principals = h.Principals
+		if len(t.principals) == 0 {
+			p, err := defaultPrincipals()
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			t.principals = p
+		}
+	}
+	keys, err := hostKeys(h.Keys)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var changes []change
+	var next time.Time
+	var errs []error
+	earliest := func(at time.Time) {
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	var client *api.Client
+	for _, k := range keys {
+		why, err := needsSigning(k, t.principals, t.deps.Now())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if why == "" {
+			if cert, err := readCert(k.Cert); err == nil {
+				earliest(renewAt(cert))
+			}
+			continue
+		}
+		if client == nil {
+			tok := t.deps.Token()
+			if tok == "" {
+				errs = append(errs, fmt.Errorf("host certificate %s (%s): %w", k.Cert, why, errNoToken))
+				continue
+			}
+			if client, err = t.deps.Vault(tok); err != nil {
+				return nil, time.Time{}, err
+			}
+		}
+		data, cert, err := sign(ctx, client, h, k.Pub, t.principals)
+		if err != nil {
+			t.log.Warn("ssh: host certificate not signed; keeping the current one", zap.String("path", k.Cert), zap.String("reason", why), zap.Error(err))
+			errs = append(errs, err)
+			continue
+		}
+		from, to := validity(cert)
+		t.log.Info("ssh: host certificate signed", zap.String("path", k.Cert), zap.String("reason", why),
+			zap.Strings("principals", cert.ValidPrincipals), zap.Time("valid_after", from), zap.Time("valid_before", to),
+			zap.Time("renew_at", renewAt(cert)))
+		earliest(renewAt(cert))
+		changes = append(changes, change{Path: k.Cert, Data: data})
+	}
+	return changes, next, errors.Join(errs...)
+}
