@@ -32,6 +32,8 @@ type Config struct {
 	LogFile        string
 	// StateDir is latchkey { state_dir } (default /var/lib/latchkey).
 	StateDir string
+	// SSH is the ssh stanza (nil without one).
+	SSH *SSH
 	// Files are the files read, in order.
 	Files []string
 }
@@ -150,6 +152,7 @@ func (c *Config) merge(o *Config) {
 		c.TemplateConfig = o.TemplateConfig
 	}
 	c.Templates = append(c.Templates, o.Templates...)
+	c.SSH = c.SSH.Merge(o.SSH)
 	for _, kv := range []struct {
 		dst *string
 		v   string
@@ -169,6 +172,7 @@ func (c *Config) finalize() {
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
 	}
+	c.SSH.Finalize()
 	if c.Vault.NumRetries == nil {
 		n := 12
 		c.Vault.NumRetries = &n
@@ -203,6 +207,9 @@ func (c *Config) Validate() error {
 			at = hclconf.Pos(r)
 		}
 		return fmt.Errorf("%s: auto_auth: min_backoff (%s) is greater than max_backoff (%s)", at, a.MinBackoff, a.MaxBackoff)
+	}
+	if err := c.SSH.Validate(); err != nil {
+		return err
 	}
 	switch c.LogFormat {
 	case "", "standard", "json", "console", "auto":
