@@ -321,6 +321,11 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 	// Every clone of client (sinks, renderers, the renewal watcher) reports
 	// 403 answers, so a revoked token is replaced as soon as it is used.
 	report403(client, denied)
+	trust, err := newSSHTrust(cfg, client, holder, r)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 	if rg == nil && len(cfg.Templates) > 0 {
 		if r.NewRenderer == nil {
 			cancel()
@@ -370,6 +375,7 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 			s.Run(ctx, holder, func() { once.Do(pending.Done) })
 		}()
 	}
+	launchSSHTrust(ctx, trust, &pending, &wg)
 	if rg != nil {
 		pending.Add(1)
 		wg.Add(1)

@@ -36,6 +36,7 @@ const usage = `Usage:
   latchkey-agent validate -config FILE|DIR [...]            check a config without contacting Vault
   latchkey-agent render -config ... -template NAME [-dry-run] [-show-secrets]
                                                             log in, render one template, print it (secrets masked)
+  latchkey-agent ssh status -config FILE|DIR [...]          print SSH trust and host certificates (no Vault)
   latchkey-agent version                                    print the version
 
 Options:
@@ -101,6 +102,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			return validate(args[1:], stdout, stderr, getenv)
 		case "render":
 			return render(args[1:], stdout, stderr, getenv)
+		case "ssh":
+			return sshCommand(args[1:], stdout, stderr)
 		}
 	}
 	o, code := parse("latchkey-agent", args, stderr)
