@@ -34,6 +34,8 @@ type Deps struct {
 const (
 	MinRetry = time.Second
 	MaxRetry = time.Minute
+	// SourceTimeout bounds reading every user CA source once.
+	SourceTimeout = 10 * time.Second
 )
 
 // Trust keeps one ssh block's files current.
@@ -165,6 +167,12 @@ func (t *Trust) trustChange(ctx context.Context) (*change, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Run retries itself, with its own backoff: a client retrying each
+	// request (num_retries) would hold the round for minutes with Vault
+	// down, and with it the log line and STATUS= saying so.
+	client.SetMaxRetries(0)
+	ctx, cancel := context.WithTimeout(ctx, SourceTimeout)
+	defer cancel()
 	keys, errs := userCAKeys(ctx, t.cfg, client)
 	cur, rerr := os.ReadFile(path)
 	haveCur := rerr == nil && len(bytes.TrimSpace(cur)) > 0
