@@ -18,10 +18,11 @@ func newSSHTrust(cfg *config.Config, client *api.Client, holder *auth.Holder, r 
 		return nil, nil
 	}
 	return sshtrust.New(cfg.SSH.Trust(), sshtrust.Deps{
-		Vault:  func(tok string) (*api.Client, error) { return auth.Clone(client, tok, "") },
-		Token:  holder.Token,
-		Logger: r.Logger,
-		Status: func(s string) { r.notify("STATUS=" + s) },
+		Vault:        func(tok string) (*api.Client, error) { return auth.Clone(client, tok, "") },
+		Token:        holder.Token,
+		TokenChanged: holder.Changed,
+		Logger:       r.Logger,
+		Status:       func(s string) { r.notify("STATUS=" + s) },
 	})
 }
 

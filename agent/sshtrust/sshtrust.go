@@ -21,6 +21,9 @@ type Deps struct {
 	Vault func(token string) (*api.Client, error)
 	// Token returns the agent's current token ("" before the first login).
 	Token func() string
+	// TokenChanged, when set, returns a channel closed at the next login,
+	// so that a round waiting for the first token goes on at once.
+	TokenChanged func() <-chan struct{}
 	// Logger is required.
 	Logger *zap.Logger
 	// Status, when set, receives a line for systemd's STATUS=.
@@ -75,9 +78,23 @@ func (t *Trust) Ready() <-chan struct{} { return t.ready }
 func (t *Trust) Run(ctx context.Context) error {
 	retry := MinRetry
 	for {
+		var login <-chan struct{}
+		if t.deps.TokenChanged != nil {
+			login = t.deps.TokenChanged() // before Round reads the token
+		}
 		wait, err := t.Round(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if err != nil && login != nil && onlyNoToken(err) {
+			// Not a failure: the first login is under way.
+			t.log.Info("ssh: waiting for the first login to sign host certificates")
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-login:
+				continue
+			}
 		}
 		if err != nil {
 			t.log.Warn("ssh: round failed; will retry", zap.Error(err), zap.Duration("retry_in", retry))
@@ -99,6 +116,19 @@ func (t *Trust) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// onlyNoToken reports whether every error joined in err is errNoToken.
+func onlyNoToken(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !onlyNoToken(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, errNoToken)
 }
 
 func (t *Trust) status(s string) {

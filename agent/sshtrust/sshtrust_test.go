@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -448,5 +449,48 @@ func TestStatusLabelsSourcesAndCertificates(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// Before the first login the host certificate waits for the token, without
+// a failure in the log or STATUS=, and is signed as soon as it comes.
+func TestHostCertificateWaitsForFirstLogin(t *testing.T) {
+	mount := mountUnique(t, "host")
+	hostRole(t, mount, "1h")
+	f := newFixture(t, srv)
+	f.cfg.TrustedUserCAKeys = ""
+	pub := f.hostKey("ssh_host_ed25519_key")
+	f.cfg.Host = &HostCertificate{Mount: mount, Role: "host", Keys: []string{pub}, Principals: []string{"w.example.com"}}
+	log, logs := testkit.Observed(t)
+	var mu sync.Mutex
+	token, changed := "", make(chan struct{})
+	tr, err := New(f.cfg, Deps{
+		Vault:        func(tok string) (*api.Client, error) { return srv.NewClient(tok) },
+		Token:        func() string { mu.Lock(); defer mu.Unlock(); return token },
+		TokenChanged: func() <-chan struct{} { mu.Lock(); defer mu.Unlock(); return changed },
+		Logger:       log, Status: func(s string) { f.status = append(f.status, s) },
+	})
+	testkit.Must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go tr.Run(ctx)
+	testkit.Eventually(t, "the wait for the first login", func() bool {
+		return logs.FilterMessage("ssh: waiting for the first login to sign host certificates").Len() > 0
+	})
+	mu.Lock()
+	token = srv.RootToken
+	close(changed)
+	changed = make(chan struct{})
+	mu.Unlock()
+	select {
+	case <-tr.Ready():
+	case <-time.After(testkit.EventuallyTimeout):
+		t.Fatal("not ready after the login")
+	}
+	if n := logs.FilterMessage("ssh: round failed; will retry").Len(); n != 0 {
+		t.Errorf("%d failure lines while waiting for the first login", n)
+	}
+	if _, err := readCert(certPath(pub)); err != nil {
+		t.Errorf("no certificate after the login: %v", err)
 	}
 }

@@ -84,6 +84,7 @@ type rig struct {
 	principals   string
 	check        string // check_command's shell line
 	extraHost    string // host_certificate lines
+	extraTop     string // top-level lines (exit_after_auth)
 }
 
 func newRig(t *testing.T, vault *vaulttest.Server) *rig {
@@ -167,7 +168,7 @@ func (r *rig) writeConfig(mounts ...string) {
 	for i, m := range mounts {
 		quoted[i] = fmt.Sprintf("%q", m)
 	}
-	testkit.WriteFile(r.t, r.cfgPath, fmt.Sprintf(`vault {
+	testkit.WriteFile(r.t, r.cfgPath, r.extraTop+fmt.Sprintf(`vault {
   address = %q
 }
 auto_auth {

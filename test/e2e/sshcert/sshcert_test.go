@@ -3,6 +3,7 @@ package sshcert_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +181,36 @@ func readCert(p string) (*ssh.Certificate, error) {
 		return nil, fmt.Errorf("%s: not a certificate", p)
 	}
 	return c, nil
+}
+
+// exit_after_auth writes the files once and exits 0 (an image's first
+// boot); a second run finds the certificate current and does not sign again
+// or reload sshd: restarts go by the certificate's own validity.
+func TestExitAfterAuthAndRestartKeepCertificate(t *testing.T) {
+	r := newRig(t, srv)
+	r.extraTop = "exit_after_auth = true\n"
+	r.writeConfig(r.userA)
+	runOnce := func() string {
+		out, err := exec.Command(agentBin, "-config", r.cfgPath).CombinedOutput()
+		if err != nil {
+			t.Fatalf("exit_after_auth run: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	first := runOnce()
+	cert, err := readCert(r.certFile)
+	testkit.Must(t, err)
+	if testkit.ReadFile(r.trustFile) == "" || !strings.Contains(first, "sshd reloaded for new host certificates") {
+		t.Fatalf("first run wrote no trust file or did not reload sshd:\n%s", first)
+	}
+	second := runOnce()
+	again, err := readCert(r.certFile)
+	testkit.Must(t, err)
+	if again.Serial != cert.Serial {
+		t.Error("a restart signed the host key again")
+	}
+	if strings.Contains(second, "sshd reloaded") || strings.Contains(second, "file updated") {
+		t.Errorf("a restart with current files rewrote or reloaded:\n%s", second)
+	}
+	r.mustLogIn("after exit_after_auth", r.userCert(r.userA, "team-web", "10m"))
 }
