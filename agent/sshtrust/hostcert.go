@@ -94,7 +94,9 @@ func readCert(path string) (*ssh.Certificate, error) {
 // when it is still good: it certifies this key as a host, for exactly
 // these principals, and now is before its renewal time. Reading it is what
 // lets a restart go on with the certificate it has instead of signing again.
-func needsSigning(key hostKey, principals []string, now time.Time) (string, error) {
+// ca, when not nil, is the mount's current CA key: a certificate signed by
+// another (the host CA was rotated) is replaced.
+func needsSigning(key hostKey, principals []string, ca ssh.PublicKey, now time.Time) (string, error) {
 	pubBytes, err := os.ReadFile(key.Pub)
 	if err != nil {
 		return "", err
@@ -113,6 +115,8 @@ func needsSigning(key hostKey, principals []string, now time.Time) (string, erro
 		return "not a host certificate", nil
 	case !bytes.Equal(cert.Key.Marshal(), pub.Marshal()):
 		return "certifies another key", nil
+	case ca != nil && !bytes.Equal(cert.SignatureKey.Marshal(), ca.Marshal()):
+		return "signed by another CA than the mount's (" + ssh.FingerprintSHA256(cert.SignatureKey) + ")", nil
 	case !samePrincipals(cert.ValidPrincipals, principals):
 		return fmt.Sprintf("principals %v, want %v", cert.ValidPrincipals, principals), nil
 	case !now.Before(renewAt(cert)) && cert.ValidBefore != ssh.CertTimeInfinity:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
+	"golang.org/x/crypto/ssh"
 )
 
 // Deps are what a Trust needs from the agent.
@@ -252,9 +253,18 @@ func (t *Trust) hostChanges(ctx context.Context) ([]change, time.Time, error) {
 			next = at
 		}
 	}
+	// The host CA's current key, to notice a rotation; unknown (nil) when
+	// Vault cannot say, and then a current certificate is kept.
+	var ca ssh.PublicKey
+	if pc, err := t.deps.Vault(""); err == nil {
+		pc.SetMaxRetries(0)
+		sctx, cancel := context.WithTimeout(ctx, SourceTimeout)
+		ca, _ = mountKey(sctx, pc, h.Mount)
+		cancel()
+	}
 	var client *api.Client
 	for _, k := range keys {
-		why, err := needsSigning(k, t.principals, t.deps.Now())
+		why, err := needsSigning(k, t.principals, ca, t.deps.Now())
 		if err != nil {
 			errs = append(errs, err)
 			continue

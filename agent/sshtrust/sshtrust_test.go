@@ -494,3 +494,29 @@ func TestHostCertificateWaitsForFirstLogin(t *testing.T) {
 		t.Errorf("no certificate after the login: %v", err)
 	}
 }
+
+// A host CA rotated in Vault: the certificate signed by the old key is
+// replaced at the next round, before its renewal time.
+func TestHostCARotationSignsAgain(t *testing.T) {
+	mount := mountUnique(t, "host")
+	hostRole(t, mount, "1h")
+	f := newFixture(t, srv)
+	f.cfg.TrustedUserCAKeys = ""
+	pub := f.hostKey("ssh_host_ed25519_key")
+	f.cfg.Host = &HostCertificate{Mount: mount, Role: "host", Keys: []string{pub}, Principals: []string{"r.example.com"}}
+	testkit.Must(t, f.round())
+	old, err := readCert(certPath(pub))
+	testkit.Must(t, err)
+	_, err = srv.Client.Logical().Delete(mount + "/config/ca")
+	testkit.Must(t, err)
+	sec, err := srv.Client.Logical().Write(mount+"/config/ca", map[string]any{"generate_signing_key": true, "key_type": "ed25519"})
+	testkit.Must(t, err)
+	newCA, _, _, _, err := ssh.ParseAuthorizedKey([]byte(sec.Data["public_key"].(string)))
+	testkit.Must(t, err)
+	testkit.Must(t, f.round())
+	cur, err := readCert(certPath(pub))
+	testkit.Must(t, err)
+	if cur.Serial == old.Serial || ssh.FingerprintSHA256(cur.SignatureKey) != ssh.FingerprintSHA256(newCA) {
+		t.Errorf("after the host CA's rotation the certificate is signed by %s, want the new CA %s", ssh.FingerprintSHA256(cur.SignatureKey), ssh.FingerprintSHA256(newCA))
+	}
+}
