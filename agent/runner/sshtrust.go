@@ -1,49 +1,46 @@
 package runner
 
 import (
-	"context"
-	"sync"
+	"errors"
+	"reflect"
 
 	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/sshtrust"
 )
 
-// newSSHTrust builds the ssh stanza's component (nil, nil without one). It
-// reads the token per round from holder, so that a re-login needs nothing.
-func newSSHTrust(cfg *config.Config, client *api.Client, holder *auth.Holder, r *Runner) (*sshtrust.Trust, error) {
+// buildSSHTrust builds the ssh stanza's component (nil, nil without one).
+// It reaches Vault through the running instance's client and reads the
+// token per round, so that a re-login or a reload that keeps it needs
+// nothing.
+func (r *Runner) buildSSHTrust(cfg *config.Config, tokens *Tokens, log *zap.Logger) (Component, error) {
 	if cfg.SSH == nil {
 		return nil, nil
 	}
 	return sshtrust.New(cfg.SSH.Trust(), sshtrust.Deps{
-		Vault:        func(tok string) (*api.Client, error) { return auth.Clone(client, tok, "") },
-		Token:        holder.Token,
-		TokenChanged: holder.Changed,
-		Logger:       r.Logger,
+		Vault: func(tok string) (*api.Client, error) {
+			tokens.mu.Lock()
+			client := tokens.client
+			tokens.mu.Unlock()
+			if client == nil {
+				return nil, errors.New("no Vault client yet")
+			}
+			return auth.Clone(client, tok, "")
+		},
+		Token:        tokens.holder.Token,
+		TokenChanged: tokens.holder.Changed,
+		Logger:       log,
 		Status:       func(s string) { r.notify("STATUS=" + s) },
 	})
 }
 
-// launchSSHTrust runs trust under ctx and holds readiness (READY=1,
-// exit_after_auth) until its first complete round. nil does nothing.
-func launchSSHTrust(ctx context.Context, trust *sshtrust.Trust, pending, wg *sync.WaitGroup) {
-	if trust == nil {
-		return
+// sameSSH reports whether b's ssh stanza is a's (positions aside).
+func sameSSH(a, b *config.Config) bool {
+	if a.SSH == nil || b.SSH == nil {
+		return a.SSH == nil && b.SSH == nil
 	}
-	pending.Add(1)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		trust.Run(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		select {
-		case <-trust.Ready():
-			pending.Done()
-		case <-ctx.Done():
-		}
-	}()
+	return reflect.DeepEqual(a.SSH.Trust(), b.SSH.Trust())
 }

@@ -92,6 +92,9 @@ func auditPanic(a *pam.Auditor, mode string, getenv func(string) string, reason 
 }
 
 func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, fc *failClosed) int {
+	if isSubcommand(args) {
+		return runSubcommand(args, stdout, stderr, getenv)
+	}
 	for _, a := range args {
 		switch a {
 		case "version", "-v", "-version", "--version":
@@ -173,7 +176,7 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 	h := &pam.Helper{
 		Config:    cfg,
 		Logger:    log,
-		Auditor:   &pam.Auditor{Dest: cfg.Audit, File: cfg.AuditFile, Stderr: stderr},
+		Auditor:   &pam.Auditor{Dest: cfg.Audit, File: cfg.AuditFile, Stderr: stderr, Fallback: pam.FallbackFile},
 		Getenv:    getenv,
 		HostAddrs: hostAddrs,
 	}
@@ -216,7 +219,7 @@ func auditEarly(getenv func(string) string, reason string) {
 		return
 	}
 	// Best effort: the exit code already refuses the login.
-	_ = (&pam.Auditor{Dest: pam.AuditAuto}).Write(pam.Record{
+	_ = (&pam.Auditor{Dest: pam.AuditAuto, Fallback: pam.FallbackFile}).Write(pam.Record{
 		Time: time.Now().UTC(), Service: getenv("PAM_SERVICE"), User: getenv("PAM_USER"),
 		RHost: getenv("PAM_RHOST"), Result: "failure", Reason: reason,
 	})
