@@ -22,7 +22,6 @@ import (
 	"github.com/hashicorp/vault/api"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/latchkey/latchkey/test/sshdtest"
 	"github.com/latchkey/latchkey/test/testbin"
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
@@ -41,8 +40,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "test/e2e/sshcert: SKIPPED: the sshd end-to-end test needs root (sshd, useradd); CI runs it as root")
 		os.Exit(0)
 	}
-	if _, err := os.Stat(sshdtest.Bin); err != nil {
-		fmt.Fprintf(os.Stderr, "test/e2e/sshcert: %s missing: run `make deps` as root (installs openssh-server)\n", sshdtest.Bin)
+	if _, err := os.Stat(testkit.SSHDBin); err != nil {
+		fmt.Fprintf(os.Stderr, "test/e2e/sshcert: %s missing: run `make deps` as root (installs openssh-server)\n", testkit.SSHDBin)
 		os.Exit(1)
 	}
 	dir, err := os.MkdirTemp("", "sshcert-bin-")
@@ -74,7 +73,7 @@ type rig struct {
 	kv           string
 	hostCA       ssh.PublicKey
 	offline      ssh.Signer // the pinned break-glass CA
-	sshd         *sshdtest.Server
+	sshd         *testkit.SSHDServer
 	agent        *exec.Cmd
 	agentLog     string
 	agentDone    chan struct{}
@@ -135,7 +134,7 @@ path "sys/internal/ui/mounts/*" { capabilities = ["read"] }`, r.hostMount, r.kv)
 	r.certFile = hostKey + "-cert.pub"
 	testkit.Must(t, os.Mkdir(filepath.Join(r.dir, "auth_principals"), 0o755))
 	r.principals = filepath.Join(r.dir, "auth_principals", r.user)
-	r.sshd = sshdtest.Start(t, sshdtest.Options{Dir: r.dir, Config: fmt.Sprintf(`HostKey %s
+	r.sshd = testkit.StartSSHD(t, testkit.SSHDOptions{Dir: r.dir, Config: fmt.Sprintf(`HostKey %s
 HostCertificate %s
 TrustedUserCAKeys %s
 AuthorizedPrincipalsFile %s/auth_principals/%%u
@@ -152,7 +151,7 @@ AllowUsers %s
 LogLevel VERBOSE
 `, hostKey, r.certFile, r.trustFile, r.dir, r.user)})
 	r.cfgPath = filepath.Join(r.dir, "agent.hcl")
-	r.check = fmt.Sprintf("%s -t -f %s", sshdtest.Bin, r.sshd.ConfigFile)
+	r.check = fmt.Sprintf("%s -t -f %s", testkit.SSHDBin, r.sshd.ConfigFile)
 	return r
 }
 

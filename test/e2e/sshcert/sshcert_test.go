@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/latchkey/latchkey/test/sshdtest"
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -36,7 +35,7 @@ func TestUserAndHostCertificates(t *testing.T) {
 	// A host that has no certificate is refused by the same client.
 	plainDir := t.TempDir()
 	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", plainDir+"/host_key")
-	plain := sshdtest.Start(t, sshdtest.Options{Dir: plainDir, Config: "HostKey " + plainDir + "/host_key\nUsePAM no\n"})
+	plain := testkit.StartSSHD(t, testkit.SSHDOptions{Dir: plainDir, Config: "HostKey " + plainDir + "/host_key\nUsePAM no\n"})
 	if _, _, err := r.loginTo(plain.Addr, r.userCert(r.userA, "team-web", "10m")); err == nil || !strings.Contains(err.Error(), "host") {
 		t.Errorf("a host without a certificate: %v, want the host key refused", err)
 	}

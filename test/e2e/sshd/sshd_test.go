@@ -31,13 +31,13 @@ import (
 	"github.com/hashicorp/vault/api"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/latchkey/latchkey/test/sshdtest"
 	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/totptest"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
-const sshdBin = sshdtest.Bin
+const sshdBin = testkit.SSHDBin
 
 var srv *vaulttest.Server
 
@@ -131,7 +131,7 @@ func newRig(t *testing.T, twoFactor bool) *rig {
 			t.Logf("audit log:\n%s", b)
 		}
 	})
-	sshd := sshdtest.Start(t, sshdtest.Options{Dir: r.dir, Bin: link, PrivateDev: devDir, Config: fmt.Sprintf(`HostKey %s
+	sshd := testkit.StartSSHD(t, testkit.SSHDOptions{Dir: r.dir, Bin: link, PrivateDev: devDir, Config: fmt.Sprintf(`HostKey %s
 UsePAM yes
 KbdInteractiveAuthentication yes
 PasswordAuthentication no
