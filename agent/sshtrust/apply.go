@@ -16,6 +16,8 @@ import (
 type change struct {
 	Path string
 	Data []byte
+	// Cert marks a host certificate (signed anew at each attempt).
+	Cert bool
 }
 
 // previous is a file as it was before a change (Exists false: there was none).

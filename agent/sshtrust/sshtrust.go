@@ -3,6 +3,8 @@ package sshtrust
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -38,6 +40,9 @@ type Deps struct {
 const (
 	MinRetry = time.Second
 	MaxRetry = time.Minute
+	// RefusedRetry is how long files check_command refused are not put in
+	// place again (unless they change).
+	RefusedRetry = 5 * time.Minute
 	// SourceTimeout bounds reading every user CA source once.
 	SourceTimeout = 10 * time.Second
 )
@@ -52,6 +57,29 @@ type Trust struct {
 	ready     chan struct{}
 
 	principals []string // resolved at the first round
+
+	// refused is the last set of files check_command refused.
+	refused struct {
+		id  string
+		at  time.Time
+		err error
+	}
+}
+
+// refusalID names a set of changes: the trust file's content and the
+// certificates' paths (a certificate signed again is new bytes for the same
+// request, which the check would refuse alike).
+func refusalID(changes []change) string {
+	h := sha256.New()
+	for _, c := range changes {
+		h.Write([]byte(c.Path))
+		h.Write([]byte{0})
+		if !c.Cert {
+			h.Write(c.Data)
+		}
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // New returns a Trust for cfg, or an error when cfg does not validate or a
@@ -167,10 +195,22 @@ func (t *Trust) Round(ctx context.Context) (time.Duration, error) {
 	}
 	all := append(changes, certChanges...)
 	if len(all) > 0 {
+		// The same files check_command refused are not put in place again
+		// (briefly live, then rolled back) at every retry: the refusal
+		// needs a person, so they are tried again only after RefusedRetry.
+		id := refusalID(all)
+		if t.refused.id == id && t.deps.Now().Before(t.refused.at.Add(RefusedRetry)) {
+			return wait, errors.Join(append(errs, fmt.Errorf("%w (the same files as at %s; tried again after %s)",
+				t.refused.err, t.refused.at.UTC().Format(time.RFC3339), RefusedRetry))...)
+		}
 		if err := apply(ctx, all, t.cfg.CheckCommand); err != nil {
 			t.log.Error("ssh: new files refused; the previous ones are back in place", zap.Error(err))
+			if errors.Is(err, ErrCheck) {
+				t.refused.id, t.refused.at, t.refused.err = id, t.deps.Now(), err
+			}
 			return wait, errors.Join(append(errs, err)...)
 		}
+		t.refused.id = ""
 		for _, c := range all {
 			t.log.Info("ssh: file updated", zap.String("path", c.Path))
 		}
@@ -296,7 +336,7 @@ func (t *Trust) hostChanges(ctx context.Context) ([]change, time.Time, error) {
 			zap.Strings("principals", cert.ValidPrincipals), zap.Time("valid_after", from), zap.Time("valid_before", to),
 			zap.Time("renew_at", renewAt(cert)))
 		earliest(renewAt(cert))
-		changes = append(changes, change{Path: k.Cert, Data: data})
+		changes = append(changes, change{Path: k.Cert, Data: data, Cert: true})
 	}
 	return changes, next, errors.Join(errs...)
 }

@@ -315,8 +315,10 @@ func TestFailingCheckRestoresPreviousFiles(t *testing.T) {
 	f.cfg.Host.Principals = []string{"b.example.com"}
 	reloads := filepath.Join(f.dir, "reloads")
 	f.cfg.ReloadCommand = []string{"sh", "-c", "echo reload >> " + reloads}
-	f.cfg.CheckCommand = []string{"sh", "-c", "echo 'sshd: bad host certificate' >&2; exit 1"}
-	err := f.round()
+	checks := filepath.Join(f.dir, "checks")
+	f.cfg.CheckCommand = []string{"sh", "-c", "echo check >> " + checks + "; echo 'sshd: bad host certificate' >&2; exit 1"}
+	tr := f.trust()
+	_, err := tr.Round(context.Background())
 	if !errors.Is(err, ErrCheck) || !strings.Contains(err.Error(), "sshd: bad host certificate") {
 		t.Fatalf("round with a failing check: %v, want ErrCheck with the command's output", err)
 	}
@@ -331,6 +333,16 @@ func TestFailingCheckRestoresPreviousFiles(t *testing.T) {
 	}
 	if f.logs.FilterMessage("ssh: new files refused; the previous ones are back in place").Len() != 1 {
 		t.Errorf("no log line for the refused files")
+	}
+	// The same refused files are not put in place again at the retry.
+	if _, err := tr.Round(context.Background()); !errors.Is(err, ErrCheck) {
+		t.Errorf("retry of refused files: %v, want the refusal again", err)
+	}
+	if got := testkit.ReadFile(checks); got != "check\n" {
+		t.Errorf("check_command ran %q, want once for the same refused files", got)
+	}
+	if got := testkit.ReadFile(f.cfg.TrustedUserCAKeys); got != trustBefore {
+		t.Errorf("trust file changed at the retry:\n%s", got)
 	}
 
 	// A first write the check refuses leaves no file behind.
