@@ -3,6 +3,7 @@ package sshtrust
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -188,4 +190,78 @@ func defaultPrincipals() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// hostChanges signs the host keys whose certificate is missing, wrong or
+// due, and returns their new files and the earliest renewal time of all.
+func (t *Trust) hostChanges(ctx context.Context) ([]change, time.Time, error) {
+	h := t.cfg.Host
+	if t.principals == nil {
+		t.principals = h.Principals
+		if len(t.principals) == 0 {
+			p, err := defaultPrincipals()
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			t.principals = p
+		}
+	}
+	keys, err := hostKeys(h.Keys)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var changes []change
+	var next time.Time
+	var errs []error
+	earliest := func(at time.Time) {
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	// The host CA's current key, to notice a rotation; unknown (nil) when
+	// Vault cannot say, and then a current certificate is kept.
+	var ca ssh.PublicKey
+	if pc, err := t.deps.Vault(""); err == nil {
+		pc.SetMaxRetries(0)
+		sctx, cancel := context.WithTimeout(ctx, SourceTimeout)
+		ca, _ = mountKey(sctx, pc, h.Mount)
+		cancel()
+	}
+	var client *api.Client
+	for _, k := range keys {
+		why, err := needsSigning(k, t.principals, ca, t.deps.Now())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if why == "" {
+			if cert, err := readCert(k.Cert); err == nil {
+				earliest(renewAt(cert))
+			}
+			continue
+		}
+		if client == nil {
+			tok := t.deps.Token()
+			if tok == "" {
+				errs = append(errs, fmt.Errorf("host certificate %s (%s): %w", k.Cert, why, errNoToken))
+				continue
+			}
+			if client, err = t.deps.Vault(tok); err != nil {
+				return nil, time.Time{}, err
+			}
+		}
+		data, cert, err := sign(ctx, client, h, k.Pub, t.principals)
+		if err != nil {
+			t.log.Warn("ssh: host certificate not signed; keeping the current one", zap.String("path", k.Cert), zap.String("reason", why), zap.Error(err))
+			errs = append(errs, err)
+			continue
+		}
+		from, to := validity(cert)
+		t.log.Info("ssh: host certificate signed", zap.String("path", k.Cert), zap.String("reason", why),
+			zap.Strings("principals", cert.ValidPrincipals), zap.Time("valid_after", from), zap.Time("valid_before", to),
+			zap.Time("renew_at", renewAt(cert)))
+		earliest(renewAt(cert))
+		changes = append(changes, change{Path: k.Cert, Data: data, Cert: true})
+	}
+	return changes, next, errors.Join(errs...)
 }

@@ -1,20 +1,17 @@
 package sshtrust
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
-	"golang.org/x/crypto/ssh"
 )
 
 // Deps are what a Trust needs from the agent.
@@ -225,118 +222,4 @@ func (t *Trust) Round(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	return wait, errors.Join(errs...)
-}
-
-// trustChange reads every user CA source and returns the trust file to
-// write (nil when it is current). When a source fails, the current file is
-// kept and an error returned; without a current file, what could be read
-// (the pinned keys, say) is written so that break-glass works, and the
-// error still returned.
-func (t *Trust) trustChange(ctx context.Context) (*change, error) {
-	path := t.cfg.TrustedUserCAKeys
-	client, err := t.deps.Vault("")
-	if err != nil {
-		return nil, err
-	}
-	// Run retries itself, with its own backoff: a client retrying each
-	// request (num_retries) would hold the round for minutes with Vault
-	// down, and with it the log line and STATUS= saying so.
-	client.SetMaxRetries(0)
-	ctx, cancel := context.WithTimeout(ctx, SourceTimeout)
-	defer cancel()
-	keys, errs := userCAKeys(ctx, t.cfg, client)
-	cur, rerr := os.ReadFile(path)
-	haveCur := rerr == nil && len(bytes.TrimSpace(cur)) > 0
-	if len(errs) > 0 {
-		err := fmt.Errorf("user CA keys: %w", errors.Join(errs...))
-		if haveCur {
-			t.log.Warn("ssh: keeping the current trust file: a user CA source could not be read", zap.String("path", path), zap.Error(err))
-			return nil, err
-		}
-		if len(keys) == 0 {
-			t.log.Error("ssh: no user CA key could be read and there is no trust file yet; not writing an empty one", zap.String("path", path), zap.Error(err))
-			return nil, err
-		}
-		t.log.Warn("ssh: writing a partial trust file (there was none): a user CA source could not be read", zap.String("path", path), zap.Error(err))
-		return &change{Path: path, Data: trustContent(keys)}, err
-	}
-	data := trustContent(keys)
-	if bytes.Equal(cur, data) {
-		return nil, nil
-	}
-	return &change{Path: path, Data: data}, nil
-}
-
-// hostChanges signs the host keys whose certificate is missing, wrong or
-// due, and returns their new files and the earliest renewal time of all.
-func (t *Trust) hostChanges(ctx context.Context) ([]change, time.Time, error) {
-	h := t.cfg.Host
-	if t.principals == nil {
-		t.principals = h.Principals
-		if len(t.principals) == 0 {
-			p, err := defaultPrincipals()
-			if err != nil {
-				return nil, time.Time{}, err
-			}
-			t.principals = p
-		}
-	}
-	keys, err := hostKeys(h.Keys)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	var changes []change
-	var next time.Time
-	var errs []error
-	earliest := func(at time.Time) {
-		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
-			next = at
-		}
-	}
-	// The host CA's current key, to notice a rotation; unknown (nil) when
-	// Vault cannot say, and then a current certificate is kept.
-	var ca ssh.PublicKey
-	if pc, err := t.deps.Vault(""); err == nil {
-		pc.SetMaxRetries(0)
-		sctx, cancel := context.WithTimeout(ctx, SourceTimeout)
-		ca, _ = mountKey(sctx, pc, h.Mount)
-		cancel()
-	}
-	var client *api.Client
-	for _, k := range keys {
-		why, err := needsSigning(k, t.principals, ca, t.deps.Now())
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if why == "" {
-			if cert, err := readCert(k.Cert); err == nil {
-				earliest(renewAt(cert))
-			}
-			continue
-		}
-		if client == nil {
-			tok := t.deps.Token()
-			if tok == "" {
-				errs = append(errs, fmt.Errorf("host certificate %s (%s): %w", k.Cert, why, errNoToken))
-				continue
-			}
-			if client, err = t.deps.Vault(tok); err != nil {
-				return nil, time.Time{}, err
-			}
-		}
-		data, cert, err := sign(ctx, client, h, k.Pub, t.principals)
-		if err != nil {
-			t.log.Warn("ssh: host certificate not signed; keeping the current one", zap.String("path", k.Cert), zap.String("reason", why), zap.Error(err))
-			errs = append(errs, err)
-			continue
-		}
-		from, to := validity(cert)
-		t.log.Info("ssh: host certificate signed", zap.String("path", k.Cert), zap.String("reason", why),
-			zap.Strings("principals", cert.ValidPrincipals), zap.Time("valid_after", from), zap.Time("valid_before", to),
-			zap.Time("renew_at", renewAt(cert)))
-		earliest(renewAt(cert))
-		changes = append(changes, change{Path: k.Cert, Data: data, Cert: true})
-	}
-	return changes, next, errors.Join(errs...)
 }

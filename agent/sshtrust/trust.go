@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -149,4 +151,44 @@ func trustContent(keys []caKey) []byte {
 		b.WriteByte('\n')
 	}
 	return []byte(b.String())
+}
+
+// trustChange reads every user CA source and returns the trust file to
+// write (nil when it is current). When a source fails, the current file is
+// kept and an error returned; without a current file, what could be read
+// (the pinned keys, say) is written so that break-glass works, and the
+// error still returned.
+func (t *Trust) trustChange(ctx context.Context) (*change, error) {
+	path := t.cfg.TrustedUserCAKeys
+	client, err := t.deps.Vault("")
+	if err != nil {
+		return nil, err
+	}
+	// Run retries itself, with its own backoff: a client retrying each
+	// request (num_retries) would hold the round for minutes with Vault
+	// down, and with it the log line and STATUS= saying so.
+	client.SetMaxRetries(0)
+	ctx, cancel := context.WithTimeout(ctx, SourceTimeout)
+	defer cancel()
+	keys, errs := userCAKeys(ctx, t.cfg, client)
+	cur, rerr := os.ReadFile(path)
+	haveCur := rerr == nil && len(bytes.TrimSpace(cur)) > 0
+	if len(errs) > 0 {
+		err := fmt.Errorf("user CA keys: %w", errors.Join(errs...))
+		if haveCur {
+			t.log.Warn("ssh: keeping the current trust file: a user CA source could not be read", zap.String("path", path), zap.Error(err))
+			return nil, err
+		}
+		if len(keys) == 0 {
+			t.log.Error("ssh: no user CA key could be read and there is no trust file yet; not writing an empty one", zap.String("path", path), zap.Error(err))
+			return nil, err
+		}
+		t.log.Warn("ssh: writing a partial trust file (there was none): a user CA source could not be read", zap.String("path", path), zap.Error(err))
+		return &change{Path: path, Data: trustContent(keys)}, err
+	}
+	data := trustContent(keys)
+	if bytes.Equal(cur, data) {
+		return nil, nil
+	}
+	return &change{Path: path, Data: data}, nil
 }
