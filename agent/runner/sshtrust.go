@@ -7,10 +7,13 @@ import (
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
-	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/sshtrust"
 )
+
+// ErrSSH wraps an error ending the ssh stanza's component (sshtrust.Trust.Run
+// returns none today: a failed round is retried, never fatal).
+var ErrSSH = errors.New("ssh trust failed")
 
 // buildSSHTrust builds the ssh stanza's component (nil, nil without one).
 // It reaches Vault through the running instance's client and reads the
@@ -21,17 +24,18 @@ func (r *Runner) buildSSHTrust(cfg *config.Config, tokens *Tokens, log *zap.Logg
 		return nil, nil
 	}
 	return sshtrust.New(cfg.SSH.Trust(), sshtrust.Deps{
+		// Tokens hands out clients with the current token (so a 403 reaches
+		// the auth loop); the CA public keys are read with none.
 		Vault: func(tok string) (*api.Client, error) {
-			tokens.mu.Lock()
-			client := tokens.client
-			tokens.mu.Unlock()
-			if client == nil {
-				return nil, errors.New("no Vault client yet")
+			c, err := tokens.Client()
+			if err != nil {
+				return nil, err
 			}
-			return auth.Clone(client, tok, "")
+			c.SetToken(tok)
+			return c, nil
 		},
-		Token:        tokens.holder.Token,
-		TokenChanged: tokens.holder.Changed,
+		Token:        tokens.Holder().Token,
+		TokenChanged: tokens.Holder().Changed,
 		Logger:       log,
 		Status:       func(s string) { r.notify("STATUS=" + s) },
 	})

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // `ssh status` reads the files alone: usage and config errors have their
@@ -19,12 +21,12 @@ func TestSSHStatusCommand(t *testing.T) {
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	k, _ := ssh.NewPublicKey(pub)
 	trust := filepath.Join(dir, "trusted.pem")
-	write(t, trust, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))+" pinned:/etc/latchkey/pinned.pub\n")
+	testkit.WriteFile(t, trust, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))+" pinned:/etc/latchkey/pinned.pub\n")
 	auth := "auto_auth {\n  method \"token_file\" {\n    config = { token_file_path = \"/t\" }\n  }\n}\n"
 	good := filepath.Join(dir, "good.hcl")
-	write(t, good, auth+"ssh {\n  trusted_user_ca_keys = \""+trust+"\"\n  pinned_user_ca_keys = \"/etc/latchkey/pinned.pub\"\n}\n")
+	testkit.WriteFile(t, good, auth+"ssh {\n  trusted_user_ca_keys = \""+trust+"\"\n  pinned_user_ca_keys = \"/etc/latchkey/pinned.pub\"\n}\n")
 	none := filepath.Join(dir, "none.hcl")
-	write(t, none, auth)
+	testkit.WriteFile(t, none, auth)
 	for name, tc := range map[string]struct {
 		args         []string
 		code         int
