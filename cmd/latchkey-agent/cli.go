@@ -101,6 +101,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			return validate(args[1:], stdout, stderr, getenv)
 		case "render":
 			return render(args[1:], stdout, stderr, getenv)
+		case "doctor":
+			return runDoctor(args[1:], stdout, stderr, getenv)
 		}
 	}
 	o, code := parse("latchkey-agent", args, stderr)
