@@ -36,6 +36,7 @@ const usage = `Usage:
   latchkey-agent validate -config FILE|DIR [...]            check a config without contacting Vault
   latchkey-agent render -config ... -template NAME [-dry-run] [-show-secrets]
                                                             log in, render one template, print it (secrets masked)
+  latchkey-agent doctor -config FILE|DIR [...]              check this host's set-up: one line per check, OK/WARN/FAIL
   latchkey-agent version                                    print the version
 
 Options:
