@@ -121,6 +121,11 @@ func TestDebInstallLoginPurge(t *testing.T) {
 	if out, err := exec.Command("man", "-P", "cat", "latchkey-ssh-helper").CombinedOutput(); err == nil && !strings.Contains(string(out), "install-pam") {
 		t.Errorf("the man page lacks install-pam:\n%s", out)
 	}
+	// The installed unit: systemd's own check, and its exposure figure.
+	if out, err := exec.Command("systemd-analyze", "verify", "/lib/systemd/system/latchkey-agent.service").CombinedOutput(); err != nil {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	t.Logf("installed unit: exposure %.1f", exposure(t, "/lib/systemd/system/latchkey-agent.service"))
 	if out, err := exec.Command("/usr/sbin/latchkey-agent", "validate", "-config", "/etc/latchkey/agent.hcl").CombinedOutput(); err != nil {
 		t.Errorf("latchkey-agent validate on the shipped config: %v\n%s", err, out)
 	}
