@@ -87,27 +87,24 @@ func Boot(t testing.TB, binds ...Bind) *Machine {
 			t.Logf("container log (tail):\n%s", tail(string(b), 60))
 		}
 	})
-	// The container's systemd is nspawn's child.
-	for i := 0; m.PID == 0; i++ {
+	// The container's systemd is nspawn's child; the first process of
+	// that name may still be nspawn's set-up, so it is looked up again
+	// until systemctl answers through it.
+	var state string
+	for i := 0; i < 120; i++ {
 		select {
 		case <-exited:
 			b, _ := os.ReadFile(m.log)
-			t.Fatalf("systemd-nspawn exited:\n%s", b)
+			t.Fatalf("systemd-nspawn exited:\n%s", tail(string(b), 60))
 		default:
 		}
-		if i == 300 {
-			t.Fatal("the container's systemd did not start within 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
 		out, _ := exec.Command("pgrep", "-P", strconv.Itoa(m.cmd.Process.Pid), "-x", "systemd").Output()
-		m.PID, _ = strconv.Atoi(strings.TrimSpace(string(out)))
-	}
-	// systemctl fails until systemd's private socket exists.
-	var state string
-	for i := 0; i < 90; i++ {
-		out, _ := m.RunTimeout(90*time.Second, "systemctl", "is-system-running", "--wait")
-		if state = strings.TrimSpace(out); state == "running" || state == "degraded" {
-			return m
+		if m.PID, _ = strconv.Atoi(strings.TrimSpace(string(out))); m.PID != 0 {
+			// systemctl fails until systemd's private socket exists.
+			out, _ := m.RunTimeout(90*time.Second, "systemctl", "is-system-running", "--wait")
+			if state = strings.TrimSpace(out); state == "running" || state == "degraded" {
+				return m
+			}
 		}
 		time.Sleep(time.Second)
 	}

@@ -141,6 +141,24 @@ template {
 		t.Errorf("the token sink is gone after a stop (RuntimeDirectoryPreserve)")
 	}
 
+	// The watchdog restarts a wedged agent (SIGSTOP: no WATCHDOG=1 any
+	// more); a short WatchdogSec keeps the test quick.
+	m.WriteFile(t, "/etc/systemd/system/latchkey-agent.service.d/watchdog.conf", "[Service]\nWatchdogSec=2s\nRestartSec=1s\n", 0o644)
+	m.MustRun(t, "systemctl", "daemon-reload")
+	m.MustRun(t, "systemctl", "start", "latchkey-agent")
+	wedged := strings.TrimSpace(m.MustRun(t, "systemctl", "show", "-p", "MainPID", "--value", "latchkey-agent"))
+	m.MustRun(t, "kill", "-STOP", wedged)
+	testkit.Eventually(t, "the watchdog restarts the agent", func() bool {
+		pid, _ := m.Run("systemctl", "show", "-p", "MainPID", "--value", "latchkey-agent")
+		state, _ := m.Run("systemctl", "is-active", "latchkey-agent")
+		pid = strings.TrimSpace(pid)
+		return pid != wedged && pid != "0" && strings.TrimSpace(state) == "active"
+	})
+	if j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager"); !strings.Contains(j, "Watchdog timeout") {
+		t.Errorf("no watchdog timeout in the journal:\n%s", j)
+	}
+	m.MustRun(t, "systemctl", "stop", "latchkey-agent")
+
 	// The helper's audit record in a real journald.
 	m.WriteFile(t, "/etc/latchkey-ssh-helper.d/config.hcl", fmt.Sprintf(
 		"vault_addr = %q\nca_cert = \"/etc/latchkey/vault-ca.pem\"\nallowed_roles = \"web\"\naudit = \"auto\"\n", srv.Addr), 0o644)
