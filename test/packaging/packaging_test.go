@@ -68,6 +68,7 @@ func TestPackages(t *testing.T) {
 			if fi, err := os.Stat(filepath.Join(dist, tc.rpm)); err != nil || fi.Size() == 0 {
 				t.Errorf("rpm %s missing or empty: %v", tc.rpm, err)
 			}
+			checkRPMOwnsDirs(t, filepath.Join(dist, tc.rpm))
 			out, err := exec.Command("dpkg-deb", "-c", deb).CombinedOutput()
 			if err != nil {
 				t.Fatalf("dpkg-deb -c %s: %v\n%s", deb, err, out)
@@ -138,6 +139,33 @@ func TestExampleConfigsLoad(t *testing.T) {
 	for _, want := range []string{"Type=notify", "ExecStart=/usr/sbin/latchkey-agent -config /etc/latchkey/agent.hcl", "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectoryMode=0700"} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %q", want)
+		}
+	}
+}
+
+// checkRPMOwnsDirs fails the test when a file of the rpm sits in a
+// directory that neither the rpm nor the base system owns: rpm -e would
+// leave it behind.
+func checkRPMOwnsDirs(t *testing.T, rpm string) {
+	t.Helper()
+	out, err := exec.Command("rpm", "-qp", "--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]", rpm).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rpm -qp %s (package rpm): %v\n%s", rpm, err, out)
+	}
+	owned := map[string]bool{}
+	var files []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		mode, p, _ := strings.Cut(l, " ")
+		if strings.HasPrefix(mode, "d") {
+			owned[p] = true
+		}
+		files = append(files, p)
+	}
+	system := map[string]bool{"/": true, "/etc": true, "/usr/sbin": true, "/usr/share/doc": true, "/usr/share/man/man8": true,
+		"/usr/lib/systemd/system": true, "/var/lib": true, "/usr/share": true}
+	for _, f := range files {
+		if d := filepath.Dir(f); !owned[d] && !system[d] {
+			t.Errorf("%s: %s is in %s, which the rpm does not own", filepath.Base(rpm), f, d)
 		}
 	}
 }
