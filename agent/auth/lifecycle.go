@@ -105,8 +105,9 @@ func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
 	}
 }
 
-// login tries until it gets a token. It returns (nil, nil) when ctx ends,
-// and an error only with ExitOnErr.
+// login tries until it gets a token, one request per attempt, with
+// Vault's own error logged (and in STATUS) after each failed one. It
+// returns (nil, nil) when ctx ends, and an error only with ExitOnErr.
 func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 	b := &Backoff{Min: l.MinBackoff, Max: l.MaxBackoff}
 	for {
@@ -114,6 +115,11 @@ func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 		if err != nil {
 			return nil, err
 		}
+		// An attempt is sent once: the client's retries (vault { retry },
+		// meant for templates) would replay a signed login that cloud STS
+		// refuses the second time, and hide Vault's answer for minutes.
+		// The next attempt, after the backoff, signs anew.
+		client.SetMaxRetries(0)
 		l.status("logging in with " + l.Method.Describe())
 		secret, err := l.Method.Login(ctx, client)
 		if err == nil && (secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "") {

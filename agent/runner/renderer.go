@@ -15,24 +15,76 @@ import (
 	"github.com/latchkey/latchkey/agent/config"
 )
 
-// Renderer renders a config's templates with the agent's token; the
-// template package implements it and cmd/latchkey-agent plugs its factory
-// into Runner.NewRenderer. The runner starts one per configuration (a
-// SIGHUP reload starts a new one) and never restarts it on a re-login: the
-// renderer reads the token per request through Tokens.
-type Renderer interface {
-	// Run renders every template and keeps them current until ctx ends.
-	// It returns nil when ctx ends; any other return stops the agent with
-	// exit code 5 (template_config.exit_on_retry_failure, or exit_after_auth).
+// Component is a part of an instance that runs beside auto-auth and the
+// sinks with the agent's token: the templates today (agent/template), SSH
+// trust next.
+//
+// To add one: give Runner a factory field like NewRenderer, and add an
+// entry to Runner.components naming the component, its build (from the
+// config, with no goroutine and no network; nil when the config has none;
+// an error is a config error, which refuses a reload), its same (true
+// when a reload leaves its config unchanged: the running component is then
+// kept, not restarted) and optionally its check (what build would refuse,
+// for a config whose component is kept, such as a template source that no
+// longer parses). The runner starts it once there is a token, waits
+// for Ready before READY=1, hands it from instance to instance across
+// reloads that keep it, and stops it with the agent.
+type Component interface {
+	// Run does the component's work until ctx ends, and then returns nil;
+	// any other return stops the agent with exit code 5.
 	Run(ctx context.Context) error
-	// Ready is closed once every template has been rendered once. READY=1
-	// (and exit_after_auth's exit) waits for it.
+	// Ready is closed once the component has done its first work (every
+	// template rendered once). READY=1 and exit_after_auth wait for it.
 	Ready() <-chan struct{}
 }
 
+// Renderer renders a config's templates with the agent's token; the
+// template package implements it and cmd/latchkey-agent plugs its factory
+// into Runner.NewRenderer. It is never restarted on a re-login: it reads
+// the token per request through Tokens. Run returns an error for
+// template_config.exit_on_retry_failure, or exit_after_auth.
+type Renderer = Component
+
 // RendererFactory builds the Renderer of cfg. It is called only when cfg
-// has templates, before anything starts; an error is a config error.
+// has templates, and must start nothing; an error is a config error.
 type RendererFactory func(cfg *config.Config, tokens *Tokens, log *zap.Logger) (Renderer, error)
+
+// componentSpec is one kind of Component (see Component).
+type componentSpec struct {
+	name string
+	// build returns cfg's component, nil when cfg has none.
+	build func(cfg *config.Config, tokens *Tokens, log *zap.Logger) (Component, error)
+	// same reports whether b configures the component as a does.
+	same func(a, b *config.Config) bool
+	// check, when set, returns what build would refuse in cfg without
+	// building a component (used when the running one is kept).
+	check func(cfg *config.Config) error
+}
+
+// components lists every kind of component, in the order they start.
+func (r *Runner) components() []componentSpec {
+	return []componentSpec{{name: "templates", build: r.buildRenderer, same: sameTemplates, check: r.CheckTemplates}}
+}
+
+func (r *Runner) buildRenderer(cfg *config.Config, tokens *Tokens, log *zap.Logger) (Component, error) {
+	if len(cfg.Templates) == 0 {
+		return nil, nil
+	}
+	if r.NewRenderer == nil {
+		return nil, errors.New("templates: this build of latchkey-agent cannot render templates")
+	}
+	return r.NewRenderer(cfg, tokens, log)
+}
+
+// part is an instance's slot for one kind of component: comp is built but
+// not started; running is started (by launch) or taken over from the
+// previous instance (by build, when its config is unchanged). Both are nil
+// when the config has no such component.
+type part struct {
+	name    string
+	comp    Component
+	running *runningComponent
+}
 
 // ErrTemplate wraps a Renderer's fatal error returned by Run.
 var ErrTemplate = errors.New("templates failed")
@@ -96,11 +148,11 @@ func (t *Tokens) PermissionDenied() {
 	denied()
 }
 
-// rendering is a running Renderer. A reload that keeps the templates hands
-// it from one instance to the next instead of restarting it.
-type rendering struct {
-	r      Renderer
-	tokens *Tokens
+// runningComponent is a started Component. A reload that keeps its config
+// hands it from one instance to the next instead of restarting it.
+type runningComponent struct {
+	name   string
+	c      Component
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -108,24 +160,24 @@ type rendering struct {
 	owner *instance // told about a fatal error
 }
 
-func startRendering(parent context.Context, r Renderer, tokens *Tokens, owner *instance) *rendering {
+// startComponent runs c under parent once h holds a token (a first render before
+// the login would only fail and wait for its retry).
+func startComponent(parent context.Context, name string, c Component, h *auth.Holder, owner *instance) *runningComponent {
 	ctx, cancel := context.WithCancel(parent)
-	rg := &rendering{r: r, tokens: tokens, cancel: cancel, done: make(chan struct{}), owner: owner}
+	rc := &runningComponent{name: name, c: c, cancel: cancel, done: make(chan struct{}), owner: owner}
 	go func() {
-		defer close(rg.done)
-		// Start once there is a token: a first render before the login
-		// would only fail and wait for its retry.
-		if !waitToken(ctx, tokens.Holder()) {
+		defer close(rc.done)
+		if !waitToken(ctx, h) {
 			return
 		}
-		if err := r.Run(ctx); err != nil && ctx.Err() == nil {
-			rg.mu.Lock()
-			owner := rg.owner
-			rg.mu.Unlock()
+		if err := c.Run(ctx); err != nil && ctx.Err() == nil {
+			rc.mu.Lock()
+			owner := rc.owner
+			rc.mu.Unlock()
 			owner.fail(fmt.Errorf("%w: %w", ErrTemplate, err))
 		}
 	}()
-	return rg
+	return rc
 }
 
 // waitToken returns true once h holds a token, false if ctx ends first.
@@ -143,18 +195,17 @@ func waitToken(ctx context.Context, h *auth.Holder) bool {
 	}
 }
 
-// adopt makes in the rendering's owner, with its client and auth loop.
-func (rg *rendering) adopt(in *instance, client *api.Client, denied func()) {
-	rg.tokens.set(client, denied)
-	rg.mu.Lock()
-	rg.owner = in
-	rg.mu.Unlock()
+// adopt makes in the component's owner.
+func (rc *runningComponent) adopt(in *instance) {
+	rc.mu.Lock()
+	rc.owner = in
+	rc.mu.Unlock()
 }
 
-// stop ends the renderer and waits for it.
-func (rg *rendering) stop() {
-	rg.cancel()
-	<-rg.done
+// stop ends the component and waits for it.
+func (rc *runningComponent) stop() {
+	rc.cancel()
+	<-rc.done
 }
 
 // report403 makes every clone of client tell the auth loop about a 403.

@@ -71,7 +71,7 @@ func runRendering(t *testing.T, cfg string) (*running, func() []*fakeRenderer) {
 		},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { r.done <- rn.Run(ctx) }()
+	go func() { r.done <- rn.Run(ctx, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -147,7 +147,7 @@ func TestTemplatesWithoutARendererAreAConfigError(t *testing.T) {
 	cfg := agentConfig(t, dir, method, oneTemplate, fileSink(filepath.Join(dir, "token"), ""))
 	rn := &Runner{Paths: []string{cfg}, Getenv: func(string) string { return "" }, Logger: zaptest.NewLogger(t),
 		Signals: make(chan os.Signal), Notify: func(string) {}}
-	err := rn.Run(context.Background())
+	err := rn.Run(context.Background(), nil)
 	if !errors.Is(err, ErrConfig) {
 		t.Fatalf("Run = %v, want ErrConfig", err)
 	}
@@ -257,7 +257,7 @@ func TestHandedOverRendererReportsDuringReload(t *testing.T) {
 		},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { r.done <- rn.Run(ctx) }()
+	go func() { r.done <- rn.Run(ctx, nil) }()
 	defer func() {
 		cancel()
 		select {

@@ -145,7 +145,7 @@ func startWith(t *testing.T, cfg string, check time.Duration, log *zap.Logger) *
 		Signals: r.sigs, Notify: r.notes.add, CheckInterval: check,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { r.done <- rn.Run(ctx) }()
+	go func() { r.done <- rn.Run(ctx, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -539,7 +539,7 @@ func TestSdNotifySocket(t *testing.T) {
 		Logger: zaptest.NewLogger(t), Signals: make(chan os.Signal)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- rn.Run(ctx) }()
+	go func() { done <- rn.Run(ctx, nil) }()
 	var got []string
 	buf := make([]byte, 4096)
 	for !contains(got, "READY=1") {

@@ -117,6 +117,9 @@ func (f *File) Run(ctx context.Context, h *auth.Holder, ready func()) {
 		changed := h.Changed()
 		tok, gen := h.Get()
 		if tok != "" && gen != written {
+			// A reload or restart finds the token already there; it is
+			// then left alone, and the log must not say it was written.
+			already := f.Config.WrapTTL == 0 && f.current(tok)
 			if err := f.Write(ctx, tok); err != nil {
 				wait := b.Next()
 				f.Logger.Error("sink write failed", zap.String("path", f.Config.Path), zap.Error(err), zap.Duration("retry_in", wait))
@@ -130,7 +133,11 @@ func (f *File) Run(ctx context.Context, h *auth.Holder, ready func()) {
 			}
 			b.Reset()
 			written = gen
-			f.Logger.Info("token written to sink", zap.String("path", f.Config.Path))
+			if already {
+				f.Logger.Debug("sink already holds the token; not rewritten", zap.String("path", f.Config.Path))
+			} else {
+				f.Logger.Info("token written to sink", zap.String("path", f.Config.Path))
+			}
 			if ready != nil {
 				ready()
 				ready = nil

@@ -250,7 +250,18 @@ func (q *query) fetch(ctx context.Context, c *api.Client, ms *mounts, first bool
 		if err != nil {
 			return result{err: fmt.Errorf("%s: %w", q, err), fetched: now}
 		}
-		return leaseResult(s, now)
+		r := leaseResult(s, now)
+		// A write that issues a certificate (secret "pki/issue/web" ...)
+		// is refreshed by the certificate's life, as pkiCert is, not by
+		// static_secret_render_interval: each refresh issues another one.
+		if s != nil && r.leaseID == "" {
+			if pem, ok := s.Data["certificate"].(string); ok {
+				if cert, err := parseCert(pem); err == nil {
+					r.notBefore, r.notAfter = cert.NotBefore, cert.NotAfter
+				}
+			}
+		}
+		return r
 	case kindList:
 		p := q.path
 		if m, err := ms.lookup(ctx, c, q.path); err == nil && m.v2 {

@@ -61,6 +61,9 @@ type Options struct {
 	RetryAttempts      int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// AllowIssue lets a dry run (Render) send what issues or writes in
+	// Vault (render -dry-run -issue).
+	AllowIssue bool
 	// SourceQuiet is how long an edited template source must stay
 	// unchanged before it is read again (default 250ms).
 	SourceQuiet time.Duration
@@ -84,6 +87,10 @@ type Manager struct {
 	// watcher, when file watching works; a destination directory made by
 	// create_dest_dirs is added after the first render.
 	watcher *fsnotify.Watcher
+	// preview is set during a dry run (Render); issued lists what it sent
+	// that issues or writes.
+	preview bool
+	issued  []string
 }
 
 type unitState struct {
@@ -360,6 +367,9 @@ func (m *Manager) fetch(ctx context.Context, q *query) error {
 	}
 	if seen && m.o.Now().Sub(prev.fetched) < m.o.RetryMin {
 		return prev.err
+	}
+	if err := m.previewCheck(q); err != nil {
+		return err
 	}
 	login := m.login()
 	c, err := m.o.Clients.Client()

@@ -26,6 +26,8 @@ type Method struct {
 	// auth/approle/role/web/secret-id), to be unwrapped at login.
 	wrappingPath string
 	log          *zap.Logger
+	// dryRun keeps the secret id file and refuses a wrapped secret id.
+	dryRun bool
 	// secretID is kept after the file was removed, so that re-logins work
 	// until it expires (as Vault Agent does).
 	secretID string
@@ -44,6 +46,7 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		removeSecretIDFile: s.Bool("remove_secret_id_file_after_reading", true),
 		wrappingPath:       strings.Trim(s.String("secret_id_response_wrapping_path", ""), "/"),
 		log:                env.Logger,
+		dryRun:             env.DryRun,
 	}
 	if err := s.Err(); err != nil {
 		return nil, err
@@ -72,12 +75,15 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 		switch {
 		case err == nil && sid != "":
 			if m.wrappingPath != "" {
+				if m.dryRun {
+					return nil, fmt.Errorf("approle secret id: %s holds a response-wrapped secret id, which a dry run cannot use without consuming it", m.secretIDPath)
+				}
 				if sid, err = m.unwrap(ctx, client, sid); err != nil {
 					return nil, fmt.Errorf("approle secret id: %w", err)
 				}
 			}
 			m.secretID = sid
-			if m.removeSecretIDFile {
+			if m.removeSecretIDFile && !m.dryRun {
 				if err := os.Remove(m.secretIDPath); err != nil {
 					m.log.Warn("could not remove the secret id file", zap.String("path", m.secretIDPath), zap.Error(err))
 				}
@@ -86,7 +92,10 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 			return nil, fmt.Errorf("approle secret id: %w", err)
 		}
 		if m.secretID == "" {
-			return nil, fmt.Errorf("approle secret id file %s is missing or empty and no earlier secret id is known", m.secretIDPath)
+			// The file is removed after reading (remove_secret_id_file_after_reading);
+			// the secret id lives on only in this method, which a reload
+			// keeps while the auth config is unchanged.
+			return nil, fmt.Errorf("approle secret id file %s is missing or empty and no earlier secret id is known: write a new secret id there (a changed auth config, or a restart, needs one)", m.secretIDPath)
 		}
 		data["secret_id"] = m.secretID
 	}
