@@ -219,13 +219,31 @@ audit_file = %q
 
 // Under PAM the commands refuse: a PAM line naming install-pam must neither
 // change files nor let the login through.
+//
+// On a host with neither journald nor /dev/log (like the CI machine) the
+// refusal's audit record goes to the fallback file, not to pam_exec's
+// /dev/null.
 func TestSubcommandsRefusedUnderPAM(t *testing.T) {
+	user := "lkrefused" + randHex(3)
 	for _, sub := range []string{"install-pam", "uninstall-pam", "doctor"} {
 		cmd := exec.Command(helper, sub, "-root", t.TempDir())
-		cmd.Env = append(os.Environ(), "PAM_USER=alice", "PAM_TYPE=auth")
+		cmd.Env = append(os.Environ(), "PAM_USER="+user, "PAM_TYPE=auth")
 		out, err := cmd.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 			t.Errorf("%s under PAM: %v (want exit 2):\n%s", sub, err, out)
 		}
+	}
+	_, journalErr := os.Stat("/run/systemd/journal/socket")
+	_, syslogErr := os.Stat("/dev/log")
+	if journalErr == nil || syslogErr == nil {
+		t.Logf("this host has journald or /dev/log: the fallback file is not used")
+		return
+	}
+	const fallback = "/var/log/latchkey-ssh-helper.log"
+	if got := strings.Count(testkit.ReadFile(fallback), `"pam_user":"`+user+`"`); got != 3 {
+		t.Errorf("%s holds %d records of %s, want 3 (one per refused command)", fallback, got, user)
+	}
+	if fi, err := os.Stat(fallback); err == nil && fi.Mode().Perm() != 0o640 {
+		t.Errorf("%s has mode %v, want 0640", fallback, fi.Mode().Perm())
 	}
 }
