@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
+	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/internal/doctor"
@@ -320,7 +322,13 @@ func checkTOTP(ctx context.Context, o Options, cfg *pam.Config, rp *doctor.Repor
 	}
 	client.SetToken(tok)
 	caps, err := client.Sys().CapabilitiesSelfWithContext(ctx, path)
+	var re *api.ResponseError
 	switch {
+	case errors.As(err, &re) && re.StatusCode == http.StatusForbidden:
+		// sys/capabilities-self is in Vault's default policy; a token
+		// without it (or an expired one) cannot be asked.
+		rp.Warn(name, "Vault refused sys/capabilities-self (403): the token is expired, revoked, or lacks the default policy, so its right to check codes is unknown",
+			"check the agent's sink is fresh; give the token the default policy")
 	case err != nil:
 		rp.Fail(name, "capabilities of the token: "+err.Error(), "renew the token (is the agent running?)")
 	case slices.Contains(caps, "update") || slices.Contains(caps, "root"):
