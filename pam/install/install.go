@@ -123,7 +123,7 @@ func Install(o Options) error {
 	dc.new, dc.mode, dc.uid, dc.gid = DropIn(o.TrustedUserCAKeys), 0o644, 0, 0
 	// A drop-in of an earlier install-pam is ours to replace; another
 	// file of that name is the administrator's, kept as the backup.
-	dc.backup = dc.old != nil && !bytes.HasPrefix(dc.old, DropIn("")[:40])
+	dc.backup = dc.old != nil && !bytes.HasPrefix(dc.old, []byte(dropInHeader))
 	return apply(o, []*change{pc, dc}, true)
 }
 

@@ -262,3 +262,24 @@ func TestInstallRollsBackWhenSSHDDisagrees(t *testing.T) {
 		t.Errorf("files left by the failed install: %d files, was %d", len(after), len(before))
 	}
 }
+
+// An administrator's own file of the drop-in's name is kept as the backup
+// and put back by uninstall-pam.
+func TestInstallKeepsForeignDropIn(t *testing.T) {
+	root := copyTree(t, "debian12")
+	testkit.Must(t, os.MkdirAll(filepath.Dir(DropInPath(root)), 0o755))
+	const own = "# mine\nX11Forwarding no\n"
+	testkit.Must(t, os.WriteFile(DropInPath(root), []byte(own), 0o644))
+	o := Options{Root: root, Out: new(bytes.Buffer)}
+	testkit.Must(t, Install(o))
+	if testkit.ReadFile(DropInPath(root)+BackupSuffix) != own {
+		t.Errorf("the administrator's drop-in was not kept as the backup")
+	}
+	testkit.Must(t, Uninstall(o))
+	if testkit.ReadFile(DropInPath(root)) != own {
+		t.Errorf("uninstall-pam did not put the administrator's drop-in back")
+	}
+	if _, err := os.Stat(DropInPath(root) + BackupSuffix); err == nil {
+		t.Errorf("backup left behind")
+	}
+}
