@@ -205,3 +205,38 @@ func TestDebInstallLoginPurge(t *testing.T) {
 		}
 	}
 }
+
+// The man pages say what -help says: every line of each usage text is in
+// the packaged page (roff escapes undone).
+func TestManPagesFromHelp(t *testing.T) {
+	dist := buildPackages(t)
+	bin := filepath.Join(buildDir, "bin")
+	helps := map[string][][]string{
+		"latchkey-ssh-helper": {{"-help"}, {"install-pam", "-help"}, {"doctor", "-help"}},
+		"latchkey-agent":      {{"-help"}},
+	}
+	for name, cmds := range helps {
+		debs, _ := filepath.Glob(filepath.Join(dist, name+"_*.deb"))
+		if len(debs) != 1 {
+			t.Fatalf("%s: debs %v", name, debs)
+		}
+		x := t.TempDir()
+		if out, err := exec.Command("dpkg-deb", "-x", debs[0], x).CombinedOutput(); err != nil {
+			t.Fatalf("dpkg-deb -x: %v\n%s", err, out)
+		}
+		page, err := exec.Command("gzip", "-dc", filepath.Join(x, "usr/share/man/man8", name+".8.gz")).Output()
+		testkit.Must(t, err)
+		text := strings.NewReplacer(`\e`, `\`, "\n\\&", "\n").Replace(string(page))
+		for _, args := range cmds {
+			help, _ := exec.Command(filepath.Join(bin, name), args...).CombinedOutput()
+			if len(help) < 100 {
+				t.Fatalf("%s %v printed no usage: %q", name, args, help)
+			}
+			for _, l := range strings.Split(string(help), "\n") {
+				if strings.TrimSpace(l) != "" && !strings.Contains(text, l+"\n") {
+					t.Errorf("the man page of %s lacks the -help line %q", name, l)
+				}
+			}
+		}
+	}
+}
