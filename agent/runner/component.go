@@ -78,7 +78,10 @@ type componentSpec struct {
 
 // components lists every kind of component, in the order they start.
 func (r *Runner) components() []componentSpec {
-	return []componentSpec{{name: "templates", fatal: ErrTemplate, build: r.buildRenderer, same: sameTemplates, check: r.CheckTemplates}}
+	return []componentSpec{
+		{name: "templates", fatal: ErrTemplate, build: r.buildRenderer, same: sameTemplates, check: r.CheckTemplates},
+		{name: "ssh", fatal: ErrSSH, build: r.buildSSHTrust, same: sameSSH},
+	}
 }
 
 func (r *Runner) buildRenderer(cfg *config.Config, tokens *Tokens, log *zap.Logger) (Component, error) {
