@@ -31,7 +31,7 @@ func readRegular(path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	if fi.IsDir() {
-		return nil, fmt.Errorf("%s: %w", path, syscall.EISDIR)
+		return nil, fmt.Errorf("read %s: %w", path, syscall.EISDIR)
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file (%s), refused", path, fi.Mode().Type())
