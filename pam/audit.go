@@ -56,6 +56,10 @@ func (r Record) Message() string {
 // oneLine returns s, or s quoted when it holds anything unprintable.
 func oneLine(s string) string { return quoteValue(s) }
 
+// FallbackFile is where audit = "auto" leaves a record that neither the
+// journal nor syslog accepted (a host with neither journald nor /dev/log).
+const FallbackFile = "/var/log/latchkey-ssh-helper.log"
+
 // identifier is the syslog identifier of audit records.
 const identifier = "latchkey-ssh-helper"
 
@@ -69,6 +73,11 @@ type Auditor struct {
 	File string
 	// Stderr receives the record when no system log is reachable.
 	Stderr io.Writer
+	// Fallback, when set, gets the record as a JSON line (like File) when
+	// Dest is auto and neither the journal nor syslog accepted it: under
+	// pam_exec stderr goes to /dev/null, and a record must not be lost.
+	// The command sets it to FallbackFile.
+	Fallback string
 
 	// Test hooks; nil means the real journal and syslog.
 	journalEnabled func() bool
@@ -107,6 +116,11 @@ func (a *Auditor) Write(r Record) error {
 			errs = append(errs, "syslog: "+err.Error())
 		} else {
 			sent = true
+		}
+	}
+	if !sent && (a.Dest == AuditAuto || a.Dest == "") && a.Fallback != "" && a.Fallback != a.File {
+		if err := appendJSON(a.Fallback, r); err != nil {
+			errs = append(errs, "fallback "+err.Error())
 		}
 	}
 	if !sent && a.Stderr != nil {

@@ -103,6 +103,13 @@ type Env struct {
 	// Getenv reads the environment (os.Getenv in production), so that tests
 	// can set AWS_EC2_METADATA_SERVICE_ENDPOINT and friends per case.
 	Getenv func(string) string
+	// DryRun (render -dry-run) forbids consuming a one-shot credential:
+	// approle keeps its secret id file, and refuses to unwrap a
+	// response-wrapped secret id (which only one unwrap may read).
+	DryRun bool
+	// Kept, when set, holds one-shot credentials across the methods a
+	// reload builds (see Keeper).
+	Kept *Keeper
 }
 
 // WithDefaults returns e with a nil Logger replaced by a no-op logger and a

@@ -16,9 +16,6 @@ import (
 	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
-// DefaultStateDir holds what must survive restarts (the AWS nonce).
-const DefaultStateDir = "/var/lib/latchkey"
-
 // Config is the agent's whole configuration.
 type Config struct {
 	Vault          Vault
@@ -34,6 +31,16 @@ type Config struct {
 	StateDir string
 	// Files are the files read, in order.
 	Files []string
+
+	// set holds what the files set of the keys whose defaults finalize
+	// applies, nil meaning "not set": merging goes key by key.
+	set settings
+}
+
+// settings are the keys merged one by one across files.
+type settings struct {
+	templateConfig templateConfigSet
+	exitAfterAuth  *bool
 }
 
 // Vault is the `vault { ... }` stanza.
@@ -137,7 +144,9 @@ func Load(paths ...string) (*Config, error) {
 	return c, nil
 }
 
-// merge lays o over c: set values win, templates add up.
+// merge lays o over c key by key: a value o sets wins, one it leaves unset
+// keeps c's; templates add up. (auto_auth is one stanza: a later one
+// replaces it whole.)
 func (c *Config) merge(o *Config) {
 	c.Vault.Client = c.Vault.Client.Merge(o.Vault.Client)
 	if o.Vault.NumRetries != nil {
@@ -146,8 +155,9 @@ func (c *Config) merge(o *Config) {
 	if o.AutoAuth != nil {
 		c.AutoAuth = o.AutoAuth
 	}
-	if o.TemplateConfig != (TemplateConfig{}) {
-		c.TemplateConfig = o.TemplateConfig
+	c.set.templateConfig.merge(o.set.templateConfig)
+	if o.set.exitAfterAuth != nil {
+		c.set.exitAfterAuth = o.set.exitAfterAuth
 	}
 	c.Templates = append(c.Templates, o.Templates...)
 	for _, kv := range []struct {
@@ -161,20 +171,19 @@ func (c *Config) merge(o *Config) {
 			*kv.dst = kv.v
 		}
 	}
-	c.ExitAfterAuth = c.ExitAfterAuth || o.ExitAfterAuth
 }
 
-// finalize fills defaults.
+// finalize applies every default (see defaults.go) to what no file set.
 func (c *Config) finalize() {
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
 	}
 	if c.Vault.NumRetries == nil {
-		n := 12
-		c.Vault.NumRetries = &n
+		c.Vault.NumRetries = ptr(DefaultNumRetries)
 	}
-	if c.TemplateConfig == (TemplateConfig{}) {
-		c.TemplateConfig = DefaultTemplateConfig()
+	c.TemplateConfig = c.set.templateConfig.finalize()
+	if c.set.exitAfterAuth != nil {
+		c.ExitAfterAuth = *c.set.exitAfterAuth
 	}
 	if a := c.AutoAuth; a != nil {
 		if a.Method.MountPath == "" {
@@ -182,10 +191,10 @@ func (c *Config) finalize() {
 		}
 		a.Method.MountPath = strings.Trim(a.Method.MountPath, "/")
 		if a.MinBackoff == 0 {
-			a.MinBackoff = time.Second
+			a.MinBackoff = DefaultMinBackoff
 		}
 		if a.MaxBackoff == 0 {
-			a.MaxBackoff = 5 * time.Minute
+			a.MaxBackoff = DefaultMaxBackoff
 		}
 	}
 }

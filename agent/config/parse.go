@@ -66,7 +66,11 @@ func parseFile(p *hclparse.Parser, body hcl.Body) (*Config, hcl.Diagnostics) {
 	ps.add(d)
 	ps.add(lv.check("", topAttrs, topBlocks))
 	ps.str(lv.attrs["pid_file"], &c.PidFile)
-	ps.boolean(lv.attrs["exit_after_auth"], &c.ExitAfterAuth)
+	if a := lv.attrs["exit_after_auth"]; a != nil {
+		var v bool
+		ps.boolean(a, &v)
+		c.set.exitAfterAuth = &v
+	}
 	ps.str(lv.attrs["log_level"], &c.LogLevel)
 	ps.str(lv.attrs["log_format"], &c.LogFormat)
 	ps.str(lv.attrs["log_file"], &c.LogFile)
@@ -80,7 +84,7 @@ func parseFile(p *hclparse.Parser, body hcl.Body) (*Config, hcl.Diagnostics) {
 		c.AutoAuth = ps.autoAuth(b)
 	}
 	for _, b := range lv.blocksOf("template_config") {
-		c.TemplateConfig = ps.templateConfig(b)
+		c.set.templateConfig.merge(ps.templateConfig(b))
 	}
 	for _, b := range lv.blocksOf("template") {
 		c.Templates = append(c.Templates, ps.template(b))
@@ -199,7 +203,7 @@ func (ps *parser) method(b block, a *AutoAuth) {
 }
 
 func (ps *parser) sink(b block) (Sink, bool) {
-	s := Sink{Mode: 0o640, Range: b.DefRange}
+	s := Sink{Mode: DefaultSinkMode, Range: b.DefRange}
 	lv, d := split(b.Body, "config")
 	ps.add(d)
 	ps.add(lv.check("sink", []string{"type", "wrap_ttl", "config"}, []string{"config"}))
@@ -251,25 +255,30 @@ func (ps *parser) sink(b block) (Sink, bool) {
 	return s, true
 }
 
-func (ps *parser) templateConfig(b block) TemplateConfig {
-	tc := DefaultTemplateConfig()
+// templateConfig returns the keys the stanza sets.
+func (ps *parser) templateConfig(b block) templateConfigSet {
+	var tc templateConfigSet
 	lv, d := split(b.Body)
 	ps.add(d)
 	ps.add(lv.check("template_config", []string{"exit_on_retry_failure", "static_secret_render_interval",
 		"lease_renewal_threshold", "max_connections_per_host"}, nil))
-	ps.boolean(lv.attrs["exit_on_retry_failure"], &tc.ExitOnRetryFailure)
-	ps.duration(lv.attrs["static_secret_render_interval"], &tc.StaticSecretRenderInterval)
+	if a := lv.attrs["exit_on_retry_failure"]; a != nil {
+		tc.ExitOnRetryFailure = new(bool)
+		ps.boolean(a, tc.ExitOnRetryFailure)
+	}
+	if a := lv.attrs["static_secret_render_interval"]; a != nil {
+		tc.StaticSecretRenderInterval = new(time.Duration)
+		ps.duration(a, tc.StaticSecretRenderInterval)
+	}
 	if a := lv.attrs["lease_renewal_threshold"]; a != nil {
 		f, d := hclconf.Float(a)
 		ps.add(d)
 		if !d.HasErrors() && (f <= 0 || f >= 1) {
 			ps.add(hcl.Diagnostics{hclconf.Errorf(a.Expr.Range(), "lease_renewal_threshold: want a fraction between 0 and 1, such as 0.9")})
 		}
-		tc.LeaseRenewalThreshold = f
+		tc.LeaseRenewalThreshold = &f
 	}
-	if n := ps.integer(lv.attrs["max_connections_per_host"]); n != nil {
-		tc.MaxConnectionsPerHost = *n
-	}
+	tc.MaxConnectionsPerHost = ps.integer(lv.attrs["max_connections_per_host"])
 	return tc
 }
 
@@ -300,14 +309,14 @@ func (ps *parser) template(b block) Template {
 	if a := lv.attrs["command"]; a != nil {
 		var cmd string
 		ps.str(a, &cmd)
-		t.Exec = &Exec{Command: []string{"/bin/sh", "-c", cmd}, Timeout: 30 * time.Second}
+		t.Exec = &Exec{Command: []string{"/bin/sh", "-c", cmd}, Timeout: DefaultCommandTimeout}
 		ps.duration(lv.attrs["command_timeout"], &t.Exec.Timeout)
 	}
 	for _, e := range lv.blocksOf("exec") {
 		el, d := split(e.Body)
 		ps.add(d)
 		ps.add(el.check("template.exec", []string{"command", "timeout"}, nil))
-		ex := &Exec{Timeout: 30 * time.Second}
+		ex := &Exec{Timeout: DefaultCommandTimeout}
 		if a := el.attrs["command"]; a != nil {
 			list, d := hclconf.StringList(a)
 			ps.add(d)

@@ -70,12 +70,3 @@ type TemplateConfig struct {
 	// MaxConnectionsPerHost bounds connections to Vault (default 10).
 	MaxConnectionsPerHost int
 }
-
-// DefaultTemplateConfig returns Vault Agent's defaults.
-func DefaultTemplateConfig() TemplateConfig {
-	return TemplateConfig{
-		StaticSecretRenderInterval: 5 * time.Minute,
-		LeaseRenewalThreshold:      0.9,
-		MaxConnectionsPerHost:      10,
-	}
-}

@@ -1,6 +1,13 @@
-// Package runner is the agent's main loop: it loads the config, runs auto-auth
-// and the sinks, tells systemd how things stand, and handles SIGHUP (reload
-// everything), SIGTERM/SIGINT (stop) and exit_after_auth.
+// Package runner is the agent's main loop: it runs auto-auth, the sinks and
+// the components (templates), tells systemd how things stand, and handles
+// SIGHUP (reload), SIGTERM/SIGINT (stop) and exit_after_auth.
+//
+// An instance is one generation of the running agent. It is made in two
+// phases: build turns a config into a Vault client, an auth method, sinks
+// and components without starting a goroutine or contacting Vault (an
+// error is a config error); launch starts them. A reload builds the new
+// instance completely before the running one is touched, so a reload that
+// is refused changes nothing at all.
 package runner
 
 import (
@@ -32,9 +39,13 @@ import (
 // ErrConfig wraps a config that cannot be loaded or used.
 var ErrConfig = errors.New("config error")
 
+// DefaultCheckInterval is how often the token is looked up to notice a
+// revocation between renewals when Runner.CheckInterval is zero.
+const DefaultCheckInterval = time.Minute
+
 // Runner runs the agent.
 type Runner struct {
-	// Paths are the -config files and directories.
+	// Paths are the -config files and directories (read again at SIGHUP).
 	Paths []string
 	// Flags is the Vault client config from the command line (wins over
 	// the environment, which wins over the file).
@@ -46,32 +57,44 @@ type Runner struct {
 	// Notify sends an sd_notify state; nil uses daemon.SdNotify.
 	Notify func(state string)
 	// CheckInterval is how often the token is looked up to notice
-	// revocation (default 1m).
+	// revocation (DefaultCheckInterval when zero).
 	CheckInterval time.Duration
 	// NewRenderer renders templates (agent/template plugs in here); nil
 	// makes a config with templates a config error.
 	NewRenderer RendererFactory
+	// CheckTemplates, when set, checks cfg's templates as NewRenderer
+	// would (sources read and parsed) without building a renderer: a reload
+	// that keeps the running renderer is refused when it fails.
+	CheckTemplates func(cfg *config.Config) error
+	// kept holds one-shot credentials across the instances of one Run.
+	kept *auth.Keeper
+
 	// OnReload, when set, is called with a configuration a SIGHUP loaded
-	// successfully (the CLI applies its log_level).
+	// and applied (the CLI applies its log_level).
 	OnReload func(*config.Config)
 }
 
 // instance is one generation of the running agent (replaced on reload).
+// build fills the fields above the line; launch the ones below.
 type instance struct {
 	cfg       *config.Config
-	cancel    context.CancelFunc
-	done      chan struct{}
-	err       error // set before done is closed
-	ready     chan struct{}
+	client    *api.Client
+	method    auth.Method
+	sinks     []*sink.File
 	lifecycle *auth.Lifecycle
+	parts     []*part
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // set before done is closed
+	ready  chan struct{}
 
 	mu     sync.Mutex
 	secret *api.Secret // the current login, kept across reloads
-	fatal  error       // the renderer's fatal error, if any
-	rend   *rendering  // nil without templates, or once handed to the next instance
+	fatal  error       // a component's fatal error, if any
 }
 
-// fail ends the instance with err (a renderer gave up).
+// fail ends the instance with err (a component gave up).
 func (in *instance) fail(err error) {
 	in.mu.Lock()
 	if in.fatal == nil {
@@ -81,27 +104,28 @@ func (in *instance) fail(err error) {
 	in.cancel()
 }
 
-// handOver detaches the instance's rendering for the next instance (a
-// reload that did not change the templates), so that stopping this
-// instance does not stop it.
-func (in *instance) handOver() *rendering {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	rg := in.rend
-	in.rend = nil
-	return rg
+// Validate builds everything cfg describes, as a start would, without
+// starting anything or contacting Vault: it returns the first config
+// error, or nil.
+func (r *Runner) Validate(cfg *config.Config) error {
+	_, err := r.build(cfg, nil, auth.NewTokens(auth.NewHolder()))
+	return err
 }
 
-// Run runs until a stop signal (nil), exit_after_auth completes (nil), or a
-// fatal error: an error wrapping ErrConfig for a bad config at start, or
-// wrapping auth.ErrLogin with exit_on_err.
-func (r *Runner) Run(ctx context.Context) error {
-	cfg, err := config.Load(r.Paths...)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+// Run runs cfg (loaded from Paths when nil) until a stop signal (nil),
+// exit_after_auth completes (nil), or a fatal error: an error wrapping
+// ErrConfig for a config that cannot be used at start, wrapping
+// auth.ErrLogin with exit_on_err, or wrapping ErrTemplate when a component
+// gave up.
+func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
+	if cfg == nil {
+		var err error
+		if cfg, err = config.Load(r.Paths...); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	if r.CheckInterval == 0 {
-		r.CheckInterval = time.Minute
+		r.CheckInterval = DefaultCheckInterval
 	}
 	sigs := r.Signals
 	if sigs == nil {
@@ -110,17 +134,19 @@ func (r *Runner) Run(ctx context.Context) error {
 		defer signal.Stop(ch)
 		sigs = ch
 	}
+	tokens := auth.NewTokens(auth.NewHolder())
+	r.kept = &auth.Keeper{}
+	cur, err := r.build(cfg, nil, tokens)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if cfg.PidFile != "" {
 		if err := atomicfile.WriteFile(cfg.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), atomicfile.Options{Mode: 0o644, UID: -1, GID: -1}); err != nil {
 			return fmt.Errorf("%w: pid_file: %w", ErrConfig, err)
 		}
 		defer os.Remove(cfg.PidFile)
 	}
-	holder := auth.NewHolder()
-	cur, err := r.start(ctx, cfg, holder, nil, nil)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
-	}
+	r.launch(ctx, cur, nil, tokens)
 	// The watchdog is fed from this loop, so that a wedged agent (not just
 	// a dead one) is restarted by systemd.
 	var watchdog <-chan time.Time
@@ -144,18 +170,18 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			r.notify("READY=1")
 		case <-cur.done:
-			// Only a fatal error (exit_on_err, a renderer's) ends an
+			// Only a fatal error (exit_on_err, a component's) ends an
 			// instance by itself.
 			r.notify("STOPPING=1")
 			return cur.err
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
-				next := r.reload(ctx, cur, holder)
+				next := r.reload(ctx, cur, tokens)
 				if next != cur {
 					cur = next
 					readyCh = cur.ready
-				} else {
+				} else if readyCh == nil {
 					r.notify("READY=1")
 				}
 			default:
@@ -172,53 +198,79 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-// reload re-reads the whole config. A config that does not load leaves the
-// running instance as it is. The token is kept when neither the Vault
-// client settings nor the auth method changed.
-func (r *Runner) reload(ctx context.Context, cur *instance, holder *auth.Holder) *instance {
+// reload re-reads the whole config and builds the instance it describes
+// before touching the running one: a config that does not load or build is
+// refused and leaves the running instance exactly as it is (nothing is
+// restarted, issued or rewritten). Otherwise the running instance is
+// replaced; its token is kept when neither the Vault client settings nor the
+// auth method changed, and each component whose config is unchanged keeps
+// running. reload returns the instance that runs afterwards.
+func (r *Runner) reload(ctx context.Context, cur *instance, tokens *Tokens) *instance {
 	r.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 	r.Logger.Info("SIGHUP: reloading the configuration")
 	cfg, err := config.Load(r.Paths...)
-	if err != nil {
-		r.Logger.Error("reload failed; keeping the running configuration", zap.Error(err))
-		r.notify("STATUS=reload failed, running the previous configuration: " + err.Error())
-		return cur
+	if err == nil {
+		var next *instance
+		if next, err = r.build(cfg, cur, tokens); err == nil {
+			return r.swap(ctx, cur, next, tokens)
+		}
 	}
+	r.Logger.Error("reload refused; the running configuration is unchanged", zap.Error(err))
+	r.notify("STATUS=reload failed, running the previous configuration: " + auth.OneLine(err))
+	return cur
+}
+
+// swap stops cur and launches next in its place, handing over what next
+// keeps of cur (the login, unchanged components).
+func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) *instance {
 	var keep *api.Secret
-	if sameAuth(cur.cfg, cfg) {
+	authKept := sameAuth(cur.cfg, next.cfg)
+	if authKept {
 		cur.mu.Lock()
 		keep = cur.secret
 		cur.mu.Unlock()
 		keep = timeLeft(keep, cur.lifecycle.Expiry())
 	}
-	// Unchanged templates keep rendering: no file is rewritten and no
-	// secret or certificate issued again because of a reload.
-	var rg *rendering
-	if sameTemplates(cur.cfg, cfg) {
-		rg = cur.handOver()
+	var kept, restarted []string
+	var replaced []Component // cur's component each of next's replaces, by part
+	for i, p := range next.parts {
+		var old Component
+		if rc := cur.parts[i].running; rc != nil {
+			old = rc.c
+		}
+		switch {
+		case p.running != nil:
+			cur.parts[i].running = nil // handed over: stopping cur leaves it running
+			kept = append(kept, p.spec.name)
+			old = nil
+		case p.comp != nil:
+			restarted = append(restarted, p.spec.name)
+		}
+		replaced = append(replaced, old)
 	}
 	cur.stop()
+	for i, p := range next.parts {
+		if s, ok := p.comp.(Successor); ok && replaced[i] != nil {
+			s.Inherit(replaced[i])
+		}
+	}
 	if keep == nil {
 		// The old token is no longer renewed: it ends at its expiry, and
 		// with it the leases it created.
-		holder.Retire(cur.lifecycle.Expiry())
+		tokens.Holder().Retire(cur.lifecycle.Expiry())
 	}
-	next, err := r.start(ctx, cfg, holder, keep, rg)
-	if err != nil {
-		r.Logger.Error("reload failed; restarting the previous configuration", zap.Error(err))
-		next, _ = r.start(ctx, cur.cfg, holder, keep, rg)
-		return next
-	}
+	r.launch(ctx, next, keep, tokens)
 	if r.OnReload != nil {
-		r.OnReload(cfg)
+		r.OnReload(next.cfg)
 	}
-	if rg != nil {
-		r.Logger.Info("reloaded; templates unchanged, still rendering")
-	}
-	if keep != nil {
-		r.Logger.Info("reloaded; auth unchanged, keeping the token")
-	} else {
-		r.Logger.Info("reloaded; auth changed, logging in again")
+	fields := []zap.Field{zap.Strings("kept_running", kept), zap.Strings("restarted", restarted)}
+	switch {
+	case keep != nil:
+		r.Logger.Info("reloaded; auth unchanged, keeping the token", fields...)
+	case authKept:
+		r.Logger.Info("reloaded; auth unchanged but no token to keep (none yet, or about to expire): logging in", fields...)
+	default:
+		r.Logger.Info("reloaded; auth changed, logging in again", fields...)
 	}
 	return next
 }
@@ -250,12 +302,19 @@ func sameTemplates(a, b *config.Config) bool {
 		}
 		return out
 	}
-	return len(a.Templates) > 0 && reflect.DeepEqual(strip(a.Templates), strip(b.Templates)) &&
-		a.TemplateConfig == b.TemplateConfig && reflect.DeepEqual(a.Vault, b.Vault)
+	return reflect.DeepEqual(strip(a.Templates), strip(b.Templates)) &&
+		reflect.DeepEqual(a.TemplateConfig, b.TemplateConfig) && reflect.DeepEqual(a.Vault, b.Vault) &&
+		a.ExitAfterAuth == b.ExitAfterAuth
 }
 
+// sameAuth reports whether b logs in as a does: the token (and the auth
+// method, with what it read once, such as an AppRole secret id) is kept.
 func sameAuth(a, b *config.Config) bool {
-	return reflect.DeepEqual(a.Vault, b.Vault) && reflect.DeepEqual(a.AutoAuth.Method, b.AutoAuth.Method) &&
+	strip := func(m auth.MethodConfig) auth.MethodConfig {
+		m.File, m.Line, m.Range, m.ConfigRange, m.Keys = "", 0, hcl.Range{}, hcl.Range{}, nil
+		return m
+	}
+	return reflect.DeepEqual(a.Vault, b.Vault) && reflect.DeepEqual(strip(a.AutoAuth.Method), strip(b.AutoAuth.Method)) &&
 		a.StateDir == b.StateDir
 }
 
@@ -263,6 +322,7 @@ func sameAuth(a, b *config.Config) bool {
 // the environment, under flags; vault { retry { num_retries } } unless
 // VAULT_MAX_RETRIES or a flag set it; and template_config's
 // max_connections_per_host, shared by every clone (renderers included).
+// Logins do not use its retries: auth.Lifecycle sends each attempt once.
 func VaultClient(cfg *config.Config, getenv func(string) string, flags vaultclient.Config) (*api.Client, error) {
 	env, err := vaultclient.FromEnv(getenv)
 	if err != nil {
@@ -280,34 +340,51 @@ func VaultClient(cfg *config.Config, getenv func(string) string, flags vaultclie
 	return client, nil
 }
 
-// start builds and starts one instance. keep, when set, is a login to go on
-// with instead of logging in; rg, when set, is the previous instance's
-// rendering, adopted instead of starting a renderer.
-func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.Holder, keep *api.Secret, rg *rendering) (*instance, error) {
+// build makes the instance cfg describes without starting a goroutine or
+// contacting Vault; an error is a config error, and nothing then needs
+// undoing. prev, when set, is the running instance: the new one takes over
+// its auth method when the auth config is unchanged (a method holds what it
+// read once, such as an AppRole secret id whose file was removed), and each
+// of its components whose config is unchanged — after the new component
+// was checked as a build would (a template source that no longer parses
+// refuses the reload).
+func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*instance, error) {
 	client, err := VaultClient(cfg, r.Getenv, r.Flags)
 	if err != nil {
 		return nil, err
 	}
 	a := cfg.AutoAuth
-	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv})
+	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv, Kept: r.kept})
 	if err != nil {
 		return nil, err
 	}
-	var sinks []*sink.File
+	if prev != nil && sameAuth(prev.cfg, cfg) {
+		method = prev.method
+	}
+	in := &instance{cfg: cfg, client: client, method: method}
 	for _, sc := range a.Sinks {
 		s, err := sink.New(sc, client, r.Logger)
 		if err != nil {
 			return nil, err
 		}
-		sinks = append(sinks, s)
+		in.sinks = append(in.sinks, s)
 	}
-	ctx, cancel := context.WithCancel(parent)
-	in := &instance{cfg: cfg, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{}), secret: keep}
-	// The lifecycle exists before anything that reports to it: a handed
-	// over renderer does so from the moment it is adopted, in its own
-	// goroutine.
+	for i, spec := range r.components() {
+		p := &part{spec: spec}
+		if prev != nil && prev.parts[i].running != nil && spec.same(prev.cfg, cfg) {
+			if spec.check != nil {
+				if err := spec.check(cfg); err != nil {
+					return nil, err
+				}
+			}
+			p.running = prev.parts[i].running
+		} else if p.comp, err = spec.build(cfg, tokens, r.Logger); err != nil {
+			return nil, err
+		}
+		in.parts = append(in.parts, p)
+	}
 	in.lifecycle = &auth.Lifecycle{
-		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: holder, Logger: r.Logger,
+		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: tokens.Holder(), Logger: r.Logger,
 		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
 		CheckInterval: r.CheckInterval,
 		Status:        func(s string) { r.notify("STATUS=" + s) },
@@ -317,81 +394,67 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 			in.mu.Unlock()
 		},
 	}
+	return in, nil
+}
+
+// launch starts a built instance. keep, when set, is a login to go on
+// with instead of logging in. The instance is ready (in.ready closed) once
+// there is a token, every sink has written it and every component is
+// ready; that wait ends with the instance, so nothing is left blocked.
+func (r *Runner) launch(parent context.Context, in *instance, keep *api.Secret, tokens *Tokens) {
+	ctx, cancel := context.WithCancel(parent)
+	in.cancel, in.done, in.ready, in.secret = cancel, make(chan struct{}), make(chan struct{}), keep
 	denied := in.lifecycle.PermissionDenied
-	// Every clone of client (sinks, renderers, the renewal watcher) reports
-	// 403 answers, so a revoked token is replaced as soon as it is used.
-	report403(client, denied)
-	if rg == nil && len(cfg.Templates) > 0 {
-		if r.NewRenderer == nil {
-			cancel()
-			return nil, errors.New("templates: this build of latchkey-agent cannot render templates")
-		}
-		tokens := &Tokens{holder: holder}
-		tokens.set(client, denied)
-		rend, err := r.NewRenderer(cfg, tokens, r.Logger)
-		if err != nil {
-			cancel()
-			return nil, err
-		}
-		// The rendering outlives this instance's context when a reload
-		// hands it over, so it runs under the Runner's.
-		rg = startRendering(parent, rend, tokens, in)
-	} else if rg != nil {
-		rg.adopt(in, client, denied)
+	// Every clone of client (sinks, components, the renewal watcher)
+	// reports 403 answers, so a revoked token is replaced as soon as it is
+	// used.
+	report403(in.client, denied)
+	tokens.SetClient(in.client, denied)
+	var readies []<-chan struct{}
+	if keep == nil {
+		readies = append(readies, tokens.Holder().Changed()) // before the lifecycle can Set
 	}
-	in.rend = rg
-	// Ready once there is a token, every sink has written it and every
-	// template has been rendered.
-	var pending sync.WaitGroup
-	pending.Add(1 + len(sinks))
 	var wg sync.WaitGroup
-	var tokenOnce sync.Once
-	tokenReady := func() { tokenOnce.Do(pending.Done) }
-	if keep != nil {
-		tokenReady()
+	for _, s := range in.sinks {
+		written := make(chan struct{})
+		readies = append(readies, written)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Run(ctx, tokens.Holder(), func() { close(written) })
+		}()
 	}
-	changed := holder.Changed() // before the lifecycle can Set
-	wg.Add(1)
+	for _, p := range in.parts {
+		switch {
+		case p.running != nil:
+			p.running.adopt(in)
+		case p.comp != nil:
+			// A running component outlives this instance's context when a
+			// reload hands it over, so it runs under the Runner's.
+			p.running = startComponent(parent, p.spec, p.comp, tokens.Holder(), in)
+		default:
+			continue
+		}
+		readies = append(readies, p.running.c.Ready())
+	}
 	go func() {
-		defer wg.Done()
-		if keep == nil {
+		for _, ch := range readies {
 			select {
-			case <-changed:
-				tokenReady()
+			case <-ch:
 			case <-ctx.Done():
+				return
 			}
 		}
-	}()
-	for _, s := range sinks {
-		wg.Add(1)
-		var once sync.Once
-		go func() {
-			defer wg.Done()
-			s.Run(ctx, holder, func() { once.Do(pending.Done) })
-		}()
-	}
-	if rg != nil {
-		pending.Add(1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case <-rg.r.Ready():
-				pending.Done()
-			case <-ctx.Done():
-			}
-		}()
-	}
-	go func() {
-		pending.Wait()
 		close(in.ready)
 	}()
 	go func() {
 		err := in.lifecycle.Run(ctx, keep)
 		cancel()
 		wg.Wait()
-		if rg := in.handOver(); rg != nil {
-			rg.stop() // not handed to a next instance
+		for _, p := range in.parts {
+			if p.running != nil { // not handed to a next instance
+				p.running.stop()
+			}
 		}
 		in.mu.Lock()
 		if err == nil {
@@ -401,7 +464,6 @@ func (r *Runner) start(parent context.Context, cfg *config.Config, holder *auth.
 		in.err = err
 		close(in.done)
 	}()
-	return in, nil
 }
 
 // stop ends the instance and waits for its goroutines.

@@ -36,7 +36,7 @@ type File struct {
 // New resolves the sink's owner and group (names or numbers) now, so that a
 // typo is a config error rather than a retry loop.
 func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
-	f := &File{Config: c, Client: client, Logger: log, MinBackoff: time.Second, MaxBackoff: time.Minute, uid: -1, gid: -1}
+	f := &File{Config: c, Client: client, Logger: log, MinBackoff: config.DefaultSinkMinBackoff, MaxBackoff: config.DefaultSinkMaxBackoff, uid: -1, gid: -1}
 	var err error
 	if c.Owner != "" {
 		if f.uid, err = owner.UID(c.Owner); err != nil {
@@ -134,6 +134,9 @@ func (f *File) Run(ctx context.Context, h *auth.Holder, ready func()) {
 		changed := h.Changed()
 		tok, gen := h.Get()
 		if tok != "" && gen != written {
+			// A reload or restart finds the token already there; it is
+			// then left alone, and the log must not say it was written.
+			already := f.Config.WrapTTL == 0 && f.current(tok)
 			if err := f.Write(ctx, tok); err != nil {
 				wait := b.Next()
 				f.Logger.Error("sink write failed", zap.String("path", f.Config.Path), zap.Error(err), zap.Duration("retry_in", wait))
@@ -147,7 +150,11 @@ func (f *File) Run(ctx context.Context, h *auth.Holder, ready func()) {
 			}
 			b.Reset()
 			written = gen
-			f.Logger.Info("token written to sink", zap.String("path", f.Config.Path))
+			if already {
+				f.Logger.Debug("sink already holds the token; not rewritten", zap.String("path", f.Config.Path))
+			} else {
+				f.Logger.Info("token written to sink", zap.String("path", f.Config.Path))
+			}
 			if ready != nil {
 				ready()
 				ready = nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/template/funcs"
+	"github.com/latchkey/latchkey/internal/hclconf"
 )
 
 // unit is one template stanza with its parsed text.
@@ -54,7 +55,10 @@ func (u *unit) parse(text string, fm gotemplate.FuncMap, stub bool) (*gotemplate
 			fm[k] = func(...any) (any, error) { return nil, nil }
 		}
 	}
-	t := gotemplate.New(u.name).Delims(u.cfg.LeftDelim, u.cfg.RightDelim).Funcs(fm)
+	// Named after the file the text comes from, so that a syntax or
+	// execution error ("template: NAME:4: unclosed action") points at the
+	// source and its line, not at the destination.
+	t := gotemplate.New(u.textName()).Delims(u.cfg.LeftDelim, u.cfg.RightDelim).Funcs(fm)
 	if u.cfg.ErrorOnMissingKey {
 		t.Option("missingkey=error")
 	} else {
@@ -62,13 +66,21 @@ func (u *unit) parse(text string, fm gotemplate.FuncMap, stub bool) (*gotemplate
 	}
 	t, err := t.Parse(text)
 	if err != nil {
-		where := u.cfg.Source
-		if where == "" {
-			where = u.cfg.Range.String()
-		}
-		return nil, fmt.Errorf("parse template %s: %w", where, err)
+		return nil, fmt.Errorf("parse template %s: %w", u.textName(), err)
 	}
 	return t, nil
+}
+
+// textName is where the template's text is: its source file, or the
+// position of its inline contents in the config.
+func (u *unit) textName() string {
+	if u.cfg.Source != "" {
+		return u.cfg.Source
+	}
+	if u.cfg.Range.Filename != "" {
+		return "contents at " + hclconf.Pos(u.cfg.Range)
+	}
+	return "contents of " + u.cfg.Destination
 }
 
 // execution is one execution's outcome.

@@ -11,11 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
-	"github.com/latchkey/latchkey/agent/auth/methods"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/runner"
-	"github.com/latchkey/latchkey/agent/sink"
-	"github.com/latchkey/latchkey/agent/template"
 	"github.com/latchkey/latchkey/internal/logging"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/latchkey/latchkey/internal/version"
@@ -34,7 +31,7 @@ const (
 const usage = `Usage:
   latchkey-agent -config FILE|DIR [-config ...] [options]   run the agent
   latchkey-agent validate -config FILE|DIR [...]            check a config without contacting Vault
-  latchkey-agent render -config ... -template NAME [-dry-run] [-show-secrets]
+  latchkey-agent render -config ... -template NAME [-dry-run [-issue]] [-show-secrets]
                                                             log in, render one template, print it (secrets masked)
   latchkey-agent version                                    print the version
 
@@ -123,11 +120,12 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	defer flush()
 	log.Info("latchkey-agent starting", zap.String("version", version.Version), zap.Strings("config", cfg.Files))
 	r := &runner.Runner{
-		Paths:       o.configs,
-		Flags:       vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns},
-		Getenv:      getenv,
-		Logger:      log,
-		NewRenderer: newRenderer,
+		Paths:          o.configs,
+		Flags:          vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns},
+		Getenv:         getenv,
+		Logger:         log,
+		NewRenderer:    newRenderer,
+		CheckTemplates: checkTemplates,
 		// A reload applies the file's log_level, unless -log-level pins it
 		// (as Vault Agent's SIGHUP does).
 		OnReload: func(c *config.Config) {
@@ -150,7 +148,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			}
 		},
 	}
-	err = r.Run(context.Background())
+	err = r.Run(context.Background(), cfg)
 	switch {
 	case err == nil:
 		return exitOK
@@ -177,27 +175,13 @@ func validate(args []string, stdout, stderr io.Writer, getenv func(string) strin
 	}
 	cfg, err := config.Load(o.configs...)
 	if err == nil {
-		_, err = methods.New(cfg.AutoAuth.Method, auth.Env{StateDir: cfg.StateDir, Logger: zap.NewNop(), Getenv: getenv})
-	}
-	if err == nil {
-		var env vaultclient.Config
-		if env, err = vaultclient.FromEnv(getenv); err == nil {
-			vc := cfg.Vault.Client.Merge(env).Merge(vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns})
-			_, err = vaultclient.New(vc)
+		// The same build as a start or a reload: client, method, sinks
+		// (owner and group resolved) and templates (read and parsed).
+		r := &runner.Runner{
+			Flags:  vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns},
+			Getenv: getenv, Logger: zap.NewNop(), NewRenderer: newRenderer,
 		}
-	}
-	if err == nil {
-		// Sinks resolve their owner and group now: a typo is a config
-		// error, not a retry loop at boot.
-		for _, sc := range cfg.AutoAuth.Sinks {
-			if _, err = sink.New(sc, nil, zap.NewNop()); err != nil {
-				break
-			}
-		}
-	}
-	if err == nil && len(cfg.Templates) > 0 {
-		// Templates are read and parsed: a syntax error names its file.
-		_, err = template.New(template.Options{Templates: cfg.Templates, Config: cfg.TemplateConfig, Logger: zap.NewNop()})
+		err = r.Validate(cfg)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent: %v\n", err)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // Another user who can write a destination's directory plants a FIFO there
@@ -16,14 +18,14 @@ import (
 func TestFIFOAtDestinationDoesNotBlock(t *testing.T) {
 	dir := t.TempDir()
 	rootToken := filepath.Join(dir, "root-token")
-	write(t, rootToken, srv.RootToken)
+	testkit.WriteFile(t, rootToken, srv.RootToken)
 	fifo := filepath.Join(dir, "app.conf")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	other := filepath.Join(dir, "other.conf")
 	cfg := filepath.Join(dir, "agent.hcl")
-	write(t, cfg, fmt.Sprintf(`auto_auth {
+	testkit.WriteFile(t, cfg, fmt.Sprintf(`auto_auth {
   method "token_file" {
     config = {
       token_file_path = %q

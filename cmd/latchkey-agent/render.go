@@ -34,19 +34,34 @@ func newRenderer(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger) (ru
 	return template.New(o)
 }
 
+// checkTemplates reads and parses cfg's templates as newRenderer would.
+func checkTemplates(cfg *config.Config) error {
+	_, err := template.New(template.Options{Templates: cfg.Templates, Config: cfg.TemplateConfig, Logger: zap.NewNop()})
+	return err
+}
+
 // staticClients serves one token (the render subcommand's own login).
 type staticClients struct {
 	c     *api.Client
 	token string
 }
 
-func (s staticClients) Client() (*api.Client, error) { return auth.Clone(s.c, s.token, "") }
-func (s staticClients) PermissionDenied()            {}
+func (s *staticClients) Client() (*api.Client, error) { return auth.Clone(s.c, s.token, "") }
+func (s *staticClients) PermissionDenied()            {}
 
-// render is `latchkey-agent render -config ... -template NAME [-dry-run]
-// [-show-secrets]`: it logs in with the config's method, renders one
-// template and prints it, secrets masked unless -show-secrets. Without
-// -dry-run the destination is written as the agent would.
+// One login for the whole run: generation 1, never replaced.
+func (s *staticClients) Login() uint64                  { return 1 }
+func (s *staticClients) Ended(uint64) (time.Time, bool) { return time.Time{}, false }
+func (s *staticClients) LoginEvents() <-chan struct{}   { return nil }
+
+// render is `latchkey-agent render -config ... -template NAME [-dry-run
+// [-issue]] [-show-secrets]`: it logs in with the config's method, renders
+// one template and prints it, secrets masked unless -show-secrets. Without
+// -dry-run the destination is written (and its command run) as the agent
+// would. The template name is checked before Vault is contacted. A dry run
+// writes nothing, never consumes a one-shot credential (the approle secret
+// id file stays), and refuses a template that issues a certificate or
+// writes to Vault unless -issue, in which case it says what it issued.
 func render(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	var configs multi
 	fs := flag.NewFlagSet("latchkey-agent render", flag.ContinueOnError)
@@ -54,13 +69,19 @@ func render(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	fs.Var(&configs, "config", "")
 	name := fs.String("template", "", "")
 	dry := fs.Bool("dry-run", false, "")
+	issue := fs.Bool("issue", false, "")
 	show := fs.Bool("show-secrets", false, "")
 	level := fs.String("log-level", "warn", "")
+	const usage = "Usage: latchkey-agent render -config FILE|DIR [...] -template DESTINATION|SOURCE|N [-dry-run [-issue]] [-show-secrets]\n"
 	if err := fs.Parse(args); err != nil || len(configs) == 0 || *name == "" || fs.NArg() > 0 {
 		if err != nil && !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
 		}
-		fmt.Fprint(stderr, "Usage: latchkey-agent render -config FILE|DIR [...] -template DESTINATION|SOURCE|N [-dry-run] [-show-secrets]\n")
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	if *issue && !*dry {
+		fmt.Fprintf(stderr, "latchkey-agent render: -issue goes with -dry-run (without it, render issues what the template needs)\n%s", usage)
 		return exitUsage
 	}
 	log, flush, err := logging.New(logging.Options{Level: *level, Output: stderr, Identifier: "latchkey-agent"})
@@ -74,41 +95,51 @@ func render(args []string, stdout, stderr io.Writer, getenv func(string) string)
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
 		return exitConfig
 	}
+	// The agent's own build first: render refuses what a start would.
+	if err := (&runner.Runner{Getenv: getenv, Logger: log, NewRenderer: newRenderer}).Validate(cfg); err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		return exitConfig
+	}
 	client, err := runner.VaultClient(cfg, getenv, vaultclient.Config{})
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
 		return exitConfig
 	}
-	method, err := methods.New(cfg.AutoAuth.Method, auth.Env{StateDir: cfg.StateDir, Logger: log, Getenv: getenv})
+	method, err := methods.New(cfg.AutoAuth.Method, auth.Env{StateDir: cfg.StateDir, Logger: log, Getenv: getenv, DryRun: *dry})
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
 		return exitConfig
 	}
+	clients := &staticClients{c: client}
+	m, err := template.New(template.Options{Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: clients, Logger: log, AllowIssue: *issue})
+	if err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		return exitConfig
+	}
+	if err := m.Find(*name); err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: -template: %v\n", err)
+		return exitUsage
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var token string
-	login, err := auth.Clone(client, "", cfg.AutoAuth.Method.Namespace)
+	// One attempt, as each of the agent's: no replay of a signed request.
+	s, err := auth.LoginOnce(ctx, method, client, cfg.AutoAuth.Method.Namespace)
 	if err == nil {
-		var s *api.Secret
-		if s, err = method.Login(ctx, login); err == nil && (s == nil || s.Auth == nil) {
-			err = errors.New("login response holds no token")
-		}
-		if err == nil {
-			token = s.Auth.ClientToken
-		}
+		clients.token = s.Auth.ClientToken
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: login: %v\n", err)
 		return exitAuth
 	}
-	m, err := template.New(template.Options{Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: staticClients{client, token}, Logger: log})
-	if err != nil {
-		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
-		return exitConfig
-	}
 	out, err := m.Render(ctx, *name, *dry, *show)
+	for _, q := range m.Issued() {
+		fmt.Fprintf(stderr, "latchkey-agent render: -dry-run -issue: issued %s (a real certificate or write; the destination was not written)\n", q)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		if errors.Is(err, template.ErrWouldIssue) {
+			return exitUsage
+		}
 		return exitRuntime
 	}
 	stdout.Write(out)

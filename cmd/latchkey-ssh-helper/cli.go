@@ -92,6 +92,9 @@ func auditPanic(a *pam.Auditor, mode string, getenv func(string) string, reason 
 }
 
 func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, fc *failClosed) int {
+	if isSubcommand(args) {
+		return runSubcommand(args, stdout, stderr, getenv)
+	}
 	// The deadline starts before anything is read: the config (or a file
 	// it names) could be slow or never end. Until the config says its
 	// timeout, the default bounds the run.
@@ -185,7 +188,7 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 	h := &pam.Helper{
 		Config:    cfg,
 		Logger:    log,
-		Auditor:   &pam.Auditor{Dest: cfg.Audit, File: cfg.AuditFile, Stderr: stderr},
+		Auditor:   &pam.Auditor{Dest: cfg.Audit, File: cfg.AuditFile, Stderr: stderr, Fallback: pam.FallbackFile},
 		Getenv:    getenv,
 		HostAddrs: hostAddrs,
 	}
@@ -228,7 +231,7 @@ func auditEarly(getenv func(string) string, reason string) {
 		return
 	}
 	// Best effort: the exit code already refuses the login.
-	_ = (&pam.Auditor{Dest: pam.AuditAuto}).Write(pam.Record{
+	_ = (&pam.Auditor{Dest: pam.AuditAuto, Fallback: pam.FallbackFile}).Write(pam.Record{
 		Time: time.Now().UTC(), Service: getenv("PAM_SERVICE"), User: getenv("PAM_USER"),
 		RHost: getenv("PAM_RHOST"), Result: "failure", Reason: reason,
 	})

@@ -26,9 +26,13 @@ type Method struct {
 	// auth/approle/role/web/secret-id), to be unwrapped at login.
 	wrappingPath string
 	log          *zap.Logger
+	// dryRun keeps the secret id file and refuses a wrapped secret id.
+	dryRun bool
 	// secretID is kept after the file was removed, so that re-logins work
-	// until it expires (as Vault Agent does).
+	// until it expires (as Vault Agent does); kept keeps it for the next
+	// method a reload builds with the same mount and files.
 	secretID string
+	kept     *auth.Keeper
 }
 
 // New reads cfg: role_id_file_path (required), secret_id_file_path,
@@ -44,6 +48,8 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		removeSecretIDFile: s.Bool("remove_secret_id_file_after_reading", true),
 		wrappingPath:       strings.Trim(s.String("secret_id_response_wrapping_path", ""), "/"),
 		log:                env.Logger,
+		dryRun:             env.DryRun,
+		kept:               env.Kept,
 	}
 	if err := s.Err(); err != nil {
 		return nil, err
@@ -72,12 +78,16 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 		switch {
 		case err == nil && sid != "":
 			if m.wrappingPath != "" {
+				if m.dryRun {
+					return nil, fmt.Errorf("approle secret id: %s holds a response-wrapped secret id, which a dry run cannot use without consuming it", m.secretIDPath)
+				}
 				if sid, err = m.unwrap(ctx, client, sid); err != nil {
 					return nil, fmt.Errorf("approle secret id: %w", err)
 				}
 			}
 			m.secretID = sid
-			if m.removeSecretIDFile {
+			m.kept.Set(m.keptKey(), sid)
+			if m.removeSecretIDFile && !m.dryRun {
 				if err := os.Remove(m.secretIDPath); err != nil {
 					m.log.Warn("could not remove the secret id file", zap.String("path", m.secretIDPath), zap.Error(err))
 				}
@@ -86,11 +96,23 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 			return nil, fmt.Errorf("approle secret id: %w", err)
 		}
 		if m.secretID == "" {
-			return nil, fmt.Errorf("approle secret id file %s is missing or empty and no earlier secret id is known", m.secretIDPath)
+			m.secretID = m.kept.Get(m.keptKey())
+		}
+		if m.secretID == "" {
+			// The file is removed after reading (remove_secret_id_file_after_reading);
+			// the secret id lives on only in this method, which a reload
+			// keeps while the auth config is unchanged.
+			return nil, fmt.Errorf("approle secret id file %s is missing or empty and no earlier secret id is known: write a new secret id there (a changed auth config, or a restart, needs one)", m.secretIDPath)
 		}
 		data["secret_id"] = m.secretID
 	}
 	return client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+}
+
+// keptKey names the secret id among kept credentials: the same mount and
+// files read the same secret id.
+func (m *Method) keptKey() string {
+	return "approle\x00" + m.mount + "\x00" + m.roleIDPath + "\x00" + m.secretIDPath
 }
 
 // unwrap checks that the wrapping token was created at wrappingPath (so a

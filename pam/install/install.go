@@ -1,0 +1,299 @@
+// Package install puts latchkey-ssh-helper into a distribution's own PAM
+// stack for sshd and sshd's settings into a drop-in (install-pam), and takes
+// them out again byte for byte (uninstall-pam).
+//
+// It edits only what it must: the password auth line of /etc/pam.d/sshd
+// (`@include common-auth` on Debian and Ubuntu, `auth substack
+// password-auth` on RHEL and Amazon Linux) becomes the helper's two auth
+// lines, and every account and session line (pam_nologin, pam_loginuid,
+// pam_limits, pam_selinux, ...) stays. Each changed file gets a backup
+// beside it; `sshd -t` runs before and after, and any failure puts every
+// file back as it was.
+package install
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/latchkey/latchkey/internal/atomicfile"
+)
+
+// Defaults of Options.
+const (
+	DefaultHelper = "/usr/sbin/latchkey-ssh-helper"
+	DefaultConfig = "/etc/latchkey-ssh-helper.d/config.hcl"
+	DefaultSSHD   = "/usr/sbin/sshd"
+	// BackupSuffix names the copy of a file as it was before install-pam
+	// changed it.
+	BackupSuffix = ".latchkey-bak"
+)
+
+// Options say what to install where.
+type Options struct {
+	// Root is the tree to work on ("" or "/": this host). Paths written into
+	// the files (Helper, Config, TrustedUserCAKeys) are as seen from Root.
+	Root string
+	// Helper and Config go on the PAM line; empty means the defaults.
+	Helper, Config string
+	// Dev adds -dev to the PAM line (a Vault at an http:// address).
+	Dev bool
+	// TrustedUserCAKeys, when set, adds that line to the drop-in.
+	TrustedUserCAKeys string
+	// SSHD is the sshd run with -t before and after the change. Empty: the
+	// default when Root is this host, and no check under another Root
+	// (whose sshd_config's Include names paths of the image, not of Root).
+	SSHD string
+	// DryRun prints the diff and changes nothing.
+	DryRun bool
+	// Out receives what was done (or, with DryRun, the diff).
+	Out io.Writer
+}
+
+func (o Options) root() string {
+	if o.Root == "" {
+		return "/"
+	}
+	return o.Root
+}
+
+func (o Options) sshd() string {
+	if o.SSHD == "" && o.root() == "/" {
+		return DefaultSSHD
+	}
+	return o.SSHD
+}
+
+// PAMPath and DropInPath are the files install-pam edits, under root.
+func PAMPath(root string) string { return filepath.Join(root, "etc/pam.d/sshd") }
+
+// DropInPath is the sshd drop-in's path under root.
+func DropInPath(root string) string {
+	return filepath.Join(root, "etc/ssh/sshd_config.d", DropInName)
+}
+
+// change is one file's planned content; new nil removes the file.
+type change struct {
+	path     string
+	old, new []byte // old nil: the file does not exist
+	mode     os.FileMode
+	uid, gid int
+	backup   bool // write path+BackupSuffix with old first
+}
+
+// Install edits root's PAM stack and writes the drop-in. It returns nil when
+// both are in place (already or now), or with DryRun when the diff was
+// printed. On an error nothing is changed: files already written are put
+// back. Errors say which file and line is in the way and how to fix it.
+func Install(o Options) error {
+	root := o.root()
+	helper, config := o.Helper, o.Config
+	if helper == "" {
+		helper = DefaultHelper
+	}
+	if config == "" {
+		config = DefaultConfig
+	}
+	if err := checkSSHDConfig(root); err != nil {
+		return err
+	}
+	pamPath := PAMPath(root)
+	pc, err := current(pamPath)
+	if err != nil {
+		return err
+	}
+	if pc.old == nil {
+		return fmt.Errorf("%s does not exist: is openssh-server installed?", pamPath)
+	}
+	pc.new, err = EditPAM(pamPath, pc.old, AuthLines(helper, config, o.Dev))
+	if err != nil {
+		return err
+	}
+	pc.backup = true
+	dc, err := current(DropInPath(root))
+	if err != nil {
+		return err
+	}
+	dc.new, dc.mode, dc.uid, dc.gid = DropIn(o.TrustedUserCAKeys), 0o644, 0, 0
+	// A drop-in of an earlier install-pam is ours to replace; another
+	// file of that name is the administrator's, kept as the backup.
+	dc.backup = dc.old != nil && !bytes.HasPrefix(dc.old, DropIn("")[:40])
+	return apply(o, []*change{pc, dc})
+}
+
+// Uninstall puts back the PAM line install-pam replaced and removes the
+// drop-in, and the backups when they equal what is restored. It returns nil
+// when neither is (now) in place; with DryRun after printing the diff.
+func Uninstall(o Options) error {
+	root := o.root()
+	pamPath := PAMPath(root)
+	pc, err := current(pamPath)
+	if err != nil {
+		return err
+	}
+	var changes []*change
+	if pc.old != nil {
+		restored, found, err := RevertPAM(pamPath, pc.old)
+		if err != nil {
+			return err
+		}
+		if found {
+			pc.new = restored
+			changes = append(changes, pc)
+		}
+	}
+	dc, err := current(DropInPath(root))
+	if err != nil {
+		return err
+	}
+	if dc.old != nil {
+		// Removed, or the administrator's file install-pam replaced put back.
+		if b, err := os.ReadFile(dc.path + BackupSuffix); err == nil {
+			dc.new = b
+		}
+		changes = append(changes, dc)
+	}
+	if err := apply(o, changes); err != nil || o.DryRun {
+		return err
+	}
+	for _, c := range changes {
+		bak := c.path + BackupSuffix
+		if b, err := os.ReadFile(bak); err == nil && bytes.Equal(b, c.new) {
+			if err := os.Remove(bak); err != nil {
+				return fmt.Errorf("remove backup: %w", err)
+			}
+			fmt.Fprintf(o.Out, "removed %s\n", bak)
+		}
+	}
+	return nil
+}
+
+// current reads path's content, mode and owner; old is nil when path does
+// not exist.
+func current(path string) (*change, error) {
+	c := &change{path: path, mode: 0o644}
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s): refusing to replace it", path, fi.Mode().Type())
+	}
+	if c.old, err = os.ReadFile(path); err != nil {
+		return nil, err
+	}
+	if c.old == nil {
+		c.old = []byte{}
+	}
+	c.mode = fi.Mode().Perm()
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		c.uid, c.gid = int(st.Uid), int(st.Gid)
+	}
+	return c, nil
+}
+
+// apply prints or makes changes: sshd -t first, the backups and the files,
+// sshd -t again; on any error every file written is put back.
+func apply(o Options, changes []*change) (err error) {
+	var todo []*change
+	for _, c := range changes {
+		if c.new == nil && c.old == nil || c.new != nil && c.old != nil && bytes.Equal(c.old, c.new) {
+			fmt.Fprintf(o.Out, "unchanged %s\n", c.path)
+			continue
+		}
+		todo = append(todo, c)
+	}
+	if o.DryRun {
+		for _, c := range todo {
+			io.WriteString(o.Out, Diff(c.path, c.old, c.new))
+		}
+		return nil
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	if err := sshdTest(o, "before the change"); err != nil {
+		return err
+	}
+	var done []*change
+	defer func() {
+		if err == nil {
+			return
+		}
+		for i := len(done) - 1; i >= 0; i-- {
+			if rerr := restore(done[i]); rerr != nil {
+				err = fmt.Errorf("%w; and putting %s back failed too: %v (its backup is %s)", err, done[i].path, rerr, done[i].path+BackupSuffix)
+			}
+		}
+		if len(done) > 0 {
+			err = fmt.Errorf("%w (every file was put back as it was)", err)
+		}
+	}()
+	for _, c := range todo {
+		opts := atomicfile.Options{Mode: c.mode, UID: c.uid, GID: c.gid}
+		// The backup is the file before install-pam first changed it: a
+		// later run (new flags) keeps it.
+		bak := c.path + BackupSuffix
+		if _, err := os.Lstat(bak); c.backup && c.old != nil && errors.Is(err, os.ErrNotExist) {
+			if err := atomicfile.WriteFile(bak, c.old, opts); err != nil {
+				return fmt.Errorf("backup: %w", err)
+			}
+		}
+		done = append(done, c)
+		if c.new == nil {
+			if err := os.Remove(c.path); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.Out, "removed %s\n", c.path)
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(c.path, c.new, opts); err != nil {
+			return err
+		}
+		if c.backup && c.old != nil {
+			fmt.Fprintf(o.Out, "changed %s (backup: %s)\n", c.path, bak)
+		} else {
+			fmt.Fprintf(o.Out, "wrote %s\n", c.path)
+		}
+	}
+	return sshdTest(o, "after the change")
+}
+
+// restore puts c's file back as it was before apply.
+func restore(c *change) error {
+	if c.old == nil {
+		if err := os.Remove(c.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return atomicfile.WriteFile(c.path, c.old, atomicfile.Options{Mode: c.mode, UID: c.uid, GID: c.gid})
+}
+
+// sshdTest runs `sshd -t` on root's sshd_config, when there is an sshd to
+// run (see Options.SSHD); its error holds sshd's own message.
+func sshdTest(o Options, when string) error {
+	sshd := o.sshd()
+	if sshd == "" {
+		return nil
+	}
+	cmd := exec.Command(sshd, "-t", "-f", filepath.Join(o.root(), "etc/ssh/sshd_config"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s -t %s: %w: %s", sshd, when, err, strings.TrimSpace(string(out)))
+	}
+	fmt.Fprintf(o.Out, "%s -t %s: ok\n", sshd, when)
+	return nil
+}
