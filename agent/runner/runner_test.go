@@ -266,8 +266,9 @@ func TestNonRenewableTokenReplacedBeforeExpiry(t *testing.T) {
 				r.sigs <- syscall.SIGHUP
 				testkit.Eventually(t, "READY=1 after the reload", func() bool { return r.notes.count("READY=1") == 2 })
 				status := r.notes.firstContaining(from, "token expires in ")
-				left, err := time.ParseDuration(strings.SplitN(strings.SplitN(status, "token expires in ", 2)[1], " ", 2)[0])
-				if err != nil || left > tc.ttl/2 {
+				_, after, found := strings.Cut(status, "token expires in ")
+				left, err := time.ParseDuration(strings.SplitN(after, " ", 2)[0])
+				if !found || err != nil || left > tc.ttl/2 {
 					t.Errorf("after the reload: %q, want the time the token has left (at most %s)", status, tc.ttl/2)
 				}
 			}
