@@ -112,7 +112,10 @@ func (c *Cluster) start(n int) error {
 	if err := c.init(); err != nil {
 		return err
 	}
-	for i := range c.Nodes {
+	for i := 1; i < len(c.Nodes); i++ {
+		if err := c.join(i); err != nil {
+			return err
+		}
 		if err := c.unseal(i, 60*time.Second); err != nil {
 			return err
 		}
@@ -120,16 +123,14 @@ func (c *Cluster) start(n int) error {
 	return c.WaitHealthy(90 * time.Second)
 }
 
-// nodeConfig is nd's server configuration: raft joining every other node.
+// nodeConfig is nd's server configuration.
 func (c *Cluster) nodeConfig(nd *Node) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "storage \"raft\" {\n  path = %q\n  node_id = %q\n  performance_multiplier = 1\n", filepath.Join(nd.Dir, "raft"), nd.ID)
-	for _, o := range c.Nodes {
-		if o != nd {
-			fmt.Fprintf(&b, "  retry_join {\n    leader_api_addr = %q\n  }\n", o.Addr)
-		}
-	}
-	b.WriteString("}\n")
+	// No retry_join: start joins each node explicitly (sys/storage/raft/join),
+	// which is deterministic where a background retry_join racing the first
+	// unseal sometimes never completed; a restarted node keeps its raft
+	// membership in its data directory.
+	fmt.Fprintf(&b, "storage \"raft\" {\n  path = %q\n  node_id = %q\n  performance_multiplier = 1\n}\n", filepath.Join(nd.Dir, "raft"), nd.ID)
 	fmt.Fprintf(&b, "listener \"tcp\" {\n  address = \"127.0.0.1:%d\"\n  cluster_address = \"127.0.0.1:%d\"\n  tls_disable = true\n}\n", nd.Port, nd.Port+1)
 	fmt.Fprintf(&b, "api_addr = %q\ncluster_addr = %q\ndisable_mlock = true\nui = false\n", nd.Addr, nd.ClusterAddr)
 	return b.String()
@@ -163,6 +164,26 @@ func (c *Cluster) init() error {
 		})
 		return err
 	})
+}
+
+// join makes node i join node 0's cluster (it is then sealed, waiting for
+// the cluster's unseal key).
+func (c *Cluster) join(i int) error {
+	nd := c.Nodes[i]
+	err := poll(60*time.Second, nd, func() error {
+		resp, err := nd.Client.Sys().RaftJoin(&api.RaftJoinRequest{LeaderAPIAddr: c.Nodes[0].Addr})
+		if err != nil {
+			return err
+		}
+		if !resp.Joined {
+			return errors.New("not joined")
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("join %s: %w", nd.ID, err)
+	}
+	return nil
 }
 
 // unseal unseals node i, retrying while it has not yet joined the cluster.
