@@ -140,6 +140,11 @@ func TestFaultFailoverAgent(t *testing.T) {
 	writeKV(t, cl, "v3")
 	second := a.waitContent(t, "v3", 30*time.Second)
 	missed := strings.Count(a.log.String(), "refresh failed") - failedBefore
+	for _, line := range strings.Split(a.log.String(), "\n") {
+		if strings.Contains(line, "refresh failed") || strings.Contains(line, "renew") {
+			t.Log(line)
+		}
+	}
 	report("failover agent: election %.1f s, change→file %.1f s after it (%.1f s a token life later), renders missed %d",
 		election.Seconds(), changeToFile.Seconds(), second.Seconds(), missed)
 }

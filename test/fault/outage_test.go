@@ -116,13 +116,14 @@ func TestFaultHungVault(t *testing.T) {
 	}
 	try("delayed 200 ms", vaulttest.Pass, 200*time.Millisecond, helperOK)
 	try("reset", vaulttest.Reset, 0, helperVault)
-	try("black-holed", vaulttest.BlackHole, 0, helperVault)
-
-	// The agent meets the black hole at its next refresh (every second).
-	failedBefore := strings.Count(a.log.String(), "refresh failed")
+	// The agent meets the black hole at its next refresh (every second)
+	// and gives up on it at its request timeout.
+	const timedOut = "context deadline exceeded"
+	failedBefore := strings.Count(a.log.String(), timedOut)
 	holed := time.Now()
-	testkit.Eventually(t, "a refresh failing on the black hole", func() bool {
-		return strings.Count(a.log.String(), "refresh failed") > failedBefore
+	try("black-holed", vaulttest.BlackHole, 0, helperVault)
+	testkit.Eventually(t, "an agent request timing out on the black hole", func() bool {
+		return strings.Count(a.log.String(), timedOut) > failedBefore
 	})
 	timeoutFired := time.Since(holed)
 	if got := a.content(); got != "v1" {
