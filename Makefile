@@ -11,6 +11,7 @@ BIN := bin
 TEST_DEBS := openssh-server openssh-client libpam-modules libpam-runtime postgresql iproute2
 STATICCHECK_VERSION := v0.8.2
 GO_TEST_FLAGS ?= -count=1 -timeout 25m
+FUZZ_TIME ?= 5s
 
 .PHONY: all build vault deps test demo bench lint package clean
 
@@ -50,6 +51,11 @@ test: deps vault
 	@out=$$($(GO) test $(GO_TEST_FLAGS) -v ./test/fault 2>&1); rc=$$?; \
 	  echo "$$out" | grep -E '^(fault |--- FAIL|FAIL|ok|panic)'; \
 	  if [ $$rc -ne 0 ]; then echo "$$out" | tail -200; exit $$rc; fi
+	@# Fuzz targets, bounded ($(FUZZ_TIME) each); their corpus is in testdata/fuzz.
+	@for t in ./pam:FuzzReadSecret ./pam:FuzzLoadConfig ./agent/config:FuzzLoad ./agent/template/funcs:FuzzStringHelpers; do \
+	  echo "fuzz $${t#*:} ($(FUZZ_TIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) $${t%%:*} >/tmp/latchkey-fuzz.log 2>&1 || { cat /tmp/latchkey-fuzz.log; exit 1; }; \
+	done
 
 ## demo: start a local Vault dev server and walk through the main job
 demo: vault build
