@@ -125,20 +125,20 @@ func TestFaultFailoverAgent(t *testing.T) {
 		}
 	}
 	a := startAgent(t, cl.Client(t), fmt.Sprintf("address = %q\naddresses = %s", addrs[0], hclList(addrs)))
-	a.waitContent(t, "v1", 30*time.Second)
+	a.waitContent(t, val(1), 30*time.Second)
 	failedBefore := strings.Count(a.log.String(), "refresh failed")
 	old := cl.Leader()
 	cl.Kill(old)
 	killed := time.Now()
 	cl.WaitLeader(t, old, 30*time.Second)
 	election := time.Since(killed)
-	writeKV(t, cl, "v2")
-	changeToFile := a.waitContent(t, "v2", 30*time.Second)
+	writeKV(t, cl, val(2))
+	changeToFile := a.waitContent(t, val(2), 30*time.Second)
 	// The token (ttl 8 s) is renewed or replaced across the failover: a
 	// second change a token lifetime later still arrives.
 	time.Sleep(9 * time.Second)
-	writeKV(t, cl, "v3")
-	second := a.waitContent(t, "v3", 30*time.Second)
+	writeKV(t, cl, val(3))
+	second := a.waitContent(t, val(3), 30*time.Second)
 	missed := strings.Count(a.log.String(), "refresh failed") - failedBefore
 	for _, line := range strings.Split(a.log.String(), "\n") {
 		if strings.Contains(line, "refresh failed") || strings.Contains(line, "renew") {

@@ -26,6 +26,43 @@ import (
 
 var helperBin, agentBin string
 
+// runID makes the secret values of one run unique, so that the log scan
+// cannot match anything else.
+var runID = fmt.Sprintf("%x", time.Now().UnixNano())
+
+// val is the n-th value of the KV secret kv/app.
+func val(n int) string { return fmt.Sprintf("kvsecret-%d-%s", n, runID) }
+
+// issued holds every secret the tests made (OTPs, secret ids, tokens, KV
+// values): no log may contain one.
+var issued struct {
+	mu         sync.Mutex
+	s          []string
+	logs, hits int
+}
+
+func remember(secrets ...string) {
+	issued.mu.Lock()
+	defer issued.mu.Unlock()
+	issued.s = append(issued.s, secrets...)
+}
+
+// scanLog fails the test for every issued secret that what (a process's
+// trace-level output) contains, and returns how many it looked for.
+func scanLog(t *testing.T, name, what string) int {
+	t.Helper()
+	issued.mu.Lock()
+	defer issued.mu.Unlock()
+	issued.logs++
+	for _, s := range issued.s {
+		if s != "" && strings.Contains(what, s) {
+			issued.hits++
+			t.Errorf("%s's log holds a secret the test issued (%d bytes long)", name, len(s))
+		}
+	}
+	return len(issued.s)
+}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "latchkey-fault-")
 	if err != nil {
@@ -39,6 +76,10 @@ func TestMain(m *testing.M) {
 	}
 	helperBin, agentBin = bins[0], bins[1]
 	code := m.Run()
+	if issued.logs > 0 {
+		report("secret scan: %d trace-level helper and agent logs scanned for the %d secrets issued (OTPs, secret ids, tokens, values): %d found",
+			issued.logs, len(issued.s), issued.hits)
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -78,6 +119,8 @@ func login(t *testing.T, cfg, otp string) (int, string) {
 	if err != nil && cmd.ProcessState == nil {
 		t.Fatal(err)
 	}
+	remember(otp)
+	scanLog(t, "the helper", out.String())
 	return cmd.ProcessState.ExitCode(), out.String()
 }
 
@@ -94,7 +137,9 @@ func issueOTP(t *testing.T, c *api.Client) string {
 	t.Helper()
 	s, err := c.Logical().Write("ssh/creds/web", map[string]any{"ip": "127.0.0.1"})
 	testkit.Must(t, err)
-	return s.Data["key"].(string)
+	otp := s.Data["key"].(string)
+	remember(otp)
+	return otp
 }
 
 // randomOTP is a well-formed OTP Vault never issued.
@@ -140,6 +185,7 @@ func startAgent(t *testing.T, c *api.Client, vault string) *agent {
 	roleID, secretID := filepath.Join(dir, "role-id"), filepath.Join(dir, "secret-id")
 	testkit.WriteFile(t, roleID, rid.Data["role_id"].(string))
 	testkit.WriteFile(t, secretID, sid.Data["secret_id"].(string))
+	remember(sid.Data["secret_id"].(string))
 	a := &agent{log: &syncBuffer{}, dest: filepath.Join(dir, "app.txt")}
 	cfg := filepath.Join(dir, "agent.hcl")
 	testkit.WriteFile(t, cfg, fmt.Sprintf(`vault {
@@ -179,6 +225,9 @@ template {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-done
+		remember(strings.TrimSpace(testkit.ReadFile(filepath.Join(dir, "token"))))
+		n := scanLog(t, "the agent", a.log.String())
+		t.Logf("agent log (trace, %d bytes) scanned for %d issued secrets", len(a.log.String()), n)
 		if t.Failed() {
 			t.Logf("agent log:\n%s", a.log.String())
 		}
@@ -195,7 +244,8 @@ func agentSetup(t *testing.T, c *api.Client) {
 	testkit.Must(t, c.Sys().PutPolicy("kv", `path "kv/*" { capabilities = ["read"] }`))
 	_, err := c.Logical().Write("auth/approle/role/web", map[string]any{"token_ttl": "8s", "token_max_ttl": "1h", "token_policies": "kv"})
 	testkit.Must(t, err)
-	_, err = c.Logical().Write("kv/app", map[string]any{"v": "v1"})
+	remember(val(1))
+	_, err = c.Logical().Write("kv/app", map[string]any{"v": val(1)})
 	testkit.Must(t, err)
 }
 
@@ -224,6 +274,7 @@ func (a *agent) waitContent(t *testing.T, want string, limit time.Duration) time
 // up to 30 s (an election may be under way).
 func writeKV(t *testing.T, cl *vaulttest.Cluster, v string) {
 	t.Helper()
+	remember(v)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		l := cl.Leader()

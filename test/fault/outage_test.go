@@ -38,7 +38,7 @@ func TestFaultOutage(t *testing.T) {
 		valid = append(valid, issueOTP(t, c))
 	}
 	a := startAgent(t, c, "addresses = "+hclList(cl.Addrs()))
-	a.waitContent(t, "v1", 30*time.Second)
+	a.waitContent(t, val(1), 30*time.Second)
 	cfg := helperConfig(t, cl.Addrs(), "2s")
 	outage := outageLength(t)
 
@@ -63,7 +63,7 @@ func TestFaultOutage(t *testing.T) {
 		} else {
 			t.Errorf("login %d accepted with every node stopped: %s", i, out)
 		}
-		if got := a.content(); got != "v1" {
+		if got := a.content(); got != val(1) {
 			t.Fatalf("during the outage the destination holds %q, want the last good v1", got)
 		}
 	}
@@ -76,8 +76,8 @@ func TestFaultOutage(t *testing.T) {
 	if err := cl.WaitHealthy(60 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	writeKV(t, cl, "v2")
-	recovery := a.waitContent(t, "v2", 60*time.Second)
+	writeKV(t, cl, val(2))
+	recovery := a.waitContent(t, val(2), 60*time.Second)
 	report("outage: %s with every node stopped: %d/%d logins refused, slowest %.1f s (deadline 2 s); agent kept its file, %.0f failed refreshes a minute; back %.1f s after Vault, change→file %.1f s",
 		outage, refused, logins, slowest.Seconds(), perMinute, time.Since(resumed).Seconds(), recovery.Seconds())
 }
@@ -93,7 +93,7 @@ func TestFaultHungVault(t *testing.T) {
 	proxy := vaulttest.NewTCPProxy(t, strings.TrimPrefix(srv.Addr, "http://"))
 	cfg := helperConfig(t, []string{proxy.Addr}, "3s")
 	a := startAgent(t, c, "address = "+`"`+proxy.Addr+`"`+"\ntimeout = \"2s\"\nretry {\n  num_retries = 1\n}")
-	a.waitContent(t, "v1", 30*time.Second)
+	a.waitContent(t, val(1), 30*time.Second)
 
 	type outcome struct {
 		mode     string
@@ -126,15 +126,16 @@ func TestFaultHungVault(t *testing.T) {
 		return strings.Count(a.log.String(), timedOut) > failedBefore
 	})
 	timeoutFired := time.Since(holed)
-	if got := a.content(); got != "v1" {
+	if got := a.content(); got != val(1) {
 		t.Fatalf("while Vault hung the destination holds %q, want v1", got)
 	}
 	proxy.SetMode(vaulttest.Pass)
 	proxy.SetDelay(0)
 	proxy.Cut()
-	_, err := c.Logical().Write("kv/app", map[string]any{"v": "v2"})
+	remember(val(2))
+	_, err := c.Logical().Write("kv/app", map[string]any{"v": val(2)})
 	testkit.Must(t, err)
-	recovery := a.waitContent(t, "v2", 30*time.Second)
+	recovery := a.waitContent(t, val(2), 30*time.Second)
 
 	var parts []string
 	for _, o := range outcomes {

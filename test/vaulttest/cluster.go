@@ -113,10 +113,7 @@ func (c *Cluster) start(n int) error {
 		return err
 	}
 	for i := 1; i < len(c.Nodes); i++ {
-		if err := c.join(i); err != nil {
-			return err
-		}
-		if err := c.unseal(i, 60*time.Second); err != nil {
+		if err := c.joinAndUnseal(i); err != nil {
 			return err
 		}
 	}
@@ -164,6 +161,23 @@ func (c *Cluster) init() error {
 		})
 		return err
 	})
+}
+
+// joinAndUnseal joins node i and unseals it. Under load a join can lapse
+// before the unseal key arrives (Vault then answers "invalid key size 0"
+// for ever): the join is started again, up to five times.
+func (c *Cluster) joinAndUnseal(i int) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = c.join(i); err != nil && attempt == 0 {
+			return err
+		}
+		if err = c.unseal(i, 15*time.Second); err == nil {
+			return nil
+		}
+		_, _ = c.Nodes[i].Client.Sys().ResetUnsealProcess()
+	}
+	return err
 }
 
 // join makes node i join node 0's cluster (it is then sealed, waiting for
