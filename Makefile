@@ -7,8 +7,12 @@ BIN := bin
 # Debian packages the tests use: a real sshd + Linux-PAM for the helper's end-to-end test,
 # PostgreSQL for the templates' database-lease test, iproute2 (ip) for the helper's test of
 # real interface addresses (not in minimal images). unshare and mount come with util-linux
-# and mount, which every Debian system has.
-TEST_DEBS := openssh-server openssh-client libpam-modules libpam-runtime postgresql iproute2
+# and mount, which every Debian system has. lintian checks the built .debs,
+# rpm lists the built .rpms;
+# systemd-container (systemd-nspawn) boots a real systemd for the unit's
+# tests; packer validates packaging/packer.
+TEST_DEBS := openssh-server openssh-client libpam-modules libpam-runtime postgresql iproute2 \
+	lintian rpm systemd-container packer
 STATICCHECK_VERSION := v0.8.2
 GO_TEST_FLAGS ?= -count=1 -timeout 25m
 FUZZ_TIME ?= 5s
@@ -73,7 +77,8 @@ lint:
 	@test -x $(BIN)/staticcheck || GOBIN=$(CURDIR)/$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(BIN)/staticcheck ./...
 
-## package: deb and rpm packages of both commands into dist/
+## package: deb and rpm packages of both commands into dist/; the version
+## comes from the git tag (v1.2.3 → 1.2.3); untagged: make package VERSION=1.0.0
 package: build
 	VERSION=$(VERSION) ./packaging/build.sh
 

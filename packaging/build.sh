@@ -24,7 +24,7 @@ export VERSION=${version//-/.}
 export ARCH=${ARCH:-$(go env GOARCH)}
 
 for f in "$BIN/latchkey-ssh-helper" "$BIN/latchkey-agent" \
-	packaging/ssh-helper/config.hcl packaging/ssh-helper/pam.d-sshd \
+	packaging/ssh-helper/config.hcl packaging/ssh-helper/pam.d-sshd packaging/copyright packaging/changelog \
 	systemd/latchkey-agent.service packaging/agent/agent.hcl; do
 	[[ -e $f ]] || { echo "packaging/build.sh: missing $f (run make build first?)" >&2; exit 1; }
 done
@@ -36,11 +36,28 @@ fi
 mkdir -p "$DIST"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+gen=$tmp/gen
+mkdir "$gen"
+gzip -9n <packaging/changelog >"$gen/changelog.gz"
+# Man pages from the same text as -help (which exits non-zero, on stderr).
+help() { "$@" -help 2>&1 || true; }
+{
+	help "$BIN/latchkey-ssh-helper"
+	echo
+	help "$BIN/latchkey-ssh-helper" install-pam
+	echo
+	help "$BIN/latchkey-ssh-helper" doctor
+} | packaging/man.sh latchkey-ssh-helper 8 "$VERSION" "Vault SSH one-time-password verifier for PAM" | gzip -9n >"$gen/latchkey-ssh-helper.8.gz"
+help "$BIN/latchkey-agent" | packaging/man.sh latchkey-agent 8 "$VERSION" "Vault agent for cloud instances" | gzip -9n >"$gen/latchkey-agent.8.gz"
 for format in $FORMATS; do
 	unitdir=/usr/lib/systemd/system
 	[[ $format == deb ]] && unitdir=/lib/systemd/system
 	for pkg in ssh-helper agent; do
-		sed -e "s|@UNITDIR@|$unitdir|g" -e "s|@BIN@|$BIN|g" "packaging/nfpm-$pkg.yaml" >"$tmp/nfpm-$pkg.yaml"
+		# deb has no License field (lintian: unknown-field): the copyright
+		# file carries it.
+		nolicense=
+		[[ $format == deb ]] && nolicense='/^license:/d'
+		sed -e "s|@UNITDIR@|$unitdir|g" -e "s|@BIN@|$BIN|g" -e "s|@GEN@|$gen|g" -e "$nolicense" "packaging/nfpm-$pkg.yaml" >"$tmp/nfpm-$pkg.yaml"
 		"$NFPM" package --config "$tmp/nfpm-$pkg.yaml" --packager "$format" --target "$DIST/"
 	done
 done

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -111,20 +110,8 @@ func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
 func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 	b := &Backoff{Min: l.MinBackoff, Max: l.MaxBackoff}
 	for {
-		client, err := Clone(l.Client, "", l.Namespace)
-		if err != nil {
-			return nil, err
-		}
-		// An attempt is sent once: the client's retries (vault { retry },
-		// meant for templates) would replay a signed login that cloud STS
-		// refuses the second time, and hide Vault's answer for minutes.
-		// The next attempt, after the backoff, signs anew.
-		client.SetMaxRetries(0)
 		l.status("logging in with " + l.Method.Describe())
-		secret, err := l.Method.Login(ctx, client)
-		if err == nil && (secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "") {
-			err = errors.New("vault's login response holds no token")
-		}
+		secret, err := LoginOnce(ctx, l.Method, l.Client, l.Namespace)
 		if err == nil {
 			l.Logger.Info("logged in", zap.String("method", l.Method.Describe()),
 				zap.Strings("policies", secret.Auth.Policies), zap.Int("ttl_seconds", secret.Auth.LeaseDuration),
@@ -139,13 +126,35 @@ func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 		}
 		wait := b.Next()
 		l.Logger.Error("login failed", zap.String("method", l.Method.Describe()), zap.Error(err), zap.Duration("retry_in", wait))
-		l.status(fmt.Sprintf("login failed, retrying in %s: %v", wait.Round(time.Second), err))
+		l.status(fmt.Sprintf("login failed, retrying in %s: %s", wait.Round(time.Second), OneLine(err)))
 		select {
 		case <-ctx.Done():
 			return nil, nil
 		case <-time.After(wait):
 		}
 	}
+}
+
+// LoginOnce makes one login attempt with method on a token-less clone of
+// client (in namespace, "" keeping client's) and returns Vault's response,
+// which holds a token; or the error of the attempt. The attempt is sent
+// once: the client's retries (vault { retry }, meant for templates) would
+// replay a signed login that cloud STS refuses the second time, and hide
+// Vault's answer for minutes. A next attempt signs anew.
+func LoginOnce(ctx context.Context, method Method, client *api.Client, namespace string) (*api.Secret, error) {
+	c, err := Clone(client, "", namespace)
+	if err != nil {
+		return nil, err
+	}
+	c.SetMaxRetries(0)
+	secret, err := method.Login(ctx, c)
+	if err == nil && (secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "") {
+		err = errors.New("vault's login response holds no token")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return secret, nil
 }
 
 // refresh returns the kept login secret with the TTL and renewability
@@ -161,8 +170,7 @@ func (l *Lifecycle) refresh(ctx context.Context, secret *api.Secret) *api.Secret
 		return secret
 	}
 	s, err := client.Auth().Token().LookupSelfWithContext(ctx)
-	var re *api.ResponseError
-	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+	if IsForbidden(err) {
 		l.Logger.Info("logging in again", zap.String("reason", "the kept token no longer works (lookup-self: permission denied)"))
 		l.Holder.Retire(time.Now())
 		return nil
@@ -280,8 +288,7 @@ func (l *Lifecycle) held(secret *api.Secret) string {
 // expired. Network errors are not a revocation.
 func revoked(ctx context.Context, c *api.Client) bool {
 	_, err := c.Auth().Token().LookupSelfWithContext(ctx)
-	var re *api.ResponseError
-	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
+	return IsForbidden(err)
 }
 
 // authenticated is the STATUS line of a held token, e.g. `authenticated

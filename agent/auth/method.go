@@ -107,6 +107,9 @@ type Env struct {
 	// approle keeps its secret id file, and refuses to unwrap a
 	// response-wrapped secret id (which only one unwrap may read).
 	DryRun bool
+	// Kept, when set, holds one-shot credentials across the methods a
+	// reload builds (see Keeper).
+	Kept *Keeper
 }
 
 // WithDefaults returns e with a nil Logger replaced by a no-op logger and a

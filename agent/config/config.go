@@ -29,6 +29,8 @@ type Config struct {
 	LogFile        string
 	// StateDir is latchkey { state_dir } (default /var/lib/latchkey).
 	StateDir string
+	// SSH is the ssh stanza (nil without one).
+	SSH *SSH
 	// Files are the files read, in order.
 	Files []string
 
@@ -160,6 +162,7 @@ func (c *Config) merge(o *Config) {
 		c.set.exitAfterAuth = o.set.exitAfterAuth
 	}
 	c.Templates = append(c.Templates, o.Templates...)
+	c.SSH = c.SSH.Merge(o.SSH)
 	for _, kv := range []struct {
 		dst *string
 		v   string
@@ -178,6 +181,7 @@ func (c *Config) finalize() {
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
 	}
+	c.SSH.Finalize()
 	if c.Vault.NumRetries == nil {
 		c.Vault.NumRetries = ptr(DefaultNumRetries)
 	}
@@ -212,6 +216,9 @@ func (c *Config) Validate() error {
 			at = hclconf.Pos(r)
 		}
 		return fmt.Errorf("%s: auto_auth: min_backoff (%s) is greater than max_backoff (%s)", at, a.MinBackoff, a.MaxBackoff)
+	}
+	if err := c.SSH.Validate(); err != nil {
+		return err
 	}
 	switch c.LogFormat {
 	case "", "standard", "json", "console", "auto":

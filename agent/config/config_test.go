@@ -1,11 +1,12 @@
 package config
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // An existing Vault Agent config must load unchanged.
@@ -88,10 +89,10 @@ func TestLoadJSON(t *testing.T) {
 
 func TestLoadDirectoryMerges(t *testing.T) {
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "10-vault.hcl"), `vault { address = "https://a:8200" }`+"\nlog_level = \"debug\"\n")
-	write(t, filepath.Join(dir, "20-auth.hcl"), minimal+"template {\n  contents = \"x\"\n  destination = \"/tmp/x\"\n}\n")
-	write(t, filepath.Join(dir, "30-more.json"), `{"template": {"contents": "y", "destination": "/tmp/y"}, "vault": {"address": "https://b:8200"}}`)
-	write(t, filepath.Join(dir, "README"), "not config")
+	testkit.WriteFile(t, filepath.Join(dir, "10-vault.hcl"), `vault { address = "https://a:8200" }`+"\nlog_level = \"debug\"\n")
+	testkit.WriteFile(t, filepath.Join(dir, "20-auth.hcl"), minimal+"template {\n  contents = \"x\"\n  destination = \"/tmp/x\"\n}\n")
+	testkit.WriteFile(t, filepath.Join(dir, "30-more.json"), `{"template": {"contents": "y", "destination": "/tmp/y"}, "vault": {"address": "https://b:8200"}}`)
+	testkit.WriteFile(t, filepath.Join(dir, "README"), "not config")
 	c, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +168,7 @@ func TestLoadErrors(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "agent.hcl")
-			write(t, p, tc.body)
+			testkit.WriteFile(t, p, tc.body)
 			_, err := Load(p)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
@@ -190,13 +191,6 @@ auto_auth {
   }
 }
 `
-
-func write(t *testing.T, p, s string) {
-	t.Helper()
-	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // The example installed as /etc/latchkey/agent.hcl must load as shipped.
 func TestPackagedExampleLoads(t *testing.T) {
@@ -282,7 +276,7 @@ func TestLoadObjectFormBlocks(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "agent.hcl")
-			write(t, p, tc.body)
+			testkit.WriteFile(t, p, tc.body)
 			c, err := Load(p)
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -305,8 +299,8 @@ func TestLoadObjectFormBlocks(t *testing.T) {
 func TestLoadSeveralFilesLaterWins(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.hcl"), filepath.Join(dir, "b.hcl")
-	write(t, a, "vault { address = \"https://a:8200\" }\nlog_level = \"debug\"\ntemplate {\n  contents = \"a\"\n  destination = \"/tmp/a\"\n}\n"+minimal)
-	write(t, b, "vault { address = \"https://b:8200\" }\npid_file = \"/run/b.pid\"\ntemplate {\n  contents = \"b\"\n  destination = \"/tmp/b\"\n}\n"+
+	testkit.WriteFile(t, a, "vault { address = \"https://a:8200\" }\nlog_level = \"debug\"\ntemplate {\n  contents = \"a\"\n  destination = \"/tmp/a\"\n}\n"+minimal)
+	testkit.WriteFile(t, b, "vault { address = \"https://b:8200\" }\npid_file = \"/run/b.pid\"\ntemplate {\n  contents = \"b\"\n  destination = \"/tmp/b\"\n}\n"+
 		"auto_auth {\n  method \"approle\" {\n    config = { role_id_file_path = \"/r\" }\n  }\n}\n")
 	tests := []struct {
 		paths            []string
@@ -339,7 +333,7 @@ func TestSinkModeDefault(t *testing.T) {
 	for name, body := range tests {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), name)
-			write(t, p, body)
+			testkit.WriteFile(t, p, body)
 			c, err := Load(p)
 			if err != nil {
 				t.Fatal(err)

@@ -31,6 +31,17 @@ const (
 	DefaultSinkMode os.FileMode = 0o640
 	// DefaultCommandTimeout kills a template's command.
 	DefaultCommandTimeout = 30 * time.Second
+	// DefaultTemplateRetryMin and DefaultTemplateRetryMax bound the wait
+	// before a failed template is tried again (Vault Agent's).
+	DefaultTemplateRetryMin = 250 * time.Millisecond
+	DefaultTemplateRetryMax = time.Minute
+	// DefaultSourceQuiet is how long an edited template source must stay
+	// unchanged before it is read again.
+	DefaultSourceQuiet = 250 * time.Millisecond
+	// DefaultSinkMinBackoff and DefaultSinkMaxBackoff bound the wait
+	// between failed sink writes.
+	DefaultSinkMinBackoff = time.Second
+	DefaultSinkMaxBackoff = time.Minute
 )
 
 // DefaultTemplateConfig returns Vault Agent's template_config defaults.

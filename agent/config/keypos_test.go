@@ -7,6 +7,7 @@ import (
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/auth/methods"
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // Errors about a method's config keys, raised by the auth methods after
@@ -68,7 +69,7 @@ func TestMethodConfigKeyPositions(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, tc.file)
-			write(t, p, tc.body)
+			testkit.WriteFile(t, p, tc.body)
 			c, err := Load(p)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
@@ -96,7 +97,7 @@ func TestSinkAndBackoffKeyPositions(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), tc.file)
-			write(t, p, tc.body)
+			testkit.WriteFile(t, p, tc.body)
 			c, err := Load(p)
 			if err != nil {
 				t.Fatal(err)

@@ -56,7 +56,7 @@ func (ps *parser) integer(a *hcl.Attribute) *int {
 }
 
 var topAttrs = []string{"pid_file", "exit_after_auth", "log_level", "log_format", "log_file"}
-var topBlocks = []string{"vault", "auto_auth", "template", "template_config", "latchkey"}
+var topBlocks = []string{"vault", "auto_auth", "template", "template_config", "latchkey", "ssh"}
 
 // parseFile decodes one file's body.
 func parseFile(p *hclparse.Parser, body hcl.Body) (*Config, hcl.Diagnostics) {
@@ -88,6 +88,9 @@ func parseFile(p *hclparse.Parser, body hcl.Body) (*Config, hcl.Diagnostics) {
 	}
 	for _, b := range lv.blocksOf("template") {
 		c.Templates = append(c.Templates, ps.template(b))
+	}
+	for _, b := range lv.blocksOf("ssh") {
+		c.SSH = c.SSH.Merge(ps.ssh(b))
 	}
 	for _, b := range lv.blocksOf("latchkey") {
 		l, d := split(b.Body)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // Every key of a template stanza and of template_config is read, in HCL
@@ -106,7 +108,7 @@ template {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), tc.file)
-			write(t, p, tc.body)
+			testkit.WriteFile(t, p, tc.body)
 			c, err := Load(p)
 			if err != nil {
 				t.Fatal(err)

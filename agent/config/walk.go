@@ -125,7 +125,7 @@ func (lv level) check(where string, attrs, blocks []string) hcl.Diagnostics {
 			// else cannot be one.
 			diags = append(diags, hclconf.Errorf(a.NameRange, "%s: want a block (%s { ... }) or an object (%s = { ... })", n, n, n))
 		case where == "" && unsupported[n]:
-			diags = append(diags, hclconf.Errorf(a.NameRange, "%q is a Vault Agent stanza latchkey-agent does not support (supported: vault, auto_auth, template, template_config, pid_file, exit_after_auth, log_*, latchkey)", n))
+			diags = append(diags, hclconf.Errorf(a.NameRange, "%q is a Vault Agent stanza latchkey-agent does not support (supported: vault, auto_auth, template, template_config, ssh, pid_file, exit_after_auth, log_*, latchkey)", n))
 		default:
 			diags = append(diags, hclconf.Errorf(a.NameRange, "unknown key %q%s", n, in(where)))
 		}
@@ -134,7 +134,7 @@ func (lv level) check(where string, attrs, blocks []string) hcl.Diagnostics {
 		switch {
 		case okB[b.Type]:
 		case where == "" && unsupported[b.Type]:
-			diags = append(diags, hclconf.Errorf(b.DefRange, "%q is a Vault Agent stanza latchkey-agent does not support (supported: vault, auto_auth, template, template_config, pid_file, exit_after_auth, log_*, latchkey)", b.Type))
+			diags = append(diags, hclconf.Errorf(b.DefRange, "%q is a Vault Agent stanza latchkey-agent does not support (supported: vault, auto_auth, template, template_config, ssh, pid_file, exit_after_auth, log_*, latchkey)", b.Type))
 		default:
 			diags = append(diags, hclconf.Errorf(b.DefRange, "unknown block %q%s", b.Type, in(where)))
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/internal/vaultclient"
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // fakeRenderer stands in for agent/template: it uses the token every 50ms
@@ -96,21 +97,21 @@ func TestReadyWaitsForTemplatesAndRevocationSeenByARenderer(t *testing.T) {
 	cfg := agentConfig(t, dir, method, oneTemplate, fileSink(sinkPath, ""))
 	r, renderers := runRendering(t, cfg)
 
-	eventually(t, "the sink", func() bool { return readToken(t, sinkPath) != "" })
-	eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
+	testkit.Eventually(t, "the sink", func() bool { return readToken(t, sinkPath) != "" })
+	testkit.Eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
 	time.Sleep(300 * time.Millisecond) // give a premature READY=1 the chance to show
 	if r.notes.count("READY=1") != 0 {
 		t.Fatal("READY=1 before the templates were rendered")
 	}
 	close(renderers()[0].release)
-	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	testkit.Eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 
 	// Revoke the token: CheckInterval is 1h and the 1h token renews after
 	// 40 minutes, so a new token in the sink means the renderer's 403
 	// triggered the login.
 	first := readToken(t, sinkPath)
-	must(t, srv.Client.Auth().Token().RevokeTree(first))
-	eventually(t, "a new token after revocation", func() bool {
+	testkit.Must(t, srv.Client.Auth().Token().RevokeTree(first))
+	testkit.Eventually(t, "a new token after revocation", func() bool {
 		tok := readToken(t, sinkPath)
 		return tok != "" && tok != first
 	})
@@ -127,7 +128,7 @@ func TestRendererFailureStopsTheAgent(t *testing.T) {
 	_, method := approle(t, dir, "1h", "2h")
 	cfg := agentConfig(t, dir, method, oneTemplate, fileSink(filepath.Join(dir, "token"), ""))
 	r, renderers := runRendering(t, cfg)
-	eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
+	testkit.Eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
 	renderers()[0].fail <- errors.New("template a.tmpl: gave up after 12 retries")
 	var err error
 	select {
@@ -159,23 +160,23 @@ func TestReloadKeepsTheRendererWhenTemplatesAreUnchanged(t *testing.T) {
 	sinkPath := filepath.Join(dir, "token")
 	cfg := agentConfig(t, dir, method, oneTemplate, fileSink(sinkPath, ""))
 	r, renderers := runRendering(t, cfg)
-	eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
+	testkit.Eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
 	close(renderers()[0].release)
-	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	testkit.Eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 
 	// Same templates, one more sink: the renderer keeps running.
 	extra := filepath.Join(dir, "extra")
 	agentConfig(t, dir, method, oneTemplate, fileSink(sinkPath, ""), fileSink(extra, ""))
 	r.sigs <- syscall.SIGHUP
-	eventually(t, "the reload", func() bool { return r.notes.count("READY=1") == 2 && readToken(t, extra) != "" })
+	testkit.Eventually(t, "the reload", func() bool { return r.notes.count("READY=1") == 2 && readToken(t, extra) != "" })
 	if n := len(renderers()); n != 1 {
 		t.Fatalf("a reload with unchanged templates built %d renderers", n)
 	}
 	// The kept renderer reaches the new instance's auth loop: a revoked
 	// token it runs into is replaced.
 	first := readToken(t, sinkPath)
-	must(t, srv.Client.Auth().Token().RevokeTree(first))
-	eventually(t, "a new token after revocation", func() bool {
+	testkit.Must(t, srv.Client.Auth().Token().RevokeTree(first))
+	testkit.Eventually(t, "a new token after revocation", func() bool {
 		tok := readToken(t, sinkPath)
 		return tok != "" && tok != first
 	})
@@ -183,9 +184,9 @@ func TestReloadKeepsTheRendererWhenTemplatesAreUnchanged(t *testing.T) {
 	// Changed templates: a new renderer replaces the old one.
 	agentConfig(t, dir, method, strings.Replace(oneTemplate, `"x"`, `"y"`, 1), fileSink(sinkPath, ""))
 	r.sigs <- syscall.SIGHUP
-	eventually(t, "a new renderer", func() bool { return len(renderers()) == 2 })
+	testkit.Eventually(t, "a new renderer", func() bool { return len(renderers()) == 2 })
 	close(renderers()[1].release)
-	eventually(t, "READY=1 after the new render", func() bool { return r.notes.count("READY=1") == 3 })
+	testkit.Eventually(t, "READY=1 after the new render", func() bool { return r.notes.count("READY=1") == 3 })
 }
 
 // template_config { max_connections_per_host } bounds the connections of
@@ -204,11 +205,11 @@ func TestMaxConnectionsPerHostReachesTheRenderer(t *testing.T) {
 			_, method := approle(t, dir, "1h", "2h")
 			cfg := agentConfig(t, dir, method, tc.templateConfig+oneTemplate, fileSink(filepath.Join(dir, "token"), ""))
 			_, renderers := runRendering(t, cfg)
-			eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
+			testkit.Eventually(t, "the renderer", func() bool { return len(renderers()) == 1 })
 			tokens := renderers()[0].tokens
-			eventually(t, "a token", func() bool { return tokens.Holder().Token() != "" })
+			testkit.Eventually(t, "a token", func() bool { return tokens.Holder().Token() != "" })
 			c, err := tokens.Client()
-			must(t, err)
+			testkit.Must(t, err)
 			tr, ok := c.CloneConfig().HttpClient.Transport.(*http.Transport)
 			if !ok {
 				t.Fatalf("transport %T", c.CloneConfig().HttpClient.Transport)
@@ -269,11 +270,11 @@ func TestHandedOverRendererReportsDuringReload(t *testing.T) {
 			t.Error("agent did not stop")
 		}
 	}()
-	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	testkit.Eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 	first := readToken(t, sinkPath)
 	for i := 0; i < 5; i++ {
 		r.sigs <- syscall.SIGHUP
-		eventually(t, "READY=1 after a reload", func() bool { return r.notes.count("READY=1") == i+2 })
+		testkit.Eventually(t, "READY=1 after a reload", func() bool { return r.notes.count("READY=1") == i+2 })
 	}
 	if readToken(t, sinkPath) != first {
 		t.Error("reports of a token that works replaced it")
@@ -303,16 +304,16 @@ func TestVaultClient(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "agent.hcl")
-			must(t, os.WriteFile(p, []byte(auth+tc.extra), 0o600))
+			testkit.Must(t, os.WriteFile(p, []byte(auth+tc.extra), 0o600))
 			cfg, err := config.Load(p)
-			must(t, err)
+			testkit.Must(t, err)
 			c, err := VaultClient(cfg, func(k string) string {
 				if k == "VAULT_ADDR" {
 					return "http://127.0.0.1:1"
 				}
 				return tc.env[k]
 			}, tc.flags)
-			must(t, err)
+			testkit.Must(t, err)
 			tr, ok := c.CloneConfig().HttpClient.Transport.(*http.Transport)
 			if !ok {
 				t.Fatalf("transport %T", c.CloneConfig().HttpClient.Transport)

@@ -66,6 +66,9 @@ type Runner struct {
 	// would (sources read and parsed) without building a renderer: a reload
 	// that keeps the running renderer is refused when it fails.
 	CheckTemplates func(cfg *config.Config) error
+	// kept holds one-shot credentials across the instances of one Run.
+	kept *auth.Keeper
+
 	// OnReload, when set, is called with a configuration a SIGHUP loaded
 	// and applied (the CLI applies its log_level).
 	OnReload func(*config.Config)
@@ -105,7 +108,7 @@ func (in *instance) fail(err error) {
 // starting anything or contacting Vault: it returns the first config
 // error, or nil.
 func (r *Runner) Validate(cfg *config.Config) error {
-	_, err := r.build(cfg, nil, &Tokens{holder: auth.NewHolder()})
+	_, err := r.build(cfg, nil, auth.NewTokens(auth.NewHolder()))
 	return err
 }
 
@@ -131,7 +134,8 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
 		defer signal.Stop(ch)
 		sigs = ch
 	}
-	tokens := &Tokens{holder: auth.NewHolder()}
+	tokens := auth.NewTokens(auth.NewHolder())
+	r.kept = &auth.Keeper{}
 	cur, err := r.build(cfg, nil, tokens)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -212,7 +216,7 @@ func (r *Runner) reload(ctx context.Context, cur *instance, tokens *Tokens) *ins
 		}
 	}
 	r.Logger.Error("reload refused; the running configuration is unchanged", zap.Error(err))
-	r.notify("STATUS=reload failed, running the previous configuration: " + err.Error())
+	r.notify("STATUS=reload failed, running the previous configuration: " + auth.OneLine(err))
 	return cur
 }
 
@@ -228,30 +232,44 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 		keep = timeLeft(keep, cur.lifecycle.Expiry())
 	}
 	var kept, restarted []string
+	var replaced []Component // cur's component each of next's replaces, by part
 	for i, p := range next.parts {
-		if p.running != nil {
-			cur.parts[i].running = nil // handed over: stopping cur leaves it running
-			kept = append(kept, p.name)
-		} else if p.comp != nil {
-			restarted = append(restarted, p.name)
+		var old Component
+		if rc := cur.parts[i].running; rc != nil {
+			old = rc.c
 		}
+		switch {
+		case p.running != nil:
+			cur.parts[i].running = nil // handed over: stopping cur leaves it running
+			kept = append(kept, p.spec.name)
+			old = nil
+		case p.comp != nil:
+			restarted = append(restarted, p.spec.name)
+		}
+		replaced = append(replaced, old)
 	}
 	cur.stop()
+	for i, p := range next.parts {
+		if s, ok := p.comp.(Successor); ok && replaced[i] != nil {
+			s.Inherit(replaced[i])
+		}
+	}
 	if keep == nil {
 		// The old token is no longer renewed: it ends at its expiry, and
 		// with it the leases it created.
-		tokens.holder.Retire(cur.lifecycle.Expiry())
+		tokens.Holder().Retire(cur.lifecycle.Expiry())
 	}
 	r.launch(ctx, next, keep, tokens)
 	if r.OnReload != nil {
 		r.OnReload(next.cfg)
 	}
 	fields := []zap.Field{zap.Strings("kept_running", kept), zap.Strings("restarted", restarted)}
-	if keep != nil {
+	switch {
+	case keep != nil:
 		r.Logger.Info("reloaded; auth unchanged, keeping the token", fields...)
-	} else if authKept {
-		r.Logger.Info("reloaded; auth unchanged but the token has run out, logging in again", fields...)
-	} else {
+	case authKept:
+		r.Logger.Info("reloaded; auth unchanged but no token to keep (none yet, or about to expire): logging in", fields...)
+	default:
 		r.Logger.Info("reloaded; auth changed, logging in again", fields...)
 	}
 	return next
@@ -341,7 +359,7 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 		return nil, err
 	}
 	a := cfg.AutoAuth
-	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv})
+	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv, Kept: r.kept})
 	if err != nil {
 		return nil, err
 	}
@@ -357,7 +375,7 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 		in.sinks = append(in.sinks, s)
 	}
 	for i, spec := range r.components() {
-		p := &part{name: spec.name}
+		p := &part{spec: spec}
 		if prev != nil && prev.parts[i].running != nil && spec.same(prev.cfg, cfg) {
 			if spec.check != nil {
 				if err := spec.check(cfg); err != nil {
@@ -371,7 +389,7 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 		in.parts = append(in.parts, p)
 	}
 	in.lifecycle = &auth.Lifecycle{
-		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: tokens.holder, Logger: r.Logger,
+		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: tokens.Holder(), Logger: r.Logger,
 		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
 		CheckInterval: r.CheckInterval,
 		Status:        func(s string) { r.notify("STATUS=" + s) },
@@ -396,10 +414,10 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *api.Secret, 
 	// reports 403 answers, so a revoked token is replaced as soon as it is
 	// used.
 	report403(in.client, denied)
-	tokens.set(in.client, denied)
+	tokens.SetClient(in.client, denied)
 	var readies []<-chan struct{}
 	if keep == nil {
-		readies = append(readies, tokens.holder.Changed()) // before the lifecycle can Set
+		readies = append(readies, tokens.Holder().Changed()) // before the lifecycle can Set
 	}
 	var wg sync.WaitGroup
 	for _, s := range in.sinks {
@@ -408,7 +426,7 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *api.Secret, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.Run(ctx, tokens.holder, func() { close(written) })
+			s.Run(ctx, tokens.Holder(), func() { close(written) })
 		}()
 	}
 	for _, p := range in.parts {
@@ -418,7 +436,7 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *api.Secret, 
 		case p.comp != nil:
 			// A running component outlives this instance's context when a
 			// reload hands it over, so it runs under the Runner's.
-			p.running = startComponent(parent, p.name, p.comp, tokens.holder, in)
+			p.running = startComponent(parent, p.spec, p.comp, tokens.Holder(), in)
 		default:
 			continue
 		}

@@ -17,11 +17,10 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -38,17 +37,8 @@ var seq atomic.Int32
 // config's auto_auth method stanza.
 func approle(t *testing.T, dir, ttl, maxTTL string) (mount, stanza string) {
 	t.Helper()
-	c := srv.Client
 	mount = fmt.Sprintf("approle-%d", seq.Add(1))
-	must(t, c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "approle"}))
-	_, err := c.Logical().Write("auth/"+mount+"/role/web", map[string]any{"token_ttl": ttl, "token_max_ttl": maxTTL, "token_policies": "default"})
-	must(t, err)
-	r, err := c.Logical().Read("auth/" + mount + "/role/web/role-id")
-	must(t, err)
-	s, err := c.Logical().Write("auth/"+mount+"/role/web/secret-id", nil)
-	must(t, err)
-	write(t, filepath.Join(dir, "role-id"), r.Data["role_id"].(string))
-	write(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
+	testkit.AppRole(t, srv.Client, mount, dir, map[string]any{"token_ttl": ttl, "token_max_ttl": maxTTL, "token_policies": "default"})
 	stanza = fmt.Sprintf(`
   method "approle" {
     mount_path = "auth/%s"
@@ -73,7 +63,7 @@ func agentConfig(t *testing.T, dir, method, extra string, sinks ...string) strin
 	b.WriteString("}\n")
 	fmt.Fprintf(&b, "latchkey {\n  state_dir = %q\n}\n%s", filepath.Join(dir, "state"), extra)
 	p := filepath.Join(dir, "agent.hcl")
-	write(t, p, b.String())
+	testkit.WriteFile(t, p, b.String())
 	return p
 }
 
@@ -157,18 +147,6 @@ func startWith(t *testing.T, cfg string, check time.Duration, log *zap.Logger) *
 	return r
 }
 
-// eventually polls cond for up to 30 s (generous: tests never assert time).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for i := 0; i < 600; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func readToken(t *testing.T, p string) string {
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -179,7 +157,7 @@ func readToken(t *testing.T, p string) string {
 
 func lookup(t *testing.T, tok string) (*api.Secret, error) {
 	c, err := srv.NewClient(tok)
-	must(t, err)
+	testkit.Must(t, err)
 	return c.Auth().Token().LookupSelf()
 }
 
@@ -187,18 +165,18 @@ func TestApproleSinkReady(t *testing.T) {
 	dir := t.TempDir()
 	_, method := approle(t, dir, "1h", "2h")
 	sinkPath := filepath.Join(dir, "out", "token")
-	must(t, os.Mkdir(filepath.Dir(sinkPath), 0o755))
+	testkit.Must(t, os.Mkdir(filepath.Dir(sinkPath), 0o755))
 	owner := fmt.Sprintf("\n      owner = %d\n      group = %d", 65534, 65534)
 	sink := strings.Replace(fileSink(sinkPath, ""), "mode = 0600", "mode = 0640"+owner, 1)
 	r := start(t, agentConfig(t, dir, method, "", sink), time.Minute)
 
-	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	testkit.Eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 	tok := readToken(t, sinkPath)
 	if _, err := lookup(t, tok); err != nil {
 		t.Fatalf("sink token does not work: %v", err)
 	}
 	fi, err := os.Stat(sinkPath)
-	must(t, err)
+	testkit.Must(t, err)
 	st := fi.Sys().(*syscall.Stat_t)
 	if fi.Mode().Perm() != 0o640 || st.Uid != 65534 || st.Gid != 65534 {
 		t.Errorf("sink mode %v owner %d:%d, want 0640 65534:65534", fi.Mode().Perm(), st.Uid, st.Gid)
@@ -233,10 +211,10 @@ func TestRenewalAndReLogin(t *testing.T) {
 	_, method := approle(t, dir, "2s", "5s")
 	sinkPath := filepath.Join(dir, "token")
 	r := start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
-	eventually(t, "first token", func() bool { return readToken(t, sinkPath) != "" })
+	testkit.Eventually(t, "first token", func() bool { return readToken(t, sinkPath) != "" })
 	first := readToken(t, sinkPath)
-	eventually(t, "a renewal", func() bool { return r.notes.countContaining("token renewed for") > 0 })
-	eventually(t, "a new token after max TTL", func() bool {
+	testkit.Eventually(t, "a renewal", func() bool { return r.notes.countContaining("token renewed for") > 0 })
+	testkit.Eventually(t, "a new token after max TTL", func() bool {
 		tok := readToken(t, sinkPath)
 		return tok != "" && tok != first
 	})
@@ -264,14 +242,14 @@ func TestNonRenewableTokenReplacedBeforeExpiry(t *testing.T) {
 			dir := t.TempDir()
 			mount, method := approle(t, dir, tc.ttl.String(), tc.ttl.String())
 			_, err := srv.Client.Logical().Write("auth/"+mount+"/role/web", map[string]any{"token_type": "batch"})
-			must(t, err)
+			testkit.Must(t, err)
 			sinkPath := filepath.Join(dir, "token")
-			log, logs := observed(t)
+			log, logs := testkit.Observed(t)
 			r := startWith(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute, log)
-			eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+			testkit.Eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 			first := readToken(t, sinkPath)
 			s, err := lookup(t, first)
-			must(t, err)
+			testkit.Must(t, err)
 			if renewable, _ := s.TokenIsRenewable(); s.Data["type"] != "batch" || renewable {
 				t.Fatalf("token type %v renewable %v, want a batch token", s.Data["type"], renewable)
 			}
@@ -279,14 +257,14 @@ func TestNonRenewableTokenReplacedBeforeExpiry(t *testing.T) {
 			if tc.reload {
 				// Half its life gone: a watcher going by the login's TTL
 				// would now outlive the token.
-				eventually(t, "half the token's TTL gone", func() bool {
+				testkit.Eventually(t, "half the token's TTL gone", func() bool {
 					s, err := lookup(t, first)
 					left, _ := s.TokenTTL()
 					return err == nil && left <= tc.ttl/2
 				})
 				from := r.notes.len()
 				r.sigs <- syscall.SIGHUP
-				eventually(t, "READY=1 after the reload", func() bool { return r.notes.count("READY=1") == 2 })
+				testkit.Eventually(t, "READY=1 after the reload", func() bool { return r.notes.count("READY=1") == 2 })
 				status := r.notes.firstContaining(from, "token expires in ")
 				left, err := time.ParseDuration(strings.SplitN(strings.SplitN(status, "token expires in ", 2)[1], " ", 2)[0])
 				if err != nil || left > tc.ttl/2 {
@@ -294,7 +272,7 @@ func TestNonRenewableTokenReplacedBeforeExpiry(t *testing.T) {
 				}
 			}
 
-			eventually(t, "a new token", func() bool {
+			testkit.Eventually(t, "a new token", func() bool {
 				tok := readToken(t, sinkPath)
 				return tok != "" && tok != first
 			})
@@ -303,7 +281,7 @@ func TestNonRenewableTokenReplacedBeforeExpiry(t *testing.T) {
 			// nothing used an expired token. Checking the old token from here
 			// instead would race the test's polling against the watcher's grace.
 			expires, err := time.Parse(time.RFC3339Nano, fmt.Sprint(s.Data["expire_time"]))
-			must(t, err)
+			testkit.Must(t, err)
 			if e := logs.FilterMessage("logging in again").All(); len(e) > 0 && !e[0].Time.Before(expires) {
 				t.Errorf("logged in again at %s, after the old token expired at %s", e[0].Time, expires)
 			}
@@ -329,13 +307,13 @@ func TestReloadKeepsNoRevokedToken(t *testing.T) {
 	dir := t.TempDir()
 	_, method := approle(t, dir, "1h", "2h")
 	sinkPath := filepath.Join(dir, "token")
-	log, logs := observed(t)
+	log, logs := testkit.Observed(t)
 	r := startWith(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Hour, log)
-	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	testkit.Eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 	first := readToken(t, sinkPath)
-	must(t, srv.Client.Auth().Token().RevokeTree(first))
+	testkit.Must(t, srv.Client.Auth().Token().RevokeTree(first))
 	r.sigs <- syscall.SIGHUP
-	eventually(t, "a new token after the reload", func() bool {
+	testkit.Eventually(t, "a new token after the reload", func() bool {
 		tok := readToken(t, sinkPath)
 		return tok != "" && tok != first
 	})
@@ -385,10 +363,10 @@ func TestRevokedTokenReLogin(t *testing.T) {
 	_, method := approle(t, dir, "1h", "2h")
 	sinkPath := filepath.Join(dir, "token")
 	start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), 200*time.Millisecond)
-	eventually(t, "first token", func() bool { return readToken(t, sinkPath) != "" })
+	testkit.Eventually(t, "first token", func() bool { return readToken(t, sinkPath) != "" })
 	first := readToken(t, sinkPath)
-	must(t, srv.Client.Auth().Token().RevokeTree(first))
-	eventually(t, "a new token after revocation", func() bool {
+	testkit.Must(t, srv.Client.Auth().Token().RevokeTree(first))
+	testkit.Eventually(t, "a new token after revocation", func() bool {
 		tok := readToken(t, sinkPath)
 		return tok != "" && tok != first
 	})
@@ -400,21 +378,21 @@ func TestSIGHUPReload(t *testing.T) {
 	sink1 := filepath.Join(dir, "token1")
 	cfg := agentConfig(t, dir, method, "", fileSink(sink1, ""))
 	r := start(t, cfg, time.Minute)
-	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	testkit.Eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 	tok := readToken(t, sink1)
 	// An mtime in the past: a rewrite, however quick, moves it.
 	past := time.Now().Add(-time.Hour).Truncate(time.Second)
-	must(t, os.Chtimes(sink1, past, past))
+	testkit.Must(t, os.Chtimes(sink1, past, past))
 	before, err := os.Stat(sink1)
-	must(t, err)
+	testkit.Must(t, err)
 
 	// A new sink, same auth: the token is kept and written to the new sink.
 	sink2 := filepath.Join(dir, "token2")
 	agentConfig(t, dir, method, "", fileSink(sink1, ""), fileSink(sink2, ""))
 	for i := 0; i < 3; i++ { // repeated SIGHUPs are safe
 		r.sigs <- syscall.SIGHUP
-		eventually(t, "RELOADING=1", func() bool { return r.notes.count("RELOADING=1") == i+1 })
-		eventually(t, "READY=1 again", func() bool { return r.notes.count("READY=1") == i+2 })
+		testkit.Eventually(t, "RELOADING=1", func() bool { return r.notes.count("RELOADING=1") == i+1 })
+		testkit.Eventually(t, "READY=1 again", func() bool { return r.notes.count("READY=1") == i+2 })
 	}
 	if got := readToken(t, sink2); got != tok {
 		t.Errorf("after reload sink2 has another token (kept: %v)", got == tok)
@@ -424,21 +402,21 @@ func TestSIGHUPReload(t *testing.T) {
 	}
 	// ...and the sink that already held it was left alone.
 	after, err := os.Stat(sink1)
-	must(t, err)
+	testkit.Must(t, err)
 	if !os.SameFile(before, after) || !after.ModTime().Equal(past) {
 		t.Errorf("reload rewrote %s: inode kept %v, mtime %s (was %s)", sink1, os.SameFile(before, after), after.ModTime(), past)
 	}
 
 	// A broken config: the agent keeps running with the old one.
-	write(t, cfg, "auto_auth {\n")
+	testkit.WriteFile(t, cfg, "auto_auth {\n")
 	r.sigs <- syscall.SIGHUP
-	eventually(t, "reload failure status", func() bool { return r.notes.count("STATUS=reload failed") == 1 })
+	testkit.Eventually(t, "reload failure status", func() bool { return r.notes.count("STATUS=reload failed") == 1 })
 
 	// Another auth mount: a new login.
 	_, method2 := approle(t, dir, "1h", "2h")
 	agentConfig(t, dir, method2, "", fileSink(sink1, ""))
 	r.sigs <- syscall.SIGHUP
-	eventually(t, "a new token after an auth change", func() bool {
+	testkit.Eventually(t, "a new token after an auth change", func() bool {
 		got := readToken(t, sink1)
 		return got != "" && got != tok
 	})
@@ -452,11 +430,11 @@ func TestTokenFileBatchToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	tokFile := filepath.Join(dir, "in-token")
-	write(t, tokFile, s.Auth.ClientToken+"\n")
+	testkit.WriteFile(t, tokFile, s.Auth.ClientToken+"\n")
 	method := fmt.Sprintf("\n  method \"token_file\" {\n    config = { token_file_path = %q }\n  }", tokFile)
 	sinkPath := filepath.Join(dir, "token")
 	r := start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
-	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
+	testkit.Eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 	if readToken(t, sinkPath) != s.Auth.ClientToken {
 		t.Error("sink does not hold the batch token")
 	}
@@ -467,13 +445,13 @@ func TestWrapTTLSink(t *testing.T) {
 	_, method := approle(t, dir, "1h", "2h")
 	sinkPath := filepath.Join(dir, "wrapped")
 	start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, `wrap_ttl = "5m"`)), time.Minute)
-	eventually(t, "wrapped token", func() bool { return readToken(t, sinkPath) != "" })
+	testkit.Eventually(t, "wrapped token", func() bool { return readToken(t, sinkPath) != "" })
 	var info api.SecretWrapInfo
-	must(t, json.Unmarshal([]byte(readToken(t, sinkPath)), &info))
+	testkit.Must(t, json.Unmarshal([]byte(readToken(t, sinkPath)), &info))
 	c, err := srv.NewClient("")
-	must(t, err)
+	testkit.Must(t, err)
 	un, err := c.Logical().Unwrap(info.Token)
-	must(t, err)
+	testkit.Must(t, err)
 	tok, _ := un.Data["token"].(string)
 	if _, err := lookup(t, tok); err != nil {
 		t.Fatalf("unwrapped token: %v", err)
@@ -483,7 +461,7 @@ func TestWrapTTLSink(t *testing.T) {
 func TestExitOnErr(t *testing.T) {
 	dir := t.TempDir()
 	_, method := approle(t, dir, "1h", "2h")
-	write(t, filepath.Join(dir, "role-id"), "not-a-role-id")
+	testkit.WriteFile(t, filepath.Join(dir, "role-id"), "not-a-role-id")
 	method = strings.Replace(method, `max_backoff = "1s"`, "max_backoff = \"1s\"\n    exit_on_err = true", 1)
 	r := start(t, agentConfig(t, dir, method, "", fileSink(filepath.Join(dir, "token"), "")), time.Minute)
 	select {
@@ -504,16 +482,16 @@ func TestLoginRetriedUntilFixed(t *testing.T) {
 	_, method := approle(t, dir, "1h", "2h")
 	roleID := filepath.Join(dir, "role-id")
 	good, err := os.ReadFile(roleID)
-	must(t, err)
-	write(t, roleID, "not-a-role-id")
+	testkit.Must(t, err)
+	testkit.WriteFile(t, roleID, "not-a-role-id")
 	sinkPath := filepath.Join(dir, "token")
 	r := start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
-	eventually(t, "a retry STATUS", func() bool { return r.notes.count("STATUS=login failed, retrying in ") >= 2 })
+	testkit.Eventually(t, "a retry STATUS", func() bool { return r.notes.count("STATUS=login failed, retrying in ") >= 2 })
 	if r.notes.count("READY=1") != 0 || readToken(t, sinkPath) != "" {
 		t.Fatal("READY=1 or a token without a login")
 	}
-	write(t, roleID, string(good))
-	eventually(t, "READY=1 after the fix", func() bool { return r.notes.count("READY=1") == 1 })
+	testkit.WriteFile(t, roleID, string(good))
+	testkit.Eventually(t, "READY=1 after the fix", func() bool { return r.notes.count("READY=1") == 1 })
 	if _, err := lookup(t, readToken(t, sinkPath)); err != nil {
 		t.Fatalf("sink token: %v", err)
 	}
@@ -530,7 +508,7 @@ func TestSdNotifySocket(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	must(t, err)
+	testkit.Must(t, err)
 	defer conn.Close()
 	t.Setenv("NOTIFY_SOCKET", sock)
 	_, method := approle(t, dir, "1h", "2h")
@@ -545,18 +523,18 @@ func TestSdNotifySocket(t *testing.T) {
 	for !contains(got, "READY=1") {
 		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 		n, err := conn.Read(buf)
-		must(t, err)
+		testkit.Must(t, err)
 		got = append(got, string(buf[:n]))
 	}
 	if readToken(t, sinkPath) == "" {
 		t.Error("READY=1 before the sink was written")
 	}
 	cancel()
-	must(t, <-done)
+	testkit.Must(t, <-done)
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	for !contains(got, "STOPPING=1") {
 		n, err := conn.Read(buf)
-		must(t, err)
+		testkit.Must(t, err)
 		got = append(got, string(buf[:n]))
 	}
 	if !contains(got, "STATUS=") {
@@ -573,33 +551,21 @@ func contains(xs []string, prefix string) bool {
 	return false
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func write(t *testing.T, p, s string) {
-	t.Helper()
-	must(t, os.WriteFile(p, []byte(s), 0o600))
-}
-
 func TestApproleWrappedSecretID(t *testing.T) {
 	dir := t.TempDir()
 	mount, method := approle(t, dir, "1h", "2h")
 	wc, err := srv.Client.Clone()
-	must(t, err)
+	testkit.Must(t, err)
 	wc.SetToken(srv.RootToken)
 	wc.SetWrappingLookupFunc(func(string, string) string { return "5m" })
 	w, err := wc.Logical().Write("auth/"+mount+"/role/web/secret-id", nil)
-	must(t, err)
-	write(t, filepath.Join(dir, "secret-id"), w.WrapInfo.Token)
+	testkit.Must(t, err)
+	testkit.WriteFile(t, filepath.Join(dir, "secret-id"), w.WrapInfo.Token)
 	method = strings.Replace(method, "remove_secret_id_file_after_reading = false",
 		fmt.Sprintf("secret_id_response_wrapping_path = %q", "auth/"+mount+"/role/web/secret-id"), 1)
 	sinkPath := filepath.Join(dir, "token")
 	start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
-	eventually(t, "a token from the wrapped secret id", func() bool { return readToken(t, sinkPath) != "" })
+	testkit.Eventually(t, "a token from the wrapped secret id", func() bool { return readToken(t, sinkPath) != "" })
 	if _, err := lookup(t, readToken(t, sinkPath)); err != nil {
 		t.Fatalf("token: %v", err)
 	}
@@ -612,12 +578,12 @@ func TestApproleRefusesAWrappingTokenFromElsewhere(t *testing.T) {
 	dir := t.TempDir()
 	mount, method := approle(t, dir, "1h", "2h")
 	wc, err := srv.Client.Clone()
-	must(t, err)
+	testkit.Must(t, err)
 	wc.SetToken(srv.RootToken)
 	wc.SetWrappingLookupFunc(func(string, string) string { return "5m" })
 	w, err := wc.Logical().Write("sys/wrapping/wrap", map[string]any{"secret_id": "chosen-by-an-attacker"})
-	must(t, err)
-	write(t, filepath.Join(dir, "secret-id"), w.WrapInfo.Token)
+	testkit.Must(t, err)
+	testkit.WriteFile(t, filepath.Join(dir, "secret-id"), w.WrapInfo.Token)
 	method = strings.Replace(method, "remove_secret_id_file_after_reading = false",
 		fmt.Sprintf("secret_id_response_wrapping_path = %q", "auth/"+mount+"/role/web/secret-id"), 1)
 	method = strings.Replace(method, `max_backoff = "1s"`, "max_backoff = \"1s\"\n    exit_on_err = true", 1)
@@ -642,17 +608,11 @@ func TestSinkRetriedUntilWritable(t *testing.T) {
 	sinkDir := filepath.Join(dir, "not-yet")
 	sinkPath := filepath.Join(sinkDir, "token")
 	r := start(t, agentConfig(t, dir, method, "", fileSink(sinkPath, "")), time.Minute)
-	eventually(t, "a login", func() bool { return r.notes.countContaining("authenticated with") > 0 })
+	testkit.Eventually(t, "a login", func() bool { return r.notes.countContaining("authenticated with") > 0 })
 	if r.notes.count("READY=1") != 0 {
 		t.Fatal("READY=1 before the sink was written")
 	}
-	must(t, os.Mkdir(sinkDir, 0o755))
-	eventually(t, "the sink written after its directory appeared", func() bool { return readToken(t, sinkPath) != "" })
-	eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
-}
-
-// observed is a logger writing to the test's log and kept for assertions.
-func observed(t *testing.T) (*zap.Logger, *observer.ObservedLogs) {
-	obs, logs := observer.New(zap.InfoLevel)
-	return zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), logs
+	testkit.Must(t, os.Mkdir(sinkDir, 0o755))
+	testkit.Eventually(t, "the sink written after its directory appeared", func() bool { return readToken(t, sinkPath) != "" })
+	testkit.Eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/internal/vaultclient"
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // The agent's requests are bounded by 10 s unless vault { timeout } or
@@ -29,11 +30,11 @@ func TestVaultClientTimeoutAndAddresses(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "agent.hcl")
-			must(t, os.WriteFile(p, []byte(auth+"vault {\n"+tc.vault+"\n}\n"), 0o600))
+			testkit.Must(t, os.WriteFile(p, []byte(auth+"vault {\n"+tc.vault+"\n}\n"), 0o600))
 			cfg, err := config.Load(p)
-			must(t, err)
+			testkit.Must(t, err)
 			c, err := VaultClient(cfg, func(k string) string { return tc.env[k] }, vaultclient.Config{})
-			must(t, err)
+			testkit.Must(t, err)
 			cc := c.CloneConfig()
 			if cc.Timeout != tc.timeout {
 				t.Errorf("timeout %s, want %s", cc.Timeout, tc.timeout)

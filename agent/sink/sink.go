@@ -35,7 +35,7 @@ type File struct {
 // New resolves the sink's owner and group (names or numbers) now, so that a
 // typo is a config error rather than a retry loop.
 func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
-	f := &File{Config: c, Client: client, Logger: log, MinBackoff: time.Second, MaxBackoff: time.Minute, uid: -1, gid: -1}
+	f := &File{Config: c, Client: client, Logger: log, MinBackoff: config.DefaultSinkMinBackoff, MaxBackoff: config.DefaultSinkMaxBackoff, uid: -1, gid: -1}
 	var err error
 	if c.Owner != "" {
 		if f.uid, err = owner.UID(c.Owner); err != nil {

@@ -208,7 +208,7 @@ func shimKVv2(raw, mount, insert string) string {
 }
 
 // deletedKVv2 reports a KV v2 version whose deletion time has passed.
-func deletedKVv2(s *api.Secret) bool {
+func deletedKVv2(s *api.Secret, now time.Time) bool {
 	md, ok := s.Data["metadata"].(map[string]any)
 	if !ok {
 		return false
@@ -218,13 +218,13 @@ func deletedKVv2(s *api.Secret) bool {
 		return false
 	}
 	t, err := time.Parse(time.RFC3339, dt)
-	return err == nil && time.Now().After(t)
+	return err == nil && now.After(t)
 }
 
-// fetch performs q with c; first is true for a query never fetched in this
-// process (pkiCert may then reuse the certificate on disk).
-func (q *query) fetch(ctx context.Context, c *api.Client, ms *mounts, first bool) result {
-	now := time.Now()
+// fetch performs q with c at now (the manager's clock); first is true for
+// a query never fetched in this process (pkiCert may then reuse the
+// certificate on disk).
+func (q *query) fetch(ctx context.Context, c *api.Client, ms *mounts, first bool, now time.Time) result {
 	switch q.kind {
 	case kindRead:
 		p := q.path
@@ -235,7 +235,7 @@ func (q *query) fetch(ctx context.Context, c *api.Client, ms *mounts, first bool
 		if err != nil {
 			return result{err: fmt.Errorf("%s: %w", q, err), fetched: now}
 		}
-		if s == nil || deletedKVv2(s) {
+		if s == nil || deletedKVv2(s, now) {
 			return result{err: fmt.Errorf("%s: no secret exists at %s", q, p), fetched: now}
 		}
 		r := leaseResult(s, now)

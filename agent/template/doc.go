@@ -9,10 +9,14 @@
 // or owner changed; the command runs only after a change (package command).
 // The functions that need no Vault are in package funcs.
 //
-// The Manager (manager.go) keeps every template current: renewable leases
-// are renewed, non-renewable leases and certificates fetched again at
-// lease_renewal_threshold of their life, static secrets every
-// static_secret_render_interval; sources and destinations are watched with
-// fsnotify. A re-login does not touch any of this: the token is read per
-// request.
+// The Manager keeps every template current. Its render loop is in
+// manager.go; fetch.go asks Vault and stores the answers; schedule.go
+// decides when each answer needs attention again (renewable leases are
+// renewed, non-renewable leases and certificates — pkiCert or a write that
+// returns one — fetched again at lease_renewal_threshold of their life,
+// static secrets every static_secret_render_interval); watch.go follows
+// sources, destinations and files read with `file` through fsnotify.
+// A re-login does not touch any of this: the token is read per request.
+// A reload that changes some templates starts a new Manager from what the
+// old one fetched (inherit.go); render.go is `latchkey-agent render`.
 package template

@@ -12,20 +12,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
-	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/test/testkit"
 )
-
-// observed is a logger that writes to the test log and keeps every entry
-// for the test to look at.
-func observed(t *testing.T) (*zap.Logger, *observer.ObservedLogs) {
-	core, logs := observer.New(zapcore.DebugLevel)
-	return zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core)), logs
-}
 
 // logged counts the entries with message msg whose "template" field is name.
 func logged(logs *observer.ObservedLogs, msg, name string) int {
@@ -45,8 +38,8 @@ func logged(logs *observer.ObservedLogs, msg, name string) int {
 func replace(t *testing.T, p, content string) {
 	t.Helper()
 	tmp := p + ".new"
-	must(t, os.WriteFile(tmp, []byte(content), 0o644))
-	must(t, os.Rename(tmp, p))
+	testkit.Must(t, os.WriteFile(tmp, []byte(content), 0o644))
+	testkit.Must(t, os.Rename(tmp, p))
 }
 
 // fileID is what tells that a file was rewritten: its inode (a render
@@ -59,7 +52,7 @@ type fileID struct {
 func idOf(t *testing.T, p string) fileID {
 	t.Helper()
 	fi, err := os.Stat(p)
-	must(t, err)
+	testkit.Must(t, err)
 	return fileID{fi.Sys().(*syscall.Stat_t).Ino, fi.ModTime()}
 }
 
@@ -75,23 +68,23 @@ func TestSourceSyntaxErrorAtRuntime(t *testing.T) {
 	body := func(prefix string) string {
 		return fmt.Sprintf(`%s={{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, prefix, v2)
 	}
-	must(t, os.WriteFile(srcA, []byte(body("a")), 0o644))
-	must(t, os.WriteFile(srcB, []byte(body("b")), 0o644))
+	testkit.Must(t, os.WriteFile(srcA, []byte(body("a")), 0o644))
+	testkit.Must(t, os.WriteFile(srcB, []byte(body("b")), 0o644))
 	a := config.Template{Source: srcA, Destination: filepath.Join(dir, "out", "a"), CreateDestDirs: true}
 	b := config.Template{Source: srcB, Destination: filepath.Join(dir, "out", "b"), CreateDestDirs: true}
-	log, logs := observed(t)
+	log, logs := testkit.ObservedAt(t, zapcore.DebugLevel)
 	cfg := config.DefaultTemplateConfig()
 	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
 	r := run(t, Options{Templates: []config.Template{a, b}, Config: cfg, Clients: &clients{addr: srv.Addr}, Logger: log})
 	waitReady(t, r.m)
-	if read(a.Destination) != "a=one" || read(b.Destination) != "b=one" {
-		t.Fatalf("first render: a %q, b %q", read(a.Destination), read(b.Destination))
+	if testkit.ReadFile(a.Destination) != "a=one" || testkit.ReadFile(b.Destination) != "b=one" {
+		t.Fatalf("first render: a %q, b %q", testkit.ReadFile(a.Destination), testkit.ReadFile(b.Destination))
 	}
 	idA, idB := idOf(t, a.Destination), idOf(t, b.Destination)
 
 	const broken = "template source changed but does not load; keeping the previous one"
 	replace(t, srcA, fmt.Sprintf(`broken={{ with secret "%s/app" }}{{ .Data.data.k }}`, v2)) // no {{ end }}
-	eventually(t, "the syntax error logged", func() bool { return logged(logs, broken, a.Destination) >= 1 })
+	testkit.Eventually(t, "the syntax error logged", func() bool { return logged(logs, broken, a.Destination) >= 1 })
 	for _, e := range logs.FilterMessage(broken).All() {
 		if err, _ := e.ContextMap()["error"].(string); err == "" || !strings.Contains(err, "parse template "+srcA) {
 			t.Errorf("logged error %q does not name the source", err)
@@ -100,11 +93,11 @@ func TestSourceSyntaxErrorAtRuntime(t *testing.T) {
 	// Some refreshes later (the secret unchanged): nothing was written.
 	settle := logs.FilterMessage("rendered").Len()
 	time.Sleep(600 * time.Millisecond)
-	if read(a.Destination) != "a=one" || idOf(t, a.Destination) != idA {
-		t.Errorf("the broken template's destination was touched: %q", read(a.Destination))
+	if testkit.ReadFile(a.Destination) != "a=one" || idOf(t, a.Destination) != idA {
+		t.Errorf("the broken template's destination was touched: %q", testkit.ReadFile(a.Destination))
 	}
-	if read(b.Destination) != "b=one" || idOf(t, b.Destination) != idB {
-		t.Errorf("the other template's destination was touched: %q", read(b.Destination))
+	if testkit.ReadFile(b.Destination) != "b=one" || idOf(t, b.Destination) != idB {
+		t.Errorf("the other template's destination was touched: %q", testkit.ReadFile(b.Destination))
 	}
 	if n := logs.FilterMessage("rendered").Len(); n != settle {
 		t.Errorf("%d renders while nothing changed", n-settle)
@@ -113,14 +106,14 @@ func TestSourceSyntaxErrorAtRuntime(t *testing.T) {
 	// The secret changes while the source is broken: the previous text
 	// renders it.
 	putV2(t, v2, "app", map[string]any{"k": "two"})
-	eventually(t, "the previous template rendering the change", func() bool { return read(a.Destination) == "a=two" })
-	eventually(t, "the other template rendering the change", func() bool { return read(b.Destination) == "b=two" })
+	testkit.Eventually(t, "the previous template rendering the change", func() bool { return testkit.ReadFile(a.Destination) == "a=two" })
+	testkit.Eventually(t, "the other template rendering the change", func() bool { return testkit.ReadFile(b.Destination) == "b=two" })
 	idB = idOf(t, b.Destination)
 
 	replace(t, srcA, body("fixed"))
-	eventually(t, "the fixed source rendered", func() bool { return read(a.Destination) == "fixed=two" })
-	if read(b.Destination) != "b=two" || idOf(t, b.Destination) != idB {
-		t.Errorf("fixing a's source touched b: %q", read(b.Destination))
+	testkit.Eventually(t, "the fixed source rendered", func() bool { return testkit.ReadFile(a.Destination) == "fixed=two" })
+	if testkit.ReadFile(b.Destination) != "b=two" || idOf(t, b.Destination) != idB {
+		t.Errorf("fixing a's source touched b: %q", testkit.ReadFile(b.Destination))
 	}
 	if n := logged(logs, "template source changed", a.Destination); n < 1 {
 		t.Error("the fixed source was not logged as changed")
@@ -142,7 +135,7 @@ func TestWaitMaxBoundsPostponement(t *testing.T) {
 	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
 	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
 	waitReady(t, r.m)
-	if got := read(tc.Destination); got != "0" {
+	if got := testkit.ReadFile(tc.Destination); got != "0" {
 		t.Fatalf("first render %q", got)
 	}
 	// Change the secret every 300ms for up to 200 changes (a minute):
@@ -154,7 +147,7 @@ func TestWaitMaxBoundsPostponement(t *testing.T) {
 	for i := 1; i <= changes; i++ {
 		putV2(t, v2, "app", map[string]any{"k": strconv.Itoa(i)})
 		time.Sleep(300 * time.Millisecond)
-		if got := read(tc.Destination); got != "0" {
+		if got := testkit.ReadFile(tc.Destination); got != "0" {
 			renderedAt, rendered = i, got
 			break
 		}
@@ -175,7 +168,7 @@ func TestWaitMaxBoundsPostponement(t *testing.T) {
 		putV2(t, v2, "app", map[string]any{"k": strconv.Itoa(i)})
 		time.Sleep(300 * time.Millisecond)
 	}
-	eventually(t, "the last value once the changes stopped", func() bool { return read(tc.Destination) == strconv.Itoa(last) })
+	testkit.Eventually(t, "the last value once the changes stopped", func() bool { return testkit.ReadFile(tc.Destination) == strconv.Itoa(last) })
 }
 
 // stoppable starts a manager that the test stops itself (a restart), and
@@ -186,7 +179,7 @@ func stoppable(t *testing.T, o Options) (*Manager, func()) {
 		o.Logger = zaptest.NewLogger(t)
 	}
 	m, err := New(o)
-	must(t, err)
+	testkit.Must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -217,11 +210,11 @@ func stoppable(t *testing.T, o Options) (*Manager, func()) {
 func TestPKIRestartIssuesNothing(t *testing.T) {
 	c := srv.Client
 	mount := fmt.Sprintf("pki-%d", seq.Add(1))
-	must(t, c.Sys().Mount(mount, &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}}))
+	testkit.Must(t, c.Sys().Mount(mount, &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}}))
 	_, err := c.Logical().Write(mount+"/root/generate/internal", map[string]any{"common_name": "Test Root", "ttl": "8700h"})
-	must(t, err)
+	testkit.Must(t, err)
 	_, err = c.Logical().Write(mount+"/roles/web", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "1h"})
-	must(t, err)
+	testkit.Must(t, err)
 	dir := t.TempDir()
 	tc := tmpl(dir, "cert.pem", fmt.Sprintf(`{{ with pkiCert "%s/issue/web" "common_name=a.example.com" "ttl=1h" }}{{ .Cert }}
 {{ .Key }}{{ end }}`, mount))
@@ -261,7 +254,7 @@ func TestSourceEditedInPlaceNeverRendersHalfWritten(t *testing.T) {
 	body := func(n int) string {
 		return fmt.Sprintf(`edit%d={{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, n, v2)
 	}
-	must(t, os.WriteFile(src, []byte(body(0)), 0o644))
+	testkit.Must(t, os.WriteFile(src, []byte(body(0)), 0o644))
 	tc := config.Template{Source: src, Destination: filepath.Join(dir, "out"), CreateDestDirs: true}
 	// A quiet time far longer than the writer's pause below.
 	r := run(t, Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}, SourceQuiet: time.Second})
@@ -277,7 +270,7 @@ func TestSourceEditedInPlaceNeverRendersHalfWritten(t *testing.T) {
 				return
 			default:
 			}
-			if got := read(tc.Destination); !strings.HasPrefix(got, "edit") {
+			if got := testkit.ReadFile(tc.Destination); !strings.HasPrefix(got, "edit") {
 				bad = append(bad, got)
 			}
 			time.Sleep(2 * time.Millisecond)
@@ -285,13 +278,13 @@ func TestSourceEditedInPlaceNeverRendersHalfWritten(t *testing.T) {
 	}()
 	for n := 1; n <= 4; n++ {
 		f, err := os.OpenFile(src, os.O_WRONLY|os.O_TRUNC, 0)
-		must(t, err)
+		testkit.Must(t, err)
 		time.Sleep(10 * time.Millisecond) // a slow writer: the file is empty meanwhile
 		_, err = f.WriteString(body(n))
-		must(t, err)
-		must(t, f.Close())
+		testkit.Must(t, err)
+		testkit.Must(t, f.Close())
 		want := fmt.Sprintf("edit%d=v", n)
-		eventually(t, want, func() bool { return read(tc.Destination) == want })
+		testkit.Eventually(t, want, func() bool { return testkit.ReadFile(tc.Destination) == want })
 	}
 	close(stop)
 	if bad := <-seen; len(bad) > 0 {

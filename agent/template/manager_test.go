@@ -18,6 +18,7 @@ import (
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -63,24 +64,27 @@ func (c *clients) Client() (*api.Client, error) {
 	cl.SetToken(srv.RootToken)
 	return cl, nil
 }
-func (c *clients) PermissionDenied() { c.denied.Add(1) }
+func (c *clients) PermissionDenied()              { c.denied.Add(1) }
+func (c *clients) Login() uint64                  { return 0 }
+func (c *clients) Ended(uint64) (time.Time, bool) { return time.Time{}, false }
+func (c *clients) LoginEvents() <-chan struct{}   { return nil }
 
 func kvMounts(t *testing.T) (v1, v2 string) {
 	n := seq.Add(1)
 	v1, v2 = fmt.Sprintf("kv1-%d", n), fmt.Sprintf("kv2-%d", n)
-	must(t, srv.Client.Sys().Mount(v1, &api.MountInput{Type: "kv", Options: map[string]string{"version": "1"}}))
-	must(t, srv.Client.Sys().Mount(v2, &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}))
+	testkit.Must(t, srv.Client.Sys().Mount(v1, &api.MountInput{Type: "kv", Options: map[string]string{"version": "1"}}))
+	testkit.Must(t, srv.Client.Sys().Mount(v2, &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}))
 	return v1, v2
 }
 
 func putV1(t *testing.T, mount, p string, data map[string]any) {
 	_, err := srv.Client.Logical().Write(mount+"/"+p, data)
-	must(t, err)
+	testkit.Must(t, err)
 }
 
 func putV2(t *testing.T, mount, p string, data map[string]any) {
 	_, err := srv.Client.Logical().Write(mount+"/data/"+p, map[string]any{"data": data})
-	must(t, err)
+	testkit.Must(t, err)
 }
 
 type running struct {
@@ -100,7 +104,7 @@ func run(t *testing.T, o Options) *running {
 		o.RetryMin, o.RetryMax = 50*time.Millisecond, 200*time.Millisecond
 	}
 	m, err := New(o)
-	must(t, err)
+	testkit.Must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{m: m, done: make(chan error, 1)}
 	go func() { r.done <- m.Run(ctx) }()
@@ -128,22 +132,6 @@ func waitReady(t *testing.T, m *Manager) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for i := 0; i < 600; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
-func read(p string) string {
-	b, _ := os.ReadFile(p)
-	return string(b)
-}
-
 func TestKVv1AndV2Refresh(t *testing.T) {
 	v1, v2 := kvMounts(t)
 	putV1(t, v1, "app", map[string]any{"password": "one", "user": "app"})
@@ -162,14 +150,14 @@ func TestKVv1AndV2Refresh(t *testing.T) {
 	r := run(t, Options{Templates: ts, Config: cfg, Clients: &clients{addr: srv.Addr}})
 	waitReady(t, r.m)
 	for name, want := range map[string]string{"v1": "app:one", "v2": "two x v1", "v2-data": "two", "list": "rds,"} {
-		if got := read(filepath.Join(dir, name)); got != want {
+		if got := testkit.ReadFile(filepath.Join(dir, name)); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
 	putV1(t, v1, "app", map[string]any{"password": "three", "user": "app"})
 	putV2(t, v2, "app/rds", map[string]any{"password": "four", "key-with-dash": "y"})
-	eventually(t, "KV v1 update rendered", func() bool { return read(filepath.Join(dir, "v1")) == "app:three" })
-	eventually(t, "KV v2 update rendered", func() bool { return read(filepath.Join(dir, "v2")) == "four y v2" })
+	testkit.Eventually(t, "KV v1 update rendered", func() bool { return testkit.ReadFile(filepath.Join(dir, "v1")) == "app:three" })
+	testkit.Eventually(t, "KV v2 update rendered", func() bool { return testkit.ReadFile(filepath.Join(dir, "v2")) == "four y v2" })
 }
 
 // Many templates, one secret: fetched once; a token change fetches nothing.
@@ -199,8 +187,8 @@ func TestMissingSecretIsolated(t *testing.T) {
 		tmpl(dir, "bad", fmt.Sprintf(`{{ with secret "%s/missing" }}{{ .Data.data.k }}{{ end }}`, v2)),
 	}
 	r := run(t, Options{Templates: ts, Clients: &clients{addr: proxy.url}})
-	eventually(t, "the good template", func() bool { return read(filepath.Join(dir, "good")) == "good" })
-	eventually(t, "retries of the bad one", func() bool { return proxy.count(v2+"/data/missing") >= 3 })
+	testkit.Eventually(t, "the good template", func() bool { return testkit.ReadFile(filepath.Join(dir, "good")) == "good" })
+	testkit.Eventually(t, "retries of the bad one", func() bool { return proxy.count(v2+"/data/missing") >= 3 })
 	if n := proxy.count(v2 + "/data/good"); n != 1 {
 		t.Errorf("the good secret was fetched %d times while the bad template retried, want 1", n)
 	}
@@ -213,7 +201,7 @@ func TestMissingSecretIsolated(t *testing.T) {
 		t.Error("the failing template wrote a file")
 	}
 	putV2(t, v2, "missing", map[string]any{"k": "late"})
-	eventually(t, "the bad template once its secret exists", func() bool { return read(filepath.Join(dir, "bad")) == "late" })
+	testkit.Eventually(t, "the bad template once its secret exists", func() bool { return testkit.ReadFile(filepath.Join(dir, "bad")) == "late" })
 	waitReady(t, r.m)
 }
 
@@ -223,7 +211,7 @@ func TestExitOnRetryFailure(t *testing.T) {
 	cfg.ExitOnRetryFailure = true
 	m, err := New(Options{Templates: []config.Template{tmpl(t.TempDir(), "x", fmt.Sprintf(`{{ with secret "%s/nope" }}{{ end }}`, v2))},
 		Config: cfg, Clients: &clients{addr: srv.Addr}, Logger: zaptest.NewLogger(t), RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond, RetryAttempts: 3})
-	must(t, err)
+	testkit.Must(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := m.Run(ctx); err == nil || !strings.Contains(err.Error(), "no secret exists") {
@@ -239,7 +227,7 @@ func TestErrorOnMissingKey(t *testing.T) {
 	strict := tmpl(dir, "strict", fmt.Sprintf(`{{ with secret "%s/app" }}[{{ .Data.data.nope }}]{{ end }}`, v2))
 	strict.ErrorOnMissingKey = true
 	run(t, Options{Templates: []config.Template{loose, strict}, Clients: &clients{addr: srv.Addr}})
-	eventually(t, "the loose template", func() bool { return read(filepath.Join(dir, "loose")) == "[<no value>]" })
+	testkit.Eventually(t, "the loose template", func() bool { return testkit.ReadFile(filepath.Join(dir, "loose")) == "[<no value>]" })
 	time.Sleep(300 * time.Millisecond)
 	if _, err := os.Stat(filepath.Join(dir, "strict")); err == nil {
 		t.Error("error_on_missing_key wrote <no value>")
@@ -260,38 +248,38 @@ func TestModeOwnerBackupAndCommand(t *testing.T) {
 	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
 	run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
 	dest := filepath.Join(dir, "out")
-	eventually(t, "first render", func() bool { return read(dest) == "one" })
+	testkit.Eventually(t, "first render", func() bool { return testkit.ReadFile(dest) == "one" })
 	check := func() {
 		t.Helper()
 		fi, err := os.Stat(dest)
-		must(t, err)
+		testkit.Must(t, err)
 		st := fi.Sys().(*syscall.Stat_t)
 		if fi.Mode().Perm() != 0o600 || st.Uid != 65534 || st.Gid != 65534 {
 			t.Errorf("mode %v owner %d:%d, want 0600 65534:65534", fi.Mode().Perm(), st.Uid, st.Gid)
 		}
 	}
 	check()
-	eventually(t, "command after the first render", func() bool { return read(marker) == "x\n" })
+	testkit.Eventually(t, "command after the first render", func() bool { return testkit.ReadFile(marker) == "x\n" })
 	// Someone loosens the mode and takes the file: put back (fsnotify sees
 	// the chmod), without a change of content and so without the command.
-	must(t, os.Chmod(dest, 0o666))
-	must(t, os.Chown(dest, 0, 0))
-	eventually(t, "mode and owner restored", func() bool {
+	testkit.Must(t, os.Chmod(dest, 0o666))
+	testkit.Must(t, os.Chown(dest, 0, 0))
+	testkit.Eventually(t, "mode and owner restored", func() bool {
 		fi, err := os.Stat(dest)
 		st := fi.Sys().(*syscall.Stat_t)
 		return err == nil && fi.Mode().Perm() == 0o600 && st.Uid == 65534 && st.Gid == 65534
 	})
 	time.Sleep(600 * time.Millisecond) // several refreshes without a change
-	if read(marker) != "x\n" {
-		t.Errorf("command ran without a change: %q", read(marker))
+	if testkit.ReadFile(marker) != "x\n" {
+		t.Errorf("command ran without a change: %q", testkit.ReadFile(marker))
 	}
 	putV2(t, v2, "app", map[string]any{"k": "two"})
-	eventually(t, "re-render", func() bool { return read(dest) == "two" })
+	testkit.Eventually(t, "re-render", func() bool { return testkit.ReadFile(dest) == "two" })
 	check()
-	if read(dest+".bak") != "one" {
-		t.Errorf("backup = %q", read(dest+".bak"))
+	if testkit.ReadFile(dest+".bak") != "one" {
+		t.Errorf("backup = %q", testkit.ReadFile(dest+".bak"))
 	}
-	eventually(t, "command after the change", func() bool { return read(marker) == "x\nx\n" })
+	testkit.Eventually(t, "command after the change", func() bool { return testkit.ReadFile(marker) == "x\nx\n" })
 }
 
 func TestFsnotifySourceAndDestination(t *testing.T) {
@@ -299,17 +287,17 @@ func TestFsnotifySourceAndDestination(t *testing.T) {
 	putV2(t, v2, "app", map[string]any{"k": "v"})
 	dir := t.TempDir()
 	src := filepath.Join(dir, "app.tmpl")
-	must(t, os.WriteFile(src, []byte(fmt.Sprintf(`a={{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
+	testkit.Must(t, os.WriteFile(src, []byte(fmt.Sprintf(`a={{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
 	dest := filepath.Join(dir, "out", "app.conf")
 	tc := config.Template{Source: src, Destination: dest, CreateDestDirs: true}
 	run(t, Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}})
-	eventually(t, "first render", func() bool { return read(dest) == "a=v" })
-	must(t, os.WriteFile(src, []byte(fmt.Sprintf(`b={{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
-	eventually(t, "source edit rendered", func() bool { return read(dest) == "b=v" })
-	must(t, os.Remove(dest))
-	eventually(t, "deleted destination restored", func() bool { return read(dest) == "b=v" })
-	must(t, os.WriteFile(dest, []byte("tampered"), 0o644))
-	eventually(t, "altered destination restored", func() bool { return read(dest) == "b=v" })
+	testkit.Eventually(t, "first render", func() bool { return testkit.ReadFile(dest) == "a=v" })
+	testkit.Must(t, os.WriteFile(src, []byte(fmt.Sprintf(`b={{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
+	testkit.Eventually(t, "source edit rendered", func() bool { return testkit.ReadFile(dest) == "b=v" })
+	testkit.Must(t, os.Remove(dest))
+	testkit.Eventually(t, "deleted destination restored", func() bool { return testkit.ReadFile(dest) == "b=v" })
+	testkit.Must(t, os.WriteFile(dest, []byte("tampered"), 0o644))
+	testkit.Eventually(t, "altered destination restored", func() bool { return testkit.ReadFile(dest) == "b=v" })
 }
 
 // A bind-mounted destination (a container's config file) cannot be
@@ -323,15 +311,15 @@ func TestBindMountedDestination(t *testing.T) {
 	dir := t.TempDir()
 	backing := filepath.Join(dir, "backing")
 	dest := filepath.Join(dir, "dest")
-	must(t, os.WriteFile(backing, []byte("old"), 0o644))
-	must(t, os.WriteFile(dest, []byte("old"), 0o644))
+	testkit.Must(t, os.WriteFile(backing, []byte("old"), 0o644))
+	testkit.Must(t, os.WriteFile(dest, []byte("old"), 0o644))
 	if out, err := exec.Command("mount", "--bind", backing, dest).CombinedOutput(); err != nil {
 		t.Fatalf("mount --bind: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", dest).Run() })
 	tc := config.Template{Contents: fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2), Destination: dest}
 	run(t, Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}})
-	eventually(t, "the bind-mounted file updated in place", func() bool { return read(backing) == "one" })
+	testkit.Eventually(t, "the bind-mounted file updated in place", func() bool { return testkit.ReadFile(backing) == "one" })
 }
 
 func TestRenderDryRunMasks(t *testing.T) {
@@ -340,14 +328,14 @@ func TestRenderDryRunMasks(t *testing.T) {
 	dir := t.TempDir()
 	tc := tmpl(dir, "out", fmt.Sprintf(`pw={{ with secret "%s/app" }}{{ .Data.data.password }}{{ end }}`, v2))
 	m, err := New(Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}, Logger: zaptest.NewLogger(t)})
-	must(t, err)
+	testkit.Must(t, err)
 	out, err := m.Render(context.Background(), tc.Destination, true, false)
-	must(t, err)
+	testkit.Must(t, err)
 	if string(out) != "pw=<redacted>" {
 		t.Errorf("masked render = %q", out)
 	}
 	out, err = m.Render(context.Background(), "1", true, true)
-	must(t, err)
+	testkit.Must(t, err)
 	if string(out) != "pw=hunter2" {
 		t.Errorf("shown render = %q", out)
 	}
@@ -365,7 +353,7 @@ func TestErrorsRedacted(t *testing.T) {
 	putV2(t, v2, "app", map[string]any{"password": "s3cr3t-value"})
 	tc := tmpl(t.TempDir(), "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.password | parseInt }}{{ end }}`, v2))
 	m, err := New(Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}, Logger: zaptest.NewLogger(t)})
-	must(t, err)
+	testkit.Must(t, err)
 	err = m.renderUnit(context.Background(), 0, m.units[0])
 	if err == nil || strings.Contains(err.Error(), "s3cr3t-value") || !strings.Contains(err.Error(), "[redacted]") {
 		t.Fatalf("error = %v", err)
@@ -375,17 +363,10 @@ func TestErrorsRedacted(t *testing.T) {
 func TestParseErrorNamesTemplate(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "bad.tmpl")
-	must(t, os.WriteFile(src, []byte("{{ with secret \"x\" }}"), 0o644))
+	testkit.Must(t, os.WriteFile(src, []byte("{{ with secret \"x\" }}"), 0o644))
 	_, err := New(Options{Templates: []config.Template{{Source: src, Destination: filepath.Join(dir, "o")}}, Logger: zaptest.NewLogger(t)})
 	if err == nil || !strings.Contains(err.Error(), "parse template "+src) {
 		t.Fatalf("error = %v", err)
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -394,11 +375,11 @@ func must(t *testing.T, err error) {
 func TestPKICertReissuedNearExpiry(t *testing.T) {
 	c := srv.Client
 	mount := fmt.Sprintf("pki-%d", seq.Add(1))
-	must(t, c.Sys().Mount(mount, &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}}))
+	testkit.Must(t, c.Sys().Mount(mount, &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}}))
 	_, err := c.Logical().Write(mount+"/root/generate/internal", map[string]any{"common_name": "Test Root", "ttl": "8700h"})
-	must(t, err)
+	testkit.Must(t, err)
 	_, err = c.Logical().Write(mount+"/roles/web", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "1h", "not_before_duration": "1s"})
-	must(t, err)
+	testkit.Must(t, err)
 	dir := t.TempDir()
 	short := tmpl(dir, "short.pem", fmt.Sprintf(`{{ with pkiCert "%s/issue/web" "common_name=a.example.com" "ttl=6s" }}{{ .Cert }}
 {{ .Key }}{{ end }}`, mount))
@@ -409,7 +390,7 @@ func TestPKICertReissuedNearExpiry(t *testing.T) {
 	r := run(t, Options{Templates: []config.Template{short, long}, Config: cfg, Clients: &clients{addr: srv.Addr}})
 	waitReady(t, r.m)
 	firstShort, firstLong := serial(t, short.Destination), serial(t, long.Destination)
-	eventually(t, "the short-lived certificate re-issued", func() bool { return serial(t, short.Destination) != firstShort })
+	testkit.Eventually(t, "the short-lived certificate re-issued", func() bool { return serial(t, short.Destination) != firstShort })
 	if serial(t, long.Destination) != firstLong {
 		t.Error("the long-lived certificate was re-issued early")
 	}
@@ -441,21 +422,21 @@ func serial(t *testing.T, p string) string {
 func TestShortLeaseRefetched(t *testing.T) {
 	c := srv.Client
 	mount := fmt.Sprintf("ssh-%d", seq.Add(1))
-	must(t, c.Sys().Mount(mount, &api.MountInput{Type: "ssh", Config: api.MountConfigInput{DefaultLeaseTTL: "4s", MaxLeaseTTL: "4s"}}))
+	testkit.Must(t, c.Sys().Mount(mount, &api.MountInput{Type: "ssh", Config: api.MountConfigInput{DefaultLeaseTTL: "4s", MaxLeaseTTL: "4s"}}))
 	_, err := c.Logical().Write(mount+"/roles/otp", map[string]any{"key_type": "otp", "default_user": "app", "cidr_list": "127.0.0.0/8"})
-	must(t, err)
+	testkit.Must(t, err)
 	dir := t.TempDir()
 	tc := tmpl(dir, "otp", fmt.Sprintf(`{{ with secret "%s/creds/otp" "ip=127.0.0.1" }}{{ .Data.key }} {{ .LeaseDuration }} {{ .Renewable }}{{ end }}`, mount))
 	cfg := config.DefaultTemplateConfig()
 	cfg.LeaseRenewalThreshold = 0.5
 	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
 	waitReady(t, r.m)
-	first := read(tc.Destination)
+	first := testkit.ReadFile(tc.Destination)
 	if !strings.HasSuffix(first, " 4 false") {
 		t.Fatalf("rendered %q, want a 4s non-renewable lease", first)
 	}
-	eventually(t, "a new credential before the lease ends", func() bool {
-		now := read(tc.Destination)
+	testkit.Eventually(t, "a new credential before the lease ends", func() bool {
+		now := testkit.ReadFile(tc.Destination)
 		return now != "" && now != first
 	})
 }
@@ -472,7 +453,7 @@ func TestTokenChangeFetchesNothing(t *testing.T) {
 	waitReady(t, r.m)
 	fi1, _ := os.Stat(tc.Destination)
 	s, err := srv.Client.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"root"}})
-	must(t, err)
+	testkit.Must(t, err)
 	cl.set(s.Auth.ClientToken) // what a re-login does
 	time.Sleep(500 * time.Millisecond)
 	if n := proxy.count(v2 + "/data/app"); n != 1 {
@@ -515,17 +496,17 @@ func TestWaitQuiescence(t *testing.T) {
 	cfg := config.DefaultTemplateConfig()
 	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
 	run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
-	eventually(t, "first render", func() bool { return read(tc.Destination) == "0" })
+	testkit.Eventually(t, "first render", func() bool { return testkit.ReadFile(tc.Destination) == "0" })
 	// Changes every 200ms: none is written while they keep coming (min is
 	// far longer than the burst, so a slow machine does not matter).
 	for i := 1; i <= 5; i++ {
 		putV2(t, v2, "app", map[string]any{"k": fmt.Sprint(i)})
 		time.Sleep(200 * time.Millisecond)
-		if got := read(tc.Destination); got != "0" {
+		if got := testkit.ReadFile(tc.Destination); got != "0" {
 			t.Fatalf("rendered %q during a burst of changes", got)
 		}
 	}
-	eventually(t, "the last value after the quiet period", func() bool { return read(tc.Destination) == "5" })
+	testkit.Eventually(t, "the last value after the quiet period", func() bool { return testkit.ReadFile(tc.Destination) == "5" })
 }
 
 func TestSameValue(t *testing.T) {
@@ -559,9 +540,9 @@ func TestFailingCommandRetriedOnNextChange(t *testing.T) {
 	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
 	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
 	waitReady(t, r.m)
-	eventually(t, "the command ran once", func() bool { return read(count) == "x\n" })
+	testkit.Eventually(t, "the command ran once", func() bool { return testkit.ReadFile(count) == "x\n" })
 	putV2(t, v2, "app", map[string]any{"k": "two"})
-	eventually(t, "the command ran again after the change", func() bool { return read(count) == "x\nx\n" })
+	testkit.Eventually(t, "the command ran again after the change", func() bool { return testkit.ReadFile(count) == "x\nx\n" })
 	select {
 	case err := <-r.done:
 		t.Fatalf("the manager stopped: %v", err)
@@ -576,17 +557,17 @@ func TestFailingCommandRetriedOnNextChange(t *testing.T) {
 func TestFileFunctionWatched(t *testing.T) {
 	dir := t.TempDir()
 	inc := filepath.Join(dir, "inc", "part.txt")
-	must(t, os.MkdirAll(filepath.Dir(inc), 0o755))
-	must(t, os.WriteFile(inc, []byte("one"), 0o644))
+	testkit.Must(t, os.MkdirAll(filepath.Dir(inc), 0o755))
+	testkit.Must(t, os.WriteFile(inc, []byte("one"), 0o644))
 	later := filepath.Join(dir, "inc", "later.txt")
 	a := tmpl(dir, "a", fmt.Sprintf(`[{{ file %q }}]`, inc))
 	b := tmpl(dir, "b", fmt.Sprintf(`<{{ file %q }}>`, later))
 	run(t, Options{Templates: []config.Template{a, b}, Clients: &clients{addr: srv.Addr}})
-	eventually(t, "first render", func() bool { return read(a.Destination) == "[one]" })
-	must(t, os.WriteFile(inc, []byte("two"), 0o644))
-	eventually(t, "re-render after the file changed", func() bool { return read(a.Destination) == "[two]" })
-	must(t, os.WriteFile(later, []byte("here"), 0o644))
-	eventually(t, "render once the file exists", func() bool { return read(b.Destination) == "<here>" })
+	testkit.Eventually(t, "first render", func() bool { return testkit.ReadFile(a.Destination) == "[one]" })
+	testkit.Must(t, os.WriteFile(inc, []byte("two"), 0o644))
+	testkit.Eventually(t, "re-render after the file changed", func() bool { return testkit.ReadFile(a.Destination) == "[two]" })
+	testkit.Must(t, os.WriteFile(later, []byte("here"), 0o644))
+	testkit.Eventually(t, "render once the file exists", func() bool { return testkit.ReadFile(b.Destination) == "<here>" })
 }
 
 // switchable hands out clients with whatever token auth holds now.
@@ -609,20 +590,20 @@ func (s *switchable) Client() (*api.Client, error) {
 func TestPermissionDeniedReported(t *testing.T) {
 	_, v2 := kvMounts(t)
 	putV2(t, v2, "app", map[string]any{"k": "v"})
-	must(t, srv.Client.Sys().PutPolicy(v2+"-none", `path "`+v2+`/data/other" { capabilities = ["read"] }`))
+	testkit.Must(t, srv.Client.Sys().PutPolicy(v2+"-none", `path "`+v2+`/data/other" { capabilities = ["read"] }`))
 	tok, err := srv.Client.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{v2 + "-none"}, NoDefaultPolicy: true})
-	must(t, err)
+	testkit.Must(t, err)
 	cl := &switchable{clients: clients{addr: srv.Addr}}
 	cl.token.Store(tok.Auth.ClientToken)
 	dir := t.TempDir()
 	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
 	run(t, Options{Templates: []config.Template{tc}, Clients: cl})
-	eventually(t, "the denial reported", func() bool { return cl.denied.Load() >= 1 })
+	testkit.Eventually(t, "the denial reported", func() bool { return cl.denied.Load() >= 1 })
 	if _, err := os.Stat(tc.Destination); err == nil {
 		t.Fatal("rendered without permission")
 	}
 	cl.token.Store(srv.RootToken)
-	eventually(t, "render with the new token", func() bool { return read(tc.Destination) == "v" })
+	testkit.Eventually(t, "render with the new token", func() bool { return testkit.ReadFile(tc.Destination) == "v" })
 }
 
 // A secret that disappears after its first render is asked for again with
@@ -643,8 +624,8 @@ func TestRefreshFailureBacksOff(t *testing.T) {
 		RetryMin: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond})
 	waitReady(t, r.m)
 	_, err := srv.Client.Logical().Delete(v2 + "/metadata/gone")
-	must(t, err)
-	eventually(t, "a failed refresh", func() bool { return proxy.count(v2+"/data/gone") >= 3 })
+	testkit.Must(t, err)
+	testkit.Eventually(t, "a failed refresh", func() bool { return proxy.count(v2+"/data/gone") >= 3 })
 	before := proxy.count(v2 + "/data/gone")
 	time.Sleep(2 * time.Second)
 	// With a 400ms backoff, 2s hold about 5 rounds of one request each; a
@@ -653,13 +634,13 @@ func TestRefreshFailureBacksOff(t *testing.T) {
 		t.Errorf("%d requests for the missing secret in 2s: no backoff", n)
 	}
 	for i := range ts {
-		if got := read(ts[i].Destination); got != "before" {
+		if got := testkit.ReadFile(ts[i].Destination); got != "before" {
 			t.Errorf("template %d = %q after a failed refresh, want the previous content", i, got)
 		}
 	}
 	putV2(t, v2, "gone", map[string]any{"k": "after"})
 	for i := range ts {
-		eventually(t, "the secret back", func() bool { return read(ts[i].Destination) == "after" })
+		testkit.Eventually(t, "the secret back", func() bool { return testkit.ReadFile(ts[i].Destination) == "after" })
 	}
 }
 
@@ -694,14 +675,14 @@ func (l *logins) relogin(end time.Time, tok string) {
 func TestLeasesOfARevokedTokenFetchedAgain(t *testing.T) {
 	c := srv.Client
 	mount := fmt.Sprintf("ssh-%d", seq.Add(1))
-	must(t, c.Sys().Mount(mount, &api.MountInput{Type: "ssh", Config: api.MountConfigInput{DefaultLeaseTTL: "1h", MaxLeaseTTL: "1h"}}))
+	testkit.Must(t, c.Sys().Mount(mount, &api.MountInput{Type: "ssh", Config: api.MountConfigInput{DefaultLeaseTTL: "1h", MaxLeaseTTL: "1h"}}))
 	_, err := c.Logical().Write(mount+"/roles/otp", map[string]any{"key_type": "otp", "default_user": "app", "cidr_list": "127.0.0.0/8"})
-	must(t, err)
+	testkit.Must(t, err)
 	_, v2 := kvMounts(t)
 	putV2(t, v2, "app", map[string]any{"k": "static"})
 	token := func() string {
 		s, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"root"}})
-		must(t, err)
+		testkit.Must(t, err)
 		return s.Auth.ClientToken
 	}
 	first := token()
@@ -712,7 +693,7 @@ func TestLeasesOfARevokedTokenFetchedAgain(t *testing.T) {
 	kv := tmpl(dir, "kv", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
 	r := run(t, Options{Templates: []config.Template{otp, kv}, Clients: cl})
 	waitReady(t, r.m)
-	lease := read(otp.Destination)
+	lease := testkit.ReadFile(otp.Destination)
 	alive := func(id string) bool {
 		_, err := c.Logical().Write("sys/leases/lookup", map[string]any{"lease_id": id})
 		return err == nil
@@ -720,12 +701,12 @@ func TestLeasesOfARevokedTokenFetchedAgain(t *testing.T) {
 	if !alive(lease) {
 		t.Fatalf("lease %s not alive after the first render", lease)
 	}
-	must(t, c.Auth().Token().RevokeTree(first))
+	testkit.Must(t, c.Auth().Token().RevokeTree(first))
 	// Vault revokes a token's leases in the background.
-	eventually(t, "the lease revoked with its token", func() bool { return !alive(lease) })
+	testkit.Eventually(t, "the lease revoked with its token", func() bool { return !alive(lease) })
 	cl.relogin(time.Now(), token())
-	eventually(t, "a live lease of the new token", func() bool {
-		now := read(otp.Destination)
+	testkit.Eventually(t, "a live lease of the new token", func() bool {
+		now := testkit.ReadFile(otp.Destination)
 		return now != lease && alive(now)
 	})
 	if n := proxy.puts(mount + "/creds/otp"); n != 2 {
@@ -745,18 +726,18 @@ func TestSecretDroppedBySourceEditNotRefreshed(t *testing.T) {
 	proxy := newCounting(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "app.tpl")
-	must(t, os.WriteFile(src, []byte(fmt.Sprintf(`{{ with secret "%s/old" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
+	testkit.Must(t, os.WriteFile(src, []byte(fmt.Sprintf(`{{ with secret "%s/old" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
 	tc := config.Template{Source: src, Destination: filepath.Join(dir, "out"), CreateDestDirs: true}
 	cfg := config.DefaultTemplateConfig()
 	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
 	run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: proxy.url}})
-	eventually(t, "the first render", func() bool { return read(tc.Destination) == "old" })
-	eventually(t, "a refresh of the old secret", func() bool { return proxy.count(v2+"/data/old") >= 2 })
-	must(t, os.WriteFile(src, []byte(fmt.Sprintf(`{{ with secret "%s/new" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
-	eventually(t, "the edited source rendered", func() bool { return read(tc.Destination) == "new" })
-	eventually(t, "a refresh of the new secret", func() bool { return proxy.count(v2+"/data/new") >= 2 })
+	testkit.Eventually(t, "the first render", func() bool { return testkit.ReadFile(tc.Destination) == "old" })
+	testkit.Eventually(t, "a refresh of the old secret", func() bool { return proxy.count(v2+"/data/old") >= 2 })
+	testkit.Must(t, os.WriteFile(src, []byte(fmt.Sprintf(`{{ with secret "%s/new" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
+	testkit.Eventually(t, "the edited source rendered", func() bool { return testkit.ReadFile(tc.Destination) == "new" })
+	testkit.Eventually(t, "a refresh of the new secret", func() bool { return proxy.count(v2+"/data/new") >= 2 })
 	before := proxy.count(v2 + "/data/old")
-	eventually(t, "more refreshes of the new secret", func() bool { return proxy.count(v2+"/data/new") >= 6 })
+	testkit.Eventually(t, "more refreshes of the new secret", func() bool { return proxy.count(v2+"/data/new") >= 6 })
 	if n := proxy.count(v2+"/data/old") - before; n > 0 {
 		t.Errorf("the secret no template uses was fetched %d more times", n)
 	}

@@ -33,7 +33,7 @@ func (p PemEncoded) CaChainContains(item string) bool { return slices.Contains(p
 // one that is still before its renewal point (a restart must not re-issue).
 func (q *query) fetchPKI(ctx context.Context, c *api.Client, now time.Time, threshold float64, first bool) result {
 	if first {
-		if pe, cert, ok := fromDisk(q.dest); ok && now.Before(renewAt(cert.NotBefore, cert.NotAfter, threshold)) {
+		if pe, cert, ok := fromDisk(q.dest, now); ok && now.Before(renewAt(cert.NotBefore, cert.NotAfter, threshold)) {
 			return result{value: pe, fetched: now, notBefore: cert.NotBefore, notAfter: cert.NotAfter}
 		}
 	}
@@ -87,13 +87,13 @@ func parseCert(p string) (*x509.Certificate, error) {
 // fromDisk reads a rendered destination back, as consul-template does:
 // the certificate, the private key and the CA certificates, whatever their
 // order. ok is false when there is no unexpired certificate.
-func fromDisk(dest string) (*PemEncoded, *x509.Certificate, bool) {
+func fromDisk(dest string, now time.Time) (*PemEncoded, *x509.Certificate, bool) {
 	b, err := os.ReadFile(dest)
 	if err != nil || len(b) == 0 {
 		return nil, nil, false
 	}
 	pe, cert, err := splitPEMs(b)
-	if err != nil || cert == nil || !time.Now().Before(cert.NotAfter) {
+	if err != nil || cert == nil || !now.Before(cert.NotAfter) {
 		return nil, nil, false
 	}
 	return pe, cert, true

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // startPostgres runs a throwaway PostgreSQL server (trust auth, loopback)
@@ -30,21 +31,21 @@ func startPostgres(t *testing.T) int {
 	}
 	bin := filepath.Dir(bins[len(bins)-1])
 	pg, err := user.Lookup("postgres")
-	must(t, err)
+	testkit.Must(t, err)
 	uid, _ := strconv.Atoi(pg.Uid)
 	gid, _ := strconv.Atoi(pg.Gid)
 	base, err := os.MkdirTemp("", "latchkey-pg-")
-	must(t, err)
+	testkit.Must(t, err)
 	t.Cleanup(func() { os.RemoveAll(base) })
-	must(t, os.Chmod(base, 0o755))
+	testkit.Must(t, os.Chmod(base, 0o755))
 	data := filepath.Join(base, "data")
-	must(t, os.Mkdir(data, 0o700))
-	must(t, os.Chown(data, uid, gid))
+	testkit.Must(t, os.Mkdir(data, 0o700))
+	testkit.Must(t, os.Chown(data, uid, gid))
 	if out, err := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
+	testkit.Must(t, err)
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", data,
@@ -53,9 +54,9 @@ func startPostgres(t *testing.T) int {
 	// below reaches the server itself; Pdeathsig stops it with the test.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, Pdeathsig: syscall.SIGQUIT}
 	logf, err := os.Create(filepath.Join(base, "log"))
-	must(t, err)
+	testkit.Must(t, err)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	must(t, cmd.Start())
+	testkit.Must(t, cmd.Start())
 	t.Cleanup(func() {
 		// SIGINT is PostgreSQL's fast shutdown: it does not wait for
 		// Vault's pooled connections to close.
@@ -92,21 +93,21 @@ func TestDatabaseLeaseRenewedThenReplaced(t *testing.T) {
 	port := startPostgres(t)
 	c := srv.Client
 	mount := fmt.Sprintf("db-%d", seq.Add(1))
-	must(t, c.Sys().Mount(mount, &api.MountInput{Type: "database"}))
+	testkit.Must(t, c.Sys().Mount(mount, &api.MountInput{Type: "database"}))
 	_, err := c.Logical().Write(mount+"/config/pg", map[string]any{
 		"plugin_name":       "postgresql-database-plugin",
 		"connection_url":    fmt.Sprintf("postgresql://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
 		"allowed_roles":     "*",
 		"verify_connection": true,
 	})
-	must(t, err)
+	testkit.Must(t, err)
 	_, err = c.Logical().Write(mount+"/roles/app", map[string]any{
 		"db_name":             "pg",
 		"creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
 		"default_ttl":         "3s",
 		"max_ttl":             "9s",
 	})
-	must(t, err)
+	testkit.Must(t, err)
 	proxy := newCounting(t)
 	dir := t.TempDir()
 	tc := tmpl(dir, "db.env", fmt.Sprintf(`{{ with secret "%s/creds/app" }}DB_USER={{ .Data.username }}
@@ -114,16 +115,16 @@ DB_PASSWORD={{ .Data.password }}
 RENEWABLE={{ .Renewable }}{{ end }}`, mount))
 	r := run(t, Options{Templates: []config.Template{tc}, Config: config.DefaultTemplateConfig(), Clients: &clients{addr: proxy.url}})
 	waitReady(t, r.m)
-	first := read(tc.Destination)
+	first := testkit.ReadFile(tc.Destination)
 	if !strings.Contains(first, "DB_USER=v-") || !strings.HasSuffix(first, "RENEWABLE=true") {
 		t.Fatalf("rendered %q, want renewable database credentials", first)
 	}
-	eventually(t, "a lease renewal", func() bool { return proxy.puts("sys/leases/renew") >= 1 })
-	if got := read(tc.Destination); got != first {
+	testkit.Eventually(t, "a lease renewal", func() bool { return proxy.puts("sys/leases/renew") >= 1 })
+	if got := testkit.ReadFile(tc.Destination); got != first {
 		t.Fatalf("a renewal changed the file:\n%s", got)
 	}
-	eventually(t, "new credentials once renewal is capped", func() bool {
-		now := read(tc.Destination)
+	testkit.Eventually(t, "new credentials once renewal is capped", func() bool {
+		now := testkit.ReadFile(tc.Destination)
 		return now != "" && now != first
 	})
 	if n := proxy.count(mount + "/creds/app"); n != 2 {

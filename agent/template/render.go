@@ -60,6 +60,14 @@ func (m *Manager) previewCheck(q *query) error {
 	if !m.preview || (q.kind != kindPKI && q.kind != kindWrite) {
 		return nil
 	}
+	if q.kind == kindPKI {
+		// A still-valid certificate at the destination is reused, not
+		// issued: that dry run has no side effect.
+		now := m.o.Now()
+		if _, cert, ok := fromDisk(q.dest, now); ok && now.Before(renewAt(cert.NotBefore, cert.NotAfter, m.mounts.threshold)) {
+			return nil
+		}
+	}
 	if !m.o.AllowIssue {
 		what := "writes to Vault"
 		if q.kind == kindPKI {

@@ -33,6 +33,8 @@ const usage = `Usage:
   latchkey-agent validate -config FILE|DIR [...]            check a config without contacting Vault
   latchkey-agent render -config ... -template NAME [-dry-run [-issue]] [-show-secrets]
                                                             log in, render one template, print it (secrets masked)
+  latchkey-agent ssh status -config FILE|DIR [...]          print SSH trust and host certificates (no Vault)
+  latchkey-agent doctor -config FILE|DIR [...]              check this host's set-up: one line per check, OK/WARN/FAIL
   latchkey-agent version                                    print the version
 
 Options:
@@ -98,6 +100,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			return validate(args[1:], stdout, stderr, getenv)
 		case "render":
 			return render(args[1:], stdout, stderr, getenv)
+		case "ssh":
+			return sshCommand(args[1:], stdout, stderr)
+		case "doctor":
+			return runDoctor(args[1:], stdout, stderr, getenv)
 		}
 	}
 	o, code := parse("latchkey-agent", args, stderr)

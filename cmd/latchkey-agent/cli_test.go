@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -55,25 +56,10 @@ func TestMain(m *testing.M) {
 // vault stanza: the address comes from VAULT_ADDR) writing sink.
 func approleConfig(t *testing.T, dir, mount, extra string) (cfgPath, sink string) {
 	t.Helper()
-	c := srv.Client
-	srv.EnableAuthT(t, mount, &api.EnableAuthOptions{Type: "approle"})
-	if _, err := c.Logical().Write("auth/"+mount+"/role/web", map[string]any{"token_ttl": "1h"}); err != nil {
-		t.Fatal(err)
-	}
-	rid, err := c.Logical().Read("auth/" + mount + "/role/web/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid, err := c.Logical().Write("auth/"+mount+"/role/web/secret-id", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roleID, secretID := filepath.Join(dir, "role-id"), filepath.Join(dir, "secret-id")
-	write(t, roleID, rid.Data["role_id"].(string))
-	write(t, secretID, sid.Data["secret_id"].(string))
+	roleID, secretID := testkit.AppRole(t, srv.Client, mount, dir, map[string]any{"token_ttl": "1h"})
 	sink = filepath.Join(dir, "token")
 	cfgPath = filepath.Join(dir, "agent.hcl")
-	write(t, cfgPath, fmt.Sprintf(`%s
+	testkit.WriteFile(t, cfgPath, fmt.Sprintf(`%s
 latchkey {
   state_dir = %q
 }
@@ -93,13 +79,6 @@ auto_auth {
 }
 `, extra, filepath.Join(dir, "state"), mount, roleID, secretID, sink))
 	return cfgPath, sink
-}
-
-func write(t *testing.T, path, s string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // notifySocket listens like systemd does and collects what is sent.
@@ -269,11 +248,11 @@ func TestExitCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, once, "exit_after_auth = true\n"+string(b))
+	testkit.WriteFile(t, once, "exit_after_auth = true\n"+string(b))
 	bad := filepath.Join(dir, "bad.hcl")
-	write(t, bad, "auto_auth {\n  method \"approle\" {}\n}\ncache {\n}\n")
+	testkit.WriteFile(t, bad, "auto_auth {\n  method \"approle\" {}\n}\ncache {\n}\n")
 	failing := filepath.Join(dir, "failing.hcl")
-	write(t, failing, fmt.Sprintf("auto_auth {\n  method \"approle\" {\n    mount_path = \"auth/approle-codes\"\n    exit_on_err = true\n    config = { role_id_file_path = %q }\n  }\n}\n", filepath.Join(dir, "missing")))
+	testkit.WriteFile(t, failing, fmt.Sprintf("auto_auth {\n  method \"approle\" {\n    mount_path = \"auth/approle-codes\"\n    exit_on_err = true\n    config = { role_id_file_path = %q }\n  }\n}\n", filepath.Join(dir, "missing")))
 
 	tests := map[string]struct {
 		args   []string
@@ -301,25 +280,25 @@ func TestExitCodes(t *testing.T) {
 		// never renders still ends the one-shot run with the template code.
 		"exit after auth, template keeps failing": {[]string{"-config", filepath.Join(dir, "ea.hcl")}, exitRuntime, "", "templates failed"},
 	}
-	write(t, filepath.Join(dir, "m.hcl"), "auto_auth {\n  method \"approle\" {\n  }\n}\n")
+	testkit.WriteFile(t, filepath.Join(dir, "m.hcl"), "auto_auth {\n  method \"approle\" {\n  }\n}\n")
 	// Errors about a method's config keys, raised after parsing, name the
 	// key's own line and column (the config block's when it is missing).
 	methodCfg := func(entries string) string {
 		return "auto_auth {\n  method \"approle\" {\n    mount_path = \"auth/x\"\n    config = {\n" + entries + "    }\n  }\n}\n"
 	}
-	write(t, filepath.Join(dir, "mk.hcl"), methodCfg("      bogus = 1\n      role_id_file_path = \"/r\"\n"))
-	write(t, filepath.Join(dir, "mt.hcl"), methodCfg("      role_id_file_path = [\"/r\"]\n"))
-	write(t, filepath.Join(dir, "mm.hcl"), methodCfg("      secret_id_file_path = \"/s\"\n"))
-	write(t, filepath.Join(dir, "mk.json"), "{\n  \"auto_auth\": {\n    \"method\": {\n    \"config\": {\n      \"bogus\": 1,\n      \"role_id_file_path\": \"/r\"\n    },\n    \"type\": \"approle\"\n    }\n  }\n}\n")
-	write(t, filepath.Join(dir, "o.hcl"), strings.Replace(string(b), "\n      path = ", "\n      owner = \"no-such-user-latchkey\"\n      path = ", 1))
+	testkit.WriteFile(t, filepath.Join(dir, "mk.hcl"), methodCfg("      bogus = 1\n      role_id_file_path = \"/r\"\n"))
+	testkit.WriteFile(t, filepath.Join(dir, "mt.hcl"), methodCfg("      role_id_file_path = [\"/r\"]\n"))
+	testkit.WriteFile(t, filepath.Join(dir, "mm.hcl"), methodCfg("      secret_id_file_path = \"/s\"\n"))
+	testkit.WriteFile(t, filepath.Join(dir, "mk.json"), "{\n  \"auto_auth\": {\n    \"method\": {\n    \"config\": {\n      \"bogus\": 1,\n      \"role_id_file_path\": \"/r\"\n    },\n    \"type\": \"approle\"\n    }\n  }\n}\n")
+	testkit.WriteFile(t, filepath.Join(dir, "o.hcl"), strings.Replace(string(b), "\n      path = ", "\n      owner = \"no-such-user-latchkey\"\n      path = ", 1))
 	// A template whose secret does not exist, one retry, exit_on_retry_failure.
 	// It logs in with its own token file: the approle configs above share
 	// one secret id file, which a login removes.
 	rootToken := filepath.Join(dir, "root-token")
-	write(t, rootToken, srv.RootToken)
-	write(t, filepath.Join(dir, "t.hcl"), fmt.Sprintf("auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\nlatchkey {\n  state_dir = %q\n}\nvault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate_config {\n  exit_on_retry_failure = true\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", rootToken, filepath.Join(dir, "t-state"), filepath.Join(dir, "t.out")))
-	write(t, filepath.Join(dir, "ea.hcl"), fmt.Sprintf("exit_after_auth = true\nauto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\nlatchkey {\n  state_dir = %q\n}\nvault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", rootToken, filepath.Join(dir, "ea-state"), filepath.Join(dir, "ea.out")))
-	write(t, filepath.Join(dir, "ts.hcl"), string(b)+fmt.Sprintf("template {\n  contents = \"{{ with secret }}\"\n  destination = %q\n}\n", filepath.Join(dir, "ts.out")))
+	testkit.WriteFile(t, rootToken, srv.RootToken)
+	testkit.WriteFile(t, filepath.Join(dir, "t.hcl"), fmt.Sprintf("auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\nlatchkey {\n  state_dir = %q\n}\nvault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate_config {\n  exit_on_retry_failure = true\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", rootToken, filepath.Join(dir, "t-state"), filepath.Join(dir, "t.out")))
+	testkit.WriteFile(t, filepath.Join(dir, "ea.hcl"), fmt.Sprintf("exit_after_auth = true\nauto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\nlatchkey {\n  state_dir = %q\n}\nvault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", rootToken, filepath.Join(dir, "ea-state"), filepath.Join(dir, "ea.out")))
+	testkit.WriteFile(t, filepath.Join(dir, "ts.hcl"), string(b)+fmt.Sprintf("template {\n  contents = \"{{ with secret }}\"\n  destination = %q\n}\n", filepath.Join(dir, "ts.out")))
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			cmd := agentCmd(tc.args)
@@ -363,7 +342,7 @@ func TestRenderSubcommand(t *testing.T) {
 	}
 	dest := filepath.Join(dir, "app.env")
 	cfg := filepath.Join(dir, "render.hcl")
-	write(t, cfg, string(b)+fmt.Sprintf("template {\n  contents = \"PW={{ with secret \\\"render-kv/app\\\" }}{{ .Data.data.password }}{{ end }}\"\n  destination = %q\n}\n", dest))
+	testkit.WriteFile(t, cfg, string(b)+fmt.Sprintf("template {\n  contents = \"PW={{ with secret \\\"render-kv/app\\\" }}{{ .Data.data.password }}{{ end }}\"\n  destination = %q\n}\n", dest))
 	// The role's default policy cannot read the secret: give it one that can.
 	if err := srv.Client.Sys().PutPolicy("render", `path "render-kv/data/*" { capabilities = ["read"] }`); err != nil {
 		t.Fatal(err)
@@ -387,7 +366,7 @@ func TestRenderSubcommand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		write(t, filepath.Join(dir, "secret-id"), sid.Data["secret_id"].(string))
+		testkit.WriteFile(t, filepath.Join(dir, "secret-id"), sid.Data["secret_id"].(string))
 		cmd := agentCmd(tc.args)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -421,10 +400,10 @@ func TestReadyWaitsForRealTemplates(t *testing.T) {
 	dir := t.TempDir()
 	srv.MountT(t, "ready-kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}})
 	rootToken := filepath.Join(dir, "root-token")
-	write(t, rootToken, srv.RootToken)
+	testkit.WriteFile(t, rootToken, srv.RootToken)
 	dest := filepath.Join(dir, "app.env")
 	cfg := filepath.Join(dir, "agent.hcl")
-	write(t, cfg, fmt.Sprintf(`auto_auth {
+	testkit.WriteFile(t, cfg, fmt.Sprintf(`auto_auth {
   method "token_file" {
     config = {
       token_file_path = %q
@@ -485,7 +464,7 @@ func TestReloadAppliesLogLevel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, cfg, strings.Replace(string(b), `log_level = "error"`, `log_level = "debug"`, 1))
+	testkit.WriteFile(t, cfg, strings.Replace(string(b), `log_level = "error"`, `log_level = "debug"`, 1))
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -570,11 +549,11 @@ func TestSeveralConfigFlagsLaterWins(t *testing.T) {
 	}
 	// Stop at a failed login; keep the secret id for the next run.
 	text := strings.Replace(string(b), "    config = {\n", "    exit_on_err = true\n    config = {\n      remove_secret_id_file_after_reading = false\n", 1)
-	write(t, base, text)
+	testkit.WriteFile(t, base, text)
 	dead := filepath.Join(dir, "dead.hcl")
-	write(t, dead, "vault {\n  address = \"http://127.0.0.1:1\"\n}\n")
+	testkit.WriteFile(t, dead, "vault {\n  address = \"http://127.0.0.1:1\"\n}\n")
 	live := filepath.Join(dir, "live.hcl")
-	write(t, live, fmt.Sprintf("vault {\n  address = %q\n}\n", srv.Addr))
+	testkit.WriteFile(t, live, fmt.Sprintf("vault {\n  address = %q\n}\n", srv.Addr))
 	tests := []struct {
 		name   string
 		files  []string
@@ -634,7 +613,7 @@ func TestValidateContactsNothing(t *testing.T) {
 	dir := t.TempDir()
 	stateDir := filepath.Join(dir, "state")
 	cfg := filepath.Join(dir, "agent.hcl")
-	write(t, cfg, fmt.Sprintf(`auto_auth {
+	testkit.WriteFile(t, cfg, fmt.Sprintf(`auto_auth {
   method "aws" {
     config = {
       type              = "ec2"

@@ -126,8 +126,19 @@ func TestApproleSecretIDSurvivesSIGHUP(t *testing.T) {
 		tok := testkit.ReadFile(sink)
 		return tok != "" && tok != first
 	})
+	// A reload that changes the auth settings but not the approle method
+	// (here: the Vault address moves into the file) logs in again with the
+	// secret id read at start.
+	second := testkit.ReadFile(sink)
+	testkit.WriteFile(t, cfg, fmt.Sprintf("vault {\n  address = %q\n}\n", srv.Addr)+testkit.ReadFile(cfg))
+	a.signal(t, syscall.SIGHUP)
+	a.logged(t, "reloaded; auth changed, logging in again", 1)
+	testkit.Eventually(t, "a new login after the auth change", func() bool {
+		tok := testkit.ReadFile(sink)
+		return tok != "" && tok != second
+	})
 	if strings.Contains(a.stderr.String(), "no earlier secret id") {
-		t.Error("the re-login after a reload lost the secret id")
+		t.Error("a re-login after a reload lost the secret id")
 	}
 	if code := a.stop(t); code != 0 {
 		t.Errorf("exit %d", code)
@@ -201,42 +212,62 @@ func TestRefusedReloadChangesNothing(t *testing.T) {
 // behind a deadline. A login attempt is sent once and Vault's answer is
 // logged, and in STATUS, at once.
 func TestRefusedLoginIsSentOnce(t *testing.T) {
-	dir := t.TempDir()
-	cfg, _ := approleConfig(t, dir, "approle-once", "vault {\n  retry {\n    num_retries = 12\n  }\n}\n")
-	text := strings.Replace(testkit.ReadFile(cfg), "    config = {\n", "    exit_on_err = true\n    config = {\n", 1)
-	testkit.WriteFile(t, cfg, text)
 	const reason = "sts: SignatureNonceUsed: the nonce was used before"
-	var logins atomic.Int32
-	target, err := url.Parse(srv.Addr)
-	testkit.Must(t, err)
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/auth/approle-once/login" {
-			logins.Add(1)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusInternalServerError)
-			fmt.Fprintf(w, `{"errors":[%q]}`, reason)
-			return
-		}
-		vaulttest.Forward(w, r, target)
-	}))
-	t.Cleanup(front.Close)
-	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+front.URL)
-	var exitErr error
-	select {
-	case exitErr = <-a.done:
-		a.done <- exitErr
-	case <-time.After(60 * time.Second):
-		t.Fatal("exit_on_err: still running")
-	}
-	var ee *exec.ExitError
-	if !errors.As(exitErr, &ee) || ee.ExitCode() != exitAuth {
-		t.Errorf("exit %v, want %d", exitErr, exitAuth)
-	}
-	if got := logins.Load(); got != 1 {
-		t.Errorf("the login was sent %d times, want once", got)
-	}
-	if !strings.Contains(a.stderr.String(), reason) {
-		t.Errorf("Vault's reason is not in the log")
+	for name, exitOnErr := range map[string]bool{"exit_on_err": true, "retrying": false} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			mount := "approle-once-" + name
+			cfg, _ := approleConfig(t, dir, mount, "vault {\n  retry {\n    num_retries = 12\n  }\n}\n")
+			// A long backoff: the second attempt cannot come during the test.
+			opts := "    min_backoff = \"30s\"\n    max_backoff = \"1m\"\n"
+			if exitOnErr {
+				opts += "    exit_on_err = true\n"
+			}
+			testkit.WriteFile(t, cfg, strings.Replace(testkit.ReadFile(cfg), "    config = {\n", opts+"    config = {\n", 1))
+			var logins atomic.Int32
+			target, err := url.Parse(srv.Addr)
+			testkit.Must(t, err)
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/v1/auth/"+mount+"/login" {
+					logins.Add(1)
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusInternalServerError)
+					fmt.Fprintf(w, `{"errors":[%q]}`, reason)
+					return
+				}
+				vaulttest.Forward(w, r, target)
+			}))
+			t.Cleanup(front.Close)
+			n := listenNotify(t)
+			a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+front.URL, "NOTIFY_SOCKET="+n.path)
+			if exitOnErr {
+				var exitErr error
+				select {
+				case exitErr = <-a.done:
+					a.done <- exitErr
+				case <-time.After(60 * time.Second):
+					t.Fatal("exit_on_err: still running")
+				}
+				var ee *exec.ExitError
+				if !errors.As(exitErr, &ee) || ee.ExitCode() != exitAuth {
+					t.Errorf("exit %v, want %d", exitErr, exitAuth)
+				}
+			} else {
+				i := n.waitFor(t, "STATUS=login failed, retrying in", 0)
+				n.mu.Lock()
+				status := n.msgs[i]
+				n.mu.Unlock()
+				if !strings.Contains(status, reason) {
+					t.Errorf("STATUS lacks Vault's reason: %q", status)
+				}
+			}
+			if got := logins.Load(); got != 1 {
+				t.Errorf("the login was sent %d times, want once", got)
+			}
+			if !strings.Contains(a.stderr.String(), reason) {
+				t.Errorf("Vault's reason is not in the log")
+			}
+		})
 	}
 }
 
@@ -296,6 +327,19 @@ template {
 			t.Errorf("a dry run wrote %s (%v)", p, err)
 		}
 	}
+	// With a valid certificate at the destination (the agent ran), a dry
+	// run previews pkiCert without issuing.
+	cmd := agentCmdEnv([]string{"render", "-config", cfg, "-template", pkiDest}, "VAULT_ADDR="+proxy.URL)
+	if code := exitCode(t, cmd); code != exitOK || issued() != 2 {
+		t.Fatalf("render without -dry-run: exit %d, %d certificates", code, issued())
+	}
+	testkit.NewSecretID(t, srv.Client, "approle-dry", secretID) // the render above consumed it
+	cmd = agentCmdEnv([]string{"render", "-config", cfg, "-template", pkiDest, "-dry-run"}, "VAULT_ADDR="+proxy.URL)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if code := exitCode(t, cmd); code != exitOK || issued() != 2 {
+		t.Errorf("dry run over a valid certificate: exit %d, %d certificates, want 0 and 2\n%s", code, issued(), stderr.String())
+	}
 }
 
 // Defect: a certificate issued with secret "pki/issue/..." (a write, not
@@ -350,5 +394,44 @@ path "sys/internal/ui/mounts/*" { capabilities = ["read"] }`))
 	testkit.Eventually(t, "the first render", func() bool { return testkit.ReadFile(dest) == "one" })
 	put("two")
 	testkit.Eventually(t, "the change seen within the first file's 1s interval", func() bool { return testkit.ReadFile(dest) == "two" })
+	a.stop(t)
+}
+
+// Defect: a reload that added or removed one template restarted all of
+// them, issuing their certificates again and running their commands.
+// Unchanged templates keep rendering across any reload.
+func TestReloadAddingATemplateKeepsTheOthers(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _ := approleConfig(t, dir, "approle-add", "")
+	pkiMount(t, "pki-add", "approle-add")
+	base := testkit.ReadFile(cfg)
+	stanza := func(n int) string {
+		return fmt.Sprintf(`template {
+  contents    = "{{ with secret \"pki-add/issue/web\" \"common_name=%d.example.com\" \"ttl=2h\" }}{{ .Data.certificate }}{{ end }}"
+  destination = %q
+  command     = "echo run >> %s"
+}
+`, n, filepath.Join(dir, fmt.Sprintf("cert%d.pem", n)), filepath.Join(dir, fmt.Sprintf("runs%d", n)))
+	}
+	runs := func(n int) int { return countLines(filepath.Join(dir, fmt.Sprintf("runs%d", n))) }
+	testkit.WriteFile(t, cfg, base+stanza(1))
+	proxy := vaulttest.NewCountingProxy(t, srv.Addr)
+	issued := func() int { return proxy.Count("PUT", "/v1/pki-add/issue/web") }
+	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+proxy.URL)
+	testkit.Eventually(t, "the first template", func() bool { return runs(1) == 1 })
+	// Add a template, then remove it again.
+	testkit.WriteFile(t, cfg, base+stanza(1)+stanza(2))
+	a.signal(t, syscall.SIGHUP)
+	testkit.Eventually(t, "the added template", func() bool { return runs(2) == 1 })
+	testkit.WriteFile(t, cfg, base+stanza(1))
+	a.signal(t, syscall.SIGHUP)
+	a.logged(t, "reloaded; auth unchanged, keeping the token", 2)
+	time.Sleep(time.Second) // let a wrongly restarted template show
+	if n := issued(); n != 2 {
+		t.Errorf("%d certificates issued, want 2 (one per template)", n)
+	}
+	if n := runs(1); n != 1 {
+		t.Errorf("the unchanged template's command ran %d times, want 1", n)
+	}
 	a.stop(t)
 }

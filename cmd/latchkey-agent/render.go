@@ -49,6 +49,11 @@ type staticClients struct {
 func (s *staticClients) Client() (*api.Client, error) { return auth.Clone(s.c, s.token, "") }
 func (s *staticClients) PermissionDenied()            {}
 
+// One login for the whole run: generation 1, never replaced.
+func (s *staticClients) Login() uint64                  { return 1 }
+func (s *staticClients) Ended(uint64) (time.Time, bool) { return time.Time{}, false }
+func (s *staticClients) LoginEvents() <-chan struct{}   { return nil }
+
 // render is `latchkey-agent render -config ... -template NAME [-dry-run
 // [-issue]] [-show-secrets]`: it logs in with the config's method, renders
 // one template and prints it, secrets masked unless -show-secrets. Without
@@ -90,6 +95,11 @@ func render(args []string, stdout, stderr io.Writer, getenv func(string) string)
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
 		return exitConfig
 	}
+	// The agent's own build first: render refuses what a start would.
+	if err := (&runner.Runner{Getenv: getenv, Logger: log, NewRenderer: newRenderer}).Validate(cfg); err != nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
+		return exitConfig
+	}
 	client, err := runner.VaultClient(cfg, getenv, vaultclient.Config{})
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
@@ -112,17 +122,10 @@ func render(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	login, err := auth.Clone(client, "", cfg.AutoAuth.Method.Namespace)
+	// One attempt, as each of the agent's: no replay of a signed request.
+	s, err := auth.LoginOnce(ctx, method, client, cfg.AutoAuth.Method.Namespace)
 	if err == nil {
-		// One attempt, as the agent's logins: no replay of a signed request.
-		login.SetMaxRetries(0)
-		var s *api.Secret
-		if s, err = method.Login(ctx, login); err == nil && (s == nil || s.Auth == nil) {
-			err = errors.New("login response holds no token")
-		}
-		if err == nil {
-			clients.token = s.Auth.ClientToken
-		}
+		clients.token = s.Auth.ClientToken
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: login: %v\n", err)

@@ -123,8 +123,8 @@ func Install(o Options) error {
 	dc.new, dc.mode, dc.uid, dc.gid = DropIn(o.TrustedUserCAKeys), 0o644, 0, 0
 	// A drop-in of an earlier install-pam is ours to replace; another
 	// file of that name is the administrator's, kept as the backup.
-	dc.backup = dc.old != nil && !bytes.HasPrefix(dc.old, DropIn("")[:40])
-	return apply(o, []*change{pc, dc})
+	dc.backup = dc.old != nil && !bytes.HasPrefix(dc.old, []byte(dropInHeader))
+	return apply(o, []*change{pc, dc}, true)
 }
 
 // Uninstall puts back the PAM line install-pam replaced and removes the
@@ -159,7 +159,7 @@ func Uninstall(o Options) error {
 		}
 		changes = append(changes, dc)
 	}
-	if err := apply(o, changes); err != nil || o.DryRun {
+	if err := apply(o, changes, false); err != nil || o.DryRun {
 		return err
 	}
 	for _, c := range changes {
@@ -202,8 +202,9 @@ func current(path string) (*change, error) {
 }
 
 // apply prints or makes changes: sshd -t first, the backups and the files,
-// sshd -t again; on any error every file written is put back.
-func apply(o Options, changes []*change) (err error) {
+// sshd -t again (and, with effective, sshd -T showing the drop-in's
+// settings in effect); on any error every file written is put back.
+func apply(o Options, changes []*change, effective bool) (err error) {
 	var todo []*change
 	for _, c := range changes {
 		if c.new == nil && c.old == nil || c.new != nil && c.old != nil && bytes.Equal(c.old, c.new) {
@@ -221,13 +222,17 @@ func apply(o Options, changes []*change) (err error) {
 	if len(todo) == 0 {
 		return nil
 	}
-	if err := sshdTest(o, "before the change"); err != nil {
+	if err := sshdTest(o, "before the change", false); err != nil {
 		return err
 	}
 	var done []*change
+	var backups []string // made by this run
 	defer func() {
 		if err == nil {
 			return
+		}
+		for _, b := range backups {
+			os.Remove(b)
 		}
 		for i := len(done) - 1; i >= 0; i-- {
 			if rerr := restore(done[i]); rerr != nil {
@@ -247,6 +252,7 @@ func apply(o Options, changes []*change) (err error) {
 			if err := atomicfile.WriteFile(bak, c.old, opts); err != nil {
 				return fmt.Errorf("backup: %w", err)
 			}
+			backups = append(backups, bak)
 		}
 		done = append(done, c)
 		if c.new == nil {
@@ -268,7 +274,7 @@ func apply(o Options, changes []*change) (err error) {
 			fmt.Fprintf(o.Out, "wrote %s\n", c.path)
 		}
 	}
-	return sshdTest(o, "after the change")
+	return sshdTest(o, "after the change", effective)
 }
 
 // restore puts c's file back as it was before apply.
@@ -283,8 +289,10 @@ func restore(c *change) error {
 }
 
 // sshdTest runs `sshd -t` on root's sshd_config, when there is an sshd to
-// run (see Options.SSHD); its error holds sshd's own message.
-func sshdTest(o Options, when string) error {
+// run (see Options.SSHD), and with effective `sshd -T` to see UsePAM and
+// KbdInteractiveAuthentication yes in effect; its error holds sshd's own
+// message or names the setting.
+func sshdTest(o Options, when string, effective bool) error {
 	sshd := o.sshd()
 	if sshd == "" {
 		return nil
@@ -295,5 +303,18 @@ func sshdTest(o Options, when string) error {
 		return fmt.Errorf("%s -t %s: %w: %s", sshd, when, err, strings.TrimSpace(string(out)))
 	}
 	fmt.Fprintf(o.Out, "%s -t %s: ok\n", sshd, when)
+	if !effective {
+		return nil
+	}
+	// The drop-in must also win: sshd -T prints the values in effect.
+	out, err = exec.Command(sshd, "-T", "-f", filepath.Join(o.root(), "etc/ssh/sshd_config")).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s -T: %w: %s", sshd, err, strings.TrimSpace(string(out)))
+	}
+	for _, want := range []string{"usepam yes", "kbdinteractiveauthentication yes"} {
+		if !strings.Contains("\n"+string(out), "\n"+want+"\n") {
+			return fmt.Errorf("%s -T does not show %q after the change: another setting read first wins", sshd, want)
+		}
+	}
 	return nil
 }

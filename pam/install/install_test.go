@@ -226,7 +226,60 @@ func TestInstallRollsBack(t *testing.T) {
 	if testkit.ReadFile(PAMPath(root)) != orig {
 		t.Errorf("PAM file not restored")
 	}
+	if _, err := os.Stat(PAMPath(root) + BackupSuffix); err == nil {
+		t.Errorf("the failed install left its backup")
+	}
 	if !strings.Contains(out.String(), "changed "+PAMPath(root)) {
 		t.Errorf("the PAM file was not written before the failure, the test proves nothing:\n%s", out.String())
+	}
+}
+
+// A setting sshd reads before the drop-in through another Include (which
+// the static check does not follow): sshd -T after the change shows it,
+// and every file is put back.
+func TestInstallRollsBackWhenSSHDDisagrees(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("sshd -t needs root")
+	}
+	root := copyTree(t, "debian12")
+	local := filepath.Join(root, "etc/ssh/local.conf")
+	testkit.Must(t, os.WriteFile(local, []byte("KbdInteractiveAuthentication no\n"), 0o644))
+	testkit.NewSSHD(t, filepath.Join(root, "etc/ssh/sshd_config"),
+		"Include "+local+"\nInclude "+filepath.Join(root, "etc/ssh/sshd_config.d")+"/*.conf\n", "")
+	before := snapshot(t, root)
+	var out bytes.Buffer
+	err := Install(Options{Root: root, SSHD: testkit.SSHDBin, Out: &out})
+	if err == nil || !strings.Contains(err.Error(), `does not show "kbdinteractiveauthentication yes"`) || !strings.Contains(err.Error(), "every file was put back") {
+		t.Fatalf("error = %v\n%s", err, out.String())
+	}
+	after := snapshot(t, root)
+	for p, b := range before {
+		if after[p] != b {
+			t.Errorf("%s not put back", p)
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("files left by the failed install: %d files, was %d", len(after), len(before))
+	}
+}
+
+// An administrator's own file of the drop-in's name is kept as the backup
+// and put back by uninstall-pam.
+func TestInstallKeepsForeignDropIn(t *testing.T) {
+	root := copyTree(t, "debian12")
+	testkit.Must(t, os.MkdirAll(filepath.Dir(DropInPath(root)), 0o755))
+	const own = "# mine\nX11Forwarding no\n"
+	testkit.Must(t, os.WriteFile(DropInPath(root), []byte(own), 0o644))
+	o := Options{Root: root, Out: new(bytes.Buffer)}
+	testkit.Must(t, Install(o))
+	if testkit.ReadFile(DropInPath(root)+BackupSuffix) != own {
+		t.Errorf("the administrator's drop-in was not kept as the backup")
+	}
+	testkit.Must(t, Uninstall(o))
+	if testkit.ReadFile(DropInPath(root)) != own {
+		t.Errorf("uninstall-pam did not put the administrator's drop-in back")
+	}
+	if _, err := os.Stat(DropInPath(root) + BackupSuffix); err == nil {
+		t.Errorf("backup left behind")
 	}
 }

@@ -15,12 +15,16 @@ import (
 // 60-cloudimg-settings.conf sets PasswordAuthentication).
 const DropInName = "50-latchkey.conf"
 
+// dropInHeader is the drop-in's first line: a file of that name starting
+// with it is install-pam's own, replaced without a backup.
+const dropInHeader = "# Written by latchkey-ssh-helper install-pam; removed by uninstall-pam.\n"
+
 // DropIn returns the sshd drop-in's content. trustedCA, when not empty, adds
 // a TrustedUserCAKeys line (users' SSH certificates signed by Vault).
 func DropIn(trustedCA string) []byte {
 	var b strings.Builder
-	b.WriteString(`# Written by latchkey-ssh-helper install-pam; removed by uninstall-pam.
-# sshd keeps the first value it reads of each keyword and reads this
+	b.WriteString(dropInHeader)
+	b.WriteString(`# sshd keeps the first value it reads of each keyword and reads this
 # directory where sshd_config includes it (its first line on Debian,
 # Ubuntu, RHEL and Amazon Linux): these settings win over the main file's.
 # PAM asks for the OTP at the keyboard-interactive prompt; sshd's own

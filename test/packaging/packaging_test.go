@@ -16,7 +16,6 @@ import (
 	"github.com/latchkey/latchkey/agent/auth/methods"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/pam"
-	"github.com/latchkey/latchkey/test/testbin"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -24,23 +23,7 @@ import (
 type entry struct{ mode, path string }
 
 func TestPackages(t *testing.T) {
-	root, err := vaulttest.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "bin")
-	if _, err := testbin.Build(bin, "./cmd/latchkey-ssh-helper", "./cmd/latchkey-agent"); err != nil {
-		t.Fatal(err)
-	}
-	dist := filepath.Join(tmp, "dist")
-	cmd := exec.Command("./packaging/build.sh")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "VERSION=v1.2.3-4-gabcdef", "BIN="+bin, "DIST="+dist,
-		"NFPM="+filepath.Join(tmp, "tools", "nfpm"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("packaging/build.sh: %v\n%s", err, out)
-	}
+	dist := buildPackages(t)
 
 	tests := map[string]struct {
 		deb, rpm  string
@@ -55,8 +38,12 @@ func TestPackages(t *testing.T) {
 				{"-rwxr-xr-x", "./usr/sbin/latchkey-ssh-helper"},
 				{"-rw-r--r--", "./etc/latchkey-ssh-helper.d/config.hcl"},
 				{"-rw-r--r--", "./usr/share/latchkey-ssh-helper/pam.d-sshd"},
+				{"-rw-r--r--", "./usr/share/doc/latchkey-ssh-helper/copyright"},
+				{"-rw-r--r--", "./usr/share/doc/latchkey-ssh-helper/changelog.gz"},
+				{"-rw-r--r--", "./usr/share/man/man8/latchkey-ssh-helper.8.gz"},
 			},
 			conffiles: []string{"/etc/latchkey-ssh-helper.d/config.hcl"},
+			scripts:   []string{"postinst", "prerm", "postrm"},
 		},
 		"agent": {
 			deb: "latchkey-agent_1.2.3+4.gabcdef_amd64.deb",
@@ -66,9 +53,13 @@ func TestPackages(t *testing.T) {
 				{"-rw-r--r--", "./lib/systemd/system/latchkey-agent.service"},
 				{"-rw-r-----", "./etc/latchkey/agent.hcl"},
 				{"drwx------", "./var/lib/latchkey/"},
+				{"-rw-r--r--", "./usr/share/doc/latchkey-agent/copyright"},
+				{"-rw-r--r--", "./usr/share/doc/latchkey-agent/changelog.gz"},
+				{"-rw-r--r--", "./usr/share/man/man8/latchkey-agent.8.gz"},
+				{"-rw-r--r--", "./usr/share/lintian/overrides/latchkey-agent"},
 			},
 			conffiles: []string{"/etc/latchkey/agent.hcl"},
-			scripts:   []string{"postinst", "prerm"},
+			scripts:   []string{"postinst", "prerm", "postrm"},
 		},
 	}
 	for name, tc := range tests {
@@ -77,6 +68,7 @@ func TestPackages(t *testing.T) {
 			if fi, err := os.Stat(filepath.Join(dist, tc.rpm)); err != nil || fi.Size() == 0 {
 				t.Errorf("rpm %s missing or empty: %v", tc.rpm, err)
 			}
+			checkRPMOwnsDirs(t, filepath.Join(dist, tc.rpm))
 			out, err := exec.Command("dpkg-deb", "-c", deb).CombinedOutput()
 			if err != nil {
 				t.Fatalf("dpkg-deb -c %s: %v\n%s", deb, err, out)
@@ -107,6 +99,13 @@ func TestPackages(t *testing.T) {
 				p := filepath.Join(ctl, s)
 				if out, err := exec.Command("sh", "-n", p).CombinedOutput(); err != nil {
 					t.Errorf("%s: %s: %v\n%s", tc.deb, s, err, out)
+				}
+			}
+			// Lintian clean but for the static Go binary (by design).
+			out, err = exec.Command("lintian", "--tag-display-limit", "0", deb).CombinedOutput()
+			for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				if l != "" && !strings.Contains(l, "statically-linked-binary") && !strings.Contains(l, "running with root privileges") {
+					t.Errorf("lintian %s: %s", tc.deb, l)
 				}
 			}
 		})
@@ -140,6 +139,33 @@ func TestExampleConfigsLoad(t *testing.T) {
 	for _, want := range []string{"Type=notify", "ExecStart=/usr/sbin/latchkey-agent -config /etc/latchkey/agent.hcl", "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectoryMode=0700"} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %q", want)
+		}
+	}
+}
+
+// checkRPMOwnsDirs fails the test when a file of the rpm sits in a
+// directory that neither the rpm nor the base system owns: rpm -e would
+// leave it behind.
+func checkRPMOwnsDirs(t *testing.T, rpm string) {
+	t.Helper()
+	out, err := exec.Command("rpm", "-qp", "--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]", rpm).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rpm -qp %s (package rpm): %v\n%s", rpm, err, out)
+	}
+	owned := map[string]bool{}
+	var files []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		mode, p, _ := strings.Cut(l, " ")
+		if strings.HasPrefix(mode, "d") {
+			owned[p] = true
+		}
+		files = append(files, p)
+	}
+	system := map[string]bool{"/": true, "/etc": true, "/usr/sbin": true, "/usr/share/doc": true, "/usr/share/man/man8": true,
+		"/usr/lib/systemd/system": true, "/var/lib": true, "/usr/share": true}
+	for _, f := range files {
+		if d := filepath.Dir(f); !owned[d] && !system[d] {
+			t.Errorf("%s: %s is in %s, which the rpm does not own", filepath.Base(rpm), f, d)
 		}
 	}
 }

@@ -49,7 +49,7 @@ StrictModes no
 UseDNS no
 LogLevel VERBOSE
 %s`, head, port, hostKey, filepath.Join(dir, "sshd.pid"), body)), 0o600))
-	// sshd -t and -T need its privilege separation directory.
+	// sshd -t and -T need its privilege separation directory (before Start).
 	Must(t, os.MkdirAll("/run/sshd", 0o755))
 	return s
 }
@@ -61,39 +61,7 @@ func (s *SSHD) Start(t testing.TB, service string) {
 	t.Helper()
 	link := filepath.Join(t.TempDir(), service)
 	Must(t, os.Symlink(SSHDBin, link))
-	logf, err := os.Create(s.Log)
-	Must(t, err)
-	cmd := exec.Command(link, "-D", "-e", "-f", s.Config)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	Must(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		logf.Close()
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", ReadFile(s.Log))
-		}
-	})
-	for i := 0; ; i++ {
-		select {
-		case <-exited:
-			t.Fatalf("sshd exited before listening on %s:\n%s", s.Addr, ReadFile(s.Log))
-		default:
-		}
-		if c, err := net.Dial("tcp", s.Addr); err == nil {
-			c.Close()
-			return
-		}
-		if i == 400 {
-			t.Fatalf("sshd did not listen on %s:\n%s", s.Addr, ReadFile(s.Log))
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	runSSHD(t, []string{link, "-D", "-e", "-f", s.Config}, s.Addr, s.Log)
 }
 
 // AddUser adds a local user without a home (removed at the test's end)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/test/fakes/alifake"
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -53,11 +54,11 @@ func mountAlicloud(t *testing.T, roleName string) string {
 	t.Helper()
 	mount := fmt.Sprintf("alicloud-%d", seq.Add(1))
 	c := srv.Client
-	must(t, c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "alicloud"}))
+	testkit.Must(t, c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "alicloud"}))
 	_, err := c.Logical().Write("auth/"+mount+"/role/web", map[string]any{
 		"arn": fmt.Sprintf("acs:ram::%s:role/%s", instance.AccountID, roleName), "token_ttl": "1h",
 	})
-	must(t, err)
+	testkit.Must(t, err)
 	return mount
 }
 
@@ -71,20 +72,20 @@ func newMethod(t *testing.T, mount string, extra map[string]any) auth.Method {
 func newMethodEnv(t *testing.T, mount string, extra map[string]any, env map[string]string) auth.Method {
 	t.Helper()
 	certFile := filepath.Join(t.TempDir(), "identity.pem")
-	must(t, os.WriteFile(certFile, cloud.Identity.CertPEM, 0o644))
+	testkit.Must(t, os.WriteFile(certFile, cloud.Identity.CertPEM, 0o644))
 	cfg := map[string]any{"role": "web", "region": instance.RegionID, "metadata_endpoint": cloud.Metadata.URL, "identity_cert_file": certFile}
 	for k, v := range extra {
 		cfg[k] = v
 	}
 	m, err := New(auth.MethodConfig{Type: "alicloud", MountPath: "auth/" + mount, Config: cfg, File: "agent.hcl", Line: 4},
 		auth.Env{StateDir: filepath.Join(t.TempDir(), "state"), Logger: zaptest.NewLogger(t), Getenv: func(k string) string { return env[k] }})
-	must(t, err)
+	testkit.Must(t, err)
 	return m
 }
 
 func login(t *testing.T, m auth.Method) (*api.Secret, error) {
 	c, err := srv.NewClient("")
-	must(t, err)
+	testkit.Must(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return m.Login(ctx, c)
@@ -127,7 +128,7 @@ func TestVerifiedIdentity(t *testing.T) {
 	cfg := map[string]any{"role": "web", "region": instance.RegionID, "metadata_endpoint": cloud.Metadata.URL, "verify_identity": true}
 	prod, err := New(auth.MethodConfig{Type: "alicloud", MountPath: "auth/" + mount, Config: cfg, File: "agent.hcl", Line: 4},
 		auth.Env{StateDir: t.TempDir(), Logger: zaptest.NewLogger(t), Getenv: func(string) string { return "" }})
-	must(t, err)
+	testkit.Must(t, err)
 	if _, err := login(t, prod); err == nil || !strings.Contains(err.Error(), "not signed by the pinned certificate (serial 6666d187)") {
 		t.Fatalf("document not signed by Alibaba Cloud, pinned certificate: %v", err)
 	}
@@ -278,16 +279,9 @@ func TestCredentialRefresh(t *testing.T) {
 // The pinned production certificate parses and is the one the reference names.
 func TestPinnedCert(t *testing.T) {
 	c, err := pinned()
-	must(t, err)
+	testkit.Must(t, err)
 	if c.SerialNumber.Text(16) != "6666d187" {
 		t.Errorf("pinned certificate serial %s", c.SerialNumber.Text(16))
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -297,19 +291,19 @@ func TestIdentityStateOfAnotherInstance(t *testing.T) {
 	mount := mountAlicloud(t, instance.RAMRole)
 	stateDir := t.TempDir()
 	rec := filepath.Join(stateDir, "alicloud-identity.json")
-	must(t, os.WriteFile(rec, []byte(`{"instance_id":"i-bp1buildhost","region_id":"cn-hangzhou"}`), 0o600))
+	testkit.Must(t, os.WriteFile(rec, []byte(`{"instance_id":"i-bp1buildhost","region_id":"cn-hangzhou"}`), 0o600))
 	certFile := filepath.Join(t.TempDir(), "identity.pem")
-	must(t, os.WriteFile(certFile, cloud.Identity.CertPEM, 0o644))
+	testkit.Must(t, os.WriteFile(certFile, cloud.Identity.CertPEM, 0o644))
 	cfg := map[string]any{"role": "web", "region": instance.RegionID, "metadata_endpoint": cloud.Metadata.URL,
 		"identity_cert_file": certFile, "verify_identity": true}
 	m, err := New(auth.MethodConfig{Type: "alicloud", MountPath: "auth/" + mount, Config: cfg, File: "agent.hcl", Line: 4},
 		auth.Env{StateDir: stateDir, Logger: zaptest.NewLogger(t), Getenv: func(string) string { return "" }})
-	must(t, err)
+	testkit.Must(t, err)
 	if _, err := login(t, m); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(rec)
-	must(t, err)
+	testkit.Must(t, err)
 	if !strings.Contains(string(b), instance.InstanceID) || strings.Contains(string(b), "buildhost") {
 		t.Errorf("identity record not replaced: %s", b)
 	}

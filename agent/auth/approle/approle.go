@@ -29,8 +29,10 @@ type Method struct {
 	// dryRun keeps the secret id file and refuses a wrapped secret id.
 	dryRun bool
 	// secretID is kept after the file was removed, so that re-logins work
-	// until it expires (as Vault Agent does).
+	// until it expires (as Vault Agent does); kept keeps it for the next
+	// method a reload builds with the same mount and files.
 	secretID string
+	kept     *auth.Keeper
 }
 
 // New reads cfg: role_id_file_path (required), secret_id_file_path,
@@ -47,6 +49,7 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		wrappingPath:       strings.Trim(s.String("secret_id_response_wrapping_path", ""), "/"),
 		log:                env.Logger,
 		dryRun:             env.DryRun,
+		kept:               env.Kept,
 	}
 	if err := s.Err(); err != nil {
 		return nil, err
@@ -83,6 +86,7 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 				}
 			}
 			m.secretID = sid
+			m.kept.Set(m.keptKey(), sid)
 			if m.removeSecretIDFile && !m.dryRun {
 				if err := os.Remove(m.secretIDPath); err != nil {
 					m.log.Warn("could not remove the secret id file", zap.String("path", m.secretIDPath), zap.Error(err))
@@ -90,6 +94,9 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 			}
 		case err != nil && !errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("approle secret id: %w", err)
+		}
+		if m.secretID == "" {
+			m.secretID = m.kept.Get(m.keptKey())
 		}
 		if m.secretID == "" {
 			// The file is removed after reading (remove_secret_id_file_after_reading);
@@ -100,6 +107,12 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 		data["secret_id"] = m.secretID
 	}
 	return client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+}
+
+// keptKey names the secret id among kept credentials: the same mount and
+// files read the same secret id.
+func (m *Method) keptKey() string {
+	return "approle\x00" + m.mount + "\x00" + m.roleIDPath + "\x00" + m.secretIDPath
 }
 
 // unwrap checks that the wrapping token was created at wrappingPath (so a

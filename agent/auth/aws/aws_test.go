@@ -20,6 +20,7 @@ import (
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
 	"github.com/latchkey/latchkey/test/fakes/awsfake"
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -47,16 +48,16 @@ func setup(t *testing.T) (*awsfake.AWS, string) {
 	t.Cleanup(fake.Close)
 	c := srv.Client
 	mount := fmt.Sprintf("aws-%d", seq.Add(1))
-	must(t, c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "aws"}))
+	testkit.Must(t, c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "aws"}))
 	_, err = c.Logical().Write("auth/"+mount+"/config/client", map[string]any{
 		"access_key": "AKIDTEST", "secret_key": "test-secret", "endpoint": fake.API.URL,
 		"sts_endpoint": fake.API.URL, "sts_region": "us-east-1", "max_retries": 0,
 	})
-	must(t, err)
+	testkit.Must(t, err)
 	_, err = c.Logical().Write("auth/"+mount+"/config/certificate/test", map[string]any{"aws_public_cert": fake.Signer.CertPEM, "type": "pkcs7"})
-	must(t, err)
+	testkit.Must(t, err)
 	_, err = c.Logical().Write("auth/"+mount+"/role/web", map[string]any{"auth_type": "ec2", "bound_ami_id": instance.ImageID, "token_ttl": "1h"})
-	must(t, err)
+	testkit.Must(t, err)
 	return fake, mount
 }
 
@@ -74,14 +75,14 @@ func newMethodEnv(t *testing.T, mount, stateDir string, cfg map[string]any, env 
 	t.Helper()
 	m, err := New(auth.MethodConfig{Type: "aws", MountPath: "auth/" + mount, Config: cfg, File: "agent.hcl", Line: 3},
 		auth.Env{StateDir: stateDir, Logger: zaptest.NewLogger(t), Getenv: func(k string) string { return env[k] }})
-	must(t, err)
+	testkit.Must(t, err)
 	return m
 }
 
 func login(t *testing.T, m auth.Method) (*api.Secret, error) {
 	t.Helper()
 	c, err := srv.NewClient("")
-	must(t, err)
+	testkit.Must(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return m.Login(ctx, c)
@@ -100,13 +101,13 @@ func TestEC2NonceKeptAcrossRestarts(t *testing.T) {
 	}
 	accessListed(t, mount, instance.InstanceID)
 	fi, err := os.Stat(stateDir)
-	must(t, err)
+	testkit.Must(t, err)
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("state dir mode %v, want 0700", fi.Mode().Perm())
 	}
 	rec := filepath.Join(stateDir, "aws-ec2-auth_"+mount+"."+instance.InstanceID+".json")
 	fi, err = os.Stat(rec)
-	must(t, err)
+	testkit.Must(t, err)
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("nonce file mode %v, want 0600", fi.Mode().Perm())
 	}
@@ -214,7 +215,7 @@ func TestEC2LegacyRecordAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	legacy := filepath.Join(stateDir, "aws-ec2-auth_"+mount+".json")
-	must(t, os.WriteFile(legacy, []byte(fmt.Sprintf(`{"instance_id": %q, "mount": %q, "nonce": "nonce-of-an-older-latchkey"}`,
+	testkit.Must(t, os.WriteFile(legacy, []byte(fmt.Sprintf(`{"instance_id": %q, "mount": %q, "nonce": "nonce-of-an-older-latchkey"}`,
 		instance.InstanceID, "auth/"+mount)), 0o600))
 	if _, err := login(t, newMethod(t, fake, mount, stateDir, nil)); err != nil {
 		t.Fatalf("login with the legacy record: %v", err)
@@ -242,7 +243,7 @@ func TestEC2Refusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		c, err := srv.NewClient(s.Auth.ClientToken)
-		must(t, err)
+		testkit.Must(t, err)
 		if _, err := c.Auth().Token().RenewSelf(0); err != nil {
 			t.Fatalf("renewal while running: %v", err)
 		}
@@ -338,7 +339,7 @@ func TestEndpointChoice(t *testing.T) {
 	}
 	for _, tc := range tests {
 		c, err := awsmeta.New(awsmeta.Options{Endpoint: tc.endpoint, Getenv: func(k string) string { return tc.env[k] }})
-		must(t, err)
+		testkit.Must(t, err)
 		if c.Endpoint != tc.want {
 			t.Errorf("endpoint %q env %v: got %s, want %s", tc.endpoint, tc.env, c.Endpoint, tc.want)
 		}
@@ -420,14 +421,14 @@ func TestSTSURL(t *testing.T) {
 
 func TestParseIdentityBER(t *testing.T) {
 	s, err := awsfake.NewSigner()
-	must(t, err)
+	testkit.Must(t, err)
 	body, err := s.SignRSA2048(awsfake.Document(instance))
-	must(t, err)
+	testkit.Must(t, err)
 	if !strings.HasPrefix(body, "MIAGCSqGSIb3DQEHAqCA") || !strings.Contains(body, "\n") {
 		t.Fatalf("not AWS's format (indefinite-length BER, wrapped):\n%s", body)
 	}
 	id, err := ParseIdentity(strings.Join(strings.Fields(body), ""))
-	must(t, err)
+	testkit.Must(t, err)
 	if id.InstanceID != instance.InstanceID || id.Region != "eu-west-1" || id.AccountID != "123456789012" {
 		t.Errorf("identity = %+v", id)
 	}
@@ -450,25 +451,18 @@ func records(t *testing.T, dir string) map[string]NonceRecord {
 	t.Helper()
 	out := map[string]NonceRecord{}
 	entries, err := os.ReadDir(dir)
-	must(t, err)
+	testkit.Must(t, err)
 	for _, e := range entries {
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		must(t, err)
+		testkit.Must(t, err)
 		var rec NonceRecord
-		must(t, json.Unmarshal(b, &rec))
+		testkit.Must(t, json.Unmarshal(b, &rec))
 		if _, dup := out[rec.InstanceID]; dup {
 			t.Fatalf("two records of %s in %s", rec.InstanceID, dir)
 		}
 		out[rec.InstanceID] = rec
 	}
 	return out
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestIAMLogin(t *testing.T) {
@@ -479,12 +473,12 @@ func TestIAMLogin(t *testing.T) {
 		"sts_endpoint": fake.API.URL, "sts_region": "us-east-1", "max_retries": 0,
 		"iam_server_id_header_value": "vault.example.com",
 	})
-	must(t, err)
+	testkit.Must(t, err)
 	_, err = c.Logical().Write("auth/"+mount+"/role/iam-web", map[string]any{
 		"auth_type": "iam", "resolve_aws_unique_ids": false, "token_ttl": "1h",
 		"bound_iam_principal_arn": fmt.Sprintf("arn:aws:iam::%s:role/%s", instance.AccountID, awsfake.Profile),
 	})
-	must(t, err)
+	testkit.Must(t, err)
 	iam := func(extra map[string]any) auth.Method {
 		cfg := map[string]any{"type": "iam", "role": "iam-web", "header_value": "vault.example.com"}
 		for k, v := range extra {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os/exec"
 	"syscall"
-	"time"
 
 	"github.com/latchkey/latchkey/agent/config"
 )
@@ -19,7 +18,7 @@ import (
 func Run(ctx context.Context, e *config.Exec) error {
 	timeout := e.Timeout
 	if timeout <= 0 {
-		timeout = 30 * time.Second
+		timeout = config.DefaultCommandTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

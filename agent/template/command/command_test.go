@@ -3,7 +3,6 @@ package command
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // A command that outlives its timeout is killed with everything it started.
@@ -25,11 +25,11 @@ func TestCommandTimeoutKillsGroup(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 	var pid int
-	fmt.Sscan(read(pidFile), &pid)
+	fmt.Sscan(testkit.ReadFile(pidFile), &pid)
 	if pid == 0 {
 		t.Fatal("no child pid")
 	}
-	eventually(t, "the child killed", func() bool { return syscall.Kill(pid, 0) != nil })
+	testkit.Eventually(t, "the child killed", func() bool { return syscall.Kill(pid, 0) != nil })
 }
 
 func TestRunErrors(t *testing.T) {
@@ -43,20 +43,4 @@ func TestRunErrors(t *testing.T) {
 	if err := Run(context.Background(), &config.Exec{Command: []string{"/bin/true"}}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func read(p string) string {
-	b, _ := os.ReadFile(p)
-	return string(b)
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for i := 0; i < 600; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }

@@ -158,6 +158,43 @@ audit_file = %q
 		t.Errorf("audit file: want one success and no OTP, got:\n%s", a)
 	}
 
+	// doctor on the good set-up: every check OK.
+	doctorArgs := []string{"doctor", "-pam-file", pamFile, "-sshd-config", sshd.Config, "-config", config}
+	code, out = runHelper(t, doctorArgs...)
+	if code != 0 || strings.Contains(out, "FAIL") || strings.Contains(out, "WARN") || strings.Count(out, "OK ") < 6 {
+		t.Errorf("doctor on a good set-up: exit %d:\n%s", code, out)
+	}
+	t.Logf("doctor:\n%s", out)
+	// And on broken ones: each FAIL names the problem and the fix.
+	good := testkit.ReadFile(config)
+	broken := map[string]struct {
+		config string
+		want   []string
+	}{
+		"http without -dev": {strings.Replace(good, "https://", "http://", 1), []string{"FAIL vault address scheme", "http:// is refused without -dev", "add -dev to the PAM line"}},
+		"missing mount":     {strings.Replace(good, `ssh_mount_point = "ssh"`, `ssh_mount_point = "no-such-mount"`, 1), []string{"FAIL vault", "mount that does not exist", "vault secrets enable -path=no-such-mount ssh"}},
+		"no roles":          {strings.Replace(good, `allowed_roles = "web"`, `allowed_roles = ""`, 1), []string{"FAIL allowed roles"}},
+		"unknown key":       {good + "allowed_role = \"web\"\n", []string{"FAIL config", `unknown key "allowed_role"`}},
+	}
+	for name, tc := range broken {
+		testkit.Must(t, os.WriteFile(config, []byte(tc.config), 0o644))
+		code, out := runHelper(t, doctorArgs...)
+		for _, w := range tc.want {
+			if code != 1 || !strings.Contains(out, w) {
+				t.Errorf("doctor, %s: exit %d, want 1 and %q in:\n%s", name, code, w, out)
+			}
+		}
+	}
+	testkit.Must(t, os.WriteFile(config, []byte(good), 0o644))
+	dropIn := filepath.Join(dropIns, "50-latchkey.conf")
+	dropInText := testkit.ReadFile(dropIn)
+	testkit.Must(t, os.Remove(dropIn))
+	code, out = runHelper(t, doctorArgs...)
+	if code != 1 || !strings.Contains(out, "FAIL sshd settings: sshd -T says kbdinteractiveauthentication no") {
+		t.Errorf("doctor without the drop-in: exit %d:\n%s", code, out)
+	}
+	testkit.Must(t, os.WriteFile(dropIn, []byte(dropInText), 0o644))
+
 	// Installing again changes nothing.
 	before := testkit.ReadFile(pamFile)
 	code, out = runHelper(t, "install-pam", "-root", root, "-sshd", testkit.SSHDBin, "-helper", helper, "-config", config)
@@ -182,13 +219,31 @@ audit_file = %q
 
 // Under PAM the commands refuse: a PAM line naming install-pam must neither
 // change files nor let the login through.
+//
+// On a host with neither journald nor /dev/log (like the CI machine) the
+// refusal's audit record goes to the fallback file, not to pam_exec's
+// /dev/null.
 func TestSubcommandsRefusedUnderPAM(t *testing.T) {
+	user := "lkrefused" + randHex(3)
 	for _, sub := range []string{"install-pam", "uninstall-pam", "doctor"} {
 		cmd := exec.Command(helper, sub, "-root", t.TempDir())
-		cmd.Env = append(os.Environ(), "PAM_USER=alice", "PAM_TYPE=auth")
+		cmd.Env = append(os.Environ(), "PAM_USER="+user, "PAM_TYPE=auth")
 		out, err := cmd.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 			t.Errorf("%s under PAM: %v (want exit 2):\n%s", sub, err, out)
 		}
+	}
+	_, journalErr := os.Stat("/run/systemd/journal/socket")
+	_, syslogErr := os.Stat("/dev/log")
+	if journalErr == nil || syslogErr == nil {
+		t.Logf("this host has journald or /dev/log: the fallback file is not used")
+		return
+	}
+	const fallback = "/var/log/latchkey-ssh-helper.log"
+	if got := strings.Count(testkit.ReadFile(fallback), `"pam_user":"`+user+`"`); got != 3 {
+		t.Errorf("%s holds %d records of %s, want 3 (one per refused command)", fallback, got, user)
+	}
+	if fi, err := os.Stat(fallback); err == nil && fi.Mode().Perm() != 0o640 {
+		t.Errorf("%s has mode %v, want 0640", fallback, fi.Mode().Perm())
 	}
 }

@@ -32,11 +32,12 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/totptest"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
-const sshdBin = "/usr/sbin/sshd"
+const sshdBin = testkit.SSHDBin
 
 var srv *vaulttest.Server
 
@@ -109,9 +110,6 @@ func newRig(t *testing.T, twoFactor bool) *rig {
 
 	hostKey := filepath.Join(r.dir, "host_ed25519")
 	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey)
-	must(t, os.MkdirAll("/run/sshd", 0o755))
-	port := freePort(t)
-	r.addr = fmt.Sprintf("127.0.0.1:%d", port)
 	methods := "PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n"
 	if twoFactor {
 		r.userKeys = map[string]ssh.Signer{}
@@ -127,11 +125,13 @@ func newRig(t *testing.T, twoFactor bool) *rig {
 		}
 		methods = fmt.Sprintf("PubkeyAuthentication yes\nAuthorizedKeysFile %s/authorized_keys.%%u\nAuthenticationMethods publickey,keyboard-interactive\n", r.dir)
 	}
-	conf := filepath.Join(r.dir, "sshd_config")
-	writeFile(t, conf, fmt.Sprintf(`Port %d
-ListenAddress 127.0.0.1
-HostKey %s
-PidFile %s
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(r.auditPath)
+			t.Logf("audit log:\n%s", b)
+		}
+	})
+	sshd := testkit.StartSSHD(t, testkit.SSHDOptions{Dir: r.dir, Bin: link, PrivateDev: devDir, Config: fmt.Sprintf(`HostKey %s
 UsePAM yes
 KbdInteractiveAuthentication yes
 PasswordAuthentication no
@@ -140,72 +140,10 @@ StrictModes no
 UseDNS no
 AllowUsers %s %s
 LogLevel VERBOSE
-`, port, hostKey, filepath.Join(r.dir, "sshd.pid"), methods, r.users[0], r.users[1]), 0o600)
-	logf, err := os.Create(filepath.Join(r.dir, "sshd.log"))
-	must(t, err)
-	noJournal := filepath.Join(r.dir, "no-journal")
-	must(t, os.Mkdir(noJournal, 0o755))
-	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private",
-		"sh", "-c", privateDevScript, "sh", devDir, noJournal,
-		link}, "-D", "-e", "-f", conf)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	must(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("sshd log:\n%s", b)
-			b, _ = os.ReadFile(r.auditPath)
-			t.Logf("audit log:\n%s", b)
-		}
-	})
-	waitListening(t, r.addr, exited, logf.Name())
+`, hostKey, methods, r.users[0], r.users[1])})
+	r.addr = sshd.Addr
 	return r
 }
-
-// privateDevScript runs as root under `unshare --mount --propagation
-// private`, so that nothing it mounts is seen outside: it gives sshd, PAM and
-// the helper a /dev of their own whose log is the test's socket, and hides
-// the journal's socket so that the helper's audit=auto falls back to syslog
-// there too. The machine's /dev/log (a socket, a symlink into
-// /run/systemd/journal, or nothing) is neither used nor changed.
-//
-// $1 is a directory holding only the test's socket "log": each other entry
-// of /dev gets a placeholder there, with the real one bind-mounted on it
-// (symlinks are copied), and the directory is then bind-mounted over /dev.
-// $2 is an empty directory; the rest is the command to exec.
-const privateDevScript = `set -eu
-dev=$1 empty=$2
-shift 2
-[ -S "$dev/log" ] || { echo "private /dev: $dev/log is not the test's socket" >&2; exit 1; }
-for p in /dev/* /dev/.[!.]*; do
-	[ -e "$p" ] || [ -L "$p" ] || continue
-	e=${p#/dev/}
-	[ "$e" = log ] && continue
-	if [ -L "$p" ]; then
-		ln -s "$(readlink "$p")" "$dev/$e"
-	elif [ -d "$p" ]; then
-		mkdir "$dev/$e"
-		mount --rbind "$p" "$dev/$e"
-	else
-		: >"$dev/$e"
-		mount --bind "$p" "$dev/$e"
-	fi
-done
-mount --rbind "$dev" /dev
-[ -S /dev/log ] && [ -c /dev/null ] || { echo "private /dev: not in place" >&2; exit 1; }
-if [ -d /run/systemd/journal ]; then
-	mount --bind "$empty" /run/systemd/journal
-fi
-exec "$@"
-`
 
 // checkNoSecretLogged fails the test when a password typed in this rig
 // shows in syslog, the audit file or sshd's log.
@@ -689,32 +627,6 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// waitListening waits for sshd to listen on addr; it fails at once, with
-// sshd's log, when sshd (or the private /dev set up before it) exited.
-func waitListening(t *testing.T, addr string, exited <-chan struct{}, log string) {
-	for i := 0; i < 400; i++ {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(log)
-			t.Fatalf("sshd exited before listening on %s:\n%s", addr, b)
-		default:
-		}
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("sshd did not listen on %s", addr)
 }
 
 // TOTP as the second factor after a public key (AuthenticationMethods

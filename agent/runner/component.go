@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
@@ -20,7 +19,9 @@ import (
 // trust next.
 //
 // To add one: give Runner a factory field like NewRenderer, and add an
-// entry to Runner.components naming the component, its build (from the
+// entry to Runner.components naming the component, the error its failure
+// is wrapped in (ErrTemplate for templates, which the CLI maps to exit
+// code 5), its build (from the
 // config, with no goroutine and no network; nil when the config has none;
 // an error is a config error, which refuses a reload), its same (true
 // when a reload leaves its config unchanged: the running component is then
@@ -31,11 +32,23 @@ import (
 // reloads that keep it, and stops it with the agent.
 type Component interface {
 	// Run does the component's work until ctx ends, and then returns nil;
-	// any other return stops the agent with exit code 5.
+	// any other return stops the agent, with an error wrapping the
+	// component's sentinel (see componentSpec.fatal).
 	Run(ctx context.Context) error
 	// Ready is closed once the component has done its first work (every
 	// template rendered once). READY=1 and exit_after_auth wait for it.
 	Ready() <-chan struct{}
+}
+
+// Successor is implemented by a Component that can carry on from the one
+// it replaces: a reload that changes the component's config starts the new
+// one only after the old one stopped, and calls Inherit first, so that
+// what did not change goes on as it was (agent/template keeps what it
+// fetched: unchanged templates are not fetched, issued or written again).
+// prev is the replaced component, of the same kind; a component ignores
+// one it does not know.
+type Successor interface {
+	Inherit(prev any)
 }
 
 // Renderer renders a config's templates with the agent's token; the
@@ -52,6 +65,8 @@ type RendererFactory func(cfg *config.Config, tokens *Tokens, log *zap.Logger) (
 // componentSpec is one kind of Component (see Component).
 type componentSpec struct {
 	name string
+	// fatal wraps the error that ends Run early (it stops the agent).
+	fatal error
 	// build returns cfg's component, nil when cfg has none.
 	build func(cfg *config.Config, tokens *Tokens, log *zap.Logger) (Component, error)
 	// same reports whether b configures the component as a does.
@@ -63,7 +78,10 @@ type componentSpec struct {
 
 // components lists every kind of component, in the order they start.
 func (r *Runner) components() []componentSpec {
-	return []componentSpec{{name: "templates", build: r.buildRenderer, same: sameTemplates, check: r.CheckTemplates}}
+	return []componentSpec{
+		{name: "templates", fatal: ErrTemplate, build: r.buildRenderer, same: sameTemplates, check: r.CheckTemplates},
+		{name: "ssh", fatal: ErrSSH, build: r.buildSSHTrust, same: sameSSH},
+	}
 }
 
 func (r *Runner) buildRenderer(cfg *config.Config, tokens *Tokens, log *zap.Logger) (Component, error) {
@@ -76,12 +94,12 @@ func (r *Runner) buildRenderer(cfg *config.Config, tokens *Tokens, log *zap.Logg
 	return r.NewRenderer(cfg, tokens, log)
 }
 
-// part is an instance's slot for one kind of component: comp is built but
+// part is an instance's slot for one kind of component (spec): comp is built but
 // not started; running is started (by launch) or taken over from the
 // previous instance (by build, when its config is unchanged). Both are nil
 // when the config has no such component.
 type part struct {
-	name    string
+	spec    componentSpec
 	comp    Component
 	running *runningComponent
 }
@@ -89,69 +107,14 @@ type part struct {
 // ErrTemplate wraps a Renderer's fatal error returned by Run.
 var ErrTemplate = errors.New("templates failed")
 
-// Tokens is how a Renderer reaches Vault with the agent's current token.
-// It stays valid across re-logins and reloads.
-type Tokens struct {
-	holder *auth.Holder
-
-	mu     sync.Mutex
-	client *api.Client
-	denied func()
-}
-
-// set points Tokens at the running instance's client and auth loop.
-func (t *Tokens) set(client *api.Client, denied func()) {
-	t.mu.Lock()
-	t.client, t.denied = client, denied
-	t.mu.Unlock()
-}
-
-// Holder is the token holder: Get/Token for the current token ("" before
-// the first login), Changed for a channel closed at the next login.
-func (t *Tokens) Holder() *auth.Holder { return t.holder }
-
-// Client returns a new client holding the current token. Call it per round
-// of requests, not once: a re-login replaces the token. A 403 answer to any
-// request of this client is reported to the auth loop by itself.
-func (t *Tokens) Client() (*api.Client, error) {
-	tok := t.holder.Token()
-	if tok == "" {
-		return nil, errors.New("no Vault token yet")
-	}
-	t.mu.Lock()
-	client := t.client
-	t.mu.Unlock()
-	return auth.Clone(client, tok, "")
-}
-
-// Login returns the generation of the current token (one more per login).
-func (t *Tokens) Login() uint64 {
-	_, gen := t.holder.Get()
-	return gen
-}
-
-// Ended returns when the token of generation gen stops working, once it
-// has been given up (see auth.Holder.Retire).
-func (t *Tokens) Ended(gen uint64) (time.Time, bool) { return t.holder.Ended(gen) }
-
-// LoginEvents returns a channel closed at the next login or token
-// retirement.
-func (t *Tokens) LoginEvents() <-chan struct{} { return t.holder.Events() }
-
-// PermissionDenied tells the auth loop that Vault answered 403 with the
-// current token (for requests made without Client). The loop checks the
-// token with lookup-self and logs in again at once if it was revoked.
-func (t *Tokens) PermissionDenied() {
-	t.mu.Lock()
-	denied := t.denied
-	t.mu.Unlock()
-	denied()
-}
+// Tokens is how a component reaches Vault with the agent's current token
+// (auth.Tokens: one home for token access, beside auth.Holder).
+type Tokens = auth.Tokens
 
 // runningComponent is a started Component. A reload that keeps its config
 // hands it from one instance to the next instead of restarting it.
 type runningComponent struct {
-	name   string
+	fatal  error
 	c      Component
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -162,9 +125,9 @@ type runningComponent struct {
 
 // startComponent runs c under parent once h holds a token (a first render before
 // the login would only fail and wait for its retry).
-func startComponent(parent context.Context, name string, c Component, h *auth.Holder, owner *instance) *runningComponent {
+func startComponent(parent context.Context, spec componentSpec, c Component, h *auth.Holder, owner *instance) *runningComponent {
 	ctx, cancel := context.WithCancel(parent)
-	rc := &runningComponent{name: name, c: c, cancel: cancel, done: make(chan struct{}), owner: owner}
+	rc := &runningComponent{fatal: spec.fatal, c: c, cancel: cancel, done: make(chan struct{}), owner: owner}
 	go func() {
 		defer close(rc.done)
 		if !waitToken(ctx, h) {
@@ -174,7 +137,7 @@ func startComponent(parent context.Context, name string, c Component, h *auth.Ho
 			rc.mu.Lock()
 			owner := rc.owner
 			rc.mu.Unlock()
-			owner.fail(fmt.Errorf("%w: %w", ErrTemplate, err))
+			owner.fail(fmt.Errorf("%w: %w", rc.fatal, err))
 		}
 	}()
 	return rc

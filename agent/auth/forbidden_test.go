@@ -1,0 +1,28 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+)
+
+func TestOneLine(t *testing.T) {
+	vault := &api.ResponseError{HTTPMethod: "PUT", URL: "http://v/v1/auth/x/login", StatusCode: 500, Errors: []string{"sts: nonce used", "again"}}
+	tests := map[string]struct {
+		err  error
+		want string
+	}{
+		"vault's answer":         {vault, "vault answered 500: sts: nonce used; again"},
+		"wrapped vault's answer": {fmt.Errorf("approle login: %w", vault), "approle login: vault answered 500: sts: nonce used; again"},
+		"newlines":               {errors.New("a\nb\n\nc"), "a b c"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := OneLine(tc.err); got != tc.want {
+				t.Errorf("OneLine = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,194 @@
+// Package doctor checks a host's set-up of latchkey-agent before it runs
+// (`latchkey-agent doctor`): the config, the state directory, where sinks
+// and templates write, Vault, and the auth method's metadata service.
+package doctor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/agent/auth/methods"
+	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/internal/cloud/alimeta"
+	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
+	"github.com/latchkey/latchkey/internal/doctor"
+	"github.com/latchkey/latchkey/internal/vaultclient"
+)
+
+// Options say what to check.
+type Options struct {
+	// Configs are the -config paths, read as the agent reads them.
+	Configs []string
+	// Flags are the command line's Vault settings (-address, ...).
+	Flags  vaultclient.Config
+	Getenv func(string) string
+	// Timeout bounds each network check (default 3s).
+	Timeout time.Duration
+}
+
+// Run runs every check into rp; without a valid config only that is said.
+func Run(ctx context.Context, o Options, rp *doctor.Report) {
+	if o.Timeout == 0 {
+		o.Timeout = 3 * time.Second
+	}
+	cfg, err := config.Load(o.Configs...)
+	if err == nil {
+		_, err = methods.New(cfg.AutoAuth.Method, auth.Env{StateDir: cfg.StateDir, Logger: zap.NewNop(), Getenv: o.Getenv})
+	}
+	if err != nil {
+		rp.Fail("config", err.Error(), "fix the config (latchkey-agent validate says the same)")
+		return
+	}
+	rp.OK("config", fmt.Sprintf("%v valid (%s auth, %d sink(s), %d template(s))", cfg.Files, cfg.AutoAuth.Method.Type, len(cfg.AutoAuth.Sinks), len(cfg.Templates)))
+	checkStateDir(cfg.StateDir, rp)
+	for _, s := range cfg.AutoAuth.Sinks {
+		checkDest("sink", s.Path, s.Mode, rp)
+	}
+	for _, t := range cfg.Templates {
+		if t.Destination != "" {
+			checkDest("template", t.Destination, 0, rp)
+		}
+	}
+	checkVault(ctx, o, cfg, rp)
+	checkMetadata(ctx, o, cfg, rp)
+}
+
+func checkStateDir(dir string, rp *doctor.Report) {
+	const name = "state dir"
+	if dir == "" {
+		dir = config.DefaultStateDir
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		rp.Warn(name, dir+" does not exist yet", "systemd's StateDirectory= creates it; by hand: install -d -m 0700 "+dir)
+	case err != nil:
+		rp.Fail(name, err.Error(), "")
+	case !fi.IsDir():
+		rp.Fail(name, dir+" is not a directory", "remove it; the agent keeps its nonce there")
+	case fi.Mode().Perm()&0o077 != 0:
+		rp.Fail(name, fmt.Sprintf("%s has mode %04o: others can read the AWS nonce", dir, fi.Mode().Perm()), "chmod 0700 "+dir)
+	default:
+		rp.OK(name, fmt.Sprintf("%s mode %04o", dir, fi.Mode().Perm()))
+	}
+}
+
+// checkDest checks that the directory of a sink or template exists and is
+// writable, and that an existing sink has the mode the config asks.
+func checkDest(kind, path string, mode os.FileMode, rp *doctor.Report) {
+	name := kind + " " + path
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		rp.Fail(name, dir+" is not a directory: nothing can be written there", "create "+dir+" (or use a RuntimeDirectory, /run/latchkey)")
+		return
+	}
+	if err := unix.Access(dir, unix.W_OK); err != nil {
+		rp.Fail(name, dir+" is not writable: "+err.Error(), "check the unit's ReadWritePaths= and the directory's mode")
+		return
+	}
+	// A read-only mount says so only at write time.
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err == nil && st.Flags&unix.ST_RDONLY != 0 {
+		rp.Fail(name, dir+" is on a read-only file system", "choose a writable place")
+		return
+	}
+	fi, err := os.Lstat(path)
+	switch {
+	case err == nil && mode != 0 && fi.Mode().Perm() != mode.Perm():
+		rp.Warn(name, fmt.Sprintf("exists with mode %04o, the config says %04o", fi.Mode().Perm(), mode.Perm()), "the next write sets the config's mode")
+	case err == nil && fi.Mode()&os.ModeSymlink != 0:
+		rp.Warn(name, "is a symlink: the agent replaces it with a file", "point the config at the real path")
+	default:
+		rp.OK(name, dir+" writable")
+	}
+}
+
+// checkVault asks sys/health, which needs no token.
+func checkVault(ctx context.Context, o Options, cfg *config.Config, rp *doctor.Report) {
+	const name = "vault"
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	env, err := vaultclient.FromEnv(getenv)
+	if err != nil {
+		rp.Fail(name, err.Error(), "fix VAULT_* in the environment")
+		return
+	}
+	vc := cfg.Vault.Client.Merge(env).Merge(o.Flags)
+	// One try: the check reports what is wrong now, not after retries.
+	vc.MaxRetries = vaultclient.Int(0)
+	client, err := vaultclient.New(vc)
+	if err != nil {
+		rp.Fail(name, err.Error(), "fix the vault stanza")
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	h, err := client.Sys().HealthWithContext(ctx)
+	switch {
+	case err != nil:
+		rp.Fail(name, fmt.Sprintf("%s: %v", client.Address(), err), "check vault { address }, the network path and ca_cert")
+	case h.Sealed:
+		rp.Fail(name, client.Address()+" is sealed", "unseal Vault")
+	default:
+		rp.OK(name, fmt.Sprintf("%s answered (version %s)", client.Address(), h.Version))
+	}
+}
+
+// checkMetadata reaches the cloud metadata service the method logs in with.
+func checkMetadata(ctx context.Context, o Options, cfg *config.Config, rp *doctor.Report) {
+	const name = "metadata service"
+	m := cfg.AutoAuth.Method
+	endpoint, _ := m.Config["metadata_endpoint"].(string)
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	var err error
+	switch m.Type {
+	case "aws":
+		var c *awsmeta.Client
+		if c, err = awsmeta.New(awsmeta.Options{Endpoint: endpoint, Getenv: o.Getenv}); err == nil {
+			endpoint = c.Endpoint
+			_, err = c.Metadata(ctx, "instance-id")
+		}
+	case "alicloud":
+		if endpoint == "" {
+			endpoint = alimeta.DefaultEndpoint
+		}
+		err = get(ctx, endpoint+"/latest/meta-data/instance-id")
+	default:
+		rp.OK(name, m.Type+" auth uses no metadata service")
+		return
+	}
+	if err != nil {
+		rp.Fail(name, fmt.Sprintf("%s: %v", endpoint, err), "run on the cloud instance, or check the hop limit (IMDSv2 in containers needs 2) and the instance's metadata options")
+		return
+	}
+	rp.OK(name, endpoint+" answered")
+}
+
+func get(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	// The metadata service is link-local: never through a proxy.
+	resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}

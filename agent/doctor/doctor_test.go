@@ -1,0 +1,89 @@
+package doctor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/latchkey/latchkey/internal/doctor"
+	"github.com/latchkey/latchkey/test/testkit"
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+var srv *vaulttest.Server
+
+func TestMain(m *testing.M) {
+	vaulttest.Main(m, vaulttest.Spec{Into: &srv, Options: vaulttest.Options{TLS: true}})
+}
+
+// setup writes an agent config and returns its path; edit changes the
+// pieces before it is written.
+func setup(t *testing.T, edit func(addr, method, sinkDir, stateDir *string)) string {
+	dir := t.TempDir()
+	addr, method := srv.Addr, `type = "approle"
+    config = {
+      role_id_file_path = "`+dir+`/role-id"
+      secret_id_file_path = "`+dir+`/secret-id"
+    }`
+	sinkDir, stateDir := filepath.Join(dir, "run"), filepath.Join(dir, "state")
+	testkit.Must(t, os.Mkdir(sinkDir, 0o755))
+	testkit.Must(t, os.Mkdir(stateDir, 0o700))
+	if edit != nil {
+		edit(&addr, &method, &sinkDir, &stateDir)
+	}
+	p := filepath.Join(dir, "agent.hcl")
+	testkit.WriteFile(t, p, fmt.Sprintf(`vault {
+  address = %q
+  ca_cert = %q
+}
+latchkey { state_dir = %q }
+auto_auth {
+  method {
+    %s
+  }
+  sink {
+    type = "file"
+    config = {
+      path = "%s/token"
+      mode = 0600
+    }
+  }
+}
+`, addr, srv.CACert, stateDir, method, sinkDir))
+	return p
+}
+
+func TestDoctor(t *testing.T) {
+	tests := map[string]struct {
+		edit func(addr, method, sinkDir, stateDir *string)
+		want []string // lines or parts of lines, in any order
+	}{
+		"good":                         {nil, []string{"OK   config:", "OK   state dir:", "OK   sink ", "OK   vault: " + srv.Addr + " answered", "OK   metadata service: approle auth uses no metadata service"}},
+		"sink directory missing":       {func(_, _, sinkDir, _ *string) { *sinkDir += "/nope" }, []string{"FAIL sink ", "is not a directory"}},
+		"state dir readable by others": {func(_, _, _, stateDir *string) { testkit.Must(t, os.Chmod(*stateDir, 0o755)) }, []string{"FAIL state dir:", "chmod 0700"}},
+		"vault unreachable":            {func(addr, _, _, _ *string) { *addr = fmt.Sprintf("https://127.0.0.1:%d", testkit.FreePort(t)) }, []string{"FAIL vault:", "connection refused"}},
+		"aws metadata unreachable": {func(_, method, _, _ *string) {
+			*method = fmt.Sprintf("type = \"aws\"\n    config = {\n      type = \"ec2\"\n      role = \"web\"\n      metadata_endpoint = \"http://127.0.0.1:%d\"\n    }", testkit.FreePort(t))
+		}, []string{"FAIL metadata service: http://127.0.0.1:", "hop limit"}},
+		"bad config": {func(_, method, _, _ *string) { *method = `type = "nosuch"` }, []string{"FAIL config:"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			rp := &doctor.Report{Out: &out}
+			Run(context.Background(), Options{Configs: []string{setup(t, tc.edit)}, Getenv: func(string) string { return "" }}, rp)
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("no %q in:\n%s", w, out.String())
+				}
+			}
+			if wantFail := name != "good"; (rp.Worst() == doctor.Fail) != wantFail {
+				t.Errorf("worst = %v:\n%s", rp.Worst(), out.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,90 @@
+package template
+
+import (
+	"context"
+
+	"github.com/latchkey/latchkey/agent/auth"
+)
+
+// Fetching: which template uses which query, and the one sequence that
+// asks Vault and stores the answer (fetch at a render, refreshDue on
+// schedule).
+
+// use records that unit i uses queries, and no others: a query a template
+// stopped using (its source was edited) is no longer refreshed for it.
+func (m *Manager) use(i int, used map[string]*query) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, d := range m.deps {
+		if _, ok := used[k]; !ok {
+			delete(d.users, i)
+		}
+	}
+	for k, q := range used {
+		d := m.deps[k]
+		if d == nil {
+			d = &dep{q: q, users: map[int]bool{}}
+			m.deps[k] = d
+		}
+		d.users[i] = true
+	}
+}
+
+// fetch gets q from Vault and stores it in the brain. A query already
+// fetched (by another template) is not fetched again; one that failed is
+// fetched again only by a retry of a template that needs it, and not
+// within RetryMin of the failure, so that templates sharing a failing
+// secret do not each ask for it.
+func (m *Manager) fetch(ctx context.Context, q *query) error {
+	prev, seen := m.brain.get(q.key)
+	if seen && prev.err == nil {
+		return nil
+	}
+	if seen && m.o.Now().Sub(prev.fetched) < m.o.RetryMin {
+		return prev.err
+	}
+	if err := m.previewCheck(q); err != nil {
+		return err
+	}
+	r, err := m.ask(ctx, q, !seen)
+	if err != nil {
+		return err
+	}
+	if r.err != nil {
+		return r.err
+	}
+	m.schedule(q.key, r)
+	return nil
+}
+
+// ask sends q with the current token and stores the result in the brain,
+// reporting a 403 to the auth loop; first is true for a query never
+// fetched in this process. It returns the result (whose err is Vault's
+// answer), or an error, with nothing stored, when there is no token yet.
+func (m *Manager) ask(ctx context.Context, q *query, first bool) (result, error) {
+	login := m.login()
+	c, err := m.o.Clients.Client()
+	if err != nil {
+		return result{}, err
+	}
+	r := q.fetch(ctx, c, m.mounts, first, m.o.Now())
+	r.login = login
+	m.brain.set(q.key, r)
+	if r.err != nil {
+		m.report403(r.err)
+	}
+	return r, nil
+}
+
+func (m *Manager) report403(err error) {
+	if auth.IsForbidden(err) {
+		m.o.Clients.PermissionDenied()
+	}
+}
+
+// login returns the current token's generation.
+func (m *Manager) login() uint64 { return m.o.Clients.Login() }
+
+// loginEvents returns a channel closed at the next login or token
+// retirement.
+func (m *Manager) loginEvents() <-chan struct{} { return m.o.Clients.LoginEvents() }

@@ -1,0 +1,39 @@
+package template
+
+// Inherit makes m, not yet running, carry on from prev, which has stopped:
+// a reload that changed some templates builds a new Manager, and the
+// templates it did not change must go on as they were — no secret fetched
+// again, no certificate issued again, no destination rewritten, no command
+// run. m starts with what prev fetched (each result with its lease and
+// refresh time), so that an unchanged template renders the same output,
+// which is not written again. What no template of m uses is dropped.
+// prev of another type (agent/runner passes the replaced component) is
+// ignored.
+func (m *Manager) Inherit(from any) {
+	prev, ok := from.(*Manager)
+	if !ok || prev == nil || prev == m {
+		return
+	}
+	prev.mu.Lock()
+	defer prev.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for key, d := range prev.deps {
+		r, ok := prev.brain.get(key)
+		if !ok || r.err != nil || len(d.users) == 0 {
+			continue
+		}
+		m.brain.set(key, r)
+		// Users are added back by the first execution of each template
+		// that still uses the query.
+		m.deps[key] = &dep{q: d.q, users: map[int]bool{}, next: d.next}
+	}
+	prev.mounts.mu.Lock()
+	for k, v := range prev.mounts.m {
+		if m.mounts.m == nil {
+			m.mounts.m = map[string]kvMount{}
+		}
+		m.mounts.m[k] = v
+	}
+	prev.mounts.mu.Unlock()
+}

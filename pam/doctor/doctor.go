@@ -1,0 +1,340 @@
+// Package doctor checks a host's set-up of latchkey-ssh-helper the way a
+// login will meet it: sshd's effective settings, the PAM line, the config
+// file, where audit records go, and Vault (`latchkey-ssh-helper doctor`).
+// Under sshd every refusal reads "PAM: System error"; these checks say why.
+package doctor
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
+	"github.com/hashicorp/vault/api"
+	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/internal/doctor"
+	"github.com/latchkey/latchkey/internal/vaultclient"
+	"github.com/latchkey/latchkey/pam"
+)
+
+// Options say what to check.
+type Options struct {
+	// PAMFile is sshd's PAM stack (default /etc/pam.d/sshd).
+	PAMFile string
+	// SSHD and SSHDConfig are run as `SSHD -T -f SSHDConfig` (defaults
+	// /usr/sbin/sshd, /etc/ssh/sshd_config).
+	SSHD, SSHDConfig string
+	// Config overrides the config named on the PAM line.
+	Config string
+	// User names the TOTP key whose capability is checked (default root).
+	User string
+	// Timeout bounds the Vault checks (default the config's timeout).
+	Timeout time.Duration
+	Logger  *zap.Logger
+	// DevLog is syslog's socket (default /dev/log).
+	DevLog string
+}
+
+// Run runs every check into rp. Checks that need what an earlier one could
+// not give (Vault without a config) are reported as FAIL naming it.
+func Run(ctx context.Context, o Options, rp *doctor.Report) {
+	def(&o.PAMFile, "/etc/pam.d/sshd")
+	def(&o.SSHD, "/usr/sbin/sshd")
+	def(&o.SSHDConfig, "/etc/ssh/sshd_config")
+	def(&o.User, "root")
+	def(&o.DevLog, "/dev/log")
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	checkSSHD(o, rp)
+	line, ok := checkPAMLine(o, rp)
+	configPath := o.Config
+	if configPath == "" {
+		configPath = line.config
+	}
+	if configPath == "" {
+		configPath = "/etc/latchkey-ssh-helper.d/config.hcl"
+	}
+	cfg := checkConfig(configPath, rp)
+	if cfg == nil {
+		return
+	}
+	if ok {
+		if err := cfg.CheckSchemes(line.dev); err != nil {
+			fix := "use an https:// address (and ca_cert)"
+			if !line.dev {
+				fix += `, or, for a test Vault only, add -dev to the PAM line ("latchkey-ssh-helper install-pam -dev")`
+			} else {
+				fix = "remove -dev from the PAM line (install-pam without -dev)"
+			}
+			rp.Fail("vault address scheme", err.Error()+": every login is refused", fix)
+		} else {
+			rp.OK("vault address scheme", fmt.Sprintf("%s matches the PAM line (-dev %v)", strings.Join(cfg.VaultAddrs, ", "), line.dev))
+		}
+	}
+	checkAudit(o, cfg, rp)
+	checkRoles(cfg, rp)
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = cfg.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	checkVault(ctx, o, cfg, rp)
+	if cfg.Mode == pam.ModeTOTP {
+		checkTOTP(ctx, o, cfg, rp)
+	}
+}
+
+func def(s *string, v string) {
+	if *s == "" {
+		*s = v
+	}
+}
+
+// checkSSHD reads sshd's effective settings.
+func checkSSHD(o Options, rp *doctor.Report) {
+	const name = "sshd settings"
+	out, err := exec.Command(o.SSHD, "-T", "-f", o.SSHDConfig).CombinedOutput()
+	if err != nil {
+		rp.Fail(name, fmt.Sprintf("%s -T -f %s: %v: %s", o.SSHD, o.SSHDConfig, err, strings.TrimSpace(string(out))), "fix sshd's config (sshd -t says where)")
+		return
+	}
+	got := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		k, v, _ := strings.Cut(l, " ")
+		got[k] = v
+	}
+	bad := false
+	for _, kw := range []string{"usepam", "kbdinteractiveauthentication"} {
+		if got[kw] != "yes" {
+			rp.Fail(name, fmt.Sprintf("sshd -T says %s %s: sshd never asks PAM for the OTP", kw, got[kw]), "latchkey-ssh-helper install-pam (writes sshd_config.d/50-latchkey.conf), then reload sshd")
+			bad = true
+		}
+	}
+	if m := got["authenticationmethods"]; m != "" && m != "any" && !strings.Contains(m, "keyboard-interactive") {
+		rp.Fail(name, "AuthenticationMethods "+m+" has no keyboard-interactive: the OTP is never asked", "add keyboard-interactive to AuthenticationMethods")
+		bad = true
+	}
+	if got["passwordauthentication"] == "yes" {
+		rp.Warn(name, "PasswordAuthentication yes: sshd's password method also runs the PAM stack", "set PasswordAuthentication no (install-pam's drop-in does)")
+		bad = true
+	}
+	if !bad {
+		rp.OK(name, "UsePAM yes, KbdInteractiveAuthentication yes, PasswordAuthentication "+got["passwordauthentication"])
+	}
+}
+
+// pamLine is what the helper's pam_exec line says.
+type pamLine struct {
+	config string
+	dev    bool
+}
+
+// checkPAMLine finds the helper's pam_exec line in the PAM file and checks
+// its control, options and command.
+func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
+	const name = "PAM line"
+	f, err := os.Open(o.PAMFile)
+	if err != nil {
+		rp.Fail(name, err.Error(), "is openssh-server installed?")
+		return pamLine{}, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 3 || strings.HasPrefix(fields[0], "#") || strings.TrimPrefix(fields[0], "-") != "auth" {
+			continue
+		}
+		// A control in brackets may hold blanks: "[success=ok default=bad]".
+		control, rest := fields[1], fields[2:]
+		for strings.HasPrefix(control, "[") && !strings.HasSuffix(control, "]") && len(rest) > 0 {
+			control, rest = control+" "+rest[0], rest[1:]
+		}
+		if len(rest) == 0 || filepath.Base(rest[0]) != "pam_exec.so" {
+			continue
+		}
+		i := slices.IndexFunc(rest[1:], func(s string) bool { return strings.HasPrefix(s, "/") })
+		if i < 0 || !strings.Contains(filepath.Base(rest[1+i]), "latchkey-ssh-helper") {
+			continue
+		}
+		opts, cmd, args := rest[1:1+i], rest[1+i], rest[2+i:]
+		at := fmt.Sprintf("%s:%d", o.PAMFile, n)
+		var l pamLine
+		for _, a := range args {
+			switch {
+			case strings.HasPrefix(a, "-config="), strings.HasPrefix(a, "--config="):
+				_, l.config, _ = strings.Cut(a, "=")
+			case a == "-dev", a == "--dev", a == "-dev=true":
+				l.dev = true
+			}
+		}
+		failed := false
+		if control != "requisite" && control != "required" {
+			rp.Fail(name, at+": control "+control+": a refused OTP may not end the stack", `use "auth requisite pam_exec.so ..." (latchkey-ssh-helper install-pam)`)
+			failed = true
+		}
+		if !slices.Contains(opts, "expose_authtok") {
+			rp.Fail(name, at+": no expose_authtok: the helper never sees the OTP", "add expose_authtok before the helper's path")
+			failed = true
+		}
+		if fi, err := os.Stat(cmd); err != nil || fi.Mode()&0o111 == 0 || !fi.Mode().IsRegular() {
+			rp.Fail(name, at+": "+cmd+" is not an executable file", "install the latchkey-ssh-helper package or fix the path")
+			failed = true
+		}
+		if l.config == "" {
+			rp.Fail(name, at+": no -config=", "add -config=/etc/latchkey-ssh-helper.d/config.hcl")
+			failed = true
+		}
+		if !failed {
+			rp.OK(name, fmt.Sprintf("%s: %s %s, expose_authtok, -config=%s", at, control, cmd, l.config))
+		}
+		return l, true
+	}
+	rp.Fail(name, o.PAMFile+" runs no latchkey-ssh-helper through pam_exec", "latchkey-ssh-helper install-pam")
+	return pamLine{}, false
+}
+
+// checkConfig loads the config and checks its mode and owner: whoever can
+// write it chooses the Vault that approves logins.
+func checkConfig(path string, rp *doctor.Report) *pam.Config {
+	const name = "config"
+	cfg, err := pam.LoadConfig(path)
+	if err != nil {
+		rp.Fail(name, err.Error(), "fix the config file (see /usr/share/doc/latchkey-ssh-helper)")
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		rp.Fail(name, err.Error(), "")
+		return cfg
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case st != nil && st.Uid != 0:
+		rp.Fail(name, fmt.Sprintf("%s is owned by uid %d: that user chooses which Vault approves logins", path, st.Uid), "chown root:root "+path)
+	case fi.Mode().Perm()&0o022 != 0:
+		rp.Fail(name, fmt.Sprintf("%s has mode %04o: others can rewrite it", path, fi.Mode().Perm()), "chmod 0644 "+path)
+	default:
+		rp.OK(name, fmt.Sprintf("%s valid, mode %04o, owner root, login mode %s", path, fi.Mode().Perm(), cfg.Mode))
+	}
+	return cfg
+}
+
+// checkAudit says where records will go on this host.
+func checkAudit(o Options, cfg *pam.Config, rp *doctor.Report) {
+	const name = "audit"
+	journalOn := journal.Enabled()
+	_, err := os.Stat(o.DevLog)
+	syslogOn := err == nil
+	also := ""
+	if cfg.AuditFile != "" {
+		also = ", and " + cfg.AuditFile
+		if _, err := os.Stat(filepath.Dir(cfg.AuditFile)); err != nil {
+			rp.Fail(name, "audit_file's directory: "+err.Error(), "create "+filepath.Dir(cfg.AuditFile))
+		}
+	}
+	switch {
+	case cfg.Audit == pam.AuditOff && cfg.AuditFile == "":
+		rp.Warn(name, `audit = "off" and no audit_file: logins leave no record`, `set audit = "auto" or audit_file`)
+	case cfg.Audit == pam.AuditOff:
+		rp.OK(name, "records go to "+cfg.AuditFile+" only")
+	case cfg.Audit == pam.AuditJournal && !journalOn:
+		rp.Fail(name, `audit = "journal" but journald's socket is missing: records are lost`+also, `use audit = "auto"`)
+	case cfg.Audit == pam.AuditSyslog && !syslogOn:
+		rp.Fail(name, `audit = "syslog" but `+o.DevLog+` is missing: records are lost`+also, `use audit = "auto"`)
+	case cfg.Audit == pam.AuditSyslog, cfg.Audit == pam.AuditAuto && !journalOn && syslogOn:
+		rp.OK(name, "records go to syslog ("+o.DevLog+", authpriv)"+also)
+	case cfg.Audit == pam.AuditAuto && !journalOn:
+		rp.OK(name, "no journald and no "+o.DevLog+": records go to "+pam.FallbackFile+also)
+	default:
+		rp.OK(name, "records go to the journal (journalctl -t latchkey-ssh-helper)"+also)
+	}
+}
+
+func checkRoles(cfg *pam.Config, rp *doctor.Report) {
+	const name = "allowed roles"
+	switch {
+	case cfg.Mode != pam.ModeOTP:
+		return
+	case len(cfg.AllowedRoles) == 0:
+		rp.Fail(name, "allowed_roles is empty: every OTP login is refused", `set allowed_roles = "<your SSH role>"`)
+	case slices.Contains(cfg.AllowedRoles, "*"):
+		rp.Warn(name, `allowed_roles = "*": an OTP of any role of the mount logs in`, "name the roles")
+	default:
+		rp.OK(name, strings.Join(cfg.AllowedRoles, ", "))
+	}
+}
+
+// checkVault sends the echo request: it proves the address, TLS and the
+// mount in one go.
+func checkVault(ctx context.Context, o Options, cfg *pam.Config, rp *doctor.Report) {
+	const name = "vault"
+	h := &pam.Helper{Config: cfg, Logger: o.Logger}
+	err := h.VerifyOnly(ctx)
+	switch {
+	case err == nil:
+		rp.OK(name, fmt.Sprintf("%s answered the echo request on %s/verify", strings.Join(cfg.VaultAddrs, ", "), cfg.SSHMountPoint))
+	case errors.Is(err, pam.ErrUnreachable), errors.Is(err, context.DeadlineExceeded):
+		rp.Fail(name, err.Error(), "check vault_addr, the network path, ca_cert and tls_server_name")
+	case errors.Is(err, pam.ErrVault) && (strings.Contains(err.Error(), ": 403 ") || strings.Contains(err.Error(), ": 404 ")):
+		rp.Fail(name, fmt.Sprintf("%v: Vault answers 403/404 to an unauthenticated request on a mount that does not exist", err),
+			fmt.Sprintf("enable the SSH engine at %q (vault secrets enable -path=%s ssh), or fix ssh_mount_point / namespace", cfg.SSHMountPoint, cfg.SSHMountPoint))
+	default:
+		rp.Fail(name, err.Error(), "check ssh_mount_point and namespace")
+	}
+}
+
+// checkTOTP checks the token file and the token's right to check codes.
+func checkTOTP(ctx context.Context, o Options, cfg *pam.Config, rp *doctor.Report) {
+	const name = "totp token"
+	fi, err := os.Stat(cfg.TokenFile)
+	if err != nil {
+		rp.Fail(name, err.Error(), "run latchkey-agent with a sink at token_file")
+		return
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		rp.Warn(name, fmt.Sprintf("%s has mode %04o: others can read the token", cfg.TokenFile, fi.Mode().Perm()), "give the sink mode 0600")
+	}
+	b, err := os.ReadFile(cfg.TokenFile)
+	tok := strings.TrimSpace(string(b))
+	if err != nil || tok == "" {
+		rp.Fail(name, fmt.Sprintf("token_file %s is unreadable or empty", cfg.TokenFile), "check the agent's sink")
+		return
+	}
+	key := strings.ReplaceAll(cfg.TOTPKeyPattern, "{{user}}", o.User)
+	path := cfg.TOTPMount + "/code/" + key
+	client, err := vaultclient.New(cfg.ClientConfig(cfg.VaultAddrs[0]))
+	if err != nil {
+		rp.Fail(name, err.Error(), "")
+		return
+	}
+	client.SetToken(tok)
+	caps, err := client.Sys().CapabilitiesSelfWithContext(ctx, path)
+	var re *api.ResponseError
+	switch {
+	case errors.As(err, &re) && re.StatusCode == http.StatusForbidden:
+		// sys/capabilities-self is in Vault's default policy; a token
+		// without it (or an expired one) cannot be asked.
+		rp.Warn(name, "Vault refused sys/capabilities-self (403): the token is expired, revoked, or lacks the default policy, so its right to check codes is unknown",
+			"check the agent's sink is fresh; give the token the default policy")
+	case err != nil:
+		rp.Fail(name, "capabilities of the token: "+err.Error(), "renew the token (is the agent running?)")
+	case slices.Contains(caps, "update") || slices.Contains(caps, "root"):
+		rp.OK(name, fmt.Sprintf("the token may update %s (%s)", path, strings.Join(caps, ", ")))
+	default:
+		rp.Fail(name, fmt.Sprintf("the token's capabilities on %s are %v: every TOTP login is refused", path, caps),
+			fmt.Sprintf(`give its policy path "%s/code/*" { capabilities = ["update"] }`, cfg.TOTPMount))
+	}
+}

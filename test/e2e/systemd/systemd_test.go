@@ -1,0 +1,175 @@
+// Package systemd_test runs the shipped unit under a real systemd (a
+// container booted by test/systemdtest): Type=notify readiness after the
+// first render, RuntimeDirectory kept across restarts and stops, reload,
+// the exposure figure of the loaded unit, and the helper's audit records in
+// a real journald. Skipped when not root.
+package systemd_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/latchkey/latchkey/test/systemdtest"
+	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/testkit"
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+var srv *vaulttest.Server
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "test/e2e/systemd: SKIPPED: booting systemd-nspawn needs root; CI runs it as root")
+		os.Exit(0)
+	}
+	vaulttest.Main(m, vaulttest.Spec{Into: &srv, Options: vaulttest.Options{TLS: true}})
+}
+
+func TestUnitUnderSystemd(t *testing.T) {
+	root, err := vaulttest.RepoRoot()
+	testkit.Must(t, err)
+	bin := t.TempDir()
+	bins, err := testbin.Build(bin, "./cmd/latchkey-agent", "./cmd/latchkey-ssh-helper")
+	testkit.Must(t, err)
+
+	// Vault: an approle whose token reads one KV secret.
+	c := srv.Client
+	testkit.Must(t, c.Sys().EnableAuthWithOptions("approle", &api.EnableAuthOptions{Type: "approle"}))
+	t.Cleanup(func() { c.Sys().DisableAuth("approle") })
+	testkit.Must(t, c.Sys().PutPolicy("app", `path "secret/data/app" { capabilities = ["read"] }`))
+	_, err = c.Logical().Write("auth/approle/role/web", map[string]any{"token_policies": "app", "token_ttl": "1h"})
+	testkit.Must(t, err)
+	rid, err := c.Logical().Read("auth/approle/role/web/role-id")
+	testkit.Must(t, err)
+	sid, err := c.Logical().Write("auth/approle/role/web/secret-id", nil)
+	testkit.Must(t, err)
+	_, err = c.Logical().Write("secret/data/app", map[string]any{"data": map[string]any{"password": "s3cr3t-" + strconv.Itoa(os.Getpid())}})
+	testkit.Must(t, err)
+
+	m := systemdtest.Boot(t,
+		systemdtest.Bind{Src: bins[0], Dst: "/opt/latchkey/latchkey-agent"},
+		systemdtest.Bind{Src: bins[1], Dst: "/opt/latchkey/latchkey-ssh-helper"},
+		systemdtest.Bind{Src: filepath.Join(root, "systemd/latchkey-agent.service"), Dst: "/etc/systemd/system/latchkey-agent.service"},
+		systemdtest.Bind{Src: srv.CACert, Dst: "/etc/latchkey/vault-ca.pem"},
+	)
+	// The shipped unit as it is, but for the binary's path (/usr is the
+	// host's, read-only).
+	m.WriteFile(t, "/etc/systemd/system/latchkey-agent.service.d/test.conf",
+		"[Service]\nExecStart=\nExecStart=/opt/latchkey/latchkey-agent -config /etc/latchkey/agent.hcl\n", 0o644)
+	m.WriteFile(t, "/etc/latchkey/role-id", rid.Data["role_id"].(string), 0o600)
+	m.WriteFile(t, "/etc/latchkey/secret-id", sid.Data["secret_id"].(string), 0o600)
+	m.WriteFile(t, "/etc/latchkey/agent.hcl", fmt.Sprintf(`vault {
+  address = %q
+  ca_cert = "/etc/latchkey/vault-ca.pem"
+}
+auto_auth {
+  method {
+    type = "approle"
+    config = {
+      role_id_file_path = "/etc/latchkey/role-id"
+      secret_id_file_path = "/etc/latchkey/secret-id"
+      remove_secret_id_file_after_reading = false
+    }
+  }
+  sink {
+    type = "file"
+    config = {
+      path = "/run/latchkey/token"
+      mode = 0600
+    }
+  }
+}
+template {
+  contents    = "{{ with secret \"secret/data/app\" }}{{ .Data.data.password }}{{ end }}"
+  destination = "/etc/app/password"
+  perms       = 0600
+}
+`, srv.Addr), 0o640)
+	m.MustRun(t, "mkdir", "-p", "/etc/app")
+	m.MustRun(t, "systemctl", "daemon-reload")
+
+	// Type=notify: `systemctl start` returns once READY=1 came, which the
+	// agent sends only after the first login and render.
+	if out, err := m.Run("systemctl", "start", "latchkey-agent"); err != nil {
+		j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager")
+		t.Fatalf("systemctl start: %v\n%s\njournal:\n%s", err, out, j)
+	}
+	if got := m.MustRun(t, "cat", "/etc/app/password"); !strings.HasPrefix(got, "s3cr3t-") {
+		t.Errorf("template not rendered when start returned: %q", got)
+	}
+	token := m.MustRun(t, "cat", "/run/latchkey/token")
+	if token == "" {
+		t.Fatal("no token in the sink when start returned")
+	}
+
+	// The sandbox of the loaded unit, as systemd measures it.
+	out := m.MustRun(t, "systemd-analyze", "security", "--no-pager", "latchkey-agent.service")
+	mm := regexp.MustCompile(`Overall exposure level for latchkey-agent.service: ([0-9.]+)`).FindStringSubmatch(out)
+	if mm == nil {
+		t.Fatalf("no exposure figure:\n%s", out)
+	}
+	t.Logf("loaded unit: exposure %s", mm[1])
+	if f, _ := strconv.ParseFloat(mm[1], 64); f > 2.0 {
+		t.Errorf("exposure of the loaded unit %s, want at most 2.0", mm[1])
+	}
+
+	// reload is a SIGHUP: same process, still active.
+	pid := m.MustRun(t, "systemctl", "show", "-p", "MainPID", "--value", "latchkey-agent")
+	m.MustRun(t, "systemctl", "reload", "latchkey-agent")
+	testkit.Eventually(t, "the agent logs the reload", func() bool {
+		j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager", "-o", "cat")
+		return strings.Contains(j, "reloading the configuration")
+	})
+	if got := m.MustRun(t, "systemctl", "show", "-p", "MainPID", "--value", "latchkey-agent"); got != pid {
+		t.Errorf("reload changed the main pid from %s to %s", pid, got)
+	}
+
+	// RuntimeDirectoryPreserve=yes: the sink survives a restart and a stop.
+	m.MustRun(t, "systemctl", "restart", "latchkey-agent")
+	if _, err := m.Run("test", "-s", "/run/latchkey/token"); err != nil {
+		t.Errorf("the token sink is gone after a restart")
+	}
+	m.MustRun(t, "systemctl", "stop", "latchkey-agent")
+	if _, err := m.Run("test", "-s", "/run/latchkey/token"); err != nil {
+		t.Errorf("the token sink is gone after a stop (RuntimeDirectoryPreserve)")
+	}
+
+	// The watchdog restarts a wedged agent (SIGSTOP: no WATCHDOG=1 any
+	// more); a short WatchdogSec keeps the test quick.
+	m.WriteFile(t, "/etc/systemd/system/latchkey-agent.service.d/watchdog.conf", "[Service]\nWatchdogSec=2s\nRestartSec=1s\n", 0o644)
+	m.MustRun(t, "systemctl", "daemon-reload")
+	m.MustRun(t, "systemctl", "start", "latchkey-agent")
+	wedged := strings.TrimSpace(m.MustRun(t, "systemctl", "show", "-p", "MainPID", "--value", "latchkey-agent"))
+	m.MustRun(t, "kill", "-STOP", wedged)
+	testkit.Eventually(t, "the watchdog restarts the agent", func() bool {
+		pid, _ := m.Run("systemctl", "show", "-p", "MainPID", "--value", "latchkey-agent")
+		state, _ := m.Run("systemctl", "is-active", "latchkey-agent")
+		pid = strings.TrimSpace(pid)
+		return pid != wedged && pid != "0" && strings.TrimSpace(state) == "active"
+	})
+	if j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager"); !strings.Contains(j, "Watchdog timeout") {
+		t.Errorf("no watchdog timeout in the journal:\n%s", j)
+	}
+	m.MustRun(t, "systemctl", "stop", "latchkey-agent")
+
+	// The helper's audit record in a real journald.
+	m.WriteFile(t, "/etc/latchkey-ssh-helper.d/config.hcl", fmt.Sprintf(
+		"vault_addr = %q\nca_cert = \"/etc/latchkey/vault-ca.pem\"\nallowed_roles = \"web\"\naudit = \"auto\"\n", srv.Addr), 0o644)
+	out, _ = m.Run("env", "PAM_USER=alice", "PAM_TYPE=auth", "PAM_SERVICE=sshd", "PAM_RHOST=192.0.2.7", "sh", "-c",
+		"echo 11111111-2222-3333-4444-555555555555 | /opt/latchkey/latchkey-ssh-helper -config /etc/latchkey-ssh-helper.d/config.hcl")
+	testkit.Eventually(t, "the audit record in journald", func() bool {
+		j, _ := m.Run("journalctl", "-t", "latchkey-ssh-helper", "--no-pager", "-o", "verbose")
+		return strings.Contains(j, "refused otp login for alice from 192.0.2.7 via sshd") &&
+			strings.Contains(j, "LATCHKEY_RESULT=failure") && strings.Contains(j, "PAM_USER=alice")
+	})
+	if _, err := m.Run("test", "-e", "/var/log/latchkey-ssh-helper.log"); err == nil {
+		t.Errorf("the fallback file was written although journald took the record")
+	}
+}

@@ -1,0 +1,133 @@
+package packaging_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+// blocks parses every file of dir ending in ext and returns its top-level
+// blocks by "type label label".
+func blocks(t *testing.T, dir, ext string) (map[string]*hclsyntax.Block, []byte) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
+	if len(files) == 0 {
+		t.Fatalf("no %s files in %s", ext, dir)
+	}
+	p := hclparse.NewParser()
+	out := map[string]*hclsyntax.Block{}
+	var all []byte
+	for _, f := range files {
+		file, diags := p.ParseHCLFile(f)
+		if diags.HasErrors() {
+			t.Fatalf("%v", diags)
+		}
+		b, _ := os.ReadFile(f)
+		all = append(all, b...)
+		for _, blk := range file.Body.(*hclsyntax.Body).Blocks {
+			out[strings.Join(append([]string{blk.Type}, blk.Labels...), " ")] = blk
+		}
+	}
+	return out, all
+}
+
+// str evaluates a block's attribute as a constant string ("" otherwise).
+func str(b *hclsyntax.Block, name string) string {
+	a := b.Body.Attributes[name]
+	if a == nil {
+		return ""
+	}
+	v, diags := a.Expr.Value(&hcl.EvalContext{})
+	if diags.HasErrors() || !v.IsKnown() || v.IsNull() || v.Type() != cty.String {
+		return ""
+	}
+	return v.AsString()
+}
+
+// packaging/terraform sets Vault up the way latchkey and the demo expect.
+func TestTerraform(t *testing.T) {
+	root, err := vaulttest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, text := blocks(t, filepath.Join(root, "packaging/terraform"), ".tf")
+	for _, want := range []string{
+		"resource vault_mount ssh_otp", "resource vault_ssh_secret_backend_role otp",
+		"resource vault_mount ssh_client_signer", "resource vault_ssh_secret_backend_ca client", "resource vault_ssh_secret_backend_role user_cert",
+		"resource vault_mount ssh_host_signer", "resource vault_ssh_secret_backend_role host_cert",
+		"resource vault_mount totp", "resource vault_policy web", "resource vault_policy totp_check",
+		"resource vault_auth_backend aws", "resource vault_aws_auth_backend_role web_ec2", "resource vault_aws_auth_backend_role web_iam",
+		"resource vault_auth_backend alicloud", "resource vault_generic_endpoint alicloud_web",
+		"resource vault_auth_backend approle", "resource vault_approle_auth_backend_role web",
+	} {
+		if bs[want] == nil {
+			t.Errorf("no %s", want)
+		}
+	}
+	if r := bs["resource vault_ssh_secret_backend_role otp"]; r != nil && str(r, "key_type") != "otp" {
+		t.Errorf("the OTP role's key_type is %q", str(r, "key_type"))
+	}
+	// In step with the demo: the OTP mount's name and the web policy.
+	demo, err := os.ReadFile(filepath.Join(root, "test/demo/main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mount := regexp.MustCompile(`const mount = "([^"]+)"`).FindSubmatch(demo)
+	if mount == nil || !strings.Contains(string(text), `default     = "`+string(mount[1])+`"`) {
+		t.Errorf("the demo's SSH mount %q is not the default of ssh_otp_mount", mount)
+	}
+	policy := regexp.MustCompile("PutPolicy\\(\"web\", `([^`]+)`\\)").FindSubmatch(demo)
+	if policy == nil || !strings.Contains(string(text), string(policy[1])) {
+		t.Errorf("the demo's web policy %q is not vault_policy.web's", policy)
+	}
+}
+
+// packaging/packer: both cloud sources, credentials from Vault only, the
+// steps of a golden image, and Packer's own syntax check.
+func TestPacker(t *testing.T) {
+	root, err := vaulttest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "packaging/packer")
+	bs, text := blocks(t, dir, ".pkr.hcl")
+	for _, want := range []string{"source amazon-ebs debian", "source alicloud-ecs debian", "build", "variable vault_addr", "variable vault_ca_file"} {
+		if bs[want] == nil {
+			t.Errorf("no %s block", want)
+		}
+	}
+	for name := range bs {
+		if strings.HasPrefix(name, "variable ") && regexp.MustCompile(`(?i)secret|access_key|password|token`).MatchString(name) {
+			t.Errorf("%s: credentials come from vault(), not from a variable", name)
+		}
+	}
+	for _, want := range []string{
+		`vault("secret/data/packer/alicloud", "access_key")`, `vault("secret/data/packer/alicloud", "secret_key")`,
+		"access_key           = local.alicloud_access_key", "vault_aws_engine",
+		"latchkey-ssh-helper install-pam", "latchkey-ssh-helper -verify-only", "latchkey-agent validate", "latchkey-ssh-helper doctor",
+		"rm -rf /var/lib/latchkey/* /run/latchkey/*", "rm -f /etc/ssh/ssh_host_*", "cloud-init clean",
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("the template lacks %q", want)
+		}
+	}
+	if _, err := exec.LookPath("packer"); err != nil {
+		t.Fatalf("packer missing: run `make deps` as root (Debian's packer): %v", err)
+	}
+	cmd := exec.Command("packer", "validate", "-syntax-only", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1", "PACKER_CHECKPOINT_DISABLE=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("packer validate -syntax-only: %v\n%s", err, out)
+	}
+}
