@@ -147,3 +147,18 @@ func TestOneAddressHasNoFailover(t *testing.T) {
 		t.Fatal("a non-http address in addresses was accepted")
 	}
 }
+
+// A request for another host (a standby's redirect to the active node)
+// goes where it was sent, not to the failover list.
+func TestFailoverPassesOtherHostsThrough(t *testing.T) {
+	var listed, other atomic.Int32
+	f, err := NewFailover([]string{deadAddr(t), server(t, 200, &listed)}, time.Second, nil)
+	testkit.Must(t, err)
+	c := &http.Client{Transport: f}
+	resp, err := c.Get(server(t, 200, &other) + "/v1/x")
+	testkit.Must(t, err)
+	resp.Body.Close()
+	if other.Load() != 1 || listed.Load() != 0 {
+		t.Fatalf("other host got %d, listed host %d requests; want 1, 0", other.Load(), listed.Load())
+	}
+}

@@ -370,6 +370,14 @@ func (c *Cluster) Kill(i int) {
 	nd.stopped = false
 }
 
+// Shutdown stops node i gracefully (SIGTERM; SIGKILL after 10 s), as an
+// upgrade does; its data stays for Restart.
+func (c *Cluster) Shutdown(i int) {
+	nd := c.Nodes[i]
+	nd.halt(syscall.SIGTERM, 10*time.Second)
+	nd.stopped = false
+}
+
 // Restart starts node i again on its data directory (after Kill or after
 // it exited) and unseals it; it fails tb when the node is not unsealed
 // within 60 s.
