@@ -238,8 +238,8 @@ func poll(limit time.Duration, nd *Node, f func() error) error {
 	}
 }
 
-// WaitHealthy returns once every running node is unsealed, every node is a
-// raft voter and one node is active, or fails after limit.
+// WaitHealthy returns once every node is unsealed and names the one active
+// node as its leader, and every node is a raft voter, or fails after limit.
 func (c *Cluster) WaitHealthy(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var last error
@@ -260,6 +260,15 @@ func (c *Cluster) healthy() error {
 	for _, nd := range c.Nodes {
 		if code := nd.health(); code != http.StatusOK && code != http.StatusTooManyRequests {
 			return fmt.Errorf("%s: sys/health %d", nd.ID, code)
+		}
+		// A standby that does not know the active node yet answers 500
+		// ("active cluster node not found") to what it should forward.
+		ld, err := nd.Client.Sys().Leader()
+		if err != nil {
+			return fmt.Errorf("%s: sys/leader: %w", nd.ID, err)
+		}
+		if ld.LeaderAddress != c.Nodes[leader].Addr {
+			return fmt.Errorf("%s: leader %q, not %s", nd.ID, ld.LeaderAddress, c.Nodes[leader].ID)
 		}
 	}
 	sec, err := c.Nodes[leader].Client.Logical().Read("sys/storage/raft/configuration")
