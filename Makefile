@@ -65,10 +65,15 @@ test: deps vault
 demo: vault build
 	$(GO) run ./test/demo -bin $(BIN)
 
-## bench: speed and memory against the reference programs, measured in the same run
+## bench: latchkey beside vault-ssh-helper 0.2.4 and Vault Agent, measured in the same run: one
+## table, written to bench/RESULTS.md; BENCH_ASSERT=1 fails on a missed goal. Sizes: BENCH_LOGINS,
+## BENCH_STORM, BENCH_WINDOW, BENCH_FLEET, BENCH_GROWTH (see test/bench/main.go); VSH_BIN or VSH_SRC
+## pick the reference helper. GNU time measures a helper's peak RSS; PostgreSQL, the database lease;
+## perf, when installed, profiles the helper's logins.
+BENCH_DEBS := time postgresql
 bench: vault build
+	@$(MAKE) --no-print-directory deps TEST_DEBS="$(BENCH_DEBS)"
 	$(GO) run ./test/bench -bin $(BIN)
-	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## lint: gofmt, go vet, staticcheck
 lint:

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/syslog"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/coreos/go-systemd/v22/journal"
 
@@ -55,13 +53,8 @@ func (r Record) Message() string {
 	return fmt.Sprintf("refused %s for %s from %s: %s", login, oneLine(r.User), from, oneLine(r.Reason))
 }
 
-// oneLine returns s, or s quoted when it holds control characters.
-func oneLine(s string) string {
-	if strings.ContainsFunc(s, unicode.IsControl) {
-		return strconv.Quote(s)
-	}
-	return s
-}
+// oneLine returns s, or s quoted when it holds anything unprintable.
+func oneLine(s string) string { return quoteValue(s) }
 
 // FallbackFile is where audit = "auto" leaves a record that neither the
 // journal nor syslog accepted (a host with neither journald nor /dev/log).

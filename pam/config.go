@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -12,7 +13,6 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 
 	"github.com/latchkey/latchkey/internal/hclconf"
-	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Modes of verification.
@@ -44,6 +44,9 @@ type Config struct {
 	CAPath        string
 	TLSSkipVerify bool
 	TLSServerName string
+	// ProxyAddr, when set, is the HTTP(S) proxy Vault is reached through;
+	// the environment's HTTP_PROXY and friends are never used.
+	ProxyAddr string
 	// AllowedCIDRs admits a returned IP that is not one of the host's own
 	// (NAT, load balancers). Empty: only the host's addresses.
 	AllowedCIDRs []netip.Prefix
@@ -74,16 +77,21 @@ type Config struct {
 // keys are every key the file may hold; anything else is an error.
 var keys = []string{
 	"vault_addr", "vault_addrs", "ssh_mount_point", "namespace", "ca_cert", "ca_path",
-	"tls_skip_verify", "tls_server_name", "allowed_cidr_list", "allowed_roles",
+	"tls_skip_verify", "tls_server_name", "proxy_addr", "allowed_cidr_list", "allowed_roles",
 	"timeout", "mode", "totp_mount", "totp_key_pattern", "token_file", "audit", "audit_file",
 }
 
 // LoadConfig reads and validates the config file at path. A missing or
-// unreadable file says so ("read config <path>: ..."); any other problem is
-// reported as "<file>:<line>:<col>: <message>" naming the key.
+// unreadable file, one that is not a regular file (a FIFO would hang the
+// login) or one over 1 MiB says so ("read config <path>: ..."); any other
+// problem is reported as "<file>:<line>:<col>: <message>" naming the key.
 func LoadConfig(path string) (*Config, error) {
+	src, err := readRegular(path, maxConfigSize)
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
 	p := hclparse.NewParser()
-	f, err := hclconf.Parse(p, path)
+	f, err := hclconf.ParseBytes(p, path, src)
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +119,7 @@ func LoadConfig(path string) (*Config, error) {
 	str("ca_cert", &c.CACert)
 	str("ca_path", &c.CAPath)
 	str("tls_server_name", &c.TLSServerName)
+	str("proxy_addr", &c.ProxyAddr)
 	str("mode", &c.Mode)
 	str("totp_mount", &c.TOTPMount)
 	str("totp_key_pattern", &c.TOTPKeyPattern)
@@ -196,7 +205,7 @@ func (c *Config) validate(attrs map[string]*hcl.Attribute, body hcl.Body) hcl.Di
 		diags = append(diags, hclconf.Errorf(at("vault_addr"), `missing key "vault_addr" (or "vault_addrs")`))
 	}
 	for _, a := range c.VaultAddrs {
-		if err := (vaultclient.Config{Address: a}).Validate(); err != nil {
+		if err := checkAddr(a); err != nil {
 			key := "vault_addrs"
 			if attrs["vault_addrs"] == nil {
 				key = "vault_addr"
@@ -204,10 +213,15 @@ func (c *Config) validate(attrs map[string]*hcl.Attribute, body hcl.Body) hcl.Di
 			diags = append(diags, hclconf.Errorf(at(key), "%s: %v", key, err))
 		}
 	}
+	if c.ProxyAddr != "" {
+		if err := checkAddr(c.ProxyAddr); err != nil {
+			diags = append(diags, hclconf.Errorf(at("proxy_addr"), "proxy_addr: %v", err))
+		}
+	}
 	// The CA is checked now, so that a typo reads as a config error naming
 	// the key (exit 3), not as every Vault being unreachable.
 	if c.CACert != "" {
-		if b, err := os.ReadFile(c.CACert); err != nil {
+		if b, err := readRegular(c.CACert, maxCASize); err != nil {
 			diags = append(diags, hclconf.Errorf(at("ca_cert"), "ca_cert: %v", err))
 		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
 			diags = append(diags, hclconf.Errorf(at("ca_cert"), "ca_cert: %s holds no PEM certificate", c.CACert))
@@ -261,20 +275,25 @@ func (c *Config) CheckSchemes(dev bool) error {
 	return nil
 }
 
-// ClientConfig is the Vault client configuration for one address.
-func (c *Config) ClientConfig(addr string) vaultclient.Config {
-	return vaultclient.Config{
-		Address:       addr,
-		CACert:        c.CACert,
-		CAPath:        c.CAPath,
-		TLSServerName: c.TLSServerName,
-		TLSSkipVerify: vaultclient.Bool(c.TLSSkipVerify),
-		Namespace:     c.Namespace,
-		Timeout:       c.Timeout,
-		// Retries are ours (verify.go): a retried verify could send the OTP
-		// twice.
-		MaxRetries: vaultclient.Int(0),
+// checkAddr accepts an absolute http(s)://host[:port] URL without userinfo:
+// a password in an address would be printed wherever the address is (logs,
+// audit records), so it is refused rather than stripped.
+func checkAddr(a string) error {
+	u, err := url.Parse(a)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		// The parser's error repeats the address, which may hold a password.
+		if strings.Contains(a, "@") {
+			return fmt.Errorf("want http(s)://host[:port]")
+		}
+		return fmt.Errorf("vault address %q: want http(s)://host[:port]", a)
 	}
+	if u.User != nil {
+		return fmt.Errorf("address holds a user name or password (user@host), refused: it would be logged")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("address %q: want http(s)://host[:port] without a query", redactURL(u))
+	}
+	return nil
 }
 
 // RoleAllowed reports whether role is admitted by AllowedRoles.

@@ -68,9 +68,11 @@ func (h *Helper) Run(ctx context.Context, stdin io.Reader) error {
 	}
 	// vault-ssh-helper's line, which log= files and scripts know; a TOTP
 	// answer carries no IP, so the line names the mode instead.
-	who := rec.User + "@" + rec.IP
+	// Both come from outside (PAM, Vault): quoted when unprintable, so
+	// that a user name with a newline cannot forge a second line.
+	who := quoteValue(rec.User) + "@" + quoteValue(rec.IP)
 	if rec.IP == "" {
-		who = rec.User + " (" + rec.Mode + ")"
+		who = quoteValue(rec.User) + " (" + rec.Mode + ")"
 	}
 	h.Logger.Info(who+" authenticated!",
 		zap.String("role", rec.Role), zap.String("vault_request_id", rec.RequestID))
@@ -133,7 +135,10 @@ func (h *Helper) login(ctx context.Context, stdin io.Reader, rec *Record, secret
 	if err != nil {
 		return err
 	}
-	a := Answer{Username: str(reply.Data["username"]), IP: str(reply.Data["ip"]), Role: str(reply.Data["role_name"])}
+	a, err := otpAnswer(reply)
+	if err != nil {
+		return err
+	}
 	rec.Role, rec.IP = a.Role, a.IP
 	host, err := h.HostAddrs()
 	if err != nil {
@@ -153,8 +158,8 @@ func (h *Helper) VerifyOnly(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if msg := str(reply.Data["message"]); msg != EchoResponse {
-		return fmt.Errorf("vault at %s answered the echo request with %q, want %q", reply.Addr, msg, EchoResponse)
+	if msg, ok := reply.Data["message"].(string); !ok || msg != EchoResponse {
+		return fmt.Errorf("%w: vault at %s answered the echo request with %q, want %q", ErrVault, reply.Addr, str(reply.Data["message"]), EchoResponse)
 	}
 	h.Logger.Info("vault verified the echo request", zap.String("vault_addr", reply.Addr))
 	return nil
@@ -172,6 +177,20 @@ func ask(ctx context.Context, caller *Caller, path string, data map[string]any, 
 		return reply, fmt.Errorf("%w: %s", ErrDenied, refused)
 	}
 	return reply, err
+}
+
+// otpAnswer reads the verify endpoint's data: username, ip and role_name
+// must all be strings, else the answer is not Vault's (ErrVault).
+func otpAnswer(reply *Reply) (Answer, error) {
+	var a Answer
+	for key, dst := range map[string]*string{"username": &a.Username, "ip": &a.IP, "role_name": &a.Role} {
+		v, ok := reply.Data[key].(string)
+		if !ok {
+			return Answer{}, fmt.Errorf("%w: verify answer from %s lacks the string %q", ErrVault, reply.Addr, key)
+		}
+		*dst = v
+	}
+	return a, nil
 }
 
 func str(v any) string {

@@ -3,7 +3,6 @@ package pam
 import (
 	"context"
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
 )
@@ -23,7 +22,7 @@ func totpKey(pattern, user string) (string, error) {
 // readToken reads the Vault token TOTP mode uses from path (the agent's
 // sink, typically). Errors name the file, never its content.
 func readToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readRegular(path, maxTokenSize)
 	if err != nil {
 		return "", fmt.Errorf("read token_file: %w", err)
 	}
@@ -55,7 +54,11 @@ func (h *Helper) verifyTOTP(ctx context.Context, code, user string, rec *Record)
 	if err != nil {
 		return err
 	}
-	if valid, _ := reply.Data["valid"].(bool); !valid {
+	valid, ok := reply.Data["valid"].(bool)
+	if !ok {
+		return fmt.Errorf("%w: TOTP answer from %s lacks the boolean \"valid\"", ErrVault, reply.Addr)
+	}
+	if !valid {
 		return fmt.Errorf("%w: TOTP code is not valid for key %q", ErrDenied, key)
 	}
 	return nil

@@ -558,9 +558,10 @@ func TestFailover(t *testing.T) {
 			addrs:   []addrSpec{{kind: "proxy", status: http.StatusForbidden}, {kind: "proxy"}},
 			wantErr: ErrVault, wantReason: "403", wantAddr: 0, wantCalls: []int{1, 0},
 		},
+		// The record names the address that answered (the active node).
 		"standby redirect is followed": {
 			addrs:    []addrSpec{{kind: "proxy", redirect: true}, {kind: "live"}},
-			wantAddr: 0, wantCalls: []int{1, 0},
+			wantAddr: 1, wantCalls: []int{1, 0},
 		},
 		// Each hung address gets its share of the deadline: the second is
 		// still tried after the first used its share.

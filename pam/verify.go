@@ -2,15 +2,13 @@ package pam
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
-
-	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // EchoRequest and EchoResponse are Vault's connectivity check on the verify
@@ -57,7 +55,10 @@ type Caller struct {
 //     skipped; each gets an equal share of the time left, so that a hung
 //     first address leaves time for the others.
 //
-// Redirects from standby nodes are followed by the api client.
+// A standby node's redirect (301, 302, 307) is followed once, and only to a
+// configured address with the same path; the reply names the address that
+// answered. Only a 200 whose body is one JSON object with a "data" object
+// and no "errors" is a success; the body is read up to 64 KiB.
 //
 // It returns (reply, nil) on success; (reply, err wrapping ErrRefused) when
 // Vault answered 400 (the verify endpoint's "OTP not found"); (nil, err
@@ -89,47 +90,41 @@ func (c *Caller) try(ctx context.Context, addr string, left int, path string, da
 		ctx, cancel = context.WithTimeout(ctx, share)
 		defer cancel()
 	}
-	client, err := vaultclient.New(c.Config.ClientConfig(addr))
+	hc, err := newHTTPClient(c.Config)
 	if err != nil {
 		return nil, false, err
 	}
-	if c.Token != "" {
-		client.SetToken(c.Token)
-	}
-	start := time.Now()
-	secret, err := client.Logical().WriteWithContext(ctx, path, data)
-	c.Logger.Debug("vault request", zap.String("vault_addr", addr), zap.String("path", path),
-		zap.Duration("took", time.Since(start)), zap.Bool("ok", err == nil))
-	var re *api.ResponseError
-	switch {
-	case err == nil && secret == nil:
-		return &Reply{Addr: addr}, true, fmt.Errorf("%w: %s with no data", ErrVault, path)
-	case err == nil:
-		r := &Reply{Data: secret.Data, Addr: addr, RequestID: secret.RequestID}
-		if secret.Data == nil {
-			return r, true, fmt.Errorf("%w: %s with no data", ErrVault, path)
-		}
-		return r, true, nil
-	case errors.As(err, &re) && re.StatusCode == http.StatusServiceUnavailable:
-		return nil, false, fmt.Errorf("vault is sealed or has no active node (503)")
-	case errors.As(err, &re):
-		r := &Reply{Addr: addr}
-		if re.StatusCode == http.StatusBadRequest {
-			return r, true, fmt.Errorf("%w: %s", ErrRefused, joinErrors(re.Errors))
-		}
-		return r, true, fmt.Errorf("%w: %d on %s: %s", ErrVault, re.StatusCode, path, joinErrors(re.Errors))
-	default:
+	body, err := json.Marshal(data)
+	if err != nil {
 		return nil, false, err
 	}
-}
-
-func joinErrors(es []string) string {
-	if len(es) == 0 {
-		return "no message"
+	start := time.Now()
+	status, answer, from, answered, err := c.post(ctx, hc, addr, path, body)
+	c.Logger.Debug("vault request", zap.String("vault_addr", from), zap.String("path", path),
+		zap.Duration("took", time.Since(start)), zap.Int("status", status), zap.Bool("answered", answered))
+	if err != nil {
+		if answered {
+			return &Reply{Addr: from}, true, err
+		}
+		return nil, false, err
 	}
-	s := es[0]
-	for _, e := range es[1:] {
-		s += "; " + e
+	r := &Reply{Addr: from}
+	switch {
+	case status == http.StatusOK:
+		d, id, err := decodeData(answer)
+		r.RequestID = id
+		if err != nil {
+			return r, true, fmt.Errorf("%w: %s: %s", ErrVault, path, err)
+		}
+		r.Data = d
+		return r, true, nil
+	case status == http.StatusServiceUnavailable:
+		return nil, false, fmt.Errorf("vault is sealed or has no active node (503)")
+	case status == http.StatusBadRequest:
+		return r, true, fmt.Errorf("%w: %s", ErrRefused, vaultErrors(answer))
+	case status == http.StatusNoContent:
+		return r, true, fmt.Errorf("%w: %s with no data", ErrVault, path)
+	default:
+		return r, true, fmt.Errorf("%w: %d on %s: %s", ErrVault, status, path, vaultErrors(answer))
 	}
-	return s
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 	"time"
@@ -50,10 +51,21 @@ func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
 	return f, nil
 }
 
+// staleAge is how old a temporary file of an interrupted write must be
+// before Write removes it: older than any write in flight.
+const staleAge = time.Minute
+
 // Write writes token to the sink once: wrapped first when wrap_ttl is set.
-// The error names the file, never the token.
+// The error names the file, never the token. A sink path that holds a
+// FIFO, device, socket or directory is an error (never read, never
+// replaced); a symlink is replaced by the rename, never followed.
+// Temporary files left by an interrupted earlier write are removed first.
 func (f *File) Write(ctx context.Context, token string) error {
 	content := token
+	_, _ = atomicfile.RemoveStale(f.Config.Path, staleAge)
+	if fi, err := os.Lstat(f.Config.Path); err == nil && !fi.Mode().IsRegular() && fi.Mode()&os.ModeSymlink == 0 {
+		return fmt.Errorf("sink %s: %w, refused", f.Config.Path, atomicfile.ErrNotRegular)
+	}
 	if f.Config.WrapTTL == 0 && f.current(token) {
 		return nil
 	}
@@ -74,8 +86,13 @@ func (f *File) Write(ctx context.Context, token string) error {
 // current reports whether the file already holds token with the wanted
 // mode and owner (after a reload or restart), so it is not rewritten.
 func (f *File) current(token string) bool {
-	fi, err := os.Stat(f.Config.Path)
-	if err != nil || fi.Mode().Perm() != f.Config.Mode.Perm() {
+	// Never through a symlink, never blocking on a FIFO swapped in.
+	file, fi, err := atomicfile.OpenExisting(f.Config.Path)
+	if err != nil {
+		return false
+	}
+	defer file.Close()
+	if fi.Mode().Perm() != f.Config.Mode.Perm() {
 		return false
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
@@ -83,7 +100,7 @@ func (f *File) current(token string) bool {
 			return false
 		}
 	}
-	b, err := os.ReadFile(f.Config.Path)
+	b, err := io.ReadAll(io.LimitReader(file, int64(len(token))+1))
 	return err == nil && string(b) == token
 }
 

@@ -7,16 +7,74 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/internal/atomicfile"
 )
 
-// Dir is a state directory.
-type Dir struct{ Path string }
+// Dir is a state directory. It must be this process's user's: a directory
+// or record owned by another user is refused; a looser mode is tightened
+// (0700, 0600) and, with Logger, logged.
+type Dir struct {
+	Path string
+	// Logger, when set, hears about modes tightened.
+	Logger *zap.Logger
+}
+
+// maxRecord bounds a state record: they are a few hundred bytes.
+const maxRecord = 1 << 20
+
+// checkDir refuses a state directory that is not a directory (a symlink
+// included) or not owned by this process's user, and tightens its mode to
+// 0700. A missing directory is fine (Save creates it).
+func (d Dir) checkDir() error {
+	fi, err := os.Lstat(d.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state dir %s: %w", d.Path, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("state dir %s: not a directory (%s), refused", d.Path, fi.Mode().Type())
+	}
+	if err := ownedByUs(fi); err != nil {
+		return fmt.Errorf("state dir %s: %w", d.Path, err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(d.Path, 0o700); err != nil {
+			return fmt.Errorf("state dir %s: %w", d.Path, err)
+		}
+		d.logTightened(d.Path, fi.Mode().Perm(), 0o700)
+	}
+	return nil
+}
+
+// ownedByUs refuses fi when this process's user does not own it.
+func ownedByUs(fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("owned by uid %d, not by this agent's uid %d: refused", st.Uid, os.Geteuid())
+	}
+	return nil
+}
+
+func (d Dir) logTightened(p string, was, now os.FileMode) {
+	if d.Logger != nil {
+		d.Logger.Warn("state mode tightened", zap.String("path", p),
+			zap.String("was", fmt.Sprintf("%#o", was)), zap.String("now", fmt.Sprintf("%#o", now)))
+	}
+}
 
 var safeName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
@@ -28,12 +86,33 @@ func (d Dir) Load(name string, v any) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	b, err := os.ReadFile(p)
+	if err := d.checkDir(); err != nil {
+		return false, err
+	}
+	// Never through a symlink, never blocking on a FIFO.
+	f, fi, err := atomicfile.OpenExisting(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("state %s: %w", p, err)
+	}
+	defer f.Close()
+	if err := ownedByUs(fi); err != nil {
+		return false, fmt.Errorf("state %s: %w", p, err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		if err := f.Chmod(0o600); err != nil {
+			return false, fmt.Errorf("state %s: %w", p, err)
+		}
+		d.logTightened(p, fi.Mode().Perm(), 0o600)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxRecord+1))
+	if err != nil {
+		return false, fmt.Errorf("state %s: %w", p, err)
+	}
+	if len(b) > maxRecord {
+		return false, fmt.Errorf("state %s: larger than %d bytes, refused", p, maxRecord)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return false, fmt.Errorf("state %s: %w", p, err)
@@ -46,6 +125,9 @@ func (d Dir) Load(name string, v any) (bool, error) {
 func (d Dir) Save(name string, v any) error {
 	p, err := d.path(name)
 	if err != nil {
+		return err
+	}
+	if err := d.checkDir(); err != nil {
 		return err
 	}
 	if err := atomicfile.MkdirAll(d.Path, atomicfile.Options{Mode: 0o700, UID: -1, GID: -1}); err != nil {

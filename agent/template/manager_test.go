@@ -355,7 +355,9 @@ func TestErrorsRedacted(t *testing.T) {
 	m, err := New(Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}, Logger: zaptest.NewLogger(t)})
 	testkit.Must(t, err)
 	err = m.renderUnit(context.Background(), 0, m.units[0])
-	if err == nil || strings.Contains(err.Error(), "s3cr3t-value") || !strings.Contains(err.Error(), "[redacted]") {
+	// The function's error holds no value at all (funcs.valueFree): it names
+	// the function and the reason instead of a redacted copy.
+	if err == nil || strings.Contains(strings.ToLower(err.Error()), "s3cr3t") || !strings.Contains(err.Error(), "parseInt: ParseInt: invalid syntax") {
 		t.Fatalf("error = %v", err)
 	}
 }

@@ -95,6 +95,16 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 	if isSubcommand(args) {
 		return runSubcommand(args, stdout, stderr, getenv)
 	}
+	// The deadline starts before anything is read: the config (or a file
+	// it names) could be slow or never end. Until the config says its
+	// timeout, the default bounds the run.
+	start := time.Now()
+	deadline := pam.DefaultTimeout
+	guard := time.AfterFunc(deadline, func() {
+		fmt.Fprintf(stderr, "latchkey-ssh-helper: deadline of %s reached; refusing\n", deadline)
+		os.Exit(exitVault)
+	})
+	defer guard.Stop()
 	for _, a := range args {
 		switch a {
 		case "version", "-v", "-version", "--version":
@@ -164,14 +174,16 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 
 	// The context ends a little before the deadline so that the audit record
 	// is written in time; the guard exits at the deadline whatever happens.
+	// Both count from the start of the run.
+	if !guard.Stop() {
+		// The guard is already exiting the process.
+		select {}
+	}
+	deadline = cfg.Timeout
+	guard.Reset(time.Until(start.Add(deadline)))
 	margin := min(cfg.Timeout/10, 500*time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout-margin)
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(cfg.Timeout-margin))
 	defer cancel()
-	guard := time.AfterFunc(cfg.Timeout, func() {
-		fmt.Fprintf(stderr, "latchkey-ssh-helper: deadline of %s reached; refusing\n", cfg.Timeout)
-		os.Exit(exitVault)
-	})
-	defer guard.Stop()
 
 	h := &pam.Helper{
 		Config:    cfg,

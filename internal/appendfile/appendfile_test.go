@@ -90,3 +90,31 @@ func TestSymlinkRefused(t *testing.T) {
 		t.Error("a dangling symlink's target was created")
 	}
 }
+
+// A FIFO planted at the path, read by nobody or by someone, and a device
+// are refused at once: an audit or log write never blocks the caller.
+func TestNonRegularRefused(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := Open(fifo, 0o640); err == nil {
+		f.Close()
+		t.Fatal("a FIFO nobody reads was opened")
+	}
+	// With a reader the open itself would succeed: the type check refuses.
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if f, err := Open(fifo, 0o640); err == nil {
+		f.Close()
+		t.Fatal("a FIFO with a reader was opened")
+	}
+	if f, err := Open("/dev/null", 0o640); err == nil {
+		f.Close()
+		t.Fatal("a character device was opened")
+	}
+}

@@ -54,11 +54,11 @@ func WriteFile(path string, data []byte, opts Options) error {
 // owner. On any error (fill failing midway included) path is untouched and
 // the temporary file is removed.
 func Write(path string, opts Options, fill func(io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	// One cleaned path for the temporary file, the rename and the fsync:
+	// "a/../b/out" names the same directory for all three.
+	path = filepath.Clean(path)
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, tempPrefix(path)+"*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -118,11 +118,17 @@ func copyInPlace(src, dst string, opts Options) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY, 0)
+	// Never through a symlink or into a FIFO or device swapped in since.
+	out, err := os.OpenFile(dst, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
+	if fi, err := out.Stat(); err != nil {
+		return err
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is a %s: %w", dst, typeName(fi.Mode()), ErrNotRegular)
+	}
 	// Mode and owner first: the new content is never readable under the
 	// old, possibly looser, ones — nor left so when they cannot be set.
 	if err := setAttrs(out, opts); err != nil {

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,11 +18,9 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/internal/doctor"
-	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/latchkey/latchkey/pam"
 )
 
@@ -315,16 +312,15 @@ func checkTOTP(ctx context.Context, o Options, cfg *pam.Config, rp *doctor.Repor
 	}
 	key := strings.ReplaceAll(cfg.TOTPKeyPattern, "{{user}}", o.User)
 	path := cfg.TOTPMount + "/code/" + key
-	client, err := vaultclient.New(cfg.ClientConfig(cfg.VaultAddrs[0]))
-	if err != nil {
-		rp.Fail(name, err.Error(), "")
-		return
+	// The helper's own client: the same addresses, CA and proxy rules as a login.
+	caller := &pam.Caller{Config: cfg, Logger: zap.NewNop(), Token: tok}
+	reply, err := caller.Write(ctx, "sys/capabilities-self", map[string]any{"paths": []string{path}})
+	var caps []string
+	if err == nil {
+		caps = stringList(reply.Data["capabilities"])
 	}
-	client.SetToken(tok)
-	caps, err := client.Sys().CapabilitiesSelfWithContext(ctx, path)
-	var re *api.ResponseError
 	switch {
-	case errors.As(err, &re) && re.StatusCode == http.StatusForbidden:
+	case err != nil && strings.Contains(err.Error(), ": 403 on "):
 		// sys/capabilities-self is in Vault's default policy; a token
 		// without it (or an expired one) cannot be asked.
 		rp.Warn(name, "Vault refused sys/capabilities-self (403): the token is expired, revoked, or lacks the default policy, so its right to check codes is unknown",
@@ -337,4 +333,16 @@ func checkTOTP(ctx context.Context, o Options, cfg *pam.Config, rp *doctor.Repor
 		rp.Fail(name, fmt.Sprintf("the token's capabilities on %s are %v: every TOTP login is refused", path, caps),
 			fmt.Sprintf(`give its policy path "%s/code/*" { capabilities = ["update"] }`, cfg.TOTPMount))
 	}
+}
+
+// stringList is v as a list of strings (Vault's JSON arrays decode as []any).
+func stringList(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, 0, len(l))
+	for _, e := range l {
+		if s, ok := e.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }

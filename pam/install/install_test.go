@@ -173,6 +173,8 @@ func TestInstallRefuses(t *testing.T) {
 			testkit.WriteFile(t, p, "KbdInteractiveAuthentication no\n"+testkit.ReadFile(p))
 		}, `sshd_config:1: "KbdInteractiveAuthentication no" comes before the Include`},
 		"earlier drop-in": {func(root string) {
+			// git keeps no empty directory: the stock tree's sshd_config.d may be missing.
+			testkit.Must(t, os.MkdirAll(filepath.Join(root, "etc/ssh/sshd_config.d"), 0o755))
 			testkit.WriteFile(t, filepath.Join(root, "etc/ssh/sshd_config.d/10-local.conf"), "# local\nPasswordAuthentication yes\n")
 		}, `10-local.conf:2: "PasswordAuthentication yes" is read before 50-latchkey.conf`},
 		"vault-ssh-helper already there": {func(root string) {

@@ -1,15 +1,28 @@
-// Command bench is `make bench`: it measures latchkey's programs against the
-// reference programs they replace, in the same run, on the same Vault, and
-// prints ratios (lower is better for latchkey).
+// Command bench is `make bench`: it measures latchkey's programs beside the
+// programs they replace — latchkey-ssh-helper beside vault-ssh-helper 0.2.4
+// (built in the run), latchkey-agent beside Vault Agent (`vault agent`, from
+// the test Vault binary) — in the same run, on the same Vault, prints one
+// table and writes bench/RESULTS.md. Every ratio comes from both programs
+// measured here; a figure that could not be measured says "not measured".
 //
-//   - latchkey-agent vs Vault Agent (`vault agent`, from the test Vault
-//     binary): wall time and peak RSS of an exit_after_auth run rendering
-//     the same templates, and resident memory of a running agent after its
-//     first render.
-//   - latchkey-ssh-helper: wall time and peak RSS per login. Its reference,
-//     vault-ssh-helper, cannot be built here (its module is not served by
-//     the Go proxy), so the figure measured for it in
-//     shared/reference/vault-ssh-otp.md (~34 ms) is printed beside ours.
+// The environment sizes it (defaults keep `make bench` to about six minutes
+// on two cores):
+//
+//	BENCH_LOGINS=200        OTPs per helper, one login at a time
+//	BENCH_STORM=200         concurrent logins per storm (two rounds each)
+//	BENCH_WINDOW=20s        how long each agent runs for RSS, CPU and requests
+//	BENCH_AGENT_STARTS=5    extra starts for the agents' start → rendered
+//	BENCH_TOKEN_TTL=15s     the AppRole tokens' TTL (max TTL four times it)
+//	BENCH_SETTLE=5s         wait after a revocation or SIGHUP
+//	BENCH_FLEET=1000        agents in the fleet
+//	BENCH_FLEET_MAX_BACKOFF=10s, BENCH_FLEET_RENDER_INTERVAL=10s
+//	BENCH_GROWTH=10,100,1000 template counts; BENCH_GROWTH_WINDOW=10s
+//	BENCH_PROFILE_LOGINS=100 logins under perf
+//	BENCH_HELPER_AUDIT      latchkey's audit setting (default off + audit_file)
+//	BENCH_ONLY              comma-separated: helper, storm, agent, reload, fleet, growth
+//	VSH_BIN, VSH_SRC        the reference helper, or its source to build
+//
+// BENCH_ASSERT=1 exits 1 when any goal is missed or could not be measured.
 package main
 
 import (
@@ -18,231 +31,235 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/hashicorp/vault/api"
 
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
 func main() {
 	binDir := flag.String("bin", "bin", "directory holding the built latchkey binaries")
-	runs := flag.Int("runs", 15, "repetitions per measurement")
+	out := flag.String("out", "bench/RESULTS.md", "where to write the results (relative to the repository root)")
 	flag.Parse()
-	if err := run(*binDir, *runs); err != nil {
+	code, err := runBench(*binDir, *out)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-		os.Exit(1)
+		os.Exit(2)
 	}
+	os.Exit(code)
 }
 
-// sample is one process run: wall time and peak RSS (KiB).
-type sample struct {
-	wall time.Duration
-	rss  int64
+// bench is what every section shares: one Vault, one temp dir, the notes.
+type bench struct {
+	root, dir  string
+	vault      *vaulttest.Server
+	helper     string // latchkey-ssh-helper
+	agent      string // latchkey-agent
+	vaultBin   string
+	window     time.Duration
+	notes      []string
+	pathCounts []string // markdown lines: requests by path
+	seeded     bool     // seedVault ran on vault
+	histogram  string   // the fleet's requests per second
 }
 
-func measure(cmd *exec.Cmd) (sample, error) {
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	wall := time.Since(start)
-	if err != nil {
-		return sample{}, fmt.Errorf("%s: %w\n%s", cmd.Path, err, out)
-	}
-	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	var rss int64
-	if ru != nil {
-		rss = ru.Maxrss
-	}
-	return sample{wall, rss}, nil
+func (b *bench) notef(format string, args ...any) {
+	b.notes = append(b.notes, fmt.Sprintf(format, args...))
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 }
 
-func median(xs []sample) sample {
-	ws := make([]time.Duration, len(xs))
-	rs := make([]int64, len(xs))
-	for i, x := range xs {
-		ws[i], rs[i] = x.wall, x.rss
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
 	}
-	sort.Slice(ws, func(i, j int) bool { return ws[i] < ws[j] })
-	sort.Slice(rs, func(i, j int) bool { return rs[i] < rs[j] })
-	return sample{ws[len(ws)/2], rs[len(rs)/2]}
+	return def
 }
 
-func repeat(n int, mk func() *exec.Cmd) (sample, error) {
-	var xs []sample
-	for i := 0; i < n; i++ {
-		s, err := measure(mk())
-		if err != nil {
-			return sample{}, err
-		}
-		xs = append(xs, s)
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil && v > 0 {
+		return v
 	}
-	return median(xs), nil
+	return def
 }
 
-func run(binDir string, runs int) error {
-	srv, err := vaulttest.Start(vaulttest.Options{})
-	if err != nil {
-		return err
+func wanted(section string) bool {
+	only := os.Getenv("BENCH_ONLY")
+	if only == "" {
+		return true
 	}
-	defer srv.Stop()
-	dir, err := os.MkdirTemp("", "latchkey-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	agent, _ := filepath.Abs(filepath.Join(binDir, "latchkey-agent"))
-	helper, _ := filepath.Abs(filepath.Join(binDir, "latchkey-ssh-helper"))
-	vault, err := vaulttest.BinPath()
-	if err != nil {
-		return err
-	}
-	c := srv.Client
-	if err := c.Sys().Mount("bench", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
-		return err
-	}
-	const nSecrets, nTemplates = 10, 30
-	for i := 0; i < nSecrets; i++ {
-		if _, err := c.Logical().Write(fmt.Sprintf("bench/data/app/s%d", i), map[string]any{"data": map[string]any{"user": fmt.Sprint("u", i), "password": fmt.Sprint("p", i)}}); err != nil {
-			return err
+	for _, s := range strings.Split(only, ",") {
+		if strings.TrimSpace(s) == section {
+			return true
 		}
 	}
-	token := filepath.Join(dir, "token")
-	if err := os.WriteFile(token, []byte(srv.RootToken), 0o600); err != nil {
-		return err
-	}
-	config := func(out string, once bool) (string, error) {
-		if err := os.MkdirAll(out, 0o755); err != nil {
-			return "", err
-		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "vault {\n  address = %q\n}\nauto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\n", srv.Addr, token)
-		fmt.Fprintf(&b, "exit_after_auth = %v\n", once)
-		for i := 0; i < nTemplates; i++ {
-			fmt.Fprintf(&b, "template {\n  contents = \"{{ with secret \\\"bench/app/s%d\\\" }}{{ .Data.data.user }}:{{ .Data.data.password }}{{ end }}\"\n  destination = %q\n}\n",
-				i%nSecrets, filepath.Join(out, fmt.Sprint("t", i)))
-		}
-		p := filepath.Join(out, "agent.hcl")
-		return p, os.WriteFile(p, []byte(b.String()), 0o600)
-	}
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-
-	fmt.Printf("latchkey bench: %d runs each, medians; ratio = latchkey / reference (lower is better)\n\n", runs)
-
-	// Agent, one-shot.
-	ours, err := config(filepath.Join(dir, "ours"), true)
-	if err != nil {
-		return err
-	}
-	theirs, err := config(filepath.Join(dir, "theirs"), true)
-	if err != nil {
-		return err
-	}
-	la, err := repeat(runs, func() *exec.Cmd {
-		cmd := exec.Command(agent, "-config", ours, "-log-level", "error")
-		cmd.Env = env
-		return cmd
-	})
-	if err != nil {
-		return err
-	}
-	va, err := repeat(runs, func() *exec.Cmd {
-		cmd := exec.Command(vault, "agent", "-config", theirs, "-log-level", "error")
-		cmd.Env = env
-		return cmd
-	})
-	if err != nil {
-		return err
-	}
-	fmt.Printf("agent, exit_after_auth, %d templates over %d secrets\n", nTemplates, nSecrets)
-	report("  wall time", la.wall.Seconds()*1000, va.wall.Seconds()*1000, "ms")
-	report("  peak RSS ", float64(la.rss)/1024, float64(va.rss)/1024, "MiB")
-
-	// Agent, running: resident memory after the first render.
-	lr, err := resident(agent, env, []string{"-config", mustConfig(config(filepath.Join(dir, "ours-run"), false)), "-log-level", "error"}, filepath.Join(dir, "ours-run", fmt.Sprint("t", nTemplates-1)))
-	if err != nil {
-		return err
-	}
-	vr, err := resident(vault, env, []string{"agent", "-config", mustConfig(config(filepath.Join(dir, "theirs-run"), false)), "-log-level", "error"}, filepath.Join(dir, "theirs-run", fmt.Sprint("t", nTemplates-1)))
-	if err != nil {
-		return err
-	}
-	fmt.Println("agent, running, after the first render")
-	report("  RSS      ", float64(lr)/1024, float64(vr)/1024, "MiB")
-
-	// SSH helper.
-	if err := c.Sys().Mount("ssh-bench", &api.MountInput{Type: "ssh"}); err != nil {
-		return err
-	}
-	if _, err := c.Logical().Write("ssh-bench/roles/r", map[string]any{"key_type": "otp", "default_user": "alice", "cidr_list": "127.0.0.0/8"}); err != nil {
-		return err
-	}
-	hc := filepath.Join(dir, "helper.hcl")
-	if err := os.WriteFile(hc, []byte(fmt.Sprintf("vault_addr = %q\nssh_mount_point = \"ssh-bench\"\nallowed_roles = \"*\"\naudit = \"off\"\n", srv.Addr)), 0o600); err != nil {
-		return err
-	}
-	var hs []sample
-	for i := 0; i < runs; i++ {
-		s, err := c.Logical().Write("ssh-bench/creds/r", map[string]any{"ip": "127.0.0.1"})
-		if err != nil {
-			return err
-		}
-		cmd := exec.Command(helper, "-dev", "-config="+hc)
-		cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth"}
-		cmd.Stdin = strings.NewReader(s.Data["key"].(string))
-		x, err := measure(cmd)
-		if err != nil {
-			return err
-		}
-		hs = append(hs, x)
-	}
-	h := median(hs)
-	fmt.Println("ssh helper, one OTP login (vault-ssh-helper not buildable here; reference figure: ~34 ms)")
-	report("  wall time", h.wall.Seconds()*1000, 34, "ms")
-	fmt.Printf("  peak RSS   latchkey %.1f MiB\n", float64(h.rss)/1024)
-	return nil
+	return false
 }
 
-func mustConfig(p string, err error) string {
-	if err != nil {
-		panic(err)
-	}
-	return p
-}
-
-func report(what string, ours, ref float64, unit string) {
-	fmt.Printf("%s  latchkey %8.1f %s   reference %8.1f %s   ratio %.2f\n", what, ours, unit, ref, unit, ours/ref)
-}
-
-// resident starts a long-running agent, waits for file to appear, and
-// returns its VmRSS in KiB.
-func resident(bin string, env, args []string, file string) (int64, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	for i := 0; i < 600; i++ {
-		if _, err := os.Stat(file); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(time.Second) // settle
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+func runBench(binDir, out string) (int, error) {
+	root, err := vaulttest.RepoRoot()
 	if err != nil {
 		return 0, err
 	}
+	b := &bench{root: root, window: envDuration("BENCH_WINDOW", 20*time.Second)}
+	if b.dir, err = os.MkdirTemp("", "latchkey-bench-"); err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(b.dir)
+	if !filepath.IsAbs(binDir) {
+		binDir = filepath.Join(root, binDir)
+	}
+	b.helper = filepath.Join(binDir, "latchkey-ssh-helper")
+	b.agent = filepath.Join(binDir, "latchkey-agent")
+	if b.vaultBin, err = vaulttest.BinPath(); err != nil {
+		return 0, err
+	}
+	if b.vault, err = vaulttest.Start(vaulttest.Options{}); err != nil {
+		return 0, err
+	}
+	defer func() { b.vault.Stop() }()
+	started := time.Now()
+	load0 := loadavg()
+
+	var rows []row
+	add := func(section string, f func() ([]row, error)) error {
+		if !wanted(section) {
+			return nil
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s …\n", section)
+		rs, err := f()
+		if err != nil {
+			return fmt.Errorf("%s: %w", section, err)
+		}
+		rows = append(rows, rs...)
+		return nil
+	}
+
+	h := &helperBench{b: b, ours: b.helper}
+	if wanted("helper") || wanted("storm") {
+		h.ref, h.refWhy = vaultSSHHelper(root, b.dir)
+		if h.ref == "" {
+			b.notef("vault-ssh-helper unavailable, its rows say \"not measured\": %s", h.refWhy)
+		} else {
+			b.notef("vault-ssh-helper 0.2.4: %s", h.refWhy)
+		}
+		if err := h.setup(); err != nil {
+			return 0, err
+		}
+	}
+	steps := []struct {
+		name string
+		f    func() ([]row, error)
+	}{
+		{"helper", func() ([]row, error) { return h.sequential(envInt("BENCH_LOGINS", 200)) }},
+		{"helper", func() ([]row, error) { return h.startup(), nil }},
+		{"storm", func() ([]row, error) { return h.storms(envInt("BENCH_STORM", 200)) }},
+		{"agent", b.agentVsVaultAgent},
+		{"reload", b.reloadCost},
+		{"fleet", func() ([]row, error) { return b.fleet(envInt("BENCH_FLEET", 1000)) }},
+		{"growth", b.growth},
+	}
+	for _, s := range steps {
+		if err := add(s.name, s.f); err != nil {
+			return 0, err
+		}
+	}
+
+	printTable(os.Stdout, rows)
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(root, out)
+	}
+	if err := b.writeResults(out, rows, started, load0); err != nil {
+		return 0, err
+	}
+	fmt.Printf("\nwritten: %s\n", out)
+	if os.Getenv("BENCH_ASSERT") == "1" {
+		if m := missed(rows); len(m) > 0 {
+			fmt.Printf("BENCH_ASSERT: %d goal(s) missed: %s\n", len(m), strings.Join(m, "; "))
+			return 1, nil
+		}
+	}
+	return 0, nil
+}
+
+func (b *bench) writeResults(path string, rows []row, started time.Time, load0 string) error {
+	var w strings.Builder
+	fmt.Fprintf(&w, "# Benchmark results\n\n")
+	fmt.Fprintf(&w, "Written by `make bench` (test/bench). Every ratio is latchkey ÷ reference, both measured in this run against the same Vault; lower is better. \"not measured\" means the figure could not be taken here (and the row has no ratio).\n\n")
+	fmt.Fprintf(&w, "- date: %s (took %s)\n", started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second))
+	fmt.Fprintf(&w, "- machine: %s; %d CPUs (%s); %s memory\n", strings.TrimSpace(cmdOut("uname", "-srm")), runtime.NumCPU(), cpuModel(), memTotal())
+	fmt.Fprintf(&w, "- load average at start: %s; at end: %s\n", load0, loadavg())
+	if busy(load0) {
+		fmt.Fprintf(&w, "- **the machine was shared and busy while measured** (load average above its %d CPUs' half at the start, other work running): absolute times are inflated and noisy; the ratios, from both programs alternated in the same run, are the figures to read\n", runtime.NumCPU())
+	}
+	fmt.Fprintf(&w, "- Go: %s; Vault: %s; latchkey: %s\n", strings.TrimSpace(strings.TrimPrefix(cmdOut("go", "version"), "go version ")),
+		strings.TrimSpace(cmdOut(b.vaultBin, "version")), strings.TrimSpace(cmdOut(b.helper, "version")))
+	fmt.Fprintf(&w, "- sizes: BENCH_LOGINS=%d BENCH_STORM=%d BENCH_WINDOW=%s BENCH_FLEET=%d BENCH_GROWTH=%s\n\n",
+		envInt("BENCH_LOGINS", 200), envInt("BENCH_STORM", 200), b.window, envInt("BENCH_FLEET", 1000), growthSizesString())
+	markdownTable(&w, rows)
+	fmt.Fprintf(&w, "\n## Notes\n\n")
+	for _, n := range b.notes {
+		fmt.Fprintf(&w, "- %s\n", n)
+	}
+	if b.histogram != "" {
+		fmt.Fprintf(&w, "\n## Fleet: requests per second\n\n```\n%s```\n", b.histogram)
+	}
+	if len(b.pathCounts) > 0 {
+		fmt.Fprintf(&w, "\n## Vault requests by path\n\n")
+		for _, l := range b.pathCounts {
+			fmt.Fprintln(&w, l)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(w.String()), 0o644)
+}
+
+func cmdOut(name string, args ...string) string {
+	b, err := exec.Command(name, args...).Output()
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	return string(b)
+}
+
+// busy reports whether the 1-minute load average was above half the CPUs.
+func busy(load string) bool {
+	var l float64
+	if _, err := fmt.Sscan(load, &l); err != nil {
+		return false
+	}
+	return l > float64(runtime.NumCPU())/2
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:3], " ")
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			f := strings.Fields(l)
-			return strconv.ParseInt(f[1], 10, 64)
+		if strings.HasPrefix(l, "model name") {
+			return strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS")
+	return "unknown model"
+}
+
+func memTotal() string {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "MemTotal:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
+			return fmt.Sprintf("%.1f GiB", kb/1024/1024)
+		}
+	}
+	return "unknown"
 }

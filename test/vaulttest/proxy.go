@@ -39,25 +39,25 @@ type CountingProxy struct {
 	// URL is the proxy's address, to use as the Vault address.
 	URL string
 
-	mu sync.Mutex
-	n  map[string]int
+	// OnRequest, when set before the first request, sees every request
+	// before it is forwarded (the benchmark's rate per second).
+	OnRequest func(*http.Request)
+
+	mu     sync.Mutex
+	n      map[string]int
+	target *url.URL
+	close  func() error
 }
 
 // NewCountingProxy starts a CountingProxy in front of addr; it stops when
 // the test ends.
 func NewCountingProxy(tb testing.TB, addr string) *CountingProxy {
 	tb.Helper()
-	target, err := url.Parse(addr)
-	if err != nil {
+	p := &CountingProxy{n: map[string]int{}}
+	if err := p.Retarget(addr); err != nil {
 		tb.Fatalf("proxy target %q: %v", addr, err)
 	}
-	p := &CountingProxy{n: map[string]int{}}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.mu.Lock()
-		p.n[r.Method+" "+r.URL.Path]++
-		p.mu.Unlock()
-		Forward(w, r, target)
-	}))
+	hs := httptest.NewServer(http.HandlerFunc(p.serve))
 	tb.Cleanup(hs.Close)
 	p.URL = hs.URL
 	return p

@@ -98,7 +98,7 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		poll:     s.Duration("credential_poll_interval", time.Minute),
 		verify:   s.Bool("verify_identity", false),
 		audience: s.String("identity_audience", "latchkey"),
-		state:    state.Dir{Path: env.StateDir},
+		state:    state.Dir{Path: env.StateDir, Logger: log},
 		log:      log,
 		now:      time.Now,
 	}

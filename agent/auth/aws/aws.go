@@ -82,7 +82,7 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		nonce:       s.String("nonce", ""),
 		region:      s.String("region", "us-east-1"),
 		headerValue: s.String("header_value", ""),
-		state:       state.Dir{Path: env.StateDir},
+		state:       state.Dir{Path: env.StateDir, Logger: log},
 		log:         log,
 	}
 	endpoint := s.String("metadata_endpoint", "")

@@ -131,11 +131,11 @@ func Helpers(now func() time.Time) gotemplate.FuncMap {
 				}
 				return now().Format(s[0]), nil
 			}
-			return "", fmt.Errorf("timestamp: wrong number of arguments, expected 0 or 1, but got %d", len(s))
+			return "", &SafeError{fmt.Sprintf("timestamp: wrong number of arguments, expected 0 or 1, but got %d", len(s))}
 		},
 		"indent": func(spaces int, s string) (string, error) {
 			if spaces < 0 {
-				return "", fmt.Errorf("indent value must be a positive integer")
+				return "", &SafeError{"indent value must be a positive integer"}
 			}
 			var out []string
 			pad := strings.Repeat(" ", spaces)
@@ -155,6 +155,7 @@ func Helpers(now func() time.Time) gotemplate.FuncMap {
 	for k, v := range sprig.HermeticTxtFuncMap() {
 		fm["sprig_"+k] = v
 	}
+	valueFree(fm)
 	return fm
 }
 

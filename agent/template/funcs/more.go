@@ -35,7 +35,7 @@ func moreHelpers() gotemplate.FuncMap {
 			if v := os.Getenv(s); v != "" {
 				return v, nil
 			}
-			return "", fmt.Errorf("required environment variable %s is empty", s)
+			return "", &SafeError{fmt.Sprintf("required environment variable %s is empty", s)}
 		},
 		"envOrDefault": func(s, def string) (string, error) {
 			if v, ok := os.LookupEnv(s); ok {
@@ -221,7 +221,7 @@ func loop(args ...any) (<-chan int64, error) {
 			}
 			return strconv.ParseInt(v.String(), 10, 64)
 		}
-		return 0, fmt.Errorf("loop: bad argument type: %T", i)
+		return 0, &SafeError{fmt.Sprintf("loop: bad argument type: %T", i)}
 	}
 	var a, b any
 	switch len(args) {
@@ -230,7 +230,7 @@ func loop(args ...any) (<-chan int64, error) {
 	case 2:
 		a, b = args[0], args[1]
 	default:
-		return nil, fmt.Errorf("loop: wrong number of arguments, expected 1 or 2, but got %d", len(args))
+		return nil, &SafeError{fmt.Sprintf("loop: wrong number of arguments, expected 1 or 2, but got %d", len(args))}
 	}
 	start, err := to64(a)
 	if err != nil {
@@ -457,7 +457,7 @@ func ExecuteTemplate(t **gotemplate.Template) func(string, ...any) (string, erro
 		case 1:
 			dot = data[0]
 		default:
-			return "", fmt.Errorf("executeTemplate: wrong number of arguments, expected 1 or 2, but got %d", len(data)+1)
+			return "", &SafeError{fmt.Sprintf("executeTemplate: wrong number of arguments, expected 1 or 2, but got %d", len(data)+1)}
 		}
 		var b bytes.Buffer
 		if err := (*t).ExecuteTemplate(&b, name, dot); err != nil {

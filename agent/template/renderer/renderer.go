@@ -7,10 +7,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/internal/atomicfile"
@@ -44,6 +46,10 @@ func Owner(c config.Template) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
+// staleAge is how old a temporary file of an interrupted write must be
+// before Write removes it: older than any write in flight.
+const staleAge = time.Minute
+
 // Write puts content at the template's destination when it differs from
 // what is there — content, mode or owner — and reports whether it wrote
 // and whether the content changed (a missing file counts as changed); a
@@ -52,37 +58,45 @@ func Owner(c config.Template) (uid, gid int, err error) {
 // instead, since rename cannot replace it), keeps an explicit mode and
 // owner whatever the umask, and leaves the previous file intact on error.
 // With backup, the previous content is kept as <destination>.bak.
+//
+// The destination is cleaned once and used so everywhere. What is there is
+// read without following a symlink and without blocking on a FIFO; a
+// destination that is a FIFO, device, socket or directory is an error
+// (never replaced: /dev/null must stay a device); a symlink is replaced
+// (rename does not follow it) and never backed up. The backup is made only
+// of a regular file the agent owns (its own uid, or the template's user).
+// With create_dest_dirs, parents are created without following symlinks
+// owned by other users. Temporary files that an interrupted earlier write
+// left are removed first.
 func Write(c config.Template, content []byte) (wrote, changed bool, err error) {
-	dest := c.Destination
+	dest := filepath.Clean(c.Destination)
 	uid, gid, err := Owner(c)
 	if err != nil {
 		return false, false, err
 	}
+	// Best effort: a directory that cannot be read fails the write below.
+	_, _ = atomicfile.RemoveStale(dest, staleAge)
+	prev, old, err := readExisting(dest)
+	if err != nil {
+		return false, false, fmt.Errorf("destination %s: %w", dest, err)
+	}
+	exists := old != nil
 	mode := os.FileMode(defaultPerms)
-	old, statErr := os.Stat(dest)
-	exists := statErr == nil
 	if exists && c.Perms == nil {
 		mode = old.Mode().Perm()
 	}
 	if c.Perms != nil {
 		mode = *c.Perms
 	}
-	if statErr != nil && !errors.Is(statErr, fs.ErrNotExist) {
-		return false, false, fmt.Errorf("destination %s: %w", dest, statErr)
-	}
-	var prev []byte
-	if exists {
-		prev, _ = os.ReadFile(dest)
-		if bytes.Equal(prev, content) && old.Mode().Perm() == mode && ownedBy(old, uid, gid) {
-			return false, false, nil
-		}
+	if exists && bytes.Equal(prev, content) && old.Mode().Perm() == mode && ownedBy(old, uid, gid) {
+		return false, false, nil
 	}
 	if c.CreateDestDirs {
-		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		if err := atomicfile.MkdirParents(filepath.Dir(dest), 0o755); err != nil {
 			return false, false, fmt.Errorf("create directory of %s: %w", dest, err)
 		}
 	}
-	if c.Backup && exists && !bytes.Equal(prev, content) {
+	if c.Backup && exists && !bytes.Equal(prev, content) && agentOwns(old, uid) {
 		if err := atomicfile.WriteFile(dest+".bak", prev, atomicfile.Options{Mode: old.Mode().Perm(), UID: -1, GID: -1}); err != nil {
 			return false, false, fmt.Errorf("backup of %s: %w", dest, err)
 		}
@@ -92,6 +106,41 @@ func Write(c config.Template, content []byte) (wrote, changed bool, err error) {
 		return false, false, fmt.Errorf("write %s: %w", dest, err)
 	}
 	return true, !exists || !bytes.Equal(prev, content), nil
+}
+
+// readExisting returns the content and fstat of the regular file at dest;
+// (nil, nil, nil) when nothing or a symlink is there (both are replaced by
+// the rename); an error for any other file type.
+func readExisting(dest string) ([]byte, os.FileInfo, error) {
+	f, fi, err := atomicfile.OpenExisting(dest)
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, atomicfile.ErrSymlink):
+		return nil, nil, nil
+	case errors.Is(err, atomicfile.ErrNotRegular):
+		return nil, nil, fmt.Errorf("%w, refused (only a regular file is replaced)", err)
+	case err != nil:
+		return nil, nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, fi, nil
+}
+
+// agentOwns reports whether fi (an fstat) is owned by the template's user
+// or, without one, by this process's user: a file someone else put there
+// is not the agent's to copy into a backup.
+func agentOwns(fi os.FileInfo, uid int) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	if uid < 0 {
+		uid = os.Geteuid()
+	}
+	return int(st.Uid) == uid
 }
 
 func ownedBy(fi os.FileInfo, uid, gid int) bool {

@@ -1,0 +1,203 @@
+package main
+
+// Attacks on the built binary through its environment, its files and its
+// log lines (issue 15). Every server is on 127.0.0.1.
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+)
+
+const fakeOTP = "11111111-2222-3333-4444-555555555555"
+
+// yesServer says yes to any OTP for user, and counts the requests it got
+// (as a Vault, or as a proxy: a proxy's requests carry an absolute URL).
+func yesServer(t *testing.T, user string, tls bool) (*httptest.Server, *atomic.Int32) {
+	var n atomic.Int32
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"request_id": "evil",
+			"data": map[string]string{"username": user, "ip": "127.0.0.1", "role_name": "web"}})
+	})
+	var s *httptest.Server
+	if tls {
+		s = httptest.NewTLSServer(h)
+	} else {
+		s = httptest.NewServer(h)
+	}
+	t.Cleanup(s.Close)
+	return s, &n
+}
+
+func runHelper(t *testing.T, cfg string, environ []string, stdin string, args ...string) (int, string) {
+	t.Helper()
+	cmd := boundedCommand(t, helper, append([]string{"-config=" + cfg}, args...)...)
+	cmd.Env = environ
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Run()
+	return cmd.ProcessState.ExitCode(), out.String()
+}
+
+// An attacker's proxy and CA in the environment: never used. Malformed
+// VAULT_* variables: never read, so they cannot break logins either.
+func TestBinaryIgnoresEnvironment(t *testing.T) {
+	proxy, proxyHits := yesServer(t, "alice", false)
+	evil, evilHits := yesServer(t, "alice", true)
+	caFile := filepath.Join(t.TempDir(), "evil-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: evil.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hostile := []string{
+		"HTTP_PROXY=" + proxy.URL, "HTTPS_PROXY=" + proxy.URL, "http_proxy=" + proxy.URL, "https_proxy=" + proxy.URL,
+		"ALL_PROXY=" + proxy.URL, "NO_PROXY=", "SSL_CERT_FILE=" + caFile, "SSL_CERT_DIR=" + filepath.Dir(caFile),
+		"VAULT_ADDR=" + proxy.URL, "VAULT_SKIP_VERIFY=maybe", "VAULT_MAX_RETRIES=x", "VAULT_CACERT=/nonexistent",
+		"VAULT_HEADERS=notjson", "VAULT_CLIENT_TIMEOUT=forever", "VAULT_PROXY_ADDR=" + proxy.URL, "VAULT_HTTP_PROXY=" + proxy.URL,
+	}
+	pamEnv := []string{"PAM_USER=alice", "PAM_TYPE=auth"}
+
+	t.Run("proxy from the environment", func(t *testing.T) {
+		// A name that does not resolve: only a proxy could reach it.
+		cfg := writeConfig(t, "vault_addr = \"http://vault.invalid:8200\"\nallowed_roles = \"*\"\ntimeout = \"3s\"\naudit = \"off\"\n")
+		code, out := runHelper(t, cfg, append(pamEnv, hostile...), fakeOTP, "-dev")
+		if code == exitOK || proxyHits.Load() != 0 {
+			t.Fatalf("exit %d, proxy got %d requests (want none and a refusal)\n%s", code, proxyHits.Load(), out)
+		}
+	})
+	t.Run("CA from SSL_CERT_FILE", func(t *testing.T) {
+		// The attacker's server at a configured address, its CA in
+		// SSL_CERT_FILE; the config names no ca_cert.
+		cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"*\"\ntimeout = \"3s\"\naudit = \"off\"\n", evil.URL))
+		code, out := runHelper(t, cfg, append(pamEnv, hostile...), fakeOTP)
+		if code != exitVault || evilHits.Load() != 0 || !strings.Contains(out, "certificate") {
+			t.Fatalf("exit %d, attacker got %d requests (want exit %d, none, a certificate error)\n%s", code, evilHits.Load(), exitVault, out)
+		}
+	})
+	t.Run("proxy_addr from the config is used", func(t *testing.T) {
+		proxyHits.Store(0)
+		cfg := writeConfig(t, fmt.Sprintf("vault_addr = \"http://vault.invalid:8200\"\nproxy_addr = %q\nallowed_roles = \"*\"\ntimeout = \"3s\"\naudit = \"off\"\n", proxy.URL))
+		code, out := runHelper(t, cfg, pamEnv, fakeOTP, "-dev")
+		if code != exitOK || proxyHits.Load() != 1 {
+			t.Fatalf("exit %d, proxy got %d requests (want 0 and 1)\n%s", code, proxyHits.Load(), out)
+		}
+	})
+	t.Run("malformed VAULT_* do not break a real login", func(t *testing.T) {
+		const mount = "ssh-hostile-env"
+		srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
+		c := srv.Client
+		if _, err := c.Logical().Write(mount+"/roles/web", map[string]any{"key_type": "otp", "default_user": "alice", "cidr_list": "127.0.0.0/8"}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Logical().Write(mount+"/creds/web", map[string]any{"ip": "127.0.0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No proxy variables here: the address is 127.0.0.1, which Go's
+		// proxy rules would skip anyway.
+		var vaultOnly []string
+		for _, kv := range hostile {
+			if strings.HasPrefix(kv, "VAULT_") {
+				vaultOnly = append(vaultOnly, kv)
+			}
+		}
+		cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"web\"\naudit = \"off\"\n", srv.Addr, mount))
+		code, out := runHelper(t, cfg, append(pamEnv, vaultOnly...), s.Data["key"].(string), "-dev")
+		if code != exitOK {
+			t.Fatalf("exit %d, want %d\n%s", code, exitOK, out)
+		}
+	})
+}
+
+// A user name with a newline, a NEL (U+0085) or a lone 0x85 byte cannot
+// forge a second line in what pam_exec's log= file keeps, on the success
+// line or the refusal's. (JSON cannot carry a lone 0x85, so Vault's answer
+// never matches such a user: refused.)
+func TestBinaryLogInjection(t *testing.T) {
+	const forged = "Dec  1 00:00:00 host sshd[1]: Accepted password for root"
+	for name, tc := range map[string]struct {
+		user string
+		want int
+	}{
+		"newline":   {"alice\n" + forged, exitOK},
+		"U+0085":    {"alice\u0085" + forged, exitOK},
+		"lone 0x85": {"alice\x85" + forged, exitDenied},
+	} {
+		t.Run(name, func(t *testing.T) {
+			user := tc.user
+			yes, _ := yesServer(t, user, false)
+			cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"*\"\ntimeout = \"3s\"\naudit = \"off\"\n", yes.URL))
+			code, out := runHelper(t, cfg, []string{"PAM_USER=" + user, "PAM_TYPE=auth", "PAM_RHOST=" + user}, fakeOTP, "-dev")
+			if code != tc.want {
+				t.Fatalf("exit %d, want %d\n%s", code, tc.want, out)
+			}
+			for _, line := range strings.Split(out, "\n") {
+				if strings.HasPrefix(line, "Dec  1") {
+					t.Errorf("forged line in the output: %q\n%s", line, out)
+				}
+			}
+			if strings.Contains(out, "\x85") {
+				t.Errorf("a raw 0x85 byte in the output: %q", out)
+			}
+			if tc.want == exitOK && !strings.Contains(out, "authenticated!") {
+				t.Errorf("no success line: %s", out)
+			}
+		})
+	}
+}
+
+// FIFOs nobody writes or reads, as the config, as ca_cert and as
+// audit_file: the run never blocks on them. The config and CA are refused
+// (exit 3, not the deadline's 4); the audit file does not decide the login.
+func TestBinaryFIFOs(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yes, _ := yesServer(t, "alice", false)
+	pamEnv := []string{"PAM_USER=alice", "PAM_TYPE=auth"}
+	tests := map[string]struct {
+		cfg      string
+		wantCode int
+		want     string
+	}{
+		"config":     {cfg: fifo, wantCode: exitConfig, want: "not a regular file"},
+		"ca_cert":    {cfg: writeConfig(t, fmt.Sprintf("vault_addr = \"https://127.0.0.1:1\"\nca_cert = %q\naudit = \"off\"\n", fifo)), wantCode: exitConfig, want: "ca_cert"},
+		"audit_file": {cfg: writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"*\"\ntimeout = \"30s\"\naudit = \"off\"\naudit_file = %q\n", yes.URL, fifo)), wantCode: exitOK, want: "audit file"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			args := []string{}
+			if name == "audit_file" {
+				args = append(args, "-dev")
+			}
+			code, out := runHelper(t, tc.cfg, pamEnv, fakeOTP, args...)
+			if code != tc.wantCode || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, want %d naming %q\n%s", code, tc.wantCode, tc.want, out)
+			}
+		})
+	}
+}
+
+// vault_addr with a password: refused, and the password shows nowhere.
+func TestBinaryUserinfoRefused(t *testing.T) {
+	cfg := writeConfig(t, "vault_addr = \"http://admin:s3cretpw@127.0.0.1:8200\"\naudit = \"off\"\n")
+	code, out := runHelper(t, cfg, []string{"PAM_USER=alice", "PAM_TYPE=auth"}, fakeOTP, "-dev")
+	if code != exitConfig || strings.Contains(out, "s3cretpw") {
+		t.Fatalf("exit %d, want %d without the password\n%s", code, exitConfig, out)
+	}
+}

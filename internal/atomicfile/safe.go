@@ -1,0 +1,155 @@
+package atomicfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrNotRegular marks a path that holds something other than a regular file
+// (a FIFO, a device, a socket, a directory): never read or written through.
+var ErrNotRegular = errors.New("not a regular file")
+
+// ErrSymlink marks a path that is a symbolic link where a file was expected.
+var ErrSymlink = errors.New("is a symlink")
+
+// OpenExisting opens the regular file at path for reading, without
+// following a symlink at path and without blocking on a FIFO swapped in
+// (O_NOFOLLOW|O_NONBLOCK, then fstat). It returns the file and its fstat;
+// an error wrapping fs.ErrNotExist when nothing is there; wrapping
+// ErrSymlink for a symlink; wrapping ErrNotRegular for any other type, which
+// it does not open (opening a device can have effects).
+func OpenExisting(path string) (*os.File, os.FileInfo, error) {
+	lfi, err := os.Lstat(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if lfi.Mode()&fs.ModeSymlink != 0 {
+		return nil, lfi, fmt.Errorf("%s: %w", path, ErrSymlink)
+	}
+	if !lfi.Mode().IsRegular() {
+		return nil, lfi, fmt.Errorf("%s is a %s: %w", path, typeName(lfi.Mode()), ErrNotRegular)
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, nil, fmt.Errorf("%s: %w", path, ErrSymlink)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fi, fmt.Errorf("%s is a %s: %w", path, typeName(fi.Mode()), ErrNotRegular)
+	}
+	return f, fi, nil
+}
+
+func typeName(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	}
+	return "non-regular file"
+}
+
+// tempPrefix is the name prefix of Write's temporary files for path.
+func tempPrefix(path string) string {
+	return "." + filepath.Base(path) + ".tmp-"
+}
+
+// RemoveStale removes the temporary files that Write left next to path
+// when the process was killed mid-write: regular files named like Write's
+// temporaries for path, owned by this process's user, last modified more
+// than olderThan ago (so that a write in flight is left alone). It returns
+// the names removed; a directory it cannot read is an error.
+func RemoveStale(path string, olderThan time.Duration) ([]string, error) {
+	path = filepath.Clean(path)
+	dir := filepath.Dir(path)
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	prefix := tempPrefix(path)
+	var removed []string
+	for _, e := range es {
+		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < olderThan {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+			continue
+		}
+		if os.Remove(p) == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed, nil
+}
+
+// MkdirParents creates dir and its missing parents with perm, checking each
+// component from the root: a symlink is followed only when root or this
+// process's user owns it (one planted by another user could point the
+// write anywhere), and each component must end up a directory.
+func MkdirParents(dir string, perm os.FileMode) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	cur := string(filepath.Separator)
+	for _, comp := range strings.Split(abs, string(filepath.Separator)) {
+		if comp == "" {
+			continue
+		}
+		cur = filepath.Join(cur, comp)
+		fi, err := os.Lstat(cur)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err := os.Mkdir(cur, perm); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("create dir %s: %w", cur, err)
+			}
+			fi, err = os.Lstat(cur)
+		}
+		if err != nil {
+			return fmt.Errorf("create dir %s: %w", cur, err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			uid := -1
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				uid = int(st.Uid)
+			}
+			if uid != 0 && uid != os.Geteuid() {
+				return fmt.Errorf("create dir %s: a symlink owned by uid %d, not followed", cur, uid)
+			}
+			if fi, err = os.Stat(cur); err != nil {
+				return fmt.Errorf("create dir %s: %w", cur, err)
+			}
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("create dir %s: is a %s, not a directory", cur, typeName(fi.Mode()))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+package pam
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// Bounds of the files the helper reads. A config or a CA bundle larger than
+// these is not one an administrator wrote; reading it would spend the
+// login's deadline.
+const (
+	maxConfigSize = 1 << 20 // config file
+	maxCASize     = 4 << 20 // ca_cert, each file of ca_path, the system bundle
+	maxTokenSize  = 64 << 10
+)
+
+// readRegular reads the regular file at path, at most max bytes. It opens
+// with O_NONBLOCK so that a FIFO (or a device) planted there cannot hang the
+// login, and refuses anything but a regular file, or one larger than max.
+// Errors name the path, never the content.
+func readRegular(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("read %s: %w", path, syscall.EISDIR)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s), refused", path, fi.Mode().Type())
+	}
+	if fi.Size() > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes, refused", path, max)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes, refused", path, max)
+	}
+	return b, nil
+}

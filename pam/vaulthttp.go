@@ -1,0 +1,297 @@
+package pam
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// maxAnswer bounds what is read of one Vault answer: a verify answer is a
+// few hundred bytes; a larger one is not Vault's.
+const maxAnswer = 64 << 10
+
+// The system's CA bundles and directories, where Debian, Fedora/RHEL,
+// openSUSE and Alpine keep them — Go's own list, without the SSL_CERT_FILE
+// and SSL_CERT_DIR overrides Go's x509.SystemCertPool honours: whoever sets
+// the helper's environment must not choose whom it trusts.
+var (
+	systemCAFiles = []string{
+		"/etc/ssl/certs/ca-certificates.crt",
+		"/etc/pki/tls/certs/ca-bundle.crt",
+		"/etc/ssl/ca-bundle.pem",
+		"/etc/pki/tls/cacert.pem",
+		"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+		"/etc/ssl/cert.pem",
+	}
+	systemCADirs = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
+)
+
+// newHTTPClient is the helper's HTTP client, built from the config alone:
+// no proxy but proxy_addr, no CA but ca_cert, ca_path or the system's
+// standard paths, no redirect followed by net/http (Caller follows a
+// standby's redirect itself, to configured addresses only). Nothing is read
+// from the environment.
+func newHTTPClient(c *Config) (*http.Client, error) {
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         c.TLSServerName,
+		InsecureSkipVerify: c.TLSSkipVerify,
+	}
+	if !c.TLSSkipVerify && c.hasHTTPS() {
+		pool, err := c.rootCAs()
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = pool
+	}
+	t := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            (&net.Dialer{}).DialContext,
+		TLSClientConfig:        tc,
+		ForceAttemptHTTP2:      false,
+		MaxIdleConns:           1,
+		DisableKeepAlives:      true,
+		MaxResponseHeaderBytes: 16 << 10,
+	}
+	if c.ProxyAddr != "" {
+		u, err := url.Parse(c.ProxyAddr)
+		if err != nil {
+			return nil, fmt.Errorf("proxy_addr: %w", err)
+		}
+		t.Proxy = http.ProxyURL(u)
+	}
+	return &http.Client{
+		Transport: t,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}, nil
+}
+
+func (c *Config) hasHTTPS() bool {
+	for _, a := range c.VaultAddrs {
+		if strings.HasPrefix(strings.ToLower(a), "https://") {
+			return true
+		}
+	}
+	return false
+}
+
+// rootCAs is the pool that checks Vault's certificate: ca_cert and ca_path
+// when set, else the system's bundle read from its standard paths.
+func (c *Config) rootCAs() (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if c.CACert != "" || c.CAPath != "" {
+		if c.CACert != "" {
+			b, err := readRegular(c.CACert, maxCASize)
+			if err != nil {
+				return nil, fmt.Errorf("ca_cert: %w", err)
+			}
+			if !pool.AppendCertsFromPEM(b) {
+				return nil, fmt.Errorf("ca_cert: %s holds no PEM certificate", c.CACert)
+			}
+		}
+		if c.CAPath != "" {
+			if n, err := appendDir(pool, c.CAPath); err != nil {
+				return nil, fmt.Errorf("ca_path: %w", err)
+			} else if n == 0 {
+				return nil, fmt.Errorf("ca_path: %s holds no PEM certificate", c.CAPath)
+			}
+		}
+		return pool, nil
+	}
+	for _, f := range systemCAFiles {
+		if b, err := readRegular(f, maxCASize); err == nil && pool.AppendCertsFromPEM(b) {
+			return pool, nil
+		}
+	}
+	n := 0
+	for _, d := range systemCADirs {
+		k, _ := appendDir(pool, d)
+		n += k
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("no system CA certificates in %s or %s; set ca_cert",
+			strings.Join(systemCAFiles, ", "), strings.Join(systemCADirs, ", "))
+	}
+	return pool, nil
+}
+
+// appendDir adds the PEM files of dir to pool and returns how many added
+// a certificate. Entries that are not regular files are skipped.
+func appendDir(pool *x509.CertPool, dir string) (int, error) {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range es {
+		b, err := readRegular(filepath.Join(dir, e.Name()), maxCASize)
+		if err == nil && pool.AppendCertsFromPEM(b) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// origin is an address's scheme://host:port, lower case, with the default
+// port made explicit, for comparing a redirect's target with the config.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[scheme]
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// allowedRedirect reports whether loc, a redirect's target for a request to
+// reqURL, is a configured Vault address with the same request path: a
+// standby node sends the client to the active node, never elsewhere.
+func (c *Config) allowedRedirect(reqURL, loc *url.URL) bool {
+	if loc.User != nil || loc.RequestURI() != reqURL.RequestURI() {
+		return false
+	}
+	for _, a := range c.VaultAddrs {
+		u, err := url.Parse(a)
+		if err == nil && origin(u) == origin(loc) {
+			return true
+		}
+	}
+	return false
+}
+
+// post sends body to addr's /v1/path, following one standby redirect to a
+// configured address. It returns the final response's status, its body (at
+// most maxAnswer bytes, else an error), and the address that gave it.
+// A non-nil err with answered false means no answer came (connection, TLS,
+// deadline); answered true means an address answered, but not usably.
+func (c *Caller) post(ctx context.Context, hc *http.Client, addr, path string, body []byte) (status int, answer []byte, from string, answered bool, err error) {
+	target, err := url.Parse(strings.TrimRight(addr, "/") + "/v1/" + path)
+	if err != nil {
+		return 0, nil, addr, false, err
+	}
+	from = addr
+	for hop := 0; ; hop++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), bytes.NewReader(body))
+		if err != nil {
+			return 0, nil, from, false, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		// Vault's SSRF protection asks for this header on every request.
+		req.Header.Set("X-Vault-Request", "true")
+		if c.Config.Namespace != "" {
+			req.Header.Set("X-Vault-Namespace", c.Config.Namespace)
+		}
+		if c.Token != "" {
+			req.Header.Set("X-Vault-Token", c.Token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, nil, from, false, err
+		}
+		answer, rerr := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect:
+			// What Vault's api client follows: a standby node's answer.
+			loc, lerr := target.Parse(resp.Header.Get("Location"))
+			switch {
+			case lerr != nil || resp.Header.Get("Location") == "":
+				return resp.StatusCode, nil, from, true, fmt.Errorf("%w: redirect (%d) without a usable Location", ErrVault, resp.StatusCode)
+			case hop > 0:
+				return resp.StatusCode, nil, from, true, fmt.Errorf("%w: a second redirect (%d), refused", ErrVault, resp.StatusCode)
+			case !c.Config.allowedRedirect(target, loc):
+				return resp.StatusCode, nil, from, true, fmt.Errorf("%w: redirect (%d) to %s, which is not a configured vault address, refused",
+					ErrVault, resp.StatusCode, quoteValue(redactURL(loc)))
+			}
+			target = loc
+			from = origin(loc)
+			for _, a := range c.Config.VaultAddrs {
+				if u, err := url.Parse(a); err == nil && origin(u) == from {
+					from = a
+					break
+				}
+			}
+			continue
+		}
+		if rerr != nil {
+			return resp.StatusCode, nil, from, false, fmt.Errorf("read answer: %w", rerr)
+		}
+		if len(answer) > maxAnswer {
+			return resp.StatusCode, nil, from, true, fmt.Errorf("%w: answer (%d) larger than %d bytes, refused", ErrVault, resp.StatusCode, maxAnswer)
+		}
+		return resp.StatusCode, answer, from, true, nil
+	}
+}
+
+// redactURL is u without userinfo, query or fragment, for messages.
+func redactURL(u *url.URL) string {
+	v := *u
+	v.User, v.RawQuery, v.Fragment = nil, "", ""
+	return v.String()
+}
+
+// decodeData reads a 200 answer strictly: one JSON object, nothing after it,
+// no "errors", and "data" an object. It returns the data and the request id.
+func decodeData(b []byte) (map[string]any, string, error) {
+	var top struct {
+		RequestID string           `json:"request_id"`
+		Data      json.RawMessage  `json:"data"`
+		Errors    *json.RawMessage `json:"errors"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&top); err != nil {
+		return nil, "", fmt.Errorf("answer is not a JSON object: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, top.RequestID, errors.New("answer has content after its JSON object")
+	}
+	if top.Errors != nil {
+		return nil, top.RequestID, errors.New("answer holds both data and errors")
+	}
+	d := bytes.TrimSpace(top.Data)
+	if len(d) == 0 || string(d) == "null" {
+		return nil, top.RequestID, errors.New("no data")
+	}
+	if d[0] != '{' {
+		return nil, top.RequestID, errors.New("data is not a JSON object")
+	}
+	var data map[string]any
+	if err := json.Unmarshal(d, &data); err != nil {
+		return nil, top.RequestID, fmt.Errorf("data: %v", err)
+	}
+	return data, top.RequestID, nil
+}
+
+// vaultErrors reads Vault's {"errors": [...]} for a message: at most three,
+// each cut at 200 bytes and quoted when it holds anything unprintable.
+func vaultErrors(b []byte) string {
+	var e struct {
+		Errors []string `json:"errors"`
+	}
+	if json.Unmarshal(b, &e) != nil || len(e.Errors) == 0 {
+		return "no message"
+	}
+	if len(e.Errors) > 3 {
+		e.Errors = e.Errors[:3]
+	}
+	for i, s := range e.Errors {
+		if len(s) > 200 {
+			s = s[:200] + "..."
+		}
+		e.Errors[i] = quoteValue(s)
+	}
+	return strings.Join(e.Errors, "; ")
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// agentVsVaultAgent is metric 3: latchkey-agent and Vault Agent, one after
+// the other, each on the same config (approle, file sink, 50 templates over
+// 10 KV v2 secrets and one pkiCert, tokens of BENCH_TOKEN_TTL) for
+// BENCH_WINDOW: time to all rendered, RSS and CPU seconds at the end, and
+// Vault requests by path counted by a proxy in front of Vault.
+func (b *bench) agentVsVaultAgent() ([]row, error) {
+	if err := b.ensureSeeded(); err != nil {
+		return nil, err
+	}
+	ac := agentConf{templates: 50, secrets: 10, pki: true}
+	type result struct {
+		rendered time.Duration
+		rss      float64 // MiB
+		cpu      float64
+		counts   map[string]int
+		total    int
+	}
+	measure := func(prog string) (result, error) {
+		var r result
+		a, err := b.startAgent(prog, filepath.Join(b.dir, "agent-"+prog), ac)
+		if err != nil {
+			return r, err
+		}
+		defer a.stop()
+		if r.rendered, err = a.waitRendered(2 * time.Minute); err != nil {
+			return r, err
+		}
+		time.Sleep(time.Until(a.start.Add(b.window)))
+		kib, err := rssKiB(a.d.pid())
+		if err != nil {
+			return r, err
+		}
+		r.rss = float64(kib) / 1024
+		if r.cpu, err = cpuSeconds(a.d.pid()); err != nil {
+			return r, err
+		}
+		r.counts, r.total = a.proxy.Counts(), a.proxy.Total()
+		return r, nil
+	}
+	o, err := measure("latchkey")
+	if err != nil {
+		return nil, err
+	}
+	v, err := measure("vault")
+	if err != nil {
+		return nil, err
+	}
+	// One start is noisy on a busy machine: the start → rendered row is the
+	// median of BENCH_AGENT_STARTS more, alternated, each into an empty
+	// directory and stopped once rendered.
+	starts := envInt("BENCH_AGENT_STARTS", 5)
+	xs := map[string][]float64{"latchkey": {ms(o.rendered)}, "vault": {ms(v.rendered)}}
+	for i := 0; i < starts; i++ {
+		for _, prog := range []string{"latchkey", "vault"} {
+			a, err := b.startAgent(prog, filepath.Join(b.dir, fmt.Sprintf("start-%s-%d", prog, i)), ac)
+			if err != nil {
+				return nil, err
+			}
+			d, err := a.waitRendered(2 * time.Minute)
+			a.stop()
+			if err != nil {
+				return nil, err
+			}
+			xs[prog] = append(xs[prog], ms(d))
+		}
+	}
+	oStart, vStart := quantile(xs["latchkey"], 0.5), quantile(xs["vault"], 0.5)
+	b.notef("agent vs Vault Agent: start → all rendered is the median of %d starts each, alternated", starts+1)
+	b.notef("agent vs Vault Agent: each alone for BENCH_WINDOW=%s on the same config (approle, file sink, %d templates over %d KV v2 secrets + one pkiCert, token TTL %s, max TTL %s); RSS is VmRSS at the end of the window, CPU is user+system seconds over it.",
+		b.window, ac.templates, ac.secrets, tokenTTL(), 4*tokenTTL())
+	b.pathCounts = append(b.pathCounts, pathTable(fmt.Sprintf("agent vs Vault Agent, over %s", b.window), o.counts, v.counts)...)
+	w := b.window.String()
+	return []row{
+		{metric: "agent: start → all 51 files rendered", ours: val(oStart, "ms"), ref: val(vStart, "ms"), goal: "≤ 0.3× reference", check: atMostTimesRef(0.3)},
+		{metric: "agent: RSS after " + w, ours: val(o.rss, "MiB"), ref: val(v.rss, "MiB"), goal: "≤ 0.1× reference", check: atMostTimesRef(0.1)},
+		{metric: "agent: CPU seconds over " + w, ours: val(o.cpu, "s"), ref: val(v.cpu, "s"), goal: "≤ 0.1× reference", check: atMostTimesRef(0.1)},
+		{metric: "agent: Vault requests over " + w, ours: val(float64(o.total), ""), ref: val(float64(v.total), ""), goal: "≤ 1× reference", check: atMostTimesRef(1)},
+	}, nil
+}
+
+// ensureSeeded seeds b.vault once for the agent sections.
+func (b *bench) ensureSeeded() error {
+	if b.seeded {
+		return nil
+	}
+	if err := b.seedVault(b.vault, maxSecrets(), 1); err != nil {
+		return err
+	}
+	b.seeded = true
+	return nil
+}
+
+// pathTable is a markdown table of requests by path, latchkey beside Vault
+// Agent.
+func pathTable(title string, ours, ref map[string]int) []string {
+	keys := map[string]bool{}
+	for k := range ours {
+		keys[k] = true
+	}
+	for k := range ref {
+		keys[k] = true
+	}
+	var ks []string
+	for k := range keys {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	out := []string{"", "### " + title, "", "| request | latchkey | Vault Agent |", "| --- | ---: | ---: |"}
+	for _, k := range ks {
+		out = append(out, fmt.Sprintf("| `%s` | %d | %d |", strings.ReplaceAll(k, "|", "\\|"), ours[k], ref[k]))
+	}
+	return out
+}
+
+// countTable is a markdown table of one program's requests by path.
+func countTable(title string, counts map[string]int) []string {
+	var ks []string
+	for k := range counts {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	out := []string{"", "### " + title, "", "| request | latchkey |", "| --- | ---: |"}
+	for _, k := range ks {
+		out = append(out, fmt.Sprintf("| `%s` | %d |", k, counts[k]))
+	}
+	return out
+}
