@@ -15,6 +15,7 @@ TEST_DEBS := openssh-server openssh-client libpam-modules libpam-runtime postgre
 	lintian rpm systemd-container packer
 STATICCHECK_VERSION := v0.8.2
 GO_TEST_FLAGS ?= -count=1 -timeout 25m
+FUZZ_TIME ?= 5s
 
 .PHONY: all build vault deps test demo bench lint package clean
 
@@ -49,7 +50,16 @@ deps:
 test: deps vault
 	$(GO) mod download
 	$(GO) vet ./...
-	$(GO) test $(GO_TEST_FLAGS) ./...
+	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v '/test/fault$$')
+	@# The fault scenarios print one line of figures each ("fault ...").
+	@out=$$($(GO) test $(GO_TEST_FLAGS) -v ./test/fault 2>&1); rc=$$?; \
+	  echo "$$out" | grep -E '^(fault |--- FAIL|FAIL|ok|panic)'; \
+	  if [ $$rc -ne 0 ]; then echo "$$out" | tail -200; exit $$rc; fi
+	@# Fuzz targets, bounded ($(FUZZ_TIME) each); their corpus is in testdata/fuzz.
+	@for t in ./pam:FuzzReadSecret ./pam:FuzzLoadConfig ./agent/config:FuzzLoad ./agent/template/funcs:FuzzStringHelpers; do \
+	  echo "fuzz $${t#*:} ($(FUZZ_TIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) $${t%%:*} >/tmp/latchkey-fuzz.log 2>&1 || { cat /tmp/latchkey-fuzz.log; exit 1; }; \
+	done
 
 ## demo: start a local Vault dev server and walk through the main job
 demo: vault build

@@ -12,6 +12,10 @@ const (
 	DefaultStateDir = "/var/lib/latchkey"
 	// DefaultNumRetries is vault { retry { num_retries } } (Vault Agent's).
 	DefaultNumRetries = 12
+	// DefaultVaultTimeout bounds one request to Vault (vault { timeout }),
+	// well under a refresh interval, so that a hung node costs one short
+	// wait, then a retry (the api package's own default is 60 s).
+	DefaultVaultTimeout = 10 * time.Second
 	// DefaultMinBackoff and DefaultMaxBackoff bound the wait between
 	// failed logins.
 	DefaultMinBackoff = time.Second

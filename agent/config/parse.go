@@ -105,9 +105,15 @@ func (ps *parser) vault(b block, v *Vault) {
 	lv, d := split(b.Body, "retry")
 	ps.add(d)
 	ps.add(lv.check("vault", []string{"address", "ca_cert", "ca_path", "client_cert", "client_key",
-		"tls_skip_verify", "tls_server_name", "namespace"}, []string{"retry"}))
+		"tls_skip_verify", "tls_server_name", "namespace", "addresses", "timeout"}, []string{"retry"}))
 	c := &v.Client
 	ps.str(lv.attrs["address"], &c.Address)
+	if a := lv.attrs["addresses"]; a != nil {
+		list, d := hclconf.StringList(a)
+		ps.add(d)
+		c.Addresses = list
+	}
+	ps.duration(lv.attrs["timeout"], &c.Timeout)
 	ps.str(lv.attrs["ca_cert"], &c.CACert)
 	ps.str(lv.attrs["ca_path"], &c.CAPath)
 	ps.str(lv.attrs["client_cert"], &c.ClientCert)

@@ -320,8 +320,11 @@ func sameAuth(a, b *config.Config) bool {
 
 // VaultClient is the agent's Vault client for cfg: the vault stanza, under
 // the environment, under flags; vault { retry { num_retries } } unless
-// VAULT_MAX_RETRIES or a flag set it; and template_config's
-// max_connections_per_host, shared by every clone (renderers included).
+// VAULT_MAX_RETRIES or a flag set it; a request timeout of
+// config.DefaultVaultTimeout unless vault { timeout } or
+// VAULT_CLIENT_TIMEOUT set one; failover across vault { addresses }; and
+// template_config's max_connections_per_host, shared by every clone
+// (renderers included).
 // Logins do not use its retries: auth.Lifecycle sends each attempt once.
 func VaultClient(cfg *config.Config, getenv func(string) string, flags vaultclient.Config) (*api.Client, error) {
 	env, err := vaultclient.FromEnv(getenv)
@@ -331,6 +334,9 @@ func VaultClient(cfg *config.Config, getenv func(string) string, flags vaultclie
 	vc := cfg.Vault.Client.Merge(env).Merge(flags)
 	if vc.MaxRetries == nil {
 		vc.MaxRetries = cfg.Vault.NumRetries
+	}
+	if vc.Timeout == 0 {
+		vc.Timeout = config.DefaultVaultTimeout
 	}
 	client, err := vaultclient.New(vc)
 	if err != nil {

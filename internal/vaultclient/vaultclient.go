@@ -23,7 +23,11 @@ import (
 // unset; pointer fields tell unset from false/zero so that Merge can layer
 // file, environment and flags.
 type Config struct {
-	Address       string
+	Address string
+	// Addresses are servers of one cluster tried in order when one gives
+	// no answer (see Failover); Address, when set, is tried first. Unset
+	// (nil) in a layer keeps the lower layer's list.
+	Addresses     []string
 	CACert        string // PEM file with the CA(s) to trust
 	CAPath        string // directory of PEM files to trust
 	ClientCert    string
@@ -58,6 +62,9 @@ func (c Config) Merge(o Config) Config {
 	set(&c.ClientKey, o.ClientKey)
 	set(&c.TLSServerName, o.TLSServerName)
 	set(&c.Namespace, o.Namespace)
+	if o.Addresses != nil {
+		c.Addresses = o.Addresses
+	}
 	if o.TLSSkipVerify != nil {
 		c.TLSSkipVerify = o.TLSSkipVerify
 	}
@@ -125,17 +132,33 @@ func parseDuration(s string) (time.Duration, error) {
 // Validate checks what can be checked without a network: an address that
 // is an absolute http(s) URL, and a client certificate given with its key.
 func (c Config) Validate() error {
-	if c.Address == "" {
+	addrs := c.addrs()
+	if len(addrs) == 0 {
 		return fmt.Errorf("vault address is empty")
 	}
-	u, err := url.Parse(c.Address)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("vault address %q: want http(s)://host[:port]", c.Address)
+	for _, a := range addrs {
+		u, err := url.Parse(a)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return fmt.Errorf("vault address %q: want http(s)://host[:port]", a)
+		}
 	}
 	if (c.ClientCert == "") != (c.ClientKey == "") {
 		return fmt.Errorf("client certificate and client key must be given together")
 	}
 	return nil
+}
+
+// addrs returns Address then Addresses, without repeats or empty strings.
+func (c Config) addrs() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range append([]string{c.Address}, c.Addresses...) {
+		if a != "" && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // New returns a client for c, holding no token. Nothing but c decides where
@@ -157,7 +180,8 @@ func New(c Config) (*api.Client, error) {
 	ac.SRVLookup = false
 	ac.Limiter = nil
 	ac.DisableRedirects = false
-	ac.Address = c.Address
+	addrs := c.addrs()
+	ac.Address = addrs[0]
 	ac.Timeout = 60 * time.Second
 	if c.Timeout > 0 {
 		ac.Timeout = c.Timeout
@@ -183,6 +207,15 @@ func New(c Config) (*api.Client, error) {
 	if err := ac.ConfigureTLS(tc); err != nil {
 		return nil, fmt.Errorf("vault client TLS: %w", err)
 	}
+	if len(addrs) > 1 {
+		// Each address gets its share of the request's time, so that a
+		// hung node leaves time for the next.
+		f, err := NewFailover(addrs, ac.Timeout/time.Duration(len(addrs)), transport)
+		if err != nil {
+			return nil, err
+		}
+		ac.HttpClient.Transport = f
+	}
 	client, err := api.NewClient(ac)
 	if err != nil {
 		// api.NewClient re-reads VAULT_* and refuses malformed values.
@@ -205,7 +238,11 @@ func LimitConnsPerHost(client *api.Client, n int) {
 	if n <= 0 {
 		return
 	}
-	if t, ok := client.CloneConfig().HttpClient.Transport.(*http.Transport); ok {
+	rt := client.CloneConfig().HttpClient.Transport
+	if f, ok := rt.(*Failover); ok {
+		rt = f.Next
+	}
+	if t, ok := rt.(*http.Transport); ok {
 		t.MaxConnsPerHost = n
 	}
 }

@@ -152,7 +152,7 @@ func start(bin string, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Port: port, RootToken: "root-" + randomHex(12), Dir: dir, LogFile: filepath.Join(dir, "vault.log"), done: make(chan struct{})}
+	s := &Server{Port: port, RootToken: "root-" + randomHex(12), Dir: dir, LogFile: filepath.Join(dir, "vault.log")}
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"server", "-dev",
 		"-dev-root-token-id=" + s.RootToken,
@@ -173,31 +173,41 @@ func start(bin string, opts Options) (*Server, error) {
 	args = append(args, opts.Args...)
 	s.Addr = scheme + "://" + listen
 
-	logf, err := os.Create(s.LogFile)
-	if err != nil {
+	if err := s.spawn(bin, args, opts.Env); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	defer logf.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = serverEnv(dir, opts.Env)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	s.cmd = cmd
-	go func() {
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
 	if err := s.waitReady(60 * time.Second); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// spawn starts bin with args in s.Dir, its output appended to s.LogFile,
+// and sets s.cmd and s.done (closed when the process exits). The kernel
+// kills the process should the test process die (PR_SET_PDEATHSIG).
+func (s *Server) spawn(bin string, args, env []string) error {
+	logf, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = s.Dir
+	cmd.Env = serverEnv(s.Dir, env)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", bin, err)
+	}
+	done := make(chan struct{})
+	s.cmd, s.done = cmd, done
+	go func() {
+		s.err = cmd.Wait()
+		close(done)
+	}()
+	return nil
 }
 
 // serverEnv is the test process's environment without VAULT_* (a developer's
@@ -278,21 +288,30 @@ func (s *Server) Stop() error {
 	if s.cmd == nil {
 		return nil
 	}
-	select {
-	case <-s.done:
-	default:
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(5 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-	}
+	s.halt(syscall.SIGTERM, 5*time.Second)
 	if s.Dir != "" {
 		os.RemoveAll(s.Dir)
 	}
 	return nil
+}
+
+// halt sends sig to a running server and waits up to grace for it to exit,
+// then kills it; it returns once the process is gone, keeping its directory.
+func (s *Server) halt(sig syscall.Signal, grace time.Duration) {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(sig)
+	// A stopped process (SIGSTOP) acts on no signal but SIGKILL until it runs.
+	_ = s.cmd.Process.Signal(syscall.SIGCONT)
+	select {
+	case <-s.done:
+	case <-time.After(grace):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
 }
 
 // Stopped reports whether the server process has exited.

@@ -1,0 +1,150 @@
+package fault
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/test/vaulttest"
+)
+
+// settled reports whether a node other than old is active and every
+// running node names it as the leader: from then on no login may fail.
+func settled(cl *vaulttest.Cluster, old int) bool {
+	l := cl.Leader()
+	if l < 0 || l == old {
+		return false
+	}
+	for i, nd := range cl.Nodes {
+		if i == old {
+			continue
+		}
+		ld, err := nd.Client.Sys().Leader()
+		if err != nil || ld.LeaderAddress != cl.Nodes[l].Addr {
+			return false
+		}
+	}
+	return true
+}
+
+// The active node dies during a stream of logins through the real helper
+// with every node in vault_addrs: valid OTPs and random ones interleaved.
+// No random OTP is ever accepted, and once a new leader is settled no valid
+// one is refused.
+func TestFaultFailoverLogins(t *testing.T) {
+	cl := vaulttest.StartCluster(t, 3)
+	sshRole(t, cl.Client(t))
+	var valid []string
+	for i := 0; i < 10; i++ {
+		valid = append(valid, issueOTP(t, cl.Client(t)))
+	}
+	cfg := helperConfig(t, cl.Addrs(), "5s")
+	old := cl.Leader()
+	var elected atomic.Bool
+	var attempted, accepted, during, wronglyRefused, wronglyAccepted, after int
+	var slowest time.Duration
+	for i := 0; i < 400 && after < 20; i++ {
+		if i == 4 {
+			cl.Kill(old)
+			go func() {
+				for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+					if settled(cl, old) {
+						elected.Store(true)
+						return
+					}
+				}
+			}()
+		}
+		isAfter := elected.Load()
+		if isAfter {
+			after++
+		}
+		otp, good := randomOTP(i), i%2 == 0
+		if good {
+			if len(valid) == 0 {
+				if !isAfter {
+					// Nothing left to send until an active node can issue more.
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				valid = append(valid, issueOTP(t, cl.Client(t)))
+			}
+			otp, valid = valid[0], valid[1:]
+		}
+		attempted++
+		start := time.Now()
+		code, out := login(t, cfg, otp)
+		slowest = max(slowest, time.Since(start))
+		if strings.Contains(out, otp) {
+			t.Errorf("login %d: the helper's output holds the OTP", i)
+		}
+		switch {
+		case !good && code == helperOK:
+			wronglyAccepted++
+		case good && code == helperOK:
+			accepted++
+		case good && isAfter:
+			wronglyRefused++
+			t.Logf("login %d after the election refused (exit %d): %s", i, code, out)
+		case good:
+			during++
+		}
+		if code != helperOK && code != helperDenied && code != helperVault {
+			t.Errorf("login %d: exit %d: %s", i, code, out)
+		}
+	}
+	if !elected.Load() {
+		t.Fatal("no new leader settled within 60 s of killing the active node")
+	}
+	report("failover logins: %d attempted, %d accepted, %d valid refused during the election, %d wrongly refused after it, %d wrongly accepted; slowest %.1f s (deadline 5 s)",
+		attempted, accepted, during, wronglyRefused, wronglyAccepted, slowest.Seconds())
+	if wronglyAccepted != 0 {
+		t.Errorf("%d random OTPs accepted", wronglyAccepted)
+	}
+	if wronglyRefused != 0 {
+		t.Errorf("%d valid OTPs refused after the new leader settled", wronglyRefused)
+	}
+}
+
+// The agent, pointed at a standby with every address listed, renews its
+// token and re-reads a KV secret while the active node dies; a secret
+// changed once the new leader is up reaches the file within a few seconds.
+func TestFaultFailoverAgent(t *testing.T) {
+	cl := vaulttest.StartCluster(t, 3)
+	agentSetup(t, cl.Client(t))
+	sb := cl.Standby()
+	if sb < 0 {
+		t.Fatal("no standby")
+	}
+	addrs := []string{cl.Nodes[sb].Addr}
+	for i, a := range cl.Addrs() {
+		if i != sb {
+			addrs = append(addrs, a)
+		}
+	}
+	a := startAgent(t, cl.Client(t), fmt.Sprintf("address = %q\naddresses = %s", addrs[0], hclList(addrs)))
+	a.waitContent(t, val(1), 30*time.Second)
+	failedBefore := strings.Count(a.log.String(), "refresh failed")
+	old := cl.Leader()
+	cl.Kill(old)
+	killed := time.Now()
+	cl.WaitLeader(t, old, 30*time.Second)
+	election := time.Since(killed)
+	writeKV(t, cl, val(2))
+	changeToFile := a.waitContent(t, val(2), 30*time.Second)
+	// The token (ttl 8 s) is renewed or replaced across the failover: a
+	// second change a token lifetime later still arrives.
+	time.Sleep(9 * time.Second)
+	writeKV(t, cl, val(3))
+	second := a.waitContent(t, val(3), 30*time.Second)
+	missed := strings.Count(a.log.String(), "refresh failed") - failedBefore
+	for _, line := range strings.Split(a.log.String(), "\n") {
+		if strings.Contains(line, "refresh failed") || strings.Contains(line, "renew") {
+			t.Log(line)
+		}
+	}
+	report("failover agent: election %.1f s, change→file %.1f s after it (%.1f s a token life later), renders missed %d",
+		election.Seconds(), changeToFile.Seconds(), second.Seconds(), missed)
+}
