@@ -7,10 +7,11 @@ import (
 	"io"
 	"net/netip"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/latchkey/latchkey/internal/redact"
 )
 
 // ErrDenied marks a definite "no" about the login (wrong user, IP, role,
@@ -89,20 +90,12 @@ func (h *Helper) safeLogin(ctx context.Context, stdin io.Reader, rec *Record) (e
 		if p == nil {
 			return
 		}
-		msg := redact(fmt.Sprint(p), secret)
+		msg := redact.String(fmt.Sprint(p), "[password]", secret)
 		h.Logger.Error("internal error (panic); refusing the login",
-			zap.String("panic", msg), zap.String("stack", redact(string(debug.Stack()), secret)))
+			zap.String("panic", msg), zap.String("stack", redact.String(string(debug.Stack()), "[password]", secret)))
 		err = fmt.Errorf("%w: panic: %s", ErrInternal, msg)
 	}()
 	return h.login(ctx, stdin, rec, &secret)
-}
-
-// redact replaces secret in s.
-func redact(s, secret string) string {
-	if secret == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, secret, "[password]")
 }
 
 // login decides; it stores the password in *secretOut as soon as it is read,

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"strings"
 	gotemplate "text/template"
 	"time"
 
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/template/funcs"
 	"github.com/latchkey/latchkey/internal/hclconf"
+	lkredact "github.com/latchkey/latchkey/internal/redact"
 )
 
 // unit is one template stanza with its parsed text.
@@ -183,19 +183,13 @@ func (u *unit) execute(b *brain, now func() time.Time, mask bool) execution {
 // redact removes every secret value from an execution error, so that logs
 // never carry one.
 func redact(err error, used map[string]*query, b *brain) error {
-	var pairs []string
+	var values []string
 	for k := range used {
-		r, ok := b.get(k)
-		if !ok {
-			continue
-		}
-		for _, v := range secretStrings(r.value) {
-			if v != "" {
-				pairs = append(pairs, v, "[redacted]")
-			}
+		if r, ok := b.get(k); ok {
+			values = append(values, secretStrings(r.value)...)
 		}
 	}
-	return fmt.Errorf("execute template: %s", strings.NewReplacer(pairs...).Replace(err.Error()))
+	return fmt.Errorf("execute template: %s", lkredact.String(err.Error(), "[redacted]", values...))
 }
 
 // secretStrings lists the string forms of a value's secret leaves.

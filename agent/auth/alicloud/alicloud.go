@@ -23,8 +23,8 @@ import (
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/state"
-	lkcloud "github.com/latchkey/latchkey/internal/cloud"
 	"github.com/latchkey/latchkey/internal/cloud/alimeta"
+	"github.com/latchkey/latchkey/internal/redact"
 )
 
 // Method logs in with the alicloud auth method.
@@ -214,7 +214,7 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 	}
 	secret, err := client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
 	// STS echoes its string to sign (security token included) in a refusal.
-	return secret, lkcloud.Redact(err, creds.SecurityToken, creds.AccessKeySecret)
+	return secret, redact.Error(err, redact.Mark, creds.SecurityToken, creds.AccessKeySecret)
 }
 
 // signedURL builds the GetCallerIdentity request Vault replays (as POST).

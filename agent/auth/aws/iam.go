@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/hashicorp/vault/api"
 
-	"github.com/latchkey/latchkey/internal/cloud"
 	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
+	"github.com/latchkey/latchkey/internal/redact"
 )
 
 // iamBody is the STS request Vault replays.
@@ -107,5 +107,5 @@ func (m *Method) loginIAM(ctx context.Context, client *api.Client) (*api.Secret,
 	}
 	secret, err := client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
 	// STS echoes its canonical request (session token included) in a refusal.
-	return secret, cloud.Redact(err, creds.SessionToken, creds.SecretAccessKey)
+	return secret, redact.Error(err, redact.Mark, creds.SessionToken, creds.SecretAccessKey)
 }

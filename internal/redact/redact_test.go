@@ -1,4 +1,4 @@
-package cloud
+package redact
 
 import (
 	"errors"
@@ -20,10 +20,10 @@ func TestRedact(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Redact(tc.err, tc.secrets...)
+			got := Error(tc.err, Mark, tc.secrets...)
 			if tc.err == nil {
 				if got != nil {
-					t.Fatalf("Redact(nil) = %v", got)
+					t.Fatalf("Error(nil) = %v", got)
 				}
 				return
 			}
@@ -35,7 +35,7 @@ func TestRedact(t *testing.T) {
 			}
 		})
 	}
-	wrapped := Redact(fs.ErrNotExist, "not")
+	wrapped := Error(fs.ErrNotExist, Mark, "not")
 	if !errors.Is(wrapped, fs.ErrNotExist) || wrapped.Error() != "file does <redacted> exist" {
 		t.Errorf("wrapped = %v", wrapped)
 	}
