@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // The block install-pam puts in place of the distribution's password auth.
@@ -20,11 +21,17 @@ const (
 // runs its password stack: Debian and Ubuntu include common-auth, RHEL,
 // Alma, Rocky and Amazon Linux use the password-auth substack (older ones
 // include system-auth).
-var passwordAuth = regexp.MustCompile(`^\s*(@include\s+common-auth|auth\s+(substack|include)\s+(password-auth|system-auth))\s*(#.*)?$`)
+// Compiled on first use: the helper binary links this package, and every
+// login would otherwise pay for compiling it at start-up.
+var passwordAuth = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*(@include\s+common-auth|auth\s+(substack|include)\s+(password-auth|system-auth))\s*(#.*)?$`)
+})
 
 // otherHelper matches a pam_exec line already running a Vault OTP helper
 // outside install-pam's block: two verifiers in one stack is a mistake.
-var otherHelper = regexp.MustCompile(`^\s*auth\s+\S+\s+pam_exec\.so\b.*(vault-ssh-helper|latchkey-ssh-helper)`)
+var otherHelper = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*auth\s+\S+\s+pam_exec\.so\b.*(vault-ssh-helper|latchkey-ssh-helper)`)
+})
 
 // AuthLines returns the two auth lines of the helper: pam_exec gives it the
 // typed OTP on stdin, and pam_permit succeeds at setcred, where pam_exec
@@ -56,7 +63,7 @@ func EditPAM(name string, orig []byte, lines []string) ([]byte, error) {
 		return append(out, blockEnd)
 	}
 	for i, l := range ls {
-		if (begin < 0 || i < begin || i > end) && otherHelper.MatchString(l) {
+		if (begin < 0 || i < begin || i > end) && otherHelper().MatchString(l) {
 			return nil, fmt.Errorf("%s:%d: already runs an OTP helper through pam_exec (%q): remove that line (and its pam_permit/pam_unix partner) first, then run install-pam again", name, i+1, strings.TrimSpace(l))
 		}
 	}
@@ -66,7 +73,7 @@ func EditPAM(name string, orig []byte, lines []string) ([]byte, error) {
 	}
 	at := -1
 	for i, l := range ls {
-		if passwordAuth.MatchString(l) {
+		if passwordAuth().MatchString(l) {
 			if at >= 0 {
 				return nil, fmt.Errorf("%s:%d: a second password auth line (the first is line %d): edit the file by hand, replacing one of them with:\n%s", name, i+1, at+1, strings.Join(lines, "\n"))
 			}
