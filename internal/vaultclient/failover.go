@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -15,10 +16,12 @@ import (
 // Failover is an http.RoundTripper that sends a request for the first of
 // Addrs to whichever of them answers: it starts with the address that
 // answered last and moves on to the next when one gives no answer — a
-// dial error, no response within AttemptTimeout, or a 502/503/504 (a
-// sealed node, a standby that cannot reach an active node, a load
-// balancer without backend). Every other response, errors included, is an
-// answer and makes its address the sticky one.
+// dial error, no response within AttemptTimeout, a 502/503/504 (a sealed
+// node, a standby that cannot reach an active node, a load balancer
+// without backend) or a standby's 500 NotActive (it does not know the
+// active node, during an election or just after its restart), or a
+// redirect to another of Addrs that gives no answer. Every other response,
+// errors included, is an answer and makes its address the sticky one.
 //
 // Requests for another host (a standby's redirect to the active node) pass
 // through unchanged. With one address Failover does nothing but forward.
@@ -67,8 +70,16 @@ func (f *Failover) next() http.RoundTripper {
 }
 
 // RoundTrip implements http.RoundTripper. It returns the first answer, or
-// when no address answered the last address's error (or its 502/503/504
-// response); the request's own context ending stops it at once.
+// when no address answered an error naming every address tried and why
+// (or the last 502/503/504 response); the request's own context ending
+// stops it at once.
+//
+// A redirect from one address to another of Addrs (a standby naming the
+// active node) is followed here, not by the caller: when the named node
+// gives no answer — it is the active node that just died, and the standby
+// does not know yet — the remaining addresses are tried at once instead of
+// the caller retrying the dead node until its deadline. A redirect to any
+// other host is returned to the caller as it is.
 func (f *Failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	if len(f.Addrs) < 2 || req.URL.Host != f.Addrs[0].Host {
 		return f.next().RoundTrip(req)
@@ -86,33 +97,100 @@ func (f *Failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	f.mu.Lock()
 	start := f.cur
 	f.mu.Unlock()
-	var lastErr error
+	tried := make([]bool, len(f.Addrs))
+	var errs []error
 	var lastResp *http.Response
-	for k := range f.Addrs {
-		i := (start + k) % len(f.Addrs)
+	keep := func(resp *http.Response) {
 		if lastResp != nil {
 			lastResp.Body.Close()
-			lastResp = nil
 		}
-		resp, err := f.attempt(req, f.Addrs[i], body)
-		if req.Context().Err() != nil {
-			if resp != nil {
-				resp.Body.Close()
+		lastResp = resp
+	}
+	for k := range f.Addrs {
+		i := (start + k) % len(f.Addrs)
+		if tried[i] {
+			continue
+		}
+		via := "" // "standby: redirected to " after a redirect
+		for hop := 0; ; hop++ {
+			tried[i] = true
+			resp, err := f.attempt(req, f.Addrs[i], body)
+			if req.Context().Err() != nil {
+				if resp != nil {
+					resp.Body.Close()
+				}
+				keep(nil)
+				return nil, req.Context().Err()
 			}
-			return nil, req.Context().Err()
-		}
-		if err == nil && !unavailable(resp.StatusCode) {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s%s: %w", via, f.Addrs[i].Redacted(), err))
+				break
+			}
+			if j, ok := f.memberRedirect(resp); ok && hop == 0 {
+				if tried[j] {
+					// The node named was tried and gave no answer.
+					resp.Body.Close()
+					errs = append(errs, fmt.Errorf("%s: redirected to %s, which gave no answer", f.Addrs[i].Redacted(), f.Addrs[j].Redacted()))
+					break
+				}
+				resp.Body.Close()
+				via = f.Addrs[i].Redacted() + ": redirected to "
+				i = j
+				continue
+			}
+			if reason, down := Unavailable(resp); down {
+				errs = append(errs, fmt.Errorf("%s%s: %s", via, f.Addrs[i].Redacted(), reason))
+				keep(resp)
+				break
+			}
 			f.mu.Lock()
 			f.cur = i
 			f.mu.Unlock()
+			keep(nil)
 			return resp, nil
 		}
-		lastErr, lastResp = err, resp
 	}
 	if lastResp != nil {
 		return lastResp, nil
 	}
-	return nil, lastErr
+	return nil, &NoAnswerError{Errs: errs}
+}
+
+// NoAnswerError is what Failover returns when no address answered: why
+// each one tried did not.
+type NoAnswerError struct {
+	Errs []error
+}
+
+func (e *NoAnswerError) Error() string {
+	parts := make([]string, len(e.Errs))
+	for i, err := range e.Errs {
+		parts[i] = err.Error()
+	}
+	return "no vault address answered (" + strings.Join(parts, "; ") + ")"
+}
+
+// Unwrap returns the errors of each address (errors.Is sees a deadline).
+func (e *NoAnswerError) Unwrap() []error { return e.Errs }
+
+// memberRedirect returns the index of the address resp redirects to, when
+// it is a redirect to one of Addrs.
+func (f *Failover) memberRedirect(resp *http.Response) (int, bool) {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return 0, false
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return 0, false
+	}
+	for j, a := range f.Addrs {
+		if strings.EqualFold(a.Host, loc.Host) && a.Scheme == loc.Scheme {
+			return j, true
+		}
+	}
+	return 0, false
 }
 
 // attempt sends req to addr, bounded by AttemptTimeout until its body has
@@ -140,9 +218,31 @@ func (f *Failover) attempt(req *http.Request, addr *url.URL, body []byte) (*http
 	return resp, nil
 }
 
-// unavailable reports whether a status means "this node cannot answer".
-func unavailable(code int) bool {
-	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+// NotActive is the error a standby answers (500) when it does not know the
+// active node: Vault writes it in its request-forwarding handler
+// (vault/http/handler.go, handleRequestForwarding) before the request is
+// handed to any backend or forwarded, so the request was not processed.
+const NotActive = "local node not active but active cluster node not found"
+
+// Unavailable reports whether resp means "this node cannot answer now",
+// and why: 502/503/504 (sealed, no active node, a load balancer without
+// backend) or Vault's 500 NotActive. It reads at most a small 500 body and
+// leaves resp's body readable.
+func Unavailable(resp *http.Response) (string, bool) {
+	switch resp.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return resp.Status, true
+	case http.StatusInternalServerError:
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
+		if bytes.Contains(b, []byte(NotActive)) {
+			return "500 " + NotActive, true
+		}
+	}
+	return "", false
 }
 
 // cancelBody ends an attempt's context once its body is closed.

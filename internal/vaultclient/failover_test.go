@@ -1,6 +1,7 @@
 package vaultclient
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -160,5 +161,88 @@ func TestFailoverPassesOtherHostsThrough(t *testing.T) {
 	resp.Body.Close()
 	if other.Load() != 1 || listed.Load() != 0 {
 		t.Fatalf("other host got %d, listed host %d requests; want 1, 0", other.Load(), listed.Load())
+	}
+}
+
+// standby answers every request like a Vault standby: a redirect to
+// location (a node of the list), or status with Vault's error message.
+func standby(t *testing.T, status int, location, message string, n *atomic.Int32) string {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		if location != "" {
+			w.Header().Set("Location", location+r.URL.RequestURI())
+		}
+		w.WriteHeader(status)
+		if message != "" {
+			io.WriteString(w, `{"errors":[`+strconv.Quote(message)+`]}`)
+		}
+	}))
+	t.Cleanup(hs.Close)
+	return hs.URL
+}
+
+// What a standby answers while the active node it knew is dead or while
+// it knows none: the next address is tried at once, in the same request.
+// A 500 for any other reason is an answer (the node may have processed the
+// request).
+func TestFailoverStandbyAnswers(t *testing.T) {
+	dead := deadAddr(t)
+	tests := []struct {
+		name     string
+		status   int
+		location string
+		message  string
+		// wantGood: the request reached the good node; else the
+		// standby's answer is returned.
+		wantGood bool
+	}{
+		{"redirect to the dead active node", http.StatusTemporaryRedirect, dead, "", true},
+		{"500 no active node known", http.StatusInternalServerError, "", NotActive, true},
+		{"503 sealed", http.StatusServiceUnavailable, "", "Vault is sealed", true},
+		{"500 from a backend", http.StatusInternalServerError, "", "internal error", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var good, sb atomic.Int32
+			addrs := []string{standby(t, tt.status, tt.location, tt.message, &sb), dead, server(t, 200, &good)}
+			c, err := New(Config{Addresses: addrs, Timeout: 3 * time.Second, MaxRetries: Int(0)})
+			testkit.Must(t, err)
+			c.SetToken("t")
+			start := time.Now()
+			sec, err := c.Logical().Write("secret/x", map[string]any{"k": "v"})
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("took %s; the next address should be tried at once", took)
+			}
+			if !tt.wantGood {
+				if err == nil || !strings.Contains(err.Error(), tt.message) || good.Load() != 0 {
+					t.Fatalf("err = %v, good node asked %d times; want the standby's answer only", err, good.Load())
+				}
+				return
+			}
+			testkit.Must(t, err)
+			if sec.Data["body"] != `{"k":"v"}` || good.Load() != 1 || sb.Load() != 1 {
+				t.Fatalf("body %q, good node asked %d, standby %d times; want the whole request once each", sec.Data["body"], good.Load(), sb.Load())
+			}
+		})
+	}
+}
+
+// With no address answering, the error names each address tried and its
+// reason; a node reached through a standby's redirect is tried once.
+func TestFailoverErrorNamesEveryAddress(t *testing.T) {
+	var n atomic.Int32
+	dead := deadAddr(t)
+	sb := standby(t, http.StatusTemporaryRedirect, dead, "", &n)
+	c, err := New(Config{Addresses: []string{sb, dead}, Timeout: 3 * time.Second, MaxRetries: Int(0)})
+	testkit.Must(t, err)
+	_, err = c.Logical().Read("secret/x")
+	var na *NoAnswerError
+	if !errors.As(err, &na) || len(na.Errs) != 1 {
+		t.Fatalf("err = %v, want a NoAnswerError for the standby's redirect", err)
+	}
+	for _, want := range []string{sb + ": redirected to " + dead + ": ", "connection refused"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err %q lacks %q", err, want)
+		}
 	}
 }
