@@ -68,6 +68,8 @@ type Runner struct {
 	CheckTemplates func(cfg *config.Config) error
 	// kept holds one-shot credentials across the instances of one Run.
 	kept *auth.Keeper
+	// reach tells when Vault stops and starts answering (log, STATUS=).
+	reach *reach
 
 	// OnReload, when set, is called with a configuration a SIGHUP loaded
 	// and applied (the CLI applies its log_level).
@@ -136,6 +138,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
 	}
 	tokens := auth.NewTokens(auth.NewHolder())
 	r.kept = &auth.Keeper{}
+	r.reach = &reach{log: r.Logger, notify: r.notify, now: time.Now}
 	cur, err := r.build(cfg, nil, tokens)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -216,7 +219,7 @@ func (r *Runner) reload(ctx context.Context, cur *instance, tokens *Tokens) *ins
 		}
 	}
 	r.Logger.Error("reload refused; the running configuration is unchanged", zap.Error(err))
-	r.notify("STATUS=reload failed, running the previous configuration: " + auth.OneLine(err))
+	r.status("reload failed, running the previous configuration: " + auth.OneLine(err))
 	return cur
 }
 
@@ -393,7 +396,7 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: tokens.Holder(), Logger: r.Logger,
 		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
 		CheckInterval: r.CheckInterval,
-		Status:        func(s string) { r.notify("STATUS=" + s) },
+		Status:        r.status,
 		OnLogin: func(s *api.Secret) {
 			in.mu.Lock()
 			in.secret = s
@@ -415,6 +418,9 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *api.Secret, 
 	// reports 403 answers, so a revoked token is replaced as soon as it is
 	// used.
 	report403(in.client, denied)
+	if r.reach != nil {
+		watchReach(in.client, r.reach)
+	}
 	tokens.SetClient(in.client, denied)
 	var readies []<-chan struct{}
 	if keep == nil {
@@ -476,6 +482,16 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *api.Secret, 
 func (in *instance) stop() {
 	in.cancel()
 	<-in.done
+}
+
+// status sends a STATUS= line (remembered, to be shown again once Vault
+// answers after an outage).
+func (r *Runner) status(s string) {
+	if r.reach == nil {
+		r.notify("STATUS=" + s)
+		return
+	}
+	r.reach.status(s)
 }
 
 func (r *Runner) notify(state string) {

@@ -37,7 +37,7 @@ func (r *Runner) buildSSHTrust(cfg *config.Config, tokens *Tokens, log *zap.Logg
 		Token:        tokens.Holder().Token,
 		TokenChanged: tokens.Holder().Changed,
 		Logger:       log,
-		Status:       func(s string) { r.notify("STATUS=" + s) },
+		Status:       r.status,
 	})
 }
 
