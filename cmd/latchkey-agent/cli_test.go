@@ -81,63 +81,6 @@ auto_auth {
 	return cfgPath, sink
 }
 
-// notifySocket listens like systemd does and collects what is sent.
-type notifySocket struct {
-	path string
-	mu   sync.Mutex
-	msgs []string
-}
-
-func listenNotify(t *testing.T) *notifySocket {
-	t.Helper()
-	n := &notifySocket{path: filepath.Join(t.TempDir(), "notify")}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			k, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			n.mu.Lock()
-			n.msgs = append(n.msgs, strings.Split(strings.TrimSpace(string(buf[:k])), "\n")...)
-			n.mu.Unlock()
-		}
-	}()
-	return n
-}
-
-// waitFor returns the index of the first message from index from that
-// starts with prefix, polling generously.
-func (n *notifySocket) waitFor(t *testing.T, prefix string, from int) int {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		n.mu.Lock()
-		msgs := append([]string(nil), n.msgs...)
-		n.mu.Unlock()
-		for i := from; i < len(msgs); i++ {
-			if strings.HasPrefix(msgs[i], prefix) {
-				return i
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q after message %d; got %q", prefix, from, msgs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (n *notifySocket) count() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return len(n.msgs)
-}
-
 func agentCmd(args []string, env ...string) *exec.Cmd {
 	return agentCmdEnv(args, append([]string{"VAULT_ADDR=" + srv.Addr}, env...)...)
 }
@@ -168,9 +111,9 @@ func exitCode(t *testing.T, cmd *exec.Cmd) int {
 func TestSystemdNotifyWatchdogReloadAndStop(t *testing.T) {
 	dir := t.TempDir()
 	cfg, sink := approleConfig(t, dir, "approle-notify", fmt.Sprintf("pid_file = %q", filepath.Join(dir, "pid")))
-	n := listenNotify(t)
+	n := testkit.ListenNotify(t)
 	var stderr bytes.Buffer
-	cmd := agentCmd([]string{"-config", cfg, "-log-format", "json"}, "NOTIFY_SOCKET="+n.path, "WATCHDOG_USEC=500000")
+	cmd := agentCmd([]string{"-config", cfg, "-log-format", "json"}, "NOTIFY_SOCKET="+n.Path, "WATCHDOG_USEC=500000")
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -185,12 +128,12 @@ func TestSystemdNotifyWatchdogReloadAndStop(t *testing.T) {
 		}
 	})
 
-	ready := n.waitFor(t, "READY=1", 0)
-	status := n.waitFor(t, `STATUS=authenticated with approle at auth/approle-notify as role "web", token renews in 40m0s`, 0)
+	ready := n.WaitFor(t, "READY=1", 0)
+	status := n.WaitFor(t, `STATUS=authenticated with approle at auth/approle-notify as role "web", token renews in 40m0s`, 0)
 	if status > ready {
 		t.Errorf("STATUS after READY")
 	}
-	n.waitFor(t, "WATCHDOG=1", 0)
+	n.WaitFor(t, "WATCHDOG=1", 0)
 	token, err := os.ReadFile(sink)
 	if err != nil || len(token) == 0 {
 		t.Fatalf("sink: %v", err)
@@ -201,27 +144,27 @@ func TestSystemdNotifyWatchdogReloadAndStop(t *testing.T) {
 
 	// A burst of SIGHUPs (the kernel may merge them) and one more after
 	// it: every reload completes, the agent survives, the token is kept.
-	from := n.count()
+	from := n.Count()
 	for i := 0; i < 5; i++ {
 		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r1 := n.waitFor(t, "RELOADING=1", from)
-	n.waitFor(t, "MONOTONIC_USEC=", r1)
-	n.waitFor(t, "READY=1", r1)
+	r1 := n.WaitFor(t, "RELOADING=1", from)
+	n.WaitFor(t, "MONOTONIC_USEC=", r1)
+	n.WaitFor(t, "READY=1", r1)
 	time.Sleep(200 * time.Millisecond) // let a merged burst finish reloading
-	from = n.count()
+	from = n.Count()
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	r2 := n.waitFor(t, "RELOADING=1", from)
-	n.waitFor(t, "READY=1", r2)
+	r2 := n.WaitFor(t, "RELOADING=1", from)
+	n.WaitFor(t, "READY=1", r2)
 	if again, _ := os.ReadFile(sink); !bytes.Equal(again, token) {
 		t.Error("reload with the same auth config replaced the token")
 	}
 
-	from = n.count()
+	from = n.Count()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +177,7 @@ func TestSystemdNotifyWatchdogReloadAndStop(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("agent did not stop on SIGTERM")
 	}
-	n.waitFor(t, "STOPPING=1", from)
+	n.WaitFor(t, "STOPPING=1", from)
 	if _, err := os.Stat(filepath.Join(dir, "pid")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pid file left: %v", err)
 	}
@@ -418,27 +361,25 @@ template {
   destination = %q
 }
 `, rootToken, filepath.Join(dir, "state"), dest))
-	n := listenNotify(t)
-	cmd := agentCmd([]string{"-config", cfg}, "NOTIFY_SOCKET="+n.path)
+	n := testkit.ListenNotify(t)
+	cmd := agentCmd([]string{"-config", cfg}, "NOTIFY_SOCKET="+n.Path)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	n.waitFor(t, "STATUS=authenticated", 0)
+	n.WaitFor(t, "STATUS=authenticated", 0)
 	time.Sleep(500 * time.Millisecond) // the template keeps failing meanwhile
-	n.mu.Lock()
-	for _, m := range n.msgs {
+	for _, m := range n.Messages() {
 		if m == "READY=1" {
 			t.Fatalf("READY=1 before the template rendered; stderr:\n%s", stderr.String())
 		}
 	}
-	n.mu.Unlock()
 	if _, err := srv.Client.Logical().Write("ready-kv/data/app", map[string]any{"data": map[string]any{"k": "v"}}); err != nil {
 		t.Fatal(err)
 	}
-	n.waitFor(t, "READY=1", 0)
+	n.WaitFor(t, "READY=1", 0)
 	if b, _ := os.ReadFile(dest); string(b) != "K=v" {
 		t.Errorf("READY=1 with %s = %q", dest, b)
 	}
@@ -448,15 +389,15 @@ template {
 func TestReloadAppliesLogLevel(t *testing.T) {
 	dir := t.TempDir()
 	cfg, _ := approleConfig(t, dir, "approle-loglevel", `log_level = "error"`)
-	n := listenNotify(t)
+	n := testkit.ListenNotify(t)
 	var stderr syncBuffer
-	cmd := agentCmd([]string{"-config", cfg, "-log-format", "json"}, "NOTIFY_SOCKET="+n.path)
+	cmd := agentCmd([]string{"-config", cfg, "-log-format", "json"}, "NOTIFY_SOCKET="+n.Path)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	n.waitFor(t, "READY=1", 0)
+	n.WaitFor(t, "READY=1", 0)
 	if strings.Contains(stderr.String(), `"level":"info"`) {
 		t.Fatalf("info lines at log_level error:\n%s", stderr.String())
 	}
@@ -468,8 +409,8 @@ func TestReloadAppliesLogLevel(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	ready := n.waitFor(t, "RELOADING=1", 0)
-	n.waitFor(t, "READY=1", ready)
+	ready := n.WaitFor(t, "RELOADING=1", 0)
+	n.WaitFor(t, "READY=1", ready)
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(stderr.String(), "reload: log level changed") {
 		if time.Now().After(deadline) {
@@ -498,9 +439,9 @@ func TestStopSignals(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			cfg, _ := approleConfig(t, dir, "approle-stop-"+strings.ToLower(unix.SignalName(sig)), "")
-			n := listenNotify(t)
+			n := testkit.ListenNotify(t)
 			var stderr syncBuffer
-			cmd := agentCmd([]string{"-config", cfg}, "NOTIFY_SOCKET="+n.path)
+			cmd := agentCmd([]string{"-config", cfg}, "NOTIFY_SOCKET="+n.Path)
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -520,8 +461,8 @@ func TestStopSignals(t *testing.T) {
 					<-done
 				}
 			})
-			n.waitFor(t, "READY=1", 0)
-			from := n.count()
+			n.WaitFor(t, "READY=1", 0)
+			from := n.Count()
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -533,7 +474,7 @@ func TestStopSignals(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatalf("agent did not stop on %s", sig) // the cleanup kills it
 			}
-			n.waitFor(t, "STOPPING=1", from)
+			n.WaitFor(t, "STOPPING=1", from)
 		})
 	}
 }

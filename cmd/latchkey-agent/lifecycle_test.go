@@ -238,8 +238,8 @@ func TestRefusedLoginIsSentOnce(t *testing.T) {
 				vaulttest.Forward(w, r, target)
 			}))
 			t.Cleanup(front.Close)
-			n := listenNotify(t)
-			a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+front.URL, "NOTIFY_SOCKET="+n.path)
+			n := testkit.ListenNotify(t)
+			a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+front.URL, "NOTIFY_SOCKET="+n.Path)
 			if exitOnErr {
 				var exitErr error
 				select {
@@ -253,10 +253,8 @@ func TestRefusedLoginIsSentOnce(t *testing.T) {
 					t.Errorf("exit %v, want %d", exitErr, exitAuth)
 				}
 			} else {
-				i := n.waitFor(t, "STATUS=login failed, retrying in", 0)
-				n.mu.Lock()
-				status := n.msgs[i]
-				n.mu.Unlock()
+				i := n.WaitFor(t, "STATUS=login failed, retrying in", 0)
+				status := n.Messages()[i]
 				if !strings.Contains(status, reason) {
 					t.Errorf("STATUS lacks Vault's reason: %q", status)
 				}
