@@ -2,6 +2,7 @@ package fault
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -109,9 +110,19 @@ func TestFaultFailoverLogins(t *testing.T) {
 }
 
 // The agent, pointed at a standby with every address listed, renews its
-// token and re-reads a KV secret while the active node dies; a secret
-// changed once the new leader is up reaches the file within a few seconds.
+// token and re-reads a KV secret (every second) while the active node dies.
+// The failover costs at most the election plus one refresh interval (and
+// slack well under the 10 s request timeout it used to cost on top), and
+// while it lasts the agent says so in its log and in STATUS=, once each way.
+//
+// A second agent without request retries (vault { retry { num_retries = 0
+// } }) meets the election with failed refreshes: the template's
+// error-and-retry path must bring every later change to its file too (a
+// refresh left unscheduled after an error would leave the file stale for
+// ever: seen once on an old branch).
 func TestFaultFailoverAgent(t *testing.T) {
+	const refresh = time.Second // startAgent's static_secret_render_interval
+	const slack = 6 * time.Second
 	cl := vaulttest.StartCluster(t, 3)
 	agentSetup(t, cl.Client(t))
 	sb := cl.Standby()
@@ -124,9 +135,14 @@ func TestFaultFailoverAgent(t *testing.T) {
 			addrs = append(addrs, a)
 		}
 	}
-	a := startAgent(t, cl.Client(t), fmt.Sprintf("address = %q\naddresses = %s", addrs[0], hclList(addrs)))
+	vault := fmt.Sprintf("address = %q\naddresses = %s", addrs[0], hclList(addrs))
+	a := startAgent(t, cl.Client(t), vault)
+	b := startAgent(t, cl.Client(t), vault+"\nretry {\n  num_retries = 0\n}")
 	a.waitContent(t, val(1), 30*time.Second)
-	failedBefore := strings.Count(a.log.String(), "refresh failed")
+	b.waitContent(t, val(1), 30*time.Second)
+	failedBefore := len(a.logLines("refresh failed"))
+	bFailedBefore := len(b.logLines("refresh failed"))
+	statusFrom := a.notify.Count()
 	old := cl.Leader()
 	cl.Kill(old)
 	killed := time.Now()
@@ -134,17 +150,51 @@ func TestFaultFailoverAgent(t *testing.T) {
 	election := time.Since(killed)
 	writeKV(t, cl, val(2))
 	changeToFile := a.waitContent(t, val(2), 30*time.Second)
+	b.waitContent(t, val(2), 30*time.Second)
+	if changeToFile > refresh+slack {
+		t.Errorf("change→file %.1f s after the election, want at most one refresh interval (%s) + %s", changeToFile.Seconds(), refresh, slack)
+	}
 	// The token (ttl 8 s) is renewed or replaced across the failover: a
 	// second change a token lifetime later still arrives.
 	time.Sleep(9 * time.Second)
 	writeKV(t, cl, val(3))
 	second := a.waitContent(t, val(3), 30*time.Second)
-	missed := strings.Count(a.log.String(), "refresh failed") - failedBefore
-	for _, line := range strings.Split(a.log.String(), "\n") {
-		if strings.Contains(line, "refresh failed") || strings.Contains(line, "renew") {
-			t.Log(line)
+	b.waitContent(t, val(3), 30*time.Second)
+
+	missed := len(a.logLines("refresh failed")) - failedBefore
+	bFailed := len(b.logLines("refresh failed")) - bFailedBefore
+	if bFailed == 0 {
+		t.Errorf("the agent without retries had no failed refresh during the failover: its error path was not exercised")
+	}
+	// Visible while it lasted: one line and one STATUS= each way.
+	down, back := a.logLines("vault unreachable: "), a.logLines("vault reachable again: ")
+	if len(down) == 0 || len(back) == 0 {
+		t.Errorf("log lines: %d 'vault unreachable', %d 'vault reachable again'; want both", len(down), len(back))
+	}
+	var downStatus, backStatus int
+	for _, s := range a.statuses(statusFrom) {
+		switch {
+		case strings.HasPrefix(s, "vault unreachable: "):
+			downStatus++
+			if !strings.Contains(s, "; retrying") {
+				t.Errorf("STATUS %q does not say it retries", s)
+			}
+		case downStatus > 0:
+			backStatus++
 		}
 	}
-	report("failover agent: election %.1f s, change→file %.1f s after it (%.1f s a token life later), renders missed %d",
-		election.Seconds(), changeToFile.Seconds(), second.Seconds(), missed)
+	if downStatus == 0 || backStatus == 0 {
+		t.Errorf("STATUS= during the failover: %d unreachable, %d after it; want both: %q", downStatus, backStatus, a.statuses(statusFrom))
+	}
+	unreachable := "?"
+	if len(back) > 0 {
+		if m := regexp.MustCompile(`after ([0-9.]+m?s)`).FindStringSubmatch(back[len(back)-1]); m != nil {
+			unreachable = m[1]
+		}
+	}
+	for _, line := range append(a.logLines("refresh failed"), append(down, back...)...) {
+		t.Log(line)
+	}
+	report("failover agent: election %.1f s, change→file %.1f s after it (bound: refresh %s + %s), %.1f s a token life later; unreachable %s (logged %d/%d, STATUS %d/%d); renders missed %d; no-retry agent: %d failed refreshes, every change arrived",
+		election.Seconds(), changeToFile.Seconds(), refresh, slack, second.Seconds(), unreachable, len(down), len(back), downStatus, backStatus, missed, bFailed)
 }

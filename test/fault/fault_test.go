@@ -167,8 +167,9 @@ func (s *syncBuffer) String() string {
 
 // agent is a running latchkey-agent.
 type agent struct {
-	log  *syncBuffer
-	dest string // the KV template's destination
+	log    *syncBuffer
+	dest   string                // the KV template's destination
+	notify *testkit.NotifySocket // its sd_notify states
 }
 
 // startAgent starts the agent with an approle login at mount "approle"
@@ -186,7 +187,7 @@ func startAgent(t *testing.T, c *api.Client, vault string) *agent {
 	testkit.WriteFile(t, roleID, rid.Data["role_id"].(string))
 	testkit.WriteFile(t, secretID, sid.Data["secret_id"].(string))
 	remember(sid.Data["secret_id"].(string))
-	a := &agent{log: &syncBuffer{}, dest: filepath.Join(dir, "app.txt")}
+	a := &agent{log: &syncBuffer{}, dest: filepath.Join(dir, "app.txt"), notify: testkit.ListenNotify(t)}
 	cfg := filepath.Join(dir, "agent.hcl")
 	testkit.WriteFile(t, cfg, fmt.Sprintf(`vault {
 %s
@@ -216,7 +217,7 @@ template {
 }
 `, vault, filepath.Join(dir, "state"), roleID, secretID, filepath.Join(dir, "token"), a.dest))
 	cmd := exec.Command(agentBin, "-config", cfg, "-log-level", "trace")
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "NOTIFY_SOCKET=" + a.notify.Path}
 	cmd.Stdout, cmd.Stderr = a.log, a.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	testkit.Must(t, cmd.Start())
@@ -247,6 +248,28 @@ func agentSetup(t *testing.T, c *api.Client) {
 	remember(val(1))
 	_, err = c.Logical().Write("kv/app", map[string]any{"v": val(1)})
 	testkit.Must(t, err)
+}
+
+// statuses returns the STATUS= states the agent sent from index from on.
+func (a *agent) statuses(from int) []string {
+	var out []string
+	for _, m := range a.notify.Messages()[from:] {
+		if s, ok := strings.CutPrefix(m, "STATUS="); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// logLines returns the agent's log lines that contain sub.
+func (a *agent) logLines(sub string) []string {
+	var out []string
+	for _, l := range strings.Split(a.log.String(), "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // content is dest's content ("" when missing).
