@@ -130,8 +130,9 @@ func (cw *crashWorker) run(t *testing.T, wait time.Duration) time.Duration {
 
 // check looks at every destination after a kill: each must hold one
 // generation's complete content, not older than what it held before.
-// It also counts the temporary files left.
-func (cw *crashWorker) check(t *testing.T, seen []int) {
+// It also counts the temporary files left (before: those there before
+// this agent started).
+func (cw *crashWorker) check(t *testing.T, seen []int, before map[string]bool) {
 	gens := map[int]bool{}
 	for d := 0; d < crashDests; d++ {
 		cw.checked++
@@ -149,25 +150,32 @@ func (cw *crashWorker) check(t *testing.T, seen []int) {
 		gens[g] = true
 	}
 	temps := cw.temps(t)
-	if len(gens) > 1 || temps > 0 {
+	fresh := false
+	for n := range temps {
+		if !before[n] {
+			fresh = true
+		}
+	}
+	if len(gens) > 1 || fresh {
 		cw.midWrite++
 	}
-	cw.maxTemps = max(cw.maxTemps, temps)
+	cw.maxTemps = max(cw.maxTemps, len(temps))
 }
 
-// temps counts Write's temporary files in the worker's directory.
-func (cw *crashWorker) temps(t *testing.T) int {
+// temps returns the names of Write's temporary files in the worker's
+// directory.
+func (cw *crashWorker) temps(t *testing.T) map[string]bool {
 	es, err := os.ReadDir(cw.dir)
 	if err != nil {
 		t.Error(err)
 	}
-	n := 0
+	names := map[string]bool{}
 	for _, e := range es {
 		if strings.HasPrefix(e.Name(), ".dest-") && strings.Contains(e.Name(), ".tmp-") {
-			n++
+			names[e.Name()] = true
 		}
 	}
-	return n
+	return names
 }
 
 // crashGen says which generation content is of worker w's destination d.
@@ -228,8 +236,9 @@ func TestFaultCrash(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				before := cw.temps(t)
 				cw.run(t, time.Duration(rng.Int63n(int64(cw.maxWait))))
-				cw.check(t, seen)
+				cw.check(t, seen, before)
 			}
 		}(cw)
 	}
@@ -245,7 +254,7 @@ func TestFaultCrash(t *testing.T) {
 		// gets to clean its leftovers.
 		testkit.Must(t, cw.next(c))
 		cw.run(t, -1)
-		if n := cw.temps(t); n > 0 {
+		if n := len(cw.temps(t)); n > 0 {
 			left += n
 			t.Errorf("worker %d: %d temporary files left after a clean start", cw.w, n)
 		}
@@ -258,6 +267,6 @@ func TestFaultCrash(t *testing.T) {
 	if kills < want {
 		t.Errorf("%d kills in %s, want %d (bound %s)", kills, took.Round(time.Second), want, crashCap)
 	}
-	report("crash: %d kill -9 of the agent in %.0f s (%d agents at a time, %d templates of %d KiB each), %d destinations checked, %d bad (partial, empty or older); %d kills left files mid-update or a temporary file, at most %d temporary files at once, %d after a clean start",
+	report("crash: %d kill -9 of the agent in %.0f s (%d agents at a time, %d templates of %d KiB each), %d destinations checked, %d bad (partial, empty or older); %d kills hit a write (files of two generations, or a new temporary file left), at most %d temporary files at once, %d after a clean start",
 		kills, took.Seconds(), crashWorkers, crashDests, crashSize>>10, checked, bad, mid, maxTemps, left)
 }

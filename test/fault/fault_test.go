@@ -177,7 +177,17 @@ type agent struct {
 // killed when the test ends.
 func startAgent(t *testing.T, c *api.Client, vault string) *agent {
 	t.Helper()
+	return startAgentTo(t, c, vault, "")
+}
+
+// startAgentTo is startAgent with the template's destination at dest
+// ("": app.txt in the agent's own directory).
+func startAgentTo(t *testing.T, c *api.Client, vault, dest string) *agent {
+	t.Helper()
 	dir := t.TempDir()
+	if dest == "" {
+		dest = filepath.Join(dir, "app.txt")
+	}
 	rid, err := c.Logical().Read("auth/approle/role/web/role-id")
 	testkit.Must(t, err)
 	sid, err := c.Logical().Write("auth/approle/role/web/secret-id", nil)
@@ -186,7 +196,7 @@ func startAgent(t *testing.T, c *api.Client, vault string) *agent {
 	testkit.WriteFile(t, roleID, rid.Data["role_id"].(string))
 	testkit.WriteFile(t, secretID, sid.Data["secret_id"].(string))
 	remember(sid.Data["secret_id"].(string))
-	a := &agent{log: &syncBuffer{}, dest: filepath.Join(dir, "app.txt")}
+	a := &agent{log: &syncBuffer{}, dest: dest}
 	cfg := filepath.Join(dir, "agent.hcl")
 	testkit.WriteFile(t, cfg, fmt.Sprintf(`vault {
 %s
