@@ -181,12 +181,17 @@ func startAgent(t *testing.T, c *api.Client, vault string) *agent {
 }
 
 // startAgentTo is startAgent with the template's destination at dest
-// ("": app.txt in the agent's own directory).
-func startAgentTo(t *testing.T, c *api.Client, vault, dest string) *agent {
+// ("": app.txt in the agent's own directory), and one more template of the
+// same secret for each of more.
+func startAgentTo(t *testing.T, c *api.Client, vault, dest string, more ...string) *agent {
 	t.Helper()
 	dir := t.TempDir()
 	if dest == "" {
 		dest = filepath.Join(dir, "app.txt")
+	}
+	var extra strings.Builder
+	for _, d := range more {
+		fmt.Fprintf(&extra, "template {\n  contents    = \"{{ with secret \\\"kv/app\\\" }}{{ .Data.v }}{{ end }}\"\n  destination = %q\n}\n", d)
 	}
 	rid, err := c.Logical().Read("auth/approle/role/web/role-id")
 	testkit.Must(t, err)
@@ -224,7 +229,7 @@ template {
   contents    = "{{ with secret \"kv/app\" }}{{ .Data.v }}{{ end }}"
   destination = %q
 }
-`, vault, filepath.Join(dir, "state"), roleID, secretID, filepath.Join(dir, "token"), a.dest))
+%s`, vault, filepath.Join(dir, "state"), roleID, secretID, filepath.Join(dir, "token"), a.dest, extra.String()))
 	cmd := exec.Command(agentBin, "-config", cfg, "-log-level", "trace")
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.Stdout, cmd.Stderr = a.log, a.log
