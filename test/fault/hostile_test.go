@@ -218,3 +218,98 @@ func checkJSONAudit(t *testing.T, path, user, reason string) {
 		t.Errorf("audit reason %q does not say %q", rec.Reason, reason)
 	}
 }
+
+// otherUID is the user that plants symlinks in the destinations' directory.
+const otherUID = 12345
+
+// Hostile destinations through the real agent: a path with ".." through
+// another user's symlink is cleaned (written beside, never through the
+// link); a destination that is another user's symlink is replaced, its
+// target untouched; and a process of another user swapping a symlink in
+// at the destination, again and again while the agent renders, never gets
+// a byte written outside.
+func TestFaultHostileDestinations(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: symlinks are planted by a process of another user; CI runs as root")
+	}
+	srv := vaulttest.StartT(t, vaulttest.Options{})
+	c := srv.Client
+	agentSetup(t, c)
+	// A directory another user may write to, and one outside it that
+	// nothing may change.
+	shared, err := os.MkdirTemp("", "latchkey-hostile-")
+	testkit.Must(t, err)
+	t.Cleanup(func() { os.RemoveAll(shared) })
+	testkit.Must(t, os.Chmod(shared, 0o777))
+	outside := t.TempDir()
+	target := filepath.Join(outside, "target")
+	testkit.WriteFile(t, target, "outside, untouched")
+	before, err := os.Stat(target)
+	testkit.Must(t, err)
+
+	link := filepath.Join(shared, "link")
+	testkit.Must(t, os.Symlink(outside, link))
+	testkit.Must(t, os.Lchown(link, otherUID, otherUID))
+	dotdot := filepath.Join(link, "..", "dotdot.txt") // lexically shared/dotdot.txt; through the link outside/../dotdot.txt
+	symDest := filepath.Join(shared, "sym.txt")
+	testkit.Must(t, os.Symlink(target, symDest))
+	testkit.Must(t, os.Lchown(symDest, otherUID, otherUID))
+	raced := filepath.Join(shared, "raced.txt")
+
+	a := startAgentTo(t, c, fmt.Sprintf("address = %q", srv.Addr), raced, dotdot, symDest)
+	a.waitContent(t, val(1), 30*time.Second)
+	if got := testkit.ReadFile(filepath.Join(shared, "dotdot.txt")); got != val(1) {
+		t.Errorf(`the ".." destination holds %q at its cleaned path, want v1`, got)
+	}
+	if _, err := os.Lstat(filepath.Join(filepath.Dir(outside), "dotdot.txt")); err == nil {
+		t.Error(`the ".." destination was written through the symlink`)
+	}
+	testkit.Eventually(t, "the symlink destination replaced by a regular file", func() bool {
+		fi, err := os.Lstat(symDest)
+		return err == nil && fi.Mode().IsRegular() && testkit.ReadFile(symDest) == val(1)
+	})
+
+	// The race: another user renames a symlink to target over raced.txt
+	// in a loop while the secret changes every 100 ms.
+	swapper := exec.Command("sh", "-c", `n=0; while :; do ln -sf "$T" "$D.x" && mv -fT "$D.x" "$D" && n=$((n+1)); [ $((n % 50)) -eq 0 ] && echo $n > "$D.count"; done`)
+	swapper.Env = []string{"T=" + target, "D=" + raced, "PATH=/usr/bin:/bin"}
+	swapper.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: otherUID, Gid: otherUID}, Pdeathsig: syscall.SIGKILL}
+	testkit.Must(t, swapper.Start())
+	stopped := false
+	stop := func() {
+		if !stopped {
+			swapper.Process.Kill()
+			swapper.Wait()
+			stopped = true
+		}
+	}
+	t.Cleanup(stop)
+	changes := 0
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); changes++ {
+		v := val(100 + changes)
+		remember(v)
+		_, err := c.Logical().Write("kv/app", map[string]any{"v": v})
+		testkit.Must(t, err)
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	swaps := strings.TrimSpace(testkit.ReadFile(raced + ".count"))
+	after, err := os.Stat(target)
+	testkit.Must(t, err)
+	if got := testkit.ReadFile(target); got != "outside, untouched" || !os.SameFile(before, after) || after.Mode() != before.Mode() {
+		t.Fatalf("the file outside changed: %q, mode %v", got, after.Mode())
+	}
+	if strings.Contains(a.log.String(), "panic") {
+		t.Errorf("the agent panicked:\n%s", a.log.String())
+	}
+	// The agent still works: once the race is over, the latest value arrives.
+	remember(val(2))
+	_, err = c.Logical().Write("kv/app", map[string]any{"v": val(2)})
+	testkit.Must(t, err)
+	testkit.Eventually(t, "the raced destination current after the race", func() bool {
+		fi, err := os.Lstat(raced)
+		return err == nil && fi.Mode().IsRegular() && testkit.ReadFile(raced) == val(2)
+	})
+	report(`hostile destinations: ".." through another user's symlink written at the cleaned path only; another user's symlink as destination replaced, its target untouched; %s symlink swaps by uid %d during %d secret changes: 0 bytes written outside, agent current afterwards`,
+		swaps, otherUID, changes)
+}
