@@ -1,11 +1,14 @@
 // Package testkit holds the small helpers every test package needs, so that
 // no package keeps its own copy: failing on an error, polling for a
-// condition, free loopback ports, an observed logger and file helpers.
+// condition, free loopback ports, an observed logger, file helpers, and
+// the secret scan's capture of logs and secrets (package secretscan).
 package testkit
 
 import (
+	"bytes"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +16,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/latchkey/latchkey/test/testkit/secretscan"
 )
 
 // Must fails the test at once when err is not nil.
@@ -58,10 +63,39 @@ func Observed(t testing.TB) (*zap.Logger, *observer.ObservedLogs) {
 	return ObservedAt(t, zap.InfoLevel)
 }
 
-// ObservedAt is Observed with the lowest level kept.
+// ObservedAt is Observed with the lowest level kept. Every entry, down to
+// debug, is also captured for the package's secret scan (secretscan).
 func ObservedAt(t testing.TB, level zapcore.Level) (*zap.Logger, *observer.ObservedLogs) {
 	obs, logs := observer.New(level)
-	return zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), logs
+	return zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs, scanCore(t))), logs
+}
+
+// scanCore is a debug-level JSON core whose output the package's secret
+// scan reads when the tests are done.
+func scanCore(t testing.TB) zapcore.Core {
+	buf := &Buffer{}
+	secretscan.Capture(t.Name()+"'s observed logger", buf.String)
+	return zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(buf), zapcore.DebugLevel)
+}
+
+// Buffer is an io.Writer safe for concurrent use whose content can be read
+// while it is written to: a process's or a logger's output.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // WriteFile writes s to p with mode 0600, failing the test on an error.
