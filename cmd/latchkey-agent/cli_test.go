@@ -19,6 +19,7 @@ import (
 
 	"github.com/latchkey/latchkey/test/testbin"
 	"github.com/latchkey/latchkey/test/testkit"
+	"github.com/latchkey/latchkey/test/testkit/secretscan"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -49,7 +50,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	srv.Stop()
 	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(secretscan.Finish(code, os.Stderr))
 }
 
 // approleConfig sets up an approle mount and returns an agent config (no
@@ -154,6 +155,7 @@ func agentCmdEnv(args []string, env ...string) *exec.Cmd {
 // exitCode runs cmd and returns its exit code.
 func exitCode(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
+	testkit.ScanOutput(t, cmd)
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

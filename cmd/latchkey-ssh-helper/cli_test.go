@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/totptest"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -180,6 +181,7 @@ func TestBinaryLogin(t *testing.T) {
 				cmd.Stdin = strings.NewReader(secret + "\x00")
 				var stdout, stderr bytes.Buffer
 				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				testkit.ScanOutput(t, cmd)
 				cmd.Run()
 				if got := cmd.ProcessState.ExitCode(); got != want {
 					t.Errorf("attempt %d: exit %d, want %d\n%s", i+1, got, want, stderr.String())

@@ -18,6 +18,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 const fakeOTP = "11111111-2222-3333-4444-555555555555"
@@ -49,6 +51,7 @@ func runHelper(t *testing.T, cfg string, environ []string, stdin string, args ..
 	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	testkit.ScanOutput(t, cmd)
 	cmd.Run()
 	return cmd.ProcessState.ExitCode(), out.String()
 }

@@ -6,8 +6,11 @@ package testkit
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -112,4 +115,25 @@ func ReadFile(p string) string {
 		return ""
 	}
 	return string(b)
+}
+
+// ScanOutput captures what cmd writes to its stdout and stderr (besides
+// where they already go) for the package's secret scan: call it after
+// setting them, before Start or Run.
+func ScanOutput(t testing.TB, cmd *exec.Cmd) {
+	buf := &Buffer{}
+	secretscan.Capture(t.Name()+"'s "+filepath.Base(cmd.Path), buf.String)
+	wrap := func(w io.Writer) io.Writer {
+		if w == nil {
+			return buf
+		}
+		return io.MultiWriter(w, buf)
+	}
+	if cmd.Stdout == cmd.Stderr {
+		// One writer for both stays one (exec then uses one pipe).
+		cmd.Stdout = wrap(cmd.Stdout)
+		cmd.Stderr = cmd.Stdout
+		return
+	}
+	cmd.Stdout, cmd.Stderr = wrap(cmd.Stdout), wrap(cmd.Stderr)
 }
