@@ -482,17 +482,7 @@ func TestReloadAppliesLogLevel(t *testing.T) {
 }
 
 // syncBuffer is a bytes.Buffer safe for a process writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+type syncBuffer = testkit.Buffer
 
 // SIGINT stops the agent as SIGTERM does: exit 0 after STOPPING=1.
 func TestStopSignals(t *testing.T) {
