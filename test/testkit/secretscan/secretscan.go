@@ -33,8 +33,13 @@ type captured struct {
 	text func() string
 }
 
+// maxLen bounds what is kept of one secret: its first 128 bytes, which a
+// log that quotes the secret (whole or cut short) holds, so a large value
+// (a private key, a 128 KiB template secret) costs no more than a token.
+const maxLen = 128
+
 // Remember adds secrets to what no log may hold ("" and strings shorter
-// than 8 bytes are ignored).
+// than 8 bytes are ignored; of a longer one than 128, its start is kept).
 func Remember(secrets ...string) {
 	state.mu.Lock()
 	defer state.mu.Unlock()
@@ -42,6 +47,9 @@ func Remember(secrets ...string) {
 		state.secrets = map[string]bool{}
 	}
 	for _, s := range secrets {
+		if len(s) > maxLen {
+			s = s[:maxLen]
+		}
 		if len(s) >= minLen {
 			state.secrets[s] = true
 		}

@@ -26,6 +26,7 @@ func TestFinish(t *testing.T) {
 		"token in the log":        {remember: []string{token}, log: "renewed " + token, code: 1, want: "a test's log holds a secret the tests issued (29 bytes long)"},
 		"short strings ignored":   {remember: []string{"v1", "web", ""}, log: "v1 web", code: 0, want: "for the 0 secrets"},
 		"no log, nothing printed": {remember: []string{token}, code: 0},
+		"large value cut short":   {remember: []string{strings.Repeat("big-secret-", 1000)}, log: "value " + strings.Repeat("big-secret-", 20) + "...", code: 1, want: "(128 bytes long)"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
