@@ -76,9 +76,9 @@ func Write(path string, opts Options, fill func(io.Writer) error) (err error) {
 			tmp.Close()
 		}
 	}()
-	if err := lockFile(tmp); err != nil {
-		return fmt.Errorf("write %s: lock temporary file: %w", path, err)
-	}
+	// Best effort: where flock is not supported (some network file
+	// systems) RemoveStale cannot lock the file either and leaves it alone.
+	_ = lockFile(tmp)
 	if err := fill(tmp); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
