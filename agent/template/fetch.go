@@ -40,7 +40,7 @@ func (m *Manager) fetch(ctx context.Context, q *query) error {
 	if seen && prev.err == nil {
 		return nil
 	}
-	if seen && m.o.Now().Sub(prev.fetched) < m.o.RetryMin {
+	if seen && m.o.Clock.Now().Sub(prev.fetched) < m.o.RetryMin {
 		return prev.err
 	}
 	if err := m.previewCheck(q); err != nil {
@@ -67,7 +67,7 @@ func (m *Manager) ask(ctx context.Context, q *query, first bool) (result, error)
 	if err != nil {
 		return result{}, err
 	}
-	r := q.fetch(ctx, c, m.mounts, first, m.o.Now())
+	r := q.fetch(ctx, c, m.mounts, first, m.o.Clock.Now())
 	r.login = login
 	m.brain.set(q.key, r)
 	if r.err != nil {

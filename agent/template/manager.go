@@ -9,36 +9,19 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
+	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/template/command"
 	"github.com/latchkey/latchkey/agent/template/renderer"
+	"github.com/latchkey/latchkey/internal/clock"
 )
 
 // Clients is how the manager reaches Vault with the agent's current token
-// (agent/runner.Tokens implements it over auth.Holder).
-//
-// A lease belongs to the token that created it: Vault revokes it when that
-// token expires or is revoked, however often it was renewed. So the manager
-// also asks which login a token belongs to, and leases of a token the agent
-// gave up are fetched again under the new token; secrets without a lease
-// (KV, certificates) are not touched by a re-login.
-type Clients interface {
-	// Client returns a client holding the current token.
-	Client() (*api.Client, error)
-	// PermissionDenied reports a 403 answer to the auth loop.
-	PermissionDenied()
-	// Login returns the current token's generation (one more per login).
-	Login() uint64
-	// Ended returns when the token of generation gen stops working, and
-	// false while that is unknown (in use, or never expires).
-	Ended(gen uint64) (time.Time, bool)
-	// LoginEvents returns a channel closed at the next login or token
-	// retirement (nil: never).
-	LoginEvents() <-chan struct{}
-}
+// (auth.Clients, implemented by auth.Tokens; test/testkit.Clients is the
+// tests' double, with a token they set).
+type Clients = auth.Clients
 
 // Options configure a Manager.
 type Options struct {
@@ -54,9 +37,9 @@ type Options struct {
 	// how many failures in a row count as "retries exhausted" (default 12).
 	RetryMin, RetryMax time.Duration
 	RetryAttempts      int
-	// Now is the one clock of renders, fetches and schedules (time.Now when
-	// nil); only the wait between turns of the loop is a real timer.
-	Now func() time.Time
+	// Clock is the one clock of renders, fetches, schedules and the timers
+	// of the render loop (clock.Real when nil; tests pass a fake one).
+	Clock clock.Clock
 	// AllowIssue lets a dry run (Render) send what issues or writes in
 	// Vault (render -dry-run -issue).
 	AllowIssue bool
@@ -119,8 +102,8 @@ type dep struct {
 // New parses every template; a template that cannot be read or parsed is
 // a config error naming its file.
 func New(o Options) (*Manager, error) {
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.Real
 	}
 	// Zero options take the config's named defaults (agent/config's
 	// defaults.go), so that tests and render need not spell them out.
@@ -192,8 +175,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		if m.o.OneShot && m.isReady() {
 			return nil
 		}
-		wait := m.nextWake().Sub(m.o.Now())
-		timer := time.NewTimer(max(wait, 0))
+		timer := m.o.Clock.TimerAt(m.nextWake())
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -205,7 +187,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			timer.Stop()
 			logins = m.loginEvents()
 			m.orphanLeases()
-		case <-timer.C:
+		case <-timer.C():
 			m.refreshDue(ctx)
 		}
 	}
@@ -222,7 +204,7 @@ func (m *Manager) isReady() bool {
 
 // renderDirty renders the templates marked dirty whose retry time has come.
 func (m *Manager) renderDirty(ctx context.Context) error {
-	now := m.o.Now()
+	now := m.o.Clock.Now()
 	for i, u := range m.units {
 		st := &m.state[i]
 		if !st.dirty || now.Before(st.retryAt) || now.Before(st.holdUntil) {
@@ -237,7 +219,7 @@ func (m *Manager) renderDirty(ctx context.Context) error {
 			st.fails++
 			st.lastErr = err
 			wait := backoff(m.o.RetryMin, m.o.RetryMax, st.fails)
-			st.retryAt = m.o.Now().Add(wait)
+			st.retryAt = m.o.Clock.Now().Add(wait)
 			m.o.Logger.Error("template failed; other templates are unaffected", zap.String("template", u.name),
 				zap.Error(err), zap.Int("failures", st.fails), zap.Duration("retry_in", wait))
 			if st.fails >= m.o.RetryAttempts && (m.o.Config.ExitOnRetryFailure || m.o.OneShot) {
@@ -307,7 +289,7 @@ func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
 // when set, is told of every execution (what it used, which files it read).
 func (m *Manager) complete(ctx context.Context, u *unit, mask bool, seen func(execution)) (execution, error) {
 	for pass := 0; pass < 16; pass++ {
-		ex := u.execute(m.brain, m.o.Now, mask)
+		ex := u.execute(m.brain, m.o.Clock.Now, mask)
 		if seen != nil {
 			seen(ex)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/internal/clock"
 	"github.com/latchkey/latchkey/test/testkit"
 )
 
@@ -113,7 +114,9 @@ func TestDatabaseLeaseRenewedThenReplaced(t *testing.T) {
 	tc := tmpl(dir, "db.env", fmt.Sprintf(`{{ with secret "%s/creds/app" }}DB_USER={{ .Data.username }}
 DB_PASSWORD={{ .Data.password }}
 RENEWABLE={{ .Renewable }}{{ end }}`, mount))
-	r := run(t, Options{Templates: []config.Template{tc}, Config: config.DefaultTemplateConfig(), Clients: &clients{addr: proxy.url}})
+	// Vault caps the renewals by max_ttl on its own (wall) clock, so the
+	// manager runs on that clock here.
+	r := run(t, Options{Templates: []config.Template{tc}, Config: config.DefaultTemplateConfig(), Clients: root(t, proxy.url), Clock: clock.Real})
 	waitReady(t, r.m)
 	first := testkit.ReadFile(tc.Destination)
 	if !strings.Contains(first, "DB_USER=v-") || !strings.HasSuffix(first, "RENEWABLE=true") {

@@ -56,7 +56,7 @@ func jitterBefore(t time.Time, j time.Duration) time.Time {
 func (m *Manager) nextWake() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	next := m.o.Now().Add(time.Hour)
+	next := m.o.Clock.Now().Add(time.Hour)
 	for _, d := range m.deps {
 		if len(d.users) > 0 && !d.next.IsZero() && d.next.Before(next) {
 			next = d.next
@@ -80,7 +80,7 @@ func (m *Manager) nextWake() time.Time {
 // refreshDue renews or fetches again every query whose time has come and
 // marks the templates using a changed one for rendering.
 func (m *Manager) refreshDue(ctx context.Context) {
-	now := m.o.Now()
+	now := m.o.Clock.Now()
 	m.mu.Lock()
 	var due []*dep
 	for _, d := range m.deps {
@@ -141,7 +141,7 @@ func (m *Manager) renew(ctx context.Context, d *dep, old result) bool {
 		// of it, before the credentials expire under the application.
 		old.renewable = false
 	}
-	old.lease, old.fetched = got, m.o.Now()
+	old.lease, old.fetched = got, m.o.Clock.Now()
 	m.brain.set(d.q.key, old)
 	m.schedule(d.q.key, old)
 	m.o.Logger.Debug("lease renewed", zap.String("query", d.q.String()), zap.Duration("lease", got))
@@ -168,7 +168,7 @@ func (m *Manager) orphanLeases() {
 		}
 		r.orphaned = true
 		m.brain.set(key, r)
-		d.next = m.o.Now()
+		d.next = m.o.Clock.Now()
 		m.o.Logger.Info("the token that created this lease was replaced; fetching it again",
 			zap.String("query", d.q.String()), zap.Time("old_token_ends", end))
 	}
@@ -177,7 +177,7 @@ func (m *Manager) orphanLeases() {
 func (m *Manager) markUsers(d *dep) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.o.Now()
+	now := m.o.Clock.Now()
 	for i := range d.users {
 		st := &m.state[i]
 		st.dirty = true
