@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -30,29 +29,24 @@ type Options struct {
 	Clients   Clients
 	Logger    *zap.Logger
 	// OneShot makes Run give up (with an error) on a template that still
-	// fails after RetryAttempts, as exit_after_auth needs.
+	// fails after Config.RetryAttempts, as exit_after_auth needs.
 	OneShot bool
-	// RetryMin and RetryMax bound the wait before a failed template is
-	// tried again (defaults 250ms and 1m, as Vault Agent); RetryAttempts is
-	// how many failures in a row count as "retries exhausted" (default 12).
-	RetryMin, RetryMax time.Duration
-	RetryAttempts      int
 	// Clock is the one clock of renders, fetches, schedules and the timers
 	// of the render loop (clock.Real when nil; tests pass a fake one).
 	Clock clock.Clock
 	// AllowIssue lets a dry run (Render) send what issues or writes in
 	// Vault (render -dry-run -issue).
 	AllowIssue bool
-	// SourceQuiet is how long an edited template source must stay
-	// unchanged before it is read again (default 250ms).
-	SourceQuiet time.Duration
 }
 
 // ErrRetriesExhausted wraps the error of a template that kept failing when
 // exit_on_retry_failure (or one-shot mode) makes that fatal.
 var ErrRetriesExhausted = errors.New("template failed after its retries")
 
-// Manager renders templates and keeps them current.
+// Manager renders templates and keeps them current. It is used by one
+// goroutine at a time — Run's, or the caller of Render or of Inherit (on a
+// manager not yet running, from one that stopped) — and starts none that
+// touch its state, so it holds no lock.
 type Manager struct {
 	o      Options
 	units  []*unit
@@ -60,7 +54,6 @@ type Manager struct {
 	mounts *mounts
 	ready  chan struct{}
 
-	mu    sync.Mutex
 	deps  map[string]*dep
 	state []unitState
 	// watcher, when file watching works; a destination directory made by
@@ -105,22 +98,10 @@ func New(o Options) (*Manager, error) {
 	if o.Clock == nil {
 		o.Clock = clock.Real
 	}
-	// Zero options take the config's named defaults (agent/config's
-	// defaults.go), so that tests and render need not spell them out.
-	if o.RetryMin == 0 {
-		o.RetryMin = config.DefaultTemplateRetryMin
-	}
-	if o.RetryMax == 0 {
-		o.RetryMax = config.DefaultTemplateRetryMax
-	}
-	if o.SourceQuiet == 0 {
-		o.SourceQuiet = config.DefaultSourceQuiet
-	}
-	if o.RetryAttempts == 0 {
-		o.RetryAttempts = config.DefaultNumRetries
-	}
-	if o.Config.LeaseRenewalThreshold == 0 {
-		o.Config = config.DefaultTemplateConfig()
+	// Every setting comes finalized from agent/config (config.Load, or
+	// config.DefaultTemplateConfig): the manager has no defaults of its own.
+	if c := o.Config; c.LeaseRenewalThreshold <= 0 || c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.RetryAttempts <= 0 || c.SourceQuiet <= 0 {
+		return nil, errors.New("template: Options.Config is not finalized (config.Load or config.DefaultTemplateConfig)")
 	}
 	m := &Manager{o: o, brain: newBrain(), mounts: &mounts{threshold: o.Config.LeaseRenewalThreshold},
 		ready: make(chan struct{}), deps: map[string]*dep{}}
@@ -218,11 +199,11 @@ func (m *Manager) renderDirty(ctx context.Context) error {
 		if err != nil {
 			st.fails++
 			st.lastErr = err
-			wait := backoff(m.o.RetryMin, m.o.RetryMax, st.fails)
+			wait := backoff(m.o.Config.RetryMin, m.o.Config.RetryMax, st.fails)
 			st.retryAt = m.o.Clock.Now().Add(wait)
 			m.o.Logger.Error("template failed; other templates are unaffected", zap.String("template", u.name),
 				zap.Error(err), zap.Int("failures", st.fails), zap.Duration("retry_in", wait))
-			if st.fails >= m.o.RetryAttempts && (m.o.Config.ExitOnRetryFailure || m.o.OneShot) {
+			if st.fails >= m.o.Config.RetryAttempts && (m.o.Config.ExitOnRetryFailure || m.o.OneShot) {
 				return fmt.Errorf("%w: %s: %w", ErrRetriesExhausted, u.name, err)
 			}
 			continue

@@ -73,7 +73,7 @@ func TestSourceSyntaxErrorAtRuntime(t *testing.T) {
 	a := config.Template{Source: srcA, Destination: filepath.Join(dir, "out", "a"), CreateDestDirs: true}
 	b := config.Template{Source: srcB, Destination: filepath.Join(dir, "out", "b"), CreateDestDirs: true}
 	log, logs := testkit.ObservedAt(t, zapcore.DebugLevel)
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
 	r := run(t, Options{Templates: []config.Template{a, b}, Config: cfg, Clients: root(t, srv.Addr), Logger: log})
 	waitReady(t, r.m)
@@ -133,7 +133,7 @@ func TestWaitMaxBoundsPostponement(t *testing.T) {
 	// min is far longer than the 300ms between changes; max is what must
 	// end the wait.
 	tc.Wait = config.Wait{Min: 4 * time.Second, Max: 5 * time.Second}
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
 	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
 	waitReady(t, r.m)
@@ -180,6 +180,9 @@ func stoppable(t *testing.T, o Options) (*Manager, func()) {
 	t.Helper()
 	if o.Logger == nil {
 		o.Logger = zaptest.NewLogger(t)
+	}
+	if o.Config == (config.TemplateConfig{}) {
+		o.Config = quick()
 	}
 	m, err := New(o)
 	testkit.Must(t, err)
@@ -260,7 +263,9 @@ func TestSourceEditedInPlaceNeverRendersHalfWritten(t *testing.T) {
 	testkit.Must(t, os.WriteFile(src, []byte(body(0)), 0o644))
 	tc := config.Template{Source: src, Destination: filepath.Join(dir, "out"), CreateDestDirs: true}
 	// A quiet time far longer than the writer's pause below.
-	r := run(t, Options{Templates: []config.Template{tc}, Clients: root(t, srv.Addr), SourceQuiet: time.Second})
+	cfg := quick()
+	cfg.SourceQuiet = time.Second
+	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
 	waitReady(t, r.m)
 	stop := make(chan struct{})
 	seen := make(chan []string, 1)

@@ -86,10 +86,7 @@ func run(t *testing.T, o Options) *running {
 		o.Logger = zaptest.NewLogger(t)
 	}
 	if o.Config == (config.TemplateConfig{}) {
-		o.Config = config.DefaultTemplateConfig()
-	}
-	if o.RetryMin == 0 {
-		o.RetryMin, o.RetryMax = 50*time.Millisecond, 200*time.Millisecond
+		o.Config = quick()
 	}
 	if o.Clock == nil {
 		o.Clock = testkit.NewClock(time.Now())
@@ -111,6 +108,13 @@ func run(t *testing.T, o Options) *running {
 	return r
 }
 
+// quick is the default template_config with retries of 50ms to 200ms.
+func quick() config.TemplateConfig {
+	c := config.DefaultTemplateConfig()
+	c.RetryMin, c.RetryMax = 50*time.Millisecond, 200*time.Millisecond
+	return c
+}
+
 func tmpl(dir, name, contents string) config.Template {
 	return config.Template{Contents: contents, Destination: filepath.Join(dir, name), CreateDestDirs: true}
 }
@@ -129,7 +133,7 @@ func TestKVv1AndV2Refresh(t *testing.T) {
 	putV1(t, v1, "app", map[string]any{"password": "one", "user": "app"})
 	putV2(t, v2, "app/rds", map[string]any{"password": "two", "key-with-dash": "x"})
 	dir := t.TempDir()
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
 	ts := []config.Template{
 		tmpl(dir, "v1", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.user }}:{{ .Data.password }}{{ end }}`, v1)),
@@ -199,10 +203,11 @@ func TestMissingSecretIsolated(t *testing.T) {
 
 func TestExitOnRetryFailure(t *testing.T) {
 	_, v2 := kvMounts(t)
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.ExitOnRetryFailure = true
+	cfg.RetryMin, cfg.RetryMax, cfg.RetryAttempts = 10*time.Millisecond, 20*time.Millisecond, 3
 	m, err := New(Options{Templates: []config.Template{tmpl(t.TempDir(), "x", fmt.Sprintf(`{{ with secret "%s/nope" }}{{ end }}`, v2))},
-		Config: cfg, Clients: root(t, srv.Addr), Logger: zaptest.NewLogger(t), RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond, RetryAttempts: 3})
+		Config: cfg, Clients: root(t, srv.Addr), Logger: zaptest.NewLogger(t)})
 	testkit.Must(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -239,7 +244,7 @@ func TestModeOwnerBackupAndCommand(t *testing.T) {
 	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
 	tc.Perms, tc.UID, tc.GID, tc.Backup = &perms, &uid, &gid, true
 	tc.Exec = &config.Exec{Command: []string{"/bin/sh", "-c", "echo x >> " + marker}, Timeout: 10 * time.Second}
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
 	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
 	dest := filepath.Join(dir, "out")
@@ -324,7 +329,7 @@ func TestRenderDryRunMasks(t *testing.T) {
 	putV2(t, v2, "app", map[string]any{"password": "hunter2"})
 	dir := t.TempDir()
 	tc := tmpl(dir, "out", fmt.Sprintf(`pw={{ with secret "%s/app" }}{{ .Data.data.password }}{{ end }}`, v2))
-	m, err := New(Options{Templates: []config.Template{tc}, Clients: root(t, srv.Addr), Logger: zaptest.NewLogger(t)})
+	m, err := New(Options{Templates: []config.Template{tc}, Config: config.DefaultTemplateConfig(), Clients: root(t, srv.Addr), Logger: zaptest.NewLogger(t)})
 	testkit.Must(t, err)
 	out, err := m.Render(context.Background(), tc.Destination, true, false)
 	testkit.Must(t, err)
@@ -349,7 +354,7 @@ func TestErrorsRedacted(t *testing.T) {
 	_, v2 := kvMounts(t)
 	putV2(t, v2, "app", map[string]any{"password": "s3cr3t-value"})
 	tc := tmpl(t.TempDir(), "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.password | parseInt }}{{ end }}`, v2))
-	m, err := New(Options{Templates: []config.Template{tc}, Clients: root(t, srv.Addr), Logger: zaptest.NewLogger(t)})
+	m, err := New(Options{Templates: []config.Template{tc}, Config: config.DefaultTemplateConfig(), Clients: root(t, srv.Addr), Logger: zaptest.NewLogger(t)})
 	testkit.Must(t, err)
 	err = m.renderUnit(context.Background(), 0, m.units[0])
 	// The function's error holds no value at all (funcs.valueFree): it names
@@ -363,7 +368,7 @@ func TestParseErrorNamesTemplate(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "bad.tmpl")
 	testkit.Must(t, os.WriteFile(src, []byte("{{ with secret \"x\" }}"), 0o644))
-	_, err := New(Options{Templates: []config.Template{{Source: src, Destination: filepath.Join(dir, "o")}}, Logger: zaptest.NewLogger(t)})
+	_, err := New(Options{Templates: []config.Template{{Source: src, Destination: filepath.Join(dir, "o")}}, Config: config.DefaultTemplateConfig(), Logger: zaptest.NewLogger(t)})
 	if err == nil || !strings.Contains(err.Error(), "parse template "+src) {
 		t.Fatalf("error = %v", err)
 	}
@@ -384,7 +389,7 @@ func TestPKICertReissuedNearExpiry(t *testing.T) {
 {{ .Key }}{{ end }}`, mount))
 	long := tmpl(dir, "long.pem", fmt.Sprintf(`{{ with pkiCert "%s/issue/web" "common_name=b.example.com" "ttl=1h" }}{{ .Cert }}
 {{ .Key }}{{ end }}`, mount))
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.LeaseRenewalThreshold = 0.5
 	r := run(t, Options{Templates: []config.Template{short, long}, Config: cfg, Clients: root(t, srv.Addr)})
 	waitReady(t, r.m)
@@ -426,7 +431,7 @@ func TestShortLeaseRefetched(t *testing.T) {
 	testkit.Must(t, err)
 	dir := t.TempDir()
 	tc := tmpl(dir, "otp", fmt.Sprintf(`{{ with secret "%s/creds/otp" "ip=127.0.0.1" }}{{ .Data.key }} {{ .LeaseDuration }} {{ .Renewable }}{{ end }}`, mount))
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.LeaseRenewalThreshold = 0.5
 	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
 	waitReady(t, r.m)
@@ -475,7 +480,7 @@ func TestWaitQuiescence(t *testing.T) {
 	dir := t.TempDir()
 	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
 	tc.Wait = config.Wait{Min: 4 * time.Second, Max: 60 * time.Second}
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
 	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
 	testkit.Eventually(t, "first render", func() bool { return testkit.ReadFile(tc.Destination) == "0" })
@@ -518,7 +523,7 @@ func TestFailingCommandRetriedOnNextChange(t *testing.T) {
 	count := filepath.Join(dir, "count")
 	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
 	tc.Exec = &config.Exec{Command: []string{"/bin/sh", "-c", "echo x >> " + count + "; exit 3"}, Timeout: 10 * time.Second}
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
 	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
 	waitReady(t, r.m)
@@ -580,14 +585,14 @@ func TestRefreshFailureBacksOff(t *testing.T) {
 	putV2(t, v2, "gone", map[string]any{"k": "before"})
 	proxy := newCounting(t)
 	dir := t.TempDir()
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
 	var ts []config.Template
 	for i := 0; i < 4; i++ {
 		ts = append(ts, tmpl(dir, fmt.Sprint(i), fmt.Sprintf(`{{ with secret "%s/gone" }}{{ .Data.data.k }}{{ end }}`, v2)))
 	}
-	r := run(t, Options{Templates: ts, Config: cfg, Clients: root(t, proxy.url),
-		RetryMin: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond})
+	cfg.RetryMin, cfg.RetryMax = 200*time.Millisecond, 400*time.Millisecond
+	r := run(t, Options{Templates: ts, Config: cfg, Clients: root(t, proxy.url)})
 	waitReady(t, r.m)
 	_, err := srv.Client.Logical().Delete(v2 + "/metadata/gone")
 	testkit.Must(t, err)
@@ -670,7 +675,7 @@ func TestSecretDroppedBySourceEditNotRefreshed(t *testing.T) {
 	src := filepath.Join(dir, "app.tpl")
 	testkit.Must(t, os.WriteFile(src, []byte(fmt.Sprintf(`{{ with secret "%s/old" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
 	tc := config.Template{Source: src, Destination: filepath.Join(dir, "out"), CreateDestDirs: true}
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
 	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, proxy.url)})
 	testkit.Eventually(t, "the first render", func() bool { return testkit.ReadFile(tc.Destination) == "old" })

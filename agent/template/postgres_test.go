@@ -116,7 +116,7 @@ DB_PASSWORD={{ .Data.password }}
 RENEWABLE={{ .Renewable }}{{ end }}`, mount))
 	// Vault caps the renewals by max_ttl on its own (wall) clock, so the
 	// manager runs on that clock here.
-	r := run(t, Options{Templates: []config.Template{tc}, Config: config.DefaultTemplateConfig(), Clients: root(t, proxy.url), Clock: clock.Real})
+	r := run(t, Options{Templates: []config.Template{tc}, Config: quick(), Clients: root(t, proxy.url), Clock: clock.Real})
 	waitReady(t, r.m)
 	first := testkit.ReadFile(tc.Destination)
 	if !strings.Contains(first, "DB_USER=v-") || !strings.HasSuffix(first, "RENEWABLE=true") {

@@ -42,7 +42,7 @@ func (m *Manager) onFileEvent(ev fsnotify.Event) {
 			if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) == 0 {
 				continue
 			}
-			m.state[i].reloadAt = m.o.Clock.Now().Add(m.o.SourceQuiet)
+			m.state[i].reloadAt = m.o.Clock.Now().Add(m.o.Config.SourceQuiet)
 		case u.cfg.Destination:
 			// Deleted or altered by someone else: render puts it back (and
 			// does nothing when it is already right).

@@ -29,11 +29,6 @@ func newRendererWith(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger,
 		Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: tokens, Logger: log,
 		OneShot: cfg.ExitAfterAuth, AllowIssue: allowIssue,
 	}
-	// As in Vault Agent, vault { retry { num_retries } } also bounds the
-	// retries of a failing template.
-	if n := cfg.Vault.NumRetries; n != nil && *n > 0 {
-		o.RetryAttempts = *n
-	}
 	return template.New(o)
 }
 
