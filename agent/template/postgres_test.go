@@ -2,7 +2,6 @@ package template
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -45,10 +44,7 @@ func startPostgres(t *testing.T) int {
 	if out, err := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	testkit.Must(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testkit.FreePort(t)
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", data,
 		"-p", strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1")
 	// Run as postgres directly (not through runuser), so that the signal
