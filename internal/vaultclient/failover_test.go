@@ -38,7 +38,7 @@ func TestFailoverSkipsNodesThatGiveNoAnswerAndSticks(t *testing.T) {
 	var good, sealed atomic.Int32
 	hole := testkit.StartHung(t)
 	tests := map[string][]string{
-		"black-holed, dead, good": {"http://"+hole.Addr, deadAddr(t), server(t, 200, &good)},
+		"black-holed, dead, good": {"http://" + hole.Addr, deadAddr(t), server(t, 200, &good)},
 		"sealed, good":            {server(t, http.StatusServiceUnavailable, &sealed), server(t, 200, &good)},
 	}
 	for name, addrs := range tests {
@@ -73,7 +73,7 @@ func TestFailoverSkipsNodesThatGiveNoAnswerAndSticks(t *testing.T) {
 
 func TestFailoverNoAddressAnswersIsAnErrorWithinTimeout(t *testing.T) {
 	hole := testkit.StartHung(t)
-	c, err := New(Config{Addresses: []string{"http://"+hole.Addr, deadAddr(t)}, Timeout: time.Second, MaxRetries: Int(0)})
+	c, err := New(Config{Addresses: []string{"http://" + hole.Addr, deadAddr(t)}, Timeout: time.Second, MaxRetries: Int(0)})
 	testkit.Must(t, err)
 	done := make(chan error, 1)
 	go func() {
