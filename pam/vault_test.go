@@ -388,6 +388,7 @@ type countingProxy struct {
 	target   *url.URL
 	verifies atomic.Int32
 	status   int
+	message  string // the error answered with status ("injected" when empty)
 	redirect string
 	// namespaceStatus, when non-zero, is answered (with namespaceError) to a
 	// request whose X-Vault-Namespace is not namespace, as Vault Enterprise
@@ -418,7 +419,11 @@ func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p.status != 0:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(p.status)
-		io.WriteString(w, `{"errors":["injected"]}`)
+		msg := p.message
+		if msg == "" {
+			msg = "injected"
+		}
+		json.NewEncoder(w).Encode(map[string][]string{"errors": {msg}})
 		return
 	}
 	vaulttest.Forward(w, r, p.target)
@@ -482,6 +487,8 @@ type addrSpec struct {
 	// answers status, or redirects to the Vault as a standby node does.
 	status   int
 	redirect bool
+	// message is Vault's error with status ("injected" when empty).
+	message string
 }
 
 func TestFailover(t *testing.T) {
@@ -509,6 +516,12 @@ func TestFailover(t *testing.T) {
 		},
 		"sealed (503) is skipped": {
 			addrs:    []addrSpec{{kind: "proxy", status: http.StatusServiceUnavailable}, {kind: "proxy"}},
+			wantAddr: 1, wantCalls: []int{1, 1},
+		},
+		// Written by a standby that knows no active node before the
+		// request reaches any backend: the OTP was not seen.
+		"a standby's 500 'no active node' is skipped": {
+			addrs:    []addrSpec{{kind: "proxy", status: http.StatusInternalServerError, message: notActive}, {kind: "proxy"}},
 			wantAddr: 1, wantCalls: []int{1, 1},
 		},
 		"an answer (400, unknown OTP) stops failover": {
@@ -555,7 +568,7 @@ func TestFailover(t *testing.T) {
 					addr = plain.Addr
 				case "proxy":
 					p, u := proxyTo(t, plain)
-					p.status = a.status
+					p.status, p.message = a.status, a.message
 					if a.redirect {
 						p.redirect = plain.Addr
 					}

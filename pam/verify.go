@@ -26,6 +26,10 @@ var ErrRefused = errors.New("vault refused the OTP")
 // OTP" (wrong mount, wrong namespace, permission denied, no data).
 var ErrVault = errors.New("unexpected vault answer")
 
+// notActive is Vault's error (500) from a standby that knows no active node;
+// see Write for why the request then never reached the SSH engine.
+const notActive = "local node not active but active cluster node not found"
+
 // ErrUnreachable marks a run where no Vault address gave an answer.
 var ErrUnreachable = errors.New("no vault address answered")
 
@@ -51,6 +55,13 @@ type Caller struct {
 //     is tried: Vault deletes an OTP on its first verify;
 //   - 503 means sealed or no active node: the request never reached the
 //     SSH engine, so the next address is tried;
+//   - so does a 500 whose only error is notActive: a standby that knows no
+//     active node (during an election, or just restarted) writes it in
+//     Vault's request-forwarding handler before the request is handed to
+//     any backend or forwarded (vault/http/handler.go,
+//     handleRequestForwarding), so the OTP was neither seen nor deleted.
+//     Any other 500 may come from the SSH engine after it deleted the OTP:
+//     it is final;
 //   - an address that gives no answer (refused, TLS failure, timeout) is
 //     skipped; each gets an equal share of the time left, so that a hung
 //     first address leaves time for the others.
@@ -120,6 +131,8 @@ func (c *Caller) try(ctx context.Context, addr string, left int, path string, da
 		return r, true, nil
 	case status == http.StatusServiceUnavailable:
 		return nil, false, fmt.Errorf("vault is sealed or has no active node (503)")
+	case status == http.StatusInternalServerError && vaultErrors(answer) == quoteValue(notActive):
+		return nil, false, fmt.Errorf("standby knows no active node (500 %s)", notActive)
 	case status == http.StatusBadRequest:
 		return r, true, fmt.Errorf("%w: %s", ErrRefused, vaultErrors(answer))
 	case status == http.StatusNoContent:
