@@ -138,6 +138,8 @@ type agent struct {
 	log    *syncBuffer
 	dest   string                // the KV template's destination
 	notify *testkit.NotifySocket // its sd_notify states
+	// secretID is the AppRole secret id it logs in with.
+	secretID string
 }
 
 // startAgent starts the agent with an approle login at mount "approle"
@@ -170,7 +172,7 @@ func startAgentTo(t *testing.T, c *api.Client, vault, dest string, more ...strin
 	testkit.WriteFile(t, roleID, rid.Data["role_id"].(string))
 	testkit.WriteFile(t, secretID, sid.Data["secret_id"].(string))
 	remember(sid.Data["secret_id"].(string))
-	a := &agent{log: &syncBuffer{}, dest: dest, notify: testkit.ListenNotify(t)}
+	a := &agent{log: &syncBuffer{}, dest: dest, notify: testkit.ListenNotify(t), secretID: sid.Data["secret_id"].(string)}
 	cfg := filepath.Join(dir, "agent.hcl")
 	testkit.WriteFile(t, cfg, fmt.Sprintf(`vault {
 %s
