@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -96,17 +97,85 @@ func RemoveStale(path string, olderThan time.Duration) ([]string, error) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		fi, err := os.Lstat(p)
-		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < olderThan {
-			continue
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
-			continue
-		}
-		if os.Remove(p) == nil {
+		if ok, _ := removeIfStale(p, olderThan); ok {
 			removed = append(removed, p)
 		}
 	}
+	return removed, nil
+}
+
+// removeIfStale removes p when it is a regular file of this process's user
+// last modified more than olderThan ago; kept reports a file left there.
+func removeIfStale(p string, olderThan time.Duration) (removed, kept bool) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return false, false
+	}
+	if !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < olderThan {
+		return false, true
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+		return false, true
+	}
+	if os.Remove(p) != nil {
+		return false, true
+	}
+	return true, false
+}
+
+// Sweeper does RemoveStale for many files, reading each directory once:
+// calling RemoveStale before every write of n files in one directory reads
+// the directory n times, O(n²). It lists a directory's temporaries at its
+// first sweep; only a killed process leaves a stale one (a failed write
+// removes its own), so those listed then are all there will be. One still
+// too young to remove is tried again at the next sweep of its file. The
+// zero value is not usable; it is safe for concurrent use.
+type Sweeper struct {
+	OlderThan time.Duration
+
+	mu   sync.Mutex
+	dirs map[string][]string // temporaries listed and not removed yet
+}
+
+// Sweep removes the stale temporaries of path (see RemoveStale) and
+// returns their names; a directory it cannot read is an error.
+func (s *Sweeper) Sweep(path string) ([]string, error) {
+	path = filepath.Clean(path)
+	dir := filepath.Dir(path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names, listed := s.dirs[dir]
+	if !listed {
+		es, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			if strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), ".tmp-") && e.Type().IsRegular() {
+				names = append(names, e.Name())
+			}
+		}
+		if s.dirs == nil {
+			s.dirs = map[string][]string{}
+		}
+	}
+	prefix := tempPrefix(path)
+	var removed, left []string
+	for _, n := range names {
+		if !strings.HasPrefix(n, prefix) {
+			left = append(left, n)
+			continue
+		}
+		p := filepath.Join(dir, n)
+		ok, kept := removeIfStale(p, s.OlderThan)
+		switch {
+		case ok:
+			removed = append(removed, p)
+		case kept:
+			left = append(left, n)
+		}
+	}
+	s.dirs[dir] = left
 	return removed, nil
 }
 
