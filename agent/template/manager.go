@@ -87,6 +87,9 @@ type Manager struct {
 	// that issues or writes.
 	preview bool
 	issued  []string
+	// retried is the login whose token failing templates were last
+	// retried with (retryNow).
+	retried uint64
 	// byPath lists the units whose source or destination is a path.
 	byPath map[string][]int
 }
@@ -210,6 +213,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			timer.Stop()
 			logins = m.loginEvents()
 			m.orphanLeases()
+			m.retryNow()
 		case <-timer.C:
 			m.refreshDue(ctx)
 		}

@@ -123,3 +123,30 @@ func TestWorkFollowsChanges(t *testing.T) {
 		})
 	}
 }
+
+// A template refused with the old token (a restarted Vault, a revoked
+// token) is retried as soon as a login brings a new one, not after its
+// backoff (an hour here).
+func TestLoginRetriesFailedTemplatesAtOnce(t *testing.T) {
+	_, v2 := kvMountsTB(t)
+	dir := t.TempDir()
+	tp := tmpl(dir, "kv", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
+	cl := newLogins(srv.Addr, "not-a-token")
+	r := run(t, Options{Templates: []config.Template{tp}, Clients: cl, RetryMin: time.Hour, RetryMax: time.Hour})
+	testkit.Eventually(t, "the template refused", func() bool { return cl.denied.Load() > 0 })
+	cl.relogin(time.Now(), srv.RootToken)
+	waitReady(t, r.m)
+	if got := testkit.ReadFile(tp.Destination); got != "v" {
+		t.Errorf("rendered %q, want %q", got, "v")
+	}
+}
+
+// kvMountsTB mounts a KV v2 secret engine holding app = {k: v}.
+func kvMountsTB(tb testing.TB) (string, string) {
+	tb.Helper()
+	v2 := fmt.Sprintf("kvlogin-%d", seq.Add(1))
+	testkit.Must(tb, srv.Client.Sys().Mount(v2, &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}))
+	_, err := srv.Client.Logical().Write(v2+"/data/app", map[string]any{"data": map[string]any{"k": "v"}})
+	testkit.Must(tb, err)
+	return "", v2
+}
