@@ -49,7 +49,7 @@ func BenchmarkFirstRender(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				ts := scaleTemplates(b, n)
-				m, err := New(Options{Templates: ts, Clients: &clients{addr: srv.Addr}, Logger: zap.NewNop()})
+				m, err := New(Options{Templates: ts, Clients: testkit.NewClients(b, srv.Addr, srv.RootToken), Logger: zap.NewNop()})
 				testkit.Must(b, err)
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error, 1)
@@ -108,7 +108,7 @@ func TestWorkFollowsChanges(t *testing.T) {
 	for _, n := range []int{10, 100, 300} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			ts := scaleTemplates(t, n)
-			r := run(t, Options{Templates: ts, Clients: &clients{addr: srv.Addr}})
+			r := run(t, Options{Templates: ts, Clients: root(t, srv.Addr)})
 			waitReady(t, r.m)
 			// Each deletion's event comes after every event before it: once
 			// the second file is back, the first one's rewrite was seen too.
@@ -126,15 +126,17 @@ func TestWorkFollowsChanges(t *testing.T) {
 
 // A template refused with the old token (a restarted Vault, a revoked
 // token) is retried as soon as a login brings a new one, not after its
-// backoff (an hour here).
+// backoff (an hour here, on a clock that does not move).
 func TestLoginRetriesFailedTemplatesAtOnce(t *testing.T) {
 	_, v2 := kvMountsTB(t)
 	dir := t.TempDir()
 	tp := tmpl(dir, "kv", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
-	cl := newLogins(srv.Addr, "not-a-token")
-	r := run(t, Options{Templates: []config.Template{tp}, Clients: cl, RetryMin: time.Hour, RetryMax: time.Hour})
-	testkit.Eventually(t, "the template refused", func() bool { return cl.denied.Load() > 0 })
-	cl.relogin(time.Now(), srv.RootToken)
+	cl := testkit.NewClients(t, srv.Addr, "not-a-token")
+	cfg := config.DefaultTemplateConfig()
+	cfg.RetryMin, cfg.RetryMax = time.Hour, time.Hour
+	r := run(t, Options{Templates: []config.Template{tp}, Clients: cl, Config: cfg})
+	testkit.Eventually(t, "the template refused", func() bool { return cl.Denied() > 0 })
+	cl.Relogin(time.Now(), srv.RootToken)
 	waitReady(t, r.m)
 	if got := testkit.ReadFile(tp.Destination); got != "v" {
 		t.Errorf("rendered %q, want %q", got, "v")

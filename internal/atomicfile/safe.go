@@ -78,11 +78,18 @@ func tempPrefix(path string) string {
 	return "." + filepath.Base(path) + ".tmp-"
 }
 
+// StaleGrace is the age below which RemoveStale leaves an unlocked
+// temporary file alone: far longer than the instant between Write's create
+// and its lock, short enough that the next write after a crash cleans up.
+const StaleGrace = 2 * time.Second
+
 // RemoveStale removes the temporary files that Write left next to path
 // when the process was killed mid-write: regular files named like Write's
-// temporaries for path, owned by this process's user, last modified more
-// than olderThan ago (so that a write in flight is left alone). It returns
-// the names removed; a directory it cannot read is an error.
+// temporaries for path, owned by this process's user, that no process
+// holds locked (Write keeps its temporary file flock-ed until the rename,
+// and a dead process holds no lock) and last modified more than olderThan
+// ago (a grace for the instant between a write's create and its lock).
+// It returns the names removed; a directory it cannot read is an error.
 func RemoveStale(path string, olderThan time.Duration) ([]string, error) {
 	path = filepath.Clean(path)
 	dir := filepath.Dir(path)
@@ -97,39 +104,43 @@ func RemoveStale(path string, olderThan time.Duration) ([]string, error) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		if ok, _ := removeIfStale(p, olderThan); ok {
+		if removeUnlocked(p, olderThan) {
 			removed = append(removed, p)
 		}
 	}
 	return removed, nil
 }
 
-// removeIfStale removes p when it is a regular file of this process's user
-// last modified more than olderThan ago; kept reports a file left there.
-func removeIfStale(p string, olderThan time.Duration) (removed, kept bool) {
-	fi, err := os.Lstat(p)
+// removeUnlocked removes p when it is a regular file of this user, older
+// than olderThan, and nobody holds a lock on it; it reports whether it did.
+func removeUnlocked(p string, olderThan time.Duration) bool {
+	f, fi, err := OpenExisting(p)
 	if err != nil {
-		return false, false
+		return false
 	}
-	if !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < olderThan {
-		return false, true
+	defer f.Close()
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != os.Geteuid() || time.Since(fi.ModTime()) < olderThan {
+		return false
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
-		return false, true
+	if lockFile(f) != nil {
+		return false // a write in flight holds it
 	}
-	if os.Remove(p) != nil {
-		return false, true
+	// Still the same file under that name (not renamed away meanwhile)?
+	lfi, err := os.Lstat(p)
+	if err != nil || !os.SameFile(fi, lfi) {
+		return false
 	}
-	return true, false
+	return os.Remove(p) == nil
 }
 
 // Sweeper does RemoveStale for many files, reading each directory once:
 // calling RemoveStale before every write of n files in one directory reads
 // the directory n times, O(n²). It lists a directory's temporaries at its
 // first sweep; only a killed process leaves a stale one (a failed write
-// removes its own), so those listed then are all there will be. One still
-// too young to remove is tried again at the next sweep of its file. The
-// zero value is not usable; it is safe for concurrent use.
+// removes its own), so those listed then are all this process will find.
+// One not removed (locked by a write in flight, too young) is tried again
+// at the next sweep of its file. It is safe for concurrent use.
 type Sweeper struct {
 	OlderThan time.Duration
 
@@ -167,11 +178,9 @@ func (s *Sweeper) Sweep(path string) ([]string, error) {
 			continue
 		}
 		p := filepath.Join(dir, n)
-		ok, kept := removeIfStale(p, s.OlderThan)
-		switch {
-		case ok:
+		if removeUnlocked(p, s.OlderThan) {
 			removed = append(removed, p)
-		case kept:
+		} else if _, err := os.Lstat(p); err == nil {
 			left = append(left, n)
 		}
 	}

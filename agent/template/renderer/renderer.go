@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/internal/atomicfile"
@@ -46,13 +45,9 @@ func Owner(c config.Template) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-// staleAge is how old a temporary file of an interrupted write must be
-// before Write removes it: older than any write in flight.
-const staleAge = time.Minute
-
 // stale removes the temporaries that an interrupted earlier write left
 // (one directory read per directory, not per write).
-var stale = &atomicfile.Sweeper{OlderThan: staleAge}
+var stale = &atomicfile.Sweeper{OlderThan: atomicfile.StaleGrace}
 
 // Write puts content at the template's destination when it differs from
 // what is there — content, mode or owner — and reports whether it wrote
