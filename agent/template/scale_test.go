@@ -49,7 +49,7 @@ func BenchmarkFirstRender(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				ts := scaleTemplates(b, n)
-				m, err := New(Options{Templates: ts, Clients: testkit.NewClients(b, srv.Addr, srv.RootToken), Logger: zap.NewNop()})
+				m, err := New(Options{Templates: ts, Config: config.DefaultTemplateConfig(), Clients: testkit.NewClients(b, srv.Addr, srv.RootToken), Logger: zap.NewNop()})
 				testkit.Must(b, err)
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error, 1)
