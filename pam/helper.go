@@ -64,7 +64,7 @@ func (h *Helper) Run(ctx context.Context, stdin io.Reader) error {
 		h.Logger.Warn("audit record not fully written", zap.Error(aerr))
 	}
 	if err != nil {
-		h.Logger.Warn("login refused", zap.String("user", rec.User), zap.String("rhost", rec.RHost), zap.Error(err))
+		h.Logger.Warn("login refused", zap.String("user", quoteValue(rec.User)), zap.String("rhost", quoteValue(rec.RHost)), zap.Error(err))
 		return err
 	}
 	// vault-ssh-helper's line, which log= files and scripts know; a TOTP
@@ -104,10 +104,18 @@ func (h *Helper) login(ctx context.Context, stdin io.Reader, rec *Record, secret
 	if rec.User == "" {
 		return fmt.Errorf("%w: PAM_USER is not set (is the helper run by pam_exec?)", ErrDenied)
 	}
+	// No user name or host sshd passes has a control character or
+	// invalid UTF-8: such a value is an attack on the logs, refused before
+	// anything is asked (the audit record quotes it).
+	for _, v := range []struct{ name, value string }{{"PAM_USER", rec.User}, {"PAM_RHOST", rec.RHost}, {"PAM_SERVICE", rec.Service}} {
+		if !printable(v.value) {
+			return fmt.Errorf("%w: %s holds a control character or invalid UTF-8", ErrDenied, v.name)
+		}
+	}
 	secret, err := ReadSecret(ctx, stdin)
 	*secretOut = secret
 	if err != nil {
-		if errors.Is(err, ErrNoSecret) || errors.Is(err, ErrTooLong) {
+		if errors.Is(err, ErrNoSecret) || errors.Is(err, ErrTooLong) || errors.Is(err, ErrNUL) {
 			return fmt.Errorf("%w: %w", ErrDenied, err)
 		}
 		return err

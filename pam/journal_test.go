@@ -1,9 +1,6 @@
 package pam
 
 import (
-	"bytes"
-	"encoding/binary"
-	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // journalChildEnv marks the re-executed test binary that runs inside its own
@@ -86,7 +85,7 @@ func TestAuditJournalReal(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read the journal datagram: %v", err)
 		}
-		got, err := parseJournal(buf[:n])
+		got, err := testkit.ParseJournal(buf[:n])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,35 +103,3 @@ func TestAuditJournalReal(t *testing.T) {
 		}
 	}
 }
-
-// parseJournal reads journald's native protocol: KEY=value lines, or KEY,
-// newline, a little-endian uint64 length, the value and a newline for values
-// that hold newlines.
-func parseJournal(b []byte) (map[string]string, error) {
-	m := map[string]string{}
-	for len(b) > 0 {
-		nl := bytes.IndexByte(b, '\n')
-		if nl < 0 {
-			return nil, errFormat
-		}
-		line := b[:nl]
-		if eq := bytes.IndexByte(line, '='); eq >= 0 {
-			m[string(line[:eq])] = string(line[eq+1:])
-			b = b[nl+1:]
-			continue
-		}
-		rest := b[nl+1:]
-		if len(rest) < 8 {
-			return nil, errFormat
-		}
-		n := binary.LittleEndian.Uint64(rest[:8])
-		if uint64(len(rest)-8) < n+1 {
-			return nil, errFormat
-		}
-		m[string(line)] = string(rest[8 : 8+n])
-		b = rest[8+n+1:]
-	}
-	return m, nil
-}
-
-var errFormat = errors.New("malformed journal datagram")

@@ -12,8 +12,13 @@ import (
 // U+2028. Every value from PAM or Vault goes through it before it reaches a
 // log line, so that nobody can forge a second line in syslog or a log= file.
 func quoteValue(s string) string {
-	if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+	if !printable(s) {
 		return strconv.Quote(s)
 	}
 	return s
+}
+
+// printable reports whether s is valid UTF-8 with nothing unprintable in it.
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) })
 }

@@ -19,11 +19,18 @@ var ErrNoSecret = errors.New("no password on stdin (is expose_authtok on the pam
 // ErrTooLong means stdin held more than any OTP or code could be: not ours.
 var ErrTooLong = fmt.Errorf("password on stdin is longer than %d bytes", maxSecret)
 
+// ErrNUL means the password on stdin held a NUL byte before its end: no
+// OTP or code has one, and C code upstream would have cut it there.
+var ErrNUL = errors.New("password on stdin holds a NUL byte")
+
 // ReadSecret reads what pam_exec's expose_authtok writes: the typed password,
-// with one trailing NUL on older Linux-PAM and none on current releases
-// (Debian 12). It returns when r reaches EOF or ctx ends, whichever is
-// first; the error never contains the secret. Empty input gives an error
-// wrapping ErrNoSecret, oversized input one wrapping ErrTooLong.
+// NUL-terminated on older Linux-PAM and not on current releases (Debian 12).
+// Every trailing NUL is stripped, then one line ending ("\n" or "\r\n",
+// as `echo OTP |` sends by hand; a PAM conversation never yields one); a
+// NUL anywhere else is refused (ErrNUL) rather than cut or passed on. It
+// returns when r reaches EOF or ctx ends, whichever is first; the error
+// never contains the secret. Empty input gives an error wrapping
+// ErrNoSecret, oversized input one wrapping ErrTooLong.
 func ReadSecret(ctx context.Context, r io.Reader) (string, error) {
 	type result struct {
 		b   []byte
@@ -47,9 +54,17 @@ func ReadSecret(ctx context.Context, r io.Reader) (string, error) {
 	if len(b) > maxSecret {
 		return "", fmt.Errorf("read password from stdin: %w", ErrTooLong)
 	}
-	b = bytes.TrimSuffix(b, []byte{0})
+	b = bytes.TrimRight(b, "\x00")
+	if bytes.HasSuffix(b, []byte("\r\n")) {
+		b = b[:len(b)-2]
+	} else {
+		b = bytes.TrimSuffix(b, []byte("\n"))
+	}
 	if len(b) == 0 {
 		return "", ErrNoSecret
+	}
+	if bytes.IndexByte(b, 0) >= 0 {
+		return "", ErrNUL
 	}
 	return string(b), nil
 }

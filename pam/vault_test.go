@@ -34,6 +34,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/totptest"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -295,9 +296,9 @@ func TestVaultErrors(t *testing.T) {
 		}
 	})
 	t.Run("vault hung", func(t *testing.T) {
-		hung := hungServer(t)
+		hung := testkit.StartHung(t)
 		cfg := testConfig(plain, "ssh")
-		cfg.VaultAddrs = []string{hung.URL}
+		cfg.VaultAddrs = []string{"http://" + hung.Addr}
 		cfg.Timeout = 700 * time.Millisecond
 		r := login(t, cfg, "alice", otpFor())
 		if !errors.Is(r.err, ErrUnreachable) || !strings.Contains(r.rec.Reason, "deadline") {
@@ -379,42 +380,6 @@ func otherCAPEM(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-}
-
-// hung is a Vault address that accepts connections and never answers.
-type hung struct {
-	URL string
-	// accepted counts the connections accepted.
-	accepted atomic.Int32
-}
-
-func hungServer(t *testing.T) *hung {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &hung{URL: "http://" + l.Addr().String()}
-	done := make(chan struct{})
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				close(done)
-				return
-			}
-			conns = append(conns, c)
-			h.accepted.Add(1)
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return h
 }
 
 // countingProxy forwards to target and counts verify requests; status, when
@@ -584,8 +549,8 @@ func TestFailover(t *testing.T) {
 				case "down":
 					addr = downAddr(t)
 				case "hung":
-					h := hungServer(t)
-					addr, calls[i] = h.URL, h.accepted.Load
+					h := testkit.StartHung(t)
+					addr, calls[i] = "http://"+h.Addr, h.Accepted
 				case "live":
 					addr = plain.Addr
 				case "proxy":

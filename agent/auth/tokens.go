@@ -8,6 +8,33 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
+// Clients is what a component needs of the agent's token to reach Vault
+// (agent/template's Clients). Tokens implements it; test/testkit.Clients is
+// a double whose token the test sets. It lives here, beside Holder, so that
+// a test kit can provide the double without importing the component.
+//
+// A lease belongs to the token that created it: Vault revokes it when that
+// token expires or is revoked, however often it was renewed. So a component
+// also asks which login a token belongs to, and fetches leases of a token
+// the agent gave up again under the new token; secrets without a lease (KV,
+// certificates) are not touched by a re-login.
+type Clients interface {
+	// Client returns a client holding the current token.
+	Client() (*api.Client, error)
+	// PermissionDenied reports a 403 answer to the auth loop.
+	PermissionDenied()
+	// Login returns the current token's generation (one more per login).
+	Login() uint64
+	// Ended returns when the token of generation gen stops working, and
+	// false while that is unknown (in use, or never expires).
+	Ended(gen uint64) (time.Time, bool)
+	// LoginEvents returns a channel closed at the next login or token
+	// retirement (nil: never).
+	LoginEvents() <-chan struct{}
+}
+
+var _ Clients = (*Tokens)(nil)
+
 // Tokens is how everything that uses the agent's token (templates, and
 // any other component) reaches Vault: the current token from the Holder,
 // the running instance's client, and its auth loop for 403 reports. It

@@ -186,6 +186,9 @@ func (c *Config) finalize() {
 		c.Vault.NumRetries = ptr(DefaultNumRetries)
 	}
 	c.TemplateConfig = c.set.templateConfig.finalize()
+	if n := *c.Vault.NumRetries; n > 0 {
+		c.TemplateConfig.RetryAttempts = n
+	}
 	if c.set.exitAfterAuth != nil {
 		c.ExitAfterAuth = *c.set.exitAfterAuth
 	}

@@ -50,6 +50,10 @@ func DefaultTemplateConfig() TemplateConfig {
 		StaticSecretRenderInterval: DefaultStaticSecretRenderInterval,
 		LeaseRenewalThreshold:      DefaultLeaseRenewalThreshold,
 		MaxConnectionsPerHost:      DefaultMaxConnectionsPerHost,
+		RetryMin:                   DefaultTemplateRetryMin,
+		RetryMax:                   DefaultTemplateRetryMax,
+		RetryAttempts:              DefaultNumRetries,
+		SourceQuiet:                DefaultSourceQuiet,
 	}
 }
 

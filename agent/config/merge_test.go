@@ -25,13 +25,15 @@ func TestMergeKeyByKey(t *testing.T) {
 		"a later stanza setting one key keeps the others": {
 			base + "template_config {\n  static_secret_render_interval = \"1m\"\n  max_connections_per_host = 3\n}\n",
 			"template_config {\n  exit_on_retry_failure = true\n}\n",
-			TemplateConfig{ExitOnRetryFailure: true, StaticSecretRenderInterval: time.Minute, LeaseRenewalThreshold: DefaultLeaseRenewalThreshold, MaxConnectionsPerHost: 3},
+			withTC(func(tc *TemplateConfig) {
+				tc.ExitOnRetryFailure, tc.StaticSecretRenderInterval, tc.MaxConnectionsPerHost = true, time.Minute, 3
+			}),
 			false,
 		},
 		"a later file overrides a key": {
 			base + "template_config {\n  static_secret_render_interval = \"1m\"\n}\n",
 			"template_config {\n  static_secret_render_interval = \"2m\"\n}\n",
-			TemplateConfig{StaticSecretRenderInterval: 2 * time.Minute, LeaseRenewalThreshold: DefaultLeaseRenewalThreshold, MaxConnectionsPerHost: DefaultMaxConnectionsPerHost},
+			withTC(func(tc *TemplateConfig) { tc.StaticSecretRenderInterval = 2 * time.Minute }),
 			false,
 		},
 		"exit_after_auth set false by a later file": {
@@ -59,4 +61,11 @@ func TestMergeKeyByKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withTC returns the default template_config changed by set.
+func withTC(set func(*TemplateConfig)) TemplateConfig {
+	tc := DefaultTemplateConfig()
+	set(&tc)
+	return tc
 }

@@ -69,4 +69,16 @@ type TemplateConfig struct {
 	LeaseRenewalThreshold float64
 	// MaxConnectionsPerHost bounds connections to Vault (default 10).
 	MaxConnectionsPerHost int
+
+	// Not keys of the stanza, but the rest of what the template manager
+	// goes by, finalized here with the others so that it has no defaults
+	// of its own. RetryMin and RetryMax bound the wait before a failed
+	// template is tried again (Vault Agent's 250ms and 1m); RetryAttempts
+	// is how many failures in a row count as "retries exhausted": vault {
+	// retry { num_retries } } when above 0, as in Vault Agent, else 12;
+	// SourceQuiet is how long an edited template source must stay
+	// unchanged before it is read again.
+	RetryMin, RetryMax time.Duration
+	RetryAttempts      int
+	SourceQuiet        time.Duration
 }

@@ -95,8 +95,9 @@ template {
 		Exec: &Exec{Command: []string{"/bin/sh", "-c", "echo rendered >> /var/log/app"}, Timeout: 30 * time.Second},
 		Wait: Wait{Min: time.Second},
 	}}
-	wantTC := TemplateConfig{StaticSecretRenderInterval: 90 * time.Second, LeaseRenewalThreshold: 0.75,
-		ExitOnRetryFailure: true, MaxConnectionsPerHost: 3}
+	wantTC := DefaultTemplateConfig()
+	wantTC.StaticSecretRenderInterval, wantTC.LeaseRenewalThreshold = 90*time.Second, 0.75
+	wantTC.ExitOnRetryFailure, wantTC.MaxConnectionsPerHost = true, 3
 
 	tests := map[string]struct {
 		file, body string

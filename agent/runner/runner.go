@@ -66,6 +66,9 @@ type Runner struct {
 	// would (sources read and parsed) without building a renderer: a reload
 	// that keeps the running renderer is refused when it fails.
 	CheckTemplates func(cfg *config.Config) error
+	// DryRun builds auth methods that never consume a one-shot credential
+	// (render -dry-run; see auth.Env.DryRun).
+	DryRun bool
 	// kept holds one-shot credentials across the instances of one Run.
 	kept *auth.Keeper
 
@@ -108,8 +111,42 @@ func (in *instance) fail(err error) {
 // starting anything or contacting Vault: it returns the first config
 // error, or nil.
 func (r *Runner) Validate(cfg *config.Config) error {
-	_, err := r.build(cfg, nil, auth.NewTokens(auth.NewHolder()))
+	_, err := r.Build(cfg)
 	return err
+}
+
+// Built is what the build of a config made, started by nothing: what
+// `render` logs in with and renders through, so that it uses exactly what
+// a start would.
+type Built struct {
+	// Client is the agent's Vault client (VaultClient).
+	Client *api.Client
+	// Method is the configured auth method.
+	Method auth.Method
+	// Tokens is what the components reach Vault through; it holds no
+	// token and no client until the caller logs in (Holder().Set) and
+	// calls SetClient.
+	Tokens *Tokens
+	// Renderer is the config's renderer, nil without templates.
+	Renderer Renderer
+}
+
+// Build builds cfg as a start or a reload does (Vault client, auth method,
+// sinks, components) without starting anything or contacting Vault; an
+// error is a config error. Validate is Build without its result.
+func (r *Runner) Build(cfg *config.Config) (*Built, error) {
+	tokens := auth.NewTokens(auth.NewHolder())
+	in, err := r.build(cfg, nil, tokens)
+	if err != nil {
+		return nil, err
+	}
+	b := &Built{Client: in.client, Method: in.method, Tokens: tokens}
+	for _, p := range in.parts {
+		if p.spec.fatal == ErrTemplate && p.comp != nil {
+			b.Renderer = p.comp
+		}
+	}
+	return b, nil
 }
 
 // Run runs cfg (loaded from Paths when nil) until a stop signal (nil),
@@ -360,7 +397,7 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 		return nil, err
 	}
 	a := cfg.AutoAuth
-	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv, Kept: r.kept})
+	method, err := methods.New(a.Method, auth.Env{StateDir: cfg.StateDir, Logger: r.Logger, Getenv: r.Getenv, Kept: r.kept, DryRun: r.DryRun})
 	if err != nil {
 		return nil, err
 	}

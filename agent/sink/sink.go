@@ -51,10 +51,6 @@ func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
 	return f, nil
 }
 
-// staleAge is how old a temporary file of an interrupted write must be
-// before Write removes it: older than any write in flight.
-const staleAge = time.Minute
-
 // Write writes token to the sink once: wrapped first when wrap_ttl is set.
 // The error names the file, never the token. A sink path that holds a
 // FIFO, device, socket or directory is an error (never read, never
@@ -62,7 +58,7 @@ const staleAge = time.Minute
 // Temporary files left by an interrupted earlier write are removed first.
 func (f *File) Write(ctx context.Context, token string) error {
 	content := token
-	_, _ = atomicfile.RemoveStale(f.Config.Path, staleAge)
+	_, _ = atomicfile.RemoveStale(f.Config.Path, atomicfile.StaleGrace)
 	if fi, err := os.Lstat(f.Config.Path); err == nil && !fi.Mode().IsRegular() && fi.Mode()&os.ModeSymlink == 0 {
 		return fmt.Errorf("sink %s: %w, refused", f.Config.Path, atomicfile.ErrNotRegular)
 	}

@@ -8,7 +8,6 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -141,7 +140,6 @@ type result struct {
 // sys/internal/ui/mounts as consul-template does; it also carries the
 // renewal threshold pkiCert needs.
 type mounts struct {
-	mu        sync.Mutex
 	m         map[string]kvMount
 	threshold float64
 }
@@ -152,14 +150,11 @@ type kvMount struct {
 }
 
 func (ms *mounts) lookup(ctx context.Context, c *api.Client, p string) (kvMount, error) {
-	ms.mu.Lock()
 	for prefix, m := range ms.m {
 		if strings.HasPrefix(p+"/", prefix) {
-			ms.mu.Unlock()
 			return m, nil
 		}
 	}
-	ms.mu.Unlock()
 	r, err := c.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts/"+p)
 	if err != nil {
 		var re *api.ResponseError
@@ -182,12 +177,10 @@ func (ms *mounts) lookup(ctx context.Context, c *api.Client, p string) (kvMount,
 		m.v2 = false
 	}
 	if m.path != "" {
-		ms.mu.Lock()
 		if ms.m == nil {
 			ms.m = map[string]kvMount{}
 		}
 		ms.m[m.path] = m
-		ms.mu.Unlock()
 	}
 	return m, nil
 }

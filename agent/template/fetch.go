@@ -13,8 +13,6 @@ import (
 // use records that unit i uses queries, and no others: a query a template
 // stopped using (its source was edited) is no longer refreshed for it.
 func (m *Manager) use(i int, used map[string]*query) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	for k, d := range m.deps {
 		if _, ok := used[k]; !ok {
 			delete(d.users, i)
@@ -40,7 +38,7 @@ func (m *Manager) fetch(ctx context.Context, q *query) error {
 	if seen && prev.err == nil {
 		return nil
 	}
-	if seen && m.o.Now().Sub(prev.fetched) < m.o.RetryMin {
+	if seen && m.o.Clock.Now().Sub(prev.fetched) < m.o.Config.RetryMin {
 		return prev.err
 	}
 	if err := m.previewCheck(q); err != nil {
@@ -67,7 +65,7 @@ func (m *Manager) ask(ctx context.Context, q *query, first bool) (result, error)
 	if err != nil {
 		return result{}, err
 	}
-	r := q.fetch(ctx, c, m.mounts, first, m.o.Now())
+	r := q.fetch(ctx, c, m.mounts, first, m.o.Clock.Now())
 	r.login = login
 	m.brain.set(q.key, r)
 	if r.err != nil {

@@ -14,10 +14,6 @@ func (m *Manager) Inherit(from any) {
 	if !ok || prev == nil || prev == m {
 		return
 	}
-	prev.mu.Lock()
-	defer prev.mu.Unlock()
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	for key, d := range prev.deps {
 		r, ok := prev.brain.get(key)
 		if !ok || r.err != nil || len(d.users) == 0 {
@@ -28,12 +24,10 @@ func (m *Manager) Inherit(from any) {
 		// that still uses the query.
 		m.deps[key] = &dep{q: d.q, users: map[int]bool{}, next: d.next}
 	}
-	prev.mounts.mu.Lock()
 	for k, v := range prev.mounts.m {
 		if m.mounts.m == nil {
 			m.mounts.m = map[string]kvMount{}
 		}
 		m.mounts.m[k] = v
 	}
-	prev.mounts.mu.Unlock()
 }

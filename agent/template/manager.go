@@ -5,40 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
+	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/template/command"
 	"github.com/latchkey/latchkey/agent/template/renderer"
+	"github.com/latchkey/latchkey/internal/clock"
 )
 
 // Clients is how the manager reaches Vault with the agent's current token
-// (agent/runner.Tokens implements it over auth.Holder).
-//
-// A lease belongs to the token that created it: Vault revokes it when that
-// token expires or is revoked, however often it was renewed. So the manager
-// also asks which login a token belongs to, and leases of a token the agent
-// gave up are fetched again under the new token; secrets without a lease
-// (KV, certificates) are not touched by a re-login.
-type Clients interface {
-	// Client returns a client holding the current token.
-	Client() (*api.Client, error)
-	// PermissionDenied reports a 403 answer to the auth loop.
-	PermissionDenied()
-	// Login returns the current token's generation (one more per login).
-	Login() uint64
-	// Ended returns when the token of generation gen stops working, and
-	// false while that is unknown (in use, or never expires).
-	Ended(gen uint64) (time.Time, bool)
-	// LoginEvents returns a channel closed at the next login or token
-	// retirement (nil: never).
-	LoginEvents() <-chan struct{}
-}
+// (auth.Clients, implemented by auth.Tokens; test/testkit.Clients is the
+// tests' double, with a token they set).
+type Clients = auth.Clients
 
 // Options configure a Manager.
 type Options struct {
@@ -47,29 +29,24 @@ type Options struct {
 	Clients   Clients
 	Logger    *zap.Logger
 	// OneShot makes Run give up (with an error) on a template that still
-	// fails after RetryAttempts, as exit_after_auth needs.
+	// fails after Config.RetryAttempts, as exit_after_auth needs.
 	OneShot bool
-	// RetryMin and RetryMax bound the wait before a failed template is
-	// tried again (defaults 250ms and 1m, as Vault Agent); RetryAttempts is
-	// how many failures in a row count as "retries exhausted" (default 12).
-	RetryMin, RetryMax time.Duration
-	RetryAttempts      int
-	// Now is the one clock of renders, fetches and schedules (time.Now when
-	// nil); only the wait between turns of the loop is a real timer.
-	Now func() time.Time
+	// Clock is the one clock of renders, fetches, schedules and the timers
+	// of the render loop (clock.Real when nil; tests pass a fake one).
+	Clock clock.Clock
 	// AllowIssue lets a dry run (Render) send what issues or writes in
 	// Vault (render -dry-run -issue).
 	AllowIssue bool
-	// SourceQuiet is how long an edited template source must stay
-	// unchanged before it is read again (default 250ms).
-	SourceQuiet time.Duration
 }
 
 // ErrRetriesExhausted wraps the error of a template that kept failing when
 // exit_on_retry_failure (or one-shot mode) makes that fatal.
 var ErrRetriesExhausted = errors.New("template failed after its retries")
 
-// Manager renders templates and keeps them current.
+// Manager renders templates and keeps them current. It is used by one
+// goroutine at a time — Run's, or the caller of Render or of Inherit (on a
+// manager not yet running, from one that stopped) — and starts none that
+// touch its state, so it holds no lock.
 type Manager struct {
 	o      Options
 	units  []*unit
@@ -77,7 +54,6 @@ type Manager struct {
 	mounts *mounts
 	ready  chan struct{}
 
-	mu    sync.Mutex
 	deps  map[string]*dep
 	state []unitState
 	// watcher, when file watching works; a destination directory made by
@@ -119,25 +95,13 @@ type dep struct {
 // New parses every template; a template that cannot be read or parsed is
 // a config error naming its file.
 func New(o Options) (*Manager, error) {
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.Real
 	}
-	// Zero options take the config's named defaults (agent/config's
-	// defaults.go), so that tests and render need not spell them out.
-	if o.RetryMin == 0 {
-		o.RetryMin = config.DefaultTemplateRetryMin
-	}
-	if o.RetryMax == 0 {
-		o.RetryMax = config.DefaultTemplateRetryMax
-	}
-	if o.SourceQuiet == 0 {
-		o.SourceQuiet = config.DefaultSourceQuiet
-	}
-	if o.RetryAttempts == 0 {
-		o.RetryAttempts = config.DefaultNumRetries
-	}
-	if o.Config.LeaseRenewalThreshold == 0 {
-		o.Config = config.DefaultTemplateConfig()
+	// Every setting comes finalized from agent/config (config.Load, or
+	// config.DefaultTemplateConfig): the manager has no defaults of its own.
+	if c := o.Config; c.LeaseRenewalThreshold <= 0 || c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.RetryAttempts <= 0 || c.SourceQuiet <= 0 {
+		return nil, errors.New("template: Options.Config is not finalized (config.Load or config.DefaultTemplateConfig)")
 	}
 	m := &Manager{o: o, brain: newBrain(), mounts: &mounts{threshold: o.Config.LeaseRenewalThreshold},
 		ready: make(chan struct{}), deps: map[string]*dep{}}
@@ -192,8 +156,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		if m.o.OneShot && m.isReady() {
 			return nil
 		}
-		wait := m.nextWake().Sub(m.o.Now())
-		timer := time.NewTimer(max(wait, 0))
+		timer := m.o.Clock.TimerAt(m.nextWake())
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -205,7 +168,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			timer.Stop()
 			logins = m.loginEvents()
 			m.orphanLeases()
-		case <-timer.C:
+		case <-timer.C():
 			m.refreshDue(ctx)
 		}
 	}
@@ -222,7 +185,7 @@ func (m *Manager) isReady() bool {
 
 // renderDirty renders the templates marked dirty whose retry time has come.
 func (m *Manager) renderDirty(ctx context.Context) error {
-	now := m.o.Now()
+	now := m.o.Clock.Now()
 	for i, u := range m.units {
 		st := &m.state[i]
 		if !st.dirty || now.Before(st.retryAt) || now.Before(st.holdUntil) {
@@ -236,11 +199,11 @@ func (m *Manager) renderDirty(ctx context.Context) error {
 		if err != nil {
 			st.fails++
 			st.lastErr = err
-			wait := backoff(m.o.RetryMin, m.o.RetryMax, st.fails)
-			st.retryAt = m.o.Now().Add(wait)
+			wait := backoff(m.o.Config.RetryMin, m.o.Config.RetryMax, st.fails)
+			st.retryAt = m.o.Clock.Now().Add(wait)
 			m.o.Logger.Error("template failed; other templates are unaffected", zap.String("template", u.name),
 				zap.Error(err), zap.Int("failures", st.fails), zap.Duration("retry_in", wait))
-			if st.fails >= m.o.RetryAttempts && (m.o.Config.ExitOnRetryFailure || m.o.OneShot) {
+			if st.fails >= m.o.Config.RetryAttempts && (m.o.Config.ExitOnRetryFailure || m.o.OneShot) {
 				return fmt.Errorf("%w: %s: %w", ErrRetriesExhausted, u.name, err)
 			}
 			continue
@@ -307,7 +270,7 @@ func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
 // when set, is told of every execution (what it used, which files it read).
 func (m *Manager) complete(ctx context.Context, u *unit, mask bool, seen func(execution)) (execution, error) {
 	for pass := 0; pass < 16; pass++ {
-		ex := u.execute(m.brain, m.o.Now, mask)
+		ex := u.execute(m.brain, m.o.Clock.Now, mask)
 		if seen != nil {
 			seen(ex)
 		}

@@ -73,9 +73,9 @@ func TestSourceSyntaxErrorAtRuntime(t *testing.T) {
 	a := config.Template{Source: srcA, Destination: filepath.Join(dir, "out", "a"), CreateDestDirs: true}
 	b := config.Template{Source: srcB, Destination: filepath.Join(dir, "out", "b"), CreateDestDirs: true}
 	log, logs := testkit.ObservedAt(t, zapcore.DebugLevel)
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
-	r := run(t, Options{Templates: []config.Template{a, b}, Config: cfg, Clients: &clients{addr: srv.Addr}, Logger: log})
+	r := run(t, Options{Templates: []config.Template{a, b}, Config: cfg, Clients: root(t, srv.Addr), Logger: log})
 	waitReady(t, r.m)
 	if testkit.ReadFile(a.Destination) != "a=one" || testkit.ReadFile(b.Destination) != "b=one" {
 		t.Fatalf("first render: a %q, b %q", testkit.ReadFile(a.Destination), testkit.ReadFile(b.Destination))
@@ -84,7 +84,7 @@ func TestSourceSyntaxErrorAtRuntime(t *testing.T) {
 
 	const broken = "template source changed but does not load; keeping the previous one"
 	replace(t, srcA, fmt.Sprintf(`broken={{ with secret "%s/app" }}{{ .Data.data.k }}`, v2)) // no {{ end }}
-	testkit.Eventually(t, "the syntax error logged", func() bool { return logged(logs, broken, a.Destination) >= 1 })
+	r.clk.StepUntil(t, config.DefaultSourceQuiet, "the syntax error logged", func() bool { return logged(logs, broken, a.Destination) >= 1 })
 	for _, e := range logs.FilterMessage(broken).All() {
 		if err, _ := e.ContextMap()["error"].(string); err == "" || !strings.Contains(err, "parse template "+srcA) {
 			t.Errorf("logged error %q does not name the source", err)
@@ -92,7 +92,9 @@ func TestSourceSyntaxErrorAtRuntime(t *testing.T) {
 	}
 	// Some refreshes later (the secret unchanged): nothing was written.
 	settle := logs.FilterMessage("rendered").Len()
-	time.Sleep(600 * time.Millisecond)
+	for i := 0; i < 3; i++ {
+		r.clk.Step(t, cfg.StaticSecretRenderInterval)
+	}
 	if testkit.ReadFile(a.Destination) != "a=one" || idOf(t, a.Destination) != idA {
 		t.Errorf("the broken template's destination was touched: %q", testkit.ReadFile(a.Destination))
 	}
@@ -106,12 +108,12 @@ func TestSourceSyntaxErrorAtRuntime(t *testing.T) {
 	// The secret changes while the source is broken: the previous text
 	// renders it.
 	putV2(t, v2, "app", map[string]any{"k": "two"})
-	testkit.Eventually(t, "the previous template rendering the change", func() bool { return testkit.ReadFile(a.Destination) == "a=two" })
-	testkit.Eventually(t, "the other template rendering the change", func() bool { return testkit.ReadFile(b.Destination) == "b=two" })
+	r.clk.StepUntil(t, cfg.StaticSecretRenderInterval, "the previous template rendering the change", func() bool { return testkit.ReadFile(a.Destination) == "a=two" })
+	r.clk.StepUntil(t, cfg.StaticSecretRenderInterval, "the other template rendering the change", func() bool { return testkit.ReadFile(b.Destination) == "b=two" })
 	idB = idOf(t, b.Destination)
 
 	replace(t, srcA, body("fixed"))
-	testkit.Eventually(t, "the fixed source rendered", func() bool { return testkit.ReadFile(a.Destination) == "fixed=two" })
+	r.clk.StepUntil(t, config.DefaultSourceQuiet, "the fixed source rendered", func() bool { return testkit.ReadFile(a.Destination) == "fixed=two" })
 	if testkit.ReadFile(b.Destination) != "b=two" || idOf(t, b.Destination) != idB {
 		t.Errorf("fixing a's source touched b: %q", testkit.ReadFile(b.Destination))
 	}
@@ -128,17 +130,18 @@ func TestWaitMaxBoundsPostponement(t *testing.T) {
 	putV2(t, v2, "app", map[string]any{"k": "0"})
 	dir := t.TempDir()
 	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
-	// min is far longer than the 300ms between changes (so that a slow
-	// machine does not give min a quiet spell); max is what must end the wait.
+	// min is far longer than the 300ms between changes; max is what must
+	// end the wait.
 	tc.Wait = config.Wait{Min: 4 * time.Second, Max: 5 * time.Second}
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
-	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
 	waitReady(t, r.m)
 	if got := testkit.ReadFile(tc.Destination); got != "0" {
 		t.Fatalf("first render %q", got)
 	}
-	// Change the secret every 300ms for up to 200 changes (a minute):
+	// Change the secret every 300ms of the manager's clock for up to 200
+	// changes (a minute):
 	// without max this would never render; with it, a render must show up
 	// while the changes go on.
 	const changes = 200
@@ -146,7 +149,7 @@ func TestWaitMaxBoundsPostponement(t *testing.T) {
 	var rendered string
 	for i := 1; i <= changes; i++ {
 		putV2(t, v2, "app", map[string]any{"k": strconv.Itoa(i)})
-		time.Sleep(300 * time.Millisecond)
+		r.clk.Step(t, 300*time.Millisecond)
 		if got := testkit.ReadFile(tc.Destination); got != "0" {
 			renderedAt, rendered = i, got
 			break
@@ -166,9 +169,9 @@ func TestWaitMaxBoundsPostponement(t *testing.T) {
 	last := renderedAt + 3
 	for i := renderedAt + 1; i <= last; i++ {
 		putV2(t, v2, "app", map[string]any{"k": strconv.Itoa(i)})
-		time.Sleep(300 * time.Millisecond)
+		r.clk.Step(t, 300*time.Millisecond)
 	}
-	testkit.Eventually(t, "the last value once the changes stopped", func() bool { return testkit.ReadFile(tc.Destination) == strconv.Itoa(last) })
+	r.clk.StepUntil(t, 300*time.Millisecond, "the last value once the changes stopped", func() bool { return testkit.ReadFile(tc.Destination) == strconv.Itoa(last) })
 }
 
 // stoppable starts a manager that the test stops itself (a restart), and
@@ -177,6 +180,9 @@ func stoppable(t *testing.T, o Options) (*Manager, func()) {
 	t.Helper()
 	if o.Logger == nil {
 		o.Logger = zaptest.NewLogger(t)
+	}
+	if o.Config == (config.TemplateConfig{}) {
+		o.Config = quick()
 	}
 	m, err := New(o)
 	testkit.Must(t, err)
@@ -221,7 +227,7 @@ func TestPKIRestartIssuesNothing(t *testing.T) {
 	issue := mount + "/issue/web"
 
 	first := newCounting(t)
-	m1, stop1 := stoppable(t, Options{Templates: []config.Template{tc}, Clients: &clients{addr: first.url}})
+	m1, stop1 := stoppable(t, Options{Templates: []config.Template{tc}, Clients: root(t, first.url)})
 	waitReady(t, m1)
 	if n := first.puts(issue); n != 1 {
 		t.Fatalf("the first start made %d issue requests, want 1", n)
@@ -233,7 +239,7 @@ func TestPKIRestartIssuesNothing(t *testing.T) {
 	stop1()
 
 	again := newCounting(t)
-	m2, _ := stoppable(t, Options{Templates: []config.Template{tc}, Clients: &clients{addr: again.url}})
+	m2, _ := stoppable(t, Options{Templates: []config.Template{tc}, Clients: root(t, again.url)})
 	waitReady(t, m2)
 	if n := again.puts(issue); n != 0 {
 		t.Errorf("a restart with a valid certificate on disk made %d issue requests, want 0", n)
@@ -257,7 +263,9 @@ func TestSourceEditedInPlaceNeverRendersHalfWritten(t *testing.T) {
 	testkit.Must(t, os.WriteFile(src, []byte(body(0)), 0o644))
 	tc := config.Template{Source: src, Destination: filepath.Join(dir, "out"), CreateDestDirs: true}
 	// A quiet time far longer than the writer's pause below.
-	r := run(t, Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}, SourceQuiet: time.Second})
+	cfg := quick()
+	cfg.SourceQuiet = time.Second
+	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
 	waitReady(t, r.m)
 	stop := make(chan struct{})
 	seen := make(chan []string, 1)
@@ -279,12 +287,17 @@ func TestSourceEditedInPlaceNeverRendersHalfWritten(t *testing.T) {
 	for n := 1; n <= 4; n++ {
 		f, err := os.OpenFile(src, os.O_WRONLY|os.O_TRUNC, 0)
 		testkit.Must(t, err)
-		time.Sleep(10 * time.Millisecond) // a slow writer: the file is empty meanwhile
+		// A slow writer: the file stays empty for all but a moment of the
+		// quiet time, and is not read meanwhile.
+		r.clk.Step(t, time.Second-time.Millisecond)
+		if got := testkit.ReadFile(tc.Destination); !strings.HasPrefix(got, "edit") {
+			t.Errorf("the destination holds %q while its source is empty", got)
+		}
 		_, err = f.WriteString(body(n))
 		testkit.Must(t, err)
 		testkit.Must(t, f.Close())
 		want := fmt.Sprintf("edit%d=v", n)
-		testkit.Eventually(t, want, func() bool { return testkit.ReadFile(tc.Destination) == want })
+		r.clk.StepUntil(t, 250*time.Millisecond, want, func() bool { return testkit.ReadFile(tc.Destination) == want })
 	}
 	close(stop)
 	if bad := <-seen; len(bad) > 0 {

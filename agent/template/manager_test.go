@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
@@ -48,26 +46,13 @@ func (c *counting) puts(path string) int {
 // count counts GET requests to path.
 func (c *counting) count(path string) int { return c.Count("GET", "/v1/"+path) }
 
-// clients hands out root-token clients (to the proxy when one is given).
-type clients struct {
-	addr   string
-	denied atomic.Int32
+// root returns the test kit's client double with the root token, reaching
+// Vault at addr (a counting proxy, or srv.Addr).
+func root(t *testing.T, addr string) *testkit.Clients {
+	return testkit.NewClients(t, addr, srv.RootToken)
 }
 
-func (c *clients) Client() (*api.Client, error) {
-	cfg := api.DefaultConfig()
-	cfg.Address = c.addr
-	cl, err := api.NewClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	cl.SetToken(srv.RootToken)
-	return cl, nil
-}
-func (c *clients) PermissionDenied()              { c.denied.Add(1) }
-func (c *clients) Login() uint64                  { return 0 }
-func (c *clients) Ended(uint64) (time.Time, bool) { return time.Time{}, false }
-func (c *clients) LoginEvents() <-chan struct{}   { return nil }
+var _ Clients = (*testkit.Clients)(nil)
 
 func kvMounts(t *testing.T) (v1, v2 string) {
 	n := seq.Add(1)
@@ -90,6 +75,9 @@ func putV2(t *testing.T, mount, p string, data map[string]any) {
 type running struct {
 	m    *Manager
 	done chan error
+	// clk is the manager's clock: a fake one, which the test moves,
+	// unless the test passed Options.Clock.
+	clk *testkit.Clock
 }
 
 func run(t *testing.T, o Options) *running {
@@ -98,15 +86,16 @@ func run(t *testing.T, o Options) *running {
 		o.Logger = zaptest.NewLogger(t)
 	}
 	if o.Config == (config.TemplateConfig{}) {
-		o.Config = config.DefaultTemplateConfig()
+		o.Config = quick()
 	}
-	if o.RetryMin == 0 {
-		o.RetryMin, o.RetryMax = 50*time.Millisecond, 200*time.Millisecond
+	if o.Clock == nil {
+		o.Clock = testkit.NewClock(time.Now())
 	}
 	m, err := New(o)
 	testkit.Must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{m: m, done: make(chan error, 1)}
+	r.clk, _ = o.Clock.(*testkit.Clock)
 	go func() { r.done <- m.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
@@ -117,6 +106,13 @@ func run(t *testing.T, o Options) *running {
 		}
 	})
 	return r
+}
+
+// quick is the default template_config with retries of 50ms to 200ms.
+func quick() config.TemplateConfig {
+	c := config.DefaultTemplateConfig()
+	c.RetryMin, c.RetryMax = 50*time.Millisecond, 200*time.Millisecond
+	return c
 }
 
 func tmpl(dir, name, contents string) config.Template {
@@ -137,7 +133,7 @@ func TestKVv1AndV2Refresh(t *testing.T) {
 	putV1(t, v1, "app", map[string]any{"password": "one", "user": "app"})
 	putV2(t, v2, "app/rds", map[string]any{"password": "two", "key-with-dash": "x"})
 	dir := t.TempDir()
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
 	ts := []config.Template{
 		tmpl(dir, "v1", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.user }}:{{ .Data.password }}{{ end }}`, v1)),
@@ -147,7 +143,7 @@ func TestKVv1AndV2Refresh(t *testing.T) {
 {{- end }}`, v2)),
 		tmpl(dir, "list", fmt.Sprintf(`{{ range secrets "%s/app/" }}{{ . }},{{ end }}`, v2)),
 	}
-	r := run(t, Options{Templates: ts, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	r := run(t, Options{Templates: ts, Config: cfg, Clients: root(t, srv.Addr)})
 	waitReady(t, r.m)
 	for name, want := range map[string]string{"v1": "app:one", "v2": "two x v1", "v2-data": "two", "list": "rds,"} {
 		if got := testkit.ReadFile(filepath.Join(dir, name)); got != want {
@@ -156,8 +152,8 @@ func TestKVv1AndV2Refresh(t *testing.T) {
 	}
 	putV1(t, v1, "app", map[string]any{"password": "three", "user": "app"})
 	putV2(t, v2, "app/rds", map[string]any{"password": "four", "key-with-dash": "y"})
-	testkit.Eventually(t, "KV v1 update rendered", func() bool { return testkit.ReadFile(filepath.Join(dir, "v1")) == "app:three" })
-	testkit.Eventually(t, "KV v2 update rendered", func() bool { return testkit.ReadFile(filepath.Join(dir, "v2")) == "four y v2" })
+	r.clk.StepUntil(t, cfg.StaticSecretRenderInterval, "KV v1 update rendered", func() bool { return testkit.ReadFile(filepath.Join(dir, "v1")) == "app:three" })
+	r.clk.StepUntil(t, cfg.StaticSecretRenderInterval, "KV v2 update rendered", func() bool { return testkit.ReadFile(filepath.Join(dir, "v2")) == "four y v2" })
 }
 
 // Many templates, one secret: fetched once; a token change fetches nothing.
@@ -170,7 +166,7 @@ func TestSharedSecretFetchedOnce(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		ts = append(ts, tmpl(dir, fmt.Sprint(i), fmt.Sprintf(`{{ with secret "%s/shared" }}{{ .Data.data.k }}{{ end }}`, v2)))
 	}
-	r := run(t, Options{Templates: ts, Clients: &clients{addr: proxy.url}})
+	r := run(t, Options{Templates: ts, Clients: root(t, proxy.url)})
 	waitReady(t, r.m)
 	if n := proxy.count(v2 + "/data/shared"); n != 1 {
 		t.Errorf("the shared secret was fetched %d times, want 1", n)
@@ -186,9 +182,9 @@ func TestMissingSecretIsolated(t *testing.T) {
 		tmpl(dir, "good", fmt.Sprintf(`{{ with secret "%s/good" }}{{ .Data.data.k }}{{ end }}`, v2)),
 		tmpl(dir, "bad", fmt.Sprintf(`{{ with secret "%s/missing" }}{{ .Data.data.k }}{{ end }}`, v2)),
 	}
-	r := run(t, Options{Templates: ts, Clients: &clients{addr: proxy.url}})
+	r := run(t, Options{Templates: ts, Clients: root(t, proxy.url)})
 	testkit.Eventually(t, "the good template", func() bool { return testkit.ReadFile(filepath.Join(dir, "good")) == "good" })
-	testkit.Eventually(t, "retries of the bad one", func() bool { return proxy.count(v2+"/data/missing") >= 3 })
+	r.clk.StepUntil(t, 200*time.Millisecond, "retries of the bad one", func() bool { return proxy.count(v2+"/data/missing") >= 3 })
 	if n := proxy.count(v2 + "/data/good"); n != 1 {
 		t.Errorf("the good secret was fetched %d times while the bad template retried, want 1", n)
 	}
@@ -201,16 +197,17 @@ func TestMissingSecretIsolated(t *testing.T) {
 		t.Error("the failing template wrote a file")
 	}
 	putV2(t, v2, "missing", map[string]any{"k": "late"})
-	testkit.Eventually(t, "the bad template once its secret exists", func() bool { return testkit.ReadFile(filepath.Join(dir, "bad")) == "late" })
+	r.clk.StepUntil(t, 200*time.Millisecond, "the bad template once its secret exists", func() bool { return testkit.ReadFile(filepath.Join(dir, "bad")) == "late" })
 	waitReady(t, r.m)
 }
 
 func TestExitOnRetryFailure(t *testing.T) {
 	_, v2 := kvMounts(t)
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.ExitOnRetryFailure = true
+	cfg.RetryMin, cfg.RetryMax, cfg.RetryAttempts = 10*time.Millisecond, 20*time.Millisecond, 3
 	m, err := New(Options{Templates: []config.Template{tmpl(t.TempDir(), "x", fmt.Sprintf(`{{ with secret "%s/nope" }}{{ end }}`, v2))},
-		Config: cfg, Clients: &clients{addr: srv.Addr}, Logger: zaptest.NewLogger(t), RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond, RetryAttempts: 3})
+		Config: cfg, Clients: root(t, srv.Addr), Logger: zaptest.NewLogger(t)})
 	testkit.Must(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -226,9 +223,12 @@ func TestErrorOnMissingKey(t *testing.T) {
 	loose := tmpl(dir, "loose", fmt.Sprintf(`{{ with secret "%s/app" }}[{{ .Data.data.nope }}]{{ end }}`, v2))
 	strict := tmpl(dir, "strict", fmt.Sprintf(`{{ with secret "%s/app" }}[{{ .Data.data.nope }}]{{ end }}`, v2))
 	strict.ErrorOnMissingKey = true
-	run(t, Options{Templates: []config.Template{loose, strict}, Clients: &clients{addr: srv.Addr}})
+	r := run(t, Options{Templates: []config.Template{loose, strict}, Clients: root(t, srv.Addr)})
 	testkit.Eventually(t, "the loose template", func() bool { return testkit.ReadFile(filepath.Join(dir, "loose")) == "[<no value>]" })
-	time.Sleep(300 * time.Millisecond)
+	// Several retries of the strict one (RetryMax is 200ms in run).
+	for i := 0; i < 4; i++ {
+		r.clk.Step(t, 200*time.Millisecond)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "strict")); err == nil {
 		t.Error("error_on_missing_key wrote <no value>")
 	}
@@ -244,9 +244,9 @@ func TestModeOwnerBackupAndCommand(t *testing.T) {
 	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
 	tc.Perms, tc.UID, tc.GID, tc.Backup = &perms, &uid, &gid, true
 	tc.Exec = &config.Exec{Command: []string{"/bin/sh", "-c", "echo x >> " + marker}, Timeout: 10 * time.Second}
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
-	run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
 	dest := filepath.Join(dir, "out")
 	testkit.Eventually(t, "first render", func() bool { return testkit.ReadFile(dest) == "one" })
 	check := func() {
@@ -269,12 +269,14 @@ func TestModeOwnerBackupAndCommand(t *testing.T) {
 		st := fi.Sys().(*syscall.Stat_t)
 		return err == nil && fi.Mode().Perm() == 0o600 && st.Uid == 65534 && st.Gid == 65534
 	})
-	time.Sleep(600 * time.Millisecond) // several refreshes without a change
+	for i := 0; i < 3; i++ { // several refreshes without a change
+		r.clk.Step(t, cfg.StaticSecretRenderInterval)
+	}
 	if testkit.ReadFile(marker) != "x\n" {
 		t.Errorf("command ran without a change: %q", testkit.ReadFile(marker))
 	}
 	putV2(t, v2, "app", map[string]any{"k": "two"})
-	testkit.Eventually(t, "re-render", func() bool { return testkit.ReadFile(dest) == "two" })
+	r.clk.StepUntil(t, cfg.StaticSecretRenderInterval, "re-render", func() bool { return testkit.ReadFile(dest) == "two" })
 	check()
 	if testkit.ReadFile(dest+".bak") != "one" {
 		t.Errorf("backup = %q", testkit.ReadFile(dest+".bak"))
@@ -290,10 +292,10 @@ func TestFsnotifySourceAndDestination(t *testing.T) {
 	testkit.Must(t, os.WriteFile(src, []byte(fmt.Sprintf(`a={{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
 	dest := filepath.Join(dir, "out", "app.conf")
 	tc := config.Template{Source: src, Destination: dest, CreateDestDirs: true}
-	run(t, Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}})
+	r := run(t, Options{Templates: []config.Template{tc}, Clients: root(t, srv.Addr)})
 	testkit.Eventually(t, "first render", func() bool { return testkit.ReadFile(dest) == "a=v" })
 	testkit.Must(t, os.WriteFile(src, []byte(fmt.Sprintf(`b={{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
-	testkit.Eventually(t, "source edit rendered", func() bool { return testkit.ReadFile(dest) == "b=v" })
+	r.clk.StepUntil(t, config.DefaultSourceQuiet, "source edit rendered", func() bool { return testkit.ReadFile(dest) == "b=v" })
 	testkit.Must(t, os.Remove(dest))
 	testkit.Eventually(t, "deleted destination restored", func() bool { return testkit.ReadFile(dest) == "b=v" })
 	testkit.Must(t, os.WriteFile(dest, []byte("tampered"), 0o644))
@@ -318,7 +320,7 @@ func TestBindMountedDestination(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", dest).Run() })
 	tc := config.Template{Contents: fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2), Destination: dest}
-	run(t, Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}})
+	run(t, Options{Templates: []config.Template{tc}, Clients: root(t, srv.Addr)})
 	testkit.Eventually(t, "the bind-mounted file updated in place", func() bool { return testkit.ReadFile(backing) == "one" })
 }
 
@@ -327,7 +329,7 @@ func TestRenderDryRunMasks(t *testing.T) {
 	putV2(t, v2, "app", map[string]any{"password": "hunter2"})
 	dir := t.TempDir()
 	tc := tmpl(dir, "out", fmt.Sprintf(`pw={{ with secret "%s/app" }}{{ .Data.data.password }}{{ end }}`, v2))
-	m, err := New(Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}, Logger: zaptest.NewLogger(t)})
+	m, err := New(Options{Templates: []config.Template{tc}, Config: config.DefaultTemplateConfig(), Clients: root(t, srv.Addr), Logger: zaptest.NewLogger(t)})
 	testkit.Must(t, err)
 	out, err := m.Render(context.Background(), tc.Destination, true, false)
 	testkit.Must(t, err)
@@ -352,7 +354,7 @@ func TestErrorsRedacted(t *testing.T) {
 	_, v2 := kvMounts(t)
 	putV2(t, v2, "app", map[string]any{"password": "s3cr3t-value"})
 	tc := tmpl(t.TempDir(), "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.password | parseInt }}{{ end }}`, v2))
-	m, err := New(Options{Templates: []config.Template{tc}, Clients: &clients{addr: srv.Addr}, Logger: zaptest.NewLogger(t)})
+	m, err := New(Options{Templates: []config.Template{tc}, Config: config.DefaultTemplateConfig(), Clients: root(t, srv.Addr), Logger: zaptest.NewLogger(t)})
 	testkit.Must(t, err)
 	err = m.renderUnit(context.Background(), 0, m.units[0])
 	// The function's error holds no value at all (funcs.valueFree): it names
@@ -366,7 +368,7 @@ func TestParseErrorNamesTemplate(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "bad.tmpl")
 	testkit.Must(t, os.WriteFile(src, []byte("{{ with secret \"x\" }}"), 0o644))
-	_, err := New(Options{Templates: []config.Template{{Source: src, Destination: filepath.Join(dir, "o")}}, Logger: zaptest.NewLogger(t)})
+	_, err := New(Options{Templates: []config.Template{{Source: src, Destination: filepath.Join(dir, "o")}}, Config: config.DefaultTemplateConfig(), Logger: zaptest.NewLogger(t)})
 	if err == nil || !strings.Contains(err.Error(), "parse template "+src) {
 		t.Fatalf("error = %v", err)
 	}
@@ -387,19 +389,19 @@ func TestPKICertReissuedNearExpiry(t *testing.T) {
 {{ .Key }}{{ end }}`, mount))
 	long := tmpl(dir, "long.pem", fmt.Sprintf(`{{ with pkiCert "%s/issue/web" "common_name=b.example.com" "ttl=1h" }}{{ .Cert }}
 {{ .Key }}{{ end }}`, mount))
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.LeaseRenewalThreshold = 0.5
-	r := run(t, Options{Templates: []config.Template{short, long}, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	r := run(t, Options{Templates: []config.Template{short, long}, Config: cfg, Clients: root(t, srv.Addr)})
 	waitReady(t, r.m)
 	firstShort, firstLong := serial(t, short.Destination), serial(t, long.Destination)
-	testkit.Eventually(t, "the short-lived certificate re-issued", func() bool { return serial(t, short.Destination) != firstShort })
+	r.clk.StepUntil(t, time.Second, "the short-lived certificate re-issued", func() bool { return serial(t, short.Destination) != firstShort })
 	if serial(t, long.Destination) != firstLong {
 		t.Error("the long-lived certificate was re-issued early")
 	}
 
 	// A restart: a new manager finds the long-lived certificate on disk.
 	proxy := newCounting(t)
-	m2 := run(t, Options{Templates: []config.Template{long}, Config: cfg, Clients: &clients{addr: proxy.url}})
+	m2 := run(t, Options{Templates: []config.Template{long}, Config: cfg, Clients: root(t, proxy.url)})
 	waitReady(t, m2.m)
 	if serial(t, long.Destination) != firstLong {
 		t.Error("a restart re-issued a still-valid certificate")
@@ -429,15 +431,15 @@ func TestShortLeaseRefetched(t *testing.T) {
 	testkit.Must(t, err)
 	dir := t.TempDir()
 	tc := tmpl(dir, "otp", fmt.Sprintf(`{{ with secret "%s/creds/otp" "ip=127.0.0.1" }}{{ .Data.key }} {{ .LeaseDuration }} {{ .Renewable }}{{ end }}`, mount))
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.LeaseRenewalThreshold = 0.5
-	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
 	waitReady(t, r.m)
 	first := testkit.ReadFile(tc.Destination)
 	if !strings.HasSuffix(first, " 4 false") {
 		t.Fatalf("rendered %q, want a 4s non-renewable lease", first)
 	}
-	testkit.Eventually(t, "a new credential before the lease ends", func() bool {
+	r.clk.StepUntil(t, 500*time.Millisecond, "a new credential before the lease ends", func() bool {
 		now := testkit.ReadFile(tc.Destination)
 		return now != "" && now != first
 	})
@@ -448,7 +450,7 @@ func TestTokenChangeFetchesNothing(t *testing.T) {
 	_, v2 := kvMounts(t)
 	putV2(t, v2, "app", map[string]any{"k": "v"})
 	proxy := newCounting(t)
-	cl := &switching{clients: clients{addr: proxy.url}}
+	cl := root(t, proxy.url)
 	dir := t.TempDir()
 	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
 	r := run(t, Options{Templates: []config.Template{tc}, Clients: cl})
@@ -456,8 +458,12 @@ func TestTokenChangeFetchesNothing(t *testing.T) {
 	fi1, _ := os.Stat(tc.Destination)
 	s, err := srv.Client.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"root"}})
 	testkit.Must(t, err)
-	cl.set(s.Auth.ClientToken) // what a re-login does
-	time.Sleep(500 * time.Millisecond)
+	turns := r.clk.Timers()
+	cl.SetToken(s.Auth.ClientToken) // what a re-login does
+	// The login is seen (a turn of the loop), and time goes on short of a
+	// refresh.
+	r.clk.WaitTimers(t, turns+1)
+	r.clk.Step(t, time.Minute)
 	if n := proxy.count(v2 + "/data/app"); n != 1 {
 		t.Errorf("the secret was fetched %d times, want 1", n)
 	}
@@ -467,27 +473,6 @@ func TestTokenChangeFetchesNothing(t *testing.T) {
 	}
 }
 
-type switching struct {
-	clients
-	mu  sync.Mutex
-	tok string
-}
-
-func (s *switching) set(tok string) { s.mu.Lock(); s.tok = tok; s.mu.Unlock() }
-
-func (s *switching) Client() (*api.Client, error) {
-	c, err := s.clients.Client()
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tok != "" {
-		c.SetToken(s.tok)
-	}
-	return c, nil
-}
-
 // wait { min }: a change is rendered only after min without another one.
 func TestWaitQuiescence(t *testing.T) {
 	_, v2 := kvMounts(t)
@@ -495,20 +480,20 @@ func TestWaitQuiescence(t *testing.T) {
 	dir := t.TempDir()
 	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
 	tc.Wait = config.Wait{Min: 4 * time.Second, Max: 60 * time.Second}
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
-	run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
 	testkit.Eventually(t, "first render", func() bool { return testkit.ReadFile(tc.Destination) == "0" })
-	// Changes every 200ms: none is written while they keep coming (min is
-	// far longer than the burst, so a slow machine does not matter).
+	// Changes every 200ms (of the manager's clock): none is written while
+	// they keep coming.
 	for i := 1; i <= 5; i++ {
 		putV2(t, v2, "app", map[string]any{"k": fmt.Sprint(i)})
-		time.Sleep(200 * time.Millisecond)
+		r.clk.Step(t, 200*time.Millisecond)
 		if got := testkit.ReadFile(tc.Destination); got != "0" {
 			t.Fatalf("rendered %q during a burst of changes", got)
 		}
 	}
-	testkit.Eventually(t, "the last value after the quiet period", func() bool { return testkit.ReadFile(tc.Destination) == "5" })
+	r.clk.StepUntil(t, 200*time.Millisecond, "the last value after the quiet period", func() bool { return testkit.ReadFile(tc.Destination) == "5" })
 }
 
 func TestSameValue(t *testing.T) {
@@ -538,13 +523,13 @@ func TestFailingCommandRetriedOnNextChange(t *testing.T) {
 	count := filepath.Join(dir, "count")
 	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
 	tc.Exec = &config.Exec{Command: []string{"/bin/sh", "-c", "echo x >> " + count + "; exit 3"}, Timeout: 10 * time.Second}
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 200 * time.Millisecond
-	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: srv.Addr}})
+	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
 	waitReady(t, r.m)
 	testkit.Eventually(t, "the command ran once", func() bool { return testkit.ReadFile(count) == "x\n" })
 	putV2(t, v2, "app", map[string]any{"k": "two"})
-	testkit.Eventually(t, "the command ran again after the change", func() bool { return testkit.ReadFile(count) == "x\nx\n" })
+	r.clk.StepUntil(t, cfg.StaticSecretRenderInterval, "the command ran again after the change", func() bool { return testkit.ReadFile(count) == "x\nx\n" })
 	select {
 	case err := <-r.done:
 		t.Fatalf("the manager stopped: %v", err)
@@ -564,27 +549,12 @@ func TestFileFunctionWatched(t *testing.T) {
 	later := filepath.Join(dir, "inc", "later.txt")
 	a := tmpl(dir, "a", fmt.Sprintf(`[{{ file %q }}]`, inc))
 	b := tmpl(dir, "b", fmt.Sprintf(`<{{ file %q }}>`, later))
-	run(t, Options{Templates: []config.Template{a, b}, Clients: &clients{addr: srv.Addr}})
+	r := run(t, Options{Templates: []config.Template{a, b}, Clients: root(t, srv.Addr)})
 	testkit.Eventually(t, "first render", func() bool { return testkit.ReadFile(a.Destination) == "[one]" })
 	testkit.Must(t, os.WriteFile(inc, []byte("two"), 0o644))
 	testkit.Eventually(t, "re-render after the file changed", func() bool { return testkit.ReadFile(a.Destination) == "[two]" })
 	testkit.Must(t, os.WriteFile(later, []byte("here"), 0o644))
-	testkit.Eventually(t, "render once the file exists", func() bool { return testkit.ReadFile(b.Destination) == "<here>" })
-}
-
-// switchable hands out clients with whatever token auth holds now.
-type switchable struct {
-	clients
-	token atomic.Value
-}
-
-func (s *switchable) Client() (*api.Client, error) {
-	c, err := s.clients.Client()
-	if err != nil {
-		return nil, err
-	}
-	c.SetToken(s.token.Load().(string))
-	return c, nil
+	r.clk.StepUntil(t, 200*time.Millisecond, "render once the file exists", func() bool { return testkit.ReadFile(b.Destination) == "<here>" })
 }
 
 // A 403 is reported to auth (so that it can log in again) and the template
@@ -595,17 +565,16 @@ func TestPermissionDeniedReported(t *testing.T) {
 	testkit.Must(t, srv.Client.Sys().PutPolicy(v2+"-none", `path "`+v2+`/data/other" { capabilities = ["read"] }`))
 	tok, err := srv.Client.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{v2 + "-none"}, NoDefaultPolicy: true})
 	testkit.Must(t, err)
-	cl := &switchable{clients: clients{addr: srv.Addr}}
-	cl.token.Store(tok.Auth.ClientToken)
+	cl := testkit.NewClients(t, srv.Addr, tok.Auth.ClientToken)
 	dir := t.TempDir()
 	tc := tmpl(dir, "out", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
-	run(t, Options{Templates: []config.Template{tc}, Clients: cl})
-	testkit.Eventually(t, "the denial reported", func() bool { return cl.denied.Load() >= 1 })
+	r := run(t, Options{Templates: []config.Template{tc}, Clients: cl})
+	testkit.Eventually(t, "the denial reported", func() bool { return cl.Denied() >= 1 })
 	if _, err := os.Stat(tc.Destination); err == nil {
 		t.Fatal("rendered without permission")
 	}
-	cl.token.Store(srv.RootToken)
-	testkit.Eventually(t, "render with the new token", func() bool { return testkit.ReadFile(tc.Destination) == "v" })
+	cl.SetToken(srv.RootToken)
+	r.clk.StepUntil(t, 200*time.Millisecond, "render with the new token", func() bool { return testkit.ReadFile(tc.Destination) == "v" })
 }
 
 // A secret that disappears after its first render is asked for again with
@@ -616,20 +585,22 @@ func TestRefreshFailureBacksOff(t *testing.T) {
 	putV2(t, v2, "gone", map[string]any{"k": "before"})
 	proxy := newCounting(t)
 	dir := t.TempDir()
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
 	var ts []config.Template
 	for i := 0; i < 4; i++ {
 		ts = append(ts, tmpl(dir, fmt.Sprint(i), fmt.Sprintf(`{{ with secret "%s/gone" }}{{ .Data.data.k }}{{ end }}`, v2)))
 	}
-	r := run(t, Options{Templates: ts, Config: cfg, Clients: &clients{addr: proxy.url},
-		RetryMin: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond})
+	cfg.RetryMin, cfg.RetryMax = 200*time.Millisecond, 400*time.Millisecond
+	r := run(t, Options{Templates: ts, Config: cfg, Clients: root(t, proxy.url)})
 	waitReady(t, r.m)
 	_, err := srv.Client.Logical().Delete(v2 + "/metadata/gone")
 	testkit.Must(t, err)
-	testkit.Eventually(t, "a failed refresh", func() bool { return proxy.count(v2+"/data/gone") >= 3 })
+	r.clk.StepUntil(t, 100*time.Millisecond, "a failed refresh", func() bool { return proxy.count(v2+"/data/gone") >= 3 })
 	before := proxy.count(v2 + "/data/gone")
-	time.Sleep(2 * time.Second)
+	for i := 0; i < 20; i++ {
+		r.clk.Step(t, 100*time.Millisecond)
+	}
 	// With a 400ms backoff, 2s hold about 5 rounds of one request each; a
 	// loop without backoff makes hundreds, one per template per round 20.
 	if n := proxy.count(v2+"/data/gone") - before; n > 12 {
@@ -642,34 +613,8 @@ func TestRefreshFailureBacksOff(t *testing.T) {
 	}
 	putV2(t, v2, "gone", map[string]any{"k": "after"})
 	for i := range ts {
-		testkit.Eventually(t, "the secret back", func() bool { return testkit.ReadFile(ts[i].Destination) == "after" })
+		r.clk.StepUntil(t, 100*time.Millisecond, "the secret back", func() bool { return testkit.ReadFile(ts[i].Destination) == "after" })
 	}
-}
-
-// logins hands out clients with the current login's token and says which
-// login a lease came from, through the agent's own token holder, as
-// agent/runner.Tokens does.
-type logins struct {
-	switching
-	h *auth.Holder
-}
-
-func newLogins(addr, tok string) *logins {
-	l := &logins{switching: switching{clients: clients{addr: addr}}, h: auth.NewHolder()}
-	l.set(tok)
-	l.h.Set(tok)
-	return l
-}
-
-func (l *logins) Login() uint64                    { _, gen := l.h.Get(); return gen }
-func (l *logins) Ended(g uint64) (time.Time, bool) { return l.h.Ended(g) }
-func (l *logins) LoginEvents() <-chan struct{}     { return l.h.Events() }
-
-// relogin retires the current token (ending at end) and logs in with tok.
-func (l *logins) relogin(end time.Time, tok string) {
-	l.h.Retire(end)
-	l.set(tok)
-	l.h.Set(tok)
 }
 
 // A revoked token takes its leases with it: after the re-login, the lease it
@@ -689,7 +634,7 @@ func TestLeasesOfARevokedTokenFetchedAgain(t *testing.T) {
 	}
 	first := token()
 	proxy := newCounting(t)
-	cl := newLogins(proxy.url, first)
+	cl := testkit.NewClients(t, proxy.url, first)
 	dir := t.TempDir()
 	otp := tmpl(dir, "otp", fmt.Sprintf(`{{ with secret "%s/creds/otp" "ip=127.0.0.1" }}{{ .LeaseID }}{{ end }}`, mount))
 	kv := tmpl(dir, "kv", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
@@ -706,7 +651,7 @@ func TestLeasesOfARevokedTokenFetchedAgain(t *testing.T) {
 	testkit.Must(t, c.Auth().Token().RevokeTree(first))
 	// Vault revokes a token's leases in the background.
 	testkit.Eventually(t, "the lease revoked with its token", func() bool { return !alive(lease) })
-	cl.relogin(time.Now(), token())
+	cl.Relogin(r.clk.Now(), token())
 	testkit.Eventually(t, "a live lease of the new token", func() bool {
 		now := testkit.ReadFile(otp.Destination)
 		return now != lease && alive(now)
@@ -730,16 +675,16 @@ func TestSecretDroppedBySourceEditNotRefreshed(t *testing.T) {
 	src := filepath.Join(dir, "app.tpl")
 	testkit.Must(t, os.WriteFile(src, []byte(fmt.Sprintf(`{{ with secret "%s/old" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
 	tc := config.Template{Source: src, Destination: filepath.Join(dir, "out"), CreateDestDirs: true}
-	cfg := config.DefaultTemplateConfig()
+	cfg := quick()
 	cfg.StaticSecretRenderInterval = 100 * time.Millisecond
-	run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: &clients{addr: proxy.url}})
+	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, proxy.url)})
 	testkit.Eventually(t, "the first render", func() bool { return testkit.ReadFile(tc.Destination) == "old" })
-	testkit.Eventually(t, "a refresh of the old secret", func() bool { return proxy.count(v2+"/data/old") >= 2 })
+	r.clk.StepUntil(t, cfg.StaticSecretRenderInterval, "a refresh of the old secret", func() bool { return proxy.count(v2+"/data/old") >= 2 })
 	testkit.Must(t, os.WriteFile(src, []byte(fmt.Sprintf(`{{ with secret "%s/new" }}{{ .Data.data.k }}{{ end }}`, v2)), 0o644))
-	testkit.Eventually(t, "the edited source rendered", func() bool { return testkit.ReadFile(tc.Destination) == "new" })
-	testkit.Eventually(t, "a refresh of the new secret", func() bool { return proxy.count(v2+"/data/new") >= 2 })
+	r.clk.StepUntil(t, cfg.StaticSecretRenderInterval, "the edited source rendered", func() bool { return testkit.ReadFile(tc.Destination) == "new" })
+	r.clk.StepUntil(t, cfg.StaticSecretRenderInterval, "a refresh of the new secret", func() bool { return proxy.count(v2+"/data/new") >= 2 })
 	before := proxy.count(v2 + "/data/old")
-	testkit.Eventually(t, "more refreshes of the new secret", func() bool { return proxy.count(v2+"/data/new") >= 6 })
+	r.clk.StepUntil(t, cfg.StaticSecretRenderInterval, "more refreshes of the new secret", func() bool { return proxy.count(v2+"/data/new") >= 6 })
 	if n := proxy.count(v2+"/data/old") - before; n > 0 {
 		t.Errorf("the secret no template uses was fetched %d more times", n)
 	}

@@ -2,7 +2,6 @@ package template
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/internal/clock"
 	"github.com/latchkey/latchkey/test/testkit"
 )
 
@@ -44,10 +44,7 @@ func startPostgres(t *testing.T) int {
 	if out, err := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	testkit.Must(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testkit.FreePort(t)
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", data,
 		"-p", strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1")
 	// Run as postgres directly (not through runuser), so that the signal
@@ -113,7 +110,9 @@ func TestDatabaseLeaseRenewedThenReplaced(t *testing.T) {
 	tc := tmpl(dir, "db.env", fmt.Sprintf(`{{ with secret "%s/creds/app" }}DB_USER={{ .Data.username }}
 DB_PASSWORD={{ .Data.password }}
 RENEWABLE={{ .Renewable }}{{ end }}`, mount))
-	r := run(t, Options{Templates: []config.Template{tc}, Config: config.DefaultTemplateConfig(), Clients: &clients{addr: proxy.url}})
+	// Vault caps the renewals by max_ttl on its own (wall) clock, so the
+	// manager runs on that clock here.
+	r := run(t, Options{Templates: []config.Template{tc}, Config: quick(), Clients: root(t, proxy.url), Clock: clock.Real})
 	waitReady(t, r.m)
 	first := testkit.ReadFile(tc.Destination)
 	if !strings.Contains(first, "DB_USER=v-") || !strings.HasSuffix(first, "RENEWABLE=true") {

@@ -63,7 +63,7 @@ func (m *Manager) previewCheck(q *query) error {
 	if q.kind == kindPKI {
 		// A still-valid certificate at the destination is reused, not
 		// issued: that dry run has no side effect.
-		now := m.o.Now()
+		now := m.o.Clock.Now()
 		if _, cert, ok := fromDisk(q.dest, now); ok && now.Before(renewAt(cert.NotBefore, cert.NotAfter, m.mounts.threshold)) {
 			return nil
 		}

@@ -17,8 +17,6 @@ import (
 
 // schedule decides when a fetched query needs attention again.
 func (m *Manager) schedule(key string, r result) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	d := m.deps[key]
 	if d == nil {
 		return
@@ -54,9 +52,7 @@ func jitterBefore(t time.Time, j time.Duration) time.Time {
 }
 
 func (m *Manager) nextWake() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	next := m.o.Now().Add(time.Hour)
+	next := m.o.Clock.Now().Add(time.Hour)
 	for _, d := range m.deps {
 		if len(d.users) > 0 && !d.next.IsZero() && d.next.Before(next) {
 			next = d.next
@@ -80,15 +76,13 @@ func (m *Manager) nextWake() time.Time {
 // refreshDue renews or fetches again every query whose time has come and
 // marks the templates using a changed one for rendering.
 func (m *Manager) refreshDue(ctx context.Context) {
-	now := m.o.Now()
-	m.mu.Lock()
+	now := m.o.Clock.Now()
 	var due []*dep
 	for _, d := range m.deps {
 		if len(d.users) > 0 && !d.next.IsZero() && !now.Before(d.next) {
 			due = append(due, d)
 		}
 	}
-	m.mu.Unlock()
 	for _, d := range due {
 		old, _ := m.brain.get(d.q.key)
 		if old.renewable && old.leaseID != "" && !old.orphaned && m.renew(ctx, d, old) {
@@ -97,18 +91,14 @@ func (m *Manager) refreshDue(ctx context.Context) {
 		r, err := m.ask(ctx, d.q, false)
 		if err != nil {
 			m.o.Logger.Warn("refresh postponed: no token", zap.Error(err))
-			m.mu.Lock()
 			d.next = now.Add(time.Second)
-			m.mu.Unlock()
 			continue
 		}
 		if r.err != nil {
 			m.o.Logger.Error("refresh failed", zap.String("query", d.q.String()), zap.Error(r.err))
 			// The users' retries (with their backoff) fetch it again and
 			// reschedule it once it is back; until then it is not due.
-			m.mu.Lock()
 			d.next = time.Time{}
-			m.mu.Unlock()
 			m.markUsers(d)
 			continue
 		}
@@ -141,7 +131,7 @@ func (m *Manager) renew(ctx context.Context, d *dep, old result) bool {
 		// of it, before the credentials expire under the application.
 		old.renewable = false
 	}
-	old.lease, old.fetched = got, m.o.Now()
+	old.lease, old.fetched = got, m.o.Clock.Now()
 	m.brain.set(d.q.key, old)
 	m.schedule(d.q.key, old)
 	m.o.Logger.Debug("lease renewed", zap.String("query", d.q.String()), zap.Duration("lease", got))
@@ -155,8 +145,6 @@ func (m *Manager) renew(ctx context.Context, d *dep, old result) bool {
 func (m *Manager) orphanLeases() {
 	l := m.o.Clients
 	cur := l.Login()
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	for key, d := range m.deps {
 		r, ok := m.brain.get(key)
 		if !ok || r.err != nil || r.leaseID == "" || r.orphaned || r.login >= cur {
@@ -168,16 +156,14 @@ func (m *Manager) orphanLeases() {
 		}
 		r.orphaned = true
 		m.brain.set(key, r)
-		d.next = m.o.Now()
+		d.next = m.o.Clock.Now()
 		m.o.Logger.Info("the token that created this lease was replaced; fetching it again",
 			zap.String("query", d.q.String()), zap.Time("old_token_ends", end))
 	}
 }
 
 func (m *Manager) markUsers(d *dep) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.o.Now()
+	now := m.o.Clock.Now()
 	for i := range d.users {
 		st := &m.state[i]
 		st.dirty = true

@@ -42,7 +42,7 @@ func (m *Manager) onFileEvent(ev fsnotify.Event) {
 			if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) == 0 {
 				continue
 			}
-			m.state[i].reloadAt = m.o.Now().Add(m.o.SourceQuiet)
+			m.state[i].reloadAt = m.o.Clock.Now().Add(m.o.Config.SourceQuiet)
 		case u.cfg.Destination:
 			// Deleted or altered by someone else: render puts it back (and
 			// does nothing when it is already right).
@@ -54,7 +54,7 @@ func (m *Manager) onFileEvent(ev fsnotify.Event) {
 // reloadSources reads again the edited sources that have been quiet long
 // enough; one that does not load keeps the previous template.
 func (m *Manager) reloadSources() {
-	now := m.o.Now()
+	now := m.o.Clock.Now()
 	for i, u := range m.units {
 		st := &m.state[i]
 		if st.reloadAt.IsZero() || now.Before(st.reloadAt) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/latchkey/latchkey/test/testbin"
 	"github.com/latchkey/latchkey/test/testkit"
+	"github.com/latchkey/latchkey/test/testkit/secretscan"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -49,7 +50,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	srv.Stop()
 	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(secretscan.Finish(code, os.Stderr))
 }
 
 // approleConfig sets up an approle mount and returns an agent config (no
@@ -154,6 +155,7 @@ func agentCmdEnv(args []string, env ...string) *exec.Cmd {
 // exitCode runs cmd and returns its exit code.
 func exitCode(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
+	testkit.ScanOutput(t, cmd)
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -276,6 +278,9 @@ func TestExitCodes(t *testing.T) {
 		"validate owner":              {[]string{"validate", "-config", filepath.Join(dir, "o.hcl")}, exitConfig, "", `owner "no-such-user-latchkey": user: unknown user`},
 		"template retries exhausted":  {[]string{"-config", filepath.Join(dir, "t.hcl")}, exitRuntime, "", "templates failed"},
 		"validate template syntax":    {[]string{"validate", "-config", filepath.Join(dir, "ts.hcl")}, exitConfig, "", "parse template"},
+		// Defect: the error named the destination as the template
+		// ("template: /etc/app/app.env:4: ..."); it names the source's line.
+		"validate template source syntax": {[]string{"validate", "-config", filepath.Join(dir, "tss.hcl")}, exitConfig, "", "template: " + filepath.Join(dir, "tss.tmpl") + ":4: "},
 		// exit_after_auth without exit_on_retry_failure: a template that
 		// never renders still ends the one-shot run with the template code.
 		"exit after auth, template keeps failing": {[]string{"-config", filepath.Join(dir, "ea.hcl")}, exitRuntime, "", "templates failed"},
@@ -299,6 +304,8 @@ func TestExitCodes(t *testing.T) {
 	testkit.WriteFile(t, filepath.Join(dir, "t.hcl"), fmt.Sprintf("auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\nlatchkey {\n  state_dir = %q\n}\nvault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate_config {\n  exit_on_retry_failure = true\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", rootToken, filepath.Join(dir, "t-state"), filepath.Join(dir, "t.out")))
 	testkit.WriteFile(t, filepath.Join(dir, "ea.hcl"), fmt.Sprintf("exit_after_auth = true\nauto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\nlatchkey {\n  state_dir = %q\n}\nvault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", rootToken, filepath.Join(dir, "ea-state"), filepath.Join(dir, "ea.out")))
 	testkit.WriteFile(t, filepath.Join(dir, "ts.hcl"), string(b)+fmt.Sprintf("template {\n  contents = \"{{ with secret }}\"\n  destination = %q\n}\n", filepath.Join(dir, "ts.out")))
+	testkit.WriteFile(t, filepath.Join(dir, "tss.tmpl"), "a\nb\nc\n{{ if")
+	testkit.WriteFile(t, filepath.Join(dir, "tss.hcl"), string(b)+fmt.Sprintf("template {\n  source = %q\n  destination = %q\n}\n", filepath.Join(dir, "tss.tmpl"), filepath.Join(dir, "tss.out")))
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			cmd := agentCmd(tc.args)
@@ -480,17 +487,7 @@ func TestReloadAppliesLogLevel(t *testing.T) {
 }
 
 // syncBuffer is a bytes.Buffer safe for a process writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+type syncBuffer = testkit.Buffer
 
 // SIGINT stops the agent as SIGTERM does: exit 0 after STOPPING=1.
 func TestStopSignals(t *testing.T) {

@@ -35,6 +35,7 @@ func startAgent(t *testing.T, args []string, env ...string) *agentProc {
 	cmd := agentCmdEnv(args, env...)
 	a := &agentProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = a.stderr
+	testkit.ScanOutput(t, cmd)
 	testkit.Must(t, cmd.Start())
 	go func() { a.done <- cmd.Wait() }()
 	t.Cleanup(func() {

@@ -8,28 +8,26 @@ import (
 	"io"
 	"time"
 
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
-	"github.com/latchkey/latchkey/agent/auth/methods"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/runner"
 	"github.com/latchkey/latchkey/agent/template"
 	"github.com/latchkey/latchkey/internal/logging"
-	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // newRenderer plugs agent/template into the runner.
 func newRenderer(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger) (runner.Renderer, error) {
+	return newRendererWith(cfg, tokens, log, false)
+}
+
+// newRendererWith is newRenderer; allowIssue lets a dry run issue and
+// write (render -dry-run -issue).
+func newRendererWith(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger, allowIssue bool) (runner.Renderer, error) {
 	o := template.Options{
 		Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: tokens, Logger: log,
-		OneShot: cfg.ExitAfterAuth,
-	}
-	// As in Vault Agent, vault { retry { num_retries } } also bounds the
-	// retries of a failing template.
-	if n := cfg.Vault.NumRetries; n != nil && *n > 0 {
-		o.RetryAttempts = *n
+		OneShot: cfg.ExitAfterAuth, AllowIssue: allowIssue,
 	}
 	return template.New(o)
 }
@@ -39,20 +37,6 @@ func checkTemplates(cfg *config.Config) error {
 	_, err := template.New(template.Options{Templates: cfg.Templates, Config: cfg.TemplateConfig, Logger: zap.NewNop()})
 	return err
 }
-
-// staticClients serves one token (the render subcommand's own login).
-type staticClients struct {
-	c     *api.Client
-	token string
-}
-
-func (s *staticClients) Client() (*api.Client, error) { return auth.Clone(s.c, s.token, "") }
-func (s *staticClients) PermissionDenied()            {}
-
-// One login for the whole run: generation 1, never replaced.
-func (s *staticClients) Login() uint64                  { return 1 }
-func (s *staticClients) Ended(uint64) (time.Time, bool) { return time.Time{}, false }
-func (s *staticClients) LoginEvents() <-chan struct{}   { return nil }
 
 // render is `latchkey-agent render -config ... -template NAME [-dry-run
 // [-issue]] [-show-secrets]`: it logs in with the config's method, renders
@@ -95,26 +79,23 @@ func render(args []string, stdout, stderr io.Writer, getenv func(string) string)
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
 		return exitConfig
 	}
-	// The agent's own build first: render refuses what a start would.
-	if err := (&runner.Runner{Getenv: getenv, Logger: log, NewRenderer: newRenderer}).Validate(cfg); err != nil {
-		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
-		return exitConfig
-	}
-	client, err := runner.VaultClient(cfg, getenv, vaultclient.Config{})
+	// The agent's own build (the one a start, a reload and validate make):
+	// render refuses what a start would, and logs in and renders with what
+	// it built. A dry run's method consumes no one-shot credential.
+	allowIssue := *issue
+	r := &runner.Runner{Getenv: getenv, Logger: log, DryRun: *dry,
+		NewRenderer: func(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger) (runner.Renderer, error) {
+			return newRendererWith(cfg, tokens, log, allowIssue)
+		}}
+	built, err := r.Build(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
 		return exitConfig
 	}
-	method, err := methods.New(cfg.AutoAuth.Method, auth.Env{StateDir: cfg.StateDir, Logger: log, Getenv: getenv, DryRun: *dry})
-	if err != nil {
-		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
-		return exitConfig
-	}
-	clients := &staticClients{c: client}
-	m, err := template.New(template.Options{Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: clients, Logger: log, AllowIssue: *issue})
-	if err != nil {
-		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
-		return exitConfig
+	m, _ := built.Renderer.(*template.Manager)
+	if m == nil {
+		fmt.Fprintf(stderr, "latchkey-agent render: -template: the config has no templates\n")
+		return exitUsage
 	}
 	if err := m.Find(*name); err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: -template: %v\n", err)
@@ -123,14 +104,14 @@ func render(args []string, stdout, stderr io.Writer, getenv func(string) string)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// One attempt, as each of the agent's: no replay of a signed request.
-	s, err := auth.LoginOnce(ctx, method, client, cfg.AutoAuth.Method.Namespace)
-	if err == nil {
-		clients.token = s.Auth.ClientToken
-	}
+	s, err := auth.LoginOnce(ctx, built.Method, built.Client, cfg.AutoAuth.Method.Namespace)
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent render: login: %v\n", err)
 		return exitAuth
 	}
+	// One login, never renewed or replaced: a 403 has no auth loop to go to.
+	built.Tokens.SetClient(built.Client, func() {})
+	built.Tokens.Holder().Set(s.Auth.ClientToken)
 	out, err := m.Render(ctx, *name, *dry, *show)
 	for _, q := range m.Issued() {
 		fmt.Fprintf(stderr, "latchkey-agent render: -dry-run -issue: issued %s (a real certificate or write; the destination was not written)\n", q)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/totptest"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -180,6 +180,7 @@ func TestBinaryLogin(t *testing.T) {
 				cmd.Stdin = strings.NewReader(secret + "\x00")
 				var stdout, stderr bytes.Buffer
 				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				testkit.ScanOutput(t, cmd)
 				cmd.Run()
 				if got := cmd.ProcessState.ExitCode(); got != want {
 					t.Errorf("attempt %d: exit %d, want %d\n%s", i+1, got, want, stderr.String())
@@ -333,27 +334,8 @@ func TestBinaryDeadline(t *testing.T) {
 // A Vault that accepts the connection and never answers: the binary exits
 // non-zero by itself, naming the deadline, before anything kills it.
 func TestBinaryHungVault(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c) // never read, never answered
-		}
-	}()
-	cfg := writeConfig(t, fmt.Sprintf("vault_addr = \"http://%s\"\ntimeout = \"1s\"\naudit = \"off\"\nallowed_roles = \"*\"\n", l.Addr()))
+	hung := testkit.StartHung(t)
+	cfg := writeConfig(t, fmt.Sprintf("vault_addr = \"http://%s\"\ntimeout = \"1s\"\naudit = \"off\"\nallowed_roles = \"*\"\n", hung.Addr))
 	cmd := boundedCommand(t, helper, "-config="+cfg, "-dev")
 	cmd.Env = []string{"PAM_USER=alice", "PAM_TYPE=auth"}
 	cmd.Stdin = strings.NewReader("11111111-2222-3333-4444-555555555555")
@@ -361,7 +343,7 @@ func TestBinaryHungVault(t *testing.T) {
 	if got := cmd.ProcessState.ExitCode(); got != exitVault {
 		t.Fatalf("exit %d, want %d\n%s", got, exitVault, out)
 	}
-	if !strings.Contains(string(out), "deadline") || !strings.Contains(string(out), l.Addr().String()) {
+	if !strings.Contains(string(out), "deadline") || !strings.Contains(string(out), hung.Addr) {
 		t.Errorf("output does not name the deadline and the address: %s", out)
 	}
 }

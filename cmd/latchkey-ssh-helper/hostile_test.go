@@ -18,6 +18,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 const fakeOTP = "11111111-2222-3333-4444-555555555555"
@@ -49,6 +51,7 @@ func runHelper(t *testing.T, cfg string, environ []string, stdin string, args ..
 	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	testkit.ScanOutput(t, cmd)
 	cmd.Run()
 	return cmd.ProcessState.ExitCode(), out.String()
 }
@@ -123,22 +126,22 @@ func TestBinaryIgnoresEnvironment(t *testing.T) {
 }
 
 // A user name with a newline, a NEL (U+0085) or a lone 0x85 byte cannot
-// forge a second line in what pam_exec's log= file keeps, on the success
-// line or the refusal's. (JSON cannot carry a lone 0x85, so Vault's answer
-// never matches such a user: refused.)
+// forge a second line in what pam_exec's log= file keeps: such a PAM_USER
+// (or PAM_RHOST) is refused before Vault is asked, even when Vault would
+// say yes, and the refusal's line quotes it.
 func TestBinaryLogInjection(t *testing.T) {
 	const forged = "Dec  1 00:00:00 host sshd[1]: Accepted password for root"
 	for name, tc := range map[string]struct {
 		user string
 		want int
 	}{
-		"newline":   {"alice\n" + forged, exitOK},
-		"U+0085":    {"alice\u0085" + forged, exitOK},
+		"newline":   {"alice\n" + forged, exitDenied},
+		"U+0085":    {"alice\u0085" + forged, exitDenied},
 		"lone 0x85": {"alice\x85" + forged, exitDenied},
 	} {
 		t.Run(name, func(t *testing.T) {
 			user := tc.user
-			yes, _ := yesServer(t, user, false)
+			yes, hits := yesServer(t, user, false)
 			cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"*\"\ntimeout = \"3s\"\naudit = \"off\"\n", yes.URL))
 			code, out := runHelper(t, cfg, []string{"PAM_USER=" + user, "PAM_TYPE=auth", "PAM_RHOST=" + user}, fakeOTP, "-dev")
 			if code != tc.want {
@@ -152,8 +155,11 @@ func TestBinaryLogInjection(t *testing.T) {
 			if strings.Contains(out, "\x85") {
 				t.Errorf("a raw 0x85 byte in the output: %q", out)
 			}
-			if tc.want == exitOK && !strings.Contains(out, "authenticated!") {
-				t.Errorf("no success line: %s", out)
+			if !strings.Contains(out, "PAM_USER holds a control character or invalid UTF-8") {
+				t.Errorf("the refusal does not say why: %s", out)
+			}
+			if n := hits.Load(); n != 0 {
+				t.Errorf("Vault was asked %d times", n)
 			}
 		})
 	}

@@ -53,6 +53,10 @@ func WriteFile(path string, data []byte, opts Options) error {
 // It returns nil when path holds the new content with the asked mode and
 // owner. On any error (fill failing midway included) path is untouched and
 // the temporary file is removed.
+//
+// The temporary file is flock-ed from its creation until after the rename:
+// a process killed midway (SIGKILL, OOM) leaves it unlocked, which is how
+// RemoveStale tells such a leftover from a write in flight.
 func Write(path string, opts Options, fill func(io.Writer) error) (err error) {
 	// One cleaned path for the temporary file, the rename and the fsync:
 	// "a/../b/out" names the same directory for all three.
@@ -63,12 +67,18 @@ func Write(path string, opts Options, fill func(io.Writer) error) (err error) {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	tmpName := tmp.Name()
+	closed := false
 	defer func() {
 		if err != nil {
-			tmp.Close()
 			os.Remove(tmpName)
 		}
+		if !closed {
+			tmp.Close()
+		}
 	}()
+	// Best effort: where flock is not supported (some network file
+	// systems) RemoveStale cannot lock the file either and leaves it alone.
+	_ = lockFile(tmp)
 	if err := fill(tmp); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -78,9 +88,8 @@ func Write(path string, opts Options, fill func(io.Writer) error) (err error) {
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("write %s: fsync: %w", path, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
+	// Renamed while still open, so still locked: RemoveStale never takes a
+	// complete temporary file for a leftover just before its rename.
 	if err := os.Rename(tmpName, path); err != nil {
 		if !opts.InPlaceFallback || !(errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV)) {
 			return fmt.Errorf("write %s: %w", path, err)
@@ -91,10 +100,27 @@ func Write(path string, opts Options, fill func(io.Writer) error) (err error) {
 		os.Remove(tmpName)
 		return nil
 	}
+	// The content is fsynced and in place: a failing close changes nothing.
+	closed = true
+	_ = tmp.Close()
 	if err := SyncDir(dir); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// lockFile takes an exclusive flock on f, a file only this process has
+// open yet; it is released when f is closed or the process dies.
+func lockFile(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB) }); err != nil {
+		return err
+	}
+	return ferr
 }
 
 func setAttrs(f *os.File, opts Options) error {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestWriteModeIgnoresUmask(t *testing.T) {
@@ -220,5 +221,47 @@ func TestBindMountedDestination(t *testing.T) {
 			}
 			assertNoTemp(t, dir)
 		})
+	}
+}
+
+// A temporary file whose writer died (no lock held) is removed once past
+// the grace, however recent; one a live writer holds locked is kept
+// whatever its age.
+func TestRemoveStaleLocks(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secret.txt")
+	old := time.Now().Add(-time.Hour)
+	dead := filepath.Join(dir, tempPrefix(path)+"dead")
+	live := filepath.Join(dir, tempPrefix(path)+"live")
+	fresh := filepath.Join(dir, tempPrefix(path)+"fresh")
+	for _, p := range []string{dead, live, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{dead, live} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := lockFile(f); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := RemoveStale(path, StaleGrace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != dead {
+		t.Fatalf("removed %q, want only %s", removed, dead)
+	}
+	for _, p := range []string{live, fresh} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s removed: %v", p, err)
+		}
 	}
 }

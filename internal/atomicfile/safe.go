@@ -77,11 +77,18 @@ func tempPrefix(path string) string {
 	return "." + filepath.Base(path) + ".tmp-"
 }
 
+// StaleGrace is the age below which RemoveStale leaves an unlocked
+// temporary file alone: far longer than the instant between Write's create
+// and its lock, short enough that the next write after a crash cleans up.
+const StaleGrace = 2 * time.Second
+
 // RemoveStale removes the temporary files that Write left next to path
 // when the process was killed mid-write: regular files named like Write's
-// temporaries for path, owned by this process's user, last modified more
-// than olderThan ago (so that a write in flight is left alone). It returns
-// the names removed; a directory it cannot read is an error.
+// temporaries for path, owned by this process's user, that no process
+// holds locked (Write keeps its temporary file flock-ed until the rename,
+// and a dead process holds no lock) and last modified more than olderThan
+// ago (a grace for the instant between a write's create and its lock).
+// It returns the names removed; a directory it cannot read is an error.
 func RemoveStale(path string, olderThan time.Duration) ([]string, error) {
 	path = filepath.Clean(path)
 	dir := filepath.Dir(path)
@@ -96,18 +103,34 @@ func RemoveStale(path string, olderThan time.Duration) ([]string, error) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		fi, err := os.Lstat(p)
-		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < olderThan {
-			continue
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
-			continue
-		}
-		if os.Remove(p) == nil {
+		if removeUnlocked(p, olderThan) {
 			removed = append(removed, p)
 		}
 	}
 	return removed, nil
+}
+
+// removeUnlocked removes p when it is a regular file of this user, older
+// than olderThan, and nobody holds a lock on it; it reports whether it did.
+func removeUnlocked(p string, olderThan time.Duration) bool {
+	f, fi, err := OpenExisting(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != os.Geteuid() || time.Since(fi.ModTime()) < olderThan {
+		return false
+	}
+	if lockFile(f) != nil {
+		return false // a write in flight holds it
+	}
+	// Still the same file under that name (not renamed away meanwhile)?
+	lfi, err := os.Lstat(p)
+	if err != nil || !os.SameFile(fi, lfi) {
+		return false
+	}
+	return os.Remove(p) == nil
 }
 
 // MkdirParents creates dir and its missing parents with perm, checking each

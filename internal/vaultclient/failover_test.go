@@ -2,53 +2,16 @@ package vaultclient
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey/test/testkit"
 )
-
-// blackHole accepts connections and never answers; it counts them.
-type blackHole struct {
-	addr string
-	n    atomic.Int32
-}
-
-func newBlackHole(t *testing.T) *blackHole {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	testkit.Must(t, err)
-	b := &blackHole{addr: "http://" + l.Addr().String()}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			b.n.Add(1)
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return b
-}
 
 func deadAddr(t *testing.T) string {
 	return "http://127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
@@ -73,15 +36,15 @@ func server(t *testing.T, status int, n *atomic.Int32) string {
 
 func TestFailoverSkipsNodesThatGiveNoAnswerAndSticks(t *testing.T) {
 	var good, sealed atomic.Int32
-	hole := newBlackHole(t)
+	hole := testkit.StartHung(t)
 	tests := map[string][]string{
-		"black-holed, dead, good": {hole.addr, deadAddr(t), server(t, 200, &good)},
+		"black-holed, dead, good": {"http://" + hole.Addr, deadAddr(t), server(t, 200, &good)},
 		"sealed, good":            {server(t, http.StatusServiceUnavailable, &sealed), server(t, 200, &good)},
 	}
 	for name, addrs := range tests {
 		t.Run(name, func(t *testing.T) {
 			good.Store(0)
-			holeBefore := hole.n.Load()
+			holeBefore := hole.Accepted()
 			c, err := New(Config{Addresses: addrs, Timeout: 3 * time.Second, MaxRetries: Int(0)})
 			testkit.Must(t, err)
 			c.SetToken("t")
@@ -98,7 +61,7 @@ func TestFailoverSkipsNodesThatGiveNoAnswerAndSticks(t *testing.T) {
 				t.Errorf("good server saw %d requests, want 3", got)
 			}
 			// Sticky: only the first request tried the black hole.
-			if got := hole.n.Load() - holeBefore; got > 1 {
+			if got := hole.Accepted() - holeBefore; got > 1 {
 				t.Errorf("black hole got %d connections, want at most 1", got)
 			}
 		})
@@ -109,8 +72,8 @@ func TestFailoverSkipsNodesThatGiveNoAnswerAndSticks(t *testing.T) {
 }
 
 func TestFailoverNoAddressAnswersIsAnErrorWithinTimeout(t *testing.T) {
-	hole := newBlackHole(t)
-	c, err := New(Config{Addresses: []string{hole.addr, deadAddr(t)}, Timeout: time.Second, MaxRetries: Int(0)})
+	hole := testkit.StartHung(t)
+	c, err := New(Config{Addresses: []string{"http://" + hole.Addr, deadAddr(t)}, Timeout: time.Second, MaxRetries: Int(0)})
 	testkit.Must(t, err)
 	done := make(chan error, 1)
 	go func() {

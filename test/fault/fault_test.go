@@ -8,11 +8,11 @@ package fault
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/latchkey/latchkey/test/testbin"
 	"github.com/latchkey/latchkey/test/testkit"
+	"github.com/latchkey/latchkey/test/testkit/secretscan"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -33,34 +34,15 @@ var runID = fmt.Sprintf("%x", time.Now().UnixNano())
 // val is the n-th value of the KV secret kv/app.
 func val(n int) string { return fmt.Sprintf("kvsecret-%d-%s", n, runID) }
 
-// issued holds every secret the tests made (OTPs, secret ids, tokens, KV
-// values): no log may contain one.
-var issued struct {
-	mu         sync.Mutex
-	s          []string
-	logs, hits int
-}
+// remember and scanLog are this package's short names for the kit's
+// secret scan (test/testkit/secretscan): every OTP, secret id, token and
+// value a scenario issues is remembered, every trace-level log of a
+// helper or agent scanned for all of them, and a hit fails the test.
+func remember(secrets ...string) { secretscan.Remember(secrets...) }
 
-func remember(secrets ...string) {
-	issued.mu.Lock()
-	defer issued.mu.Unlock()
-	issued.s = append(issued.s, secrets...)
-}
-
-// scanLog fails the test for every issued secret that what (a process's
-// trace-level output) contains, and returns how many it looked for.
 func scanLog(t *testing.T, name, what string) int {
 	t.Helper()
-	issued.mu.Lock()
-	defer issued.mu.Unlock()
-	issued.logs++
-	for _, s := range issued.s {
-		if s != "" && strings.Contains(what, s) {
-			issued.hits++
-			t.Errorf("%s's log holds a secret the test issued (%d bytes long)", name, len(s))
-		}
-	}
-	return len(issued.s)
+	return secretscan.Scan(t, name, what)
 }
 
 func TestMain(m *testing.M) {
@@ -76,9 +58,10 @@ func TestMain(m *testing.M) {
 	}
 	helperBin, agentBin = bins[0], bins[1]
 	code := m.Run()
-	if issued.logs > 0 {
+	code = secretscan.Finish(code, io.Discard) // the figures line below says it
+	if logs, secrets, hits := secretscan.Counts(); logs > 0 {
 		report("secret scan: %d trace-level helper and agent logs scanned for the %d secrets issued (OTPs, secret ids, tokens, values): %d found",
-			issued.logs, len(issued.s), issued.hits)
+			logs, secrets, hits)
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -148,22 +131,7 @@ func randomOTP(i int) string {
 }
 
 // syncBuffer is an io.Writer the agent's output goes to, read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.Buffer
 
 // agent is a running latchkey-agent.
 type agent struct {
@@ -177,7 +145,22 @@ type agent struct {
 // killed when the test ends.
 func startAgent(t *testing.T, c *api.Client, vault string) *agent {
 	t.Helper()
+	return startAgentTo(t, c, vault, "")
+}
+
+// startAgentTo is startAgent with the template's destination at dest
+// ("": app.txt in the agent's own directory), and one more template of the
+// same secret for each of more.
+func startAgentTo(t *testing.T, c *api.Client, vault, dest string, more ...string) *agent {
+	t.Helper()
 	dir := t.TempDir()
+	if dest == "" {
+		dest = filepath.Join(dir, "app.txt")
+	}
+	var extra strings.Builder
+	for _, d := range more {
+		fmt.Fprintf(&extra, "template {\n  contents    = \"{{ with secret \\\"kv/app\\\" }}{{ .Data.v }}{{ end }}\"\n  destination = %q\n}\n", d)
+	}
 	rid, err := c.Logical().Read("auth/approle/role/web/role-id")
 	testkit.Must(t, err)
 	sid, err := c.Logical().Write("auth/approle/role/web/secret-id", nil)
@@ -186,7 +169,7 @@ func startAgent(t *testing.T, c *api.Client, vault string) *agent {
 	testkit.WriteFile(t, roleID, rid.Data["role_id"].(string))
 	testkit.WriteFile(t, secretID, sid.Data["secret_id"].(string))
 	remember(sid.Data["secret_id"].(string))
-	a := &agent{log: &syncBuffer{}, dest: filepath.Join(dir, "app.txt")}
+	a := &agent{log: &syncBuffer{}, dest: dest}
 	cfg := filepath.Join(dir, "agent.hcl")
 	testkit.WriteFile(t, cfg, fmt.Sprintf(`vault {
 %s
@@ -214,7 +197,7 @@ template {
   contents    = "{{ with secret \"kv/app\" }}{{ .Data.v }}{{ end }}"
   destination = %q
 }
-`, vault, filepath.Join(dir, "state"), roleID, secretID, filepath.Join(dir, "token"), a.dest))
+%s`, vault, filepath.Join(dir, "state"), roleID, secretID, filepath.Join(dir, "token"), a.dest, extra.String()))
 	cmd := exec.Command(agentBin, "-config", cfg, "-log-level", "trace")
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.Stdout, cmd.Stderr = a.log, a.log

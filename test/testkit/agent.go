@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/latchkey/latchkey/test/testkit/secretscan"
 )
 
 // AppRole enables AppRole at mount (disabled again when the test ends)
@@ -31,5 +33,6 @@ func NewSecretID(t testing.TB, c *api.Client, mount, path string) {
 	t.Helper()
 	sid, err := c.Logical().Write("auth/"+mount+"/role/web/secret-id", nil)
 	Must(t, err)
+	secretscan.Remember(sid.Data["secret_id"].(string))
 	WriteFile(t, path, sid.Data["secret_id"].(string))
 }

@@ -1,11 +1,17 @@
 // Package testkit holds the small helpers every test package needs, so that
 // no package keeps its own copy: failing on an error, polling for a
-// condition, free loopback ports, an observed logger and file helpers.
+// condition, free loopback ports, an observed logger, file helpers, and
+// the secret scan's capture of logs and secrets (package secretscan).
 package testkit
 
 import (
+	"bytes"
+	"io"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +19,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/latchkey/latchkey/test/testkit/secretscan"
 )
 
 // Must fails the test at once when err is not nil.
@@ -58,10 +66,39 @@ func Observed(t testing.TB) (*zap.Logger, *observer.ObservedLogs) {
 	return ObservedAt(t, zap.InfoLevel)
 }
 
-// ObservedAt is Observed with the lowest level kept.
+// ObservedAt is Observed with the lowest level kept. Every entry, down to
+// debug, is also captured for the package's secret scan (secretscan).
 func ObservedAt(t testing.TB, level zapcore.Level) (*zap.Logger, *observer.ObservedLogs) {
 	obs, logs := observer.New(level)
-	return zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), logs
+	return zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs, scanCore(t))), logs
+}
+
+// scanCore is a debug-level JSON core whose output the package's secret
+// scan reads when the tests are done.
+func scanCore(t testing.TB) zapcore.Core {
+	buf := &Buffer{}
+	secretscan.Capture(t.Name()+"'s observed logger", buf.String)
+	return zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(buf), zapcore.DebugLevel)
+}
+
+// Buffer is an io.Writer safe for concurrent use whose content can be read
+// while it is written to: a process's or a logger's output.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // WriteFile writes s to p with mode 0600, failing the test on an error.
@@ -78,4 +115,25 @@ func ReadFile(p string) string {
 		return ""
 	}
 	return string(b)
+}
+
+// ScanOutput captures what cmd writes to its stdout and stderr (besides
+// where they already go) for the package's secret scan: call it after
+// setting them, before Start or Run.
+func ScanOutput(t testing.TB, cmd *exec.Cmd) {
+	buf := &Buffer{}
+	secretscan.Capture(t.Name()+"'s "+filepath.Base(cmd.Path), buf.String)
+	wrap := func(w io.Writer) io.Writer {
+		if w == nil {
+			return buf
+		}
+		return io.MultiWriter(w, buf)
+	}
+	if cmd.Stdout == cmd.Stderr {
+		// One writer for both stays one (exec then uses one pipe).
+		cmd.Stdout = wrap(cmd.Stdout)
+		cmd.Stderr = cmd.Stdout
+		return
+	}
+	cmd.Stdout, cmd.Stderr = wrap(cmd.Stdout), wrap(cmd.Stderr)
 }

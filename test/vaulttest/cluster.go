@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/latchkey/latchkey/test/testkit/secretscan"
 )
 
 // Cluster is n real `vault server` processes with integrated storage
@@ -147,6 +149,7 @@ func (c *Cluster) init() error {
 		return fmt.Errorf("init %s: %w", nd.ID, err)
 	}
 	c.RootToken, c.UnsealKey = resp.RootToken, resp.Keys[0]
+	secretscan.Remember(c.RootToken, c.UnsealKey)
 	for _, o := range c.Nodes {
 		o.RootToken = c.RootToken
 		o.Client.SetToken(c.RootToken)

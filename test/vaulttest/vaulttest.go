@@ -35,6 +35,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/latchkey/latchkey/internal/vaultclient"
+	"github.com/latchkey/latchkey/test/testkit/secretscan"
 )
 
 // Options shape one server.
@@ -84,7 +85,9 @@ func Main(m *testing.M, specs ...Spec) {
 }
 
 // Run is Main without the exit: it returns the code to exit with, so that
-// a TestMain can remove what it made before the tests after them.
+// a TestMain can remove what it made before the tests after them. After
+// the tests it runs the package's secret scan (test/testkit/secretscan):
+// a captured log that holds a secret the tests issued makes the code 1.
 func Run(m *testing.M, specs ...Spec) int {
 	var started []*Server
 	stopAll := func() {
@@ -104,7 +107,8 @@ func Run(m *testing.M, specs ...Spec) int {
 	}
 	code := m.Run()
 	stopAll()
-	return code
+	// No log the tests captured may hold a secret they issued.
+	return secretscan.Finish(code, os.Stderr)
 }
 
 // StartT starts a server of the test's own, stopped when the test ends.
@@ -153,6 +157,7 @@ func start(bin string, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Port: port, RootToken: "root-" + randomHex(12), Dir: dir, LogFile: filepath.Join(dir, "vault.log")}
+	secretscan.Remember(s.RootToken)
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"server", "-dev",
 		"-dev-root-token-id=" + s.RootToken,
@@ -276,7 +281,7 @@ func (s *Server) NewClient(token string) (*api.Client, error) {
 	if token != "" {
 		c.SetToken(token)
 	}
-	return c, nil
+	return observe(c), nil
 }
 
 // PID returns the server process's id.

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/internal/atomicfile"
@@ -46,10 +45,6 @@ func Owner(c config.Template) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-// staleAge is how old a temporary file of an interrupted write must be
-// before Write removes it: older than any write in flight.
-const staleAge = time.Minute
-
 // Write puts content at the template's destination when it differs from
 // what is there — content, mode or owner — and reports whether it wrote
 // and whether the content changed (a missing file counts as changed); a
@@ -75,7 +70,7 @@ func Write(c config.Template, content []byte) (wrote, changed bool, err error) {
 		return false, false, err
 	}
 	// Best effort: a directory that cannot be read fails the write below.
-	_, _ = atomicfile.RemoveStale(dest, staleAge)
+	_, _ = atomicfile.RemoveStale(dest, atomicfile.StaleGrace)
 	prev, old, err := readExisting(dest)
 	if err != nil {
 		return false, false, fmt.Errorf("destination %s: %w", dest, err)

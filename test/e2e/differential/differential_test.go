@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -105,16 +106,16 @@ func setup(t *testing.T) {
 		"username": "app_user", "password": "s3cr3t", "key-with-dash": "dash-value", "port": 5432,
 		"hosts": "db1,db2,db3", "mixed": "MiXeD-Case_Ä", "blob": `{"nested":{"x":"deep"}}`,
 	}})
-	must(t, err)
+	testkit.Must(t, err)
 	_, err = c.Logical().Write("app-kv2/data/app/cache", map[string]any{"data": map[string]any{"k": "v"}})
-	must(t, err)
+	testkit.Must(t, err)
 	_, err = c.Logical().Write("app-kv1/app", map[string]any{"db_host": "db.internal", "db_name": "orders"})
-	must(t, err)
+	testkit.Must(t, err)
 	srv.MountT(t, "pki-diff", &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}})
 	_, err = c.Logical().Write("pki-diff/root/generate/internal", map[string]any{"common_name": "Diff Root", "ttl": "87000h"})
-	must(t, err)
+	testkit.Must(t, err)
 	_, err = c.Logical().Write("pki-diff/roles/web", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h"})
-	must(t, err)
+	testkit.Must(t, err)
 }
 
 // config is the agent config both programs read, differing only in where
@@ -135,7 +136,7 @@ func config(t *testing.T, dir, tokenFile, tmplDir string) string {
 	fmt.Fprintf(&b, "template {\n  contents = %q\n  left_delimiter = \"[[\"\n  right_delimiter = \"]]\"\n  destination = %q\n}\n",
 		`{{ literal }} [[ with secret "app-kv2/app/rds" ]][[ .Data.data.username ]][[ end ]]`, filepath.Join(dir, "delims.txt"))
 	p := filepath.Join(dir, "agent.hcl")
-	must(t, os.WriteFile(p, []byte(b.String()), 0o600))
+	testkit.Must(t, os.WriteFile(p, []byte(b.String()), 0o600))
 	return p
 }
 
@@ -143,38 +144,38 @@ func TestSameOutputAsVaultAgent(t *testing.T) {
 	setup(t)
 	root := t.TempDir()
 	tmplDir := filepath.Join(root, "templates")
-	must(t, os.Mkdir(tmplDir, 0o755))
+	testkit.Must(t, os.Mkdir(tmplDir, 0o755))
 	for name, body := range templates {
-		must(t, os.WriteFile(filepath.Join(tmplDir, name+".tmpl"), []byte(body), 0o644))
+		testkit.Must(t, os.WriteFile(filepath.Join(tmplDir, name+".tmpl"), []byte(body), 0o644))
 	}
 	tokenFile := filepath.Join(root, "token")
-	must(t, os.WriteFile(tokenFile, []byte(srv.RootToken), 0o600))
+	testkit.Must(t, os.WriteFile(tokenFile, []byte(srv.RootToken), 0o600))
 	bins, err := testbin.Build(filepath.Join(root, "bin"), "./cmd/latchkey-agent")
-	must(t, err)
+	testkit.Must(t, err)
 
 	ours := filepath.Join(root, "latchkey")
 	theirs := filepath.Join(root, "vault-agent")
-	must(t, os.Mkdir(ours, 0o755))
-	must(t, os.Mkdir(theirs, 0o755))
+	testkit.Must(t, os.Mkdir(ours, 0o755))
+	testkit.Must(t, os.Mkdir(theirs, 0o755))
 	run(t, bins[0], "-config", config(t, ours, tokenFile, tmplDir))
 	// pkiCert reuses a still-valid certificate at its destination (both
 	// programs do). Ours again, as after a restart: the certificate must not
 	// be re-issued. Then Vault Agent gets our file, so that both render from
 	// the same certificate read back from disk.
 	first, err := os.ReadFile(filepath.Join(ours, "cert.pem"))
-	must(t, err)
+	testkit.Must(t, err)
 	run(t, bins[0], "-config", filepath.Join(ours, "agent.hcl"))
 	cert, err := os.ReadFile(filepath.Join(ours, "cert.pem"))
-	must(t, err)
+	testkit.Must(t, err)
 	if firstCert(t, first) != firstCert(t, cert) {
 		t.Error("a restart re-issued a still-valid certificate")
 	}
-	must(t, os.WriteFile(filepath.Join(theirs, "cert.pem"), cert, 0o644))
+	testkit.Must(t, os.WriteFile(filepath.Join(theirs, "cert.pem"), cert, 0o644))
 	certData, err := os.ReadFile(filepath.Join(ours, "cert-data.pem"))
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(theirs, "cert-data.pem"), certData, 0o644))
+	testkit.Must(t, err)
+	testkit.Must(t, os.WriteFile(filepath.Join(theirs, "cert-data.pem"), certData, 0o644))
 	vault, err := vaulttest.BinPath()
-	must(t, err)
+	testkit.Must(t, err)
 	run(t, vault, "agent", "-config", config(t, theirs, tokenFile, tmplDir))
 
 	names := []string{"inline.txt", "delims.txt"}
@@ -183,9 +184,9 @@ func TestSameOutputAsVaultAgent(t *testing.T) {
 	}
 	for _, name := range names {
 		a, err := os.ReadFile(filepath.Join(ours, name))
-		must(t, err)
+		testkit.Must(t, err)
 		b, err := os.ReadFile(filepath.Join(theirs, name))
-		must(t, err)
+		testkit.Must(t, err)
 		if name == "cert-fresh.pem" {
 			a, b = pemBodies.ReplaceAll(a, []byte("<$1>")), pemBodies.ReplaceAll(b, []byte("<$1>"))
 		}
@@ -235,12 +236,5 @@ func run(t *testing.T, bin string, args ...string) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

@@ -81,10 +81,10 @@ func newRig(t *testing.T, twoFactor bool) *rig {
 	}
 	r.helper = bins[0]
 	// The helper runs as root from sshd; its directory must be traversable.
-	must(t, os.Chmod(r.dir, 0o755))
+	testkit.Must(t, os.Chmod(r.dir, 0o755))
 	// sshd reads authorized_keys as the user: the temp dir's parent too.
-	must(t, os.Chmod(filepath.Dir(r.dir), 0o755))
-	must(t, os.Chmod(filepath.Join(r.dir, "bin"), 0o755))
+	testkit.Must(t, os.Chmod(filepath.Dir(r.dir), 0o755))
+	testkit.Must(t, os.Chmod(filepath.Join(r.dir, "bin"), 0o755))
 	r.configPath = filepath.Join(r.dir, "helper.hcl")
 	r.auditPath = filepath.Join(r.dir, "audit.log")
 	suffix := randHex(3)
@@ -95,7 +95,7 @@ func newRig(t *testing.T, twoFactor bool) *rig {
 	// The test's own syslog socket: sshd runs in a private mount namespace
 	// where it is /dev/log (see privateDevScript).
 	devDir := filepath.Join(r.dir, "dev")
-	must(t, os.Mkdir(devDir, 0o755))
+	testkit.Must(t, os.Mkdir(devDir, 0o755))
 	r.syslog = listenSyslog(t, filepath.Join(devDir, "log"))
 	// No secret typed in this rig may reach syslog or the audit file. Runs
 	// after sshd is stopped (cleanups run last-registered first) and before
@@ -105,7 +105,7 @@ func newRig(t *testing.T, twoFactor bool) *rig {
 	// sshd's PAM service is the name it was started as.
 	r.service = "latchkey-e2e-sshd-" + suffix
 	link := filepath.Join(r.dir, r.service)
-	must(t, os.Symlink(sshdBin, link))
+	testkit.Must(t, os.Symlink(sshdBin, link))
 	r.installPAM(r.service)
 
 	hostKey := filepath.Join(r.dir, "host_ed25519")
@@ -115,11 +115,11 @@ func newRig(t *testing.T, twoFactor bool) *rig {
 		r.userKeys = map[string]ssh.Signer{}
 		for _, u := range r.users {
 			pub, priv, err := ed25519.GenerateKey(rand.Reader)
-			must(t, err)
+			testkit.Must(t, err)
 			signer, err := ssh.NewSignerFromKey(priv)
-			must(t, err)
+			testkit.Must(t, err)
 			sshPub, err := ssh.NewPublicKey(pub)
-			must(t, err)
+			testkit.Must(t, err)
 			r.userKeys[u] = signer
 			writeFile(t, filepath.Join(r.dir, "authorized_keys."+u), string(ssh.MarshalAuthorizedKey(sshPub)), 0o644)
 		}
@@ -194,9 +194,9 @@ func (r *rig) addUser(name string) {
 func (r *rig) installPAM(service string) {
 	t := r.t
 	root, err := vaulttest.RepoRoot()
-	must(t, err)
+	testkit.Must(t, err)
 	b, err := os.ReadFile(filepath.Join(root, "packaging/ssh-helper/pam.d-sshd"))
-	must(t, err)
+	testkit.Must(t, err)
 	stack := string(b)
 	for old, repl := range map[string]string{
 		"/usr/sbin/latchkey-ssh-helper":                 r.helper,
@@ -283,10 +283,10 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 		"key_type": "otp", "default_user": alice, "allowed_users": alice + "," + bob,
 		"cidr_list": "127.0.0.0/8,10.0.0.0/8",
 	})
-	must(t, err)
+	testkit.Must(t, err)
 	issue := func(user, ip string) string {
 		s, err := c.Logical().Write("ssh/creds/web", map[string]any{"ip": ip, "username": user})
-		must(t, err)
+		testkit.Must(t, err)
 		return s.Data["key"].(string)
 	}
 	r.configure(srv, "")
@@ -369,14 +369,14 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 		own := vaulttest.StartT(t, vaulttest.Options{TLS: true})
 		own.MountT(t, "ssh", &api.MountInput{Type: "ssh"})
 		_, err := own.Client.Logical().Write("ssh/roles/web", map[string]any{"key_type": "otp", "default_user": alice, "cidr_list": "127.0.0.0/8"})
-		must(t, err)
+		testkit.Must(t, err)
 		s, err := own.Client.Logical().Write("ssh/creds/web", map[string]any{"ip": "127.0.0.1"})
-		must(t, err)
+		testkit.Must(t, err)
 		// The host keeps its copy of the CA; Stop removes the server's own.
 		ca := filepath.Join(r.dir, "stopped-vault-ca.pem")
 		writeFile(t, ca, readFile(t, own.CACert), 0o644)
 		r.configureAt(own.Addr, ca, "")
-		must(t, own.Stop())
+		testkit.Must(t, own.Stop())
 		mark := r.syslog.mark()
 		if out, err := r.login(alice, s.Data["key"].(string)); err == nil {
 			t.Fatalf("logged in with Vault stopped (output %q)", out)
@@ -410,28 +410,8 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 	// A Vault that accepts the connection and never answers (not even the
 	// TLS handshake): pam_exec has no timeout, the helper's deadline ends it.
 	t.Run("vault hung", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		must(t, err)
-		var conns []net.Conn
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				conns = append(conns, c)
-			}
-		}()
-		defer func() {
-			l.Close()
-			<-done
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
-		writeFile(t, r.configPath, fmt.Sprintf("vault_addr = \"https://%s\"\nallowed_roles = \"web\"\ntimeout = \"1s\"\naudit = \"syslog\"\naudit_file = %q\n", l.Addr(), r.auditPath), 0o644)
+		hung := testkit.StartHung(t)
+		writeFile(t, r.configPath, fmt.Sprintf("vault_addr = \"https://%s\"\nallowed_roles = \"web\"\ntimeout = \"1s\"\naudit = \"syslog\"\naudit_file = %q\n", hung.Addr, r.auditPath), 0o644)
 		defer r.configure(srv, "")
 		mark := r.syslog.mark()
 		if out, err := r.login(alice, issue(alice, "127.0.0.1")); err == nil {
@@ -449,10 +429,10 @@ func TestSSHLoginThroughPAM(t *testing.T) {
 		srv.MountT(t, "totp", &api.MountInput{Type: "totp"})
 		const seed = "JBSWY3DPEHPK3PXP"
 		_, err := c.Logical().Write("totp/keys/"+alice, map[string]any{"key": seed, "generate": false, "issuer": "latchkey", "account_name": alice})
-		must(t, err)
-		must(t, c.Sys().PutPolicy("e2e-totp", `path "totp/code/*" { capabilities = ["update"] }`))
+		testkit.Must(t, err)
+		testkit.Must(t, c.Sys().PutPolicy("e2e-totp", `path "totp/code/*" { capabilities = ["update"] }`))
 		tok, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"e2e-totp"}, NoParent: true})
-		must(t, err)
+		testkit.Must(t, err)
 		tokenFile := filepath.Join(r.dir, "token")
 		writeFile(t, tokenFile, tok.Auth.ClientToken, 0o600)
 		r.configure(srv, fmt.Sprintf("mode = \"totp\"\ntoken_file = %q\n", tokenFile))
@@ -483,7 +463,7 @@ func listenSyslog(t *testing.T, path string) *syslogSink {
 	}
 	// The helper and PAM write as root, sshd's privilege-separated child
 	// may not.
-	must(t, os.Chmod(path, 0o666))
+	testkit.Must(t, os.Chmod(path, 0o666))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -596,13 +576,6 @@ func parseSyslogAudit(line string) (syslogAudit, error) {
 	return syslogAudit{Priority: m[1], Time: ts, User: m[3], From: m[4], Service: m[5], Role: role, IP: m[7], Vault: m[8], RequestID: m[9]}, nil
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func run(t *testing.T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
@@ -612,14 +585,14 @@ func run(t *testing.T, name string, args ...string) {
 
 func writeFile(t *testing.T, p, s string, mode os.FileMode) {
 	t.Helper()
-	must(t, os.WriteFile(p, []byte(s), mode))
-	must(t, os.Chmod(p, mode))
+	testkit.Must(t, os.WriteFile(p, []byte(s), mode))
+	testkit.Must(t, os.Chmod(p, mode))
 }
 
 func readFile(t *testing.T, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
-	must(t, err)
+	testkit.Must(t, err)
 	return string(b)
 }
 
@@ -638,10 +611,10 @@ func TestTwoFactorPublicKeyAndTOTP(t *testing.T) {
 	const mount, seed = "totp-2fa", "KRSXG5CTMVRXEZLUKN2XAZLSKNSWG4TF"
 	srv.MountT(t, mount, &api.MountInput{Type: "totp"})
 	_, err := c.Logical().Write(mount+"/keys/ssh-"+alice, map[string]any{"key": seed, "generate": false, "issuer": "latchkey", "account_name": alice})
-	must(t, err)
-	must(t, c.Sys().PutPolicy("e2e-totp-2fa", fmt.Sprintf(`path "%s/code/*" { capabilities = ["update"] }`, mount)))
+	testkit.Must(t, err)
+	testkit.Must(t, c.Sys().PutPolicy("e2e-totp-2fa", fmt.Sprintf(`path "%s/code/*" { capabilities = ["update"] }`, mount)))
 	tok, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"e2e-totp-2fa"}, NoParent: true})
-	must(t, err)
+	testkit.Must(t, err)
 	tokenFile := filepath.Join(r.dir, "token")
 	writeFile(t, tokenFile, tok.Auth.ClientToken+"\n", 0o600)
 	r.configure(srv, fmt.Sprintf("mode = \"totp\"\ntotp_mount = %q\ntotp_key_pattern = \"ssh-{{user}}\"\ntoken_file = %q\n", mount, tokenFile))
@@ -666,7 +639,7 @@ func TestTwoFactorPublicKeyAndTOTP(t *testing.T) {
 	var modes []string
 	for _, line := range strings.Split(strings.TrimSpace(readFile(t, r.auditPath)), "\n") {
 		var rec struct{ Mode, Result string }
-		must(t, json.Unmarshal([]byte(line), &rec))
+		testkit.Must(t, json.Unmarshal([]byte(line), &rec))
 		modes = append(modes, rec.Mode+":"+rec.Result)
 	}
 	// PAM ran twice: the stale code, then the current one.
