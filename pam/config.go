@@ -90,13 +90,15 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
-	p := hclparse.NewParser()
-	f, err := hclconf.ParseBytes(p, path, src)
-	if err != nil {
-		return nil, err
+	if c, ok := loadSimple(path, src); ok {
+		return c, nil
 	}
-	attrs, diags := hclconf.Flat(f.Body, keys...)
-	c := &Config{
+	return loadHCL(path, src)
+}
+
+// newConfig is a Config with every default, read from path.
+func newConfig(path string) *Config {
+	return &Config{
 		SSHMountPoint:  "ssh",
 		Timeout:        DefaultTimeout,
 		Mode:           ModeOTP,
@@ -105,6 +107,18 @@ func LoadConfig(path string) (*Config, error) {
 		Audit:          AuditAuto,
 		Path:           path,
 	}
+}
+
+// loadHCL reads src with the HCL parser: every file, and the only reader
+// of one that is wrong (its errors name file, line, column and key).
+func loadHCL(path string, src []byte) (*Config, error) {
+	p := hclparse.NewParser()
+	f, err := hclconf.ParseBytes(p, path, src)
+	if err != nil {
+		return nil, err
+	}
+	attrs, diags := hclconf.Flat(f.Body, keys...)
+	c := newConfig(path)
 	str := func(key string, dst *string) {
 		if a := attrs[key]; a != nil {
 			v, d := hclconf.String(a)
@@ -165,7 +179,12 @@ func LoadConfig(path string) (*Config, error) {
 			c.AllowedCIDRs = append(c.AllowedCIDRs, pfx)
 		}
 	}
-	diags = append(diags, c.validate(attrs, f.Body)...)
+	diags = append(diags, c.validate(func(key string) hcl.Range {
+		if a := attrs[key]; a != nil {
+			return a.Expr.Range()
+		}
+		return f.Body.MissingItemRange()
+	}, func(key string) bool { return attrs[key] != nil })...)
 	if err := hclconf.Err(diags); err != nil {
 		return nil, err
 	}
@@ -193,21 +212,16 @@ func parsePrefix(s string) (netip.Prefix, error) {
 
 // validate checks the combinations; each message names its key and, where
 // the key is present, its position (else the file's).
-func (c *Config) validate(attrs map[string]*hcl.Attribute, body hcl.Body) hcl.Diagnostics {
+// at gives a key's position; has, whether the file set it.
+func (c *Config) validate(at func(key string) hcl.Range, has func(key string) bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	at := func(key string) hcl.Range {
-		if a := attrs[key]; a != nil {
-			return a.Expr.Range()
-		}
-		return body.MissingItemRange()
-	}
 	if len(c.VaultAddrs) == 0 {
 		diags = append(diags, hclconf.Errorf(at("vault_addr"), `missing key "vault_addr" (or "vault_addrs")`))
 	}
 	for _, a := range c.VaultAddrs {
 		if err := checkAddr(a); err != nil {
 			key := "vault_addrs"
-			if attrs["vault_addrs"] == nil {
+			if !has("vault_addrs") {
 				key = "vault_addr"
 			}
 			diags = append(diags, hclconf.Errorf(at(key), "%s: %v", key, err))

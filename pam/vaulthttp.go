@@ -37,12 +37,12 @@ var (
 	systemCADirs = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
 )
 
-// newHTTPClient is the helper's HTTP client, built from the config alone:
-// no proxy but proxy_addr, no CA but ca_cert, ca_path or the system's
-// standard paths, no redirect followed by net/http (Caller follows a
+// newHTTPClient is the helper's HTTP client (httpClient), built from the
+// config alone: no proxy but proxy_addr, no CA but ca_cert, ca_path or the
+// system's standard paths, no redirect followed (Caller follows a
 // standby's redirect itself, to configured addresses only). Nothing is read
 // from the environment.
-func newHTTPClient(c *Config) (*http.Client, error) {
+func newHTTPClient(c *Config) (*httpClient, error) {
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         c.TLSServerName,
@@ -55,28 +55,15 @@ func newHTTPClient(c *Config) (*http.Client, error) {
 		}
 		tc.RootCAs = pool
 	}
-	t := &http.Transport{
-		Proxy:                  nil,
-		DialContext:            (&net.Dialer{}).DialContext,
-		TLSClientConfig:        tc,
-		ForceAttemptHTTP2:      false,
-		MaxIdleConns:           1,
-		DisableKeepAlives:      true,
-		MaxResponseHeaderBytes: 16 << 10,
-	}
+	hc := &httpClient{tls: tc}
 	if c.ProxyAddr != "" {
 		u, err := url.Parse(c.ProxyAddr)
 		if err != nil {
 			return nil, fmt.Errorf("proxy_addr: %w", err)
 		}
-		t.Proxy = http.ProxyURL(u)
+		hc.proxy = u
 	}
-	return &http.Client{
-		Transport: t,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}, nil
+	return hc, nil
 }
 
 func (c *Config) hasHTTPS() bool {
@@ -177,7 +164,7 @@ func (c *Config) allowedRedirect(reqURL, loc *url.URL) bool {
 // most maxAnswer bytes, else an error), and the address that gave it.
 // A non-nil err with answered false means no answer came (connection, TLS,
 // deadline); answered true means an address answered, but not usably.
-func (c *Caller) post(ctx context.Context, hc *http.Client, addr, path string, body []byte) (status int, answer []byte, from string, answered bool, err error) {
+func (c *Caller) post(ctx context.Context, hc *httpClient, addr, path string, body []byte) (status int, answer []byte, from string, answered bool, err error) {
 	target, err := url.Parse(strings.TrimRight(addr, "/") + "/v1/" + path)
 	if err != nil {
 		return 0, nil, addr, false, err

@@ -2,6 +2,7 @@ package template
 
 import (
 	"context"
+	"time"
 
 	"github.com/latchkey/latchkey/agent/auth"
 )
@@ -28,17 +29,34 @@ func (m *Manager) use(i int, used map[string]*query) {
 	}
 }
 
+// retryNow makes every failing template due for a retry at once: called
+// at a login, whose new token is what a template refused with the old one
+// (a restarted Vault, a revoked token) needed. Its next failure backs off
+// from where it was.
+func (m *Manager) retryNow() {
+	gen := m.login()
+	if gen == m.retried {
+		return // a retirement, not a login: the token is the same
+	}
+	m.retried = gen
+	for i := range m.state {
+		if st := &m.state[i]; st.dirty && st.fails > 0 {
+			st.retryAt = time.Time{}
+		}
+	}
+}
+
 // fetch gets q from Vault and stores it in the brain. A query already
 // fetched (by another template) is not fetched again; one that failed is
 // fetched again only by a retry of a template that needs it, and not
-// within RetryMin of the failure, so that templates sharing a failing
-// secret do not each ask for it.
+// within RetryMin of the failure unless that was under an older token, so
+// that templates sharing a failing secret do not each ask for it.
 func (m *Manager) fetch(ctx context.Context, q *query) error {
 	prev, seen := m.brain.get(q.key)
 	if seen && prev.err == nil {
 		return nil
 	}
-	if seen && m.o.Clock.Now().Sub(prev.fetched) < m.o.Config.RetryMin {
+	if seen && m.o.Clock.Now().Sub(prev.fetched) < m.o.Config.RetryMin && prev.login >= m.login() {
 		return prev.err
 	}
 	if err := m.previewCheck(q); err != nil {

@@ -63,6 +63,11 @@ type Manager struct {
 	// that issues or writes.
 	preview bool
 	issued  []string
+	// retried is the login whose token failing templates were last
+	// retried with (retryNow).
+	retried uint64
+	// byPath lists the units whose source or destination is a path.
+	byPath map[string][]int
 }
 
 type unitState struct {
@@ -83,6 +88,9 @@ type unitState struct {
 	// edit is read once the file has been quiet for SourceQuiet, so that an
 	// in-place write (truncate, then write) is not loaded half-written.
 	reloadAt time.Time
+	// written is the destination as the last render left it: an event
+	// for the destination in that state is the render's own.
+	written destID
 }
 
 // dep is a fetched query, its users and when it needs attention.
@@ -163,11 +171,12 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case ev := <-events:
 			timer.Stop()
-			m.onFileEvent(ev)
+			m.onFileEvents(ev, events)
 		case <-logins:
 			timer.Stop()
 			logins = m.loginEvents()
 			m.orphanLeases()
+			m.retryNow()
 		case <-timer.C():
 			m.refreshDue(ctx)
 		}
@@ -246,6 +255,7 @@ func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
 	if err != nil {
 		return err
 	}
+	m.state[i].written = identify(u.cfg.Destination)
 	if m.watcher != nil {
 		m.watcher.Add(filepath.Dir(u.cfg.Destination)) // idempotent
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"sync"
 	gotemplate "text/template"
+	"text/template/parse"
 	"time"
 
 	"github.com/latchkey/latchkey/agent/config"
@@ -19,6 +21,18 @@ type unit struct {
 	text string
 	// name is how logs and `render -template` call it: its destination.
 	name string
+
+	// mu serialises executions; bound is text parsed with functions bound
+	// to cur, the execution under way (nil until the first execution after
+	// a load).
+	mu    sync.Mutex
+	bound *gotemplate.Template
+	cur   *execState
+	// used names the functions the text calls: only those are bound, as
+	// binding every function cost each template ~100 KiB.
+	used map[string]bool
+	// runs counts executions (tests show that work follows what changed).
+	runs int
 }
 
 func newUnit(c config.Template) (*unit, error) {
@@ -36,10 +50,13 @@ func (u *unit) load() error {
 		}
 		text = string(b)
 	}
-	if _, err := u.parse(text, gotemplate.FuncMap{}, true); err != nil {
+	t, err := u.parse(text, nil, true)
+	if err != nil {
 		return err
 	}
-	u.text = text
+	u.mu.Lock()
+	u.text, u.bound, u.used = text, nil, funcNames(t)
+	u.mu.Unlock()
 	return nil
 }
 
@@ -47,14 +64,7 @@ func (u *unit) load() error {
 // a syntax check needs no brain.
 func (u *unit) parse(text string, fm gotemplate.FuncMap, stub bool) (*gotemplate.Template, error) {
 	if stub {
-		fm = gotemplate.FuncMap{}
-		// Only the names: a stub never runs a helper, so no clock.
-		for k := range funcs.Helpers(nil) {
-			fm[k] = func(...any) (any, error) { return nil, nil }
-		}
-		for _, k := range []string{"secret", "secrets", "pkiCert", "file", "scratch", "executeTemplate"} {
-			fm[k] = func(...any) (any, error) { return nil, nil }
-		}
+		fm = stubFuncs()
 	}
 	// Named after the file the text comes from, so that a syntax or
 	// execution error ("template: NAME:4: unclosed action") points at the
@@ -71,6 +81,73 @@ func (u *unit) parse(text string, fm gotemplate.FuncMap, stub bool) (*gotemplate
 	}
 	return t, nil
 }
+
+// funcNames returns the names of the functions t and its associated
+// templates call.
+func funcNames(t *gotemplate.Template) map[string]bool {
+	names := map[string]bool{}
+	var walk func(parse.Node)
+	walk = func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n != nil {
+				for _, c := range n.Nodes {
+					walk(c)
+				}
+			}
+		case *parse.ActionNode:
+			walk(n.Pipe)
+		case *parse.PipeNode:
+			if n != nil {
+				for _, c := range n.Cmds {
+					walk(c)
+				}
+			}
+		case *parse.CommandNode:
+			for _, a := range n.Args {
+				walk(a)
+			}
+		case *parse.ChainNode:
+			walk(n.Node)
+		case *parse.IdentifierNode:
+			names[n.Ident] = true
+		case *parse.IfNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.RangeNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.WithNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.TemplateNode:
+			walk(n.Pipe)
+		}
+	}
+	for _, tt := range t.Templates() {
+		if tt.Tree != nil {
+			walk(tt.Root)
+		}
+	}
+	return names
+}
+
+// stubFuncs is every function name bound to a stub, built once.
+var stubFuncs = sync.OnceValue(func() gotemplate.FuncMap {
+	fm := gotemplate.FuncMap{}
+	stub := func(...any) (any, error) { return nil, nil }
+	// Only the names: a stub never runs a helper, so no clock.
+	for k := range funcs.Helpers(nil) {
+		fm[k] = stub
+	}
+	for _, k := range []string{"secret", "secrets", "pkiCert", "file", "scratch", "executeTemplate"} {
+		fm[k] = stub
+	}
+	return fm
+})
 
 // textName is where the template's text is: its source file, or the
 // position of its inline contents in the config.
@@ -97,17 +174,72 @@ type execution struct {
 // the brain are recorded as missing and their functions return nil, as in
 // consul-template; the caller fetches them and executes again. With mask,
 // every string a secret holds is replaced by "<redacted>".
+//
+// The text is parsed, and its functions bound, once per load (at the first
+// execution after it): the functions read this execution's state from
+// u.cur. Parsing and binding some eighty functions at every execution was
+// most of a render's CPU.
 func (u *unit) execute(b *brain, now func() time.Time, mask bool) execution {
-	ex := execution{used: map[string]*query{}, missing: map[string]*query{}}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.runs++
+	ex := &execution{used: map[string]*query{}, missing: map[string]*query{}}
+	if u.bound == nil {
+		t, err := u.parse(u.text, u.funcMap(now, u.used), false)
+		if err != nil && u.used != nil {
+			t, err = u.parse(u.text, u.funcMap(now, nil), false)
+		}
+		if err != nil {
+			ex.err = err
+			return *ex
+		}
+		u.bound = t
+	}
+	u.cur = &execState{ex: ex, b: b, mask: mask, sc: funcs.NewScratch()}
+	defer func() { u.cur = nil }()
+	var buf bytes.Buffer
+	if err := u.bound.Execute(&buf, nil); err != nil {
+		ex.err = redact(err, ex.used, b)
+		return *ex
+	}
+	ex.out = buf.Bytes()
+	return *ex
+}
+
+// execState is what the functions of an execution see.
+type execState struct {
+	ex   *execution
+	b    *brain
+	mask bool
+	sc   *funcs.Scratch
+}
+
+// funcMap binds the template functions to u.cur: those named in used, or
+// all when used is nil.
+func (u *unit) funcMap(now func() time.Time, used map[string]bool) gotemplate.FuncMap {
+	fm := u.allFuncs(now)
+	if used == nil {
+		return fm
+	}
+	for k := range fm {
+		if !used[k] {
+			delete(fm, k)
+		}
+	}
+	return fm
+}
+
+func (u *unit) allFuncs(now func() time.Time) gotemplate.FuncMap {
 	recall := func(q *query) (any, bool) {
-		ex.used[q.key] = q
-		r, ok := b.get(q.key)
+		c := u.cur
+		c.ex.used[q.key] = q
+		r, ok := c.b.get(q.key)
 		if !ok || r.err != nil {
-			ex.missing[q.key] = q
+			c.ex.missing[q.key] = q
 			return nil, false
 		}
 		v := r.value
-		if mask {
+		if c.mask {
 			v = masked(v)
 		}
 		return v, true
@@ -156,29 +288,16 @@ func (u *unit) execute(b *brain, now func() time.Time, mask bool) execution {
 		if p == "" {
 			return "", nil
 		}
-		ex.files = append(ex.files, p)
+		u.cur.ex.files = append(u.cur.ex.files, p)
 		c, err := os.ReadFile(p)
 		if err != nil {
 			return "", fmt.Errorf("file %s: %w", p, err)
 		}
 		return string(c), nil
 	}
-	sc := funcs.NewScratch()
-	fm["scratch"] = func() *funcs.Scratch { return sc }
-	var t *gotemplate.Template
-	fm["executeTemplate"] = funcs.ExecuteTemplate(&t)
-	t, err := u.parse(u.text, fm, false)
-	if err != nil {
-		ex.err = err
-		return ex
-	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, nil); err != nil {
-		ex.err = redact(err, ex.used, b)
-		return ex
-	}
-	ex.out = buf.Bytes()
-	return ex
+	fm["scratch"] = func() *funcs.Scratch { return u.cur.sc }
+	fm["executeTemplate"] = funcs.ExecuteTemplate(&u.bound)
+	return fm
 }
 
 // redact removes every secret value from an execution error, so that logs

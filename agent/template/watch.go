@@ -3,6 +3,7 @@ package template
 import (
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -32,23 +33,77 @@ func (m *Manager) watch(w *fsnotify.Watcher) {
 	}
 }
 
+// onFileEvents handles ev and every event already queued behind it, so
+// that the writes of a render (several events per file) cost one turn of
+// the loop, not one each.
+func (m *Manager) onFileEvents(ev fsnotify.Event, events <-chan fsnotify.Event) {
+	m.onFileEvent(ev)
+	for range 4096 {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			m.onFileEvent(ev)
+		default:
+			return
+		}
+	}
+}
+
 func (m *Manager) onFileEvent(ev fsnotify.Event) {
-	for i, u := range m.units {
+	if m.byPath == nil {
+		m.byPath = map[string][]int{}
+		for i, u := range m.units {
+			for _, p := range []string{u.cfg.Source, u.cfg.Destination} {
+				if p != "" && !slices.Contains(m.byPath[p], i) {
+					m.byPath[p] = append(m.byPath[p], i)
+				}
+			}
+		}
+	}
+	for i := range m.units {
 		if slices.Contains(m.state[i].files, ev.Name) {
 			m.state[i].dirty = true
 		}
+	}
+	for _, i := range m.byPath[ev.Name] {
+		u, st := m.units[i], &m.state[i]
 		switch ev.Name {
 		case u.cfg.Source:
 			if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) == 0 {
 				continue
 			}
-			m.state[i].reloadAt = m.o.Clock.Now().Add(m.o.Config.SourceQuiet)
+			st.reloadAt = m.o.Clock.Now().Add(m.o.Config.SourceQuiet)
 		case u.cfg.Destination:
 			// Deleted or altered by someone else: render puts it back (and
-			// does nothing when it is already right).
-			m.state[i].dirty = true
+			// does nothing when it is already right). The event of the
+			// agent's own write (the file is as it left it) is not a change.
+			if st.written != (destID{}) && identify(u.cfg.Destination) == st.written {
+				continue
+			}
+			st.dirty = true
 		}
 	}
+}
+
+// destID is what tells a file from another or from an altered one: the
+// inode, and its change time (any write, chmod, chown or rename moves it).
+type destID struct {
+	dev, ino     uint64
+	ctime, mtime int64
+	size         int64
+	mode         uint32
+}
+
+// identify returns the destID of the file at p, not following a symlink
+// (zero when there is none).
+func identify(p string) destID {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return destID{}
+	}
+	return destID{dev: uint64(st.Dev), ino: st.Ino, ctime: st.Ctim.Nano(), mtime: st.Mtim.Nano(), size: st.Size, mode: st.Mode}
 }
 
 // reloadSources reads again the edited sources that have been quiet long

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -131,6 +132,60 @@ func removeUnlocked(p string, olderThan time.Duration) bool {
 		return false
 	}
 	return os.Remove(p) == nil
+}
+
+// Sweeper does RemoveStale for many files, reading each directory once:
+// calling RemoveStale before every write of n files in one directory reads
+// the directory n times, O(n²). It lists a directory's temporaries at its
+// first sweep; only a killed process leaves a stale one (a failed write
+// removes its own), so those listed then are all this process will find.
+// One not removed (locked by a write in flight, too young) is tried again
+// at the next sweep of its file. It is safe for concurrent use.
+type Sweeper struct {
+	OlderThan time.Duration
+
+	mu   sync.Mutex
+	dirs map[string][]string // temporaries listed and not removed yet
+}
+
+// Sweep removes the stale temporaries of path (see RemoveStale) and
+// returns their names; a directory it cannot read is an error.
+func (s *Sweeper) Sweep(path string) ([]string, error) {
+	path = filepath.Clean(path)
+	dir := filepath.Dir(path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names, listed := s.dirs[dir]
+	if !listed {
+		es, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			if strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), ".tmp-") && e.Type().IsRegular() {
+				names = append(names, e.Name())
+			}
+		}
+		if s.dirs == nil {
+			s.dirs = map[string][]string{}
+		}
+	}
+	prefix := tempPrefix(path)
+	var removed, left []string
+	for _, n := range names {
+		if !strings.HasPrefix(n, prefix) {
+			left = append(left, n)
+			continue
+		}
+		p := filepath.Join(dir, n)
+		if removeUnlocked(p, s.OlderThan) {
+			removed = append(removed, p)
+		} else if _, err := os.Lstat(p); err == nil {
+			left = append(left, n)
+		}
+	}
+	s.dirs[dir] = left
+	return removed, nil
 }
 
 // MkdirParents creates dir and its missing parents with perm, checking each

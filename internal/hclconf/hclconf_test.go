@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -182,5 +183,15 @@ func TestValueErrorsNameKeyAndPosition(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// isOctalLiteral is the regexp it replaced, written out.
+func TestIsOctalLiteralMatchesItsRegexp(t *testing.T) {
+	re := regexp.MustCompile(`^0[0-7]+$`)
+	for _, s := range []string{"", "0", "00", "0640", "0600", "0755", "0o640", "640", "0648", "08", "0x1f", "0640\n", " 0640", "07777777777", "0-1"} {
+		if got, want := isOctalLiteral(s), re.MatchString(s); got != want {
+			t.Errorf("isOctalLiteral(%q) = %v, regexp says %v", s, got, want)
+		}
 	}
 }

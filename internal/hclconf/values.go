@@ -3,7 +3,6 @@ package hclconf
 import (
 	"math/big"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -164,7 +163,20 @@ func StringList(attr *hcl.Attribute) ([]string, hcl.Diagnostics) {
 	return out, nil
 }
 
-var octalLiteral = regexp.MustCompile(`^0[0-7]+$`)
+// isOctalLiteral reports whether s is a 0 followed by octal digits (what
+// `^0[0-7]+$` matches), without a regexp compiled at every start-up of the
+// programs that import this package.
+func isOctalLiteral(s string) bool {
+	if len(s) < 2 || s[0] != '0' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '7' {
+			return false
+		}
+	}
+	return true
+}
 
 // FileMode decodes a permission: in HCL an integer literal with a leading
 // zero (mode = 0640) is octal, as in HCL 1 and Vault Agent; a string is
@@ -183,7 +195,7 @@ func FileMode(p *hclparse.Parser, attr *hcl.Attribute) (os.FileMode, hcl.Diagnos
 		n, err = strconv.ParseUint(strings.TrimSpace(v.AsString()), 8, 32)
 	case cty.Number:
 		lit := strings.TrimSpace(string(sourceOf(p, attr.Expr.Range())))
-		if octalLiteral.MatchString(lit) {
+		if isOctalLiteral(lit) {
 			n, err = strconv.ParseUint(lit, 8, 32)
 		} else if len(lit) > 1 && lit[0] == '0' {
 			return 0, wrong(attr, "a file mode such as 0640")

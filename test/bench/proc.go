@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,8 +81,37 @@ func rssKiB(pid int) (int64, error) {
 	return 0, fmt.Errorf("no VmRSS for %d", pid)
 }
 
-// cpuSeconds is a running process's user+system CPU time.
+// cpuSeconds is a running process's user+system CPU time: the larger of
+// /proc/PID/stat's, which counts exited threads too but in 10 ms ticks (an
+// idle agent's few ticks made growth factors of 1-tick noise), and the sum
+// of its threads' run time in nanoseconds (schedstat).
 func cpuSeconds(pid int) (float64, error) {
+	ticks, err := cpuTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	return max(ticks, schedSeconds(pid)), nil
+}
+
+// schedSeconds sums the on-CPU time of pid's live threads (0 when unknown).
+func schedSeconds(pid int) float64 {
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var ns float64
+	for _, p := range dirs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) > 0 {
+			v, _ := strconv.ParseFloat(f[0], 64)
+			ns += v
+		}
+	}
+	return ns / 1e9
+}
+
+func cpuTicks(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err

@@ -45,6 +45,10 @@ func Owner(c config.Template) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
+// stale removes the temporaries that an interrupted earlier write left
+// (one directory read per directory, not per write).
+var stale = &atomicfile.Sweeper{OlderThan: atomicfile.StaleGrace}
+
 // Write puts content at the template's destination when it differs from
 // what is there — content, mode or owner — and reports whether it wrote
 // and whether the content changed (a missing file counts as changed); a
@@ -70,7 +74,7 @@ func Write(c config.Template, content []byte) (wrote, changed bool, err error) {
 		return false, false, err
 	}
 	// Best effort: a directory that cannot be read fails the write below.
-	_, _ = atomicfile.RemoveStale(dest, atomicfile.StaleGrace)
+	_, _ = stale.Sweep(dest)
 	prev, old, err := readExisting(dest)
 	if err != nil {
 		return false, false, fmt.Errorf("destination %s: %w", dest, err)
