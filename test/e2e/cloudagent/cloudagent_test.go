@@ -20,6 +20,8 @@ import (
 	"github.com/latchkey/latchkey/test/fakes/alifake"
 	"github.com/latchkey/latchkey/test/fakes/awsfake"
 	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/testkit"
+	"github.com/latchkey/latchkey/test/testkit/secretscan"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -67,7 +69,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer srv.Stop()
-	return m.Run()
+	return secretscan.Finish(m.Run(), os.Stderr)
 }
 
 // agent runs latchkey-agent -config cfg once (exit_after_auth) and returns
@@ -80,6 +82,7 @@ func agent(t *testing.T, cfg string, env ...string) (int, string) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	testkit.ScanOutput(t, cmd)
 	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -142,6 +145,8 @@ func tokenWorks(t *testing.T, sink string) string {
 	if err != nil {
 		t.Fatalf("sink: %v", err)
 	}
+	// The agent's own token: no log of the package may hold it.
+	secretscan.Remember(strings.TrimSpace(string(b)))
 	c, err := srv.NewClient(strings.TrimSpace(string(b)))
 	if err != nil {
 		t.Fatal(err)

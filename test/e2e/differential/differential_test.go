@@ -233,8 +233,10 @@ func run(t *testing.T, bin string, args ...string) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "LATCHKEY_DIFF_ENV=from-env"}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	var out testkit.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	testkit.ScanOutput(t, cmd)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out.String())
 	}
 }

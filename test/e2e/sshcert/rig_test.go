@@ -221,6 +221,7 @@ func (r *rig) startAgent() {
 	r.agent = exec.Command(agentBin, "-config", r.cfgPath)
 	r.agent.Env = []string{"PATH=" + os.Getenv("PATH")}
 	r.agent.Stdout, r.agent.Stderr = logf, logf
+	testkit.ScanOutput(t, r.agent)
 	r.agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	testkit.Must(t, r.agent.Start())
 	r.agentDone = make(chan struct{})

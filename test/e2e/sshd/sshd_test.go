@@ -33,6 +33,7 @@ import (
 
 	"github.com/latchkey/latchkey/test/testbin"
 	"github.com/latchkey/latchkey/test/testkit"
+	"github.com/latchkey/latchkey/test/testkit/secretscan"
 	"github.com/latchkey/latchkey/test/totptest"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -156,6 +157,11 @@ func (r *rig) checkNoSecretLogged() {
 			t.Errorf("read %s: %v", name, err)
 		}
 		logs[name] = string(b)
+	}
+	// Also every token, OTP and secret the kit's clients saw (the
+	// package's scan, test/testkit/secretscan).
+	for name, text := range logs {
+		secretscan.Scan(t, "the rig's "+name, text)
 	}
 	r.secretsMu.Lock()
 	defer r.secretsMu.Unlock()
