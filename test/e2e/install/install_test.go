@@ -69,6 +69,7 @@ func runHelper(t *testing.T, args ...string) (int, string) {
 	cmd := exec.Command(helper, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	testkit.ScanOutput(t, cmd)
 	err := cmd.Run()
 	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode(), out.String()

@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/test/systemdtest"
 	"github.com/latchkey/latchkey/test/testbin"
 	"github.com/latchkey/latchkey/test/testkit"
+	"github.com/latchkey/latchkey/test/testkit/secretscan"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -169,6 +170,10 @@ template {
 		return strings.Contains(j, "refused otp login for alice from 192.0.2.7 via sshd") &&
 			strings.Contains(j, "LATCHKEY_RESULT=failure") && strings.Contains(j, "PAM_USER=alice")
 	})
+	// The whole journal of the container (the agent's start, reload and the
+	// helper's record) holds no secret the kit saw: the password, tokens.
+	j, _ := m.Run("journalctl", "--no-pager", "-o", "verbose")
+	secretscan.Scan(t, "the container's journal", j)
 	if _, err := m.Run("test", "-e", "/var/log/latchkey-ssh-helper.log"); err == nil {
 		t.Errorf("the fallback file was written although journald took the record")
 	}
