@@ -223,11 +223,15 @@ audit_file = %q
 //
 // On a host with neither journald nor /dev/log (like the CI machine) the
 // refusal's audit record goes to the fallback file, not to pam_exec's
-// /dev/null.
+// /dev/null. Each command runs in a private mount namespace whose /var/log
+// is the test's own directory, so that the host's /var/log is left as it was.
 func TestSubcommandsRefusedUnderPAM(t *testing.T) {
 	user := "lkrefused" + randHex(3)
+	logDir := t.TempDir()
+	const bindLog = `mount --bind "$1" /var/log && shift && exec "$@"`
 	for _, sub := range []string{"install-pam", "uninstall-pam", "doctor"} {
-		cmd := exec.Command(helper, sub, "-root", t.TempDir())
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", bindLog, "sh",
+			logDir, helper, sub, "-root", t.TempDir())
 		cmd.Env = append(os.Environ(), "PAM_USER="+user, "PAM_TYPE=auth")
 		out, err := cmd.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
@@ -240,7 +244,8 @@ func TestSubcommandsRefusedUnderPAM(t *testing.T) {
 		t.Logf("this host has journald or /dev/log: the fallback file is not used")
 		return
 	}
-	const fallback = "/var/log/latchkey-ssh-helper.log"
+	// pam.FallbackFile, seen through the namespace's /var/log.
+	fallback := filepath.Join(logDir, "latchkey-ssh-helper.log")
 	if got := strings.Count(testkit.ReadFile(fallback), `"pam_user":"`+user+`"`); got != 3 {
 		t.Errorf("%s holds %d records of %s, want 3 (one per refused command)", fallback, got, user)
 	}
