@@ -15,7 +15,10 @@ TEST_DEBS := openssh-server openssh-client libpam-modules libpam-runtime postgre
 	lintian rpm systemd-container packer
 STATICCHECK_VERSION := v0.8.2
 GO_TEST_FLAGS ?= -count=1 -timeout 25m
-FUZZ_TIME ?= 5s
+# Fuzz budget per target: an execution count, not a duration. A duration races Go's fuzzing
+# coordinator at its deadline on a busy machine ("context deadline exceeded" with no failing input,
+# golang/go#75804); a count cannot. 20000x is ~3-9 s per target on 2 cores.
+FUZZ_TIME ?= 20000x
 
 .PHONY: all build vault deps test demo bench lint package clean
 
