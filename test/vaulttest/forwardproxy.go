@@ -1,12 +1,12 @@
 package vaulttest
 
 import (
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // ForwardProxy is an HTTP forward proxy, as an operator's proxy_addr names:
@@ -46,35 +46,5 @@ func (p *ForwardProxy) serve(w http.ResponseWriter, r *http.Request) {
 	host := r.Host
 	p.LastConnect.Store(&host)
 	p.Connects.Add(1)
-	up, err := net.Dial("tcp", host)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		up.Close()
-		http.Error(w, "no hijacking", http.StatusInternalServerError)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
-	down, rw, err := hj.Hijack()
-	if err != nil {
-		up.Close()
-		return
-	}
-	go func() {
-		// What the client sent after the CONNECT, already buffered.
-		if n := rw.Reader.Buffered(); n > 0 {
-			b, _ := rw.Reader.Peek(n)
-			up.Write(b)
-		}
-		io.Copy(up, down)
-		up.Close()
-	}()
-	io.Copy(down, up)
-	down.Close()
+	testkit.Tunnel(w, host)
 }

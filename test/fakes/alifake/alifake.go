@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -32,6 +31,8 @@ import (
 	"time"
 
 	"github.com/smallstep/pkcs7"
+
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // Regions the fake STS certificate names.
@@ -310,29 +311,7 @@ func (c *Cloud) connect(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "only CONNECT to *.aliyuncs.com", http.StatusForbidden)
 		return
 	}
-	up, err := net.Dial("tcp", c.STS.Listener.Addr().String())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		up.Close()
-		http.Error(w, "no hijack", http.StatusInternalServerError)
-		return
-	}
-	down, buf, err := hj.Hijack()
-	if err != nil {
-		up.Close()
-		return
-	}
-	fmt.Fprint(down, "HTTP/1.1 200 Connection established\r\n\r\n")
-	if buf.Reader.Buffered() > 0 {
-		io.CopyN(up, buf, int64(buf.Reader.Buffered()))
-	}
-	go func() { io.Copy(up, down); up.Close() }()
-	io.Copy(down, up)
-	down.Close()
+	testkit.Tunnel(w, c.STS.Listener.Addr().String())
 }
 
 // sign is the RPC signature, written here independently of the product's;
