@@ -27,7 +27,9 @@ var ErrRefused = errors.New("vault refused the OTP")
 var ErrVault = errors.New("unexpected vault answer")
 
 // notActive is Vault's error (500) from a standby that knows no active node;
-// see Write for why the request then never reached the SSH engine.
+// see Write for why the request then never reached the SSH engine. It is
+// vaultclient.NotActive, not imported: that package brings vault/api, which
+// the helper's start-up does without.
 const notActive = "local node not active but active cluster node not found"
 
 // ErrUnreachable marks a run where no Vault address gave an answer.

@@ -77,9 +77,7 @@ func BenchmarkFirstRender(b *testing.B) {
 func executions(m *Manager) int {
 	n := 0
 	for _, u := range m.units {
-		u.mu.Lock()
-		n += u.runs
-		u.mu.Unlock()
+		n += int(u.runs.Load())
 	}
 	return n
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	gotemplate "text/template"
 	"text/template/parse"
 	"time"
@@ -22,17 +23,17 @@ type unit struct {
 	// name is how logs and `render -template` call it: its destination.
 	name string
 
-	// mu serialises executions; bound is text parsed with functions bound
-	// to cur, the execution under way (nil until the first execution after
-	// a load).
-	mu    sync.Mutex
+	// bound is text parsed with functions bound to cur, the execution under
+	// way (nil until the first execution after a load). A unit belongs to
+	// one manager, used by one goroutine: no lock.
 	bound *gotemplate.Template
 	cur   *execState
 	// used names the functions the text calls: only those are bound, as
 	// binding every function cost each template ~100 KiB.
 	used map[string]bool
-	// runs counts executions (tests show that work follows what changed).
-	runs int
+	// runs counts executions (tests show that work follows what changed,
+	// reading it while the manager runs).
+	runs atomic.Int64
 }
 
 func newUnit(c config.Template) (*unit, error) {
@@ -54,9 +55,7 @@ func (u *unit) load() error {
 	if err != nil {
 		return err
 	}
-	u.mu.Lock()
 	u.text, u.bound, u.used = text, nil, funcNames(t)
-	u.mu.Unlock()
 	return nil
 }
 
@@ -180,9 +179,7 @@ type execution struct {
 // u.cur. Parsing and binding some eighty functions at every execution was
 // most of a render's CPU.
 func (u *unit) execute(b *brain, now func() time.Time, mask bool) execution {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.runs++
+	u.runs.Add(1)
 	ex := &execution{used: map[string]*query{}, missing: map[string]*query{}}
 	if u.bound == nil {
 		t, err := u.parse(u.text, u.funcMap(now, u.used), false)
