@@ -37,6 +37,10 @@ type Options struct {
 	// AllowIssue lets a dry run (Render) send what issues or writes in
 	// Vault (render -dry-run -issue).
 	AllowIssue bool
+	// Settle, when set, is called when the render loop goes quiet after a
+	// burst of renders, at most once per SettleEvery (the agent returns
+	// freed memory to the OS there).
+	Settle func()
 }
 
 // ErrRetriesExhausted wraps the error of a template that kept failing when
@@ -68,6 +72,9 @@ type Manager struct {
 	retried uint64
 	// byPath lists the units whose source or destination is a path.
 	byPath map[string][]int
+
+	// settled is what the last Options.Settle call saw.
+	settled settled
 }
 
 type unitState struct {
@@ -164,6 +171,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		if m.o.OneShot && m.isReady() {
 			return nil
 		}
+		m.settle()
 		timer := m.o.Clock.TimerAt(m.nextWake())
 		select {
 		case <-ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -28,6 +29,11 @@ func newRendererWith(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger,
 	o := template.Options{
 		Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: tokens, Logger: log,
 		OneShot: cfg.ExitAfterAuth, AllowIssue: allowIssue,
+		// After a burst of renders the runtime keeps the freed heap and
+		// hands it back only slowly: returning it at once (a GC of a heap of
+		// a few MiB, at most once per template.SettleEvery) keeps the
+		// agent's resident memory near its live heap.
+		Settle: debug.FreeOSMemory,
 	}
 	return template.New(o)
 }
