@@ -139,7 +139,7 @@ var stubFuncs = sync.OnceValue(func() gotemplate.FuncMap {
 	fm := gotemplate.FuncMap{}
 	stub := func(...any) (any, error) { return nil, nil }
 	// Only the names: a stub never runs a helper, so no clock.
-	for k := range funcs.Helpers(nil) {
+	for _, k := range funcs.Names() {
 		fm[k] = stub
 	}
 	for _, k := range []string{"secret", "secrets", "pkiCert", "file", "scratch", "executeTemplate"} {
@@ -214,7 +214,7 @@ type execState struct {
 // funcMap binds the template functions to u.cur: those named in used, or
 // all when used is nil.
 func (u *unit) funcMap(now func() time.Time, used map[string]bool) gotemplate.FuncMap {
-	fm := u.allFuncs(now)
+	fm := u.allFuncs(now, used)
 	if used == nil {
 		return fm
 	}
@@ -226,7 +226,9 @@ func (u *unit) funcMap(now func() time.Time, used map[string]bool) gotemplate.Fu
 	return fm
 }
 
-func (u *unit) allFuncs(now func() time.Time) gotemplate.FuncMap {
+// allFuncs returns the template functions: of the helpers, only those in
+// used (all when nil).
+func (u *unit) allFuncs(now func() time.Time, used map[string]bool) gotemplate.FuncMap {
 	recall := func(q *query) (any, bool) {
 		c := u.cur
 		c.ex.used[q.key] = q
@@ -241,7 +243,7 @@ func (u *unit) allFuncs(now func() time.Time) gotemplate.FuncMap {
 		}
 		return v, true
 	}
-	fm := funcs.Helpers(now)
+	fm := funcs.HelpersFor(now, used)
 	fm["secret"] = func(s ...string) (any, error) {
 		if len(s) == 0 {
 			return nil, nil
