@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	gotemplate "text/template"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -16,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/template/command"
+	"github.com/latchkey/latchkey/agent/template/funcs"
 	"github.com/latchkey/latchkey/agent/template/renderer"
 	"github.com/latchkey/latchkey/internal/atomicfile"
 	"github.com/latchkey/latchkey/internal/clock"
@@ -72,6 +74,17 @@ type Manager struct {
 	retried uint64
 	// byPath lists the units whose source or destination is a path.
 	byPath map[string][]int
+	// helpers are the template functions that need no Vault, on the
+	// manager's clock, shared by every unit (helperFuncs).
+	helpers gotemplate.FuncMap
+}
+
+// helperFuncs returns m.helpers, built at the first call.
+func (m *Manager) helperFuncs() gotemplate.FuncMap {
+	if m.helpers == nil {
+		m.helpers = funcs.Helpers(m.o.Clock.Now)
+	}
+	return m.helpers
 }
 
 type unitState struct {
@@ -374,7 +387,7 @@ func (m *Manager) completeAll(ctx context.Context, idx []int, mask bool, seen fu
 		var qs []*query
 		queued := map[string]bool{}
 		for _, i := range pending {
-			ex := m.units[i].execute(m.brain, m.o.Clock.Now, mask)
+			ex := m.units[i].execute(m.brain, m.helperFuncs(), mask)
 			if seen != nil {
 				seen(i, ex)
 			}
