@@ -6,13 +6,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclparse"
-
-	"github.com/latchkey/latchkey/internal/hclconf"
 )
 
 // Modes of verification.
@@ -84,16 +81,14 @@ var keys = []string{
 // LoadConfig reads and validates the config file at path. A missing or
 // unreadable file, one that is not a regular file (a FIFO would hang the
 // login) or one over 1 MiB says so ("read config <path>: ..."); any other
-// problem is reported as "<file>:<line>:<col>: <message>" naming the key.
+// problem is reported as "<file>:<line>:<col>: <message>" naming the key,
+// one line per problem.
 func LoadConfig(path string) (*Config, error) {
 	src, err := readRegular(path, maxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
-	if c, ok := loadSimple(path, src); ok {
-		return c, nil
-	}
-	return loadHCL(path, src)
+	return parseConfig(path, src)
 }
 
 // newConfig is a Config with every default, read from path.
@@ -109,20 +104,21 @@ func newConfig(path string) *Config {
 	}
 }
 
-// loadHCL reads src with the HCL parser: every file, and the only reader
-// of one that is wrong (its errors name file, line, column and key).
-func loadHCL(path string, src []byte) (*Config, error) {
-	p := hclparse.NewParser()
-	f, err := hclconf.ParseBytes(p, path, src)
+// parseConfig reads src (configparse.go) into a Config and validates it.
+func parseConfig(path string, src []byte) (*Config, error) {
+	p, err := parseFile(path, src)
 	if err != nil {
 		return nil, err
 	}
-	attrs, diags := hclconf.Flat(f.Body, keys...)
+	var errs confErrors
 	c := newConfig(path)
 	str := func(key string, dst *string) {
-		if a := attrs[key]; a != nil {
-			v, d := hclconf.String(a)
-			diags = append(diags, d...)
+		if it := p.items[key]; it != nil {
+			v, e := p.asString(it)
+			if e != nil {
+				errs = append(errs, e)
+				return
+			}
 			*dst = strings.TrimSpace(v)
 		}
 	}
@@ -140,53 +136,75 @@ func loadHCL(path string, src []byte) (*Config, error) {
 	str("token_file", &c.TokenFile)
 	str("audit", &c.Audit)
 	str("audit_file", &c.AuditFile)
-	if a := attrs["tls_skip_verify"]; a != nil {
-		v, d := hclconf.Bool(a)
-		diags = append(diags, d...)
+	if it := p.items["tls_skip_verify"]; it != nil {
+		v, e := p.asBool(it)
+		if e != nil {
+			errs = append(errs, e)
+		}
 		c.TLSSkipVerify = v
 	}
-	if a := attrs["timeout"]; a != nil {
-		v, d := hclconf.Duration(a)
-		diags = append(diags, d...)
-		if !d.HasErrors() && v <= 0 {
-			diags = append(diags, hclconf.Errorf(a.Expr.Range(), `timeout: want a positive duration such as "10s"`))
+	if it := p.items["timeout"]; it != nil {
+		secs, text, e := p.asDuration(it)
+		switch {
+		case e != nil:
+			errs = append(errs, e)
+		case secs >= 0:
+			c.Timeout = time.Duration(secs * float64(time.Second))
+		default:
+			if n, err := strconv.ParseFloat(text, 64); err == nil && n >= 0 {
+				c.Timeout = time.Duration(n * float64(time.Second))
+			} else if d, err := time.ParseDuration(text); err == nil && d >= 0 {
+				c.Timeout = d
+			} else {
+				e = p.wrong(it, `a duration such as "30s" or "5m"`)
+				errs = append(errs, e)
+			}
 		}
-		c.Timeout = v
+		if e == nil && c.Timeout <= 0 {
+			errs = append(errs, p.errAt(it.valOff, `timeout: want a positive duration such as "10s"`))
+		}
 	}
-	if a := attrs["vault_addrs"]; a != nil {
-		v, d := hclconf.StringList(a)
-		diags = append(diags, d...)
-		c.VaultAddrs = v
+	list := func(key string) []string {
+		it := p.items[key]
+		if it == nil {
+			return nil
+		}
+		v, e := p.asList(it)
+		if e != nil {
+			errs = append(errs, e)
+		}
+		return v
+	}
+	if _, ok := p.items["vault_addrs"]; ok {
+		c.VaultAddrs = list("vault_addrs")
 	}
 	if addr != "" {
 		// vault_addr comes first: it is the address the file always named.
 		c.VaultAddrs = append([]string{addr}, c.VaultAddrs...)
 	}
-	if a := attrs["allowed_roles"]; a != nil {
-		v, d := hclconf.StringList(a)
-		diags = append(diags, d...)
-		c.AllowedRoles = v
+	if _, ok := p.items["allowed_roles"]; ok {
+		c.AllowedRoles = list("allowed_roles")
 	}
-	if a := attrs["allowed_cidr_list"]; a != nil {
-		v, d := hclconf.StringList(a)
-		diags = append(diags, d...)
-		for _, s := range v {
-			pfx, err := parsePrefix(s)
-			if err != nil {
-				diags = append(diags, hclconf.Errorf(a.Expr.Range(), "allowed_cidr_list: %v", err))
-				continue
-			}
-			c.AllowedCIDRs = append(c.AllowedCIDRs, pfx)
+	for _, s := range list("allowed_cidr_list") {
+		pfx, err := parsePrefix(s)
+		if err != nil {
+			errs = append(errs, p.errAt(p.items["allowed_cidr_list"].valOff, "allowed_cidr_list: %v", err))
+			continue
 		}
+		c.AllowedCIDRs = append(c.AllowedCIDRs, pfx)
 	}
-	diags = append(diags, c.validate(func(key string) hcl.Range {
-		if a := attrs[key]; a != nil {
-			return a.Expr.Range()
+	errs = append(errs, c.validate(func(key, format string, args ...any) *confError {
+		off := 0
+		if it := p.items[key]; it != nil {
+			off = it.valOff
 		}
-		return f.Body.MissingItemRange()
-	}, func(key string) bool { return attrs[key] != nil })...)
-	if err := hclconf.Err(diags); err != nil {
-		return nil, err
+		return p.errAt(off, format, args...)
+	}, func(key string) bool { return p.items[key] != nil })...)
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool {
+			return errs[i].line < errs[j].line || errs[i].line == errs[j].line && errs[i].col < errs[j].col
+		})
+		return nil, errs
 	}
 	return c, nil
 }
@@ -211,12 +229,12 @@ func parsePrefix(s string) (netip.Prefix, error) {
 }
 
 // validate checks the combinations; each message names its key and, where
-// the key is present, its position (else the file's).
-// at gives a key's position; has, whether the file set it.
-func (c *Config) validate(at func(key string) hcl.Range, has func(key string) bool) hcl.Diagnostics {
-	var diags hcl.Diagnostics
+// the key is present, its position (else the file's start).
+// errAt makes an error at a key's position; has tells whether the file set it.
+func (c *Config) validate(errAt func(key, format string, args ...any) *confError, has func(key string) bool) confErrors {
+	var diags confErrors
 	if len(c.VaultAddrs) == 0 {
-		diags = append(diags, hclconf.Errorf(at("vault_addr"), `missing key "vault_addr" (or "vault_addrs")`))
+		diags = append(diags, errAt("vault_addr", `missing key "vault_addr" (or "vault_addrs")`))
 	}
 	for _, a := range c.VaultAddrs {
 		if err := checkAddr(a); err != nil {
@@ -224,32 +242,32 @@ func (c *Config) validate(at func(key string) hcl.Range, has func(key string) bo
 			if !has("vault_addrs") {
 				key = "vault_addr"
 			}
-			diags = append(diags, hclconf.Errorf(at(key), "%s: %v", key, err))
+			diags = append(diags, errAt(key, "%s: %v", key, err))
 		}
 	}
 	if c.ProxyAddr != "" {
 		if err := checkAddr(c.ProxyAddr); err != nil {
-			diags = append(diags, hclconf.Errorf(at("proxy_addr"), "proxy_addr: %v", err))
+			diags = append(diags, errAt("proxy_addr", "proxy_addr: %v", err))
 		}
 	}
 	// The CA is checked now, so that a typo reads as a config error naming
 	// the key (exit 3), not as every Vault being unreachable.
 	if c.CACert != "" {
 		if b, err := readRegular(c.CACert, maxCASize); err != nil {
-			diags = append(diags, hclconf.Errorf(at("ca_cert"), "ca_cert: %v", err))
+			diags = append(diags, errAt("ca_cert", "ca_cert: %v", err))
 		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
-			diags = append(diags, hclconf.Errorf(at("ca_cert"), "ca_cert: %s holds no PEM certificate", c.CACert))
+			diags = append(diags, errAt("ca_cert", "ca_cert: %s holds no PEM certificate", c.CACert))
 		}
 	}
 	if c.CAPath != "" {
 		if fi, err := os.Stat(c.CAPath); err != nil {
-			diags = append(diags, hclconf.Errorf(at("ca_path"), "ca_path: %v", err))
+			diags = append(diags, errAt("ca_path", "ca_path: %v", err))
 		} else if !fi.IsDir() {
-			diags = append(diags, hclconf.Errorf(at("ca_path"), "ca_path: %s is not a directory (use ca_cert for a file)", c.CAPath))
+			diags = append(diags, errAt("ca_path", "ca_path: %s is not a directory (use ca_cert for a file)", c.CAPath))
 		}
 	}
 	if c.SSHMountPoint == "" || strings.Contains(c.SSHMountPoint, "..") {
-		diags = append(diags, hclconf.Errorf(at("ssh_mount_point"), "ssh_mount_point: want a mount path such as \"ssh\""))
+		diags = append(diags, errAt("ssh_mount_point", "ssh_mount_point: want a mount path such as \"ssh\""))
 	}
 	c.SSHMountPoint = strings.Trim(c.SSHMountPoint, "/")
 	c.TOTPMount = strings.Trim(c.TOTPMount, "/")
@@ -257,18 +275,18 @@ func (c *Config) validate(at func(key string) hcl.Range, has func(key string) bo
 	case ModeOTP:
 	case ModeTOTP:
 		if c.TokenFile == "" {
-			diags = append(diags, hclconf.Errorf(at("token_file"), `token_file: required when mode = "totp" (the helper never reads a token from the environment)`))
+			diags = append(diags, errAt("token_file", `token_file: required when mode = "totp" (the helper never reads a token from the environment)`))
 		}
 		if !strings.Contains(c.TOTPKeyPattern, "{{user}}") {
-			diags = append(diags, hclconf.Errorf(at("totp_key_pattern"), `totp_key_pattern: must contain "{{user}}"`))
+			diags = append(diags, errAt("totp_key_pattern", `totp_key_pattern: must contain "{{user}}"`))
 		}
 	default:
-		diags = append(diags, hclconf.Errorf(at("mode"), `mode: want "otp" or "totp", not %q`, c.Mode))
+		diags = append(diags, errAt("mode", `mode: want "otp" or "totp", not %q`, c.Mode))
 	}
 	switch c.Audit {
 	case AuditAuto, AuditJournal, AuditSyslog, AuditOff:
 	default:
-		diags = append(diags, hclconf.Errorf(at("audit"), `audit: want "auto", "journal", "syslog" or "off", not %q`, c.Audit))
+		diags = append(diags, errAt("audit", `audit: want "auto", "journal", "syslog" or "off", not %q`, c.Audit))
 	}
 	return diags
 }

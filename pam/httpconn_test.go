@@ -126,3 +126,79 @@ func TestHTTPClientHostileServers(t *testing.T) {
 		})
 	}
 }
+
+// How the lean client frames an answer (chunked, Content-Length, up to the
+// connection's end, after a 100 Continue) and what it refuses from a server
+// that is not Vault: a body shorter than its Content-Length, a malformed
+// status line or chunk, two Content-Lengths, an unknown transfer coding.
+func TestHTTPClientFraming(t *testing.T) {
+	tests := map[string]struct {
+		answer   string
+		wantBody string // "" with want: an error
+		want     string
+		answered bool // with want: whether the error came with an answer
+	}{
+		"chunked":        {answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\n{\"a\r\n2\r\n\"}\r\n0\r\nX-Trailer: 1\r\n\r\n", wantBody: `{"a"}`},
+		"content-length": {answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}ignored", wantBody: `{}`},
+		"to the end":     {answer: "HTTP/1.0 200 OK\r\n\r\n{}", wantBody: `{}`},
+		"after 100":      {answer: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", wantBody: `{}`},
+		"LF only":        {answer: "HTTP/1.1 200 OK\nContent-Length: 2\n\n{}", wantBody: `{}`},
+		"short body":     {answer: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", want: "read answer: unexpected EOF"},
+		"bad status":     {answer: "HTTP/2 200 OK\r\n\r\n", want: `malformed HTTP response "HTTP/2 200 OK"`},
+		"no status":      {answer: "", want: "unexpected EOF"},
+		"bad chunk":      {answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", want: "read answer: malformed chunked encoding"},
+		"two lengths":    {answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", want: "multiple Content-Length"},
+		"gzip coding":    {answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", want: `unsupported transfer encoding "gzip"`},
+		"header fold":    {answer: "HTTP/1.1 200 OK\r\n folded\r\n\r\n", want: "malformed HTTP response header"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				buf := make([]byte, 4096)
+				c.Read(buf)
+				c.Write([]byte(tc.answer))
+			}()
+			cfg := &Config{VaultAddrs: []string{"http://" + l.Addr().String()}, SSHMountPoint: "ssh"}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			hc, err := newHTTPClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status, body, _, answered, err := (&Caller{Config: cfg}).post(ctx, hc, cfg.VaultAddrs[0], "ssh/verify", []byte(`{}`))
+			if tc.want == "" {
+				if err != nil || status != 200 || string(body) != tc.wantBody || !answered {
+					t.Fatalf("status %d body %q answered %v err %v, want 200 %q", status, body, answered, err, tc.wantBody)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || answered != tc.answered {
+				t.Fatalf("answered %v err %v, want %v and an error containing %q", answered, err, tc.answered, tc.want)
+			}
+		})
+	}
+}
+
+// A header value with a line break (a namespace or token read from a file)
+// is never sent: it would forge headers.
+func TestHTTPClientRefusesHeaderInjection(t *testing.T) {
+	cfg := &Config{VaultAddrs: []string{"http://127.0.0.1:1"}, SSHMountPoint: "ssh", Namespace: "a\r\nX-Evil: 1"}
+	hc, err := newHTTPClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, answered, err := (&Caller{Config: cfg}).post(context.Background(), hc, cfg.VaultAddrs[0], "ssh/verify", []byte(`{}`))
+	if err == nil || answered || !strings.Contains(err.Error(), "header X-Vault-Namespace holds a line break or NUL, refused") {
+		t.Fatalf("answered %v err %v", answered, err)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -171,31 +170,26 @@ func (c *Caller) post(ctx context.Context, hc *httpClient, addr, path string, bo
 	}
 	from = addr
 	for hop := 0; ; hop++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), bytes.NewReader(body))
-		if err != nil {
-			return 0, nil, from, false, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		// Vault's SSRF protection asks for this header on every request.
-		req.Header.Set("X-Vault-Request", "true")
+		// Vault's SSRF protection asks for X-Vault-Request on every request.
+		req := &request{url: target, body: body, header: [][2]string{{"Content-Type", "application/json"}, {"X-Vault-Request", "true"}}}
 		if c.Config.Namespace != "" {
-			req.Header.Set("X-Vault-Namespace", c.Config.Namespace)
+			req.header = append(req.header, [2]string{"X-Vault-Namespace", c.Config.Namespace})
 		}
 		if c.Token != "" {
-			req.Header.Set("X-Vault-Token", c.Token)
+			req.header = append(req.header, [2]string{"X-Vault-Token", c.Token})
 		}
-		resp, err := hc.Do(req)
+		resp, err := hc.Do(ctx, req)
 		if err != nil {
 			return 0, nil, from, false, err
 		}
 		answer, rerr := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 		resp.Body.Close()
 		switch resp.StatusCode {
-		case http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect:
+		case statusMovedPermanently, statusFound, statusTemporaryRedirect:
 			// What Vault's api client follows: a standby node's answer.
-			loc, lerr := target.Parse(resp.Header.Get("Location"))
+			loc, lerr := target.Parse(resp.Header("Location"))
 			switch {
-			case lerr != nil || resp.Header.Get("Location") == "":
+			case lerr != nil || resp.Header("Location") == "":
 				return resp.StatusCode, nil, from, true, fmt.Errorf("%w: redirect (%d) without a usable Location", ErrVault, resp.StatusCode)
 			case hop > 0:
 				return resp.StatusCode, nil, from, true, fmt.Errorf("%w: a second redirect (%d), refused", ErrVault, resp.StatusCode)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"go.uber.org/zap"
@@ -123,7 +122,7 @@ func (c *Caller) try(ctx context.Context, addr string, left int, path string, da
 	}
 	r := &Reply{Addr: from}
 	switch {
-	case status == http.StatusOK:
+	case status == statusOK:
 		d, id, err := decodeData(answer)
 		r.RequestID = id
 		if err != nil {
@@ -131,13 +130,13 @@ func (c *Caller) try(ctx context.Context, addr string, left int, path string, da
 		}
 		r.Data = d
 		return r, true, nil
-	case status == http.StatusServiceUnavailable:
+	case status == statusServiceUnavailable:
 		return nil, false, fmt.Errorf("vault is sealed or has no active node (503)")
-	case status == http.StatusInternalServerError && vaultErrors(answer) == quoteValue(notActive):
+	case status == statusInternalServerError && vaultErrors(answer) == quoteValue(notActive):
 		return nil, false, fmt.Errorf("standby knows no active node (500 %s)", notActive)
-	case status == http.StatusBadRequest:
+	case status == statusBadRequest:
 		return r, true, fmt.Errorf("%w: %s", ErrRefused, vaultErrors(answer))
-	case status == http.StatusNoContent:
+	case status == statusNoContent:
 		return r, true, fmt.Errorf("%w: %s with no data", ErrVault, path)
 	default:
 		return r, true, fmt.Errorf("%w: %d on %s: %s", ErrVault, status, path, vaultErrors(answer))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,7 +22,10 @@ func (h *helperBench) startup() []row {
 		}
 		var xs []float64
 		for i := 0; i < n; i++ {
-			cmd := exec.Command(bin, arg)
+			cmd := exec.Command(bin)
+			if arg != "" {
+				cmd.Args = append(cmd.Args, arg)
+			}
 			cmd.Env = []string{}
 			r, err := timed(cmd)
 			if err != nil || r.code != 0 {
@@ -33,6 +37,11 @@ func (h *helperBench) startup() []row {
 	}
 	ours, ref := measure(h.ours, "version"), measure(h.ref, "version")
 	h.b.notef("helper start-up (`version`, no config, no Vault; median of %d): latchkey %s, vault-ssh-helper %s; binaries %s and %s.", n, ours, ref, fileSize(h.ours), fileSize(h.ref))
+	if hello, err := buildHello(h.b.dir); err != nil {
+		h.b.notef("a Go hello world's start-up: not measured (%v)", err)
+	} else {
+		h.b.notef("a Go hello world's start-up on this machine (the same build flags as `make build`; median of %d): %s — what any Go program pays before its first line, beside the goal \"median ≤ floor + 3 ms\".", n, measure(hello, ""))
+	}
 	h.b.notef("latchkey-ssh-helper package inits (GODEBUG=inittrace=1, one run): %s", initTrace(h.ours))
 	h.b.notef("latchkey-ssh-helper login profile (perf record, symbolised build): %s.", h.profileLogins(envInt("BENCH_PROFILE_LOGINS", 100)))
 	return []row{{metric: "helper start-up only (`version`): median", ours: ours, ref: ref}}
@@ -79,4 +88,28 @@ func fileSize(p string) string {
 		return "(none)"
 	}
 	return fmt.Sprintf("%.1f MiB", float64(st.Size())/(1<<20))
+}
+
+// buildHello builds the smallest Go program that prints a line, with the
+// flags `make build` uses, so that the start-up rows can be read against
+// what the Go runtime alone costs here.
+func buildHello(dir string) (string, error) {
+	src := filepath.Join(dir, "hello")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nimport \"os\"\n\nfunc main() { os.Stdout.WriteString(\"hello\\n\") }\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.22\n"), 0o644); err != nil {
+		return "", err
+	}
+	out := filepath.Join(src, "hello")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w: %s", err, b)
+	}
+	return out, nil
 }

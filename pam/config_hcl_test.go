@@ -1,0 +1,101 @@
+package pam
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2/hclparse"
+
+	"github.com/latchkey/latchkey/internal/hclconf"
+)
+
+// loadHCL is the reader the helper used before configparse.go: the HCL
+// parser with internal/hclconf's conversions. Tests keep it as the oracle
+// that the helper's own reader must agree with (TestParserAgreesWithHCL,
+// FuzzLoadConfig); the helper binary no longer links it.
+func loadHCL(path string, src []byte) (*Config, error) {
+	p := hclparse.NewParser()
+	f, err := hclconf.ParseBytes(p, path, src)
+	if err != nil {
+		return nil, err
+	}
+	attrs, diags := hclconf.Flat(f.Body, keys...)
+	if err := hclconf.Err(diags); err != nil {
+		return nil, err
+	}
+	var errs []string
+	note := func(e error) {
+		if e != nil {
+			errs = append(errs, e.Error())
+		}
+	}
+	c := newConfig(path)
+	str := func(key string, dst *string) {
+		if a := attrs[key]; a != nil {
+			v, d := hclconf.String(a)
+			note(hclconf.Err(d))
+			*dst = strings.TrimSpace(v)
+		}
+	}
+	var addr string
+	str("vault_addr", &addr)
+	str("ssh_mount_point", &c.SSHMountPoint)
+	str("namespace", &c.Namespace)
+	str("ca_cert", &c.CACert)
+	str("ca_path", &c.CAPath)
+	str("tls_server_name", &c.TLSServerName)
+	str("proxy_addr", &c.ProxyAddr)
+	str("mode", &c.Mode)
+	str("totp_mount", &c.TOTPMount)
+	str("totp_key_pattern", &c.TOTPKeyPattern)
+	str("token_file", &c.TokenFile)
+	str("audit", &c.Audit)
+	str("audit_file", &c.AuditFile)
+	if a := attrs["tls_skip_verify"]; a != nil {
+		v, d := hclconf.Bool(a)
+		note(hclconf.Err(d))
+		c.TLSSkipVerify = v
+	}
+	if a := attrs["timeout"]; a != nil {
+		v, d := hclconf.Duration(a)
+		note(hclconf.Err(d))
+		if !d.HasErrors() && v <= 0 {
+			errs = append(errs, "timeout: want a positive duration")
+		}
+		c.Timeout = v
+	}
+	if a := attrs["vault_addrs"]; a != nil {
+		v, d := hclconf.StringList(a)
+		note(hclconf.Err(d))
+		c.VaultAddrs = v
+	}
+	if addr != "" {
+		c.VaultAddrs = append([]string{addr}, c.VaultAddrs...)
+	}
+	if a := attrs["allowed_roles"]; a != nil {
+		v, d := hclconf.StringList(a)
+		note(hclconf.Err(d))
+		c.AllowedRoles = v
+	}
+	if a := attrs["allowed_cidr_list"]; a != nil {
+		v, d := hclconf.StringList(a)
+		note(hclconf.Err(d))
+		for _, s := range v {
+			pfx, err := parsePrefix(s)
+			if err != nil {
+				note(err)
+				continue
+			}
+			c.AllowedCIDRs = append(c.AllowedCIDRs, pfx)
+		}
+	}
+	for _, e := range c.validate(func(key, format string, args ...any) *confError {
+		return &confError{path: path, msg: fmt.Sprintf(format, args...)}
+	}, func(key string) bool { return attrs[key] != nil }) {
+		errs = append(errs, e.msg)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
+	}
+	return c, nil
+}

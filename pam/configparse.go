@@ -1,0 +1,734 @@
+package pam
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// The helper reads its config itself instead of with the HCL parser (hcl/v2
+// and go-cty), whose linking and package initialisation were a good part of
+// a login's cost. The file is vault-ssh-helper's flat format: key = value
+// lines, comments (#, //, /* */), values a quoted string (HCL escapes), a
+// number, true, false, null, a heredoc (<<EOF, <<-EOF) or a list of those
+// ([...], over several lines if need be); a ".json" file is one JSON object
+// of the same keys, its strings taken literally. Values convert as the HCL reader (internal/hclconf) did:
+// numbers and booleans are taken as their text for string keys, booleans
+// and durations may be written as strings, lists as one comma-separated
+// string. What the HCL parser would evaluate beyond literals (templates
+// "${...}", expressions) is refused. TestParserAgreesWithHCL and
+// FuzzLoadConfig check that every file this reader accepts, the HCL reader
+// reads into the same Config.
+
+// confError is one problem of a config file at line:col (1-based; col
+// counts characters).
+type confError struct {
+	path      string
+	line, col int
+	msg       string
+}
+
+func (e *confError) Error() string { return fmt.Sprintf("%s:%d:%d: %s", e.path, e.line, e.col, e.msg) }
+
+// confErrors are all the problems found, one line each.
+type confErrors []*confError
+
+func (es confErrors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+type valueKind int
+
+const (
+	vNull valueKind = iota + 1
+	vString
+	vNumber // s holds the number's canonical text
+	vBool
+	vList
+)
+
+type value struct {
+	kind valueKind
+	s    string
+	b    bool
+	list []value
+}
+
+// item is one key = value of the file, with the offsets of both.
+type item struct {
+	key            string
+	keyOff, valOff int
+	v              value
+}
+
+// parsed is a file's items, in file order, and the source for positions.
+type parsed struct {
+	path  string
+	src   []byte
+	items map[string]*item
+	order []*item
+}
+
+// errAt is an error at offset off of the source.
+func (p *parsed) errAt(off int, format string, args ...any) *confError {
+	line, col := position(p.src, off)
+	return &confError{path: p.path, line: line, col: col, msg: fmt.Sprintf(format, args...)}
+}
+
+// position is off's line and column (characters, 1-based).
+func position(src []byte, off int) (line, col int) {
+	off = min(off, len(src))
+	before := src[:off]
+	line = bytes.Count(before, []byte("\n")) + 1
+	if i := bytes.LastIndexByte(before, '\n'); i >= 0 {
+		before = before[i+1:]
+	}
+	return line, utf8.RuneCount(before) + 1
+}
+
+// parseFile reads src as HCL or, for a ".json" path, JSON. Unknown and
+// repeated keys are errors; a syntax error ends the reading.
+func parseFile(path string, src []byte) (*parsed, error) {
+	p := &parsed{path: path, src: src, items: make(map[string]*item, 8)}
+	if !utf8.Valid(src) {
+		off := 0
+		for off < len(src) {
+			r, n := utf8.DecodeRune(src[off:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			off += n
+		}
+		return nil, p.errAt(off, "invalid UTF-8 (the file must be UTF-8 text)")
+	}
+	var errs confErrors
+	add := func(it *item) {
+		if !knownKey(it.key) {
+			errs = append(errs, p.errAt(it.keyOff, "unknown key %q", it.key))
+			return
+		}
+		if first, dup := p.items[it.key]; dup {
+			line, _ := position(src, first.keyOff)
+			errs = append(errs, p.errAt(it.keyOff, "key %q set twice (first on line %d)", it.key, line))
+			return
+		}
+		p.items[it.key] = it
+		p.order = append(p.order, it)
+	}
+	var err error
+	if strings.EqualFold(filepath.Ext(path), ".json") {
+		err = p.parseJSON(add)
+	} else {
+		err = (&scanner{p: p}).parse(add)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return p, nil
+}
+
+func knownKey(k string) bool {
+	for _, key := range keys {
+		if k == key {
+			return true
+		}
+	}
+	return false
+}
+
+// scanner reads HCL's native syntax, the subset a flat config uses.
+type scanner struct {
+	p   *parsed
+	i   int
+	key string // the key whose value is being read, for messages
+}
+
+func (s *scanner) src() []byte { return s.p.src }
+
+func (s *scanner) peek(k int) byte {
+	if s.i+k < len(s.p.src) {
+		return s.p.src[s.i+k]
+	}
+	return 0
+}
+
+func (s *scanner) eof() bool { return s.i >= len(s.p.src) }
+
+func (s *scanner) errf(off int, format string, args ...any) error {
+	return s.p.errAt(off, format, args...)
+}
+
+// skip passes blanks and comments; with nl it also passes newlines (and
+// block comments holding them), else it stops at a newline.
+func (s *scanner) skip(nl bool) error {
+	for !s.eof() {
+		c := s.peek(0)
+		switch {
+		case c == ' ' || c == '\t' || c == '\r' && s.peek(1) == '\n' && nl:
+			s.i++
+		case c == '\n' && nl:
+			s.i++
+		case c == '#' || c == '/' && s.peek(1) == '/':
+			for !s.eof() && s.peek(0) != '\n' {
+				s.i++
+			}
+		case c == '/' && s.peek(1) == '*':
+			end := bytes.Index(s.src()[s.i+2:], []byte("*/"))
+			if end < 0 {
+				return s.errf(s.i, "unterminated /* comment")
+			}
+			if !nl && bytes.IndexByte(s.src()[s.i:s.i+2+end], '\n') >= 0 {
+				return nil // a comment over several lines ends the line
+			}
+			s.i += 2 + end + 2
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+func isKeyByte(c byte) bool {
+	return c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+func (s *scanner) parse(add func(*item)) error {
+	for {
+		if err := s.skip(true); err != nil {
+			return err
+		}
+		if s.eof() {
+			return nil
+		}
+		start := s.i
+		c := s.peek(0)
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return s.errf(start, "want a key (key = value), found %s", s.what())
+		}
+		for !s.eof() && isKeyByte(s.peek(0)) {
+			s.i++
+		}
+		key := string(s.src()[start:s.i])
+		if err := s.skip(false); err != nil {
+			return err
+		}
+		if s.peek(0) != '=' {
+			if s.peek(0) == '{' || s.peek(0) == '"' {
+				return s.errf(s.i, "%s: blocks are not part of this config; want %s = value", key, key)
+			}
+			return s.errf(s.i, "%s: want = after the key, found %s", key, s.what())
+		}
+		s.i++
+		if err := s.skip(false); err != nil {
+			return err
+		}
+		s.key = key
+		valOff := s.i
+		v, err := s.value(false)
+		if err != nil {
+			return err
+		}
+		if err := s.skip(false); err != nil {
+			return err
+		}
+		switch {
+		case s.eof():
+		case s.peek(0) == '\n':
+			s.i++
+		case s.peek(0) == '\r' && s.peek(1) == '\n':
+			s.i += 2
+		default:
+			return s.errf(s.i, "%s: want a new line after the value, found %s", key, s.what())
+		}
+		add(&item{key: key, keyOff: start, valOff: valOff, v: v})
+	}
+}
+
+// what names the byte at the cursor for a message.
+func (s *scanner) what() string {
+	if s.eof() {
+		return "the end of the file"
+	}
+	switch c := s.peek(0); c {
+	case '\n', '\r':
+		return "the end of the line"
+	default:
+		r, _ := utf8.DecodeRune(s.src()[s.i:])
+		return strconv.QuoteRune(r)
+	}
+}
+
+// value reads one value; inList forbids a nested list.
+func (s *scanner) value(inList bool) (value, error) {
+	start := s.i
+	c := s.peek(0)
+	switch {
+	case c == '"':
+		str, err := s.quoted()
+		return value{kind: vString, s: str}, err
+	case c == '<' && s.peek(1) == '<':
+		str, err := s.heredoc()
+		return value{kind: vString, s: str}, err
+	case c == '[' && !inList:
+		return s.list()
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_':
+		for !s.eof() && isKeyByte(s.peek(0)) {
+			s.i++
+		}
+		switch word := string(s.src()[start:s.i]); word {
+		case "true", "false":
+			return value{kind: vBool, b: word == "true"}, nil
+		case "null":
+			return value{kind: vNull}, nil
+		default:
+			return value{}, s.errf(start, "%s: %s is not a value; a string is written in double quotes", s.key, word)
+		}
+	}
+	return value{}, s.errf(start, "%s: want a value (a quoted string, number, true, false or a list), found %s", s.key, s.what())
+}
+
+// number reads an HCL number literal (a leading - allowed): its value in
+// HCL's own precision, kept as the text HCL's string conversion gives.
+func (s *scanner) number() (value, error) {
+	start := s.i
+	if s.peek(0) == '-' {
+		s.i++
+	}
+	digits := func() int {
+		n := 0
+		for c := s.peek(0); c >= '0' && c <= '9'; c = s.peek(0) {
+			s.i++
+			n++
+		}
+		return n
+	}
+	ok := digits() > 0
+	if ok && s.peek(0) == '.' {
+		s.i++
+		ok = digits() > 0
+	}
+	if ok && (s.peek(0) == 'e' || s.peek(0) == 'E') {
+		s.i++
+		if s.peek(0) == '+' || s.peek(0) == '-' {
+			s.i++
+		}
+		ok = digits() > 0
+	}
+	if ok && !s.eof() && (isKeyByte(s.peek(0)) || s.peek(0) == '.') {
+		ok = false
+	}
+	if !ok {
+		return value{}, s.errf(start, "%s: malformed number; a string is written in double quotes", s.key)
+	}
+	f, _, err := big.ParseFloat(string(s.src()[start:s.i]), 10, 512, big.ToNearestEven)
+	if err != nil {
+		return value{}, s.errf(start, "%s: malformed number: %v", s.key, err)
+	}
+	return value{kind: vNumber, s: f.Text('f', -1)}, nil
+}
+
+// list reads [v, v, ...] over any number of lines.
+func (s *scanner) list() (value, error) {
+	open := s.i
+	s.i++
+	l := value{kind: vList, list: []value{}}
+	for {
+		if err := s.skip(true); err != nil {
+			return value{}, err
+		}
+		if s.eof() {
+			return value{}, s.errf(open, "%s: unterminated list (no ])", s.key)
+		}
+		if s.peek(0) == ']' {
+			s.i++
+			return l, nil
+		}
+		if s.peek(0) == '[' {
+			return value{}, s.errf(s.i, "invalid value for %q: want a list of strings", s.key)
+		}
+		v, err := s.value(true)
+		if err != nil {
+			return value{}, err
+		}
+		l.list = append(l.list, v)
+		if err := s.skip(true); err != nil {
+			return value{}, err
+		}
+		switch {
+		case s.peek(0) == ',':
+			s.i++
+		case s.peek(0) == ']':
+		case s.eof():
+			return value{}, s.errf(open, "%s: unterminated list (no ])", s.key)
+		default:
+			return value{}, s.errf(s.i, "%s: want , or ] in the list, found %s", s.key, s.what())
+		}
+	}
+}
+
+// quoted reads a "string" on one line with HCL's escapes (\n \r \t \" \\
+// \uNNNN \UNNNNNNNN, and $${ %%{ for a literal ${ %{).
+func (s *scanner) quoted() (string, error) {
+	open := s.i
+	s.i++
+	var b strings.Builder
+	for {
+		if s.eof() || s.peek(0) == '\n' || s.peek(0) == '\r' && s.peek(1) == '\n' {
+			return "", s.errf(open, "%s: unterminated string (no closing \" on the line)", s.key)
+		}
+		c := s.peek(0)
+		switch {
+		case c == '"':
+			s.i++
+			return b.String(), nil
+		case c == '\\':
+			r, n, err := unescape(s.src()[s.i:])
+			if err != nil {
+				return "", s.errf(s.i, "%s: %v", s.key, err)
+			}
+			b.WriteRune(r)
+			s.i += n
+		case c < 0x20 && c != '\t':
+			return "", s.errf(s.i, "%s: control character in a string", s.key)
+		default:
+			n, err := templateByte(s.src()[s.i:])
+			if err != nil {
+				return "", s.errf(s.i, "%s: %v", s.key, err)
+			}
+			writeLiteral(&b, s.src()[s.i:s.i+n])
+			s.i += n
+		}
+	}
+}
+
+// templateByte is how many bytes at b are one literal character of a
+// template: 3 for $${ and %%{ (which stand for ${ and %{), else 1; ${ and
+// %{ themselves (interpolation, directives) are refused.
+func templateByte(b []byte) (int, error) {
+	if len(b) >= 2 && (b[0] == '$' || b[0] == '%') {
+		if b[1] == '{' {
+			return 0, fmt.Errorf("%c{ starts a template, which the config does not evaluate (write %c%c{ for the text %c{)", b[0], b[0], b[0], b[0])
+		}
+		if len(b) >= 3 && b[1] == b[0] && b[2] == '{' {
+			return 3, nil
+		}
+	}
+	return 1, nil
+}
+
+// writeLiteral writes what templateByte's bytes stand for.
+func writeLiteral(b *strings.Builder, t []byte) {
+	if len(t) == 3 {
+		b.WriteByte(t[0])
+		b.WriteByte('{')
+		return
+	}
+	b.Write(t)
+}
+
+// unescape reads the escape sequence at the start of b (which is \).
+func unescape(b []byte) (rune, int, error) {
+	if len(b) < 2 {
+		return 0, 0, errors.New(`invalid escape sequence "\"`)
+	}
+	switch b[1] {
+	case 'n':
+		return '\n', 2, nil
+	case 'r':
+		return '\r', 2, nil
+	case 't':
+		return '\t', 2, nil
+	case '"':
+		return '"', 2, nil
+	case '\\':
+		return '\\', 2, nil
+	case 'u', 'U':
+		n := 4
+		if b[1] == 'U' {
+			n = 8
+		}
+		if len(b) >= 2+n {
+			if v, err := strconv.ParseUint(string(b[2:2+n]), 16, 32); err == nil && utf8.ValidRune(rune(v)) {
+				return rune(v), 2 + n, nil
+			}
+		}
+		return 0, 0, fmt.Errorf(`invalid escape sequence: \%c wants %d hex digits of a Unicode character`, b[1], n)
+	}
+	r, _ := utf8.DecodeRune(b[1:])
+	return 0, 0, fmt.Errorf("invalid escape sequence %q (known: \\n \\r \\t \\\" \\\\ \\uNNNN \\UNNNNNNNN)", `\`+string(r))
+}
+
+// heredoc reads <<ID or <<-ID up to a line holding only ID. Its text keeps
+// every line's newline; <<- removes the indentation all lines share.
+func (s *scanner) heredoc() (string, error) {
+	open := s.i
+	s.i += 2
+	flush := s.peek(0) == '-'
+	if flush {
+		s.i++
+	}
+	idStart := s.i
+	for !s.eof() && isKeyByte(s.peek(0)) {
+		s.i++
+	}
+	id := string(s.src()[idStart:s.i])
+	if id == "" || !(id[0] == '_' || id[0] >= 'a' && id[0] <= 'z' || id[0] >= 'A' && id[0] <= 'Z') {
+		return "", s.errf(open, "%s: a heredoc starts with <<NAME or <<-NAME and a new line", s.key)
+	}
+	switch {
+	case s.peek(0) == '\n':
+		s.i++
+	case s.peek(0) == '\r' && s.peek(1) == '\n':
+		s.i += 2
+	default:
+		return "", s.errf(open, "%s: a heredoc starts with <<NAME or <<-NAME and a new line", s.key)
+	}
+	var lines []string
+	for {
+		if s.eof() {
+			return "", s.errf(open, "%s: unterminated heredoc (no line %q)", s.key, id)
+		}
+		end := bytes.IndexByte(s.src()[s.i:], '\n')
+		var line []byte
+		if end < 0 {
+			line = s.src()[s.i:]
+		} else {
+			line = s.src()[s.i : s.i+end+1]
+		}
+		if string(bytes.TrimSpace(line)) == id {
+			// The closing line's own newline ends the attribute.
+			s.i += len(bytes.TrimRight(line, "\r\n"))
+			break
+		}
+		for j := 0; j < len(line); j++ {
+			if c := line[j]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return "", s.errf(s.i+j, "%s: control character in a heredoc", s.key)
+			}
+			n, err := templateByte(line[j:])
+			if err != nil {
+				return "", s.errf(s.i+j, "%s: %v", s.key, err)
+			}
+			j += n - 1
+		}
+		lines = append(lines, string(line))
+		s.i += len(line)
+	}
+	if flush {
+		indent := -1
+		for _, l := range lines {
+			if strings.TrimSpace(l) == "" {
+				continue
+			}
+			n := len(l) - len(strings.TrimLeft(l, " \t"))
+			if indent < 0 || n < indent {
+				indent = n
+			}
+		}
+		for i, l := range lines {
+			lines[i] = l[min(max(indent, 0), len(l)-len(strings.TrimLeft(l, " \t"))):]
+		}
+	}
+	text := strings.Join(lines, "")
+	text = strings.ReplaceAll(strings.ReplaceAll(text, "$${", "${"), "%%{", "%{")
+	return text, nil
+}
+
+// parseJSON reads a ".json" config: one object of key: value.
+func (p *parsed) parseJSON(add func(*item)) error {
+	dec := json.NewDecoder(bytes.NewReader(p.src))
+	dec.UseNumber()
+	// next is the offset where the token after off starts.
+	next := func(off int) int {
+		for off < len(p.src) && strings.IndexByte(" \t\r\n,:", p.src[off]) >= 0 {
+			off++
+		}
+		return off
+	}
+	syntax := func(err error) error {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return p.errAt(int(se.Offset), "invalid JSON: %v", err)
+		}
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+			return p.errAt(len(p.src), "invalid JSON: unexpected end of the file")
+		}
+		return p.errAt(int(dec.InputOffset()), "invalid JSON: %v", err)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return syntax(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return p.errAt(0, "a JSON config is one object of keys")
+	}
+	for dec.More() {
+		keyOff := next(int(dec.InputOffset()))
+		tok, err := dec.Token()
+		if err != nil {
+			return syntax(err)
+		}
+		key, _ := tok.(string)
+		valOff := next(int(dec.InputOffset()))
+		v, err := p.jsonValue(dec, key, valOff, false)
+		if err != nil {
+			return err
+		}
+		add(&item{key: key, keyOff: keyOff, valOff: valOff, v: v})
+	}
+	if _, err := dec.Token(); err != nil {
+		return syntax(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return p.errAt(next(int(dec.InputOffset())), "content after the JSON object")
+	}
+	return nil
+}
+
+// jsonValue reads one value of key.
+func (p *parsed) jsonValue(dec *json.Decoder, key string, off int, inList bool) (value, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return value{}, p.errAt(int(se.Offset), "invalid JSON: %v", err)
+		}
+		return value{}, p.errAt(len(p.src), "invalid JSON: %v", err)
+	}
+	switch t := tok.(type) {
+	case nil:
+		return value{kind: vNull}, nil
+	case bool:
+		return value{kind: vBool, b: t}, nil
+	case json.Number:
+		f, _, err := big.ParseFloat(t.String(), 10, 512, big.ToNearestEven)
+		if err != nil {
+			return value{}, p.errAt(off, "%s: malformed number", key)
+		}
+		return value{kind: vNumber, s: f.Text('f', -1)}, nil
+	case string:
+		// Literally: HCL's JSON reader evaluated no template without a
+		// context, and the config never had one.
+		return value{kind: vString, s: t}, nil
+	case json.Delim:
+		if t == '[' && !inList {
+			l := value{kind: vList, list: []value{}}
+			for dec.More() {
+				v, err := p.jsonValue(dec, key, off, true)
+				if err != nil {
+					return value{}, err
+				}
+				l.list = append(l.list, v)
+			}
+			if _, err := dec.Token(); err != nil {
+				return value{}, p.errAt(off, "invalid JSON: %v", err)
+			}
+			return l, nil
+		}
+		if t == '[' {
+			return value{}, p.errAt(off, "invalid value for %q: want a list of strings", key)
+		}
+		return value{}, p.errAt(off, "invalid value for %q: want a string, number, true, false or a list, not an object", key)
+	}
+	return value{}, p.errAt(off, "invalid value for %q", key)
+}
+
+// The conversions, as internal/hclconf's String, Bool, Duration and
+// StringList made them.
+
+func (p *parsed) wrong(it *item, want string) *confError {
+	return p.errAt(it.valOff, "invalid value for %q: want %s", it.key, want)
+}
+
+// asString takes numbers and booleans as their text; null is "".
+func (p *parsed) asString(it *item) (string, *confError) {
+	s, ok := scalarText(it.v)
+	if !ok {
+		return "", p.wrong(it, "a string")
+	}
+	return s, nil
+}
+
+func scalarText(v value) (string, bool) {
+	switch v.kind {
+	case vNull:
+		return "", true
+	case vString, vNumber:
+		return v.s, true
+	case vBool:
+		return strconv.FormatBool(v.b), true
+	}
+	return "", false
+}
+
+func (p *parsed) asBool(it *item) (bool, *confError) {
+	switch it.v.kind {
+	case vBool:
+		return it.v.b, nil
+	case vString:
+		if b, err := strconv.ParseBool(strings.TrimSpace(it.v.s)); err == nil {
+			return b, nil
+		}
+	}
+	return false, p.wrong(it, "true or false")
+}
+
+// asSeconds is a number of seconds or a Go duration ("90s", "5m") as a
+// float of seconds, for asDuration.
+func (p *parsed) asDuration(it *item) (float64, string, *confError) {
+	switch it.v.kind {
+	case vNumber:
+		f, _ := strconv.ParseFloat(it.v.s, 64)
+		if f < 0 {
+			return 0, "", p.wrong(it, "a non-negative duration")
+		}
+		return f, "", nil
+	case vString:
+		return -1, strings.TrimSpace(it.v.s), nil
+	}
+	return 0, "", p.wrong(it, `a duration such as "30s" or "5m"`)
+}
+
+// asList is a list of strings or one comma-separated string, items trimmed
+// and empty ones dropped; null is no list.
+func (p *parsed) asList(it *item) ([]string, *confError) {
+	var raw []string
+	switch it.v.kind {
+	case vNull:
+		return nil, nil
+	case vString:
+		raw = strings.Split(it.v.s, ",")
+	case vList:
+		for _, e := range it.v.list {
+			s, ok := scalarText(e)
+			if !ok || e.kind == vNull {
+				return nil, p.wrong(it, "a list of strings")
+			}
+			raw = append(raw, s)
+		}
+	default:
+		return nil, p.wrong(it, "a list of strings or a comma-separated string")
+	}
+	out := make([]string, 0, len(raw))
+	for _, s := range raw {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}

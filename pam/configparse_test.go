@@ -1,0 +1,198 @@
+package pam
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// agreedConfigs are files the helper's reader must read, each into the
+// Config the HCL reader (loadHCL, the oracle) makes of it.
+var agreedConfigs = map[string]string{
+	"vault-ssh-helper's sample": "vault_addr = \"https://vault.example.com:8200\"\nssh_mount_point = \"ssh\"\nca_cert = \"\"\ntls_skip_verify = false\nallowed_roles = \"*\"\n",
+	"comments and blanks":       "# the helper\n\n  // another\nvault_addr=\"https://v:8200\"   \n\tallowed_roles = [ \"web\" , \"db\", ]\n",
+	"CRLF":                      "vault_addr = \"https://v:8200\"\r\nallowed_roles = \"a, b,,\"\r\n",
+	"everything":                "vault_addr = \"https://a:8200\"\nvault_addrs = [\"https://b:8200\", \"https://c\"]\nnamespace = \"team/a\"\ntls_server_name = \"vault\"\nproxy_addr = \"http://proxy:3128\"\nallowed_cidr_list = \"10.0.0.0/8, ::ffff:192.168.0.0/112 ,192.0.2.1\"\nallowed_roles = []\ntimeout = \"2.5s\"\naudit = \"off\"\naudit_file = \"/var/log/x.log\"\ntls_skip_verify = \"1\"\nssh_mount_point = \"/ssh/\"\n",
+	"totp":                      "vault_addr = \"https://v\"\nmode = \"totp\"\ntoken_file = \"/run/token\"\ntotp_mount = \"/totp/\"\ntotp_key_pattern = \"ssh-{{user}}\"\ntimeout = \"30\"\n",
+	"bool as a string key":      "vault_addr = \"https://v\"\nnamespace = true\n",
+	"number":                    "vault_addr = \"https://v\"\ntimeout = 30\n",
+	"fraction and exponent":     "vault_addr = \"https://v\"\ntimeout = 2.5e0\nnamespace = 1e3\n",
+	"number as a string key":    "vault_addr = \"https://v\"\nnamespace = 007\n",
+	"escape":                    "vault_addr = \"https://v\"\nnamespace = \"a\\tb\\\"c\\\\d\\u00e9\\U0001F600\"\n",
+	"literal template":          "vault_addr = \"https://v\"\nnamespace = \"$${a} %%{b} $ %\"\n",
+	"trailing comment":          "vault_addr = \"https://v\" # prod\nallowed_roles = \"*\" // all\nmode = \"otp\" /* c */\n",
+	"block comment":             "/* x\n y */\nvault_addr = \"https://v\"\n",
+	"multi-line list":           "vault_addr = \"https://v\"\nallowed_roles = [\n  \"a\", # first\n  // none\n  \"b\",\n]\n",
+	"list of numbers and bools": "vault_addr = \"https://v\"\nallowed_roles = [1, true, \"x\"]\n",
+	"non-ASCII":                 "vault_addr = \"https://v\"\nnamespace = \"é\"\n",
+	"null":                      "vault_addr = \"https://v\"\nnamespace = null\nallowed_roles = null\n",
+	"heredoc":                   "vault_addr = <<EOF\nhttps://v\nEOF\nallowed_roles = <<-EOT\n    web,\n      db\n    EOT\n",
+	"no final newline":          "vault_addr = \"https://v\"",
+	"tab in a string":           "vault_addr = \"https://v\"\nnamespace = \"a\tb\"\n",
+}
+
+// refusedConfigs are files the helper refuses, with the exact message
+// (config.hcl in a test's directory). The HCL reader refuses them too,
+// except where noted in oracleAccepts.
+var refusedConfigs = map[string]struct{ src, want string }{
+	"unknown key":          {"vault_addr = \"https://v\"\nbogus = \"x\"\n", `config.hcl:2:1: unknown key "bogus"`},
+	"repeated key":         {"vault_addr = \"https://v\"\nvault_addr = \"https://w\"\n", `config.hcl:2:1: key "vault_addr" set twice (first on line 1)`},
+	"block":                {"vault {\n}\n", `config.hcl:1:7: vault: blocks are not part of this config; want vault = value`},
+	"labelled block":       {"vault \"x\" {\n}\n", `config.hcl:1:7: vault: blocks are not part of this config; want vault = value`},
+	"missing vault_addr":   {"allowed_roles = \"*\"\n", `config.hcl:1:1: missing key "vault_addr" (or "vault_addrs")`},
+	"bad timeout":          {"vault_addr = \"https://v\"\ntimeout = \"0s\"\n", `config.hcl:2:11: timeout: want a positive duration such as "10s"`},
+	"negative timeout":     {"vault_addr = \"https://v\"\ntimeout = -1\n", `config.hcl:2:11: invalid value for "timeout": want a non-negative duration`},
+	"timeout text":         {"vault_addr = \"https://v\"\ntimeout = \"soon\"\n", `config.hcl:2:11: invalid value for "timeout": want a duration such as "30s" or "5m"`},
+	"bad cidr":             {"vault_addr = \"https://v\"\nallowed_cidr_list = \"nope\"\n", `config.hcl:2:21: allowed_cidr_list: "nope" is not a CIDR block or IP address`},
+	"list for a string":    {"vault_addr = [\"https://v\"]\n", "config.hcl:1:14: invalid value for \"vault_addr\": want a string\nconfig.hcl:1:14: missing key \"vault_addr\" (or \"vault_addrs\")"},
+	"bool list":            {"vault_addr = \"https://v\"\nallowed_roles = true\n", `config.hcl:2:17: invalid value for "allowed_roles": want a list of strings or a comma-separated string`},
+	"nested list":          {"vault_addr = \"https://v\"\nallowed_roles = [[\"a\"]]\n", `config.hcl:2:18: invalid value for "allowed_roles": want a list of strings`},
+	"null in a list":       {"vault_addr = \"https://v\"\nallowed_roles = [null]\n", `config.hcl:2:17: invalid value for "allowed_roles": want a list of strings`},
+	"bad bool":             {"vault_addr = \"https://v\"\ntls_skip_verify = \"maybe\"\n", `config.hcl:2:19: invalid value for "tls_skip_verify": want true or false`},
+	"unterminated":         {"vault_addr = \"https://v\n", `config.hcl:1:14: vault_addr: unterminated string (no closing " on the line)`},
+	"quote inside":         {"vault_addr = \"https://v\"\"\n", `config.hcl:1:25: vault_addr: want a new line after the value, found '"'`},
+	"two on a line":        {"vault_addr = \"https://v\" mode = \"otp\"\n", `config.hcl:1:26: vault_addr: want a new line after the value, found 'm'`},
+	"http refused later":   {"vault_addr = \"ftp://v\"\n", `config.hcl:1:14: vault_addr: vault address "ftp://v": want http(s)://host[:port]`},
+	"totp without token":   {"vault_addr = \"https://v\"\nmode = \"totp\"\n", `config.hcl:1:1: token_file: required when mode = "totp" (the helper never reads a token from the environment)`},
+	"empty":                {"", `config.hcl:1:1: missing key "vault_addr" (or "vault_addrs")`},
+	"json-looking in hcl":  {"{\"vault_addr\": \"https://v\"}", `config.hcl:1:1: want a key (key = value), found '{'`},
+	"no value":             {"vault_addr = \n", `config.hcl:1:14: vault_addr: want a value (a quoted string, number, true, false or a list), found the end of the line`},
+	"no equals":            {"vault_addr \"https://v\"\n", `config.hcl:1:12: vault_addr: blocks are not part of this config; want vault_addr = value`},
+	"bare word":            {"vault_addr = https\n", `config.hcl:1:14: vault_addr: https is not a value; a string is written in double quotes`},
+	"bad escape":           {"vault_addr = \"https://v\\q\"\n", `config.hcl:1:24: vault_addr: invalid escape sequence "\\q" (known: \n \r \t \" \\ \uNNNN \UNNNNNNNN)`},
+	"short unicode":        {"vault_addr = \"\\u12\"\n", `config.hcl:1:15: vault_addr: invalid escape sequence: \u wants 4 hex digits of a Unicode character`},
+	"malformed number":     {"vault_addr = \"https://v\"\ntimeout = 1.\n", `config.hcl:2:11: timeout: malformed number; a string is written in double quotes`},
+	"unterminated list":    {"vault_addr = \"https://v\"\nallowed_roles = [\"a\",\n", `config.hcl:2:17: allowed_roles: unterminated list (no ])`},
+	"list without comma":   {"vault_addr = \"https://v\"\nallowed_roles = [\"a\" \"b\"]\n", `config.hcl:2:22: allowed_roles: want , or ] in the list, found '"'`},
+	"unterminated comment": {"/* x\nvault_addr = \"https://v\"\n", `config.hcl:1:1: unterminated /* comment`},
+	"unterminated heredoc": {"vault_addr = <<EOF\nhttps://v\n", `config.hcl:1:14: vault_addr: unterminated heredoc (no line "EOF")`},
+	"NUL":                  {"vault_addr = \"https://v\x00\"\n", `config.hcl:1:24: vault_addr: control character in a string`},
+	"invalid UTF-8":        {"vault_addr = \"https://v\"\nnamespace = \"\xff\"\n", `config.hcl:2:14: invalid UTF-8 (the file must be UTF-8 text)`},
+	"non-ASCII key":        {"vault_addré = \"https://v\"\n", `config.hcl:1:11: vault_addr: want = after the key, found 'é'`},
+	"several problems":     {"vault_addr = \"https://v\"\nmode = \"sms\"\naudit = \"file\"\n", "config.hcl:2:8: mode: want \"otp\" or \"totp\", not \"sms\"\nconfig.hcl:3:9: audit: want \"auto\", \"journal\", \"syslog\" or \"off\", not \"file\""},
+	// What HCL would evaluate beyond a literal is refused (see oracleAccepts).
+	"template":   {"vault_addr = \"https://v\"\nnamespace = \"${\"a\"}\"\n", `config.hcl:2:14: namespace: ${ starts a template, which the config does not evaluate (write $${ for the text ${)`},
+	"directive":  {"vault_addr = \"https://v\"\nnamespace = \"%{ if true }a%{ endif }\"\n", `config.hcl:2:14: namespace: %{ starts a template, which the config does not evaluate (write %%{ for the text %{)`},
+	"expression": {"vault_addr = \"https://v\"\ntimeout = 1 + 2\n", `config.hcl:2:13: timeout: want a new line after the value, found '+'`},
+}
+
+// oracleAccepts are the refused files the HCL reader read: templates and
+// expressions, which no vault-ssh-helper config holds (HCL 1 had neither).
+var oracleAccepts = map[string]bool{"template": true, "directive": true, "expression": true}
+
+// refusedJSON are .json configs refused, with the exact message.
+var refusedJSON = map[string]struct{ src, want string }{
+	"unknown key":   {"{\"vault_addr\": \"https://v\",\n \"bogus\": 1}", `c.json:2:2: unknown key "bogus"`},
+	"repeated key":  {"{\"vault_addr\": \"https://v\", \"vault_addr\": \"https://w\"}", `c.json:1:29: key "vault_addr" set twice (first on line 1)`},
+	"not an object": {"[\"vault_addr\"]", `c.json:1:1: a JSON config is one object of keys`},
+	"object value":  {"{\"vault_addr\": {\"a\": 1}}", `c.json:1:16: invalid value for "vault_addr": want a string, number, true, false or a list, not an object`},
+	"syntax":        {"{\"vault_addr\": \"https://v\",}", `c.json:1:28: invalid JSON: invalid character '}' looking for beginning of object key string`},
+	"truncated":     {"{\"vault_addr\": \"https://v\"", `c.json:1:27: invalid JSON: unexpected end of the file`},
+	"trailing":      {"{\"vault_addr\": \"https://v\"} {}", `c.json:1:30: content after the JSON object`},
+	"bad cidr":      {"{\"vault_addr\": \"https://v\",\n\"allowed_cidr_list\": [\"10.0.0.0/33\"]}", `c.json:2:22: allowed_cidr_list: "10.0.0.0/33" is not a CIDR block`},
+	"missing":       {"{}", `c.json:1:1: missing key "vault_addr" (or "vault_addrs")`},
+	"empty file":    {"", `c.json:1:1: invalid JSON: unexpected end of the file`},
+}
+
+// agree loads src both ways: when the helper's reader accepts it, the HCL
+// reader must read it into the same Config. It returns whether the helper's
+// reader accepted it.
+func agree(t *testing.T, path string, src []byte) bool {
+	t.Helper()
+	c, err := parseConfig(path, src)
+	if err != nil {
+		if !strings.Contains(err.Error(), path) {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+		return false
+	}
+	want, err := loadHCL(path, src)
+	if err != nil {
+		t.Fatalf("the helper read %q, the HCL reader refuses it: %v", src, err)
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("for %q:\nhelper = %+v\nHCL    = %+v", src, c, want)
+	}
+	return true
+}
+
+func TestParserAgreesWithHCL(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.hcl")
+	for name, src := range agreedConfigs {
+		t.Run(name, func(t *testing.T) {
+			if !agree(t, path, []byte(src)) {
+				_, err := parseConfig(path, []byte(src))
+				t.Fatalf("refused %q: %v", src, err)
+			}
+		})
+	}
+	for name, tc := range refusedConfigs {
+		t.Run(name, func(t *testing.T) {
+			_, err := parseConfig("config.hcl", []byte(tc.src))
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("error =\n%v\nwant\n%s", err, tc.want)
+			}
+			if _, herr := loadHCL("config.hcl", []byte(tc.src)); (herr == nil) != oracleAccepts[name] {
+				t.Fatalf("the HCL reader: %v (oracleAccepts says %v)", herr, oracleAccepts[name])
+			}
+		})
+	}
+	for name, tc := range refusedJSON {
+		t.Run("json/"+name, func(t *testing.T) {
+			_, err := parseConfig("c.json", []byte(tc.src))
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("error =\n%v\nwant\n%s", err, tc.want)
+			}
+			if _, herr := loadHCL("c.json", []byte(tc.src)); herr == nil {
+				t.Fatal("the HCL reader accepts it")
+			}
+		})
+	}
+	// Every file of testdata and of the fuzz corpus.
+	files, _ := filepath.Glob("testdata/*.hcl")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !agree(t, f, b) {
+			t.Errorf("%s refused", f)
+		}
+	}
+	corpus, _ := filepath.Glob("testdata/fuzz/FuzzLoadConfig/*")
+	for _, f := range corpus {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if s, ok := strings.CutPrefix(line, "string("); ok {
+				if src, err := strconv.Unquote(strings.TrimSuffix(s, ")")); err == nil {
+					agree(t, path, []byte(src))
+				}
+			}
+		}
+	}
+}
+
+// JSON configs read as HCL's JSON reader reads them.
+func TestParserAgreesWithHCLOnJSON(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	for name, src := range map[string]string{
+		"sample":  `{"vault_addr": "https://v:8200", "ssh_mount_point": "ssh", "tls_skip_verify": false, "allowed_roles": "*"}`,
+		"lists":   `{"vault_addrs": ["https://a", "https://b"], "allowed_roles": ["web", 1, true], "allowed_cidr_list": "10.0.0.0/8, 192.0.2.1"}`,
+		"numbers": "{\n  \"vault_addr\": \"https://v\",\n  \"timeout\": 2.5,\n  \"namespace\": 1e3\n}\n",
+		"strings": `{"vault_addr": "https://v", "timeout": "3s", "tls_skip_verify": "true", "namespace": "a\tb\u00e9$${x} ${y} %{z}"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if !agree(t, path, []byte(src)) {
+				_, err := parseConfig(path, []byte(src))
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+}
