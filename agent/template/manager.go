@@ -52,7 +52,9 @@ var ErrRetriesExhausted = errors.New("template failed after its retries")
 // Manager renders templates and keeps them current. It is used by one
 // goroutine at a time — Run's, or the caller of Render or of Inherit (on a
 // manager not yet running, from one that stopped) — and starts none that
-// touch its state, so it holds no lock.
+// touch its state, so it holds no lock: the goroutines of a render round
+// (renderUnits) send requests and write files with copies of what they
+// need, and the mount cache they share has a lock of its own.
 type Manager struct {
 	o      Options
 	units  []*unit
