@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -139,7 +140,11 @@ type result struct {
 // mounts caches the KV version of mounts, looked up with
 // sys/internal/ui/mounts as consul-template does; it also carries the
 // renewal threshold pkiCert needs.
+// A lookup holds mu across its request: the concurrent fetches of one
+// render round that share a mount wait for the first one's answer instead
+// of each asking Vault.
 type mounts struct {
+	mu        sync.Mutex
 	m         map[string]kvMount
 	threshold float64
 }
@@ -150,6 +155,8 @@ type kvMount struct {
 }
 
 func (ms *mounts) lookup(ctx context.Context, c *api.Client, p string) (kvMount, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
 	for prefix, m := range ms.m {
 		if strings.HasPrefix(p+"/", prefix) {
 			return m, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/hashicorp/vault/api"
+
 	"github.com/latchkey/latchkey/agent/auth"
 )
 
@@ -46,31 +48,64 @@ func (m *Manager) retryNow() {
 	}
 }
 
-// fetch gets q from Vault and stores it in the brain. A query already
-// fetched (by another template) is not fetched again; one that failed is
-// fetched again only by a retry of a template that needs it, and not
-// within RetryMin of the failure unless that was under an older token, so
-// that templates sharing a failing secret do not each ask for it.
-func (m *Manager) fetch(ctx context.Context, q *query) error {
-	prev, seen := m.brain.get(q.key)
-	if seen && prev.err == nil {
-		return nil
+// fetchAll gets the queries qs from Vault, concurrently (at most workers
+// at a time), stores the answers in the brain and returns the error of
+// each query that has one, by key. A query already fetched (by another
+// template) is not fetched again; one that failed is fetched again only by
+// a retry of a template that needs it, and not within RetryMin of the
+// failure unless that was under an older token, so that templates sharing
+// a failing secret do not each ask for it.
+//
+// Only the requests run on other goroutines, each with its own client;
+// what they share is the mount cache, which has its own lock. Everything
+// else (brain, schedule, dry-run bookkeeping) is done here, on the
+// manager's goroutine.
+func (m *Manager) fetchAll(ctx context.Context, qs []*query) map[string]error {
+	errs := map[string]error{}
+	type ask struct {
+		q     *query
+		c     *api.Client
+		first bool
+		r     result
 	}
-	if seen && m.o.Clock.Now().Sub(prev.fetched) < m.o.Config.RetryMin && prev.login >= m.login() {
-		return prev.err
+	var asks []*ask
+	login := m.login()
+	now := m.o.Clock.Now()
+	for _, q := range qs {
+		prev, seen := m.brain.get(q.key)
+		if seen && prev.err == nil {
+			continue
+		}
+		if seen && now.Sub(prev.fetched) < m.o.Config.RetryMin && prev.login >= login {
+			errs[q.key] = prev.err
+			continue
+		}
+		if err := m.previewCheck(q); err != nil {
+			errs[q.key] = err
+			continue
+		}
+		c, err := m.o.Clients.Client()
+		if err != nil {
+			errs[q.key] = err // no token yet: nothing stored
+			continue
+		}
+		asks = append(asks, &ask{q: q, c: c, first: !seen})
 	}
-	if err := m.previewCheck(q); err != nil {
-		return err
+	parallel(len(asks), workers, func(k int) {
+		a := asks[k]
+		a.r = a.q.fetch(ctx, a.c, m.mounts, a.first, now)
+	})
+	for _, a := range asks {
+		a.r.login = login
+		m.brain.set(a.q.key, a.r)
+		if a.r.err != nil {
+			m.report403(a.r.err)
+			errs[a.q.key] = a.r.err
+			continue
+		}
+		m.schedule(a.q.key, a.r)
 	}
-	r, err := m.ask(ctx, q, !seen)
-	if err != nil {
-		return err
-	}
-	if r.err != nil {
-		return r.err
-	}
-	m.schedule(q.key, r)
-	return nil
+	return errs
 }
 
 // ask sends q with the current token and stores the result in the brain,

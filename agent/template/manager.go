@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	gotemplate "text/template"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -13,7 +17,9 @@ import (
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/template/command"
+	"github.com/latchkey/latchkey/agent/template/funcs"
 	"github.com/latchkey/latchkey/agent/template/renderer"
+	"github.com/latchkey/latchkey/internal/atomicfile"
 	"github.com/latchkey/latchkey/internal/clock"
 )
 
@@ -50,7 +56,9 @@ var ErrRetriesExhausted = errors.New("template failed after its retries")
 // Manager renders templates and keeps them current. It is used by one
 // goroutine at a time — Run's, or the caller of Render or of Inherit (on a
 // manager not yet running, from one that stopped) — and starts none that
-// touch its state, so it holds no lock.
+// touch its state, so it holds no lock: the goroutines of a render round
+// (renderUnits) send requests and write files with copies of what they
+// need, and the mount cache they share has a lock of its own.
 type Manager struct {
 	o      Options
 	units  []*unit
@@ -72,9 +80,20 @@ type Manager struct {
 	retried uint64
 	// byPath lists the units whose source or destination is a path.
 	byPath map[string][]int
+	// helpers are the template functions that need no Vault, on the
+	// manager's clock, shared by every unit (helperFuncs).
+	helpers gotemplate.FuncMap
 
 	// settled is what the last Options.Settle call saw.
 	settled settled
+}
+
+// helperFuncs returns m.helpers, built at the first call.
+func (m *Manager) helperFuncs() gotemplate.FuncMap {
+	if m.helpers == nil {
+		m.helpers = funcs.Helpers(m.o.Clock.Now)
+	}
+	return m.helpers
 }
 
 type unitState struct {
@@ -200,20 +219,29 @@ func (m *Manager) isReady() bool {
 	}
 }
 
-// renderDirty renders the templates marked dirty whose retry time has come.
+// renderDirty renders the templates marked dirty whose retry time has come,
+// together (renderUnits).
 func (m *Manager) renderDirty(ctx context.Context) error {
 	now := m.o.Clock.Now()
-	for i, u := range m.units {
+	var due []int
+	for i := range m.units {
 		st := &m.state[i]
 		if !st.dirty || now.Before(st.retryAt) || now.Before(st.holdUntil) {
 			continue
 		}
 		st.firstChange, st.holdUntil = time.Time{}, time.Time{}
-		err := m.renderUnit(ctx, i, u)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
+		due = append(due, i)
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	errs := m.renderUnits(ctx, due)
+	if ctx.Err() != nil {
+		return nil
+	}
+	for _, i := range due {
+		u, st := m.units[i], &m.state[i]
+		if err := errs[i]; err != nil {
 			st.fails++
 			st.lastErr = err
 			wait := backoff(m.o.Config.RetryMin, m.o.Config.RetryMax, st.fails)
@@ -226,11 +254,9 @@ func (m *Manager) renderDirty(ctx context.Context) error {
 			continue
 		}
 		st.dirty, st.fails, st.lastErr, st.retryAt = false, 0, nil, time.Time{}
-		if !st.rendered {
-			st.rendered = true
-			m.maybeReady()
-		}
+		st.rendered = true
 	}
+	m.maybeReady()
 	return nil
 }
 
@@ -245,9 +271,29 @@ func (m *Manager) maybeReady() {
 	}
 }
 
-// renderUnit executes u, fetching what it misses, and writes it.
-func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
-	ex, err := m.complete(ctx, u, false, func(ex execution) {
+// workers bounds the goroutines of one render round: the fetches sent at
+// once (Vault Agent's max_connections_per_host is 10) and the destinations
+// written at once (concurrent fsyncs share the file system's journal
+// commits: 51 files took a sixth of the time written 8 at a time).
+const workers = 8
+
+// renderUnit renders unit i alone (latchkey-agent render).
+func (m *Manager) renderUnit(ctx context.Context, i int) error {
+	return m.renderUnits(ctx, []int{i})[i]
+}
+
+// renderUnits executes the units idx, fetching what they miss (each
+// distinct query once, the fetches of a round concurrently), writes those
+// that executed (concurrently, one goroutine per destination at a time),
+// and then runs their commands one by one in config order, as Vault Agent
+// runs them after its templates are written. It returns each failed
+// unit's error by index.
+//
+// Only the manager's goroutine touches the units and the manager's state:
+// a write goroutine sees its destination's config and output, copied, and
+// nothing else.
+func (m *Manager) renderUnits(ctx context.Context, idx []int) map[int]error {
+	exs, errs := m.completeAll(ctx, idx, false, func(i int, ex execution) {
 		m.use(i, ex.used)
 		m.state[i].files = ex.files
 		if m.watcher != nil {
@@ -256,50 +302,168 @@ func (m *Manager) renderUnit(ctx context.Context, i int, u *unit) error {
 			}
 		}
 	})
-	if err != nil {
-		return err
+	type write struct {
+		unit    int
+		cfg     config.Template
+		out     []byte
+		wrote   bool
+		changed bool
+		err     error
 	}
-	wrote, changed, err := renderer.Write(u.cfg, ex.out)
-	if err != nil {
-		return err
+	// One job per destination: two templates with the same destination
+	// are written one after the other, in config order, as before.
+	var jobs [][]*write
+	byDest := map[string]int{}
+	var writes []*write
+	for _, i := range idx {
+		if errs[i] != nil {
+			continue
+		}
+		w := &write{unit: i, cfg: m.units[i].cfg, out: exs[i].out}
+		writes = append(writes, w)
+		d := filepath.Clean(w.cfg.Destination)
+		k, ok := byDest[d]
+		if !ok {
+			k = len(jobs)
+			byDest[d] = k
+			jobs = append(jobs, nil)
+		}
+		jobs[k] = append(jobs[k], w)
 	}
-	m.state[i].written = identify(u.cfg.Destination)
-	if m.watcher != nil {
-		m.watcher.Add(filepath.Dir(u.cfg.Destination)) // idempotent
-	}
-	if wrote && !changed {
-		m.o.Logger.Info("restored mode and owner", zap.String("template", u.name))
-	}
-	if changed {
-		m.o.Logger.Info("rendered", zap.String("template", u.name))
-		if u.cfg.Exec != nil && len(u.cfg.Exec.Command) > 0 {
-			// A failing command is logged and runs again on the next
-			// change; it never fails the template or stops the agent.
-			if err := command.Run(ctx, u.cfg.Exec); err != nil {
-				m.o.Logger.Error("template command failed", zap.String("template", u.name), zap.Error(err))
-			}
+	// Each file is fsynced before its rename; the directories are fsynced
+	// once each after every rename into them has happened (dirs.Sync): one
+	// directory fsync covers all the renames done before it. A file counts
+	// as rendered (command, Ready) only after that.
+	var dirs atomicfile.Dirs
+	parallel(len(jobs), workers, func(k int) {
+		for _, w := range jobs[k] {
+			w.wrote, w.changed, w.err = renderer.WriteDeferred(w.cfg, w.out, &dirs)
+		}
+	})
+	failed := dirs.Sync()
+	for _, w := range writes {
+		i, u := w.unit, m.units[w.unit]
+		dest := filepath.Clean(u.cfg.Destination)
+		if err := failed[filepath.Dir(dest)]; w.err == nil && w.wrote && err != nil {
+			w.err = fmt.Errorf("write %s: %w", dest, err)
+		}
+		if w.err != nil {
+			errs[i] = w.err
+			continue
+		}
+		m.state[i].written = identify(u.cfg.Destination)
+		if m.watcher != nil {
+			m.watcher.Add(filepath.Dir(u.cfg.Destination)) // idempotent
+		}
+		if w.wrote && !w.changed {
+			m.o.Logger.Info("restored mode and owner", zap.String("template", u.name))
+		}
+		if w.changed {
+			m.o.Logger.Info("rendered", zap.String("template", u.name))
 		}
 	}
-	return nil
+	for _, w := range writes {
+		u := m.units[w.unit]
+		if w.err != nil || !w.changed || u.cfg.Exec == nil || len(u.cfg.Exec.Command) == 0 {
+			continue
+		}
+		// A failing command is logged and runs again on the next
+		// change; it never fails the template or stops the agent.
+		if err := command.Run(ctx, u.cfg.Exec); err != nil {
+			m.o.Logger.Error("template command failed", zap.String("template", u.name), zap.Error(err))
+		}
+	}
+	return errs
 }
 
-// complete executes u, fetching what it misses, until nothing is missing
-// (consul-template's two-phase render), and returns that execution. seen,
-// when set, is told of every execution (what it used, which files it read).
-func (m *Manager) complete(ctx context.Context, u *unit, mask bool, seen func(execution)) (execution, error) {
-	for pass := 0; pass < 16; pass++ {
-		ex := u.execute(m.brain, m.o.Clock.Now, mask)
-		if seen != nil {
-			seen(ex)
+// complete executes unit i, fetching what it misses, until nothing is
+// missing, and returns that execution (see completeAll).
+func (m *Manager) complete(ctx context.Context, i int, mask bool) (execution, error) {
+	exs, errs := m.completeAll(ctx, []int{i}, mask, nil)
+	return exs[i], errs[i]
+}
+
+// completeAll executes the units idx, fetching what they miss, until
+// nothing is missing (consul-template's two-phase render), and returns
+// their last executions and the errors of those that failed, by index.
+// Each round fetches every query missed by any of them once, concurrently
+// (fetchAll). seen, when set, is told of every execution (what it used,
+// which files it read).
+func (m *Manager) completeAll(ctx context.Context, idx []int, mask bool, seen func(int, execution)) (map[int]execution, map[int]error) {
+	exs, errs := map[int]execution{}, map[int]error{}
+	pending := idx
+	for pass := 0; pass < 16 && len(pending) > 0; pass++ {
+		var missed []int
+		var qs []*query
+		queued := map[string]bool{}
+		for _, i := range pending {
+			ex := m.units[i].execute(m.brain, m.helperFuncs(), mask)
+			if seen != nil {
+				seen(i, ex)
+			}
+			exs[i] = ex
+			if len(ex.missing) == 0 {
+				if ex.err != nil {
+					errs[i] = ex.err
+				}
+				continue
+			}
+			missed = append(missed, i)
+			for _, k := range sortedKeys(ex.missing) {
+				if !queued[k] {
+					queued[k] = true
+					qs = append(qs, ex.missing[k])
+				}
+			}
 		}
-		if len(ex.missing) == 0 {
-			return ex, ex.err
-		}
-		for _, q := range ex.missing {
-			if err := m.fetch(ctx, q); err != nil {
-				return ex, err
+		ferrs := m.fetchAll(ctx, qs)
+		pending = nil
+		for _, i := range missed {
+			errs[i] = nil
+			for _, k := range sortedKeys(exs[i].missing) {
+				if err := ferrs[k]; err != nil {
+					errs[i] = err
+					break
+				}
+			}
+			if errs[i] == nil {
+				delete(errs, i)
+				pending = append(pending, i)
 			}
 		}
 	}
-	return execution{}, fmt.Errorf("template %s: still missing secrets after 16 rounds", u.name)
+	for _, i := range pending {
+		errs[i] = fmt.Errorf("template %s: still missing secrets after 16 rounds", m.units[i].name)
+	}
+	return exs, errs
+}
+
+func sortedKeys(qs map[string]*query) []string {
+	ks := make([]string, 0, len(qs))
+	for k := range qs {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// parallel runs f(0) … f(n-1) on at most max goroutines and returns once
+// every call has returned.
+func parallel(n, max int, f func(int)) {
+	if n == 1 {
+		f(0)
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, max) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := int(next.Add(1) - 1); k < n; k = int(next.Add(1) - 1) {
+				f(k)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -304,3 +304,73 @@ func TestSourceEditedInPlaceNeverRendersHalfWritten(t *testing.T) {
 		t.Errorf("the destination held %q while its source was being written", bad)
 	}
 }
+
+// A render round fetches its secrets concurrently and writes its
+// destinations concurrently: each secret (and the mount's KV version) is
+// still asked once, a destination that cannot be written fails alone (the
+// others are written), and the commands run in config order after the
+// writes.
+func TestParallelRoundIsolatesFailuresAndKeepsCommandOrder(t *testing.T) {
+	_, v2 := kvMounts(t)
+	for i := 0; i < 4; i++ {
+		putV2(t, v2, fmt.Sprint("s", i), map[string]any{"k": fmt.Sprint("v", i)})
+	}
+	proxy := newCounting(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	testkit.Must(t, syscall.Mkfifo(fifo, 0o600))
+	testkit.Must(t, os.WriteFile(filepath.Join(dir, "plain"), nil, 0o600))
+	order := filepath.Join(dir, "order")
+	var ts []config.Template
+	for i := 0; i < 20; i++ {
+		tc := tmpl(dir, fmt.Sprint("t", i), fmt.Sprintf(`{{ with secret "%s/s%d" }}{{ .Data.data.k }}{{ end }}`, v2, i%4))
+		switch i {
+		case 5:
+			tc.Destination = fifo // refused: never written through
+		case 11:
+			tc.Destination = filepath.Join(dir, "plain", "t11") // its parent is a file
+		}
+		tc.Exec = &config.Exec{Command: []string{"/bin/sh", "-c", fmt.Sprintf("echo %d >> %s", i, order)}}
+		ts = append(ts, tc)
+	}
+	m, err := New(Options{Templates: ts, Config: config.DefaultTemplateConfig(), Clients: root(t, proxy.url), Logger: zaptest.NewLogger(t)})
+	testkit.Must(t, err)
+	idx := make([]int, len(ts))
+	for i := range idx {
+		idx[i] = i
+	}
+	errs := m.renderUnits(context.Background(), idx)
+	if len(errs) != 2 || errs[5] == nil || errs[11] == nil {
+		t.Fatalf("errors = %v, want those of templates 5 and 11 only", errs)
+	}
+	var want []string
+	for i := 0; i < 20; i++ {
+		if i == 5 || i == 11 {
+			continue
+		}
+		want = append(want, fmt.Sprint(i))
+		if got := testkit.ReadFile(filepath.Join(dir, fmt.Sprint("t", i))); got != fmt.Sprint("v", i%4) {
+			t.Errorf("t%d = %q", i, got)
+		}
+	}
+	if got := strings.Fields(testkit.ReadFile(order)); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("commands ran in the order %v, want %v", got, want)
+	}
+	lookups := 0
+	for p, n := range proxy.Counts() {
+		if strings.Contains(p, "sys/internal/ui/mounts/") {
+			lookups += n
+		}
+	}
+	if lookups != 1 {
+		t.Errorf("%d mount lookups, want 1 (counts %v)", lookups, proxy.Counts())
+	}
+	for i := 0; i < 4; i++ {
+		if n := proxy.count(fmt.Sprintf("%s/data/s%d", v2, i)); n != 1 {
+			t.Errorf("s%d fetched %d times, want 1", i, n)
+		}
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO was replaced: %v %v", fi, err)
+	}
+}

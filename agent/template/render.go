@@ -32,18 +32,18 @@ func (m *Manager) Find(name string) error {
 // issue or write in Vault, unless Options.AllowIssue: Issued then lists
 // what it did issue. Other errors are Vault's or the template's.
 func (m *Manager) Render(ctx context.Context, name string, dryRun, showSecrets bool) ([]byte, error) {
-	i, u, err := m.find(name)
+	i, _, err := m.find(name)
 	if err != nil {
 		return nil, err
 	}
 	m.preview = dryRun
 	defer func() { m.preview = false }()
 	if !dryRun {
-		if err := m.renderUnit(ctx, i, u); err != nil {
+		if err := m.renderUnit(ctx, i); err != nil {
 			return nil, err
 		}
 	}
-	ex, err := m.complete(ctx, u, !showSecrets, nil)
+	ex, err := m.complete(ctx, i, !showSecrets)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	gotemplate "text/template"
 	"text/template/parse"
-	"time"
 
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/template/funcs"
@@ -51,20 +50,43 @@ func (u *unit) load() error {
 		}
 		text = string(b)
 	}
-	t, err := u.parse(text, nil, true)
+	used, err := u.check(text)
 	if err != nil {
 		return err
 	}
-	u.text, u.bound, u.used = text, nil, funcNames(t)
+	u.text, u.bound, u.used = text, nil, used
 	return nil
 }
 
-// parse parses text with fm; stub fills in every function name so that
-// a syntax check needs no brain.
-func (u *unit) parse(text string, fm gotemplate.FuncMap, stub bool) (*gotemplate.Template, error) {
-	if stub {
-		fm = stubFuncs()
+// builtins are text/template's own functions, which its parser knows
+// without a FuncMap (the parser wants a non-nil value for each name).
+var builtins = func() map[string]any {
+	m := map[string]any{}
+	for _, k := range []string{"and", "call", "html", "index", "slice", "js", "len", "not", "or",
+		"print", "printf", "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne"} {
+		m[k] = true
 	}
+	return m
+}()
+
+// check parses text as text/template does (same errors, every function
+// name known) and returns the names of the functions it calls. It calls
+// the parser directly: a text/template with every function bound, built
+// per template only to be thrown away, was most of a start's CPU.
+func (u *unit) check(text string) (map[string]bool, error) {
+	trees, err := parse.Parse(u.textName(), text, u.cfg.LeftDelim, u.cfg.RightDelim, stubFuncs(), builtins)
+	if err != nil {
+		return nil, fmt.Errorf("parse template %s: %w", u.textName(), err)
+	}
+	var ts []*parse.Tree
+	for _, t := range trees {
+		ts = append(ts, t)
+	}
+	return funcNames(ts), nil
+}
+
+// parse parses text with fm.
+func (u *unit) parse(text string, fm gotemplate.FuncMap) (*gotemplate.Template, error) {
 	// Named after the file the text comes from, so that a syntax or
 	// execution error ("template: NAME:4: unclosed action") points at the
 	// source and its line, not at the destination.
@@ -81,9 +103,9 @@ func (u *unit) parse(text string, fm gotemplate.FuncMap, stub bool) (*gotemplate
 	return t, nil
 }
 
-// funcNames returns the names of the functions t and its associated
-// templates call.
-func funcNames(t *gotemplate.Template) map[string]bool {
+// funcNames returns the names of the functions the trees of a template
+// (its own and those it defines) call.
+func funcNames(trees []*parse.Tree) map[string]bool {
 	names := map[string]bool{}
 	var walk func(parse.Node)
 	walk = func(n parse.Node) {
@@ -126,20 +148,21 @@ func funcNames(t *gotemplate.Template) map[string]bool {
 			walk(n.Pipe)
 		}
 	}
-	for _, tt := range t.Templates() {
-		if tt.Tree != nil {
-			walk(tt.Root)
+	for _, t := range trees {
+		if t != nil && t.Root != nil {
+			walk(t.Root)
 		}
 	}
 	return names
 }
 
-// stubFuncs is every function name bound to a stub, built once.
+// stubFuncs is every function name (the parser wants a map of them),
+// built once.
 var stubFuncs = sync.OnceValue(func() gotemplate.FuncMap {
 	fm := gotemplate.FuncMap{}
 	stub := func(...any) (any, error) { return nil, nil }
 	// Only the names: a stub never runs a helper, so no clock.
-	for _, k := range funcs.Names() {
+	for k := range funcs.Helpers(nil) {
 		fm[k] = stub
 	}
 	for _, k := range []string{"secret", "secrets", "pkiCert", "file", "scratch", "executeTemplate"} {
@@ -178,13 +201,17 @@ type execution struct {
 // execution after it): the functions read this execution's state from
 // u.cur. Parsing and binding some eighty functions at every execution was
 // most of a render's CPU.
-func (u *unit) execute(b *brain, now func() time.Time, mask bool) execution {
+//
+// helpers are the functions that need no Vault (funcs.Helpers), built once
+// per manager and shared by its units: they hold no state, and building
+// them per unit (a reflect wrapper each) was most of a first render's CPU.
+func (u *unit) execute(b *brain, helpers gotemplate.FuncMap, mask bool) execution {
 	u.runs.Add(1)
 	ex := &execution{used: map[string]*query{}, missing: map[string]*query{}}
 	if u.bound == nil {
-		t, err := u.parse(u.text, u.funcMap(now, u.used), false)
+		t, err := u.parse(u.text, u.funcMap(helpers, u.used))
 		if err != nil && u.used != nil {
-			t, err = u.parse(u.text, u.funcMap(now, nil), false)
+			t, err = u.parse(u.text, u.funcMap(helpers, nil))
 		}
 		if err != nil {
 			ex.err = err
@@ -213,22 +240,23 @@ type execState struct {
 
 // funcMap binds the template functions to u.cur: those named in used, or
 // all when used is nil.
-func (u *unit) funcMap(now func() time.Time, used map[string]bool) gotemplate.FuncMap {
-	fm := u.allFuncs(now, used)
-	if used == nil {
-		return fm
+func (u *unit) funcMap(helpers gotemplate.FuncMap, used map[string]bool) gotemplate.FuncMap {
+	fm := gotemplate.FuncMap{}
+	for k, f := range helpers {
+		if used == nil || used[k] {
+			fm[k] = f
+		}
 	}
-	for k := range fm {
-		if !used[k] {
-			delete(fm, k)
+	for k, f := range u.boundFuncs() {
+		if used == nil || used[k] {
+			fm[k] = f
 		}
 	}
 	return fm
 }
 
-// allFuncs returns the template functions: of the helpers, only those in
-// used (all when nil).
-func (u *unit) allFuncs(now func() time.Time, used map[string]bool) gotemplate.FuncMap {
+// boundFuncs are the functions that read the execution under way (u.cur).
+func (u *unit) boundFuncs() gotemplate.FuncMap {
 	recall := func(q *query) (any, bool) {
 		c := u.cur
 		c.ex.used[q.key] = q
@@ -243,7 +271,7 @@ func (u *unit) allFuncs(now func() time.Time, used map[string]bool) gotemplate.F
 		}
 		return v, true
 	}
-	fm := funcs.HelpersFor(now, used)
+	fm := gotemplate.FuncMap{}
 	fm["secret"] = func(s ...string) (any, error) {
 		if len(s) == 0 {
 			return nil, nil

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"syscall"
 )
 
@@ -26,6 +28,12 @@ type Options struct {
 	// kept, so a bind mount still shows the new content. Without it such a
 	// destination is an error and the old file is kept.
 	InPlaceFallback bool
+	// Dirs, when set, defers the fsync of the directory after the rename:
+	// the directory is added to Dirs instead, and the file is durable only
+	// once the caller's Dirs.Sync has returned without an error for it.
+	// Writes of many files into one directory then cost one directory
+	// fsync, not one each.
+	Dirs *Dirs
 }
 
 // Owner returns Options with the given mode and no owner change.
@@ -48,7 +56,8 @@ func WriteFile(path string, data []byte, opts Options) error {
 
 // Write replaces path with what fill writes: to a temporary file in the same
 // directory, which is chmod-ed, chown-ed, fsynced, renamed over path, and
-// then the directory is fsynced so the rename survives a crash.
+// then the directory is fsynced so the rename survives a crash (or, with
+// opts.Dirs, left for the caller's Dirs.Sync).
 //
 // It returns nil when path holds the new content with the asked mode and
 // owner. On any error (fill failing midway included) path is untouched and
@@ -103,6 +112,10 @@ func Write(path string, opts Options, fill func(io.Writer) error) (err error) {
 	// The content is fsynced and in place: a failing close changes nothing.
 	closed = true
 	_ = tmp.Close()
+	if opts.Dirs != nil {
+		opts.Dirs.add(dir)
+		return nil
+	}
 	if err := SyncDir(dir); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -181,6 +194,44 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("fsync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// Dirs collects the directories of writes whose directory fsync was
+// deferred (Options.Dirs). An fsync of a directory makes durable every
+// rename into it that completed before the fsync began, so one Sync after
+// a batch of writes has returned covers all of them. It is safe for
+// concurrent use by the writes of a batch.
+type Dirs struct {
+	mu   sync.Mutex
+	dirs []string
+}
+
+func (d *Dirs) add(dir string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !slices.Contains(d.dirs, dir) {
+		d.dirs = append(d.dirs, dir)
+	}
+}
+
+// Sync fsyncs each collected directory once, forgets them, and returns
+// the directories whose fsync failed with their errors (nil when none
+// did). Call it only after every write of the batch has returned.
+func (d *Dirs) Sync() map[string]error {
+	d.mu.Lock()
+	dirs := d.dirs
+	d.dirs = nil
+	d.mu.Unlock()
+	var failed map[string]error
+	for _, dir := range dirs {
+		if err := SyncDir(dir); err != nil {
+			if failed == nil {
+				failed = map[string]error{}
+			}
+			failed[dir] = err
+		}
+	}
+	return failed
 }
 
 // MkdirAll creates dir (and parents) and then sets dir's own mode and owner

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -263,5 +264,65 @@ func TestRemoveStaleLocks(t *testing.T) {
 		if _, err := os.Lstat(p); err != nil {
 			t.Errorf("%s removed: %v", p, err)
 		}
+	}
+}
+
+// Writes with a deferred directory fsync (Options.Dirs), run concurrently
+// into two directories, are each in place with their mode when they
+// return; Sync then fsyncs each directory once and reports a directory it
+// cannot fsync by name.
+func TestDeferredDirSync(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	var dirs Dirs
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		dir := a
+		if i%2 == 1 {
+			dir = b
+		}
+		go func() {
+			errs <- WriteFile(filepath.Join(dir, "f"+strconv.Itoa(i)), []byte(strconv.Itoa(i)), Options{Mode: 0o640, UID: -1, GID: -1, Dirs: &dirs})
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(dirs.dirs) != 2 {
+		t.Fatalf("dirs to fsync = %q, want the two directories once each", dirs.dirs)
+	}
+	for i := 0; i < 20; i++ {
+		dir := a
+		if i%2 == 1 {
+			dir = b
+		}
+		p := filepath.Join(dir, "f"+strconv.Itoa(i))
+		got, err := os.ReadFile(p)
+		if err != nil || string(got) != strconv.Itoa(i) {
+			t.Fatalf("%s = %q, %v", p, got, err)
+		}
+		if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o640 {
+			t.Errorf("%s mode = %o", p, fi.Mode().Perm())
+		}
+	}
+	if failed := dirs.Sync(); failed != nil {
+		t.Fatalf("Sync = %v", failed)
+	}
+	if len(dirs.dirs) != 0 {
+		t.Errorf("Sync kept %q", dirs.dirs)
+	}
+	gone := filepath.Join(t.TempDir(), "gone")
+	if err := os.Mkdir(gone, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(filepath.Join(gone, "f"), []byte("x"), Options{Dirs: &dirs, UID: -1, GID: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		t.Fatal(err)
+	}
+	if failed := dirs.Sync(); failed[gone] == nil || len(failed) != 1 {
+		t.Errorf("Sync after the directory was removed = %v, want its error", failed)
 	}
 }

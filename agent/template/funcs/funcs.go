@@ -22,38 +22,7 @@ import (
 // Helpers are the pure functions templates use, with consul-template's
 // semantics (its template/funcs.go), so that output matches Vault Agent's
 // byte for byte.
-func Helpers(now func() time.Time) gotemplate.FuncMap { return HelpersFor(now, nil) }
-
-// HelpersFor is Helpers with only the functions named in used (all when
-// used is nil). A template calls a few of some 250: wrapping each one
-// (valueFree, a reflect.MakeFunc whose call layout reflect keeps for good)
-// for every template was most of the agent's start-up garbage.
-func HelpersFor(now func() time.Time, used map[string]bool) gotemplate.FuncMap {
-	fm := helpers(now)
-	if used != nil {
-		for k := range fm {
-			if !used[k] {
-				delete(fm, k)
-			}
-		}
-	}
-	valueFree(fm)
-	return fm
-}
-
-// Names lists the names of Helpers' functions (for a syntax check, which
-// needs only the names).
-func Names() []string {
-	fm := helpers(nil)
-	names := make([]string, 0, len(fm))
-	for k := range fm {
-		names = append(names, k)
-	}
-	return names
-}
-
-// helpers are Helpers before valueFree.
-func helpers(now func() time.Time) gotemplate.FuncMap {
+func Helpers(now func() time.Time) gotemplate.FuncMap {
 	fm := gotemplate.FuncMap{
 		"base64Decode": func(s string) (string, error) {
 			v, err := base64.StdEncoding.DecodeString(s)
@@ -186,6 +155,7 @@ func helpers(now func() time.Time) gotemplate.FuncMap {
 	for k, v := range sprig.HermeticTxtFuncMap() {
 		fm["sprig_"+k] = v
 	}
+	valueFree(fm)
 	return fm
 }
 

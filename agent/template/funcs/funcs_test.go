@@ -2,8 +2,6 @@ package funcs
 
 import (
 	"bytes"
-	"sort"
-	"strings"
 	"testing"
 	gotemplate "text/template"
 	"time"
@@ -57,47 +55,5 @@ func TestHelpers(t *testing.T) {
 				t.Errorf("got %q (err %v), want %q", got, err, tt.want)
 			}
 		})
-	}
-}
-
-// TestHelpersFor shows HelpersFor keeps exactly the named helpers (an
-// unknown name adds nothing), and Names lists Helpers' names.
-func TestHelpersFor(t *testing.T) {
-	now := func() time.Time { return time.Unix(0, 0) }
-	all := Helpers(now)
-	names := Names()
-	if len(names) != len(all) {
-		t.Fatalf("Names lists %d names, Helpers has %d", len(names), len(all))
-	}
-	for _, k := range names {
-		if all[k] == nil {
-			t.Fatalf("Names lists %q, which Helpers lacks", k)
-		}
-	}
-	tests := []struct {
-		name string
-		used map[string]bool
-		want []string
-	}{
-		{"none", map[string]bool{}, nil},
-		{"some", map[string]bool{"toUpper": true, "sprig_trim": true, "secret": true}, []string{"sprig_trim", "toUpper"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			fm := HelpersFor(now, tt.used)
-			var got []string
-			for k := range fm {
-				got = append(got, k)
-			}
-			sort.Strings(got)
-			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
-				t.Fatalf("HelpersFor(%v) = %q, want %q", tt.used, got, tt.want)
-			}
-		})
-	}
-	var b strings.Builder
-	tp := gotemplate.Must(gotemplate.New("t").Funcs(HelpersFor(now, map[string]bool{"toUpper": true})).Parse(`{{ "a" | toUpper }}`))
-	if err := tp.Execute(&b, nil); err != nil || b.String() != "A" {
-		t.Fatalf("toUpper from HelpersFor: %q, %v", b.String(), err)
 	}
 }

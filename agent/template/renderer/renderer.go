@@ -68,6 +68,15 @@ var stale = &atomicfile.Sweeper{OlderThan: atomicfile.StaleGrace}
 // owned by other users. Temporary files that an interrupted earlier write
 // left are removed first.
 func Write(c config.Template, content []byte) (wrote, changed bool, err error) {
+	return WriteDeferred(c, content, nil)
+}
+
+// WriteDeferred is Write with the fsync of the destination's directory
+// (and of the backup's, the same one) left to dirs when dirs is set: the
+// new file is in place when it returns, and durable once dirs.Sync has
+// returned no error for its directory. It is safe to call concurrently
+// for different destinations.
+func WriteDeferred(c config.Template, content []byte, dirs *atomicfile.Dirs) (wrote, changed bool, err error) {
 	dest := filepath.Clean(c.Destination)
 	uid, gid, err := Owner(c)
 	if err != nil {
@@ -96,11 +105,11 @@ func Write(c config.Template, content []byte) (wrote, changed bool, err error) {
 		}
 	}
 	if c.Backup && exists && !bytes.Equal(prev, content) && agentOwns(old, uid) {
-		if err := atomicfile.WriteFile(dest+".bak", prev, atomicfile.Options{Mode: old.Mode().Perm(), UID: -1, GID: -1}); err != nil {
+		if err := atomicfile.WriteFile(dest+".bak", prev, atomicfile.Options{Mode: old.Mode().Perm(), UID: -1, GID: -1, Dirs: dirs}); err != nil {
 			return false, false, fmt.Errorf("backup of %s: %w", dest, err)
 		}
 	}
-	opts := atomicfile.Options{Mode: mode, UID: uid, GID: gid, InPlaceFallback: true}
+	opts := atomicfile.Options{Mode: mode, UID: uid, GID: gid, InPlaceFallback: true, Dirs: dirs}
 	if err := atomicfile.WriteFile(dest, content, opts); err != nil {
 		return false, false, fmt.Errorf("write %s: %w", dest, err)
 	}
