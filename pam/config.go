@@ -104,6 +104,32 @@ func newConfig(path string) *Config {
 	}
 }
 
+// stringField is a key whose value is one string, trimmed, and where it goes.
+type stringField struct {
+	key string
+	dst *string
+}
+
+// stringFields lists the config's string keys (vault_addr into addr), in
+// one place for the helper's reader and the test oracle.
+func (c *Config) stringFields(addr *string) []stringField {
+	return []stringField{
+		{"vault_addr", addr},
+		{"ssh_mount_point", &c.SSHMountPoint},
+		{"namespace", &c.Namespace},
+		{"ca_cert", &c.CACert},
+		{"ca_path", &c.CAPath},
+		{"tls_server_name", &c.TLSServerName},
+		{"proxy_addr", &c.ProxyAddr},
+		{"mode", &c.Mode},
+		{"totp_mount", &c.TOTPMount},
+		{"totp_key_pattern", &c.TOTPKeyPattern},
+		{"token_file", &c.TokenFile},
+		{"audit", &c.Audit},
+		{"audit_file", &c.AuditFile},
+	}
+}
+
 // parseConfig reads src (configparse.go) into a Config and validates it.
 func parseConfig(path string, src []byte) (*Config, error) {
 	p, err := parseFile(path, src)
@@ -123,19 +149,9 @@ func parseConfig(path string, src []byte) (*Config, error) {
 		}
 	}
 	var addr string
-	str("vault_addr", &addr)
-	str("ssh_mount_point", &c.SSHMountPoint)
-	str("namespace", &c.Namespace)
-	str("ca_cert", &c.CACert)
-	str("ca_path", &c.CAPath)
-	str("tls_server_name", &c.TLSServerName)
-	str("proxy_addr", &c.ProxyAddr)
-	str("mode", &c.Mode)
-	str("totp_mount", &c.TOTPMount)
-	str("totp_key_pattern", &c.TOTPKeyPattern)
-	str("token_file", &c.TokenFile)
-	str("audit", &c.Audit)
-	str("audit_file", &c.AuditFile)
+	for _, f := range c.stringFields(&addr) {
+		str(f.key, f.dst)
+	}
 	if it := p.items["tls_skip_verify"]; it != nil {
 		v, e := p.asBool(it)
 		if e != nil {

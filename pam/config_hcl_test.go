@@ -38,19 +38,9 @@ func loadHCL(path string, src []byte) (*Config, error) {
 		}
 	}
 	var addr string
-	str("vault_addr", &addr)
-	str("ssh_mount_point", &c.SSHMountPoint)
-	str("namespace", &c.Namespace)
-	str("ca_cert", &c.CACert)
-	str("ca_path", &c.CAPath)
-	str("tls_server_name", &c.TLSServerName)
-	str("proxy_addr", &c.ProxyAddr)
-	str("mode", &c.Mode)
-	str("totp_mount", &c.TOTPMount)
-	str("totp_key_pattern", &c.TOTPKeyPattern)
-	str("token_file", &c.TokenFile)
-	str("audit", &c.Audit)
-	str("audit_file", &c.AuditFile)
+	for _, f := range c.stringFields(&addr) {
+		str(f.key, f.dst)
+	}
 	if a := attrs["tls_skip_verify"]; a != nil {
 		v, d := hclconf.Bool(a)
 		note(hclconf.Err(d))

@@ -84,21 +84,7 @@ func TestHTTPClientHostileServers(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			go func() {
-				for {
-					c, err := l.Accept()
-					if err != nil {
-						return
-					}
-					go func() { defer c.Close(); tc.serve(c) }()
-				}
-			}()
-			addr := "http://" + l.Addr().String()
+			addr := "http://" + serveRaw(t, tc.serve)
 			cfg := &Config{VaultAddrs: []string{addr}, SSHMountPoint: "ssh", TLSSkipVerify: true}
 			if tc.https {
 				cfg.VaultAddrs = []string{"https://vault.invalid:8200"}
@@ -153,22 +139,12 @@ func TestHTTPClientFraming(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			go func() {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
+			addr := serveRaw(t, func(c net.Conn) {
 				buf := make([]byte, 4096)
 				c.Read(buf)
 				c.Write([]byte(tc.answer))
-			}()
-			cfg := &Config{VaultAddrs: []string{"http://" + l.Addr().String()}, SSHMountPoint: "ssh"}
+			})
+			cfg := &Config{VaultAddrs: []string{"http://" + addr}, SSHMountPoint: "ssh"}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			hc, err := newHTTPClient(cfg)
@@ -201,4 +177,26 @@ func TestHTTPClientRefusesHeaderInjection(t *testing.T) {
 	if err == nil || answered || !strings.Contains(err.Error(), "header X-Vault-Namespace holds a line break or NUL, refused") {
 		t.Fatalf("answered %v err %v", answered, err)
 	}
+}
+
+// serveRaw listens on loopback and hands every connection to serve (closed
+// after it returns), for answers net/http's server would never write; it
+// returns the listener's host:port, closed when the test ends.
+func serveRaw(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); serve(c) }()
+		}
+	}()
+	return l.Addr().String()
 }
