@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -160,21 +159,11 @@ func parseConfig(path string, src []byte) (*Config, error) {
 		c.TLSSkipVerify = v
 	}
 	if it := p.items["timeout"]; it != nil {
-		secs, text, e := p.asDuration(it)
-		switch {
-		case e != nil:
+		d, e := p.asDuration(it)
+		if e != nil {
 			errs = append(errs, e)
-		case secs >= 0:
-			c.Timeout = time.Duration(secs * float64(time.Second))
-		default:
-			if n, err := strconv.ParseFloat(text, 64); err == nil && n >= 0 {
-				c.Timeout = time.Duration(n * float64(time.Second))
-			} else if d, err := time.ParseDuration(text); err == nil && d >= 0 {
-				c.Timeout = d
-			} else {
-				e = p.wrong(it, `a duration such as "30s" or "5m"`)
-				errs = append(errs, e)
-			}
+		} else {
+			c.Timeout = d
 		}
 		if e == nil && c.Timeout <= 0 {
 			errs = append(errs, p.errAt(it.valOff, `timeout: want a positive duration such as "10s"`))

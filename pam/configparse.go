@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -688,20 +689,26 @@ func (p *parsed) asBool(it *item) (bool, *confError) {
 	return false, p.wrong(it, "true or false")
 }
 
-// asSeconds is a number of seconds or a Go duration ("90s", "5m") as a
-// float of seconds, for asDuration.
-func (p *parsed) asDuration(it *item) (float64, string, *confError) {
+// asDuration is a number of seconds or a string holding one or a Go
+// duration ("90s", "5m"), never negative.
+func (p *parsed) asDuration(it *item) (time.Duration, *confError) {
 	switch it.v.kind {
 	case vNumber:
 		f, _ := strconv.ParseFloat(it.v.s, 64)
 		if f < 0 {
-			return 0, "", p.wrong(it, "a non-negative duration")
+			return 0, p.wrong(it, "a non-negative duration")
 		}
-		return f, "", nil
+		return time.Duration(f * float64(time.Second)), nil
 	case vString:
-		return -1, strings.TrimSpace(it.v.s), nil
+		s := strings.TrimSpace(it.v.s)
+		if n, err := strconv.ParseFloat(s, 64); err == nil && n >= 0 {
+			return time.Duration(n * float64(time.Second)), nil
+		}
+		if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+			return d, nil
+		}
 	}
-	return 0, "", p.wrong(it, `a duration such as "30s" or "5m"`)
+	return 0, p.wrong(it, `a duration such as "30s" or "5m"`)
 }
 
 // asList is a list of strings or one comma-separated string, items trimmed
