@@ -9,8 +9,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/latchkey/latchkey/internal/redact"
 )
 
@@ -25,7 +23,7 @@ var ErrInternal = errors.New("internal error")
 // Helper verifies one login.
 type Helper struct {
 	Config  *Config
-	Logger  *zap.Logger
+	Logger  *Logger
 	Auditor *Auditor
 	// Getenv reads pam_exec's environment (PAM_USER, PAM_SERVICE, ...).
 	Getenv func(string) string
@@ -61,10 +59,10 @@ func (h *Helper) Run(ctx context.Context, stdin io.Reader) error {
 		rec.Result, rec.Reason = "failure", err.Error()
 	}
 	if aerr := h.Auditor.Write(rec); aerr != nil {
-		h.Logger.Warn("audit record not fully written", zap.Error(aerr))
+		h.Logger.Warn("audit record not fully written", Err(aerr))
 	}
 	if err != nil {
-		h.Logger.Warn("login refused", zap.String("user", quoteValue(rec.User)), zap.String("rhost", quoteValue(rec.RHost)), zap.Error(err))
+		h.Logger.Warn("login refused", String("user", quoteValue(rec.User)), String("rhost", quoteValue(rec.RHost)), Err(err))
 		return err
 	}
 	// vault-ssh-helper's line, which log= files and scripts know; a TOTP
@@ -76,7 +74,7 @@ func (h *Helper) Run(ctx context.Context, stdin io.Reader) error {
 		who = quoteValue(rec.User) + " (" + rec.Mode + ")"
 	}
 	h.Logger.Info(who+" authenticated!",
-		zap.String("role", rec.Role), zap.String("vault_request_id", rec.RequestID))
+		String("role", rec.Role), String("vault_request_id", rec.RequestID))
 	return nil
 }
 
@@ -92,7 +90,7 @@ func (h *Helper) safeLogin(ctx context.Context, stdin io.Reader, rec *Record) (e
 		}
 		msg := redact.String(fmt.Sprint(p), "[password]", secret)
 		h.Logger.Error("internal error (panic); refusing the login",
-			zap.String("panic", msg), zap.String("stack", redact.String(string(debug.Stack()), "[password]", secret)))
+			String("panic", msg), String("stack", redact.String(string(debug.Stack()), "[password]", secret)))
 		err = fmt.Errorf("%w: panic: %s", ErrInternal, msg)
 	}()
 	return h.login(ctx, stdin, rec, &secret)
@@ -162,7 +160,7 @@ func (h *Helper) VerifyOnly(ctx context.Context) error {
 	if msg, ok := reply.Data["message"].(string); !ok || msg != EchoResponse {
 		return fmt.Errorf("%w: vault at %s answered the echo request with %q, want %q", ErrVault, reply.Addr, str(reply.Data["message"]), EchoResponse)
 	}
-	h.Logger.Info("vault verified the echo request", zap.String("vault_addr", reply.Addr))
+	h.Logger.Info("vault verified the echo request", String("vault_addr", reply.Addr))
 	return nil
 }
 

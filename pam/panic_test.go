@@ -1,15 +1,11 @@
 package pam
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/netip"
 	"strings"
 	"testing"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // A panic while deciding fails closed: Run returns ErrInternal, the audit
@@ -21,8 +17,7 @@ func TestRunPanicFailsClosed(t *testing.T) {
 	otp := issue(t, plain, mount, "web", "alice", "127.0.0.1")
 	file := t.TempDir() + "/audit.log"
 	cfg.AuditFile = file
-	var logged bytes.Buffer
-	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(&logged), zapcore.DebugLevel))
+	logger, logged := testLogger(t)
 	h := &Helper{
 		Config: cfg, Logger: logger,
 		Auditor: &Auditor{Dest: AuditOff, File: file},

@@ -3,7 +3,6 @@ package pam
 // Integration tests against a real Vault dev server (HTTP and TLS).
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -30,9 +29,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/totptest"
@@ -104,12 +100,8 @@ func login(t *testing.T, cfg *Config, user, stdin string) run {
 	var got bool
 	file := t.TempDir() + "/audit.log"
 	cfg.AuditFile = file
-	var logged bytes.Buffer
-	enc := zap.NewDevelopmentEncoderConfig()
-	enc.TimeKey = "" // no timestamps, whose digits could look like a TOTP code
-	logger := zaptest.NewLogger(t, zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
-		return zapcore.NewTee(c, zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(&logged), zapcore.DebugLevel))
-	})))
+	// At debug level, with a fixed time whose digits cannot look like a TOTP code.
+	logger, logged := testLogger(t)
 	h := &Helper{
 		Config: cfg, Logger: logger,
 		Auditor: &Auditor{Dest: AuditOff, File: file},
@@ -235,7 +227,8 @@ func TestVerifyAgainstVault(t *testing.T) {
 				}
 			})
 			t.Run("echo", func(t *testing.T) {
-				h := &Helper{Config: cfg, Logger: zaptest.NewLogger(t)}
+				logger, _ := testLogger(t)
+				h := &Helper{Config: cfg, Logger: logger}
 				if err := h.VerifyOnly(context.Background()); err != nil {
 					t.Fatal(err)
 				}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // EchoRequest and EchoResponse are Vault's connectivity check on the verify
@@ -45,7 +43,7 @@ type Reply struct {
 // deadline, and stops at the first address that answers.
 type Caller struct {
 	Config *Config
-	Logger *zap.Logger
+	Logger *Logger
 	// Token, when set, is sent with the request (TOTP mode).
 	Token string
 }
@@ -84,7 +82,7 @@ func (c *Caller) Write(ctx context.Context, path string, data map[string]any) (*
 		if answered {
 			return reply, err
 		}
-		c.Logger.Warn("vault address gave no answer", zap.String("vault_addr", addr), zap.Error(err))
+		c.Logger.Warn("vault address gave no answer", String("vault_addr", addr), Err(err))
 		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 		if ctx.Err() != nil {
 			break
@@ -112,8 +110,8 @@ func (c *Caller) try(ctx context.Context, addr string, left int, path string, da
 	}
 	start := time.Now()
 	status, answer, from, answered, err := c.post(ctx, hc, addr, path, body)
-	c.Logger.Debug("vault request", zap.String("vault_addr", from), zap.String("path", path),
-		zap.Duration("took", time.Since(start)), zap.Int("status", status), zap.Bool("answered", answered))
+	c.Logger.Debug("vault request", String("vault_addr", from), String("path", path),
+		Duration("took", time.Since(start)), Int("status", status), Bool("answered", answered))
 	if err != nil {
 		if answered {
 			return &Reply{Addr: from}, true, err

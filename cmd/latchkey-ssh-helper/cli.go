@@ -10,9 +10,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/latchkey/latchkey/internal/logging"
 	"github.com/latchkey/latchkey/internal/version"
 	"github.com/latchkey/latchkey/pam"
 )
@@ -141,23 +138,21 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		auditEarly(getenv, "bad command line on the PAM line: -config is required")
 		return exitUsage
 	}
-	log, flush, err := logging.New(logging.Options{
-		Level: *logLevel, Format: "console", Output: stderr,
-		Journal: logging.JournalOff, Identifier: "latchkey-ssh-helper",
-	})
+	// The helper's own console logger, not zap: see pam.Logger.
+	lvl, err := pam.ParseLevel(*logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-ssh-helper: -log-level: %v\n", err)
 		auditEarly(getenv, "bad command line on the PAM line: -log-level: "+err.Error())
 		return exitUsage
 	}
-	defer flush()
+	log := pam.NewLogger(stderr, lvl)
 
 	cfg, err := pam.LoadConfig(*configPath)
 	if err == nil {
 		err = cfg.CheckSchemes(*dev)
 	}
 	if err != nil {
-		log.Error("config error", zap.Error(err))
+		log.Error("config error", pam.Err(err))
 		auditEarly(getenv, err.Error())
 		return exitConfig
 	}
@@ -165,11 +160,11 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		log.Warn("dev mode: Vault is reached over plain http")
 	}
 	if cfg.TLSSkipVerify && !*dev {
-		log.Warn("tls_skip_verify is set: Vault's certificate is not checked, anyone on the path can approve logins", zap.String("config", cfg.Path))
+		log.Warn("tls_skip_verify is set: Vault's certificate is not checked, anyone on the path can approve logins", pam.String("config", cfg.Path))
 	}
 	if len(cfg.AllowedRoles) == 0 && cfg.Mode == pam.ModeOTP {
 		// vault-ssh-helper's rule, kept: but say so, it locks everyone out.
-		log.Warn("allowed_roles is empty: every OTP login is refused", zap.String("config", cfg.Path))
+		log.Warn("allowed_roles is empty: every OTP login is refused", pam.String("config", cfg.Path))
 	}
 
 	// The context ends a little before the deadline so that the audit record
@@ -197,7 +192,7 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 	}
 	if *verifyOnly {
 		if err := h.VerifyOnly(ctx); err != nil {
-			log.Error("verify-only failed", zap.Error(err))
+			log.Error("verify-only failed", pam.Err(err))
 			return exitCode(err)
 		}
 		return exitOK

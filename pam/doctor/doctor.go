@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
-	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/internal/doctor"
 	"github.com/latchkey/latchkey/pam"
@@ -37,7 +36,7 @@ type Options struct {
 	User string
 	// Timeout bounds the Vault checks (default the config's timeout).
 	Timeout time.Duration
-	Logger  *zap.Logger
+	Logger  *pam.Logger // nil logs nothing
 	// DevLog is syslog's socket (default /dev/log).
 	DevLog string
 }
@@ -50,9 +49,6 @@ func Run(ctx context.Context, o Options, rp *doctor.Report) {
 	def(&o.SSHDConfig, "/etc/ssh/sshd_config")
 	def(&o.User, "root")
 	def(&o.DevLog, "/dev/log")
-	if o.Logger == nil {
-		o.Logger = zap.NewNop()
-	}
 	checkSSHD(o, rp)
 	line, ok := checkPAMLine(o, rp)
 	configPath := o.Config
@@ -313,7 +309,7 @@ func checkTOTP(ctx context.Context, o Options, cfg *pam.Config, rp *doctor.Repor
 	key := strings.ReplaceAll(cfg.TOTPKeyPattern, "{{user}}", o.User)
 	path := cfg.TOTPMount + "/code/" + key
 	// The helper's own client: the same addresses, CA and proxy rules as a login.
-	caller := &pam.Caller{Config: cfg, Logger: zap.NewNop(), Token: tok}
+	caller := &pam.Caller{Config: cfg, Token: tok}
 	reply, err := caller.Write(ctx, "sys/capabilities-self", map[string]any{"paths": []string{path}})
 	var caps []string
 	if err == nil {

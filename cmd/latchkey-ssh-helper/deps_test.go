@@ -1,0 +1,24 @@
+package main
+
+import (
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The helper runs once per login under pam_exec, so every package it links
+// adds its inits to every login. zap (and with it net/http, compress/* and
+// their inits) is the agent's; the helper logs through pam.Logger.
+func TestHelperDoesNotLinkZapOrNetHTTP(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	banned := regexp.MustCompile(`zap|^net/http$|^compress/`)
+	for _, p := range strings.Fields(string(out)) {
+		if banned.MatchString(p) {
+			t.Errorf("the helper links %s", p)
+		}
+	}
+}
