@@ -3,9 +3,7 @@ package install
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"strings"
-	"sync"
 )
 
 // The block install-pam puts in place of the distribution's password auth.
@@ -17,21 +15,81 @@ const (
 	blockEnd   = "# latchkey-ssh-helper install-pam: end"
 )
 
-// passwordAuth matches the line of a distribution's /etc/pam.d/sshd that
-// runs its password stack: Debian and Ubuntu include common-auth, RHEL,
-// Alma, Rocky and Amazon Linux use the password-auth substack (older ones
-// include system-auth).
-// Compiled on first use: the helper binary links this package, and every
-// login would otherwise pay for compiling it at start-up.
-var passwordAuth = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^\s*(@include\s+common-auth|auth\s+(substack|include)\s+(password-auth|system-auth))\s*(#.*)?$`)
-})
+// isPasswordAuth reports whether l is the line of a distribution's
+// /etc/pam.d/sshd that runs its password stack: Debian and Ubuntu include
+// common-auth, RHEL, Alma, Rocky and Amazon Linux use the password-auth
+// substack (older ones include system-auth). It is the regexp
+//
+//	^\s*(@include\s+common-auth|auth\s+(substack|include)\s+(password-auth|system-auth))\s*(#.*)?$
+//
+// written out by hand (TestMatchersAgreeWithRegexps pins that): the helper
+// binary links this package, and regexp brings its own and unicode's tables'
+// inits into every login.
+func isPasswordAuth(l string) bool {
+	// None of the words holds '#': the first '#' starts the comment.
+	if i := strings.IndexByte(l, '#'); i >= 0 {
+		if strings.IndexByte(l[i:], '\n') >= 0 { // regexp's . stops at \n
+			return false
+		}
+		l = l[:i]
+	}
+	f := reFields(l)
+	switch len(f) {
+	case 2:
+		return f[0] == "@include" && f[1] == "common-auth"
+	case 3:
+		return f[0] == "auth" && (f[1] == "substack" || f[1] == "include") && (f[2] == "password-auth" || f[2] == "system-auth")
+	}
+	return false
+}
 
-// otherHelper matches a pam_exec line already running a Vault OTP helper
-// outside install-pam's block: two verifiers in one stack is a mistake.
-var otherHelper = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^\s*auth\s+\S+\s+pam_exec\.so\b.*(vault-ssh-helper|latchkey-ssh-helper)`)
-})
+// isOtherHelper reports whether l is a pam_exec line running a Vault OTP
+// helper (outside install-pam's block, two verifiers in one stack is a
+// mistake). It is the regexp, written out by hand as above,
+//
+//	^\s*auth\s+\S+\s+pam_exec\.so\b.*(vault-ssh-helper|latchkey-ssh-helper)
+func isOtherHelper(l string) bool {
+	rest, ok := cutField(l, "auth")
+	if !ok {
+		return false
+	}
+	if rest, ok = cutField(rest, ""); !ok {
+		return false
+	}
+	rest = strings.TrimLeft(rest, reSpace)
+	after, ok := strings.CutPrefix(rest, "pam_exec.so")
+	if !ok || (after != "" && isWordByte(after[0])) {
+		return false
+	}
+	after, _, _ = strings.Cut(after, "\n") // regexp's . stops at \n
+	return strings.Contains(after, "vault-ssh-helper") || strings.Contains(after, "latchkey-ssh-helper")
+}
+
+// reSpace is regexp's \s: ASCII space, \t, \n, \f and \r (not \v, not
+// Unicode spaces, unlike strings.Fields).
+const reSpace = " \t\n\f\r"
+
+// reFields splits s at runs of \s.
+func reFields(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r < 0x80 && strings.IndexByte(reSpace, byte(r)) >= 0 })
+}
+
+// cutField skips leading \s, takes the next run of non-\s (which must be
+// want, unless want is empty) and returns what follows it, which must start
+// with \s.
+func cutField(s, want string) (string, bool) {
+	s = strings.TrimLeft(s, reSpace)
+	end := strings.IndexAny(s, reSpace)
+	if end <= 0 || (want != "" && s[:end] != want) {
+		return "", false
+	}
+	return s[end:], true
+}
+
+// isWordByte is regexp's \w, what \b looks at.
+func isWordByte(c byte) bool {
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
 
 // AuthLines returns the two auth lines of the helper: pam_exec gives it the
 // typed OTP on stdin, and pam_permit succeeds at setcred, where pam_exec
@@ -63,7 +121,7 @@ func EditPAM(name string, orig []byte, lines []string) ([]byte, error) {
 		return append(out, blockEnd)
 	}
 	for i, l := range ls {
-		if (begin < 0 || i < begin || i > end) && otherHelper().MatchString(l) {
+		if (begin < 0 || i < begin || i > end) && isOtherHelper(l) {
 			return nil, fmt.Errorf("%s:%d: already runs an OTP helper through pam_exec (%q): remove that line (and its pam_permit/pam_unix partner) first, then run install-pam again", name, i+1, strings.TrimSpace(l))
 		}
 	}
@@ -73,7 +131,7 @@ func EditPAM(name string, orig []byte, lines []string) ([]byte, error) {
 	}
 	at := -1
 	for i, l := range ls {
-		if passwordAuth().MatchString(l) {
+		if isPasswordAuth(l) {
 			if at >= 0 {
 				return nil, fmt.Errorf("%s:%d: a second password auth line (the first is line %d): edit the file by hand, replacing one of them with:\n%s", name, i+1, at+1, strings.Join(lines, "\n"))
 			}
