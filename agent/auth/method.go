@@ -12,7 +12,7 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/vault/api"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/internal/hclconf"
@@ -25,7 +25,7 @@ type Method interface {
 	// Auth field holds the token. A method that does not log in (token_file)
 	// returns a Secret whose Auth.ClientToken is the token it read.
 	// Login must honour ctx and never log a secret.
-	Login(ctx context.Context, client *api.Client) (*api.Secret, error)
+	Login(ctx context.Context, client *vaultclient.Client) (*vaultclient.Secret, error)
 	// Describe is a short human description for logs and systemd STATUS,
 	// e.g. `aws ec2 role "web" (instance i-0abc, eu-west-1)`. It must not
 	// contain a secret.

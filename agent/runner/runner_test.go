@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -327,10 +328,10 @@ func TestReloadKeepsNoRevokedToken(t *testing.T) {
 }
 
 func TestTimeLeft(t *testing.T) {
-	login := &api.Secret{Auth: &api.SecretAuth{ClientToken: "hvs.x", LeaseDuration: 3600, Renewable: true}}
+	login := &vaultclient.Secret{Auth: &vaultclient.SecretAuth{ClientToken: "hvs.x", LeaseDuration: 3600, Renewable: true}}
 	tests := []struct {
 		name   string
-		keep   *api.Secret
+		keep   *vaultclient.Secret
 		expiry time.Time
 		want   int // LeaseDuration; -1: nil
 	}{

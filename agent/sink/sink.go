@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/vault/api"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
@@ -25,7 +25,7 @@ import (
 type File struct {
 	Config config.Sink
 	// Client reaches Vault for wrap_ttl (the token is set per call).
-	Client *api.Client
+	Client *vaultclient.Client
 	Logger *zap.Logger
 	// MinBackoff and MaxBackoff bound retries of a failed write.
 	MinBackoff, MaxBackoff time.Duration
@@ -35,7 +35,7 @@ type File struct {
 
 // New resolves the sink's owner and group (names or numbers) now, so that a
 // typo is a config error rather than a retry loop.
-func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
+func New(c config.Sink, client *vaultclient.Client, log *zap.Logger) (*File, error) {
 	f := &File{Config: c, Client: client, Logger: log, MinBackoff: config.DefaultSinkMinBackoff, MaxBackoff: config.DefaultSinkMaxBackoff, uid: -1, gid: -1}
 	var err error
 	if c.Owner != "" {
@@ -107,9 +107,8 @@ func (f *File) wrap(ctx context.Context, token string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ttl := f.Config.WrapTTL.String()
-	c.SetWrappingLookupFunc(func(string, string) string { return ttl })
-	s, err := c.Logical().WriteWithContext(ctx, "sys/wrapping/wrap", map[string]any{"token": token})
+	c.SetWrapTTL(f.Config.WrapTTL.String())
+	s, err := c.Write(ctx, "sys/wrapping/wrap", map[string]any{"token": token})
 	if err != nil {
 		return "", err
 	}

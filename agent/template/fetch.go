@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/hashicorp/vault/api"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 
 	"github.com/latchkey/latchkey/agent/auth"
 )
@@ -64,7 +64,7 @@ func (m *Manager) fetchAll(ctx context.Context, qs []*query) map[string]error {
 	errs := map[string]error{}
 	type ask struct {
 		q     *query
-		c     *api.Client
+		c     *vaultclient.Client
 		first bool
 		r     result
 	}
