@@ -191,11 +191,11 @@ func (c *Client) do(ctx context.Context, method, p string, query url.Values, bod
 		default:
 			return resp, nil
 		}
+		resp.Body.Close()
 		if hop == maxRedirects {
-			return resp, nil
+			return nil, fmt.Errorf("vault: %s %s: stopped after %d redirects", method, p, maxRedirects)
 		}
 		loc, err := resp.Location()
-		resp.Body.Close()
 		if err != nil {
 			return nil, fmt.Errorf("vault: %s %s: redirect: %w", method, p, err)
 		}
