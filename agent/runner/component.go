@@ -172,8 +172,9 @@ func (rc *runningComponent) stop() {
 }
 
 // report403 makes every clone of client tell the auth loop about a 403.
-// The api client's CheckRetry hook sees every response and is shared by
-// clones (Clone shares the config; a wrapped transport would not be).
+// The client's CheckRetry hook sees every attempt's response and is
+// inherited by clones made afterwards (renderers and sinks clone per
+// request).
 func report403(client *vaultclient.Client, denied func()) {
 	next := client.CheckRetry()
 	if next == nil {
