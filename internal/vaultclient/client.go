@@ -256,8 +256,12 @@ func redact(err error) error {
 
 func (c *Client) backoff(attempt int, resp *http.Response) time.Duration {
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+		ra := resp.Header.Get("Retry-After")
+		if s, err := strconv.Atoi(ra); err == nil && s >= 0 {
 			return time.Duration(s) * time.Second
+		}
+		if at, err := time.Parse(time.RFC1123, ra); err == nil {
+			return max(time.Until(at), 0)
 		}
 	}
 	n := time.Duration(attempt + 1)

@@ -204,3 +204,38 @@ func TestTimeoutBoundsTheCall(t *testing.T) {
 		t.Fatalf("err = %v, want the deadline", err)
 	}
 }
+
+// The wait before a retry: attempt × 1–1.5 s, or Vault's Retry-After on a
+// 429 or 503 (as retryablehttp's RateLimitLinearJitterBackoff).
+func TestBackoff(t *testing.T) {
+	c, err := New(Config{Address: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(status int, retryAfter string) *http.Response {
+		h := http.Header{}
+		if retryAfter != "" {
+			h.Set("Retry-After", retryAfter)
+		}
+		return &http.Response{StatusCode: status, Header: h}
+	}
+	tests := map[string]struct {
+		attempt  int
+		resp     *http.Response
+		min, max time.Duration
+	}{
+		"first retry":             {0, nil, time.Second, 1500 * time.Millisecond},
+		"third retry":             {2, with(500, ""), 3 * time.Second, 4500 * time.Millisecond},
+		"429 with Retry-After":    {0, with(429, "7"), 7 * time.Second, 7 * time.Second},
+		"503 with Retry-After":    {3, with(503, "0"), 0, 0},
+		"500 ignores Retry-After": {0, with(500, "7"), time.Second, 1500 * time.Millisecond},
+		"unreadable Retry-After":  {0, with(429, "soon"), time.Second, 1500 * time.Millisecond},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if d := c.backoff(tc.attempt, tc.resp); d < tc.min || d > tc.max {
+				t.Fatalf("wait %s, want %s–%s", d, tc.min, tc.max)
+			}
+		})
+	}
+}
