@@ -319,10 +319,26 @@ func (c *Client) withTimeout(ctx context.Context) (context.Context, context.Canc
 	return context.WithCancel(ctx)
 }
 
-// secret sends a request and parses the answer. A 404 is (nil, nil) when
-// notFoundNil — a read of nothing — unless Vault's answer carries data or
-// warnings (then it is returned), as the api package did.
-func (c *Client) secret(ctx context.Context, method, p string, query url.Values, body any, notFoundNil bool) (*Secret, error) {
+// on404 is what a 404 answer means to a request, as in the api package:
+// a 404 from Vault may still carry data or warnings (a wrapped 404, a KV
+// v2 version that was deleted).
+type on404 int
+
+const (
+	// notFoundNil (reads, lists): nothing there is (nil, nil); an answer
+	// with data or warnings is returned without error.
+	notFoundNil on404 = iota
+	// notFoundData (unwrap): an answer with data or warnings is returned
+	// without error; otherwise the error.
+	notFoundData
+	// notFoundErr (writes, token calls): the error, with the answer when
+	// it carries data or warnings.
+	notFoundErr
+)
+
+// secret sends a request bounded by the client's timeout and parses the
+// answer; a 404 is handled as nf says.
+func (c *Client) secret(ctx context.Context, method, p string, query url.Values, body any, nf on404) (*Secret, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	resp, err := c.call(ctx, method, p, query, body)
@@ -331,13 +347,16 @@ func (c *Client) secret(ctx context.Context, method, p string, query url.Values,
 	}
 	if resp != nil && resp.StatusCode == http.StatusNotFound {
 		s, perr := ParseSecret(resp.Body)
-		if perr == nil && s != nil && (len(s.Warnings) > 0 || len(s.Data) > 0) {
-			return s, nil
+		if perr != nil || s == nil || (len(s.Warnings) == 0 && len(s.Data) == 0) {
+			s = nil
 		}
-		if notFoundNil {
+		switch {
+		case nf == notFoundNil && s == nil:
 			return nil, nil
+		case nf == notFoundErr, s == nil:
+			return s, err
 		}
-		return nil, err
+		return s, nil
 	}
 	if err != nil {
 		return nil, err
@@ -353,17 +372,17 @@ func v1(p string) string { return "/v1/" + strings.TrimPrefix(p, "/") }
 
 // Read GETs path; nothing there is (nil, nil).
 func (c *Client) Read(ctx context.Context, p string) (*Secret, error) {
-	return c.secret(ctx, http.MethodGet, v1(p), nil, nil, true)
+	return c.secret(ctx, http.MethodGet, v1(p), nil, nil, notFoundNil)
 }
 
 // ReadWithData GETs path with query parameters; nothing there is (nil, nil).
 func (c *Client) ReadWithData(ctx context.Context, p string, query map[string][]string) (*Secret, error) {
-	return c.secret(ctx, http.MethodGet, v1(p), url.Values(query), nil, true)
+	return c.secret(ctx, http.MethodGet, v1(p), url.Values(query), nil, notFoundNil)
 }
 
 // List lists the keys under path; nothing there is (nil, nil).
 func (c *Client) List(ctx context.Context, p string) (*Secret, error) {
-	return c.secret(ctx, http.MethodGet, v1(p), url.Values{"list": {"true"}}, nil, true)
+	return c.secret(ctx, http.MethodGet, v1(p), url.Values{"list": {"true"}}, nil, notFoundNil)
 }
 
 // Write PUTs data (JSON) to path and returns the answer (nil for 204).
@@ -371,24 +390,24 @@ func (c *Client) Write(ctx context.Context, p string, data map[string]any) (*Sec
 	if data == nil {
 		data = map[string]any{}
 	}
-	return c.secret(ctx, http.MethodPut, v1(p), nil, data, false)
+	return c.secret(ctx, http.MethodPut, v1(p), nil, data, notFoundErr)
 }
 
 // Unwrap unwraps the response-wrapping token the client holds.
 func (c *Client) Unwrap(ctx context.Context) (*Secret, error) {
-	return c.secret(ctx, http.MethodPut, v1("sys/wrapping/unwrap"), nil, nil, true)
+	return c.secret(ctx, http.MethodPut, v1("sys/wrapping/unwrap"), nil, nil, notFoundData)
 }
 
 // LookupSelf looks up the token the client holds.
 func (c *Client) LookupSelf(ctx context.Context) (*Secret, error) {
-	return c.secret(ctx, http.MethodGet, v1("auth/token/lookup-self"), nil, nil, false)
+	return c.secret(ctx, http.MethodGet, v1("auth/token/lookup-self"), nil, nil, notFoundErr)
 }
 
 // RenewSelf renews the token the client holds by increment (0: its
 // default TTL).
 func (c *Client) RenewSelf(ctx context.Context, increment time.Duration) (*Secret, error) {
 	return c.secret(ctx, http.MethodPut, v1("auth/token/renew-self"), nil,
-		map[string]any{"increment": int(increment.Seconds())}, false)
+		map[string]any{"increment": int(increment.Seconds())}, notFoundErr)
 }
 
 // ReadRaw GETs path and returns the response whatever its status (the
@@ -440,5 +459,5 @@ func (c *Client) Health(ctx context.Context) (*HealthResponse, error) {
 // RenewLease renews the lease leaseID by increment seconds.
 func (c *Client) RenewLease(ctx context.Context, leaseID string, increment int) (*Secret, error) {
 	return c.secret(ctx, http.MethodPut, v1("sys/leases/renew"), nil,
-		map[string]any{"lease_id": leaseID, "increment": increment}, false)
+		map[string]any{"lease_id": leaseID, "increment": increment}, notFoundErr)
 }

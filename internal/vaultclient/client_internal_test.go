@@ -239,3 +239,44 @@ func TestBackoff(t *testing.T) {
 		})
 	}
 }
+
+// Vault's 404 means "nothing there" to a read, and an error to a write or
+// an unwrap — unless the answer carries data (a deleted KV v2 version, a
+// wrapped 404), as the api package had it.
+func TestNotFound(t *testing.T) {
+	serve := func(body string) string {
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, body)
+		}))
+		t.Cleanup(hs.Close)
+		return hs.URL
+	}
+	empty, withData := serve(`{"errors":[]}`), serve(`{"data":{"x":1},"warnings":["w"]}`)
+	ctx := context.Background()
+	calls := map[string]func(c *Client) (*Secret, error){
+		"read":   func(c *Client) (*Secret, error) { return c.Read(ctx, "x") },
+		"list":   func(c *Client) (*Secret, error) { return c.List(ctx, "x") },
+		"write":  func(c *Client) (*Secret, error) { return c.Write(ctx, "x", nil) },
+		"unwrap": func(c *Client) (*Secret, error) { return c.Unwrap(ctx) },
+	}
+	tests := []struct {
+		call, addr    string
+		secret, isErr bool
+	}{
+		{"read", empty, false, false},
+		{"read", withData, true, false},
+		{"list", empty, false, false},
+		{"write", empty, false, true},
+		{"write", withData, true, true},
+		{"unwrap", empty, false, true},
+		{"unwrap", withData, true, false},
+	}
+	for _, tc := range tests {
+		s, err := calls[tc.call](fast(t, tc.addr, 0))
+		var re *ResponseError
+		if (s != nil) != tc.secret || (err != nil) != tc.isErr || (err != nil && (!errors.As(err, &re) || re.StatusCode != 404)) {
+			t.Errorf("%s of %s: %v, %v; want secret %v, a 404 error %v", tc.call, map[string]string{empty: "nothing", withData: "data"}[tc.addr], s, err, tc.secret, tc.isErr)
+		}
+	}
+}
