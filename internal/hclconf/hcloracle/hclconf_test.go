@@ -1,4 +1,4 @@
-package hclconf
+package hcloracle
 
 import (
 	"os"
