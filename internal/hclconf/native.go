@@ -125,7 +125,7 @@ func (s *scanner) endLine(what string) error {
 	case s.peek(0) == '\r' && s.peek(1) == '\n':
 		s.i += 2
 	default:
-		return s.errAt(s.i, "%s: want a new line after the %s, found %s", s.key, what, s.what())
+		return s.errAt(s.i, "%s: want a new line after the %s, found %s (the config holds literals only: no expressions)", s.key, what, s.what())
 	}
 	return nil
 }
