@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/latchkey/latchkey/internal/hclconf"
 	"github.com/latchkey/latchkey/internal/hclconf/hcloracle"
 	"github.com/latchkey/latchkey/test/testkit"
 )
@@ -228,4 +229,22 @@ func stripColumns(c *Config) {
 		}
 	}
 	walk(reflect.ValueOf(c))
+}
+
+// Loading the packaged example with the agent's reader and with hcl/v2.
+func BenchmarkLoad(b *testing.B) {
+	files := []string{"../../packaging/agent/agent.hcl"}
+	for _, r := range []struct {
+		name  string
+		parse func(string, []byte) (*hclconf.Body, error)
+	}{{"hclconf", hclconf.ParseBytes}, {"hcl-v2", hcloracle.Tree}} {
+		b.Run(r.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := load(files, r.parse); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -375,6 +375,12 @@ func (s *scanner) number() (*Value, error) {
 
 // numberValue is the number lit at off, in HCL's own precision.
 func numberValue(src *source, off int, lit string) (*Value, error) {
+	// Most numbers are small integers: skip big.Float's shortest-decimal
+	// formatting for them, the bulk of reading a config otherwise.
+	if i, err := strconv.ParseInt(lit, 10, 64); err == nil && (i != 0 || lit[0] != '-') {
+		f := new(big.Float).SetPrec(512).SetInt64(i)
+		return &Value{Kind: KindNumber, Num: f, Str: strconv.FormatInt(i, 10), Lit: lit, Range: src.rng(off)}, nil
+	}
 	f, _, err := big.ParseFloat(lit, 10, 512, big.ToNearestEven)
 	if err != nil {
 		return nil, src.errAt(off, "malformed number %s: %v", lit, err)
