@@ -584,6 +584,16 @@ func unescape(b []byte) (rune, int, error) {
 	return 0, 0, fmt.Errorf("invalid escape sequence %q (known: \\n \\r \\t \\\" \\\\ \\uNNNN \\UNNNNNNNN)", `\`+string(r))
 }
 
+// leadingSpaces is how many space characters l starts with, and whether
+// it is a blank line (only spaces up to its newline).
+func leadingSpaces(l string) (n int, blank bool) {
+	rest := strings.TrimLeftFunc(l, unicode.IsSpace)
+	if rest == "" && strings.HasSuffix(l, "\n") {
+		return 0, true
+	}
+	return utf8.RuneCountInString(l[:len(l)-len(rest)]), false
+}
+
 // heredoc reads <<ID or <<-ID up to a line holding only ID. Its text keeps
 // every line's newline; <<- removes the indentation all lines share.
 func (s *scanner) heredoc() (string, error) {
@@ -636,18 +646,22 @@ func (s *scanner) heredoc() (string, error) {
 		s.i += len(line)
 	}
 	if flush {
+		// As HCL: a blank line (spaces only) neither counts nor changes;
+		// the others lose the leading spaces they all share.
 		indent := -1
 		for _, l := range lines {
-			if strings.TrimSpace(l) == "" {
-				continue
-			}
-			n := len(l) - len(strings.TrimLeft(l, " \t"))
-			if indent < 0 || n < indent {
+			if n, blank := leadingSpaces(l); !blank && (indent < 0 || n < indent) {
 				indent = n
 			}
 		}
 		for i, l := range lines {
-			lines[i] = l[min(max(indent, 0), len(l)-len(strings.TrimLeft(l, " \t"))):]
+			if _, blank := leadingSpaces(l); !blank {
+				for k := 0; k < indent; k++ {
+					_, size := utf8.DecodeRuneInString(l)
+					l = l[size:]
+				}
+				lines[i] = l
+			}
 		}
 	}
 	text := strings.Join(lines, "")
