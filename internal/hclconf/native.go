@@ -627,7 +627,8 @@ func (s *scanner) heredoc() (string, error) {
 		} else {
 			line = s.src[s.i : s.i+end+1]
 		}
-		if string(bytes.TrimSpace(line)) == id {
+		// The closing line ends with a newline, as HCL wants.
+		if end >= 0 && string(bytes.TrimSpace(line)) == id {
 			// The closing line's own newline ends the attribute.
 			s.i += len(bytes.TrimRight(line, "\r\n"))
 			break
