@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 
@@ -51,13 +50,13 @@ type MethodConfig struct {
 	Line int
 	// Range is the stanza's position (file, line and column); when it is
 	// zero, errors fall back to File and Line.
-	Range hcl.Range
+	Range hclconf.Range
 	// ConfigRange is the position of the stanza's `config` block (or
 	// `config = { ... }` object); zero when there is none.
-	ConfigRange hcl.Range
+	ConfigRange hclconf.Range
 	// Keys holds each config key's own position, so that an error about
 	// a key points at it rather than at the stanza.
-	Keys map[string]hcl.Range
+	Keys map[string]hclconf.Range
 }
 
 // At returns the stanza's "file:line:col" (or "file:line" when only File

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/hashicorp/hcl/v2"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
@@ -32,6 +31,7 @@ import (
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/sink"
 	"github.com/latchkey/latchkey/internal/atomicfile"
+	"github.com/latchkey/latchkey/internal/hclconf"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
@@ -336,7 +336,7 @@ func sameTemplates(a, b *config.Config) bool {
 	strip := func(ts []config.Template) []config.Template {
 		out := make([]config.Template, len(ts))
 		for i, t := range ts {
-			t.Range = hcl.Range{}
+			t.Range = hclconf.Range{}
 			out[i] = t
 		}
 		return out
@@ -350,7 +350,7 @@ func sameTemplates(a, b *config.Config) bool {
 // method, with what it read once, such as an AppRole secret id) is kept.
 func sameAuth(a, b *config.Config) bool {
 	strip := func(m auth.MethodConfig) auth.MethodConfig {
-		m.File, m.Line, m.Range, m.ConfigRange, m.Keys = "", 0, hcl.Range{}, hcl.Range{}, nil
+		m.File, m.Line, m.Range, m.ConfigRange, m.Keys = "", 0, hclconf.Range{}, hclconf.Range{}, nil
 		return m
 	}
 	return reflect.DeepEqual(a.Vault, b.Vault) && reflect.DeepEqual(strip(a.AutoAuth.Method), strip(b.AutoAuth.Method)) &&
