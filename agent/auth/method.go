@@ -11,10 +11,10 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/internal/hclconf"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Method logs in to Vault with one kind of credential.

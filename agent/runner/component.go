@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Component is a part of an instance that runs beside auto-auth and the

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"reflect"
 
-	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/sshtrust"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // ErrSSH wraps an error ending the ssh stanza's component (sshtrust.Trust.Run

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
@@ -19,6 +18,7 @@ import (
 	"github.com/latchkey/latchkey/internal/atomicfile"
 	"github.com/latchkey/latchkey/internal/hclconf"
 	"github.com/latchkey/latchkey/internal/owner"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // File is one file sink.

@@ -4,9 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/latchkey/latchkey/internal/vaultclient"
-
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Fetching: which template uses which query, and the one sequence that

@@ -18,13 +18,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/state"
 	"github.com/latchkey/latchkey/internal/cloud/alimeta"
 	"github.com/latchkey/latchkey/internal/redact"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Method logs in with the alicloud auth method.

@@ -9,10 +9,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Method logs in with AppRole.

@@ -16,13 +16,13 @@ import (
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/smallstep/pkcs7"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/state"
 	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Identity is the part of the instance identity document latchkey uses.

@@ -14,10 +14,10 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/latchkey/latchkey/internal/vaultclient"
 
 	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
 	"github.com/latchkey/latchkey/internal/redact"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // iamBody is the STS request Vault replays.

@@ -9,9 +9,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/latchkey/latchkey/internal/vaultclient"
-
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Method reads the token from a file and looks it up.
