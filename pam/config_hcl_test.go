@@ -6,21 +6,21 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hclparse"
 
-	"github.com/latchkey/latchkey/internal/hclconf"
+	"github.com/latchkey/latchkey/internal/hclconf/hcloracle"
 )
 
 // loadHCL is the reader the helper used before configparse.go: the HCL
-// parser with internal/hclconf's conversions. Tests keep it as the oracle
+// parser with internal/hclconf/hcloracle's conversions. Tests keep it as the oracle
 // that the helper's own reader must agree with (TestParserAgreesWithHCL,
 // FuzzLoadConfig); the helper binary no longer links it.
 func loadHCL(path string, src []byte) (*Config, error) {
 	p := hclparse.NewParser()
-	f, err := hclconf.ParseBytes(p, path, src)
+	f, err := hcloracle.ParseBytes(p, path, src)
 	if err != nil {
 		return nil, err
 	}
-	attrs, diags := hclconf.Flat(f.Body, keys...)
-	if err := hclconf.Err(diags); err != nil {
+	attrs, diags := hcloracle.Flat(f.Body, keys...)
+	if err := hcloracle.Err(diags); err != nil {
 		return nil, err
 	}
 	var errs []string
@@ -32,8 +32,8 @@ func loadHCL(path string, src []byte) (*Config, error) {
 	c := newConfig(path)
 	str := func(key string, dst *string) {
 		if a := attrs[key]; a != nil {
-			v, d := hclconf.String(a)
-			note(hclconf.Err(d))
+			v, d := hcloracle.String(a)
+			note(hcloracle.Err(d))
 			*dst = strings.TrimSpace(v)
 		}
 	}
@@ -42,34 +42,34 @@ func loadHCL(path string, src []byte) (*Config, error) {
 		str(f.key, f.dst)
 	}
 	if a := attrs["tls_skip_verify"]; a != nil {
-		v, d := hclconf.Bool(a)
-		note(hclconf.Err(d))
+		v, d := hcloracle.Bool(a)
+		note(hcloracle.Err(d))
 		c.TLSSkipVerify = v
 	}
 	if a := attrs["timeout"]; a != nil {
-		v, d := hclconf.Duration(a)
-		note(hclconf.Err(d))
+		v, d := hcloracle.Duration(a)
+		note(hcloracle.Err(d))
 		if !d.HasErrors() && v <= 0 {
 			errs = append(errs, "timeout: want a positive duration")
 		}
 		c.Timeout = v
 	}
 	if a := attrs["vault_addrs"]; a != nil {
-		v, d := hclconf.StringList(a)
-		note(hclconf.Err(d))
+		v, d := hcloracle.StringList(a)
+		note(hcloracle.Err(d))
 		c.VaultAddrs = v
 	}
 	if addr != "" {
 		c.VaultAddrs = append([]string{addr}, c.VaultAddrs...)
 	}
 	if a := attrs["allowed_roles"]; a != nil {
-		v, d := hclconf.StringList(a)
-		note(hclconf.Err(d))
+		v, d := hcloracle.StringList(a)
+		note(hcloracle.Err(d))
 		c.AllowedRoles = v
 	}
 	if a := attrs["allowed_cidr_list"]; a != nil {
-		v, d := hclconf.StringList(a)
-		note(hclconf.Err(d))
+		v, d := hcloracle.StringList(a)
+		note(hcloracle.Err(d))
 		for _, s := range v {
 			pfx, err := parsePrefix(s)
 			if err != nil {

@@ -6,14 +6,14 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/hashicorp/vault/api"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // IsForbidden reports whether err is Vault's 403 answer: the token is
 // revoked or expired, or its policies do not allow the request. Network
 // errors and other answers are not.
 func IsForbidden(err error) bool {
-	var re *api.ResponseError
+	var re *vaultclient.ResponseError
 	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
 }
 
@@ -23,7 +23,7 @@ func IsForbidden(err error) bool {
 // reason", becomes "vault answered 500: reason"; other newlines become
 // spaces.
 func OneLine(err error) string {
-	var re *api.ResponseError
+	var re *vaultclient.ResponseError
 	if errors.As(err, &re) && len(re.Errors) > 0 {
 		msg := fmt.Sprintf("vault answered %d: %s", re.StatusCode, strings.Join(re.Errors, "; "))
 		// Keep any context wrapped around Vault's answer.

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/hashicorp/vault/api"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 func TestOneLine(t *testing.T) {
-	vault := &api.ResponseError{HTTPMethod: "PUT", URL: "http://v/v1/auth/x/login", StatusCode: 500, Errors: []string{"sts: nonce used", "again"}}
+	vault := &vaultclient.ResponseError{Method: "PUT", Path: "/v1/auth/x/login", StatusCode: 500, Errors: []string{"sts: nonce used", "again"}}
 	tests := map[string]struct {
 		err  error
 		want string

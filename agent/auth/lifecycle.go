@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/vault/api"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 )
 
@@ -16,7 +16,7 @@ import (
 type Lifecycle struct {
 	Method Method
 	// Client carries the Vault address and TLS; its token is never used.
-	Client *api.Client
+	Client *vaultclient.Client
 	// Namespace is the method's namespace ("" keeps the client's).
 	Namespace string
 	Holder    *Holder
@@ -32,7 +32,7 @@ type Lifecycle struct {
 	Status func(string)
 	// OnLogin, when set, is called with each new login response (before
 	// the token is published), so that a reload can keep it.
-	OnLogin func(*api.Secret)
+	OnLogin func(*vaultclient.Secret)
 
 	deniedOnce sync.Once
 	denied     chan struct{}
@@ -66,7 +66,7 @@ func (l *Lifecycle) denials() chan struct{} {
 // wrapping ErrLogin). initial, when non-nil, is a token to start with
 // instead of logging in (a reload that kept the token), already in Holder;
 // its TTL is looked up again first.
-func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
+func (l *Lifecycle) Run(ctx context.Context, initial *vaultclient.Secret) error {
 	l.denials()
 	secret := initial
 	if secret != nil {
@@ -107,7 +107,7 @@ func (l *Lifecycle) Run(ctx context.Context, initial *api.Secret) error {
 // login tries until it gets a token, one request per attempt, with
 // Vault's own error logged (and in STATUS) after each failed one. It
 // returns (nil, nil) when ctx ends, and an error only with ExitOnErr.
-func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
+func (l *Lifecycle) login(ctx context.Context) (*vaultclient.Secret, error) {
 	b := &Backoff{Min: l.MinBackoff, Max: l.MaxBackoff}
 	for {
 		l.status("logging in with " + l.Method.Describe())
@@ -141,7 +141,7 @@ func (l *Lifecycle) login(ctx context.Context) (*api.Secret, error) {
 // once: the client's retries (vault { retry }, meant for templates) would
 // replay a signed login that cloud STS refuses the second time, and hide
 // Vault's answer for minutes. A next attempt signs anew.
-func LoginOnce(ctx context.Context, method Method, client *api.Client, namespace string) (*api.Secret, error) {
+func LoginOnce(ctx context.Context, method Method, client *vaultclient.Client, namespace string) (*vaultclient.Secret, error) {
 	c, err := Clone(client, "", namespace)
 	if err != nil {
 		return nil, err
@@ -163,13 +163,13 @@ func LoginOnce(ctx context.Context, method Method, client *api.Client, namespace
 // cannot renew, and the agent would hold an expired token. It returns nil
 // (log in again) when Vault refuses the token, and secret itself when
 // Vault cannot be asked: the caller passes it with the time it has left.
-func (l *Lifecycle) refresh(ctx context.Context, secret *api.Secret) *api.Secret {
+func (l *Lifecycle) refresh(ctx context.Context, secret *vaultclient.Secret) *vaultclient.Secret {
 	client, err := Clone(l.Client, secret.Auth.ClientToken, l.Namespace)
 	if err != nil {
 		l.Logger.Warn("kept token: cannot look it up; going by its last known TTL", zap.Error(err))
 		return secret
 	}
-	s, err := client.Auth().Token().LookupSelfWithContext(ctx)
+	s, err := client.LookupSelf(ctx)
 	if IsForbidden(err) {
 		l.Logger.Info("logging in again", zap.String("reason", "the kept token no longer works (lookup-self: permission denied)"))
 		l.Holder.Retire(time.Now())
@@ -193,7 +193,7 @@ func (l *Lifecycle) refresh(ctx context.Context, secret *api.Secret) *api.Secret
 
 // WithTTL returns a copy of the login secret whose token has seconds left
 // and is (or is not) renewable; secret itself is not changed.
-func WithTTL(secret *api.Secret, seconds int, renewable bool) *api.Secret {
+func WithTTL(secret *vaultclient.Secret, seconds int, renewable bool) *vaultclient.Secret {
 	a := *secret.Auth
 	a.LeaseDuration, a.Renewable = seconds, renewable
 	out := *secret
@@ -206,23 +206,23 @@ func WithTTL(secret *api.Secret, seconds int, renewable bool) *api.Secret {
 // token was revoked — and when the token stops working: now when it was
 // revoked, its expiry otherwise (zero for a token that never expires). It
 // returns "" when ctx ends.
-func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) (string, time.Time) {
+func (l *Lifecycle) watch(ctx context.Context, secret *vaultclient.Secret) (string, time.Time) {
 	client, err := Clone(l.Client, secret.Auth.ClientToken, l.Namespace)
 	if err != nil {
 		return err.Error(), l.Expiry()
 	}
-	var doneCh <-chan error
-	var renewCh <-chan *api.RenewOutput
 	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
 	l.setExpiry(ttl)
+	// A token that expires is renewed (never right after its login) or,
+	// when it cannot be, replaced: sched says when.
+	var sched *renewSchedule
+	var timer *time.Timer
+	var renewC <-chan time.Time
 	if ttl > 0 {
-		w, err := client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
-		if err != nil {
-			return "lifetime watcher: " + err.Error(), l.Expiry()
-		}
-		go w.Start()
-		defer w.Stop()
-		doneCh, renewCh = w.DoneCh(), w.RenewCh()
+		sched = newRenewSchedule(time.Now(), ttl, secret.Auth.Renewable)
+		timer = time.NewTimer(time.Until(sched.At))
+		defer timer.Stop()
+		renewC = timer.C
 	}
 	var check <-chan time.Time
 	if l.CheckInterval > 0 {
@@ -234,19 +234,38 @@ func (l *Lifecycle) watch(ctx context.Context, secret *api.Secret) (string, time
 		select {
 		case <-ctx.Done():
 			return "", time.Time{}
-		case err := <-doneCh:
+		case <-renewC:
+			if !sched.Renew {
+				if sched.err != nil {
+					if revoked(ctx, client) {
+						return "renewal failed, token revoked: " + sched.err.Error(), time.Now()
+					}
+					return "renewal failed: " + sched.err.Error(), l.Expiry()
+				}
+				return "token reached its max TTL or stopped being renewable", l.Expiry()
+			}
+			s, err := client.RenewSelf(ctx, 0)
+			if ctx.Err() != nil {
+				return "", time.Time{}
+			}
+			if err == nil && (s == nil || s.Auth == nil) {
+				err = errors.New("empty renewal response")
+			}
+			now := time.Now()
 			if err != nil {
-				if revoked(ctx, client) {
+				if IsForbidden(err) && revoked(ctx, client) {
 					return "renewal failed, token revoked: " + err.Error(), time.Now()
 				}
-				return "renewal failed: " + err.Error(), l.Expiry()
+				sched.failed(now, err, IsForbidden(err))
+				l.Logger.Warn("token renewal failed", zap.Error(err), zap.Duration("retry_in", sched.At.Sub(now)))
+			} else {
+				next := time.Duration(s.Auth.LeaseDuration) * time.Second
+				l.setExpiry(next)
+				sched.renewed(now, next, s.Auth.Renewable)
+				l.Logger.Debug("token renewed", zap.Duration("ttl", next))
+				l.status(l.authenticated(secret, next, "token renewed for "+next.String()+", "))
 			}
-			return "token reached its max TTL or stopped being renewable", l.Expiry()
-		case r := <-renewCh:
-			next := time.Duration(r.Secret.Auth.LeaseDuration) * time.Second
-			l.setExpiry(next)
-			l.Logger.Debug("token renewed", zap.Duration("ttl", next))
-			l.status(l.authenticated(secret, next, "token renewed for "+next.String()+", "))
+			timer.Reset(time.Until(sched.At))
 		case <-check:
 			if revoked(ctx, client) {
 				return "token revoked (lookup-self: permission denied)", time.Now()
@@ -277,7 +296,7 @@ func (l *Lifecycle) setExpiry(ttl time.Duration) {
 }
 
 // held is the STATUS line of a token just obtained (or kept by a reload).
-func (l *Lifecycle) held(secret *api.Secret) string {
+func (l *Lifecycle) held(secret *vaultclient.Secret) string {
 	if ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second; ttl > 0 {
 		return l.authenticated(secret, ttl, "")
 	}
@@ -286,16 +305,16 @@ func (l *Lifecycle) held(secret *api.Secret) string {
 
 // revoked reports whether Vault refuses the token's own lookup: revoked or
 // expired. Network errors are not a revocation.
-func revoked(ctx context.Context, c *api.Client) bool {
-	_, err := c.Auth().Token().LookupSelfWithContext(ctx)
+func revoked(ctx context.Context, c *vaultclient.Client) bool {
+	_, err := c.LookupSelf(ctx)
 	return IsForbidden(err)
 }
 
 // authenticated is the STATUS line of a held token, e.g. `authenticated
 // with approle at auth/approle as role "web", token renews in 40m0s`. The
-// LifetimeWatcher renews at about two thirds of the TTL; a non-renewable
+// renewSchedule renews at about two thirds of the TTL; a non-renewable
 // token is replaced shortly before it expires.
-func (l *Lifecycle) authenticated(secret *api.Secret, ttl time.Duration, renewed string) string {
+func (l *Lifecycle) authenticated(secret *vaultclient.Secret, ttl time.Duration, renewed string) string {
 	when := "renews in " + (ttl * 2 / 3).Round(time.Second).String()
 	if !secret.Auth.Renewable {
 		when = "expires in " + ttl.Round(time.Second).String() + " (not renewable: logging in again before)"
@@ -305,7 +324,7 @@ func (l *Lifecycle) authenticated(secret *api.Secret, ttl time.Duration, renewed
 
 // roleOf names the Vault role the login response reports (approle's
 // role_name, aws's and alicloud's role), or "".
-func roleOf(secret *api.Secret) string {
+func roleOf(secret *vaultclient.Secret) string {
 	for _, k := range []string{"role_name", "role"} {
 		if r := secret.Auth.Metadata[k]; r != "" {
 			return fmt.Sprintf(" as role %q", r)

@@ -11,11 +11,10 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/internal/hclconf"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Method logs in to Vault with one kind of credential.
@@ -25,7 +24,7 @@ type Method interface {
 	// Auth field holds the token. A method that does not log in (token_file)
 	// returns a Secret whose Auth.ClientToken is the token it read.
 	// Login must honour ctx and never log a secret.
-	Login(ctx context.Context, client *api.Client) (*api.Secret, error)
+	Login(ctx context.Context, client *vaultclient.Client) (*vaultclient.Secret, error)
 	// Describe is a short human description for logs and systemd STATUS,
 	// e.g. `aws ec2 role "web" (instance i-0abc, eu-west-1)`. It must not
 	// contain a secret.
@@ -51,13 +50,13 @@ type MethodConfig struct {
 	Line int
 	// Range is the stanza's position (file, line and column); when it is
 	// zero, errors fall back to File and Line.
-	Range hcl.Range
+	Range hclconf.Range
 	// ConfigRange is the position of the stanza's `config` block (or
 	// `config = { ... }` object); zero when there is none.
-	ConfigRange hcl.Range
+	ConfigRange hclconf.Range
 	// Keys holds each config key's own position, so that an error about
 	// a key points at it rather than at the stanza.
-	Keys map[string]hcl.Range
+	Keys map[string]hclconf.Range
 }
 
 // At returns the stanza's "file:line:col" (or "file:line" when only File

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/vault/api"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Clients is what a component needs of the agent's token to reach Vault
@@ -20,7 +20,7 @@ import (
 // certificates) are not touched by a re-login.
 type Clients interface {
 	// Client returns a client holding the current token.
-	Client() (*api.Client, error)
+	Client() (*vaultclient.Client, error)
 	// PermissionDenied reports a 403 answer to the auth loop.
 	PermissionDenied()
 	// Login returns the current token's generation (one more per login).
@@ -43,7 +43,7 @@ type Tokens struct {
 	holder *Holder
 
 	mu     sync.Mutex
-	client *api.Client
+	client *vaultclient.Client
 	denied func()
 }
 
@@ -52,7 +52,7 @@ func NewTokens(h *Holder) *Tokens { return &Tokens{holder: h} }
 
 // SetClient points Tokens at the running instance's client and auth loop
 // (denied is called for a 403).
-func (t *Tokens) SetClient(client *api.Client, denied func()) {
+func (t *Tokens) SetClient(client *vaultclient.Client, denied func()) {
 	t.mu.Lock()
 	t.client, t.denied = client, denied
 	t.mu.Unlock()
@@ -65,7 +65,7 @@ func (t *Tokens) Holder() *Holder { return t.holder }
 // Client returns a new client holding the current token. Call it per round
 // of requests, not once: a re-login replaces the token. A 403 answer to any
 // request of this client is reported to the auth loop by itself.
-func (t *Tokens) Client() (*api.Client, error) {
+func (t *Tokens) Client() (*vaultclient.Client, error) {
 	tok := t.holder.Token()
 	if tok == "" {
 		return nil, errors.New("no Vault token yet")

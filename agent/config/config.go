@@ -8,9 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclparse"
-
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/internal/hclconf"
 	"github.com/latchkey/latchkey/internal/vaultclient"
@@ -59,7 +56,7 @@ type AutoAuth struct {
 	// (defaults 1s and 5m).
 	MinBackoff, MaxBackoff time.Duration
 	// MinBackoffRange is min_backoff's position (zero when not given).
-	MinBackoffRange hcl.Range
+	MinBackoffRange hclconf.Range
 	// ExitOnErr stops the agent when a login fails, instead of retrying.
 	ExitOnErr bool
 	Sinks     []Sink
@@ -76,13 +73,13 @@ type Sink struct {
 	WrapTTL time.Duration
 	// Range is the stanza's position; Keys holds each config key's, so
 	// that an error about owner or group points at it.
-	Range hcl.Range
-	Keys  map[string]hcl.Range
+	Range hclconf.Range
+	Keys  map[string]hclconf.Range
 }
 
 // KeyRange returns config key's position, or the stanza's when the key's
 // is unknown.
-func (s Sink) KeyRange(key string) hcl.Range {
+func (s Sink) KeyRange(key string) hclconf.Range {
 	if r, ok := s.Keys[key]; ok && r.Filename != "" {
 		return r
 	}
@@ -123,15 +120,24 @@ func Load(paths ...string) (*Config, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no config file given (-config)")
 	}
-	p := hclparse.NewParser()
+	return load(files, hclconf.ParseBytes)
+}
+
+// load reads files with parse (hclconf.ParseBytes; tests give hcl/v2's
+// reader as the oracle, see oracle_test.go), merges and validates them.
+func load(files []string, parse func(path string, src []byte) (*hclconf.Body, error)) (*Config, error) {
 	c := &Config{}
-	var diags hcl.Diagnostics
+	var diags hclconf.Diagnostics
 	for _, f := range files {
-		file, err := hclconf.Parse(p, f)
+		src, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read config %s: %w", f, err)
+		}
+		body, err := parse(f, src)
 		if err != nil {
 			return nil, err
 		}
-		one, d := parseFile(p, file.Body)
+		one, d := parseFile(body)
 		diags = append(diags, d...)
 		c.merge(one)
 		c.Files = append(c.Files, f)

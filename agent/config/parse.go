@@ -5,23 +5,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclparse"
-
 	"github.com/latchkey/latchkey/internal/hclconf"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
-// parser holds one file's decoding state: the hclparse.Parser (whose
-// sources FileMode reads) and the diagnostics gathered so far.
+// parser holds one file's decoding state: the diagnostics gathered so far.
 type parser struct {
-	p     *hclparse.Parser
-	diags hcl.Diagnostics
+	diags hclconf.Diagnostics
 }
 
-func (ps *parser) add(d hcl.Diagnostics) { ps.diags = append(ps.diags, d...) }
+func (ps *parser) add(d hclconf.Diagnostics) { ps.diags = append(ps.diags, d...) }
 
-func (ps *parser) str(a *hcl.Attribute, dst *string) {
+func (ps *parser) str(a *hclconf.Attribute, dst *string) {
 	if a != nil {
 		v, d := hclconf.String(a)
 		ps.add(d)
@@ -29,7 +24,7 @@ func (ps *parser) str(a *hcl.Attribute, dst *string) {
 	}
 }
 
-func (ps *parser) boolean(a *hcl.Attribute, dst *bool) {
+func (ps *parser) boolean(a *hclconf.Attribute, dst *bool) {
 	if a != nil {
 		v, d := hclconf.Bool(a)
 		ps.add(d)
@@ -37,7 +32,7 @@ func (ps *parser) boolean(a *hcl.Attribute, dst *bool) {
 	}
 }
 
-func (ps *parser) duration(a *hcl.Attribute, dst *time.Duration) {
+func (ps *parser) duration(a *hclconf.Attribute, dst *time.Duration) {
 	if a != nil {
 		v, d := hclconf.Duration(a)
 		ps.add(d)
@@ -45,7 +40,7 @@ func (ps *parser) duration(a *hcl.Attribute, dst *time.Duration) {
 	}
 }
 
-func (ps *parser) integer(a *hcl.Attribute) *int {
+func (ps *parser) integer(a *hclconf.Attribute) *int {
 	if a == nil {
 		return nil
 	}
@@ -59,8 +54,8 @@ var topAttrs = []string{"pid_file", "exit_after_auth", "log_level", "log_format"
 var topBlocks = []string{"vault", "auto_auth", "template", "template_config", "latchkey", "ssh"}
 
 // parseFile decodes one file's body.
-func parseFile(p *hclparse.Parser, body hcl.Body) (*Config, hcl.Diagnostics) {
-	ps := &parser{p: p}
+func parseFile(body *hclconf.Body) (*Config, hclconf.Diagnostics) {
+	ps := &parser{}
 	c := &Config{}
 	lv, d := split(body, append(append([]string{}, topBlocks...), "cache", "listener", "api_proxy", "telemetry", "env_template", "exec", "persist")...)
 	ps.add(d)
@@ -79,7 +74,7 @@ func parseFile(p *hclparse.Parser, body hcl.Body) (*Config, hcl.Diagnostics) {
 	}
 	for _, b := range lv.blocksOf("auto_auth") {
 		if c.AutoAuth != nil {
-			ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "auto_auth: only one auto_auth stanza is allowed")})
+			ps.add(hclconf.Diagnostics{hclconf.Errorf(b.DefRange, "auto_auth: only one auto_auth stanza is allowed")})
 		}
 		c.AutoAuth = ps.autoAuth(b)
 	}
@@ -101,7 +96,7 @@ func parseFile(p *hclparse.Parser, body hcl.Body) (*Config, hcl.Diagnostics) {
 	return c, ps.diags
 }
 
-func (ps *parser) vault(b block, v *Vault) {
+func (ps *parser) vault(b *hclconf.Block, v *Vault) {
 	lv, d := split(b.Body, "retry")
 	ps.add(d)
 	ps.add(lv.check("vault", []string{"address", "ca_cert", "ca_path", "client_cert", "client_key",
@@ -135,14 +130,14 @@ func (ps *parser) vault(b block, v *Vault) {
 	}
 }
 
-func (ps *parser) autoAuth(b block) *AutoAuth {
+func (ps *parser) autoAuth(b *hclconf.Block) *AutoAuth {
 	a := &AutoAuth{}
 	lv, d := split(b.Body, "method", "sink")
 	ps.add(d)
 	ps.add(lv.check("auto_auth", nil, []string{"method", "sink"}))
 	methods := lv.blocksOf("method")
 	if len(methods) != 1 {
-		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "auto_auth: want exactly one method stanza, found %d", len(methods))})
+		ps.add(hclconf.Diagnostics{hclconf.Errorf(b.DefRange, "auto_auth: want exactly one method stanza, found %d", len(methods))})
 	}
 	for _, m := range methods {
 		ps.method(m, a)
@@ -155,7 +150,7 @@ func (ps *parser) autoAuth(b block) *AutoAuth {
 	return a
 }
 
-func (ps *parser) method(b block, a *AutoAuth) {
+func (ps *parser) method(b *hclconf.Block, a *AutoAuth) {
 	lv, d := split(b.Body, "config")
 	ps.add(d)
 	ps.add(lv.check("method", []string{"type", "mount_path", "namespace", "wrap_ttl", "min_backoff",
@@ -172,16 +167,16 @@ func (ps *parser) method(b block, a *AutoAuth) {
 	ps.str(lv.attrs["type"], &typ)
 	switch {
 	case typ != "" && m.Type != "" && typ != m.Type:
-		ps.add(hcl.Diagnostics{hclconf.Errorf(lv.attrs["type"].Expr.Range(), "method: type %q contradicts the label %q", typ, m.Type)})
+		ps.add(hclconf.Diagnostics{hclconf.Errorf(lv.attrs["type"].Value.Range, "method: type %q contradicts the label %q", typ, m.Type)})
 	case typ != "":
 		m.Type = typ
 	}
 	switch m.Type {
 	case "aws", "alicloud", "approle", "token_file":
 	case "":
-		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, `method: missing type (method "aws" { ... } or type = "aws")`)})
+		ps.add(hclconf.Diagnostics{hclconf.Errorf(b.DefRange, `method: missing type (method "aws" { ... } or type = "aws")`)})
 	default:
-		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "method: type %q is not supported (supported: aws, alicloud, approle, token_file)", m.Type)})
+		ps.add(hclconf.Diagnostics{hclconf.Errorf(b.DefRange, "method: type %q is not supported (supported: aws, alicloud, approle, token_file)", m.Type)})
 	}
 	ps.str(lv.attrs["mount_path"], &m.MountPath)
 	ps.str(lv.attrs["namespace"], &m.Namespace)
@@ -189,7 +184,7 @@ func (ps *parser) method(b block, a *AutoAuth) {
 		// A wrapped login hands the agent a token it cannot renew or use
 		// for templates; Vault Agent then just parks. Refuse it loudly
 		// rather than ignore it.
-		ps.add(hcl.Diagnostics{hclconf.Errorf(a.NameRange, "method: wrap_ttl is not supported by latchkey-agent (wrap the token per sink: sink \"file\" { wrap_ttl = ... })")})
+		ps.add(hclconf.Diagnostics{hclconf.Errorf(a.NameRange, "method: wrap_ttl is not supported by latchkey-agent (wrap the token per sink: sink \"file\" { wrap_ttl = ... })")})
 	}
 	ps.duration(lv.attrs["min_backoff"], &a.MinBackoff)
 	ps.duration(lv.attrs["max_backoff"], &a.MaxBackoff)
@@ -197,28 +192,24 @@ func (ps *parser) method(b block, a *AutoAuth) {
 	attrs, d := lv.mapAttrs("config")
 	ps.add(d)
 	m.Config = map[string]any{}
-	m.Keys = map[string]hcl.Range{}
+	m.Keys = map[string]hclconf.Range{}
 	for k, attr := range attrs {
 		m.Keys[k] = attr.NameRange
-		v, d := hclconf.Value(attr)
-		ps.add(d)
-		if !d.HasErrors() {
-			m.Config[k] = goValue(v)
-		}
+		m.Config[k] = attr.Value.Go()
 	}
 	if r := lv.attrs["min_backoff"]; r != nil {
 		a.MinBackoffRange = r.NameRange
 	}
 }
 
-func (ps *parser) sink(b block) (Sink, bool) {
+func (ps *parser) sink(b *hclconf.Block) (Sink, bool) {
 	s := Sink{Mode: DefaultSinkMode, Range: b.DefRange}
 	lv, d := split(b.Body, "config")
 	ps.add(d)
 	ps.add(lv.check("sink", []string{"type", "wrap_ttl", "config"}, []string{"config"}))
 	for _, k := range []string{"dh_type", "dh_path", "aad", "aad_env_var", "derive_key"} {
 		if a := lv.attrs[k]; a != nil {
-			ps.add(hcl.Diagnostics{hclconf.Errorf(a.NameRange, "sink: %s (encrypted sinks) is not supported; use wrap_ttl or file permissions", k)})
+			ps.add(hclconf.Diagnostics{hclconf.Errorf(a.NameRange, "sink: %s (encrypted sinks) is not supported; use wrap_ttl or file permissions", k)})
 		}
 	}
 	typ := ""
@@ -227,45 +218,41 @@ func (ps *parser) sink(b block) (Sink, bool) {
 	}
 	ps.str(lv.attrs["type"], &typ)
 	if typ != "file" {
-		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, `sink: type %q is not supported (only "file")`, typ)})
+		ps.add(hclconf.Diagnostics{hclconf.Errorf(b.DefRange, `sink: type %q is not supported (only "file")`, typ)})
 	}
 	ps.duration(lv.attrs["wrap_ttl"], &s.WrapTTL)
 	attrs, d := lv.mapAttrs("config")
 	ps.add(d)
-	s.Keys = map[string]hcl.Range{}
+	s.Keys = map[string]hclconf.Range{}
 	for k, a := range attrs {
 		s.Keys[k] = a.NameRange
 		switch k {
 		case "path":
 			ps.str(a, &s.Path)
 		case "mode":
-			m, d := hclconf.FileMode(ps.p, a)
+			m, d := hclconf.FileMode(a)
 			ps.add(d)
 			s.Mode = m
 		case "owner", "group":
-			v, d := hclconf.Value(a)
-			ps.add(d)
-			if !d.HasErrors() {
-				str := strings.TrimSpace(toString(goValue(v)))
-				if k == "owner" {
-					s.Owner = str
-				} else {
-					s.Group = str
-				}
+			str := strings.TrimSpace(toString(a.Value.Go()))
+			if k == "owner" {
+				s.Owner = str
+			} else {
+				s.Group = str
 			}
 		default:
-			ps.add(hcl.Diagnostics{hclconf.Errorf(a.NameRange, "unknown key %q in sink config", k)})
+			ps.add(hclconf.Diagnostics{hclconf.Errorf(a.NameRange, "unknown key %q in sink config", k)})
 		}
 	}
 	if s.Path == "" {
-		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "sink: config.path is required")})
+		ps.add(hclconf.Diagnostics{hclconf.Errorf(b.DefRange, "sink: config.path is required")})
 		return s, false
 	}
 	return s, true
 }
 
 // templateConfig returns the keys the stanza sets.
-func (ps *parser) templateConfig(b block) templateConfigSet {
+func (ps *parser) templateConfig(b *hclconf.Block) templateConfigSet {
 	var tc templateConfigSet
 	lv, d := split(b.Body)
 	ps.add(d)
@@ -283,7 +270,7 @@ func (ps *parser) templateConfig(b block) templateConfigSet {
 		f, d := hclconf.Float(a)
 		ps.add(d)
 		if !d.HasErrors() && (f <= 0 || f >= 1) {
-			ps.add(hcl.Diagnostics{hclconf.Errorf(a.Expr.Range(), "lease_renewal_threshold: want a fraction between 0 and 1, such as 0.9")})
+			ps.add(hclconf.Diagnostics{hclconf.Errorf(a.Value.Range, "lease_renewal_threshold: want a fraction between 0 and 1, such as 0.9")})
 		}
 		tc.LeaseRenewalThreshold = &f
 	}
@@ -291,7 +278,7 @@ func (ps *parser) templateConfig(b block) templateConfigSet {
 	return tc
 }
 
-func (ps *parser) template(b block) Template {
+func (ps *parser) template(b *hclconf.Block) Template {
 	t := Template{CreateDestDirs: true, Range: b.DefRange}
 	lv, d := split(b.Body, "exec", "wait")
 	ps.add(d)
@@ -303,7 +290,7 @@ func (ps *parser) template(b block) Template {
 	ps.str(lv.attrs["destination"], &t.Destination)
 	ps.boolean(lv.attrs["create_dest_dirs"], &t.CreateDestDirs)
 	if a := lv.attrs["perms"]; a != nil {
-		m, d := hclconf.FileMode(ps.p, a)
+		m, d := hclconf.FileMode(a)
 		ps.add(d)
 		t.Perms = &m
 	}
@@ -330,7 +317,7 @@ func (ps *parser) template(b block) Template {
 			list, d := hclconf.StringList(a)
 			ps.add(d)
 			// A one-string command is a shell line, as consul-template runs it.
-			if v, _ := hclconf.Value(a); v.Type().FriendlyName() == "string" {
+			if a.Value.Kind == hclconf.KindString {
 				var s string
 				ps.str(a, &s)
 				list = []string{"/bin/sh", "-c", s}
@@ -339,7 +326,7 @@ func (ps *parser) template(b block) Template {
 		}
 		ps.duration(el.attrs["timeout"], &ex.Timeout)
 		if len(ex.Command) == 0 {
-			ps.add(hcl.Diagnostics{hclconf.Errorf(e.DefRange, "template.exec: command is required")})
+			ps.add(hclconf.Diagnostics{hclconf.Errorf(e.DefRange, "template.exec: command is required")})
 		}
 		t.Exec = ex
 	}
@@ -352,20 +339,20 @@ func (ps *parser) template(b block) Template {
 		case "max":
 			ps.duration(a, &t.Wait.Max)
 		default:
-			ps.add(hcl.Diagnostics{hclconf.Errorf(a.NameRange, "unknown key %q in template.wait", k)})
+			ps.add(hclconf.Diagnostics{hclconf.Errorf(a.NameRange, "unknown key %q in template.wait", k)})
 		}
 	}
 	switch {
 	case t.Source == "" && t.Contents == "":
-		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "template: one of source or contents is required")})
+		ps.add(hclconf.Diagnostics{hclconf.Errorf(b.DefRange, "template: one of source or contents is required")})
 	case t.Source != "" && t.Contents != "":
-		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "template: source and contents are mutually exclusive")})
+		ps.add(hclconf.Diagnostics{hclconf.Errorf(b.DefRange, "template: source and contents are mutually exclusive")})
 	}
 	if t.Destination == "" {
-		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "template: destination is required")})
+		ps.add(hclconf.Diagnostics{hclconf.Errorf(b.DefRange, "template: destination is required")})
 	}
 	if (t.User != "" && t.UID != nil) || (t.Group != "" && t.GID != nil) {
-		ps.add(hcl.Diagnostics{hclconf.Errorf(b.DefRange, "template: give user or uid (group or gid), not both")})
+		ps.add(hclconf.Diagnostics{hclconf.Errorf(b.DefRange, "template: give user or uid (group or gid), not both")})
 	}
 	return t
 }

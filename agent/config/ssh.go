@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
-
 	"github.com/latchkey/latchkey/agent/sshtrust"
 	"github.com/latchkey/latchkey/internal/hclconf"
 )
@@ -25,8 +23,8 @@ type SSH struct {
 	ReloadCommand     *[]string
 	// Range is the stanza's position; Keys holds each key's (dotted for
 	// host_certificate's), so that a Validate error points at it.
-	Range hcl.Range
-	Keys  map[string]hcl.Range
+	Range hclconf.Range
+	Keys  map[string]hclconf.Range
 }
 
 // SSHHostCertificate is ssh { host_certificate { ... } }.
@@ -38,7 +36,7 @@ type SSHHostCertificate struct {
 }
 
 // DefaultSSH is an ssh stanza with every key unset.
-func DefaultSSH() *SSH { return &SSH{Keys: map[string]hcl.Range{}} }
+func DefaultSSH() *SSH { return &SSH{Keys: map[string]hclconf.Range{}} }
 
 // Merge returns s with o laid over it, key by key; either may be nil.
 func (s *SSH) Merge(o *SSH) *SSH {
@@ -49,7 +47,7 @@ func (s *SSH) Merge(o *SSH) *SSH {
 		return s
 	}
 	r := *s
-	r.Keys = map[string]hcl.Range{}
+	r.Keys = map[string]hclconf.Range{}
 	for k, v := range s.Keys {
 		r.Keys[k] = v
 	}
@@ -162,7 +160,7 @@ func (s *SSH) Validate() error {
 }
 
 // ssh decodes one ssh stanza.
-func (ps *parser) ssh(b block) *SSH {
+func (ps *parser) ssh(b *hclconf.Block) *SSH {
 	s := DefaultSSH()
 	s.Range = b.DefRange
 	lv, d := split(b.Body, "host_certificate")
@@ -180,7 +178,7 @@ func (ps *parser) ssh(b block) *SSH {
 	s.RefreshInterval = ps.optDuration(lv.attrs["refresh_interval"])
 	hosts := lv.blocksOf("host_certificate")
 	if len(hosts) > 1 {
-		ps.add(hcl.Diagnostics{hclconf.Errorf(hosts[1].DefRange, "ssh: only one host_certificate stanza is allowed")})
+		ps.add(hclconf.Diagnostics{hclconf.Errorf(hosts[1].DefRange, "ssh: only one host_certificate stanza is allowed")})
 	}
 	for _, hb := range hosts {
 		s.Keys["host_certificate"] = hb.DefRange
@@ -201,7 +199,7 @@ func (ps *parser) ssh(b block) *SSH {
 	return s
 }
 
-func (ps *parser) optString(a *hcl.Attribute) *string {
+func (ps *parser) optString(a *hclconf.Attribute) *string {
 	if a == nil {
 		return nil
 	}
@@ -210,7 +208,7 @@ func (ps *parser) optString(a *hcl.Attribute) *string {
 	return &s
 }
 
-func (ps *parser) optList(a *hcl.Attribute) *[]string {
+func (ps *parser) optList(a *hclconf.Attribute) *[]string {
 	if a == nil {
 		return nil
 	}
@@ -219,7 +217,7 @@ func (ps *parser) optList(a *hcl.Attribute) *[]string {
 	return &l
 }
 
-func (ps *parser) optDuration(a *hcl.Attribute) *time.Duration {
+func (ps *parser) optDuration(a *hclconf.Attribute) *time.Duration {
 	if a == nil {
 		return nil
 	}

@@ -4,7 +4,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
+	"github.com/latchkey/latchkey/internal/hclconf"
 )
 
 // Template is one `template { ... }` stanza, with Vault Agent's (and
@@ -40,7 +40,7 @@ type Template struct {
 	Wait Wait
 
 	// Range is where the stanza was declared, for error messages.
-	Range hcl.Range
+	Range hclconf.Range
 }
 
 // Exec is a command run after a template's destination changed.

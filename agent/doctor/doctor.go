@@ -134,7 +134,7 @@ func checkVault(ctx context.Context, o Options, cfg *config.Config, rp *doctor.R
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	h, err := client.Sys().HealthWithContext(ctx)
+	h, err := client.Health(ctx)
 	switch {
 	case err != nil:
 		rp.Fail(name, fmt.Sprintf("%s: %v", client.Address(), err), "check vault { address }, the network path and ca_cert")

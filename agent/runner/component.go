@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Component is a part of an instance that runs beside auto-auth and the
@@ -172,12 +172,13 @@ func (rc *runningComponent) stop() {
 }
 
 // report403 makes every clone of client tell the auth loop about a 403.
-// The api client's CheckRetry hook sees every response and is shared by
-// clones (Clone shares the config; a wrapped transport would not be).
-func report403(client *api.Client, denied func()) {
+// The client's CheckRetry hook sees every attempt's response and is
+// inherited by clones made afterwards (renderers and sinks clone per
+// request).
+func report403(client *vaultclient.Client, denied func()) {
 	next := client.CheckRetry()
 	if next == nil {
-		next = api.DefaultRetryPolicy
+		next = vaultclient.DefaultRetryPolicy
 	}
 	client.SetCheckRetry(func(ctx context.Context, resp *http.Response, err error) (bool, error) {
 		if resp != nil && resp.StatusCode == http.StatusForbidden && resp.Request != nil && resp.Request.Header.Get("X-Vault-Token") != "" {

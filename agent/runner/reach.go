@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
@@ -120,10 +119,10 @@ func origin(raw string) string {
 // Like report403 it uses the CheckRetry hook, which sees each attempt's
 // outcome (after failover across vault { addresses }) and is shared by
 // clones.
-func watchReach(client *api.Client, r *reach) {
+func watchReach(client *vaultclient.Client, r *reach) {
 	next := client.CheckRetry()
 	if next == nil {
-		next = api.DefaultRetryPolicy
+		next = vaultclient.DefaultRetryPolicy
 	}
 	client.SetCheckRetry(func(ctx context.Context, resp *http.Response, err error) (bool, error) {
 		r.observe(resp, err)

@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +35,7 @@ func (f *fakeRenderer) Run(ctx context.Context) error {
 		select {
 		case <-f.release:
 			if c, err := f.tokens.Client(); err == nil {
-				if _, err := c.Auth().Token().LookupSelfWithContext(ctx); err == nil {
+				if _, err := c.LookupSelf(ctx); err == nil {
 					once.Do(func() { close(f.ready) })
 				}
 			}
@@ -210,12 +209,8 @@ func TestMaxConnectionsPerHostReachesTheRenderer(t *testing.T) {
 			testkit.Eventually(t, "a token", func() bool { return tokens.Holder().Token() != "" })
 			c, err := tokens.Client()
 			testkit.Must(t, err)
-			tr, ok := c.CloneConfig().HttpClient.Transport.(*http.Transport)
-			if !ok {
-				t.Fatalf("transport %T", c.CloneConfig().HttpClient.Transport)
-			}
-			if tr.MaxConnsPerHost != tc.want {
-				t.Errorf("MaxConnsPerHost = %d, want %d", tr.MaxConnsPerHost, tc.want)
+			if got := c.MaxConnsPerHost(); got != tc.want {
+				t.Errorf("MaxConnsPerHost = %d, want %d", got, tc.want)
 			}
 		})
 	}
@@ -314,12 +309,8 @@ func TestVaultClient(t *testing.T) {
 				return tc.env[k]
 			}, tc.flags)
 			testkit.Must(t, err)
-			tr, ok := c.CloneConfig().HttpClient.Transport.(*http.Transport)
-			if !ok {
-				t.Fatalf("transport %T", c.CloneConfig().HttpClient.Transport)
-			}
-			if tr.MaxConnsPerHost != tc.conns || c.MaxRetries() != tc.retries {
-				t.Errorf("MaxConnsPerHost %d, MaxRetries %d; want %d, %d", tr.MaxConnsPerHost, c.MaxRetries(), tc.conns, tc.retries)
+			if c.MaxConnsPerHost() != tc.conns || c.MaxRetries() != tc.retries {
+				t.Errorf("MaxConnsPerHost %d, MaxRetries %d; want %d, %d", c.MaxConnsPerHost(), c.MaxRetries(), tc.conns, tc.retries)
 			}
 		})
 	}

@@ -23,8 +23,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
@@ -33,6 +31,7 @@ import (
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/sink"
 	"github.com/latchkey/latchkey/internal/atomicfile"
+	"github.com/latchkey/latchkey/internal/hclconf"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
@@ -83,7 +82,7 @@ type Runner struct {
 // build fills the fields above the line; launch the ones below.
 type instance struct {
 	cfg       *config.Config
-	client    *api.Client
+	client    *vaultclient.Client
 	method    auth.Method
 	sinks     []*sink.File
 	lifecycle *auth.Lifecycle
@@ -95,8 +94,8 @@ type instance struct {
 	ready  chan struct{}
 
 	mu     sync.Mutex
-	secret *api.Secret // the current login, kept across reloads
-	fatal  error       // a component's fatal error, if any
+	secret *vaultclient.Secret // the current login, kept across reloads
+	fatal  error               // a component's fatal error, if any
 }
 
 // fail ends the instance with err (a component gave up).
@@ -122,7 +121,7 @@ func (r *Runner) Validate(cfg *config.Config) error {
 // a start would.
 type Built struct {
 	// Client is the agent's Vault client (VaultClient).
-	Client *api.Client
+	Client *vaultclient.Client
 	// Method is the configured auth method.
 	Method auth.Method
 	// Tokens is what the components reach Vault through; it holds no
@@ -263,7 +262,7 @@ func (r *Runner) reload(ctx context.Context, cur *instance, tokens *Tokens) *ins
 // swap stops cur and launches next in its place, handing over what next
 // keeps of cur (the login, unchanged components).
 func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) *instance {
-	var keep *api.Secret
+	var keep *vaultclient.Secret
 	authKept := sameAuth(cur.cfg, next.cfg)
 	if authKept {
 		cur.mu.Lock()
@@ -320,7 +319,7 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 // left: the login's TTL counts from the login, not from the reload. The
 // lifecycle looks the TTL up in Vault too; this is what it goes by when
 // Vault cannot answer.
-func timeLeft(keep *api.Secret, expiry time.Time) *api.Secret {
+func timeLeft(keep *vaultclient.Secret, expiry time.Time) *vaultclient.Secret {
 	if keep == nil || keep.Auth == nil || expiry.IsZero() {
 		return keep
 	}
@@ -337,7 +336,7 @@ func sameTemplates(a, b *config.Config) bool {
 	strip := func(ts []config.Template) []config.Template {
 		out := make([]config.Template, len(ts))
 		for i, t := range ts {
-			t.Range = hcl.Range{}
+			t.Range = hclconf.Range{}
 			out[i] = t
 		}
 		return out
@@ -351,7 +350,7 @@ func sameTemplates(a, b *config.Config) bool {
 // method, with what it read once, such as an AppRole secret id) is kept.
 func sameAuth(a, b *config.Config) bool {
 	strip := func(m auth.MethodConfig) auth.MethodConfig {
-		m.File, m.Line, m.Range, m.ConfigRange, m.Keys = "", 0, hcl.Range{}, hcl.Range{}, nil
+		m.File, m.Line, m.Range, m.ConfigRange, m.Keys = "", 0, hclconf.Range{}, hclconf.Range{}, nil
 		return m
 	}
 	return reflect.DeepEqual(a.Vault, b.Vault) && reflect.DeepEqual(strip(a.AutoAuth.Method), strip(b.AutoAuth.Method)) &&
@@ -366,7 +365,7 @@ func sameAuth(a, b *config.Config) bool {
 // template_config's max_connections_per_host, shared by every clone
 // (renderers included).
 // Logins do not use its retries: auth.Lifecycle sends each attempt once.
-func VaultClient(cfg *config.Config, getenv func(string) string, flags vaultclient.Config) (*api.Client, error) {
+func VaultClient(cfg *config.Config, getenv func(string) string, flags vaultclient.Config) (*vaultclient.Client, error) {
 	env, err := vaultclient.FromEnv(getenv)
 	if err != nil {
 		return nil, err
@@ -434,7 +433,7 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
 		CheckInterval: r.CheckInterval,
 		Status:        r.status,
-		OnLogin: func(s *api.Secret) {
+		OnLogin: func(s *vaultclient.Secret) {
 			in.mu.Lock()
 			in.secret = s
 			in.mu.Unlock()
@@ -447,7 +446,7 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 // with instead of logging in. The instance is ready (in.ready closed) once
 // there is a token, every sink has written it and every component is
 // ready; that wait ends with the instance, so nothing is left blocked.
-func (r *Runner) launch(parent context.Context, in *instance, keep *api.Secret, tokens *Tokens) {
+func (r *Runner) launch(parent context.Context, in *instance, keep *vaultclient.Secret, tokens *Tokens) {
 	ctx, cancel := context.WithCancel(parent)
 	in.cancel, in.done, in.ready, in.secret = cancel, make(chan struct{}), make(chan struct{}), keep
 	denied := in.lifecycle.PermissionDenied

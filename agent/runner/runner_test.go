@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +24,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -223,6 +228,43 @@ func TestRenewalAndReLogin(t *testing.T) {
 	}
 }
 
+// A fresh login is not renewed at once (its TTL is fresh: a renewal would
+// be a wasted request, which Vault Agent makes); the first renewal comes
+// at about two thirds of the TTL. The check lookups show the token's
+// watch running meanwhile.
+func TestLoginNotRenewedAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	mount, method := approle(t, dir, "1h", "2h")
+	var mu sync.Mutex
+	counts := map[string]int{}
+	count := func(k string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return counts[k]
+	}
+	target, err := url.Parse(srv.Addr)
+	testkit.Must(t, err)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = srv.HTTPClient().Transport
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		counts[r.Method+" "+r.URL.Path]++
+		mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	cfg := agentConfig(t, dir, method, "", fileSink(filepath.Join(dir, "token"), ""))
+	testkit.WriteFile(t, cfg, strings.Replace(testkit.ReadFile(cfg), srv.Addr, proxy.URL, 1))
+	start(t, cfg, 50*time.Millisecond)
+	testkit.Eventually(t, "the watch's lookups", func() bool { return count("GET /v1/auth/token/lookup-self") >= 3 })
+	if n := count("PUT /v1/auth/token/renew-self"); n != 0 {
+		t.Fatalf("%d renewals of a fresh 1 h token", n)
+	}
+	if n := count("PUT /v1/auth/" + mount + "/login"); n != 1 {
+		t.Fatalf("%d logins, want 1", n)
+	}
+}
+
 // A batch token cannot be renewed: the agent logs in again by itself
 // before it expires (not after a 403) — also when a reload kept it, whose
 // watcher must go by the time the token has left, not by the TTL its
@@ -327,10 +369,10 @@ func TestReloadKeepsNoRevokedToken(t *testing.T) {
 }
 
 func TestTimeLeft(t *testing.T) {
-	login := &api.Secret{Auth: &api.SecretAuth{ClientToken: "hvs.x", LeaseDuration: 3600, Renewable: true}}
+	login := &vaultclient.Secret{Auth: &vaultclient.SecretAuth{ClientToken: "hvs.x", LeaseDuration: 3600, Renewable: true}}
 	tests := []struct {
 		name   string
-		keep   *api.Secret
+		keep   *vaultclient.Secret
 		expiry time.Time
 		want   int // LeaseDuration; -1: nil
 	}{

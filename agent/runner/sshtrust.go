@@ -4,11 +4,11 @@ import (
 	"errors"
 	"reflect"
 
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/sshtrust"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // ErrSSH wraps an error ending the ssh stanza's component (sshtrust.Trust.Run
@@ -26,7 +26,7 @@ func (r *Runner) buildSSHTrust(cfg *config.Config, tokens *Tokens, log *zap.Logg
 	return sshtrust.New(cfg.SSH.Trust(), sshtrust.Deps{
 		// Tokens hands out clients with the current token (so a 403 reaches
 		// the auth loop); the CA public keys are read with none.
-		Vault: func(tok string) (*api.Client, error) {
+		Vault: func(tok string) (*vaultclient.Client, error) {
 			c, err := tokens.Client()
 			if err != nil {
 				return nil, err

@@ -35,13 +35,13 @@ func TestVaultClientTimeoutAndAddresses(t *testing.T) {
 			testkit.Must(t, err)
 			c, err := VaultClient(cfg, func(k string) string { return tc.env[k] }, vaultclient.Config{})
 			testkit.Must(t, err)
-			cc := c.CloneConfig()
-			if cc.Timeout != tc.timeout {
-				t.Errorf("timeout %s, want %s", cc.Timeout, tc.timeout)
+			if c.Timeout() != tc.timeout {
+				t.Errorf("timeout %s, want %s", c.Timeout(), tc.timeout)
 			}
-			f, ok := cc.HttpClient.Transport.(*vaultclient.Failover)
+			f := c.Failover()
+			ok := f != nil
 			if ok != (tc.addrs != nil) {
-				t.Fatalf("transport %T, want failover %v", cc.HttpClient.Transport, tc.addrs != nil)
+				t.Fatalf("failover %v, want %v", ok, tc.addrs != nil)
 			}
 			if ok {
 				var got []string

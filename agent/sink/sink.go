@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
@@ -19,13 +18,14 @@ import (
 	"github.com/latchkey/latchkey/internal/atomicfile"
 	"github.com/latchkey/latchkey/internal/hclconf"
 	"github.com/latchkey/latchkey/internal/owner"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // File is one file sink.
 type File struct {
 	Config config.Sink
 	// Client reaches Vault for wrap_ttl (the token is set per call).
-	Client *api.Client
+	Client *vaultclient.Client
 	Logger *zap.Logger
 	// MinBackoff and MaxBackoff bound retries of a failed write.
 	MinBackoff, MaxBackoff time.Duration
@@ -35,7 +35,7 @@ type File struct {
 
 // New resolves the sink's owner and group (names or numbers) now, so that a
 // typo is a config error rather than a retry loop.
-func New(c config.Sink, client *api.Client, log *zap.Logger) (*File, error) {
+func New(c config.Sink, client *vaultclient.Client, log *zap.Logger) (*File, error) {
 	f := &File{Config: c, Client: client, Logger: log, MinBackoff: config.DefaultSinkMinBackoff, MaxBackoff: config.DefaultSinkMaxBackoff, uid: -1, gid: -1}
 	var err error
 	if c.Owner != "" {
@@ -107,9 +107,8 @@ func (f *File) wrap(ctx context.Context, token string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ttl := f.Config.WrapTTL.String()
-	c.SetWrappingLookupFunc(func(string, string) string { return ttl })
-	s, err := c.Logical().WriteWithContext(ctx, "sys/wrapping/wrap", map[string]any{"token": token})
+	c.SetWrapTTL(f.Config.WrapTTL.String())
+	s, err := c.Write(ctx, "sys/wrapping/wrap", map[string]any{"token": token})
 	if err != nil {
 		return "", err
 	}

@@ -9,15 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/internal/hclconf"
 )
 
 func TestOwnerAndGroupByName(t *testing.T) {
-	rng := hcl.Range{Filename: "agent.hcl", Start: hcl.Pos{Line: 7, Column: 3}}
+	rng := hclconf.Range{Filename: "agent.hcl", Start: hclconf.Position{Line: 7, Column: 3}}
 	tests := map[string]struct {
 		owner, group string
 		uid, gid     int
@@ -38,9 +38,9 @@ func TestOwnerAndGroupByName(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := config.Sink{Path: "/x", Mode: 0o640, Owner: tc.owner, Group: tc.group, Range: rng}
 			if tc.keys {
-				c.Keys = map[string]hcl.Range{
-					"owner": {Filename: "agent.hcl", Start: hcl.Pos{Line: 9, Column: 7}},
-					"group": {Filename: "agent.hcl", Start: hcl.Pos{Line: 10, Column: 7}},
+				c.Keys = map[string]hclconf.Range{
+					"owner": {Filename: "agent.hcl", Start: hclconf.Position{Line: 9, Column: 7}},
+					"group": {Filename: "agent.hcl", Start: hclconf.Position{Line: 10, Column: 7}},
 				}
 			}
 			f, err := New(c, nil, zaptest.NewLogger(t))

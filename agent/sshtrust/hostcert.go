@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/vault/api"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 )
@@ -136,7 +136,7 @@ func samePrincipals(a, b []string) bool {
 
 // sign has Vault sign the host key at pub. It returns the certificate file's
 // content, or an error (never holding the token).
-func sign(ctx context.Context, client *api.Client, h *HostCertificate, pub string, principals []string) ([]byte, *ssh.Certificate, error) {
+func sign(ctx context.Context, client *vaultclient.Client, h *HostCertificate, pub string, principals []string) ([]byte, *ssh.Certificate, error) {
 	pubBytes, err := os.ReadFile(pub)
 	if err != nil {
 		return nil, nil, err
@@ -150,7 +150,7 @@ func sign(ctx context.Context, client *api.Client, h *HostCertificate, pub strin
 		body["ttl"] = h.TTL.String()
 	}
 	path := strings.Trim(h.Mount, "/") + "/sign/" + h.Role
-	s, err := client.Logical().WriteWithContext(ctx, path, body)
+	s, err := client.Write(ctx, path, body)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign %s at %s: %w", pub, path, err)
 	}
@@ -227,7 +227,7 @@ func (t *Trust) hostChanges(ctx context.Context) ([]change, time.Time, error) {
 		ca, _ = mountKey(sctx, pc, h.Mount)
 		cancel()
 	}
-	var client *api.Client
+	var client *vaultclient.Client
 	for _, k := range keys {
 		why, err := needsSigning(k, t.principals, ca, t.deps.Now())
 		if err != nil {

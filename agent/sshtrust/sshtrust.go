@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/vault/api"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 )
 
@@ -18,7 +18,7 @@ import (
 type Deps struct {
 	// Vault returns a new client holding token ("" for none: the CA public
 	// keys need none). Called per round.
-	Vault func(token string) (*api.Client, error)
+	Vault func(token string) (*vaultclient.Client, error)
 	// Token returns the agent's current token ("" before the first login).
 	Token func() string
 	// TokenChanged, when set, returns a channel closed at the next login,

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -46,7 +47,7 @@ func (f *fixture) trust() *Trust {
 	log, logs := testkit.Observed(f.t)
 	f.logs = logs
 	tr, err := New(f.cfg, Deps{
-		Vault:  func(tok string) (*api.Client, error) { return f.vault.NewClient(tok) },
+		Vault:  func(tok string) (*vaultclient.Client, error) { return f.vault.AgentClient(f.t, tok), nil },
 		Token:  func() string { return f.vault.RootToken },
 		Logger: log, Status: func(s string) { f.status = append(f.status, s) },
 	})
@@ -477,7 +478,7 @@ func TestHostCertificateWaitsForFirstLogin(t *testing.T) {
 	var mu sync.Mutex
 	token, changed := "", make(chan struct{})
 	tr, err := New(f.cfg, Deps{
-		Vault:        func(tok string) (*api.Client, error) { return srv.NewClient(tok) },
+		Vault:        func(tok string) (*vaultclient.Client, error) { return srv.AgentClient(t, tok), nil },
 		Token:        func() string { mu.Lock(); defer mu.Unlock(); return token },
 		TokenChanged: func() <-chan struct{} { mu.Lock(); defer mu.Unlock(); return changed },
 		Logger:       log, Status: func(s string) { f.status = append(f.status, s) },

@@ -11,7 +11,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/hashicorp/vault/api"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 )
@@ -46,7 +46,7 @@ func (e *sourceError) Unwrap() error { return e.Err }
 // named), and one error per source that failed: a mount Vault did not
 // answer for, a mount answering 404 (no CA configured), an unreadable or
 // empty pinned file.
-func userCAKeys(ctx context.Context, cfg Config, client *api.Client) ([]caKey, []error) {
+func userCAKeys(ctx context.Context, cfg Config, client *vaultclient.Client) ([]caKey, []error) {
 	var keys []caKey
 	var errs []error
 	seen := map[string]bool{}
@@ -83,8 +83,8 @@ func userCAKeys(ctx context.Context, cfg Config, client *api.Client) ([]caKey, [
 // mountKey reads a mount's CA public key, unauthenticated. It returns an
 // error when Vault cannot be reached, answers anything but 200 (404: the
 // mount has no CA), or the answer is not one OpenSSH public key.
-func mountKey(ctx context.Context, client *api.Client, mount string) (ssh.PublicKey, error) {
-	resp, err := client.Logical().ReadRawWithContext(ctx, strings.Trim(mount, "/")+"/public_key")
+func mountKey(ctx context.Context, client *vaultclient.Client, mount string) (ssh.PublicKey, error) {
+	resp, err := client.ReadRaw(ctx, strings.Trim(mount, "/")+"/public_key")
 	if resp != nil {
 		defer resp.Body.Close()
 	}

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/vault/api"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Secret is what `secret` returns: consul-template's dependency.Secret, so
@@ -25,7 +25,7 @@ type Secret struct {
 	Warnings      []string
 }
 
-func toSecret(s *api.Secret) *Secret {
+func toSecret(s *vaultclient.Secret) *Secret {
 	if s == nil {
 		return &Secret{Data: map[string]any{}}
 	}
@@ -154,7 +154,7 @@ type kvMount struct {
 	v2   bool
 }
 
-func (ms *mounts) lookup(ctx context.Context, c *api.Client, p string) (kvMount, error) {
+func (ms *mounts) lookup(ctx context.Context, c *vaultclient.Client, p string) (kvMount, error) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	for prefix, m := range ms.m {
@@ -162,9 +162,9 @@ func (ms *mounts) lookup(ctx context.Context, c *api.Client, p string) (kvMount,
 			return m, nil
 		}
 	}
-	r, err := c.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts/"+p)
+	r, err := c.Read(ctx, "sys/internal/ui/mounts/"+p)
 	if err != nil {
-		var re *api.ResponseError
+		var re *vaultclient.ResponseError
 		if errors.As(err, &re) && re.StatusCode == 404 {
 			return kvMount{}, nil
 		}
@@ -208,7 +208,7 @@ func shimKVv2(raw, mount, insert string) string {
 }
 
 // deletedKVv2 reports a KV v2 version whose deletion time has passed.
-func deletedKVv2(s *api.Secret, now time.Time) bool {
+func deletedKVv2(s *vaultclient.Secret, now time.Time) bool {
 	md, ok := s.Data["metadata"].(map[string]any)
 	if !ok {
 		return false
@@ -224,14 +224,14 @@ func deletedKVv2(s *api.Secret, now time.Time) bool {
 // fetch performs q with c at now (the manager's clock); first is true for
 // a query never fetched in this process (pkiCert may then reuse the
 // certificate on disk).
-func (q *query) fetch(ctx context.Context, c *api.Client, ms *mounts, first bool, now time.Time) result {
+func (q *query) fetch(ctx context.Context, c *vaultclient.Client, ms *mounts, first bool, now time.Time) result {
 	switch q.kind {
 	case kindRead:
 		p := q.path
 		if m, err := ms.lookup(ctx, c, q.path); err == nil && m.v2 {
 			p = shimKVv2(q.path, m.path, "data")
 		}
-		s, err := c.Logical().ReadWithDataWithContext(ctx, p, q.query)
+		s, err := c.ReadWithData(ctx, p, q.query)
 		if err != nil {
 			return result{err: fmt.Errorf("%s: %w", q, err), fetched: now}
 		}
@@ -246,7 +246,7 @@ func (q *query) fetch(ctx context.Context, c *api.Client, ms *mounts, first bool
 		}
 		return r
 	case kindWrite:
-		s, err := c.Logical().WriteWithContext(ctx, q.path, q.data)
+		s, err := c.Write(ctx, q.path, q.data)
 		if err != nil {
 			return result{err: fmt.Errorf("%s: %w", q, err), fetched: now}
 		}
@@ -267,7 +267,7 @@ func (q *query) fetch(ctx context.Context, c *api.Client, ms *mounts, first bool
 		if m, err := ms.lookup(ctx, c, q.path); err == nil && m.v2 {
 			p = shimKVv2(q.path, m.path, "metadata")
 		}
-		s, err := c.Logical().ListWithContext(ctx, p)
+		s, err := c.List(ctx, p)
 		if err != nil {
 			return result{err: fmt.Errorf("%s: %w", q, err), fetched: now}
 		}
@@ -289,7 +289,7 @@ func (q *query) fetch(ctx context.Context, c *api.Client, ms *mounts, first bool
 	return result{err: fmt.Errorf("unknown query kind"), fetched: now}
 }
 
-func leaseResult(s *api.Secret, now time.Time) result {
+func leaseResult(s *vaultclient.Secret, now time.Time) result {
 	r := result{value: toSecret(s), fetched: now}
 	if s != nil {
 		r.leaseID, r.renewable = s.LeaseID, s.Renewable

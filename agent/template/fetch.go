@@ -4,9 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Fetching: which template uses which query, and the one sequence that
@@ -64,7 +63,7 @@ func (m *Manager) fetchAll(ctx context.Context, qs []*query) map[string]error {
 	errs := map[string]error{}
 	type ask struct {
 		q     *query
-		c     *api.Client
+		c     *vaultclient.Client
 		first bool
 		r     result
 	}

@@ -5,9 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/hcl/v2"
-
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/internal/hclconf"
 	"github.com/latchkey/latchkey/test/testkit"
 )
 
@@ -23,7 +22,7 @@ func TestSyntaxErrorNamesTheSource(t *testing.T) {
 		want string
 	}{
 		"source":   {config.Template{Source: src, Destination: dest}, "template: " + src + ":4: "},
-		"contents": {config.Template{Contents: "{{ if", Destination: dest, Range: hcl.Range{Filename: "/etc/agent.hcl", Start: hcl.Pos{Line: 7, Column: 1}}}, "template: contents at /etc/agent.hcl:7:1:1: "},
+		"contents": {config.Template{Contents: "{{ if", Destination: dest, Range: hclconf.Range{Filename: "/etc/agent.hcl", Start: hclconf.Position{Line: 7, Column: 1}}}, "template: contents at /etc/agent.hcl:7:1:1: "},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/vault/api"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // PemEncoded is what `pkiCert` returns (consul-template's field names).
@@ -31,13 +31,13 @@ func (p PemEncoded) CaChainContains(item string) bool { return slices.Contains(p
 
 // fetchPKI issues a certificate — unless the destination already holds
 // one that is still before its renewal point (a restart must not re-issue).
-func (q *query) fetchPKI(ctx context.Context, c *api.Client, now time.Time, threshold float64, first bool) result {
+func (q *query) fetchPKI(ctx context.Context, c *vaultclient.Client, now time.Time, threshold float64, first bool) result {
 	if first {
 		if pe, cert, ok := fromDisk(q.dest, now); ok && now.Before(renewAt(cert.NotBefore, cert.NotAfter, threshold)) {
 			return result{value: pe, fetched: now, notBefore: cert.NotBefore, notAfter: cert.NotAfter}
 		}
 	}
-	s, err := c.Logical().WriteWithContext(ctx, q.path, q.data)
+	s, err := c.Write(ctx, q.path, q.data)
 	if err != nil {
 		return result{err: fmt.Errorf("%s: %w", q, err), fetched: now}
 	}

@@ -115,7 +115,7 @@ func (m *Manager) renew(ctx context.Context, d *dep, old result) bool {
 	if err != nil {
 		return false
 	}
-	s, err := c.Sys().RenewWithContext(ctx, old.leaseID, int(old.lease.Seconds()))
+	s, err := c.RenewLease(ctx, old.leaseID, int(old.lease.Seconds()))
 	if err != nil || s == nil || s.LeaseDuration <= 0 {
 		if err != nil {
 			m.report403(err)

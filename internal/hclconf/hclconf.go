@@ -1,12 +1,23 @@
-// Package hclconf loads HCL (and JSON) configuration files with
-// github.com/hashicorp/hcl/v2 and turns every problem into an error of the
-// form "file:line:col: message" that names the key at fault.
+// Package hclconf reads the agent's configuration files, Vault Agent's HCL
+// (native syntax) or JSON, into a tree of bodies, attributes, blocks and
+// literal values that all carry their file:line:col, and turns every
+// problem into an error of the form "file:line:col: message" naming the key
+// at fault.
 //
-// It holds what both binaries need: parsing by file extension, flat
-// key = value bodies with unknown keys refused, typed value decoders that
-// accept the HCL 1 spellings Vault's tools write (booleans and numbers in
-// strings, octal file modes such as 0640, comma-separated lists), and the
-// diagnostic formatting.
+// It reads the files itself instead of with github.com/hashicorp/hcl/v2 and
+// go-cty: those were about 1.5 MB of the agent binary (and so of its
+// resident memory, most of the text being mapped) and a good part of its
+// start-up, only to read literals. The syntax is the part of HCL a config
+// uses: blocks with labels, key = value, comments (#, //, /* */), quoted
+// strings with HCL's escapes, heredocs, numbers, true, false, null, lists
+// and objects. What HCL would evaluate beyond literals (templates "${...}"
+// and "%{...}", variables, function calls, operators) is refused with the
+// key's position. Tests in agent/config keep hcl/v2 (internal/hclconf/
+// hcloracle) as the oracle this reader must agree with.
+//
+// The typed decoders (values.go) accept the HCL 1 spellings Vault's tools
+// write: booleans and numbers in strings, octal file modes such as 0640,
+// comma-separated lists.
 package hclconf
 
 import (
@@ -14,93 +25,55 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclparse"
 )
 
-// Parse reads path and parses it as JSON when it ends in ".json" and as HCL
-// native syntax otherwise. p keeps the source so that later diagnostics and
-// FileMode can look at it.
-//
-// A file that cannot be read gives "read config <path>: <reason>"; a syntax
-// error gives the Diagnostics error with file:line:col.
-func Parse(p *hclparse.Parser, path string) (*hcl.File, error) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", path, err)
-	}
-	return ParseBytes(p, path, src)
+// Position is a place in a file: 1-based line and column (in characters)
+// and the 0-based byte offset.
+type Position struct {
+	Line, Column, Byte int
 }
 
-// ParseBytes is Parse for content already in memory; path names it in
-// diagnostics and picks the syntax.
-func ParseBytes(p *hclparse.Parser, path string, src []byte) (*hcl.File, error) {
-	var f *hcl.File
-	var diags hcl.Diagnostics
-	if strings.EqualFold(filepath.Ext(path), ".json") {
-		f, diags = p.ParseJSON(src, path)
-	} else {
-		f, diags = p.ParseHCL(src, path)
-	}
-	if err := Err(diags); err != nil {
-		return nil, err
-	}
-	return f, nil
+// Range is where something starts in a file (errors print no more).
+type Range struct {
+	Filename string
+	Start    Position
 }
 
-// Diagnostics is an error made of hcl diagnostics; Error prints one
-// "file:line:col: summary: detail" line per error.
-type Diagnostics hcl.Diagnostics
-
-// Err returns nil when diags has no errors (warnings are dropped), and a
-// Diagnostics error otherwise.
-func Err(diags hcl.Diagnostics) error {
-	var errs Diagnostics
-	for _, d := range diags {
-		if d.Severity == hcl.DiagError {
-			errs = append(errs, d)
-		}
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return errs
+// Pos is r's start as "file:line:col", the prefix of every config error.
+func Pos(r Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
 }
+
+// Diagnostic is one problem at a position.
+type Diagnostic struct {
+	Subject Range
+	Summary string
+}
+
+func (d *Diagnostic) Error() string { return Pos(d.Subject) + ": " + d.Summary }
+
+// Diagnostics are the problems found; as an error it prints one
+// "file:line:col: message" line each.
+type Diagnostics []*Diagnostic
+
+// HasErrors reports whether there is any problem.
+func (ds Diagnostics) HasErrors() bool { return len(ds) > 0 }
 
 func (ds Diagnostics) Error() string {
-	lines := make([]string, 0, len(ds))
-	for _, d := range ds {
-		lines = append(lines, Format(d))
+	lines := make([]string, len(ds))
+	for i, d := range ds {
+		lines[i] = d.Error()
 	}
 	return strings.Join(lines, "\n")
 }
 
-// Pos is r's start as "file:line:col", the prefix of every config error.
-func Pos(r hcl.Range) string {
-	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
-}
-
-// Format prints one diagnostic as "file:line:col: summary: detail".
-func Format(d *hcl.Diagnostic) string {
-	var b strings.Builder
-	if d.Subject != nil {
-		b.WriteString(Pos(*d.Subject) + ": ")
+// Err returns nil for no diagnostics, else them as an error.
+func Err(ds Diagnostics) error {
+	if len(ds) == 0 {
+		return nil
 	}
-	b.WriteString(d.Summary)
-	if d.Detail != "" && d.Detail != d.Summary {
-		b.WriteString(": ")
-		b.WriteString(strings.TrimSuffix(d.Detail, "."))
-	}
-	return b.String()
-}
-
-// Errorf builds an error diagnostic at rng.
-func Errorf(rng hcl.Range, format string, args ...any) *hcl.Diagnostic {
-	r := rng
-	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf(format, args...), Subject: &r}
+	return ds
 }
 
 // AsDiagnostics reports whether err is (or wraps) a Diagnostics error.
@@ -110,25 +83,29 @@ func AsDiagnostics(err error) (Diagnostics, bool) {
 	return ds, ok
 }
 
-// Flat reads a body made only of key = value pairs and returns them by name.
-// A key not in allowed, a repeated key, or a block gives an error naming it
-// and its position.
-func Flat(body hcl.Body, allowed ...string) (map[string]*hcl.Attribute, hcl.Diagnostics) {
-	attrs, diags := body.JustAttributes()
-	ok := make(map[string]bool, len(allowed))
-	for _, k := range allowed {
-		ok[k] = true
+// Errorf builds a diagnostic at rng.
+func Errorf(rng Range, format string, args ...any) *Diagnostic {
+	return &Diagnostic{Subject: rng, Summary: fmt.Sprintf(format, args...)}
+}
+
+// Parse reads path and parses it as JSON when it ends in ".json" and as HCL
+// native syntax otherwise.
+//
+// A file that cannot be read gives "read config <path>: <reason>"; a syntax
+// error gives a Diagnostics error with file:line:col.
+func Parse(path string) (*Body, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
-	names := make([]string, 0, len(attrs))
-	for name := range attrs {
-		names = append(names, name)
+	return ParseBytes(path, src)
+}
+
+// ParseBytes is Parse for content already in memory; path names it in
+// diagnostics and picks the syntax.
+func ParseBytes(path string, src []byte) (*Body, error) {
+	if strings.EqualFold(filepath.Ext(path), ".json") {
+		return parseJSON(path, src)
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		if !ok[name] {
-			diags = append(diags, Errorf(attrs[name].NameRange, "unknown key %q", name))
-			delete(attrs, name)
-		}
-	}
-	return attrs, diags
+	return parseNative(path, src)
 }

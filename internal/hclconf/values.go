@@ -6,79 +6,73 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/convert"
 )
 
-// Value evaluates attr with no variables or functions: configuration
-// files hold literals only.
-func Value(attr *hcl.Attribute) (cty.Value, hcl.Diagnostics) {
-	v, diags := attr.Expr.Value(nil)
-	if diags.HasErrors() {
-		return cty.NilVal, diags
-	}
-	if !v.IsWhollyKnown() {
-		return cty.NilVal, hcl.Diagnostics{Errorf(attr.Expr.Range(), "invalid value for %q: must be a literal", attr.Name)}
-	}
-	return v, nil
+// The typed decoders, each converting as HCL (go-cty) did and accepting the
+// HCL 1 spellings: a problem is "invalid value for "key": want ..." at the
+// value.
+
+func wrong(attr *Attribute, want string) Diagnostics {
+	return Diagnostics{Errorf(attr.Value.Range, "invalid value for %q: want %s", attr.Name, want)}
 }
 
-func wrong(attr *hcl.Attribute, want string) hcl.Diagnostics {
-	return hcl.Diagnostics{Errorf(attr.Expr.Range(), "invalid value for %q: want %s", attr.Name, want)}
+// scalarText is a string, number or bool as text (null is ""), as go-cty
+// converts them to a string.
+func scalarText(v *Value) (string, bool) {
+	switch v.Kind {
+	case KindNull:
+		return "", true
+	case KindString, KindNumber:
+		return v.Str, true
+	case KindBool:
+		return strconv.FormatBool(v.Bool), true
+	}
+	return "", false
 }
 
 // String decodes a string; numbers and booleans are taken as their text,
 // as HCL 1 did.
-func String(attr *hcl.Attribute) (string, hcl.Diagnostics) {
-	v, diags := Value(attr)
-	if diags.HasErrors() {
-		return "", diags
-	}
-	if v.IsNull() {
-		return "", nil
-	}
-	s, err := convert.Convert(v, cty.String)
-	if err != nil {
+func String(attr *Attribute) (string, Diagnostics) {
+	s, ok := scalarText(attr.Value)
+	if !ok {
 		return "", wrong(attr, "a string")
 	}
-	return s.AsString(), nil
+	return s, nil
 }
 
 // Bool decodes true/false, also written as a string ("true", "1", ...).
-func Bool(attr *hcl.Attribute) (bool, hcl.Diagnostics) {
-	v, diags := Value(attr)
-	if diags.HasErrors() {
-		return false, diags
-	}
-	if v.Type() == cty.Bool {
-		return v.True(), nil
-	}
-	if v.Type() == cty.String {
-		if b, err := strconv.ParseBool(strings.TrimSpace(v.AsString())); err == nil {
+func Bool(attr *Attribute) (bool, Diagnostics) {
+	switch v := attr.Value; v.Kind {
+	case KindBool:
+		return v.Bool, nil
+	case KindString:
+		if b, err := strconv.ParseBool(strings.TrimSpace(v.Str)); err == nil {
 			return b, nil
 		}
 	}
 	return false, wrong(attr, "true or false")
 }
 
+// number is attr's number, also written as a string (parsed as go-cty
+// parses one).
+func number(attr *Attribute) (*big.Float, bool) {
+	switch v := attr.Value; v.Kind {
+	case KindNumber:
+		return v.Num, true
+	case KindString:
+		f, _, err := big.ParseFloat(v.Str, 10, 512, big.ToNearestEven)
+		return f, err == nil
+	}
+	return nil, false
+}
+
 // Int decodes a whole number, also written as a string.
-func Int(attr *hcl.Attribute) (int64, hcl.Diagnostics) {
-	v, diags := Value(attr)
-	if diags.HasErrors() {
-		return 0, diags
-	}
-	n, err := convert.Convert(v, cty.Number)
-	if err != nil || n.IsNull() {
+func Int(attr *Attribute) (int64, Diagnostics) {
+	f, ok := number(attr)
+	if !ok || !f.IsInt() {
 		return 0, wrong(attr, "a whole number")
 	}
-	bf := n.AsBigFloat()
-	if !bf.IsInt() {
-		return 0, wrong(attr, "a whole number")
-	}
-	i, acc := bf.Int64()
+	i, acc := f.Int64()
 	if acc != big.Exact {
 		return 0, wrong(attr, "a whole number in range")
 	}
@@ -86,35 +80,27 @@ func Int(attr *hcl.Attribute) (int64, hcl.Diagnostics) {
 }
 
 // Float decodes a number, also written as a string.
-func Float(attr *hcl.Attribute) (float64, hcl.Diagnostics) {
-	v, diags := Value(attr)
-	if diags.HasErrors() {
-		return 0, diags
-	}
-	n, err := convert.Convert(v, cty.Number)
-	if err != nil || n.IsNull() {
+func Float(attr *Attribute) (float64, Diagnostics) {
+	f, ok := number(attr)
+	if !ok {
 		return 0, wrong(attr, "a number")
 	}
-	f, _ := n.AsBigFloat().Float64()
-	return f, nil
+	x, _ := f.Float64()
+	return x, nil
 }
 
 // Duration decodes a Go duration string ("90s", "5m") or a number of
 // seconds, the two forms Vault accepts.
-func Duration(attr *hcl.Attribute) (time.Duration, hcl.Diagnostics) {
-	v, diags := Value(attr)
-	if diags.HasErrors() {
-		return 0, diags
-	}
-	switch v.Type() {
-	case cty.Number:
-		f, _ := v.AsBigFloat().Float64()
+func Duration(attr *Attribute) (time.Duration, Diagnostics) {
+	switch v := attr.Value; v.Kind {
+	case KindNumber:
+		f, _ := v.Num.Float64()
 		if f < 0 {
 			return 0, wrong(attr, "a non-negative duration")
 		}
 		return time.Duration(f * float64(time.Second)), nil
-	case cty.String:
-		s := strings.TrimSpace(v.AsString())
+	case KindString:
+		s := strings.TrimSpace(v.Str)
 		if n, err := strconv.ParseFloat(s, 64); err == nil && n >= 0 {
 			return time.Duration(n * float64(time.Second)), nil
 		}
@@ -130,26 +116,20 @@ func Duration(attr *hcl.Attribute) (time.Duration, hcl.Diagnostics) {
 // StringList decodes a list of strings or one comma-separated string, as
 // vault-ssh-helper's allowed_roles and allowed_cidr_list are written. Items
 // are trimmed of spaces and empty items dropped.
-func StringList(attr *hcl.Attribute) ([]string, hcl.Diagnostics) {
-	v, diags := Value(attr)
-	if diags.HasErrors() {
-		return nil, diags
-	}
-	if v.IsNull() {
-		return nil, nil
-	}
+func StringList(attr *Attribute) ([]string, Diagnostics) {
 	var raw []string
-	switch {
-	case v.Type() == cty.String:
-		raw = strings.Split(v.AsString(), ",")
-	case v.Type().IsListType() || v.Type().IsTupleType() || v.Type().IsSetType():
-		for it := v.ElementIterator(); it.Next(); {
-			_, e := it.Element()
-			s, err := convert.Convert(e, cty.String)
-			if err != nil || s.IsNull() {
+	switch v := attr.Value; v.Kind {
+	case KindNull:
+		return nil, nil
+	case KindString:
+		raw = strings.Split(v.Str, ",")
+	case KindList:
+		for _, e := range v.List {
+			s, ok := scalarText(e)
+			if !ok || e.Kind == KindNull {
 				return nil, wrong(attr, "a list of strings")
 			}
-			raw = append(raw, s.AsString())
+			raw = append(raw, s)
 		}
 	default:
 		return nil, wrong(attr, "a list of strings or a comma-separated string")
@@ -163,9 +143,7 @@ func StringList(attr *hcl.Attribute) ([]string, hcl.Diagnostics) {
 	return out, nil
 }
 
-// isOctalLiteral reports whether s is a 0 followed by octal digits (what
-// `^0[0-7]+$` matches), without a regexp compiled at every start-up of the
-// programs that import this package.
+// isOctalLiteral reports whether s is a 0 followed by octal digits.
 func isOctalLiteral(s string) bool {
 	if len(s) < 2 || s[0] != '0' {
 		return false
@@ -181,27 +159,21 @@ func isOctalLiteral(s string) bool {
 // FileMode decodes a permission: in HCL an integer literal with a leading
 // zero (mode = 0640) is octal, as in HCL 1 and Vault Agent; a string is
 // always octal ("0640", "640"); any other number is decimal (as JSON can only
-// write it: 416 == 0640). p is the parser that read the file, to see the
-// literal as written.
-func FileMode(p *hclparse.Parser, attr *hcl.Attribute) (os.FileMode, hcl.Diagnostics) {
-	v, diags := Value(attr)
-	if diags.HasErrors() {
-		return 0, diags
-	}
+// write it: 416 == 0640).
+func FileMode(attr *Attribute) (os.FileMode, Diagnostics) {
 	var n uint64
 	var err error
-	switch v.Type() {
-	case cty.String:
-		n, err = strconv.ParseUint(strings.TrimSpace(v.AsString()), 8, 32)
-	case cty.Number:
-		lit := strings.TrimSpace(string(sourceOf(p, attr.Expr.Range())))
+	switch v := attr.Value; v.Kind {
+	case KindString:
+		n, err = strconv.ParseUint(strings.TrimSpace(v.Str), 8, 32)
+	case KindNumber:
+		lit := v.Lit
 		if isOctalLiteral(lit) {
 			n, err = strconv.ParseUint(lit, 8, 32)
 		} else if len(lit) > 1 && lit[0] == '0' {
 			return 0, wrong(attr, "a file mode such as 0640")
 		} else {
-			var i int64
-			i, diags = Int(attr)
+			i, diags := Int(attr)
 			if diags.HasErrors() || i < 0 {
 				return 0, wrong(attr, "a file mode such as 0640")
 			}
@@ -214,15 +186,4 @@ func FileMode(p *hclparse.Parser, attr *hcl.Attribute) (os.FileMode, hcl.Diagnos
 		return 0, wrong(attr, "a file mode such as 0640")
 	}
 	return os.FileMode(n & 0o777), nil
-}
-
-func sourceOf(p *hclparse.Parser, rng hcl.Range) []byte {
-	if p == nil {
-		return nil
-	}
-	f := p.Files()[rng.Filename]
-	if f == nil {
-		return nil
-	}
-	return rng.SliceBytes(f.Bytes)
 }

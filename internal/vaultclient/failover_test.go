@@ -1,6 +1,7 @@
-package vaultclient
+package vaultclient_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/latchkey/latchkey/test/testkit"
 )
 
@@ -46,11 +48,11 @@ func TestFailoverSkipsNodesThatGiveNoAnswerAndSticks(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			good.Store(0)
 			holeBefore := hole.Accepted()
-			c, err := New(Config{Addresses: addrs, Timeout: 3 * time.Second, MaxRetries: Int(0)})
+			c, err := vaultclient.New(vaultclient.Config{Addresses: addrs, Timeout: 3 * time.Second, MaxRetries: vaultclient.Int(0)})
 			testkit.Must(t, err)
 			c.SetToken("t")
 			for i := 0; i < 3; i++ {
-				sec, err := c.Logical().Write("secret/x", map[string]any{"k": "v"})
+				sec, err := c.Write(context.Background(), "secret/x", map[string]any{"k": "v"})
 				if err != nil {
 					t.Fatalf("request %d: %v", i, err)
 				}
@@ -74,11 +76,11 @@ func TestFailoverSkipsNodesThatGiveNoAnswerAndSticks(t *testing.T) {
 
 func TestFailoverNoAddressAnswersIsAnErrorWithinTimeout(t *testing.T) {
 	hole := testkit.StartHung(t)
-	c, err := New(Config{Addresses: []string{"http://" + hole.Addr, deadAddr(t)}, Timeout: time.Second, MaxRetries: Int(0)})
+	c, err := vaultclient.New(vaultclient.Config{Addresses: []string{"http://" + hole.Addr, deadAddr(t)}, Timeout: time.Second, MaxRetries: vaultclient.Int(0)})
 	testkit.Must(t, err)
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Logical().Read("secret/x")
+		_, err := c.Read(context.Background(), "secret/x")
 		done <- err
 	}()
 	select {
@@ -93,22 +95,11 @@ func TestFailoverNoAddressAnswersIsAnErrorWithinTimeout(t *testing.T) {
 
 func TestFailoverLastUnavailableAnswerIsReturned(t *testing.T) {
 	var sealed atomic.Int32
-	c, err := New(Config{Addresses: []string{deadAddr(t), server(t, http.StatusServiceUnavailable, &sealed)}, Timeout: 3 * time.Second, MaxRetries: Int(0)})
+	c, err := vaultclient.New(vaultclient.Config{Addresses: []string{deadAddr(t), server(t, http.StatusServiceUnavailable, &sealed)}, Timeout: 3 * time.Second, MaxRetries: vaultclient.Int(0)})
 	testkit.Must(t, err)
-	_, err = c.Logical().Read("secret/x")
+	_, err = c.Read(context.Background(), "secret/x")
 	if err == nil || !strings.Contains(err.Error(), "Vault is sealed") {
 		t.Fatalf("err = %v, want the sealed node's answer", err)
-	}
-}
-
-func TestOneAddressHasNoFailover(t *testing.T) {
-	c, err := New(Config{Address: "http://127.0.0.1:8200", Addresses: []string{"http://127.0.0.1:8200"}})
-	testkit.Must(t, err)
-	if _, ok := c.CloneConfig().HttpClient.Transport.(*Failover); ok {
-		t.Fatal("one address (listed twice) got a Failover transport")
-	}
-	if _, err := New(Config{Addresses: []string{"http://a:1", "ftp://b"}}); err == nil {
-		t.Fatal("a non-http address in addresses was accepted")
 	}
 }
 
@@ -116,7 +107,7 @@ func TestOneAddressHasNoFailover(t *testing.T) {
 // goes where it was sent, not to the failover list.
 func TestFailoverPassesOtherHostsThrough(t *testing.T) {
 	var listed, other atomic.Int32
-	f, err := NewFailover([]string{deadAddr(t), server(t, 200, &listed)}, time.Second, nil)
+	f, err := vaultclient.NewFailover([]string{deadAddr(t), server(t, 200, &listed)}, time.Second, nil)
 	testkit.Must(t, err)
 	c := &http.Client{Transport: f}
 	resp, err := c.Get(server(t, 200, &other) + "/v1/x")
@@ -160,7 +151,7 @@ func TestFailoverStandbyAnswers(t *testing.T) {
 		wantGood bool
 	}{
 		{"redirect to the dead active node", http.StatusTemporaryRedirect, dead, "", true},
-		{"500 no active node known", http.StatusInternalServerError, "", NotActive, true},
+		{"500 no active node known", http.StatusInternalServerError, "", vaultclient.NotActive, true},
 		{"503 sealed", http.StatusServiceUnavailable, "", "Vault is sealed", true},
 		{"500 from a backend", http.StatusInternalServerError, "", "internal error", false},
 	}
@@ -168,11 +159,11 @@ func TestFailoverStandbyAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var good, sb atomic.Int32
 			addrs := []string{standby(t, tt.status, tt.location, tt.message, &sb), dead, server(t, 200, &good)}
-			c, err := New(Config{Addresses: addrs, Timeout: 3 * time.Second, MaxRetries: Int(0)})
+			c, err := vaultclient.New(vaultclient.Config{Addresses: addrs, Timeout: 3 * time.Second, MaxRetries: vaultclient.Int(0)})
 			testkit.Must(t, err)
 			c.SetToken("t")
 			start := time.Now()
-			sec, err := c.Logical().Write("secret/x", map[string]any{"k": "v"})
+			sec, err := c.Write(context.Background(), "secret/x", map[string]any{"k": "v"})
 			if took := time.Since(start); took > 2*time.Second {
 				t.Errorf("took %s; the next address should be tried at once", took)
 			}
@@ -196,12 +187,12 @@ func TestFailoverErrorNamesEveryAddress(t *testing.T) {
 	var n atomic.Int32
 	dead := deadAddr(t)
 	sb := standby(t, http.StatusTemporaryRedirect, dead, "", &n)
-	c, err := New(Config{Addresses: []string{sb, dead}, Timeout: 3 * time.Second, MaxRetries: Int(0)})
+	c, err := vaultclient.New(vaultclient.Config{Addresses: []string{sb, dead}, Timeout: 3 * time.Second, MaxRetries: vaultclient.Int(0)})
 	testkit.Must(t, err)
-	_, err = c.Logical().Read("secret/x")
-	var na *NoAnswerError
+	_, err = c.Read(context.Background(), "secret/x")
+	var na *vaultclient.NoAnswerError
 	if !errors.As(err, &na) || len(na.Errs) != 1 {
-		t.Fatalf("err = %v, want a NoAnswerError for the standby's redirect", err)
+		t.Fatalf("err = %v, want a vaultclient.NoAnswerError for the standby's redirect", err)
 	}
 	for _, want := range []string{sb + ": redirected to " + dead + ": ", "connection refused"} {
 		if !strings.Contains(err.Error(), want) {

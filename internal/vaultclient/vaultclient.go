@@ -1,22 +1,40 @@
-// Package vaultclient builds github.com/hashicorp/vault/api clients from one
-// Config that both binaries fill from their config file, the VAULT_*
-// environment and their flags, with the precedence flag > env > file.
+// Package vaultclient is the agent's Vault client (Client, over net/http
+// and encoding/json) and the Config it is built from, which the agent fills
+// from its config file, the VAULT_* environment and its flags, with the
+// precedence flag > env > file.
 //
-// The api package reads the environment on its own (VAULT_TOKEN,
-// VAULT_AGENT_ADDR, VAULT_NAMESPACE, ...). New undoes all of that, so the
-// Config it is given is the whole truth: a stray variable in a unit file
-// cannot redirect the helper or the agent.
+// Only FromEnv reads the environment: the Config New is given is the whole
+// truth, so a stray variable in a unit file (VAULT_TOKEN, VAULT_AGENT_ADDR,
+// VAULT_HEADERS, ...) cannot redirect the agent.
 package vaultclient
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
+)
 
-	"github.com/hashicorp/vault/api"
+// The VAULT_* variables FromEnv reads, as Vault's own tools name them.
+const (
+	EnvAddress       = "VAULT_ADDR"
+	EnvCACert        = "VAULT_CACERT"
+	EnvCAPath        = "VAULT_CAPATH"
+	EnvClientCert    = "VAULT_CLIENT_CERT"
+	EnvClientKey     = "VAULT_CLIENT_KEY"
+	EnvTLSServerName = "VAULT_TLS_SERVER_NAME"
+	EnvSkipVerify    = "VAULT_SKIP_VERIFY"
+	EnvNamespace     = "VAULT_NAMESPACE"
+	EnvClientTimeout = "VAULT_CLIENT_TIMEOUT"
+	EnvMaxRetries    = "VAULT_MAX_RETRIES"
 )
 
 // Config is what a Vault client needs to reach a server. Zero fields are
@@ -35,7 +53,8 @@ type Config struct {
 	TLSServerName string
 	TLSSkipVerify *bool
 	Namespace     string
-	// Timeout bounds one HTTP request (default 60s, as the api package).
+	// Timeout bounds one HTTP request (default 60s), its retries and
+	// redirect included.
 	Timeout time.Duration
 	// MaxRetries is how often a failed request is retried (default 2).
 	MaxRetries *int
@@ -85,32 +104,32 @@ func (c Config) Merge(o Config) Config {
 // names the variable.
 func FromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
-		Address:       getenv(api.EnvVaultAddress),
-		CACert:        getenv(api.EnvVaultCACert),
-		CAPath:        getenv(api.EnvVaultCAPath),
-		ClientCert:    getenv(api.EnvVaultClientCert),
-		ClientKey:     getenv(api.EnvVaultClientKey),
-		TLSServerName: getenv(api.EnvVaultTLSServerName),
-		Namespace:     getenv(api.EnvVaultNamespace),
+		Address:       getenv(EnvAddress),
+		CACert:        getenv(EnvCACert),
+		CAPath:        getenv(EnvCAPath),
+		ClientCert:    getenv(EnvClientCert),
+		ClientKey:     getenv(EnvClientKey),
+		TLSServerName: getenv(EnvTLSServerName),
+		Namespace:     getenv(EnvNamespace),
 	}
-	if v := getenv(api.EnvVaultSkipVerify); v != "" {
+	if v := getenv(EnvSkipVerify); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return Config{}, fmt.Errorf("environment %s=%q: want true or false", api.EnvVaultSkipVerify, v)
+			return Config{}, fmt.Errorf("environment %s=%q: want true or false", EnvSkipVerify, v)
 		}
 		c.TLSSkipVerify = &b
 	}
-	if v := getenv(api.EnvVaultClientTimeout); v != "" {
+	if v := getenv(EnvClientTimeout); v != "" {
 		d, err := parseDuration(v)
 		if err != nil {
-			return Config{}, fmt.Errorf("environment %s=%q: %w", api.EnvVaultClientTimeout, v, err)
+			return Config{}, fmt.Errorf("environment %s=%q: %w", EnvClientTimeout, v, err)
 		}
 		c.Timeout = d
 	}
-	if v := getenv(api.EnvVaultMaxRetries); v != "" {
+	if v := getenv(EnvMaxRetries); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return Config{}, fmt.Errorf("environment %s=%q: want a whole number", api.EnvVaultMaxRetries, v)
+			return Config{}, fmt.Errorf("environment %s=%q: want a whole number", EnvMaxRetries, v)
 		}
 		c.MaxRetries = &n
 	}
@@ -164,85 +183,144 @@ func (c Config) addrs() []string {
 // New returns a client for c, holding no token. Nothing but c decides where
 // it connects and whom it trusts (see the package comment). It does not
 // contact the server.
-func New(c Config) (*api.Client, error) {
+func New(c Config) (*Client, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	ac := api.DefaultConfig()
-	// Forget what api.DefaultConfig took from the environment, including a
-	// parse error of a VAULT_* variable we do not use.
-	ac.Error = nil
-	ac.HttpClient.CheckRedirect = func(*http.Request, []*http.Request) error {
-		// The api client follows Vault's redirects itself (standby nodes).
-		return http.ErrUseLastResponse
-	}
-	ac.AgentAddress = ""
-	ac.SRVLookup = false
-	ac.Limiter = nil
-	ac.DisableRedirects = false
-	addrs := c.addrs()
-	ac.Address = addrs[0]
-	ac.Timeout = 60 * time.Second
-	if c.Timeout > 0 {
-		ac.Timeout = c.Timeout
-	}
-	ac.MaxRetries = 2
-	if c.MaxRetries != nil {
-		ac.MaxRetries = *c.MaxRetries
-	}
-	transport, ok := ac.HttpClient.Transport.(*http.Transport)
-	if !ok {
-		return nil, fmt.Errorf("vault client: unexpected transport %T", ac.HttpClient.Transport)
-	}
-	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	transport.Proxy = http.ProxyFromEnvironment
-	tc := &api.TLSConfig{
-		CACert:        c.CACert,
-		CAPath:        c.CAPath,
-		ClientCert:    c.ClientCert,
-		ClientKey:     c.ClientKey,
-		TLSServerName: c.TLSServerName,
-		Insecure:      c.TLSSkipVerify != nil && *c.TLSSkipVerify,
-	}
-	if err := ac.ConfigureTLS(tc); err != nil {
+	tc, err := c.tlsConfig()
+	if err != nil {
 		return nil, fmt.Errorf("vault client TLS: %w", err)
 	}
+	// What the api package used (cleanhttp's pooled transport), HTTP/2 by
+	// net/http's own implementation.
+	transport := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   30 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   runtime.GOMAXPROCS(0) + 1,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+		TLSClientConfig:       tc,
+	}
+	addrs := c.addrs()
+	cl := &Client{
+		transport:  transport,
+		timeout:    60 * time.Second,
+		maxRetries: 2,
+		minWait:    time.Second,
+		maxWait:    1500 * time.Millisecond,
+		namespace:  c.Namespace,
+	}
+	if c.Timeout > 0 {
+		cl.timeout = c.Timeout
+	}
+	if c.MaxRetries != nil {
+		cl.maxRetries = *c.MaxRetries
+	}
+	var rt http.RoundTripper = transport
 	if len(addrs) > 1 {
 		// Each address gets its share of the request's time, so that a
 		// hung node leaves time for the next.
-		f, err := NewFailover(addrs, ac.Timeout/time.Duration(len(addrs)), transport)
+		f, err := NewFailover(addrs, cl.timeout/time.Duration(len(addrs)), transport)
 		if err != nil {
 			return nil, err
 		}
-		ac.HttpClient.Transport = f
+		rt = f
 	}
-	client, err := api.NewClient(ac)
+	cl.hc = &http.Client{
+		Transport: rt,
+		// Vault's redirects (a standby naming the active node) are followed
+		// by Client.do, which sends the body again.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	cl.addr, err = url.Parse(addrs[0])
 	if err != nil {
-		// api.NewClient re-reads VAULT_* and refuses malformed values.
-		return nil, fmt.Errorf("vault client (check the VAULT_* environment variables): %w", err)
+		return nil, fmt.Errorf("vault address %q: %w", addrs[0], err)
 	}
-	client.ClearToken()
-	client.ClearNamespace()
-	// Drop VAULT_HEADERS; keep the SSRF-protection header api sets.
-	client.SetHeaders(http.Header{api.RequestHeaderName: []string{"true"}})
-	if c.Namespace != "" {
-		client.SetNamespace(c.Namespace)
+	return cl, nil
+}
+
+// tlsConfig is c's TLS: its CAs (CACert, else CAPath, else the system's),
+// client certificate, server name and verification.
+func (c Config) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
+	tc.InsecureSkipVerify = c.TLSSkipVerify != nil && *c.TLSSkipVerify
+	switch {
+	case c.CACert != "":
+		pool := x509.NewCertPool()
+		if err := appendPEM(pool, c.CACert); err != nil {
+			return nil, err
+		}
+		tc.RootCAs = pool
+	case c.CAPath != "":
+		pool := x509.NewCertPool()
+		err := filepath.WalkDir(c.CAPath, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				return nil
+			}
+			return appendPEM(pool, p)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("CA path %s: %w", c.CAPath, err)
+		}
+		tc.RootCAs = pool
 	}
-	return client, nil
+	if c.ClientCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.ClientCert, c.ClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		// Sent whatever CAs the server names, as the api package did.
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+	}
+	return tc, nil
+}
+
+// appendPEM adds the certificates of a PEM file to pool; a file without
+// any is an error.
+func appendPEM(pool *x509.CertPool, file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("CA certificate: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return fmt.Errorf("CA certificate %s: no PEM certificate in it", file)
+	}
+	return nil
 }
 
 // LimitConnsPerHost bounds the connections client (and every clone of it,
 // which shares its transport) opens to one host: template_config {
 // max_connections_per_host }. n <= 0 leaves the transport as it is.
-func LimitConnsPerHost(client *api.Client, n int) {
-	if n <= 0 {
+func LimitConnsPerHost(client *Client, n int) {
+	if n <= 0 || client.transport == nil {
 		return
 	}
-	rt := client.CloneConfig().HttpClient.Transport
-	if f, ok := rt.(*Failover); ok {
-		rt = f.Next
+	client.transport.MaxConnsPerHost = n
+}
+
+// MaxConnsPerHost returns the bound LimitConnsPerHost set (0: none).
+func (c *Client) MaxConnsPerHost() int {
+	if c.transport == nil {
+		return 0
 	}
-	if t, ok := rt.(*http.Transport); ok {
-		t.MaxConnsPerHost = n
-	}
+	return c.transport.MaxConnsPerHost
+}
+
+// Timeout returns the bound of one call, its retries included.
+func (c *Client) Timeout() time.Duration { return c.timeout }
+
+// Failover returns the client's failover across vault { addresses }, nil
+// when it has one address.
+func (c *Client) Failover() *Failover {
+	f, _ := c.hc.Transport.(*Failover)
+	return f
 }

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/vault/api"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -108,11 +106,8 @@ func TestNewIgnoresStrayEnvironment(t *testing.T) {
 	if ns := c.Namespace(); ns != "" {
 		t.Errorf("namespace = %q", ns)
 	}
-	if h := c.Headers(); h.Get("X-Stray") != "" || h.Get("X-Vault-Request") != "true" {
-		t.Errorf("headers = %v", h)
-	}
-	if c.ClientTimeout() != 3*time.Second {
-		t.Errorf("timeout = %s", c.ClientTimeout())
+	if c.timeout != 3*time.Second || c.maxRetries != 0 {
+		t.Errorf("timeout = %s, retries %d", c.timeout, c.maxRetries)
 	}
 }
 
@@ -137,19 +132,29 @@ func TestLimitConnsPerHost(t *testing.T) {
 			}
 			LimitConnsPerHost(c, tc.n)
 			// A clone (what renderers and sinks use) shares the transport.
-			clone, err := c.Clone()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for what, cl := range map[string]*api.Client{"client": c, "clone": clone} {
-				tr, ok := cl.CloneConfig().HttpClient.Transport.(*http.Transport)
+			clone := c.Clone()
+			for what, cl := range map[string]*Client{"client": c, "clone": clone} {
+				tr, ok := cl.hc.Transport.(*http.Transport)
 				if !ok {
-					t.Fatalf("%s: transport %T", what, cl.CloneConfig().HttpClient.Transport)
+					t.Fatalf("%s: transport %T", what, cl.hc.Transport)
 				}
 				if tr.MaxConnsPerHost != tc.want {
 					t.Errorf("%s: MaxConnsPerHost = %d, want %d", what, tr.MaxConnsPerHost, tc.want)
 				}
 			}
 		})
+	}
+}
+
+func TestOneAddressHasNoFailover(t *testing.T) {
+	c, err := New(Config{Address: "http://127.0.0.1:8200", Addresses: []string{"http://127.0.0.1:8200"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.hc.Transport.(*Failover); ok {
+		t.Fatal("one address (listed twice) got a Failover transport")
+	}
+	if _, err := New(Config{Addresses: []string{"http://a:1", "ftp://b"}}); err == nil {
+		t.Fatal("a non-http address in addresses was accepted")
 	}
 }

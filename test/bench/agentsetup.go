@@ -89,6 +89,19 @@ type agentConf struct {
 	maxBackoff         string // auto_auth method max_backoff ("" = default)
 }
 
+// files is how many files one start of either agent writes: every
+// template's destination and the token sink.
+func (ac agentConf) files() int {
+	n := ac.templates + 1
+	if ac.pki {
+		n++
+	}
+	if ac.db != "" {
+		n++
+	}
+	return n
+}
+
 // write writes dir/agent.hcl and returns its path and the destinations.
 func (ac agentConf) write(dir, vaultAddr, roleDir string) (string, []string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {

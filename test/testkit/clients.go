@@ -5,9 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Clients is the one settable-token client double (auth.Clients, what
@@ -23,11 +22,8 @@ type Clients struct {
 // for none yet).
 func NewClients(t testing.TB, addr, token string) *Clients {
 	t.Helper()
-	cfg := api.DefaultConfig()
-	cfg.Address = addr
-	c, err := api.NewClient(cfg)
+	c, err := vaultclient.New(vaultclient.Config{Address: addr})
 	Must(t, err)
-	c.SetToken("")
 	cl := &Clients{Tokens: auth.NewTokens(auth.NewHolder())}
 	cl.SetClient(c, func() { cl.denied.Add(1) })
 	if token != "" {

@@ -272,16 +272,42 @@ func (s *Server) ClientConfig() vaultclient.Config {
 	return vaultclient.Config{Address: s.Addr, CACert: s.CACert, Timeout: 10 * time.Second, MaxRetries: vaultclient.Int(0)}
 }
 
-// NewClient returns a new client of this server holding token ("" = none).
+// NewClient returns a new vault/api client of this server (for setting
+// Vault up; the agent's own client is vaultclient's) holding token ("" =
+// none), ignoring the VAULT_* environment.
 func (s *Server) NewClient(token string) (*api.Client, error) {
-	c, err := vaultclient.New(s.ClientConfig())
+	cfg := s.ClientConfig()
+	ac := api.DefaultConfig()
+	ac.Error = nil
+	ac.Address = cfg.Address
+	ac.Timeout = cfg.Timeout
+	ac.MaxRetries = *cfg.MaxRetries
+	ac.AgentAddress = ""
+	if cfg.CACert != "" {
+		if err := ac.ConfigureTLS(&api.TLSConfig{CACert: cfg.CACert}); err != nil {
+			return nil, fmt.Errorf("vault client TLS: %w", err)
+		}
+	}
+	c, err := api.NewClient(ac)
 	if err != nil {
 		return nil, err
 	}
-	if token != "" {
-		c.SetToken(token)
-	}
+	c.ClearNamespace()
+	c.SetHeaders(http.Header{api.RequestHeaderName: []string{"true"}})
+	c.SetToken(token)
 	return observe(c), nil
+}
+
+// AgentClient returns the agent's kind of client of this server holding
+// token ("" = none).
+func (s *Server) AgentClient(tb testing.TB, token string) *vaultclient.Client {
+	tb.Helper()
+	c, err := vaultclient.New(s.ClientConfig())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.SetToken(token)
+	return c
 }
 
 // PID returns the server process's id.

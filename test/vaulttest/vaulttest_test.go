@@ -73,7 +73,7 @@ func TestTLSRefusesUntrustedClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Sys().Health()
+	_, err = c.Health(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("health without the CA: err = %v, want a certificate error", err)
 	}

@@ -18,13 +18,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/state"
 	"github.com/latchkey/latchkey/internal/cloud/alimeta"
 	"github.com/latchkey/latchkey/internal/redact"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Method logs in with the alicloud auth method.
@@ -193,7 +193,7 @@ func (m *Method) Describe() string {
 }
 
 // Login implements auth.Method.
-func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, error) {
+func (m *Method) Login(ctx context.Context, client *vaultclient.Client) (*vaultclient.Secret, error) {
 	if m.verify {
 		if err := m.verifyIdentity(ctx); err != nil {
 			return nil, err
@@ -212,7 +212,7 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 		"identity_request_url":     base64.StdEncoding.EncodeToString([]byte(u)),
 		"identity_request_headers": base64.StdEncoding.EncodeToString([]byte(`{"Accept":["application/json"],"Content-Type":["application/x-www-form-urlencoded"]}`)),
 	}
-	secret, err := client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	secret, err := client.Write(ctx, strings.Trim(m.mount, "/")+"/login", data)
 	// STS echoes its string to sign (security token included) in a refusal.
 	return secret, redact.Error(err, redact.Mark, creds.SecurityToken, creds.AccessKeySecret)
 }

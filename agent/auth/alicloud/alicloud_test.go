@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/latchkey/latchkey/test/fakes/alifake"
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
@@ -83,9 +84,8 @@ func newMethodEnv(t *testing.T, mount string, extra map[string]any, env map[stri
 	return m
 }
 
-func login(t *testing.T, m auth.Method) (*api.Secret, error) {
-	c, err := srv.NewClient("")
-	testkit.Must(t, err)
+func login(t *testing.T, m auth.Method) (*vaultclient.Secret, error) {
+	c := srv.AgentClient(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return m.Login(ctx, c)

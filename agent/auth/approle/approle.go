@@ -9,10 +9,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Method logs in with AppRole.
@@ -64,7 +64,7 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 func (m *Method) Describe() string { return fmt.Sprintf("approle at %s", m.mount) }
 
 // Login implements auth.Method.
-func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, error) {
+func (m *Method) Login(ctx context.Context, client *vaultclient.Client) (*vaultclient.Secret, error) {
 	roleID, err := readTrimmed(m.roleIDPath)
 	if err != nil {
 		return nil, fmt.Errorf("approle role id: %w", err)
@@ -106,7 +106,7 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 		}
 		data["secret_id"] = m.secretID
 	}
-	return client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	return client.Write(ctx, strings.Trim(m.mount, "/")+"/login", data)
 }
 
 // keptKey names the secret id among kept credentials: the same mount and
@@ -118,8 +118,8 @@ func (m *Method) keptKey() string {
 // unwrap checks that the wrapping token was created at wrappingPath (so a
 // token wrapping something else cannot be slipped in) and returns the
 // secret_id it wraps.
-func (m *Method) unwrap(ctx context.Context, client *api.Client, wrapToken string) (string, error) {
-	look, err := client.Logical().WriteWithContext(ctx, "sys/wrapping/lookup", map[string]any{"token": wrapToken})
+func (m *Method) unwrap(ctx context.Context, client *vaultclient.Client, wrapToken string) (string, error) {
+	look, err := client.Write(ctx, "sys/wrapping/lookup", map[string]any{"token": wrapToken})
 	if err != nil {
 		return "", fmt.Errorf("look up the wrapping token: %w", err)
 	}
@@ -135,7 +135,7 @@ func (m *Method) unwrap(ctx context.Context, client *api.Client, wrapToken strin
 	if err != nil {
 		return "", err
 	}
-	s, err := uc.Logical().UnwrapWithContext(ctx, "")
+	s, err := uc.Unwrap(ctx)
 	if err != nil {
 		return "", fmt.Errorf("unwrap: %w", err)
 	}

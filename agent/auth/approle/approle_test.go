@@ -8,9 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/latchkey/latchkey/test/testkit"
 )
 
@@ -23,10 +22,7 @@ func TestOneShotSecretID(t *testing.T) {
 	roleID, secretID := filepath.Join(dir, "role-id"), filepath.Join(dir, "secret-id")
 	testkit.WriteFile(t, roleID, "r")
 	// Nothing listens there: every login fails after reading the files.
-	cfg := api.DefaultConfig()
-	cfg.Address = fmt.Sprintf("http://127.0.0.1:%d", testkit.FreePort(t))
-	cfg.MaxRetries = 0
-	client, err := api.NewClient(cfg)
+	client, err := vaultclient.New(vaultclient.Config{Address: fmt.Sprintf("http://127.0.0.1:%d", testkit.FreePort(t)), MaxRetries: vaultclient.Int(0)})
 	testkit.Must(t, err)
 	method := func(env auth.Env, extra map[string]any) auth.Method {
 		c := map[string]any{"role_id_file_path": roleID, "secret_id_file_path": secretID}

@@ -16,13 +16,13 @@ import (
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/hashicorp/vault/api"
 	"github.com/smallstep/pkcs7"
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/state"
 	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Identity is the part of the instance identity document latchkey uses.
@@ -141,7 +141,7 @@ func (m *Method) Describe() string {
 }
 
 // Login implements auth.Method.
-func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, error) {
+func (m *Method) Login(ctx context.Context, client *vaultclient.Client) (*vaultclient.Secret, error) {
 	if m.typ == "iam" {
 		return m.loginIAM(ctx, client)
 	}
@@ -164,7 +164,7 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 	m.log.Debug("instance identity document", zap.String("instance_id", id.InstanceID),
 		zap.String("region", id.Region), zap.String("account_id", id.AccountID))
 	data := map[string]any{"pkcs7": doc, "nonce": nonce, "role": m.role}
-	secret, err := client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	secret, err := client.Write(ctx, strings.Trim(m.mount, "/")+"/login", data)
 	if err != nil && strings.Contains(err.Error(), "client nonce mismatch") {
 		// Vault remembers another nonce for this instance: the state was
 		// lost, or another agent (Vault Agent) logged in first. Only an

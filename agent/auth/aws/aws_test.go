@@ -19,6 +19,7 @@ import (
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/latchkey/latchkey/test/fakes/awsfake"
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
@@ -79,10 +80,9 @@ func newMethodEnv(t *testing.T, mount, stateDir string, cfg map[string]any, env 
 	return m
 }
 
-func login(t *testing.T, m auth.Method) (*api.Secret, error) {
+func login(t *testing.T, m auth.Method) (*vaultclient.Secret, error) {
 	t.Helper()
-	c, err := srv.NewClient("")
-	testkit.Must(t, err)
+	c := srv.AgentClient(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return m.Login(ctx, c)
@@ -186,7 +186,7 @@ func TestEC2TamperedDocumentKeepsNonce(t *testing.T) {
 	fake.Tamper(true)
 	_, err := login(t, newMethod(t, fake, mount, stateDir, nil))
 	// Vault refused it (an HTTP answer), not a local parse error.
-	var re *api.ResponseError
+	var re *vaultclient.ResponseError
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), tamperRefusal) {
 		t.Fatalf("tampered login: %v, want Vault's %q", err, tamperRefusal)
 	}
@@ -256,7 +256,7 @@ func TestEC2Refusals(t *testing.T) {
 		fake, mount := setup(t)
 		fake.Tamper(true)
 		_, err := login(t, newMethod(t, fake, mount, t.TempDir(), nil))
-		var re *api.ResponseError
+		var re *vaultclient.ResponseError
 		if !errors.As(err, &re) || !strings.Contains(err.Error(), tamperRefusal) {
 			t.Fatalf("tampered document: %v, want Vault's %q", err, tamperRefusal)
 		}

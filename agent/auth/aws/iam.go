@@ -14,10 +14,10 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/hashicorp/vault/api"
 
 	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
 	"github.com/latchkey/latchkey/internal/redact"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // iamBody is the STS request Vault replays.
@@ -75,7 +75,7 @@ func firstOf(getenv func(string) string, names ...string) string {
 
 // loginIAM signs sts:GetCallerIdentity with the instance's credentials and
 // sends it to Vault, which replays it to learn the caller's IAM identity.
-func (m *Method) loginIAM(ctx context.Context, client *api.Client) (*api.Secret, error) {
+func (m *Method) loginIAM(ctx context.Context, client *vaultclient.Client) (*vaultclient.Secret, error) {
 	creds, err := m.creds.Retrieve(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("aws credentials from %s: %w", m.credsFrom, err)
@@ -105,7 +105,7 @@ func (m *Method) loginIAM(ctx context.Context, client *api.Client) (*api.Secret,
 		"iam_request_headers":     base64.StdEncoding.EncodeToString(headers),
 		"role":                    m.role,
 	}
-	secret, err := client.Logical().WriteWithContext(ctx, strings.Trim(m.mount, "/")+"/login", data)
+	secret, err := client.Write(ctx, strings.Trim(m.mount, "/")+"/login", data)
 	// STS echoes its canonical request (session token included) in a refusal.
 	return secret, redact.Error(err, redact.Mark, creds.SessionToken, creds.SecretAccessKey)
 }

@@ -9,9 +9,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
 // Method reads the token from a file and looks it up.
@@ -33,7 +32,7 @@ func (m *Method) Describe() string { return "token from " + m.path }
 // Login reads the token and returns its lookup-self answer shaped as a
 // login response: Auth carries the token, its policies, TTL and
 // renewability, so that the lifecycle treats it like any other.
-func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, error) {
+func (m *Method) Login(ctx context.Context, client *vaultclient.Client) (*vaultclient.Secret, error) {
 	b, err := os.ReadFile(m.path)
 	if err != nil {
 		return nil, fmt.Errorf("token_file: %w", err)
@@ -46,7 +45,7 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 	if err != nil {
 		return nil, err
 	}
-	s, err := c.Auth().Token().LookupSelfWithContext(ctx)
+	s, err := c.LookupSelf(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("token_file %s: lookup-self: %w", m.path, err)
 	}
@@ -54,9 +53,9 @@ func (m *Method) Login(ctx context.Context, client *api.Client) (*api.Secret, er
 	renewable, _ := s.TokenIsRenewable()
 	policies, _ := s.TokenPolicies()
 	acc, _ := s.Data["accessor"].(string)
-	return &api.Secret{
+	return &vaultclient.Secret{
 		RequestID: s.RequestID,
-		Auth: &api.SecretAuth{
+		Auth: &vaultclient.SecretAuth{
 			ClientToken: tok, Accessor: acc, Policies: policies,
 			LeaseDuration: int(ttl.Seconds()), Renewable: renewable,
 		},
