@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/latchkey/latchkey/internal/hclconf"
 )
 
 // The helper reads its config itself instead of with the HCL parser (hcl/v2
@@ -512,7 +514,8 @@ func (s *scanner) heredoc() (string, error) {
 		} else {
 			line = s.src()[s.i : s.i+end+1]
 		}
-		if string(bytes.TrimSpace(line)) == id {
+		// The closing line ends with a newline, as HCL wants.
+		if end >= 0 && string(bytes.TrimSpace(line)) == id {
 			// The closing line's own newline ends the attribute.
 			s.i += len(bytes.TrimRight(line, "\r\n"))
 			break
@@ -531,18 +534,22 @@ func (s *scanner) heredoc() (string, error) {
 		s.i += len(line)
 	}
 	if flush {
+		// As HCL: a blank line (spaces only) neither counts nor changes;
+		// the others lose the leading spaces they all share.
 		indent := -1
 		for _, l := range lines {
-			if strings.TrimSpace(l) == "" {
-				continue
-			}
-			n := len(l) - len(strings.TrimLeft(l, " \t"))
-			if indent < 0 || n < indent {
+			if n, blank := hclconf.LeadingSpaces(l); !blank && (indent < 0 || n < indent) {
 				indent = n
 			}
 		}
 		for i, l := range lines {
-			lines[i] = l[min(max(indent, 0), len(l)-len(strings.TrimLeft(l, " \t"))):]
+			if _, blank := hclconf.LeadingSpaces(l); !blank {
+				for k := 0; k < indent; k++ {
+					_, size := utf8.DecodeRuneInString(l)
+					l = l[size:]
+				}
+				lines[i] = l
+			}
 		}
 	}
 	text := strings.Join(lines, "")

@@ -584,9 +584,10 @@ func unescape(b []byte) (rune, int, error) {
 	return 0, 0, fmt.Errorf("invalid escape sequence %q (known: \\n \\r \\t \\\" \\\\ \\uNNNN \\UNNNNNNNN)", `\`+string(r))
 }
 
-// leadingSpaces is how many space characters l starts with, and whether
+// LeadingSpaces is how many space characters l starts with, and whether
 // it is a blank line (only spaces up to its newline).
-func leadingSpaces(l string) (n int, blank bool) {
+// The helper's reader (pam) strips <<- heredocs with it too.
+func LeadingSpaces(l string) (n int, blank bool) {
 	rest := strings.TrimLeftFunc(l, unicode.IsSpace)
 	if rest == "" && strings.HasSuffix(l, "\n") {
 		return 0, true
@@ -651,12 +652,12 @@ func (s *scanner) heredoc() (string, error) {
 		// the others lose the leading spaces they all share.
 		indent := -1
 		for _, l := range lines {
-			if n, blank := leadingSpaces(l); !blank && (indent < 0 || n < indent) {
+			if n, blank := LeadingSpaces(l); !blank && (indent < 0 || n < indent) {
 				indent = n
 			}
 		}
 		for i, l := range lines {
-			if _, blank := leadingSpaces(l); !blank {
+			if _, blank := LeadingSpaces(l); !blank {
 				for k := 0; k < indent; k++ {
 					_, size := utf8.DecodeRuneInString(l)
 					l = l[size:]
