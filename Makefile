@@ -59,7 +59,7 @@ test: deps vault
 	  echo "$$out" | grep -E '^(fault |--- FAIL|FAIL|ok|panic)'; \
 	  if [ $$rc -ne 0 ]; then echo "$$out" | tail -200; exit $$rc; fi
 	@# Fuzz targets, bounded ($(FUZZ_TIME) each); their corpus is in testdata/fuzz.
-	@for t in ./pam:FuzzReadSecret ./pam:FuzzLoadConfig ./agent/config:FuzzLoad ./agent/template/funcs:FuzzStringHelpers; do \
+	@for t in ./pam:FuzzReadSecret ./pam:FuzzLoadConfig ./agent/config:FuzzLoad ./agent/config:FuzzReaderAgreesWithHCL ./agent/template/funcs:FuzzStringHelpers; do \
 	  echo "fuzz $${t#*:} ($(FUZZ_TIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) $${t%%:*} >/tmp/latchkey-fuzz.log 2>&1 || { cat /tmp/latchkey-fuzz.log; exit 1; }; \
 	done
