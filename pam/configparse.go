@@ -401,7 +401,7 @@ func (s *scanner) quoted() (string, error) {
 			s.i++
 			return b.String(), nil
 		case c == '\\':
-			r, n, err := unescape(s.src()[s.i:])
+			r, n, err := hclconf.Unescape(s.src()[s.i:])
 			if err != nil {
 				return "", s.errf(s.i, "%s: %v", s.key, err)
 			}
@@ -410,71 +410,14 @@ func (s *scanner) quoted() (string, error) {
 		case c < 0x20 && c != '\t':
 			return "", s.errf(s.i, "%s: control character in a string", s.key)
 		default:
-			n, err := templateByte(s.src()[s.i:])
+			n, err := hclconf.TemplateByte(s.src()[s.i:])
 			if err != nil {
 				return "", s.errf(s.i, "%s: %v", s.key, err)
 			}
-			writeLiteral(&b, s.src()[s.i:s.i+n])
+			hclconf.WriteLiteral(&b, s.src()[s.i:s.i+n])
 			s.i += n
 		}
 	}
-}
-
-// templateByte is how many bytes at b are one literal character of a
-// template: 3 for $${ and %%{ (which stand for ${ and %{), else 1; ${ and
-// %{ themselves (interpolation, directives) are refused.
-func templateByte(b []byte) (int, error) {
-	if len(b) >= 2 && (b[0] == '$' || b[0] == '%') {
-		if b[1] == '{' {
-			return 0, fmt.Errorf("%c{ starts a template, which the config does not evaluate (write %c%c{ for the text %c{)", b[0], b[0], b[0], b[0])
-		}
-		if len(b) >= 3 && b[1] == b[0] && b[2] == '{' {
-			return 3, nil
-		}
-	}
-	return 1, nil
-}
-
-// writeLiteral writes what templateByte's bytes stand for.
-func writeLiteral(b *strings.Builder, t []byte) {
-	if len(t) == 3 {
-		b.WriteByte(t[0])
-		b.WriteByte('{')
-		return
-	}
-	b.Write(t)
-}
-
-// unescape reads the escape sequence at the start of b (which is \).
-func unescape(b []byte) (rune, int, error) {
-	if len(b) < 2 {
-		return 0, 0, errors.New(`invalid escape sequence "\"`)
-	}
-	switch b[1] {
-	case 'n':
-		return '\n', 2, nil
-	case 'r':
-		return '\r', 2, nil
-	case 't':
-		return '\t', 2, nil
-	case '"':
-		return '"', 2, nil
-	case '\\':
-		return '\\', 2, nil
-	case 'u', 'U':
-		n := 4
-		if b[1] == 'U' {
-			n = 8
-		}
-		if len(b) >= 2+n {
-			if v, err := strconv.ParseUint(string(b[2:2+n]), 16, 32); err == nil && utf8.ValidRune(rune(v)) {
-				return rune(v), 2 + n, nil
-			}
-		}
-		return 0, 0, fmt.Errorf(`invalid escape sequence: \%c wants %d hex digits of a Unicode character`, b[1], n)
-	}
-	r, _ := utf8.DecodeRune(b[1:])
-	return 0, 0, fmt.Errorf("invalid escape sequence %q (known: \\n \\r \\t \\\" \\\\ \\uNNNN \\UNNNNNNNN)", `\`+string(r))
 }
 
 // heredoc reads <<ID or <<-ID up to a line holding only ID. Its text keeps
@@ -524,7 +467,7 @@ func (s *scanner) heredoc() (string, error) {
 			if c := line[j]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
 				return "", s.errf(s.i+j, "%s: control character in a heredoc", s.key)
 			}
-			n, err := templateByte(line[j:])
+			n, err := hclconf.TemplateByte(line[j:])
 			if err != nil {
 				return "", s.errf(s.i+j, "%s: %v", s.key, err)
 			}

@@ -508,7 +508,7 @@ func (s *scanner) quoted() (string, error) {
 			s.i++
 			return b.String(), nil
 		case c == '\\':
-			r, n, err := unescape(s.src[s.i:])
+			r, n, err := Unescape(s.src[s.i:])
 			if err != nil {
 				return "", s.errAt(s.i, "%s: %v", s.key, err)
 			}
@@ -517,20 +517,23 @@ func (s *scanner) quoted() (string, error) {
 		case c < 0x20 && c != '\t':
 			return "", s.errAt(s.i, "%s: control character in a string", s.key)
 		default:
-			n, err := templateByte(s.src[s.i:])
+			n, err := TemplateByte(s.src[s.i:])
 			if err != nil {
 				return "", s.errAt(s.i, "%s: %v", s.key, err)
 			}
-			writeLiteral(&b, s.src[s.i:s.i+n])
+			WriteLiteral(&b, s.src[s.i:s.i+n])
 			s.i += n
 		}
 	}
 }
 
-// templateByte is how many bytes at b are one literal character of a
+// TemplateByte, WriteLiteral and Unescape are the string rules both
+// config readers share (this one and the helper's, in pam).
+//
+// TemplateByte is how many bytes at b are one literal character of a
 // template: 3 for $${ and %%{ (which stand for ${ and %{), else 1; ${ and
 // %{ themselves (interpolation, directives) are refused.
-func templateByte(b []byte) (int, error) {
+func TemplateByte(b []byte) (int, error) {
 	if len(b) >= 2 && (b[0] == '$' || b[0] == '%') {
 		if b[1] == '{' {
 			return 0, fmt.Errorf("%c{ starts a template, which the config does not evaluate (write %c%c{ for the text %c{)", b[0], b[0], b[0], b[0])
@@ -542,8 +545,8 @@ func templateByte(b []byte) (int, error) {
 	return 1, nil
 }
 
-// writeLiteral writes what templateByte's bytes stand for.
-func writeLiteral(b *strings.Builder, t []byte) {
+// WriteLiteral writes what TemplateByte's bytes stand for.
+func WriteLiteral(b *strings.Builder, t []byte) {
 	if len(t) == 3 {
 		b.WriteByte(t[0])
 		b.WriteByte('{')
@@ -552,8 +555,8 @@ func writeLiteral(b *strings.Builder, t []byte) {
 	b.Write(t)
 }
 
-// unescape reads the escape sequence at the start of b (which is \).
-func unescape(b []byte) (rune, int, error) {
+// Unescape reads the escape sequence at the start of b (which is \).
+func Unescape(b []byte) (rune, int, error) {
 	if len(b) < 2 {
 		return 0, 0, errors.New(`invalid escape sequence "\"`)
 	}
@@ -638,7 +641,7 @@ func (s *scanner) heredoc() (string, error) {
 			if c := line[j]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
 				return "", s.errAt(s.i+j, "%s: control character in a heredoc", s.key)
 			}
-			n, err := templateByte(line[j:])
+			n, err := TemplateByte(line[j:])
 			if err != nil {
 				return "", s.errAt(s.i+j, "%s: %v", s.key, err)
 			}
