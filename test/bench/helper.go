@@ -124,6 +124,7 @@ func (s *loginStats) add(r run, wantOK bool) {
 // sequential is metric 1.
 func (h *helperBench) sequential(n int) ([]row, error) {
 	var ours, ref loginStats
+	mins, minErr := buildMinClients(h.b.root, h.b.dir)
 	for i := 0; i < n; i++ {
 		// Alternate which program goes first, so neither always gets the
 		// warmer caches.
@@ -153,7 +154,19 @@ func (h *helperBench) sequential(n int) ([]row, error) {
 				ref.add(r, true)
 			}
 		}
+		// The minimal clients after the pair: they neither go first nor
+		// sit between latchkey and its reference.
+		for _, m := range mins {
+			otp, err := h.otp()
+			if err != nil {
+				return nil, err
+			}
+			if err := h.minLogin(m, otp); err != nil {
+				return nil, err
+			}
+		}
 	}
+	h.minNotes(mins, ref, minErr)
 	floor, err := h.floor(n)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,3 @@
+module minverify
+
+go 1.22
