@@ -131,6 +131,12 @@ type daemon struct {
 }
 
 func startDaemon(logPath string, env []string, name string, args ...string) (*daemon, error) {
+	return startDaemonVia(nil, logPath, env, name, args...)
+}
+
+// startDaemonVia is startDaemon parked behind g (nil: started now): the
+// program runs once g opens.
+func startDaemonVia(g *gate, logPath string, env []string, name string, args ...string) (*daemon, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -139,7 +145,11 @@ func startDaemon(logPath string, env []string, name string, args ...string) (*da
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if g != nil {
+		start = func() error { return g.start(cmd) }
+	}
+	if err := start(); err != nil {
 		logf.Close()
 		return nil, err
 	}
