@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -339,11 +338,14 @@ func (s *scanner) number() (value, error) {
 	if !ok {
 		return value{}, s.errf(start, "%s: malformed number; a string is written in double quotes", s.key)
 	}
-	f, _, err := big.ParseFloat(string(s.src()[start:s.i]), 10, 512, big.ToNearestEven)
-	if err != nil {
+	_, text, err := hclconf.Number(string(s.src()[start:s.i]))
+	switch {
+	case errors.Is(err, hclconf.ErrNumberRange):
+		return value{}, s.errf(start, "%s: %v", s.key, err)
+	case err != nil:
 		return value{}, s.errf(start, "%s: malformed number: %v", s.key, err)
 	}
-	return value{kind: vNumber, s: f.Text('f', -1)}, nil
+	return value{kind: vNumber, s: text}, nil
 }
 
 // list reads [v, v, ...] over any number of lines.
@@ -567,11 +569,14 @@ func (p *parsed) jsonValue(dec *json.Decoder, key string, off int, inList bool) 
 	case bool:
 		return value{kind: vBool, b: t}, nil
 	case json.Number:
-		f, _, err := big.ParseFloat(t.String(), 10, 512, big.ToNearestEven)
-		if err != nil {
+		_, text, err := hclconf.Number(t.String())
+		switch {
+		case errors.Is(err, hclconf.ErrNumberRange):
+			return value{}, p.errAt(off, "%s: %v", key, err)
+		case err != nil:
 			return value{}, p.errAt(off, "%s: malformed number", key)
 		}
-		return value{kind: vNumber, s: f.Text('f', -1)}, nil
+		return value{kind: vNumber, s: text}, nil
 	case string:
 		// Literally: HCL's JSON reader evaluated no template without a
 		// context, and the config never had one.

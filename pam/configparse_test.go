@@ -65,6 +65,7 @@ var refusedConfigs = map[string]struct{ src, want string }{
 	"bad escape":           {"vault_addr = \"https://v\\q\"\n", `config.hcl:1:24: vault_addr: invalid escape sequence "\\q" (known: \n \r \t \" \\ \uNNNN \UNNNNNNNN)`},
 	"short unicode":        {"vault_addr = \"\\u12\"\n", `config.hcl:1:15: vault_addr: invalid escape sequence: \u wants 4 hex digits of a Unicode character`},
 	"malformed number":     {"vault_addr = \"https://v\"\ntimeout = 1.\n", `config.hcl:2:11: timeout: malformed number; a string is written in double quotes`},
+	"huge number":          {"vault_addr = \"https://v\"\ntimeout = 1e3000000\n", `config.hcl:2:11: timeout: number out of range (beyond ±1e308, or nearer 0 than 1e-323)`},
 	"unterminated list":    {"vault_addr = \"https://v\"\nallowed_roles = [\"a\",\n", `config.hcl:2:17: allowed_roles: unterminated list (no ])`},
 	"list without comma":   {"vault_addr = \"https://v\"\nallowed_roles = [\"a\" \"b\"]\n", `config.hcl:2:22: allowed_roles: want , or ] in the list, found '"'`},
 	"unterminated comment": {"/* x\nvault_addr = \"https://v\"\n", `config.hcl:1:1: unterminated /* comment`},

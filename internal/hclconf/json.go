@@ -231,5 +231,5 @@ func (r *jsonReader) number() (*Value, error) {
 	if !ok || digit() {
 		return nil, r.errAt(start, "invalid JSON: malformed number")
 	}
-	return numberValue(r.source, start, string(r.src[start:r.i]))
+	return numberValue(r.source, start, r.key, string(r.src[start:r.i]))
 }

@@ -370,22 +370,58 @@ func (s *scanner) number() (*Value, error) {
 	if !ok {
 		return nil, s.errAt(start, "%s: malformed number (the config holds literals only; a string is written in double quotes)", s.key)
 	}
-	return numberValue(s.source, start, string(s.src[start:s.i]))
+	return numberValue(s.source, start, s.key, string(s.src[start:s.i]))
 }
 
-// numberValue is the number lit at off, in HCL's own precision.
-func numberValue(src *source, off int, lit string) (*Value, error) {
+// numberValue is the number lit at off, the value of key, in HCL's own
+// precision.
+func numberValue(src *source, off int, key, lit string) (*Value, error) {
 	// Most numbers are small integers: skip big.Float's shortest-decimal
 	// formatting for them, the bulk of reading a config otherwise.
 	if i, err := strconv.ParseInt(lit, 10, 64); err == nil && (i != 0 || lit[0] != '-') {
 		f := new(big.Float).SetPrec(512).SetInt64(i)
 		return &Value{Kind: KindNumber, Num: f, Str: strconv.FormatInt(i, 10), Lit: lit, Range: src.rng(off)}, nil
 	}
-	f, _, err := big.ParseFloat(lit, 10, 512, big.ToNearestEven)
-	if err != nil {
+	f, text, err := Number(lit)
+	switch {
+	case errors.Is(err, ErrNumberRange):
+		return nil, src.errAt(off, "%s: %v", key, err)
+	case err != nil:
 		return nil, src.errAt(off, "malformed number %s: %v", lit, err)
 	}
-	return &Value{Kind: KindNumber, Num: f, Str: f.Text('f', -1), Lit: lit, Range: src.rng(off)}, nil
+	return &Value{Kind: KindNumber, Num: f, Str: text, Lit: lit, Range: src.rng(off)}, nil
+}
+
+// ErrNumberRange is Number's refusal of a magnitude no config needs.
+var ErrNumberRange = errors.New("number out of range (beyond ±1e308, or nearer 0 than 1e-323)")
+
+// Number parses a decimal number literal in HCL's precision (512 bits) and
+// gives NumberText's text for it. It returns math/big's error for a
+// malformed literal and ErrNumberRange as NumberText does.
+func Number(lit string) (*big.Float, string, error) {
+	f, _, err := big.ParseFloat(lit, 10, 512, big.ToNearestEven)
+	if err != nil {
+		return nil, "", err
+	}
+	text, err := NumberText(f)
+	if err != nil {
+		return nil, "", err
+	}
+	return f, text, nil
+}
+
+// NumberText writes f out as HCL turns a number into a string. It returns
+// ErrNumberRange for a magnitude outside float64's range: no key takes such
+// a number, and the decimal text of 1e3000000 takes seconds and megabytes
+// to write out (a fuzzed config stalled the reader on one).
+func NumberText(f *big.Float) (string, error) {
+	if f.IsInf() {
+		return "", ErrNumberRange
+	}
+	if exp := f.MantExp(nil); f.Sign() != 0 && (exp > 1024 || exp < -1073) {
+		return "", ErrNumberRange
+	}
+	return f.Text('f', -1), nil
 }
 
 // list reads [v, v, ...] over any number of lines.

@@ -106,7 +106,11 @@ func (c *conv) value(e hcl.Expression) (*hclconf.Value, error) {
 		out.Kind, out.Bool = hclconf.KindBool, v.True()
 	case t == cty.Number:
 		out.Kind, out.Num = hclconf.KindNumber, v.AsBigFloat()
-		out.Str = out.Num.Text('f', -1)
+		text, err := hclconf.NumberText(out.Num)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", Pos(r), err)
+		}
+		out.Str = text
 		out.Lit = strings.TrimSpace(string(r.SliceBytes(c.src)))
 	case t.IsTupleType() || t.IsListType():
 		out.Kind, out.List = hclconf.KindList, []*hclconf.Value{}
