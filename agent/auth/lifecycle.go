@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -25,6 +26,10 @@ type Lifecycle struct {
 	MinBackoff, MaxBackoff time.Duration
 	// ExitOnErr makes Run return after the first failed login.
 	ExitOnErr bool
+	// Splay, when positive, makes Run wait a random time in [0, Splay)
+	// before its first login (not before going on with an initial token),
+	// so that a fleet started at once does not log in as one herd.
+	Splay time.Duration
 	// CheckInterval is how often the token is looked up to notice a
 	// revocation between renewals (0: never).
 	CheckInterval time.Duration
@@ -71,6 +76,8 @@ func (l *Lifecycle) Run(ctx context.Context, initial *vaultclient.Secret) error 
 	secret := initial
 	if secret != nil {
 		secret = l.refresh(ctx, secret)
+	} else if !l.splay(ctx) {
+		return nil
 	}
 	for {
 		fresh := secret == nil
@@ -101,6 +108,25 @@ func (l *Lifecycle) Run(ctx context.Context, initial *vaultclient.Secret) error 
 		l.Holder.Retire(end)
 		l.Logger.Info("logging in again", zap.String("reason", reason))
 		secret = nil
+	}
+}
+
+// splay waits a random part of Splay, saying so; it returns false when ctx
+// ended first.
+func (l *Lifecycle) splay(ctx context.Context) bool {
+	if l.Splay <= 0 {
+		return true
+	}
+	wait := time.Duration(rand.Int64N(int64(l.Splay)))
+	l.Logger.Info("waiting before the first login (login_splay)", zap.Duration("wait", wait), zap.Duration("login_splay", l.Splay))
+	l.status(fmt.Sprintf("waiting %s before logging in (login_splay %s)", wait.Round(time.Millisecond), l.Splay))
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

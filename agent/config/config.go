@@ -26,6 +26,10 @@ type Config struct {
 	LogFile        string
 	// StateDir is latchkey { state_dir } (default /var/lib/latchkey).
 	StateDir string
+	// LoginSplay is latchkey { login_splay } (default 0): the first login
+	// of a run waits a random time up to it, so that a fleet started at
+	// once does not log in as one herd.
+	LoginSplay time.Duration
 	// SSH is the ssh stanza (nil without one).
 	SSH *SSH
 	// Files are the files read, in order.
@@ -40,6 +44,7 @@ type Config struct {
 type settings struct {
 	templateConfig templateConfigSet
 	exitAfterAuth  *bool
+	loginSplay     *time.Duration
 }
 
 // Vault is the `vault { ... }` stanza.
@@ -167,6 +172,9 @@ func (c *Config) merge(o *Config) {
 	if o.set.exitAfterAuth != nil {
 		c.set.exitAfterAuth = o.set.exitAfterAuth
 	}
+	if o.set.loginSplay != nil {
+		c.set.loginSplay = o.set.loginSplay
+	}
 	c.Templates = append(c.Templates, o.Templates...)
 	c.SSH = c.SSH.Merge(o.SSH)
 	for _, kv := range []struct {
@@ -197,6 +205,9 @@ func (c *Config) finalize() {
 	}
 	if c.set.exitAfterAuth != nil {
 		c.ExitAfterAuth = *c.set.exitAfterAuth
+	}
+	if c.set.loginSplay != nil {
+		c.LoginSplay = *c.set.loginSplay
 	}
 	if a := c.AutoAuth; a != nil {
 		if a.Method.MountPath == "" {

@@ -164,6 +164,18 @@ func TestLoadErrors(t *testing.T) {
 			body: "auto_auth {\n",
 			want: `agent.hcl:1:`,
 		},
+		"login_splay too long": {
+			body: "latchkey {\n  login_splay = \"1h\"\n}\n" + minimal,
+			want: `agent.hcl:2:17: login_splay: want a duration from 0s to 10m, not 1h0m0s`,
+		},
+		"login_splay negative": {
+			body: "latchkey {\n  login_splay = \"-1s\"\n}\n" + minimal,
+			want: `agent.hcl:2:17: invalid value for "login_splay": want a duration such as "30s" or "5m"`,
+		},
+		"login_splay not a duration": {
+			body: "latchkey {\n  login_splay = \"soon\"\n}\n" + minimal,
+			want: `agent.hcl:2:17: invalid value for "login_splay"`,
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -342,5 +354,38 @@ func TestSinkModeDefault(t *testing.T) {
 				t.Errorf("sinks = %+v, want mode 0640", c.AutoAuth.Sinks)
 			}
 		})
+	}
+}
+
+// latchkey { login_splay }: unset is 0; a later file's value wins, 0 too.
+func TestLoginSplayMerges(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		testkit.WriteFile(t, p, body)
+		return p
+	}
+	plain := file("plain.hcl", minimal)
+	a := file("a.hcl", "latchkey {\n  login_splay = \"30s\"\n}\n"+minimal)
+	zero := file("zero.hcl", "latchkey {\n  login_splay = 0\n}\n")
+	other := file("other.hcl", "log_level = \"info\"\n")
+	tests := []struct {
+		paths []string
+		want  time.Duration
+	}{
+		{[]string{plain}, 0},
+		{[]string{a}, 30 * time.Second},
+		{[]string{a, other}, 30 * time.Second},
+		{[]string{a, zero}, 0},
+		{[]string{zero, a}, 30 * time.Second},
+	}
+	for _, tc := range tests {
+		cfg, err := Load(tc.paths...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.LoginSplay != tc.want {
+			t.Errorf("Load(%v): login_splay %s, want %s", tc.paths, cfg.LoginSplay, tc.want)
+		}
 	}
 }

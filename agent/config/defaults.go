@@ -20,6 +20,10 @@ const (
 	// failed logins.
 	DefaultMinBackoff = time.Second
 	DefaultMaxBackoff = 5 * time.Minute
+	// MaxLoginSplay bounds latchkey { login_splay } (default 0): units
+	// ordered after the agent wait for its READY=1 through the splay, and
+	// a longer one is a typo more often than a plan.
+	MaxLoginSplay = 10 * time.Minute
 	// DefaultStaticSecretRenderInterval re-reads unleased (KV) secrets.
 	DefaultStaticSecretRenderInterval = 5 * time.Minute
 	// DefaultLeaseRenewalThreshold is the fraction of a non-renewable

@@ -90,8 +90,16 @@ func parseFile(body *hclconf.Body) (*Config, hclconf.Diagnostics) {
 	for _, b := range lv.blocksOf("latchkey") {
 		l, d := split(b.Body)
 		ps.add(d)
-		ps.add(l.check("latchkey", []string{"state_dir"}, nil))
+		ps.add(l.check("latchkey", []string{"state_dir", "login_splay"}, nil))
 		ps.str(l.attrs["state_dir"], &c.StateDir)
+		if a := l.attrs["login_splay"]; a != nil {
+			var d time.Duration
+			ps.duration(a, &d)
+			if d < 0 || d > MaxLoginSplay {
+				ps.add(hclconf.Diagnostics{hclconf.Errorf(a.Value.Range, "login_splay: want a duration from 0s to 10m, not %s", d)})
+			}
+			c.set.loginSplay = &d
+		}
 	}
 	return c, ps.diags
 }

@@ -431,6 +431,7 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 	in.lifecycle = &auth.Lifecycle{
 		Method: method, Client: client, Namespace: a.Method.Namespace, Holder: tokens.Holder(), Logger: r.Logger,
 		MinBackoff: a.MinBackoff, MaxBackoff: a.MaxBackoff, ExitOnErr: a.ExitOnErr,
+		Splay:         cfg.LoginSplay,
 		CheckInterval: r.CheckInterval,
 		Status:        r.status,
 		OnLogin: func(s *vaultclient.Secret) {

@@ -434,3 +434,56 @@ func TestReloadAddingATemplateKeepsTheOthers(t *testing.T) {
 	}
 	a.stop(t)
 }
+
+// latchkey { login_splay }: the first login waits a random part of the
+// splay, saying so in the log and in STATUS=, and asks nothing of Vault
+// meanwhile; SIGTERM ends the wait at once (exit 0, nothing written), and
+// after the wait the agent logs in and writes its sink as usual.
+func TestLoginSplay(t *testing.T) {
+	tests := map[string]struct {
+		splay string
+		term  bool // SIGTERM during the wait
+	}{
+		"SIGTERM while waiting": {splay: "10m", term: true},
+		"logs in after it":      {splay: "1s"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			mount := "approle-splay-" + strings.ReplaceAll(strings.Fields(name)[0], ",", "")
+			cfg, sink := approleConfig(t, dir, mount, fmt.Sprintf("latchkey {\n  login_splay = %q\n}\n", tc.splay))
+			proxy := vaulttest.NewCountingProxy(t, srv.Addr)
+			n := testkit.ListenNotify(t)
+			a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+proxy.URL, "NOTIFY_SOCKET="+n.Path)
+			i := n.WaitFor(t, "STATUS=waiting ", 0)
+			if want := "before logging in (login_splay " + tc.splay; !strings.Contains(n.Messages()[i], want) {
+				t.Errorf("STATUS = %q, want it to hold %q", n.Messages()[i], want)
+			}
+			a.logged(t, "waiting before the first login (login_splay)", 1)
+			if !tc.term {
+				n.WaitFor(t, "READY=1", i)
+				if testkit.ReadFile(sink) == "" {
+					t.Error("sink empty after READY=1")
+				}
+				if got := proxy.Count("PUT", "/v1/auth/"+mount+"/login"); got != 1 {
+					t.Errorf("%d logins, want 1", got)
+				}
+				if code := a.stop(t); code != 0 {
+					t.Errorf("exit %d after SIGTERM, want 0", code)
+				}
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+			// stop gives up after 30 s, well inside a 10 m splay.
+			if code := a.stop(t); code != 0 {
+				t.Errorf("exit %d after SIGTERM, want 0", code)
+			}
+			if got := proxy.Counts(); len(got) != 0 {
+				t.Errorf("requests to Vault during the splay: %v", got)
+			}
+			if _, err := os.Stat(sink); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("sink after a stop during the splay: %v", err)
+			}
+		})
+	}
+}

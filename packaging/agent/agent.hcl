@@ -54,4 +54,7 @@ auto_auth {
 
 latchkey {
   state_dir = "/var/lib/latchkey"
+  # A fleet launched at once: wait a random time up to this before the
+  # first login, so that Vault does not see every instance in one second.
+  # login_splay = "15s"
 }

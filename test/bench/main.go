@@ -15,7 +15,7 @@
 //	BENCH_TOKEN_TTL=15s     the AppRole tokens' TTL (max TTL four times it)
 //	BENCH_SETTLE=5s         wait after a revocation or SIGHUP
 //	BENCH_FLEET=1000        agents in the fleet
-//	BENCH_FLEET_MAX_BACKOFF=10s, BENCH_FLEET_RENDER_INTERVAL=10s
+//	BENCH_FLEET_MAX_BACKOFF=10s, BENCH_FLEET_RENDER_INTERVAL=10s, BENCH_FLEET_SPLAY=10s (login_splay)
 //	BENCH_GROWTH=10,100,1000 template counts; BENCH_GROWTH_WINDOW=10s
 //	BENCH_PROFILE_LOGINS=100 logins under perf
 //	BENCH_HELPER_AUDIT      latchkey's audit setting (default off + audit_file)
