@@ -20,8 +20,10 @@ import (
 // a login's cost. The file is vault-ssh-helper's flat format: key = value
 // lines, comments (#, //, /* */), values a quoted string (HCL escapes), a
 // number, true, false, null, a heredoc (<<EOF, <<-EOF) or a list of those
-// ([...], over several lines if need be); a ".json" file is one JSON object
-// of the same keys, its strings taken literally. Values convert as the HCL reader (internal/hclconf) did:
+// ([...], over several lines if need be), read with internal/hclconf's
+// Lexer, the agent's reader's own rules for them; a ".json" file is one JSON
+// object of the same keys, its strings taken literally. Values convert as
+// the HCL reader (internal/hclconf) did:
 // numbers and booleans are taken as their text for string keys, booleans
 // and durations may be written as strings, lists as one comma-separated
 // string. What the HCL parser would evaluate beyond literals (templates
@@ -103,15 +105,7 @@ func position(src []byte, off int) (line, col int) {
 // repeated keys are errors; a syntax error ends the reading.
 func parseFile(path string, src []byte) (*parsed, error) {
 	p := &parsed{path: path, src: src, items: make(map[string]*item, 8)}
-	if !utf8.Valid(src) {
-		off := 0
-		for off < len(src) {
-			r, n := utf8.DecodeRune(src[off:])
-			if r == utf8.RuneError && n <= 1 {
-				break
-			}
-			off += n
-		}
+	if off, bad := hclconf.InvalidUTF8(src); bad {
 		return nil, p.errAt(off, "invalid UTF-8 (the file must be UTF-8 text)")
 	}
 	var errs confErrors
@@ -132,7 +126,7 @@ func parseFile(path string, src []byte) (*parsed, error) {
 	if strings.EqualFold(filepath.Ext(path), ".json") {
 		err = p.parseJSON(add)
 	} else {
-		err = (&scanner{p: p}).parse(add)
+		err = newScanner(p).parse(add)
 	}
 	if err != nil {
 		return nil, err
@@ -152,56 +146,17 @@ func knownKey(k string) bool {
 	return false
 }
 
-// scanner reads HCL's native syntax, the subset a flat config uses.
+// scanner reads HCL's native syntax, the subset a flat config uses, with
+// internal/hclconf's rules for the literals.
 type scanner struct {
-	p   *parsed
-	i   int
-	key string // the key whose value is being read, for messages
+	p *parsed
+	hclconf.Lexer
 }
 
-func (s *scanner) src() []byte { return s.p.src }
-
-func (s *scanner) peek(k int) byte {
-	if s.i+k < len(s.p.src) {
-		return s.p.src[s.i+k]
-	}
-	return 0
-}
-
-func (s *scanner) eof() bool { return s.i >= len(s.p.src) }
-
-func (s *scanner) errf(off int, format string, args ...any) error {
-	return s.p.errAt(off, format, args...)
-}
-
-// skip passes blanks and comments; with nl it also passes newlines (and
-// block comments holding them), else it stops at a newline.
-func (s *scanner) skip(nl bool) error {
-	for !s.eof() {
-		c := s.peek(0)
-		switch {
-		case c == ' ' || c == '\t' || c == '\r' && s.peek(1) == '\n' && nl:
-			s.i++
-		case c == '\n' && nl:
-			s.i++
-		case c == '#' || c == '/' && s.peek(1) == '/':
-			for !s.eof() && s.peek(0) != '\n' {
-				s.i++
-			}
-		case c == '/' && s.peek(1) == '*':
-			end := bytes.Index(s.src()[s.i+2:], []byte("*/"))
-			if end < 0 {
-				return s.errf(s.i, "unterminated /* comment")
-			}
-			if !nl && bytes.IndexByte(s.src()[s.i:s.i+2+end], '\n') >= 0 {
-				return nil // a comment over several lines ends the line
-			}
-			s.i += 2 + end + 2
-		default:
-			return nil
-		}
-	}
-	return nil
+func newScanner(p *parsed) *scanner {
+	return &scanner{p: p, Lexer: hclconf.Lexer{Src: p.src, Errf: func(off int, format string, args ...any) error {
+		return p.errAt(off, format, args...)
+	}}}
 }
 
 func isKeyByte(c byte) bool {
@@ -210,296 +165,130 @@ func isKeyByte(c byte) bool {
 
 func (s *scanner) parse(add func(*item)) error {
 	for {
-		if err := s.skip(true); err != nil {
+		if err := s.Skip(true); err != nil {
 			return err
 		}
-		if s.eof() {
+		if s.EOF() {
 			return nil
 		}
-		start := s.i
-		c := s.peek(0)
+		start := s.I
+		c := s.Peek(0)
 		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return s.errf(start, "want a key (key = value), found %s", s.what())
+			return s.Errf(start, "want a key (key = value), found %s", s.What())
 		}
-		for !s.eof() && isKeyByte(s.peek(0)) {
-			s.i++
+		for !s.EOF() && isKeyByte(s.Peek(0)) {
+			s.I++
 		}
-		key := string(s.src()[start:s.i])
-		if err := s.skip(false); err != nil {
+		key := string(s.Src[start:s.I])
+		if err := s.Skip(false); err != nil {
 			return err
 		}
-		if s.peek(0) != '=' {
-			if s.peek(0) == '{' || s.peek(0) == '"' {
-				return s.errf(s.i, "%s: blocks are not part of this config; want %s = value", key, key)
+		if s.Peek(0) != '=' {
+			if s.Peek(0) == '{' || s.Peek(0) == '"' {
+				return s.Errf(s.I, "%s: blocks are not part of this config; want %s = value", key, key)
 			}
-			return s.errf(s.i, "%s: want = after the key, found %s", key, s.what())
+			return s.Errf(s.I, "%s: want = after the key, found %s", key, s.What())
 		}
-		s.i++
-		if err := s.skip(false); err != nil {
+		s.I++
+		if err := s.Skip(false); err != nil {
 			return err
 		}
-		s.key = key
-		valOff := s.i
+		s.Key = key
+		valOff := s.I
 		v, err := s.value(false)
 		if err != nil {
 			return err
 		}
-		if err := s.skip(false); err != nil {
+		if err := s.Skip(false); err != nil {
 			return err
 		}
-		switch {
-		case s.eof():
-		case s.peek(0) == '\n':
-			s.i++
-		case s.peek(0) == '\r' && s.peek(1) == '\n':
-			s.i += 2
-		default:
-			return s.errf(s.i, "%s: want a new line after the value, found %s", key, s.what())
+		if !s.EndLine() {
+			return s.Errf(s.I, "%s: want a new line after the value, found %s", key, s.What())
 		}
 		add(&item{key: key, keyOff: start, valOff: valOff, v: v})
 	}
 }
 
-// what names the byte at the cursor for a message.
-func (s *scanner) what() string {
-	if s.eof() {
-		return "the end of the file"
-	}
-	switch c := s.peek(0); c {
-	case '\n', '\r':
-		return "the end of the line"
-	default:
-		r, _ := utf8.DecodeRune(s.src()[s.i:])
-		return strconv.QuoteRune(r)
-	}
-}
-
 // value reads one value; inList forbids a nested list.
 func (s *scanner) value(inList bool) (value, error) {
-	start := s.i
-	c := s.peek(0)
+	start := s.I
+	c := s.Peek(0)
 	switch {
 	case c == '"':
-		str, err := s.quoted()
+		str, err := s.Quoted()
 		return value{kind: vString, s: str}, err
-	case c == '<' && s.peek(1) == '<':
-		str, err := s.heredoc()
+	case c == '<' && s.Peek(1) == '<':
+		str, err := s.Heredoc(s.ident)
 		return value{kind: vString, s: str}, err
 	case c == '[' && !inList:
 		return s.list()
 	case c == '-' || c >= '0' && c <= '9':
 		return s.number()
 	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_':
-		for !s.eof() && isKeyByte(s.peek(0)) {
-			s.i++
+		for !s.EOF() && isKeyByte(s.Peek(0)) {
+			s.I++
 		}
-		switch word := string(s.src()[start:s.i]); word {
+		switch word := string(s.Src[start:s.I]); word {
 		case "true", "false":
 			return value{kind: vBool, b: word == "true"}, nil
 		case "null":
 			return value{kind: vNull}, nil
 		default:
-			return value{}, s.errf(start, "%s: %s is not a value; a string is written in double quotes", s.key, word)
+			return value{}, s.Errf(start, "%s: %s is not a value; a string is written in double quotes", s.Key, word)
 		}
 	}
-	return value{}, s.errf(start, "%s: want a value (a quoted string, number, true, false or a list), found %s", s.key, s.what())
+	return value{}, s.Errf(start, "%s: want a value (a quoted string, number, true, false or a list), found %s", s.Key, s.What())
 }
 
 // number reads an HCL number literal (a leading - allowed): its value in
 // HCL's own precision, kept as the text HCL's string conversion gives.
 func (s *scanner) number() (value, error) {
-	start := s.i
-	if s.peek(0) == '-' {
-		s.i++
-	}
-	digits := func() int {
-		n := 0
-		for c := s.peek(0); c >= '0' && c <= '9'; c = s.peek(0) {
-			s.i++
-			n++
-		}
-		return n
-	}
-	ok := digits() > 0
-	if ok && s.peek(0) == '.' {
-		s.i++
-		ok = digits() > 0
-	}
-	if ok && (s.peek(0) == 'e' || s.peek(0) == 'E') {
-		s.i++
-		if s.peek(0) == '+' || s.peek(0) == '-' {
-			s.i++
-		}
-		ok = digits() > 0
-	}
-	if ok && !s.eof() && (isKeyByte(s.peek(0)) || s.peek(0) == '.') {
+	start := s.I
+	ok := s.NumberSyntax()
+	if ok && !s.EOF() && (isKeyByte(s.Peek(0)) || s.Peek(0) == '.') {
 		ok = false
 	}
 	if !ok {
-		return value{}, s.errf(start, "%s: malformed number; a string is written in double quotes", s.key)
+		return value{}, s.Errf(start, "%s: malformed number; a string is written in double quotes", s.Key)
 	}
-	_, text, err := hclconf.Number(string(s.src()[start:s.i]))
+	_, text, err := hclconf.Number(string(s.Src[start:s.I]))
 	switch {
 	case errors.Is(err, hclconf.ErrNumberRange):
-		return value{}, s.errf(start, "%s: %v", s.key, err)
+		return value{}, s.Errf(start, "%s: %v", s.Key, err)
 	case err != nil:
-		return value{}, s.errf(start, "%s: malformed number: %v", s.key, err)
+		return value{}, s.Errf(start, "%s: malformed number: %v", s.Key, err)
 	}
 	return value{kind: vNumber, s: text}, nil
 }
 
-// list reads [v, v, ...] over any number of lines.
+// list reads [v, v, ...] over any number of lines; its elements are not
+// lists.
 func (s *scanner) list() (value, error) {
-	open := s.i
-	s.i++
 	l := value{kind: vList, list: []value{}}
-	for {
-		if err := s.skip(true); err != nil {
-			return value{}, err
-		}
-		if s.eof() {
-			return value{}, s.errf(open, "%s: unterminated list (no ])", s.key)
-		}
-		if s.peek(0) == ']' {
-			s.i++
-			return l, nil
-		}
-		if s.peek(0) == '[' {
-			return value{}, s.errf(s.i, "invalid value for %q: want a list of strings", s.key)
+	err := s.List(func() error {
+		if s.Peek(0) == '[' {
+			return s.Errf(s.I, "invalid value for %q: want a list of strings", s.Key)
 		}
 		v, err := s.value(true)
-		if err != nil {
-			return value{}, err
-		}
 		l.list = append(l.list, v)
-		if err := s.skip(true); err != nil {
-			return value{}, err
-		}
-		switch {
-		case s.peek(0) == ',':
-			s.i++
-		case s.peek(0) == ']':
-		case s.eof():
-			return value{}, s.errf(open, "%s: unterminated list (no ])", s.key)
-		default:
-			return value{}, s.errf(s.i, "%s: want , or ] in the list, found %s", s.key, s.what())
-		}
+		return err
+	})
+	if err != nil {
+		return value{}, err
 	}
+	return l, nil
 }
 
-// quoted reads a "string" on one line with HCL's escapes (\n \r \t \" \\
-// \uNNNN \UNNNNNNNN, and $${ %%{ for a literal ${ %{).
-func (s *scanner) quoted() (string, error) {
-	open := s.i
-	s.i++
-	var b strings.Builder
-	for {
-		if s.eof() || s.peek(0) == '\n' || s.peek(0) == '\r' && s.peek(1) == '\n' {
-			return "", s.errf(open, "%s: unterminated string (no closing \" on the line)", s.key)
-		}
-		c := s.peek(0)
-		switch {
-		case c == '"':
-			s.i++
-			return b.String(), nil
-		case c == '\\':
-			r, n, err := hclconf.Unescape(s.src()[s.i:])
-			if err != nil {
-				return "", s.errf(s.i, "%s: %v", s.key, err)
-			}
-			b.WriteRune(r)
-			s.i += n
-		case c < 0x20 && c != '\t':
-			return "", s.errf(s.i, "%s: control character in a string", s.key)
-		default:
-			n, err := hclconf.TemplateByte(s.src()[s.i:])
-			if err != nil {
-				return "", s.errf(s.i, "%s: %v", s.key, err)
-			}
-			hclconf.WriteLiteral(&b, s.src()[s.i:s.i+n])
-			s.i += n
-		}
+// ident reads a heredoc's name (ASCII, as a key), "" when there is none.
+func (s *scanner) ident() string {
+	start := s.I
+	for !s.EOF() && isKeyByte(s.Peek(0)) {
+		s.I++
 	}
-}
-
-// heredoc reads <<ID or <<-ID up to a line holding only ID. Its text keeps
-// every line's newline; <<- removes the indentation all lines share.
-func (s *scanner) heredoc() (string, error) {
-	open := s.i
-	s.i += 2
-	flush := s.peek(0) == '-'
-	if flush {
-		s.i++
+	if id := string(s.Src[start:s.I]); id != "" && (id[0] == '_' || id[0] >= 'a' && id[0] <= 'z' || id[0] >= 'A' && id[0] <= 'Z') {
+		return id
 	}
-	idStart := s.i
-	for !s.eof() && isKeyByte(s.peek(0)) {
-		s.i++
-	}
-	id := string(s.src()[idStart:s.i])
-	if id == "" || !(id[0] == '_' || id[0] >= 'a' && id[0] <= 'z' || id[0] >= 'A' && id[0] <= 'Z') {
-		return "", s.errf(open, "%s: a heredoc starts with <<NAME or <<-NAME and a new line", s.key)
-	}
-	switch {
-	case s.peek(0) == '\n':
-		s.i++
-	case s.peek(0) == '\r' && s.peek(1) == '\n':
-		s.i += 2
-	default:
-		return "", s.errf(open, "%s: a heredoc starts with <<NAME or <<-NAME and a new line", s.key)
-	}
-	var lines []string
-	for {
-		if s.eof() {
-			return "", s.errf(open, "%s: unterminated heredoc (no line %q)", s.key, id)
-		}
-		end := bytes.IndexByte(s.src()[s.i:], '\n')
-		var line []byte
-		if end < 0 {
-			line = s.src()[s.i:]
-		} else {
-			line = s.src()[s.i : s.i+end+1]
-		}
-		// The closing line ends with a newline, as HCL wants.
-		if end >= 0 && string(bytes.TrimSpace(line)) == id {
-			// The closing line's own newline ends the attribute.
-			s.i += len(bytes.TrimRight(line, "\r\n"))
-			break
-		}
-		for j := 0; j < len(line); j++ {
-			if c := line[j]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
-				return "", s.errf(s.i+j, "%s: control character in a heredoc", s.key)
-			}
-			n, err := hclconf.TemplateByte(line[j:])
-			if err != nil {
-				return "", s.errf(s.i+j, "%s: %v", s.key, err)
-			}
-			j += n - 1
-		}
-		lines = append(lines, string(line))
-		s.i += len(line)
-	}
-	if flush {
-		// As HCL: a blank line (spaces only) neither counts nor changes;
-		// the others lose the leading spaces they all share.
-		indent := -1
-		for _, l := range lines {
-			if n, blank := hclconf.LeadingSpaces(l); !blank && (indent < 0 || n < indent) {
-				indent = n
-			}
-		}
-		for i, l := range lines {
-			if _, blank := hclconf.LeadingSpaces(l); !blank {
-				for k := 0; k < indent; k++ {
-					_, size := utf8.DecodeRuneInString(l)
-					l = l[size:]
-				}
-				lines[i] = l
-			}
-		}
-	}
-	text := strings.Join(lines, "")
-	text = strings.ReplaceAll(strings.ReplaceAll(text, "$${", "${"), "%%{", "%{")
-	return text, nil
+	return ""
 }
 
 // parseJSON reads a ".json" config: one object of key: value.

@@ -1,7 +1,6 @@
 package hclconf
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math/big"
@@ -44,88 +43,51 @@ func (s *source) errAt(off int, format string, args ...any) error {
 
 // checkUTF8 refuses a file that is not UTF-8 text, at the first bad byte.
 func (s *source) checkUTF8() error {
-	if utf8.Valid(s.src) {
-		return nil
+	if off, bad := InvalidUTF8(s.src); bad {
+		return s.errAt(off, "invalid UTF-8 (the file must be UTF-8 text)")
+	}
+	return nil
+}
+
+// InvalidUTF8 returns the offset of src's first byte that is not UTF-8,
+// and whether there is one.
+func InvalidUTF8(src []byte) (int, bool) {
+	if utf8.Valid(src) {
+		return 0, false
 	}
 	off := 0
-	for off < len(s.src) {
-		r, n := utf8.DecodeRune(s.src[off:])
+	for off < len(src) {
+		r, n := utf8.DecodeRune(src[off:])
 		if r == utf8.RuneError && n <= 1 {
 			break
 		}
 		off += n
 	}
-	return s.errAt(off, "invalid UTF-8 (the file must be UTF-8 text)")
+	return off, true
 }
 
 // scanner reads HCL's native syntax, the part of it a config uses.
 type scanner struct {
 	*source
-	i   int
-	key string // the key whose value is being read, for messages
+	Lexer
 }
 
 func parseNative(path string, src []byte) (*Body, error) {
 	s := &scanner{source: newSource(path, src)}
+	s.Lexer = Lexer{Src: src, Errf: s.errAt}
 	if err := s.checkUTF8(); err != nil {
 		return nil, err
 	}
 	return s.body(-1)
 }
 
-func (s *scanner) peek(k int) byte {
-	if s.i+k < len(s.src) {
-		return s.src[s.i+k]
-	}
-	return 0
-}
-
-func (s *scanner) eof() bool { return s.i >= len(s.src) }
-
-// skip passes blanks and comments; with nl it also passes newlines (and
-// block comments holding them), else it stops at a newline or at a block
-// comment over several lines.
-func (s *scanner) skip(nl bool) error {
-	for !s.eof() {
-		c := s.peek(0)
-		switch {
-		case c == ' ' || c == '\t':
-			s.i++
-		case nl && (c == '\n' || c == '\r' && s.peek(1) == '\n'):
-			s.i++
-		case c == '#' || c == '/' && s.peek(1) == '/':
-			for !s.eof() && s.peek(0) != '\n' && !(s.peek(0) == '\r' && s.peek(1) == '\n') {
-				s.i++
-			}
-		case c == '/' && s.peek(1) == '*':
-			end := bytes.Index(s.src[s.i+2:], []byte("*/"))
-			if end < 0 {
-				return s.errAt(s.i, "unterminated /* comment")
-			}
-			if !nl && bytes.IndexByte(s.src[s.i:s.i+2+end], '\n') >= 0 {
-				return nil
-			}
-			s.i += 2 + end + 2
-		default:
-			return nil
-		}
-	}
-	return nil
-}
-
 // endLine passes the end of a line (or of the file) after an item.
 func (s *scanner) endLine(what string) error {
-	if err := s.skip(false); err != nil {
+	if err := s.Skip(false); err != nil {
 		return err
 	}
-	switch {
-	case s.eof():
-	case s.peek(0) == '\n':
-		s.i++
-	case s.peek(0) == '\r' && s.peek(1) == '\n':
-		s.i += 2
-	default:
-		return s.errAt(s.i, "%s: want a new line after the %s, found %s (the config holds literals only: no expressions)", s.key, what, s.what())
+	if !s.EndLine() {
+		return s.errAt(s.I, "%s: want a new line after the %s, found %s (the config holds literals only: no expressions)", s.Key, what, s.What())
 	}
 	return nil
 }
@@ -139,34 +101,20 @@ func isIDByte(r rune) bool {
 // ident reads a name (letters, digits, _ and -, not starting with a digit
 // or -), or returns "" when there is none at the cursor.
 func (s *scanner) ident() string {
-	start := s.i
-	r, n := utf8.DecodeRune(s.src[s.i:])
-	if s.eof() || !isIDStart(r) {
+	start := s.I
+	r, n := utf8.DecodeRune(s.src[s.I:])
+	if s.EOF() || !isIDStart(r) {
 		return ""
 	}
-	s.i += n
-	for !s.eof() {
-		r, n := utf8.DecodeRune(s.src[s.i:])
+	s.I += n
+	for !s.EOF() {
+		r, n := utf8.DecodeRune(s.src[s.I:])
 		if !isIDByte(r) {
 			break
 		}
-		s.i += n
+		s.I += n
 	}
-	return string(s.src[start:s.i])
-}
-
-// what names the character at the cursor for a message.
-func (s *scanner) what() string {
-	if s.eof() {
-		return "the end of the file"
-	}
-	switch c := s.peek(0); c {
-	case '\n', '\r':
-		return "the end of the line"
-	default:
-		r, _ := utf8.DecodeRune(s.src[s.i:])
-		return strconv.QuoteRune(r)
-	}
+	return string(s.src[start:s.I])
 }
 
 // body reads items up to the } closing the block opened at open, or to the
@@ -175,17 +123,17 @@ func (s *scanner) body(open int) (*Body, error) {
 	b := &Body{Range: s.rng(max(open, 0))}
 	seen := map[string]*Attribute{}
 	for {
-		if err := s.skip(true); err != nil {
+		if err := s.Skip(true); err != nil {
 			return nil, err
 		}
-		if s.eof() {
+		if s.EOF() {
 			if open >= 0 {
 				return nil, s.errAt(open, "unterminated block (no closing })")
 			}
 			return b, nil
 		}
-		if open >= 0 && s.peek(0) == '}' {
-			s.i++
+		if open >= 0 && s.Peek(0) == '}' {
+			s.I++
 			return b, nil
 		}
 		a, blk, err := s.item(seen)
@@ -208,18 +156,18 @@ func (s *scanner) body(open int) (*Body, error) {
 // item reads key = value or a block at the cursor; seen holds the body's
 // attributes so far, to refuse one given twice.
 func (s *scanner) item(seen map[string]*Attribute) (*Attribute, *Block, error) {
-	start := s.i
+	start := s.I
 	name := s.ident()
 	if name == "" {
-		return nil, nil, s.errAt(start, "want a key (key = value) or a block (name { ... }), found %s", s.what())
+		return nil, nil, s.errAt(start, "want a key (key = value) or a block (name { ... }), found %s", s.What())
 	}
-	s.key = name
-	if err := s.skip(false); err != nil {
+	s.Key = name
+	if err := s.Skip(false); err != nil {
 		return nil, nil, err
 	}
-	if s.peek(0) == '=' {
-		s.i++
-		if err := s.skip(false); err != nil {
+	if s.Peek(0) == '=' {
+		s.I++
+		if err := s.Skip(false); err != nil {
 			return nil, nil, err
 		}
 		a := &Attribute{Name: name, NameRange: s.rng(start)}
@@ -237,30 +185,30 @@ func (s *scanner) item(seen map[string]*Attribute) (*Attribute, *Block, error) {
 	blk := &Block{Type: name, DefRange: s.rng(start)}
 	for {
 		switch {
-		case s.peek(0) == '"':
-			lab, err := s.quoted()
+		case s.Peek(0) == '"':
+			lab, err := s.Quoted()
 			if err != nil {
 				return nil, nil, err
 			}
 			blk.Labels = append(blk.Labels, lab)
-		case s.peek(0) == '{':
-			open := s.i
-			s.i++
+		case s.Peek(0) == '{':
+			open := s.I
+			s.I++
 			body, err := s.blockBody(open)
 			if err != nil {
 				return nil, nil, err
 			}
 			blk.Body = body
-			s.key = name
+			s.Key = name
 			return nil, blk, nil
 		default:
 			if lab := s.ident(); lab != "" {
 				blk.Labels = append(blk.Labels, lab)
 				break
 			}
-			return nil, nil, s.errAt(s.i, "%s: want = (key = value) or a block (%s { ... }), found %s", name, name, s.what())
+			return nil, nil, s.errAt(s.I, "%s: want = (key = value) or a block (%s { ... }), found %s", name, name, s.What())
 		}
-		if err := s.skip(false); err != nil {
+		if err := s.Skip(false); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -269,14 +217,14 @@ func (s *scanner) item(seen map[string]*Attribute) (*Attribute, *Block, error) {
 // blockBody reads a block's body after its {: over several lines, or on
 // one line holding at most one key = value (as HCL allows).
 func (s *scanner) blockBody(open int) (*Body, error) {
-	if err := s.skip(false); err != nil {
+	if err := s.Skip(false); err != nil {
 		return nil, err
 	}
 	switch {
-	case s.eof() || s.peek(0) == '\n' || s.peek(0) == '\r' && s.peek(1) == '\n' || s.peek(0) == '/':
+	case s.EOF() || s.Peek(0) == '\n' || s.Peek(0) == '\r' && s.Peek(1) == '\n' || s.Peek(0) == '/':
 		return s.body(open)
-	case s.peek(0) == '}':
-		s.i++
+	case s.Peek(0) == '}':
+		s.I++
 		return &Body{Range: s.rng(open)}, nil
 	}
 	b := &Body{Range: s.rng(open)}
@@ -288,13 +236,13 @@ func (s *scanner) blockBody(open int) (*Body, error) {
 		return nil, s.errAt(blk.DefRange.Start.Byte, "%s: a block on one line holds at most one key = value, not a block", blk.Type)
 	}
 	b.Attributes = append(b.Attributes, a)
-	if err := s.skip(false); err != nil {
+	if err := s.Skip(false); err != nil {
 		return nil, err
 	}
-	if s.peek(0) != '}' {
-		return nil, s.errAt(s.i, "%s: a block on one line holds one key = value and ends with }, found %s", a.Name, s.what())
+	if s.Peek(0) != '}' {
+		return nil, s.errAt(s.I, "%s: a block on one line holds one key = value and ends with }, found %s", a.Name, s.What())
 	}
-	s.i++
+	s.I++
 	return b, nil
 }
 
@@ -303,18 +251,18 @@ const maxDepth = 64
 
 // value reads one literal.
 func (s *scanner) value(depth int) (*Value, error) {
-	start := s.i
+	start := s.I
 	if depth > maxDepth {
-		return nil, s.errAt(start, "%s: lists and objects nested too deep", s.key)
+		return nil, s.errAt(start, "%s: lists and objects nested too deep", s.Key)
 	}
 	at := s.rng(start)
-	c := s.peek(0)
+	c := s.Peek(0)
 	switch {
 	case c == '"':
-		str, err := s.quoted()
+		str, err := s.Quoted()
 		return &Value{Kind: KindString, Str: str, Range: at}, err
-	case c == '<' && s.peek(1) == '<':
-		str, err := s.heredoc()
+	case c == '<' && s.Peek(1) == '<':
+		str, err := s.Heredoc(s.ident)
 		return &Value{Kind: KindString, Str: str, Range: at}, err
 	case c == '[':
 		return s.list(depth)
@@ -330,47 +278,25 @@ func (s *scanner) value(depth int) (*Value, error) {
 		case "null":
 			return &Value{Kind: KindNull, Range: at}, nil
 		default:
-			return nil, s.errAt(start, "%s: %s is not a value (the config holds literals only; a string is written in double quotes)", s.key, word)
+			return nil, s.errAt(start, "%s: %s is not a value (the config holds literals only; a string is written in double quotes)", s.Key, word)
 		}
 	}
-	return nil, s.errAt(start, "%s: want a value (a quoted string, number, true, false, null, a list or an object), found %s", s.key, s.what())
+	return nil, s.errAt(start, "%s: want a value (a quoted string, number, true, false, null, a list or an object), found %s", s.Key, s.What())
 }
 
 // number reads an HCL number literal, a leading - allowed.
 func (s *scanner) number() (*Value, error) {
-	start := s.i
-	if s.peek(0) == '-' {
-		s.i++
-	}
-	digits := func() int {
-		n := 0
-		for c := s.peek(0); c >= '0' && c <= '9'; c = s.peek(0) {
-			s.i++
-			n++
-		}
-		return n
-	}
-	ok := digits() > 0
-	if ok && s.peek(0) == '.' {
-		s.i++
-		ok = digits() > 0
-	}
-	if ok && (s.peek(0) == 'e' || s.peek(0) == 'E') {
-		s.i++
-		if s.peek(0) == '+' || s.peek(0) == '-' {
-			s.i++
-		}
-		ok = digits() > 0
-	}
-	if ok && !s.eof() {
-		if r, _ := utf8.DecodeRune(s.src[s.i:]); isIDByte(r) || r == '.' {
+	start := s.I
+	ok := s.NumberSyntax()
+	if ok && !s.EOF() {
+		if r, _ := utf8.DecodeRune(s.src[s.I:]); isIDByte(r) || r == '.' {
 			ok = false
 		}
 	}
 	if !ok {
-		return nil, s.errAt(start, "%s: malformed number (the config holds literals only; a string is written in double quotes)", s.key)
+		return nil, s.errAt(start, "%s: malformed number (the config holds literals only; a string is written in double quotes)", s.Key)
 	}
-	return numberValue(s.source, start, s.key, string(s.src[start:s.i]))
+	return numberValue(s.source, start, s.Key, string(s.src[start:s.I]))
 }
 
 // numberValue is the number lit at off, the value of key, in HCL's own
@@ -426,139 +352,82 @@ func NumberText(f *big.Float) (string, error) {
 
 // list reads [v, v, ...] over any number of lines.
 func (s *scanner) list(depth int) (*Value, error) {
-	open := s.i
-	s.i++
-	l := &Value{Kind: KindList, List: []*Value{}, Range: s.rng(open)}
-	for {
-		if err := s.skip(true); err != nil {
-			return nil, err
-		}
-		if s.eof() {
-			return nil, s.errAt(open, "%s: unterminated list (no ])", s.key)
-		}
-		if s.peek(0) == ']' {
-			s.i++
-			return l, nil
-		}
+	l := &Value{Kind: KindList, List: []*Value{}, Range: s.rng(s.I)}
+	err := s.List(func() error {
 		v, err := s.value(depth + 1)
-		if err != nil {
-			return nil, err
-		}
 		l.List = append(l.List, v)
-		if err := s.skip(true); err != nil {
-			return nil, err
-		}
-		switch {
-		case s.peek(0) == ',':
-			s.i++
-		case s.peek(0) == ']':
-		case s.eof():
-			return nil, s.errAt(open, "%s: unterminated list (no ])", s.key)
-		default:
-			return nil, s.errAt(s.i, "%s: want , or ] in the list, found %s", s.key, s.what())
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return l, nil
 }
 
 // object reads { key = value ... }, entries separated by commas or new
 // lines, keys names or quoted strings, each given once.
 func (s *scanner) object(depth int) (*Value, error) {
-	open := s.i
-	outer := s.key
-	s.i++
+	open := s.I
+	outer := s.Key
+	s.I++
 	o := &Value{Kind: KindObject, Range: s.rng(open)}
 	seen := map[string]bool{}
 	for {
-		if err := s.skip(true); err != nil {
+		if err := s.Skip(true); err != nil {
 			return nil, err
 		}
-		if s.eof() {
+		if s.EOF() {
 			return nil, s.errAt(open, "%s: unterminated object (no })", outer)
 		}
-		if s.peek(0) == '}' {
-			s.i++
-			s.key = outer
+		if s.Peek(0) == '}' {
+			s.I++
+			s.Key = outer
 			return o, nil
 		}
-		keyOff := s.i
+		keyOff := s.I
 		var key string
-		if s.peek(0) == '"' {
-			k, err := s.quoted()
+		if s.Peek(0) == '"' {
+			k, err := s.Quoted()
 			if err != nil {
 				return nil, err
 			}
 			key = k
 		} else if key = s.ident(); key == "" || key == "true" || key == "false" || key == "null" {
-			s.i = keyOff
-			return nil, s.errAt(keyOff, "%s: want a key (a name or a quoted string) in the object, found %s", outer, s.what())
+			s.I = keyOff
+			return nil, s.errAt(keyOff, "%s: want a key (a name or a quoted string) in the object, found %s", outer, s.What())
 		}
 		if seen[key] {
 			return nil, s.errAt(keyOff, "%s: key %q given twice", outer, key)
 		}
 		seen[key] = true
-		if err := s.skip(false); err != nil {
+		if err := s.Skip(false); err != nil {
 			return nil, err
 		}
-		if s.peek(0) != '=' && s.peek(0) != ':' {
-			return nil, s.errAt(s.i, "%s: want = after the key %q, found %s", outer, key, s.what())
+		if s.Peek(0) != '=' && s.Peek(0) != ':' {
+			return nil, s.errAt(s.I, "%s: want = after the key %q, found %s", outer, key, s.What())
 		}
-		s.i++
-		if err := s.skip(false); err != nil {
+		s.I++
+		if err := s.Skip(false); err != nil {
 			return nil, err
 		}
-		s.key = key
+		s.Key = key
 		v, err := s.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
-		s.key = outer
+		s.Key = outer
 		o.Items = append(o.Items, &Item{Key: key, KeyRange: s.rng(keyOff), Value: v})
-		if err := s.skip(false); err != nil {
+		if err := s.Skip(false); err != nil {
 			return nil, err
 		}
 		switch {
-		case s.peek(0) == ',':
-			s.i++
-		case s.peek(0) == '}' || s.peek(0) == '\n' || s.peek(0) == '\r' && s.peek(1) == '\n':
-		case s.eof():
+		case s.Peek(0) == ',':
+			s.I++
+		case s.Peek(0) == '}' || s.Peek(0) == '\n' || s.Peek(0) == '\r' && s.Peek(1) == '\n':
+		case s.EOF():
 			return nil, s.errAt(open, "%s: unterminated object (no })", outer)
 		default:
-			return nil, s.errAt(s.i, "%s: want , or a new line after the value of %q, found %s", outer, key, s.what())
-		}
-	}
-}
-
-// quoted reads a "string" on one line with HCL's escapes (\n \r \t \" \\
-// \uNNNN \UNNNNNNNN, and $${ %%{ for a literal ${ %{).
-func (s *scanner) quoted() (string, error) {
-	open := s.i
-	s.i++
-	var b strings.Builder
-	for {
-		if s.eof() || s.peek(0) == '\n' || s.peek(0) == '\r' && s.peek(1) == '\n' {
-			return "", s.errAt(open, "%s: unterminated string (no closing \" on the line)", s.key)
-		}
-		c := s.peek(0)
-		switch {
-		case c == '"':
-			s.i++
-			return b.String(), nil
-		case c == '\\':
-			r, n, err := Unescape(s.src[s.i:])
-			if err != nil {
-				return "", s.errAt(s.i, "%s: %v", s.key, err)
-			}
-			b.WriteRune(r)
-			s.i += n
-		case c < 0x20 && c != '\t':
-			return "", s.errAt(s.i, "%s: control character in a string", s.key)
-		default:
-			n, err := TemplateByte(s.src[s.i:])
-			if err != nil {
-				return "", s.errAt(s.i, "%s: %v", s.key, err)
-			}
-			WriteLiteral(&b, s.src[s.i:s.i+n])
-			s.i += n
+			return nil, s.errAt(s.I, "%s: want , or a new line after the value of %q, found %s", outer, key, s.What())
 		}
 	}
 }
@@ -632,79 +501,4 @@ func LeadingSpaces(l string) (n int, blank bool) {
 		return 0, true
 	}
 	return utf8.RuneCountInString(l[:len(l)-len(rest)]), false
-}
-
-// heredoc reads <<ID or <<-ID up to a line holding only ID. Its text keeps
-// every line's newline; <<- removes the indentation all lines share.
-func (s *scanner) heredoc() (string, error) {
-	open := s.i
-	s.i += 2
-	flush := s.peek(0) == '-'
-	if flush {
-		s.i++
-	}
-	id := s.ident()
-	if id == "" {
-		return "", s.errAt(open, "%s: a heredoc starts with <<NAME or <<-NAME and a new line", s.key)
-	}
-	switch {
-	case s.peek(0) == '\n':
-		s.i++
-	case s.peek(0) == '\r' && s.peek(1) == '\n':
-		s.i += 2
-	default:
-		return "", s.errAt(open, "%s: a heredoc starts with <<NAME or <<-NAME and a new line", s.key)
-	}
-	var lines []string
-	for {
-		if s.eof() {
-			return "", s.errAt(open, "%s: unterminated heredoc (no line %q)", s.key, id)
-		}
-		end := bytes.IndexByte(s.src[s.i:], '\n')
-		var line []byte
-		if end < 0 {
-			line = s.src[s.i:]
-		} else {
-			line = s.src[s.i : s.i+end+1]
-		}
-		// The closing line ends with a newline, as HCL wants.
-		if end >= 0 && string(bytes.TrimSpace(line)) == id {
-			// The closing line's own newline ends the attribute.
-			s.i += len(bytes.TrimRight(line, "\r\n"))
-			break
-		}
-		for j := 0; j < len(line); j++ {
-			if c := line[j]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
-				return "", s.errAt(s.i+j, "%s: control character in a heredoc", s.key)
-			}
-			n, err := TemplateByte(line[j:])
-			if err != nil {
-				return "", s.errAt(s.i+j, "%s: %v", s.key, err)
-			}
-			j += n - 1
-		}
-		lines = append(lines, string(line))
-		s.i += len(line)
-	}
-	if flush {
-		// As HCL: a blank line (spaces only) neither counts nor changes;
-		// the others lose the leading spaces they all share.
-		indent := -1
-		for _, l := range lines {
-			if n, blank := LeadingSpaces(l); !blank && (indent < 0 || n < indent) {
-				indent = n
-			}
-		}
-		for i, l := range lines {
-			if _, blank := LeadingSpaces(l); !blank {
-				for k := 0; k < indent; k++ {
-					_, size := utf8.DecodeRuneInString(l)
-					l = l[size:]
-				}
-				lines[i] = l
-			}
-		}
-	}
-	text := strings.Join(lines, "")
-	return strings.ReplaceAll(strings.ReplaceAll(text, "$${", "${"), "%%{", "%{"), nil
 }
