@@ -113,7 +113,7 @@ func TestHostileRedirects(t *testing.T) {
 		"301 to an unlisted host": {h: redirectTo(strings.Replace(elsewhere.URL, "127.0.0.1", "localhost", 1), 301),
 			wantErr: ErrVault, reason: "not a configured vault address"},
 		"to a configured address, other path": {h: func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, active.URL+"/v1/sys/leader", 307)
+			http.Redirect(w, r, active.URL+"/v1/sys/leader", http.StatusTemporaryRedirect)
 		}, extra: []string{active.URL}, wantErr: ErrVault, reason: "not a configured vault address"},
 		"with userinfo": {h: redirectTo(strings.Replace(active.URL, "://", "://u:p@", 1), 307), extra: []string{active.URL},
 			wantErr: ErrVault, reason: "not a configured vault address"},
@@ -255,7 +255,7 @@ func TestQuoteValue(t *testing.T) {
 			if (got != tc.in) != tc.quoted {
 				t.Fatalf("quoteValue(%q) = %q, quoted = %v, want %v", tc.in, got, got != tc.in, tc.quoted)
 			}
-			if strings.ContainsAny(got, "\n\r\x85") {
+			if strings.ContainsAny(got, "\n\r\u0085\u2028\u2029") {
 				t.Errorf("quoteValue(%q) = %q still holds a line break", tc.in, got)
 			}
 		})
