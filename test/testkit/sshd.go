@@ -81,18 +81,35 @@ func AddUser(t testing.TB, name string) {
 // SSHLogin connects to addr as user, types password at every
 // keyboard-interactive prompt and runs `id -un`; it returns the output.
 func SSHLogin(addr, user, password string) (string, error) {
-	c, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{
-		User: user,
-		Auth: []ssh.AuthMethod{ssh.KeyboardInteractive(func(_, _ string, qs []string, _ []bool) ([]string, error) {
-			answers := make([]string, len(qs))
-			for i := range answers {
-				answers[i] = password
-			}
-			return answers, nil
-		})},
+	return SSHLoginWith(addr, user, Password(password))
+}
+
+// Password answers every keyboard-interactive prompt with password.
+func Password(password string) ssh.AuthMethod {
+	return ssh.KeyboardInteractive(func(_, _ string, qs []string, _ []bool) ([]string, error) {
+		answers := make([]string, len(qs))
+		for i := range answers {
+			answers[i] = password
+		}
+		return answers, nil
+	})
+}
+
+// SSHLoginWith connects to addr as user offering auth in order and runs
+// `id -un`; it returns the output.
+func SSHLoginWith(addr, user string, auth ...ssh.AuthMethod) (string, error) {
+	return SSHWhoami(addr, &ssh.ClientConfig{
+		User:            user,
+		Auth:            auth,
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
 		Timeout:         30 * time.Second,
 	})
+}
+
+// SSHWhoami connects to addr with cfg and runs `id -un`; it returns the
+// output.
+func SSHWhoami(addr string, cfg *ssh.ClientConfig) (string, error) {
+	c, err := ssh.Dial("tcp", addr, cfg)
 	if err != nil {
 		return "", err
 	}

@@ -304,7 +304,7 @@ func (r *rig) loginTo(addr string, k userKey) (string, uint64, error) {
 	checker := &ssh.CertChecker{IsHostAuthority: func(auth ssh.PublicKey, _ string) bool {
 		return bytes.Equal(auth.Marshal(), r.hostCA.Marshal())
 	}}
-	c, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{
+	out, err := testkit.SSHWhoami(addr, &ssh.ClientConfig{
 		User: r.user,
 		Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: func(_ string, remote net.Addr, key ssh.PublicKey) error {
@@ -316,17 +316,7 @@ func (r *rig) loginTo(addr string, k userKey) (string, uint64, error) {
 		HostKeyAlgorithms: []string{ssh.CertAlgoED25519v01, ssh.KeyAlgoED25519},
 		Timeout:           20 * time.Second,
 	})
-	if err != nil {
-		return "", served, err
-	}
-	defer c.Close()
-	s, err := c.NewSession()
-	if err != nil {
-		return "", served, err
-	}
-	defer s.Close()
-	out, err := s.Output("id -un")
-	return strings.TrimSpace(string(out)), served, err
+	return out, served, err
 }
 
 func (r *rig) mustLogIn(what string, k userKey) {

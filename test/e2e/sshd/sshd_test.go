@@ -252,32 +252,9 @@ func (r *rig) loginWith(user string, key ssh.Signer, password *string) (string, 
 		r.secretsMu.Lock()
 		r.secrets = append(r.secrets, *password)
 		r.secretsMu.Unlock()
-		auth = append(auth, ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
-			answers := make([]string, len(questions))
-			for i := range answers {
-				answers[i] = *password
-			}
-			return answers, nil
-		}))
+		auth = append(auth, testkit.Password(*password))
 	}
-	cfg := &ssh.ClientConfig{
-		User:            user,
-		Auth:            auth,
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
-		Timeout:         30 * time.Second,
-	}
-	c, err := ssh.Dial("tcp", r.addr, cfg)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	s, err := c.NewSession()
-	if err != nil {
-		return "", err
-	}
-	defer s.Close()
-	out, err := s.Output("id -un")
-	return strings.TrimSpace(string(out)), err
+	return testkit.SSHLoginWith(r.addr, user, auth...)
 }
 
 func TestSSHLoginThroughPAM(t *testing.T) {
