@@ -176,10 +176,7 @@ func (s *scanner) parse(add func(*item)) error {
 		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
 			return s.Errf(start, "want a key (key = value), found %s", s.What())
 		}
-		for !s.EOF() && isKeyByte(s.Peek(0)) {
-			s.I++
-		}
-		key := string(s.Src[start:s.I])
+		key := s.word()
 		if err := s.Skip(false); err != nil {
 			return err
 		}
@@ -225,10 +222,7 @@ func (s *scanner) value(inList bool) (value, error) {
 	case c == '-' || c >= '0' && c <= '9':
 		return s.number()
 	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_':
-		for !s.EOF() && isKeyByte(s.Peek(0)) {
-			s.I++
-		}
-		switch word := string(s.Src[start:s.I]); word {
+		switch word := s.word(); word {
 		case "true", "false":
 			return value{kind: vBool, b: word == "true"}, nil
 		case "null":
@@ -279,13 +273,18 @@ func (s *scanner) list() (value, error) {
 	return l, nil
 }
 
-// ident reads a heredoc's name (ASCII, as a key), "" when there is none.
-func (s *scanner) ident() string {
+// word reads the run of key bytes at the cursor.
+func (s *scanner) word() string {
 	start := s.I
 	for !s.EOF() && isKeyByte(s.Peek(0)) {
 		s.I++
 	}
-	if id := string(s.Src[start:s.I]); id != "" && (id[0] == '_' || id[0] >= 'a' && id[0] <= 'z' || id[0] >= 'A' && id[0] <= 'Z') {
+	return string(s.Src[start:s.I])
+}
+
+// ident reads a heredoc's name (ASCII, as a key), "" when there is none.
+func (s *scanner) ident() string {
+	if id := s.word(); id != "" && (id[0] == '_' || id[0] >= 'a' && id[0] <= 'z' || id[0] >= 'A' && id[0] <= 'Z') {
 		return id
 	}
 	return ""

@@ -450,7 +450,7 @@ func TestLoginSplay(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			mount := "approle-splay-" + strings.ReplaceAll(strings.Fields(name)[0], ",", "")
+			mount := "approle-splay-" + strings.ToLower(strings.Fields(name)[0])
 			cfg, sink := approleConfig(t, dir, mount, fmt.Sprintf("latchkey {\n  login_splay = %q\n}\n", tc.splay))
 			proxy := vaulttest.NewCountingProxy(t, srv.Addr)
 			n := testkit.ListenNotify(t)

@@ -2,8 +2,12 @@ package hclconf
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"math/big"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -262,4 +266,120 @@ func (l *Lexer) Heredoc(ident func() string) (string, error) {
 	}
 	text := strings.Join(lines, "")
 	return strings.ReplaceAll(strings.ReplaceAll(text, "$${", "${"), "%%{", "%{"), nil
+}
+
+// InvalidUTF8 returns the offset of src's first byte that is not UTF-8,
+// and whether there is one.
+func InvalidUTF8(src []byte) (int, bool) {
+	if utf8.Valid(src) {
+		return 0, false
+	}
+	off := 0
+	for off < len(src) {
+		r, n := utf8.DecodeRune(src[off:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		off += n
+	}
+	return off, true
+}
+
+// ErrNumberRange is Number's refusal of a magnitude no config needs.
+
+// Number parses a decimal number literal in HCL's precision (512 bits) and
+// gives NumberText's text for it. It returns math/big's error for a
+// malformed literal and ErrNumberRange as NumberText does.
+func Number(lit string) (*big.Float, string, error) {
+	f, _, err := big.ParseFloat(lit, 10, 512, big.ToNearestEven)
+	if err != nil {
+		return nil, "", err
+	}
+	text, err := NumberText(f)
+	if err != nil {
+		return nil, "", err
+	}
+	return f, text, nil
+}
+
+// NumberText writes f out as HCL turns a number into a string. It returns
+// ErrNumberRange for a magnitude outside float64's range: no key takes such
+// a number, and the decimal text of 1e3000000 takes seconds and megabytes
+// to write out (a fuzzed config stalled the reader on one).
+func NumberText(f *big.Float) (string, error) {
+	if f.IsInf() {
+		return "", ErrNumberRange
+	}
+	if exp := f.MantExp(nil); f.Sign() != 0 && (exp > 1024 || exp < -1073) {
+		return "", ErrNumberRange
+	}
+	return f.Text('f', -1), nil
+}
+
+// TemplateByte is how many bytes at b are one literal character of a
+// template: 3 for $${ and %%{ (which stand for ${ and %{), else 1; ${ and
+// %{ themselves (interpolation, directives) are refused.
+func TemplateByte(b []byte) (int, error) {
+	if len(b) >= 2 && (b[0] == '$' || b[0] == '%') {
+		if b[1] == '{' {
+			return 0, fmt.Errorf("%c{ starts a template, which the config does not evaluate (write %c%c{ for the text %c{)", b[0], b[0], b[0], b[0])
+		}
+		if len(b) >= 3 && b[1] == b[0] && b[2] == '{' {
+			return 3, nil
+		}
+	}
+	return 1, nil
+}
+
+// WriteLiteral writes what TemplateByte's bytes stand for.
+func WriteLiteral(b *strings.Builder, t []byte) {
+	if len(t) == 3 {
+		b.WriteByte(t[0])
+		b.WriteByte('{')
+		return
+	}
+	b.Write(t)
+}
+
+// Unescape reads the escape sequence at the start of b (which is \).
+func Unescape(b []byte) (rune, int, error) {
+	if len(b) < 2 {
+		return 0, 0, errors.New(`invalid escape sequence "\"`)
+	}
+	switch b[1] {
+	case 'n':
+		return '\n', 2, nil
+	case 'r':
+		return '\r', 2, nil
+	case 't':
+		return '\t', 2, nil
+	case '"':
+		return '"', 2, nil
+	case '\\':
+		return '\\', 2, nil
+	case 'u', 'U':
+		n := 4
+		if b[1] == 'U' {
+			n = 8
+		}
+		if len(b) >= 2+n {
+			if v, err := strconv.ParseUint(string(b[2:2+n]), 16, 32); err == nil && utf8.ValidRune(rune(v)) {
+				return rune(v), 2 + n, nil
+			}
+		}
+		return 0, 0, fmt.Errorf(`invalid escape sequence: \%c wants %d hex digits of a Unicode character`, b[1], n)
+	}
+	r, _ := utf8.DecodeRune(b[1:])
+	return 0, 0, fmt.Errorf("invalid escape sequence %q (known: \\n \\r \\t \\\" \\\\ \\uNNNN \\UNNNNNNNN)", `\`+string(r))
+}
+
+// LeadingSpaces is how many space characters l starts with, and whether
+// it is a blank line (only spaces up to its newline).
+// The helper's reader (pam) strips <<- heredocs with it too.
+func LeadingSpaces(l string) (n int, blank bool) {
+	rest := strings.TrimLeftFunc(l, unicode.IsSpace)
+	if rest == "" && strings.HasSuffix(l, "\n") {
+		return 0, true
+	}
+	return utf8.RuneCountInString(l[:len(l)-len(rest)]), false
 }
