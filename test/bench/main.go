@@ -11,7 +11,7 @@
 //	BENCH_LOGINS=200        OTPs per helper, one login at a time
 //	BENCH_STORM=200         concurrent logins per storm (two rounds each)
 //	BENCH_WINDOW=60s        how long each agent runs for RSS, CPU and requests (the issue: "RSS after 60 s")
-//	BENCH_AGENT_STARTS=5    extra starts for the agents' start → rendered
+//	BENCH_AGENT_STARTS=8    extra starts for the agents' start → rendered (medians of one more; as many again on tmpfs)
 //	BENCH_TOKEN_TTL=15s     the AppRole tokens' TTL (max TTL four times it)
 //	BENCH_SETTLE=5s         wait after a revocation or SIGHUP
 //	BENCH_FLEET=1000        agents in the fleet
