@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 
@@ -76,7 +75,20 @@ func (d Dir) logTightened(p string, was, now os.FileMode) {
 	}
 }
 
-var safeName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+// safeName reports whether name is one or more ASCII letters, digits, ".",
+// "_" and "-": a record's file name, never a path.
+func safeName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Load reads record name into v. It returns (false, nil) when there is no
 // such record, (true, nil) when v was filled, and an error for an unreadable
@@ -171,7 +183,7 @@ func (d Dir) Names(prefix string) ([]string, error) {
 	var out []string
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if ok && e.Type().IsRegular() && strings.HasPrefix(name, prefix) && safeName.MatchString(name) {
+		if ok && e.Type().IsRegular() && strings.HasPrefix(name, prefix) && safeName(name) {
 			out = append(out, name)
 		}
 	}
@@ -182,7 +194,7 @@ func (d Dir) path(name string) (string, error) {
 	if d.Path == "" {
 		return "", errors.New("state directory is not set")
 	}
-	if !safeName.MatchString(name) {
+	if !safeName(name) {
 		return "", fmt.Errorf("state record name %q", name)
 	}
 	return filepath.Join(d.Path, name+".json"), nil

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -81,14 +80,29 @@ func (c *Client) Clone() *Client {
 	return &n
 }
 
-var (
-	// The net/http errors that another attempt would not change
-	// (retryablehttp's list).
-	redirectsErrorRe     = regexp.MustCompile(`stopped after \d+ redirects\z`)
-	schemeErrorRe        = regexp.MustCompile(`unsupported protocol scheme`)
-	invalidHeaderErrorRe = regexp.MustCompile(`invalid header`)
-	notTrustedErrorRe    = regexp.MustCompile(`certificate is not trusted`)
-)
+// unretryable reports whether msg, a *url.Error's text, names a net/http
+// failure that another attempt would not change (retryablehttp's list:
+// "stopped after N redirects" at the end, an unsupported protocol scheme,
+// an invalid header, a certificate that is not trusted). Plain string
+// checks, not regexps: every start of the agent would compile those.
+func unretryable(msg string) bool {
+	return redirectsStopped(msg) || strings.Contains(msg, "unsupported protocol scheme") ||
+		strings.Contains(msg, "invalid header") || strings.Contains(msg, "certificate is not trusted")
+}
+
+// redirectsStopped reports whether msg ends in "stopped after <digits>
+// redirects".
+func redirectsStopped(msg string) bool {
+	rest, ok := strings.CutSuffix(msg, " redirects")
+	if !ok {
+		return false
+	}
+	i := len(rest)
+	for i > 0 && '0' <= rest[i-1] && rest[i-1] <= '9' {
+		i--
+	}
+	return i < len(rest) && strings.HasSuffix(rest[:i], "stopped after ")
+}
 
 // DefaultRetryPolicy is what the api package did: retry a connection error
 // (but not a TLS or URL one), 429, 412 (a performance standby not yet
@@ -101,8 +115,7 @@ func DefaultRetryPolicy(ctx context.Context, resp *http.Response, err error) (bo
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			msg := ue.Error()
-			if redirectsErrorRe.MatchString(msg) || schemeErrorRe.MatchString(msg) ||
-				invalidHeaderErrorRe.MatchString(msg) || notTrustedErrorRe.MatchString(msg) {
+			if unretryable(msg) {
 				return false, ue
 			}
 			var ua x509.UnknownAuthorityError

@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -60,9 +59,6 @@ type IdentityRecord struct {
 	AccountID  string    `json:"account_id"`
 	Verified   time.Time `json:"verified"`
 }
-
-// regionRe is what a region id looks like; it becomes the STS host name.
-var regionRe = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+$`)
 
 // unsupported are Vault Agent alicloud keys (and their environment
 // variables) for credential kinds latchkey does not implement: assuming a
@@ -126,7 +122,7 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 			return nil, fmt.Errorf("%s: environment variable %s: not supported by latchkey (use the ECS RAM role or access keys)", cfg.At()+": method \"alicloud\"", u.env)
 		}
 	}
-	if !regionRe.MatchString(m.region) {
+	if !auth.RegionName(m.region) { // it becomes the STS host name
 		return nil, fmt.Errorf("%s: config key \"region\": %q is not a region id such as cn-hangzhou", at("region"), m.region)
 	}
 	if m.poll <= 0 {

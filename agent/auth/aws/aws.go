@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -41,9 +40,6 @@ type NonceRecord struct {
 	Nonce      string    `json:"nonce"`
 	Created    time.Time `json:"created"`
 }
-
-// regionRe is what a region name looks like; it becomes part of a URL.
-var regionRe = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+$`)
 
 // Method logs in with the aws auth method.
 type Method struct {
@@ -112,7 +108,7 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 	if static.SessionToken != "" && static.AccessKeyID == "" {
 		return nil, fmt.Errorf("%s: config key \"session_token\" needs \"access_key\" and \"secret_key\"", at("session_token"))
 	}
-	if !regionRe.MatchString(m.region) {
+	if !auth.RegionName(m.region) {
 		return nil, fmt.Errorf("%s: config key \"region\": %q is not a region name such as eu-west-1", at("region"), m.region)
 	}
 	if len(m.nonce) > 128 {
@@ -200,9 +196,21 @@ func ParseIdentity(doc string) (Identity, error) {
 	return id, nil
 }
 
-// instanceIDRe is what an instance id may look like to name a state
-// record; the document is not verified yet when the name is made.
-var instanceIDRe = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+// instanceIDName reports whether s may be an instance id naming a state
+// record (1 to 64 ASCII letters, digits and "-"): the document is not
+// verified yet when the name is made.
+func instanceIDName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // recordBase is the start of this mount's nonce record names: one record
 // per instance id, <base>.<instance id>. Earlier versions kept one record
@@ -227,7 +235,7 @@ func (m *Method) nonceFor(id Identity) (string, error) {
 	if m.nonce != "" {
 		return m.nonce, nil
 	}
-	if !instanceIDRe.MatchString(id.InstanceID) {
+	if !instanceIDName(id.InstanceID) {
 		return "", fmt.Errorf("identity document: instanceId %q is not an instance id", id.InstanceID)
 	}
 	base := m.recordBase()
