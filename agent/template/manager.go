@@ -43,10 +43,6 @@ type Options struct {
 	// AllowIssue lets a dry run (Render) send what issues or writes in
 	// Vault (render -dry-run -issue).
 	AllowIssue bool
-	// Settle, when set, is called when the render loop goes quiet after a
-	// burst of renders, at most once per SettleEvery (the agent returns
-	// freed memory to the OS there).
-	Settle func()
 }
 
 // ErrRetriesExhausted wraps the error of a template that kept failing when
@@ -83,9 +79,6 @@ type Manager struct {
 	// helpers are the template functions that need no Vault, on the
 	// manager's clock, shared by every unit (helperFuncs).
 	helpers gotemplate.FuncMap
-
-	// settled is what the last Options.Settle call saw.
-	settled settled
 }
 
 // helperFuncs returns m.helpers, built at the first call.
@@ -190,7 +183,6 @@ func (m *Manager) Run(ctx context.Context) error {
 		if m.o.OneShot && m.isReady() {
 			return nil
 		}
-		m.settle()
 		timer := m.o.Clock.TimerAt(m.nextWake())
 		select {
 		case <-ctx.Done():

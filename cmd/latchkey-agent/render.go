@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,20 +28,9 @@ func newRendererWith(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger,
 	o := template.Options{
 		Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: tokens, Logger: log,
 		OneShot: cfg.ExitAfterAuth, AllowIssue: allowIssue,
-		Settle: settle,
 	}
 	return template.New(o)
 }
-
-// settle runs when the render loop goes quiet after a burst of renders (at
-// most once per template.SettleEvery). The runtime keeps a burst's freed
-// heap and hands it back only slowly: returning it (a GC of a heap of a few
-// MiB) keeps the agent's resident memory near its live heap. It waits a
-// moment so as not to compete with what follows the burst (the token sink,
-// readiness) and to free that garbage too.
-func settle() { time.AfterFunc(settleDelay, debug.FreeOSMemory) }
-
-const settleDelay = time.Second
 
 // checkTemplates reads and parses cfg's templates as newRenderer would.
 func checkTemplates(cfg *config.Config) error {
