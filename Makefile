@@ -61,7 +61,7 @@ test: deps vault
 	@# Fuzz targets, bounded ($(FUZZ_TIME) each); their corpus is in testdata/fuzz.
 	@for t in ./pam:FuzzReadSecret ./pam:FuzzLoadConfig ./agent/config:FuzzLoad ./agent/config:FuzzReaderAgreesWithHCL ./agent/template/funcs:FuzzStringHelpers; do \
 	  echo "fuzz $${t#*:} ($(FUZZ_TIME))"; \
-	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) $${t%%:*} >/tmp/latchkey-fuzz.log 2>&1 || { cat /tmp/latchkey-fuzz.log; exit 1; }; \
+	  out=$$($(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) $${t%%:*} 2>&1) || { echo "$$out"; exit 1; }; \
 	done
 
 ## demo: start a local Vault dev server and walk through the main job
