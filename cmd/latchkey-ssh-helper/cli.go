@@ -133,6 +133,13 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		auditEarly(getenv, fmt.Sprintf("bad command line on the PAM line: unexpected argument %q", fs.Arg(0)))
 		return exitUsage
 	}
+	if *verifyOnly && underPAM(getenv) {
+		// -verify-only checks Vault and reads no OTP: on a PAM line it
+		// would let every login through.
+		fmt.Fprintf(stderr, "latchkey-ssh-helper: -verify-only is refused on a PAM line (PAM_TYPE or PAM_USER is set): it reads no OTP\n")
+		auditEarly(getenv, "bad command line on the PAM line: -verify-only reads no OTP")
+		return exitUsage
+	}
 	if *configPath == "" {
 		fmt.Fprintf(stderr, "latchkey-ssh-helper: -config is required\n\n%s", usage)
 		auditEarly(getenv, "bad command line on the PAM line: -config is required")
@@ -183,7 +190,7 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 	h := &pam.Helper{
 		Config:    cfg,
 		Logger:    log,
-		Auditor:   &pam.Auditor{Dest: cfg.Audit, File: cfg.AuditFile, Stderr: stderr, Fallback: pam.FallbackFile},
+		Auditor:   &pam.Auditor{Dest: cfg.Audit, File: cfg.AuditFile, Stderr: stderr, Fallback: auditFallback},
 		Getenv:    getenv,
 		HostAddrs: hostAddrs,
 	}
@@ -226,11 +233,15 @@ func auditEarly(getenv func(string) string, reason string) {
 		return
 	}
 	// Best effort: the exit code already refuses the login.
-	_ = (&pam.Auditor{Dest: pam.AuditAuto, Fallback: pam.FallbackFile}).Write(pam.Record{
+	_ = (&pam.Auditor{Dest: pam.AuditAuto, Fallback: auditFallback}).Write(pam.Record{
 		Time: time.Now().UTC(), Service: getenv("PAM_SERVICE"), User: getenv("PAM_USER"),
 		RHost: getenv("PAM_RHOST"), Result: "failure", Reason: reason,
 	})
 }
+
+// auditFallback is where a record goes that neither the journal nor
+// syslog took (a test hook: the package's tests keep it out of /var/log).
+var auditFallback = pam.FallbackFile
 
 // underPAM reports whether pam_exec started us.
 func underPAM(getenv func(string) string) bool {

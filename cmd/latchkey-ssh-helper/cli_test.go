@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	helper = bins[0]
+	auditFallback = filepath.Join(dir, "fallback-audit.log")
 	// Not deferred: os.Exit runs no deferred calls.
 	code := vaulttest.Run(m, vaulttest.Spec{Into: &srv})
 	os.RemoveAll(dir)
@@ -89,6 +90,8 @@ func TestCommandLine(t *testing.T) {
 		"-version":                  {args: []string{"-version"}, wantCode: exitOK},
 		"--version":                 {args: []string{"--version"}, wantCode: exitOK},
 		"version under PAM":         {args: []string{"-version"}, env: env("PAM_TYPE", "auth", "PAM_USER", "alice"), wantCode: exitUsage},
+		"verify-only under PAM":     {args: []string{"-config=" + good, "-dev", "-verify-only"}, env: env("PAM_TYPE", "auth", "PAM_USER", "alice"), wantCode: exitUsage, wantStderr: "-verify-only is refused on a PAM line"},
+		"verify-only, PAM_USER":     {args: []string{"-config=" + good, "-dev", "-verify-only"}, env: env("PAM_USER", "alice"), wantCode: exitUsage, wantStderr: "-verify-only is refused on a PAM line"},
 		"missing config":            {args: []string{"-config=/nonexistent/config.hcl", "-dev"}, wantCode: exitConfig, wantStderr: "read config /nonexistent/config.hcl"},
 		"config is a directory":     {args: []string{"-config=" + configDir, "-dev"}, wantCode: exitConfig, wantStderr: "read config " + configDir + ": read " + configDir + ": is a directory"},
 		"http without -dev":         {args: []string{"-config=" + good}, wantCode: exitConfig, wantStderr: "http:// is refused without -dev"},
@@ -283,11 +286,16 @@ func TestBinaryVerifyOnlyReadsNoStdin(t *testing.T) {
 	mount := "ssh-verify-only"
 	srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
 	cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = %q\nallowed_roles = \"web\"\ntimeout = \"3s\"\naudit = \"off\"\n", srv.Addr, mount))
-	tests := map[string][]string{
-		"by hand":   nil,
-		"under PAM": {"PAM_USER=alice", "PAM_TYPE=auth"},
+	tests := map[string]struct {
+		environ []string
+		code    int
+		out     string
+	}{
+		"by hand": {nil, exitOK, "vault verified the echo request"},
+		// On a PAM line it would let every login through: refused, at once.
+		"under PAM": {[]string{"PAM_USER=alice", "PAM_TYPE=auth"}, exitUsage, "-verify-only is refused on a PAM line"},
 	}
-	for name, environ := range tests {
+	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			pr, pw, err := os.Pipe()
 			if err != nil {
@@ -295,14 +303,14 @@ func TestBinaryVerifyOnlyReadsNoStdin(t *testing.T) {
 			}
 			defer pw.Close() // only after the helper exited
 			cmd := exec.Command(helper, "-config="+cfg, "-dev", "-verify-only")
-			cmd.Env = environ
+			cmd.Env = tc.environ
 			cmd.Stdin = pr
 			out, _ := cmd.CombinedOutput()
 			pr.Close()
-			if got := cmd.ProcessState.ExitCode(); got != exitOK {
-				t.Fatalf("exit %d, want %d\n%s", got, exitOK, out)
+			if got := cmd.ProcessState.ExitCode(); got != tc.code {
+				t.Fatalf("exit %d, want %d\n%s", got, tc.code, out)
 			}
-			if !strings.Contains(string(out), "vault verified the echo request") {
+			if !strings.Contains(string(out), tc.out) {
 				t.Errorf("output: %s", out)
 			}
 		})

@@ -165,15 +165,27 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 		opts, cmd, args := rest[1:1+i], rest[1+i], rest[2+i:]
 		at := fmt.Sprintf("%s:%d", o.PAMFile, n)
 		var l pamLine
-		for _, a := range args {
+		verifyOnly := false
+		for j := 0; j < len(args); j++ {
+			a := args[j]
 			switch {
 			case strings.HasPrefix(a, "-config="), strings.HasPrefix(a, "--config="):
 				_, l.config, _ = strings.Cut(a, "=")
-			case a == "-dev", a == "--dev", a == "-dev=true":
+			case (a == "-config" || a == "--config") && j+1 < len(args):
+				// The flag package takes "-config PATH" as well.
+				j++
+				l.config = args[j]
+			case a == "-dev", a == "--dev", a == "-dev=true", a == "--dev=true":
 				l.dev = true
+			case a == "-verify-only", a == "--verify-only", a == "-verify-only=true", a == "--verify-only=true":
+				verifyOnly = true
 			}
 		}
 		failed := false
+		if verifyOnly {
+			rp.Fail(name, at+": -verify-only on the PAM line: it reads no OTP (the helper refuses every login with it)", "remove -verify-only from the PAM line; run it by hand to check Vault")
+			failed = true
+		}
 		if control != "requisite" && control != "required" {
 			rp.Fail(name, at+": control "+control+": a refused OTP may not end the stack", `use "auth requisite pam_exec.so ..." (latchkey-ssh-helper install-pam)`)
 			failed = true
