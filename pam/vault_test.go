@@ -391,6 +391,9 @@ type countingProxy struct {
 	namespaceError  string
 	// lastNamespace is the X-Vault-Namespace of the last verify request.
 	lastNamespace atomic.Pointer[string]
+	// cut forwards the request and sends back Vault's status line and half
+	// its body, then closes the connection: an answer cut off mid-body.
+	cut bool
 }
 
 func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -417,6 +420,18 @@ func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg = "injected"
 		}
 		json.NewEncoder(w).Encode(map[string][]string{"errors": {msg}})
+		return
+	case p.cut:
+		rec := httptest.NewRecorder()
+		vaulttest.Forward(rec, r, p.target)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		body := rec.Body.Bytes()
+		fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			rec.Code, http.StatusText(rec.Code), len(body), body[:len(body)/2])
+		conn.Close()
 		return
 	}
 	vaulttest.Forward(w, r, p.target)
@@ -477,9 +492,11 @@ func TestUnknownNamespace(t *testing.T) {
 type addrSpec struct {
 	kind string // "down" (nothing listens), "hung" (accepts, never answers), "live" (the Vault), "proxy"
 	// A proxy counts verify requests and forwards them to the Vault, or
-	// answers status, or redirects to the Vault as a standby node does.
+	// answers status, or redirects to the Vault as a standby node does, or
+	// cuts Vault's answer off mid-body.
 	status   int
 	redirect bool
+	cut      bool
 	// message is Vault's error with status ("injected" when empty).
 	message string
 }
@@ -525,6 +542,12 @@ func TestFailover(t *testing.T) {
 			addrs:   []addrSpec{{kind: "proxy", status: http.StatusInternalServerError}, {kind: "proxy"}},
 			wantErr: ErrVault, wantReason: "500", wantAddr: 0, wantCalls: []int{1, 0},
 		},
+		// The status line came: Vault has seen (and deleted) the OTP, so
+		// the next address must not get it, though the body never came.
+		"an answer cut off mid-body stops failover": {
+			addrs:   []addrSpec{{kind: "proxy", cut: true}, {kind: "proxy"}},
+			wantErr: ErrVault, wantReason: "read answer (200)", wantAddr: 0, wantCalls: []int{1, 0},
+		},
 		"an answer (403) stops failover": {
 			addrs:   []addrSpec{{kind: "proxy", status: http.StatusForbidden}, {kind: "proxy"}},
 			wantErr: ErrVault, wantReason: "403", wantAddr: 0, wantCalls: []int{1, 0},
@@ -561,7 +584,7 @@ func TestFailover(t *testing.T) {
 					addr = plain.Addr
 				case "proxy":
 					p, u := proxyTo(t, plain)
-					p.status, p.message = a.status, a.message
+					p.status, p.message, p.cut = a.status, a.message, a.cut
 					if a.redirect {
 						p.redirect = plain.Addr
 					}

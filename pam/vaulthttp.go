@@ -208,7 +208,14 @@ func (c *Caller) post(ctx context.Context, hc *httpClient, addr, path string, bo
 			continue
 		}
 		if rerr != nil {
-			return resp.StatusCode, nil, from, false, fmt.Errorf("read answer: %w", rerr)
+			// The status line came, so the request reached Vault. Unless it
+			// is a 503 (sealed, no active node: the SSH engine never saw it)
+			// the answer is final although its body was cut off: Vault may
+			// have deleted the OTP already, and a 500's notActive cannot be
+			// told without the body. Sending the OTP on would hand it to a
+			// second server.
+			final := resp.StatusCode != statusServiceUnavailable
+			return resp.StatusCode, nil, from, final, fmt.Errorf("%w: read answer (%d): %w", ErrVault, resp.StatusCode, rerr)
 		}
 		if len(answer) > maxAnswer {
 			return resp.StatusCode, nil, from, true, fmt.Errorf("%w: answer (%d) larger than %d bytes, refused", ErrVault, resp.StatusCode, maxAnswer)

@@ -51,7 +51,8 @@ type Caller struct {
 // Write sends data to path on the first address that answers and returns its
 // reply. The rules that keep an OTP from being sent twice to a cluster:
 //   - once an address answered (any HTTP status but 503), no other address
-//     is tried: Vault deletes an OTP on its first verify;
+//     is tried: Vault deletes an OTP on its first verify. A status line
+//     whose body is then cut off is such an answer too;
 //   - 503 means sealed or no active node: the request never reached the
 //     SSH engine, so the next address is tried;
 //   - so does a 500 whose only error is notActive: a standby that knows no
