@@ -337,6 +337,9 @@ func TestTLSConfigKeys(t *testing.T) {
 		"ca_path holding the CA":                 {caPath: caDir},
 		"ca_path with the name":                  {caPath: caDir, serverName: "localhost"},
 		"ca_path holding another CA":             {caPath: otherCADir, wantRefused: true},
+		// vault-ssh-helper's rule: ca_cert alone, the ca_path is not added.
+		"ca_cert of another CA beside a ca_path holding Vault's": {caCert: filepath.Join(otherCADir, "other-ca.pem"), caPath: caDir, wantRefused: true},
+		"ca_cert beside a ca_path holding another CA":            {caCert: tlsSrv.CACert, caPath: otherCADir},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

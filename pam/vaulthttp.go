@@ -74,8 +74,11 @@ func (c *Config) hasHTTPS() bool {
 	return false
 }
 
-// rootCAs is the pool that checks Vault's certificate: ca_cert and ca_path
-// when set, else the system's bundle read from its standard paths.
+// rootCAs is the pool that checks Vault's certificate: ca_cert when set,
+// else ca_path when set, else the system's bundle read from its standard
+// paths. ca_cert alone when both are set, as vault-ssh-helper (its
+// go-rootcerts) does: a CA pinned with ca_cert must not be widened by a
+// ca_path left over (/etc/ssl/certs, say).
 func (c *Config) rootCAs() (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	if c.CACert != "" || c.CAPath != "" {
@@ -87,6 +90,7 @@ func (c *Config) rootCAs() (*x509.CertPool, error) {
 			if !pool.AppendCertsFromPEM(b) {
 				return nil, fmt.Errorf("ca_cert: %s holds no PEM certificate", c.CACert)
 			}
+			return pool, nil
 		}
 		if c.CAPath != "" {
 			if n, err := appendDir(pool, c.CAPath); err != nil {
