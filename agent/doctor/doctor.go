@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -51,11 +52,11 @@ func Run(ctx context.Context, o Options, rp *doctor.Report) {
 	rp.OK("config", fmt.Sprintf("%v valid (%s auth, %d sink(s), %d template(s))", cfg.Files, cfg.AutoAuth.Method.Type, len(cfg.AutoAuth.Sinks), len(cfg.Templates)))
 	checkStateDir(cfg.StateDir, rp)
 	for _, s := range cfg.AutoAuth.Sinks {
-		checkDest("sink", s.Path, s.Mode, rp)
+		checkDest("sink", s.Path, s.Mode, false, rp)
 	}
 	for _, t := range cfg.Templates {
 		if t.Destination != "" {
-			checkDest("template", t.Destination, 0, rp)
+			checkDest("template", t.Destination, 0, t.CreateDestDirs, rp)
 		}
 	}
 	checkVault(ctx, o, cfg, rp)
@@ -82,13 +83,42 @@ func checkStateDir(dir string, rp *doctor.Report) {
 	}
 }
 
+// runtimeDir is the shipped unit's RuntimeDirectory=: systemd creates it
+// when the agent starts, so before the first start it is missing (a test
+// hook).
+var runtimeDir = "/run/latchkey"
+
 // checkDest checks that the directory of a sink or template exists and is
-// writable, and that an existing sink has the mode the config asks.
-func checkDest(kind, path string, mode os.FileMode, rp *doctor.Report) {
+// writable, and that an existing sink has the mode the config asks. A
+// missing directory is a warning, not a failure, when the agent will have
+// it by the time it writes: the unit's RuntimeDirectory= (runtimeDir), or a
+// template's create_dest_dirs under a writable existing directory.
+func checkDest(kind, path string, mode os.FileMode, createDirs bool, rp *doctor.Report) {
 	name := kind + " " + path
 	dir := filepath.Dir(path)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		rp.Fail(name, dir+" is not a directory: nothing can be written there", "create "+dir+" (or use a RuntimeDirectory, /run/latchkey)")
+	if fi, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) && (dir == runtimeDir || strings.HasPrefix(dir, runtimeDir+"/")) {
+		if dir == runtimeDir || createDirs {
+			rp.Warn(name, dir+" does not exist yet", "the unit's RuntimeDirectory= creates "+runtimeDir+" when the agent starts")
+		} else {
+			rp.Fail(name, dir+" is not a directory: nothing can be written there", "create "+dir+" (the agent creates only "+runtimeDir+", through systemd)")
+		}
+		return
+	} else if errors.Is(err, os.ErrNotExist) && createDirs {
+		parent := filepath.Dir(dir)
+		for {
+			if _, err := os.Stat(parent); !errors.Is(err, os.ErrNotExist) || parent == filepath.Dir(parent) {
+				break
+			}
+			parent = filepath.Dir(parent)
+		}
+		if err := unix.Access(parent, unix.W_OK); err != nil {
+			rp.Fail(name, dir+" does not exist and "+parent+" is not writable: "+err.Error(), "create "+dir+", or check the unit's ReadWritePaths=")
+		} else {
+			rp.Warn(name, dir+" does not exist yet", "the agent creates it (create_dest_dirs) at the first render")
+		}
+		return
+	} else if err != nil || !fi.IsDir() {
+		rp.Fail(name, dir+" is not a directory: nothing can be written there", "create "+dir+" (or use a RuntimeDirectory, "+runtimeDir+")")
 		return
 	}
 	if err := unix.Access(dir, unix.W_OK); err != nil {

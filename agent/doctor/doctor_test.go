@@ -87,3 +87,43 @@ func TestDoctor(t *testing.T) {
 		})
 	}
 }
+
+// A directory the agent will have by the time it writes is a warning, not
+// a failure: systemd's RuntimeDirectory= before the first start, or a
+// template's create_dest_dirs under a writable directory.
+func TestCheckDestMissingDirectory(t *testing.T) {
+	base := t.TempDir()
+	runtimeDir = filepath.Join(base, "run", "latchkey") // does not exist
+	t.Cleanup(func() { runtimeDir = "/run/latchkey" })
+	readOnly := filepath.Join(base, "ro")
+	testkit.Must(t, os.Mkdir(readOnly, 0o555))
+	tests := map[string]struct {
+		kind, path string
+		createDirs bool
+		want       string
+	}{
+		"sink in the runtime directory before the first start": {"sink", filepath.Join(runtimeDir, "token"), false, "WARN sink " + filepath.Join(runtimeDir, "token") + ": " + runtimeDir + " does not exist yet — fix: the unit's RuntimeDirectory="},
+		"sink under a missing subdirectory of it":              {"sink", filepath.Join(runtimeDir, "a", "token"), false, "FAIL sink "},
+		"sink in a missing directory":                          {"sink", filepath.Join(base, "nope", "token"), false, "FAIL sink "},
+		"template with create_dest_dirs":                       {"template", filepath.Join(base, "new", "dir", "app.env"), true, "WARN template " + filepath.Join(base, "new", "dir", "app.env") + ": " + filepath.Join(base, "new", "dir") + " does not exist yet — fix: the agent creates it"},
+		"template without create_dest_dirs":                    {"template", filepath.Join(base, "new", "app.env"), false, "FAIL template "},
+		"template under the runtime directory":                 {"template", filepath.Join(runtimeDir, "x", "app.env"), true, "WARN template "},
+	}
+	if os.Geteuid() != 0 {
+		// root writes into a 0555 directory: the case means something only for others.
+		tests["template with create_dest_dirs under a read-only directory"] = struct {
+			kind, path string
+			createDirs bool
+			want       string
+		}{"template", filepath.Join(readOnly, "new", "app.env"), true, "is not writable"}
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			checkDest(tc.kind, tc.path, 0, tc.createDirs, &doctor.Report{Out: &out})
+			if !strings.Contains(out.String(), tc.want) {
+				t.Errorf("got %q, want %q", out.String(), tc.want)
+			}
+		})
+	}
+}
