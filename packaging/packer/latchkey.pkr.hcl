@@ -111,12 +111,16 @@ build {
       "SSH_ROLE=${var.ssh_otp_role}",
       "AGENT_ROLE=${var.agent_role}",
       "AGENT_METHOD=${source.type == "alicloud-ecs" ? "alicloud" : "aws"}",
+      # The one method key besides role each needs: aws its login type (the
+      # instance's signed identity document), alicloud the region of its STS endpoint.
+      "AGENT_METHOD_KEY=${source.type == "alicloud-ecs" ? "region" : "type"}",
+      "AGENT_METHOD_VALUE=${source.type == "alicloud-ecs" ? var.alicloud_region : "ec2"}",
     ]
     inline = [
       "apt-get install -y /tmp/latchkey-dist/latchkey-ssh-helper_*.deb /tmp/latchkey-dist/latchkey-agent_*.deb",
       "install -m 0644 -o root -g root /tmp/vault-ca.pem /etc/latchkey/vault-ca.pem",
       "printf 'vault_addr = \"%s\"\\nca_cert = \"/etc/latchkey/vault-ca.pem\"\\nssh_mount_point = \"%s\"\\nallowed_roles = \"%s\"\\naudit = \"auto\"\\n' \"$VAULT_ADDR\" \"$SSH_MOUNT\" \"$SSH_ROLE\" >/etc/latchkey-ssh-helper.d/config.hcl",
-      "printf 'vault {\\n  address = \"%s\"\\n  ca_cert = \"/etc/latchkey/vault-ca.pem\"\\n}\\nauto_auth {\\n  method \"%s\" {\\n    config = {\\n      role = \"%s\"\\n    }\\n  }\\n  sink \"file\" {\\n    config = {\\n      path = \"/run/latchkey/token\"\\n      mode = 0600\\n    }\\n  }\\n}\\n' \"$VAULT_ADDR\" \"$AGENT_METHOD\" \"$AGENT_ROLE\" >/etc/latchkey/agent.hcl",
+      "printf 'vault {\\n  address = \"%s\"\\n  ca_cert = \"/etc/latchkey/vault-ca.pem\"\\n}\\nauto_auth {\\n  method \"%s\" {\\n    config = {\\n      role = \"%s\"\\n      %s = \"%s\"\\n    }\\n  }\\n  sink \"file\" {\\n    config = {\\n      path = \"/run/latchkey/token\"\\n      mode = 0600\\n    }\\n  }\\n}\\n' \"$VAULT_ADDR\" \"$AGENT_METHOD\" \"$AGENT_ROLE\" \"$AGENT_METHOD_KEY\" \"$AGENT_METHOD_VALUE\" >/etc/latchkey/agent.hcl",
       "chmod 0640 /etc/latchkey/agent.hcl",
       "latchkey-ssh-helper install-pam -dry-run",
       "latchkey-ssh-helper install-pam",

@@ -13,6 +13,9 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/latchkey/latchkey/pam"
+	"github.com/latchkey/latchkey/test/testbin"
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -129,5 +132,98 @@ func TestPacker(t *testing.T) {
 	cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1", "PACKER_CHECKPOINT_DISABLE=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("packer validate -syntax-only: %v\n%s", err, out)
+	}
+}
+
+// The configs the Packer build writes, for each source: the shell
+// provisioner's own lines (its environment evaluated as Packer would, for
+// that source type) run under `sh -eu` into a temp dir, then the built
+// latchkey-agent validates the agent's config and the helper's loads, as
+// the build itself does on the instance.
+func TestPackerWritesValidConfigs(t *testing.T) {
+	root, err := vaulttest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, _ := blocks(t, filepath.Join(root, "packaging/packer"), ".pkr.hcl")
+	build := bs["build"]
+	if build == nil {
+		t.Fatal("no build block")
+	}
+	var shell *hclsyntax.Block
+	for _, b := range build.Body.Blocks {
+		if b.Type == "provisioner" && len(b.Labels) == 1 && b.Labels[0] == "shell" && b.Body.Attributes["environment_vars"] != nil {
+			shell = b
+		}
+	}
+	if shell == nil {
+		t.Fatal("no shell provisioner with environment_vars in the build")
+	}
+	// Every variable at its default; those without one get a test value.
+	vars := map[string]cty.Value{"vault_addr": cty.StringVal("https://vault.internal:8200"), "vault_ca_file": cty.StringVal("vault-ca.pem")}
+	for name, b := range bs {
+		if v, ok := strings.CutPrefix(name, "variable "); ok && vars[v] == cty.NilVal {
+			if str(b, "default") == "" {
+				t.Fatalf("variable %s has no default and no test value", v)
+			}
+			vars[v] = cty.StringVal(str(b, "default"))
+		}
+	}
+	bins, err := testbin.Build(t.TempDir(), "./cmd/latchkey-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, source := range []string{"amazon-ebs", "alicloud-ecs"} {
+		t.Run(source, func(t *testing.T) {
+			ctx := &hcl.EvalContext{Variables: map[string]cty.Value{
+				"var":    cty.ObjectVal(vars),
+				"source": cty.ObjectVal(map[string]cty.Value{"type": cty.StringVal(source), "name": cty.StringVal("debian")}),
+			}}
+			list := func(name string) []string {
+				v, diags := shell.Body.Attributes[name].Expr.Value(ctx)
+				if diags.HasErrors() {
+					t.Fatalf("%s: %v", name, diags)
+				}
+				var out []string
+				for _, e := range v.AsValueSlice() {
+					out = append(out, e.AsString())
+				}
+				return out
+			}
+			dir := t.TempDir()
+			files := map[string]string{
+				"/etc/latchkey/agent.hcl":               filepath.Join(dir, "agent.hcl"),
+				"/etc/latchkey-ssh-helper.d/config.hcl": filepath.Join(dir, "config.hcl"),
+				"/etc/latchkey/vault-ca.pem":            filepath.Join(dir, "vault-ca.pem"),
+			}
+			// The lines that write a config (and its mode), pointed at dir.
+			var script []string
+			for _, l := range list("inline") {
+				if strings.HasPrefix(l, "printf ") || strings.HasPrefix(l, "chmod ") {
+					for from, to := range files {
+						l = strings.ReplaceAll(l, from, to)
+					}
+					script = append(script, l)
+				}
+			}
+			if len(script) != 3 {
+				t.Fatalf("want two printf lines and a chmod in the shell provisioner, got:\n%s", strings.Join(script, "\n"))
+			}
+			cmd := exec.Command("sh", "-eu", "-c", strings.Join(script, "\n"))
+			cmd.Env = append(os.Environ(), list("environment_vars")...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("sh -eu: %v\n%s", err, out)
+			}
+			// The CA the build installs: the test Vault's.
+			testkit.Must(t, os.WriteFile(files["/etc/latchkey/vault-ca.pem"], []byte(testkit.ReadFile(srv.CACert)), 0o644))
+			agentCfg := files["/etc/latchkey/agent.hcl"]
+			t.Logf("%s:\n%s", agentCfg, testkit.ReadFile(agentCfg))
+			if out, err := exec.Command(bins[0], "validate", "-config", agentCfg).CombinedOutput(); err != nil {
+				t.Errorf("latchkey-agent validate on the config the %s build writes: %v\n%s", source, err, out)
+			}
+			if _, err := pam.LoadConfig(files["/etc/latchkey-ssh-helper.d/config.hcl"]); err != nil {
+				t.Errorf("the helper's config the %s build writes: %v", source, err)
+			}
+		})
 	}
 }
