@@ -8,7 +8,10 @@
 // lines, and every account and session line (pam_nologin, pam_loginuid,
 // pam_limits, pam_selinux, ...) stays. Each changed file gets a backup
 // beside it; `sshd -t` runs before and after, and any failure puts every
-// file back as it was.
+// file back as it was. Uninstall does not need sshd -t to pass before: it
+// undoes install-pam's own change even where sshd is already broken for
+// another reason (a golden image without host keys), as long as sshd -t
+// afterwards passes or fails exactly as it did before.
 package install
 
 import (
@@ -124,12 +127,19 @@ func Install(o Options) error {
 	// A drop-in of an earlier install-pam is ours to replace; another
 	// file of that name is the administrator's, kept as the backup.
 	dc.backup = dc.old != nil && !bytes.HasPrefix(dc.old, []byte(dropInHeader))
-	return apply(o, []*change{pc, dc}, true)
+	return apply(o, []*change{pc, dc}, false)
 }
 
 // Uninstall puts back the PAM line install-pam replaced and removes the
 // drop-in, and the backups when they equal what is restored. It returns nil
 // when neither is (now) in place; with DryRun after printing the diff.
+//
+// Unlike Install it goes ahead when `sshd -t` fails before the change: a
+// PAM line naming a helper about to be removed refuses every login, which
+// is worse than whatever already breaks sshd. It then puts every file back
+// only when sshd -t after the change fails otherwise than before (the
+// restored files would be to blame); the same failure is reported in Out
+// and left to the administrator.
 func Uninstall(o Options) error {
 	root := o.root()
 	pamPath := PAMPath(root)
@@ -159,7 +169,7 @@ func Uninstall(o Options) error {
 		}
 		changes = append(changes, dc)
 	}
-	if err := apply(o, changes, false); err != nil || o.DryRun {
+	if err := apply(o, changes, true); err != nil || o.DryRun {
 		return err
 	}
 	for _, c := range changes {
@@ -202,9 +212,11 @@ func current(path string) (*change, error) {
 }
 
 // apply prints or makes changes: sshd -t first, the backups and the files,
-// sshd -t again (and, with effective, sshd -T showing the drop-in's
-// settings in effect); on any error every file written is put back.
-func apply(o Options, changes []*change, effective bool) (err error) {
+// sshd -t again (and, for an install, sshd -T showing the drop-in's
+// settings in effect); on any error every file written is put back. For an
+// uninstall (undo), a failing sshd -t before the change does not stop it,
+// and the same failure after it is no error (see Uninstall).
+func apply(o Options, changes []*change, undo bool) (err error) {
 	var todo []*change
 	for _, c := range changes {
 		if c.new == nil && c.old == nil || c.new != nil && c.old != nil && bytes.Equal(c.old, c.new) {
@@ -222,8 +234,12 @@ func apply(o Options, changes []*change, effective bool) (err error) {
 	if len(todo) == 0 {
 		return nil
 	}
-	if err := sshdTest(o, "before the change", false); err != nil {
-		return err
+	before := sshdTest(o, "before the change", false)
+	if before != nil && !undo {
+		return before
+	}
+	if before != nil {
+		fmt.Fprintf(o.Out, "%v: restoring anyway (install-pam's lines must not outlive the helper); the files are put back if sshd -t then fails otherwise\n", before)
 	}
 	var done []*change
 	var backups []string // made by this run
@@ -274,7 +290,18 @@ func apply(o Options, changes []*change, effective bool) (err error) {
 			fmt.Fprintf(o.Out, "wrote %s\n", c.path)
 		}
 	}
-	return sshdTest(o, "after the change", effective)
+	after := sshdTest(o, "after the change", !undo)
+	if after == nil {
+		return nil // not `return after`: a nil *sshdError is a non-nil error
+	}
+	if before == nil {
+		return after
+	}
+	if after.out == before.out && after.code == before.code {
+		fmt.Fprintf(o.Out, "%s -t after the change fails as it did before, which is not uninstall-pam's doing: fix that before sshd restarts: %s\n", o.sshd(), after.out)
+		return nil
+	}
+	return fmt.Errorf("%w; before the change it failed otherwise: %s", after, before.out)
 }
 
 // restore puts c's file back as it was before apply.
@@ -288,11 +315,22 @@ func restore(c *change) error {
 	return atomicfile.WriteFile(c.path, c.old, atomicfile.Options{Mode: c.mode, UID: c.uid, GID: c.gid})
 }
 
+// sshdError is a failed check of sshd's config: what sshd printed and its
+// exit code (-1 when it did not run or was killed), kept apart so that an
+// uninstall can compare the failures before and after its change.
+type sshdError struct {
+	msg  string
+	out  string
+	code int
+}
+
+func (e *sshdError) Error() string { return e.msg }
+
 // sshdTest runs `sshd -t` on root's sshd_config, when there is an sshd to
 // run (see Options.SSHD), and with effective `sshd -T` to see UsePAM and
 // KbdInteractiveAuthentication yes in effect; its error holds sshd's own
 // message or names the setting.
-func sshdTest(o Options, when string, effective bool) error {
+func sshdTest(o Options, when string, effective bool) *sshdError {
 	sshd := o.sshd()
 	if sshd == "" {
 		return nil
@@ -300,7 +338,13 @@ func sshdTest(o Options, when string, effective bool) error {
 	cmd := exec.Command(sshd, "-t", "-f", filepath.Join(o.root(), "etc/ssh/sshd_config"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s -t %s: %w: %s", sshd, when, err, strings.TrimSpace(string(out)))
+		e := &sshdError{out: strings.TrimSpace(string(out)), code: -1}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			e.code = ee.ExitCode()
+		}
+		e.msg = fmt.Sprintf("%s -t %s: %v: %s", sshd, when, err, e.out)
+		return e
 	}
 	fmt.Fprintf(o.Out, "%s -t %s: ok\n", sshd, when)
 	if !effective {
@@ -309,11 +353,11 @@ func sshdTest(o Options, when string, effective bool) error {
 	// The drop-in must also win: sshd -T prints the values in effect.
 	out, err = exec.Command(sshd, "-T", "-f", filepath.Join(o.root(), "etc/ssh/sshd_config")).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s -T: %w: %s", sshd, err, strings.TrimSpace(string(out)))
+		return &sshdError{msg: fmt.Sprintf("%s -T: %v: %s", sshd, err, strings.TrimSpace(string(out))), code: -1}
 	}
 	for _, want := range []string{"usepam yes", "kbdinteractiveauthentication yes"} {
 		if !strings.Contains("\n"+string(out), "\n"+want+"\n") {
-			return fmt.Errorf("%s -T does not show %q after the change: another setting read first wins", sshd, want)
+			return &sshdError{msg: fmt.Sprintf("%s -T does not show %q after the change: another setting read first wins", sshd, want), code: -1}
 		}
 	}
 	return nil

@@ -285,3 +285,85 @@ func TestInstallKeepsForeignDropIn(t *testing.T) {
 		t.Errorf("backup left behind")
 	}
 }
+
+// uninstall-pam where sshd -t fails for a reason of its own (a golden
+// image whose host keys were removed, as the README advises): it restores
+// anyway and says sshd still fails. It puts every file back when sshd -t
+// after the change fails otherwise than before (here an administrator's
+// drop-in, kept as the backup, that sshd rejects), whether sshd -t passed
+// before or not.
+func TestUninstallWithFailingSSHD(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("sshd -t needs root")
+	}
+	cases := map[string]struct {
+		noHostKey, badBackup bool
+		wantErr              string // "": restored
+		wantOut              string
+	}{
+		"host keys removed":             {noHostKey: true, wantOut: "fails as it did before"},
+		"restoring breaks sshd":         {badBackup: true, wantErr: "-t after the change: exit status 255"},
+		"host keys removed, then worse": {noHostKey: true, badBackup: true, wantErr: "before the change it failed otherwise: Unable to load host key"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			root := copyTree(t, "debian12")
+			dropIns := filepath.Join(root, "etc/ssh/sshd_config.d")
+			testkit.Must(t, os.MkdirAll(dropIns, 0o755))
+			sshd := testkit.NewSSHD(t, filepath.Join(root, "etc/ssh/sshd_config"), "Include "+dropIns+"/*.conf\n", "")
+			if tc.badBackup {
+				testkit.Must(t, os.WriteFile(DropInPath(root), []byte("# mine\nX11Forwarding no\n"), 0o644))
+			}
+			before := snapshot(t, root)
+			o := Options{Root: root, SSHD: testkit.SSHDBin, Out: new(bytes.Buffer)}
+			testkit.Must(t, Install(o))
+			if tc.badBackup {
+				testkit.Must(t, os.WriteFile(DropInPath(root)+BackupSuffix, []byte("# mine\nNoSuchKeyword yes\n"), 0o644))
+			}
+			if tc.noHostKey {
+				keys, _ := filepath.Glob(filepath.Join(filepath.Dir(sshd.Config), "host_ed25519*"))
+				for _, k := range keys {
+					testkit.Must(t, os.Remove(k))
+					delete(before, strings.TrimPrefix(k, root))
+				}
+			}
+			installed := snapshot(t, root)
+			var out bytes.Buffer
+			o.Out = &out
+			err := Uninstall(o)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "every file was put back") {
+					t.Fatalf("error = %v, want one containing %q and a rollback\n%s", err, tc.wantErr, out.String())
+				}
+				after := snapshot(t, root)
+				for p, b := range installed {
+					if after[p] != b {
+						t.Errorf("%s not put back:\n%s", p, Diff(p, []byte(b), []byte(after[p])))
+					}
+				}
+				if len(after) != len(installed) {
+					t.Errorf("%d files after the failed uninstall, %d before", len(after), len(installed))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("uninstall with sshd -t failing before: %v\n%s", err, out.String())
+			}
+			if !strings.Contains(out.String(), tc.wantOut) || !strings.Contains(out.String(), "no hostkeys available") {
+				t.Errorf("output does not say sshd -t still fails:\n%s", out.String())
+			}
+			after := snapshot(t, root)
+			for p, b := range before {
+				if after[p] != b {
+					t.Errorf("%s not restored:\n%s", p, Diff(p, []byte(b), []byte(after[p])))
+				}
+			}
+			if _, err := os.Stat(DropInPath(root)); err == nil {
+				t.Errorf("the drop-in is left")
+			}
+			if strings.Contains(testkit.ReadFile(PAMPath(root)), "latchkey") {
+				t.Errorf("the PAM stack still names the helper")
+			}
+		})
+	}
+}
