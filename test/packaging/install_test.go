@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/latchkey/latchkey/test/testbin"
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -237,6 +238,104 @@ func TestManPagesFromHelp(t *testing.T) {
 					t.Errorf("the man page of %s lacks the -help line %q", name, l)
 				}
 			}
+		}
+	}
+}
+
+// The helper's pre-removal script, deb's and rpm's, run as dpkg and rpm run
+// them, with the built helper and a real sshd -t, in a mount namespace
+// whose /etc/pam.d and /etc/ssh are a copy of this host's PAM stack and a
+// test sshd_config (the machine's own are never touched). On a golden image
+// whose host keys were removed (sshd -t fails for that reason alone) it
+// restores the stack and says so; when uninstall-pam fails it says what is
+// left and what to run and fails, so that the package, whose binary the
+// PAM line names, stays installed.
+func TestHelperPreremove(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounts in a private mount namespace and runs sshd -t: needs root (CI runs as root)")
+	}
+	repo, err := vaulttest.RepoRoot()
+	testkit.Must(t, err)
+	bin := t.TempDir()
+	_, err = testbin.Build(bin, "./cmd/latchkey-ssh-helper")
+	testkit.Must(t, err)
+	for _, format := range []struct{ name, arg string }{{"deb", "remove"}, {"rpm", "0"}} {
+		for _, uninstallFails := range []bool{false, true} {
+			name := format.name + "/golden-image" // no '=' or blank: the temp dir's name goes into sshd_config
+			if uninstallFails {
+				name = format.name + "/uninstall-pam-fails"
+			}
+			t.Run(name, func(t *testing.T) {
+				root := t.TempDir()
+				testkit.Must(t, os.Chmod(root, 0o755))
+				pamFile := filepath.Join(root, "etc/pam.d/sshd")
+				testkit.Must(t, os.MkdirAll(filepath.Dir(pamFile), 0o755))
+				orig := testkit.ReadFile("/etc/pam.d/sshd")
+				testkit.Must(t, os.WriteFile(pamFile, []byte(orig), 0o644))
+				dropIns := filepath.Join(root, "etc/ssh/sshd_config.d")
+				testkit.Must(t, os.MkdirAll(dropIns, 0o755))
+				// An absolute Include of the copy: the same directory
+				// under -root here and as /etc/ssh in the namespace.
+				sshd := testkit.NewSSHD(t, filepath.Join(root, "etc/ssh/sshd_config"), "Include "+dropIns+"/*.conf\n", "")
+				dropIn := filepath.Join(dropIns, "50-latchkey.conf")
+				if uninstallFails {
+					// The administrator's own drop-in of that name, kept as
+					// the backup; broken afterwards, so that restoring it
+					// would break sshd and uninstall-pam puts everything back.
+					testkit.Must(t, os.WriteFile(dropIn, []byte("# mine\nX11Forwarding no\n"), 0o644))
+				}
+				out, err := exec.Command(filepath.Join(bin, "latchkey-ssh-helper"), "install-pam", "-root", root, "-sshd", testkit.SSHDBin).CombinedOutput()
+				if err != nil {
+					t.Fatalf("install-pam: %v\n%s", err, out)
+				}
+				if uninstallFails {
+					testkit.Must(t, os.WriteFile(dropIn+".latchkey-bak", []byte("# mine\nNoSuchKeyword yes\n"), 0o644))
+				} else {
+					// A golden image: host keys removed, sshd -t fails.
+					keys, _ := filepath.Glob(filepath.Join(filepath.Dir(sshd.Config), "host_ed25519*"))
+					for _, k := range keys {
+						testkit.Must(t, os.Remove(k))
+					}
+				}
+				installedPAM, installedDropIn := testkit.ReadFile(pamFile), testkit.ReadFile(dropIn)
+
+				script := filepath.Join(repo, "packaging/scripts", format.name, "ssh-helper-preremove.sh")
+				cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-ec",
+					`mount --bind "$1/etc/pam.d" /etc/pam.d; mount --bind "$1/etc/ssh" /etc/ssh; exec sh "$2" "$3"`,
+					"sh", root, script, format.arg)
+				cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+				out, err = cmd.CombinedOutput()
+				if !uninstallFails {
+					if err != nil || !strings.Contains(string(out), "sshd's PAM stack restored") {
+						t.Fatalf("prerm %s: %v\n%s", format.arg, err, out)
+					}
+					if got := testkit.ReadFile(pamFile); got != orig {
+						t.Errorf("the PAM stack is not the original:\n%s", got)
+					}
+					if _, err := os.Stat(dropIn); err == nil {
+						t.Errorf("the drop-in is left")
+					}
+					return
+				}
+				if err == nil {
+					t.Fatalf("prerm %s succeeded although uninstall-pam failed:\n%s", format.arg, out)
+				}
+				for _, want := range []string{
+					"uninstall-pam failed", "the package is not removed",
+					"/etc/pam.d/sshd still runs latchkey-ssh-helper", "/etc/ssh/sshd_config.d/50-latchkey.conf is still in place",
+					"run `latchkey-ssh-helper uninstall-pam`",
+				} {
+					if !strings.Contains(string(out), want) {
+						t.Errorf("prerm output lacks %q:\n%s", want, out)
+					}
+				}
+				if strings.Contains(string(out), "restored") {
+					t.Errorf("prerm says restored although it failed:\n%s", out)
+				}
+				if testkit.ReadFile(pamFile) != installedPAM || testkit.ReadFile(dropIn) != installedDropIn {
+					t.Errorf("a failed uninstall-pam changed the files")
+				}
+			})
 		}
 	}
 }

@@ -1,11 +1,30 @@
 #!/bin/sh
 # On removal, take the helper out of sshd's PAM stack first: a pam_exec
-# line naming a binary that is gone refuses every login. uninstall-pam puts
-# the distribution's lines back byte for byte and removes the drop-in.
+# line naming a binary that is gone refuses every keyboard-interactive
+# login. uninstall-pam puts the distribution's lines back byte for byte and
+# removes the drop-in. When it fails, the removal stops (this script fails,
+# so the package stays installed) rather than leave that line behind: what
+# is left and what to run are printed.
 set -e
-if [ "$1" = 0 ] && command -v latchkey-ssh-helper >/dev/null 2>&1 &&
-	grep -q '^# latchkey-ssh-helper install-pam: begin' /etc/pam.d/sshd 2>/dev/null; then
-	latchkey-ssh-helper uninstall-pam || true
-	echo "latchkey-ssh-helper: sshd's PAM stack restored; reload sshd (systemctl reload sshd)"
+pam=/etc/pam.d/sshd
+dropin=/etc/ssh/sshd_config.d/50-latchkey.conf
+ours() {
+	grep -q '^# latchkey-ssh-helper install-pam: begin' "$pam" 2>/dev/null ||
+		grep -q '^# Written by latchkey-ssh-helper install-pam' "$dropin" 2>/dev/null
+}
+if [ "$1" = 0 ] && command -v latchkey-ssh-helper >/dev/null 2>&1 && ours; then
+	if latchkey-ssh-helper uninstall-pam; then
+		echo "latchkey-ssh-helper: sshd's PAM stack restored; reload sshd (systemctl reload sshd)"
+	else
+		echo "latchkey-ssh-helper: uninstall-pam failed (its reason is above), so the package is not removed:" >&2
+		if grep -q '^# latchkey-ssh-helper install-pam: begin' "$pam" 2>/dev/null; then
+			echo "  $pam still runs latchkey-ssh-helper; without the binary every keyboard-interactive login would be refused" >&2
+		fi
+		if grep -q '^# Written by latchkey-ssh-helper install-pam' "$dropin" 2>/dev/null; then
+			echo "  $dropin is still in place" >&2
+		fi
+		echo "Fix what uninstall-pam reported, run \`latchkey-ssh-helper uninstall-pam\` until it succeeds, then remove the package again." >&2
+		exit 1
+	fi
 fi
 exit 0
