@@ -1,7 +1,8 @@
 // Package systemd_test runs the shipped unit under a real systemd (a
 // container booted by test/systemdtest): Type=notify readiness after the
 // first render, RuntimeDirectory kept across restarts and stops, reload,
-// the exposure figure of the loaded unit, and the helper's audit records in
+// the exposure figure of the loaded unit, a check_command (sshd -t) run
+// inside the unit's system-call filter, and the helper's audit records in
 // a real journald. Skipped when not root.
 package systemd_test
 
@@ -92,14 +93,42 @@ template {
   destination = "/etc/app/password"
   perms       = 0600
 }
+template {
+  contents    = "x"
+  destination = "/etc/app/marker"
+  exec {
+    command = ["nice", "-n", "5", "touch", "/etc/app/nice-ran"]
+  }
+}
+ssh {
+  trusted_user_ca_keys = "/etc/ssh/trusted-user-ca-keys.pem"
+  pinned_user_ca_keys  = "/etc/latchkey/pinned-user-ca.pub"
+  check_command        = ["sshd", "-t"]
+}
 `, srv.Addr), 0o640)
 	m.MustRun(t, "mkdir", "-p", "/etc/app")
+	// The README's ssh stanza: check_command is `sshd -t`, which runs under
+	// the unit's sandbox (it calls setgroups, in @privileged) and must pass
+	// there, or every round is rolled back and READY=1 never comes. Its
+	// sshd_config names the trust file, so the check reads the new one.
+	m.WriteFile(t, "/etc/ssh/sshd_config", "HostKey /etc/ssh/ssh_host_ed25519_key\nTrustedUserCAKeys /etc/ssh/trusted-user-ca-keys.pem\nUsePAM no\n", 0o644)
+	m.MustRun(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/etc/ssh/ssh_host_ed25519_key")
+	m.MustRun(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pinned", "-f", "/root/pinned-user-ca")
+	m.MustRun(t, "cp", "/root/pinned-user-ca.pub", "/etc/latchkey/pinned-user-ca.pub")
+	// sshd -t wants its privilege separation user and directory (the
+	// container's /etc is empty: openssh-server's postinst never ran there).
+	m.MustRun(t, "useradd", "--system", "--no-create-home", "--home-dir", "/run/sshd", "--shell", "/usr/sbin/nologin", "sshd")
+	m.MustRun(t, "mkdir", "-p", "/run/sshd")
+	m.MustRun(t, "sshd", "-t") // outside the unit: the check itself passes
 	m.MustRun(t, "systemctl", "daemon-reload")
 
 	// Type=notify: `systemctl start` returns once READY=1 came, which the
 	// agent sends only after the first login and render.
-	if out, err := m.Run("systemctl", "start", "latchkey-agent"); err != nil {
-		j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager")
+	// timeout(1) inside the container: a start that never gets READY=1 fails
+	// here instead of leaving systemctl running (Run's own limit kills
+	// nsenter only, whose child keeps the output open).
+	if out, err := m.Run("timeout", "50", "systemctl", "start", "latchkey-agent"); err != nil {
+		j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager", "-o", "verbose")
 		t.Fatalf("systemctl start: %v\n%s\njournal:\n%s", err, out, j)
 	}
 	if got := m.MustRun(t, "cat", "/etc/app/password"); !strings.HasPrefix(got, "s3cr3t-") {
@@ -109,6 +138,19 @@ template {
 	if token == "" {
 		t.Fatal("no token in the sink when start returned")
 	}
+	pinned := strings.Fields(m.MustRun(t, "cat", "/etc/latchkey/pinned-user-ca.pub"))
+	if got := m.MustRun(t, "cat", "/etc/ssh/trusted-user-ca-keys.pem"); len(pinned) < 2 || !strings.Contains(got, pinned[1]) {
+		t.Errorf("the trust file when start returned lacks the pinned key:\n%s", got)
+	}
+	if j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager", "-o", "verbose"); strings.Contains(j, "check_command failed") {
+		t.Errorf("check_command (sshd -t) failed under the unit:\n%s", j)
+	}
+	// A filtered call fails (EPERM) rather than killing the command: nice's
+	// setpriority is in @resources, and nice then runs its command anyway.
+	testkit.Eventually(t, "the template's command under nice ran", func() bool {
+		_, err := m.Run("test", "-e", "/etc/app/nice-ran")
+		return err == nil
+	})
 
 	// The sandbox of the loaded unit, as systemd measures it.
 	out := m.MustRun(t, "systemd-analyze", "security", "--no-pager", "latchkey-agent.service")
