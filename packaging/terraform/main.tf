@@ -47,14 +47,21 @@ resource "vault_ssh_secret_backend_ca" "host" {
   generate_signing_key = true
 }
 
+# Host certificates name hosts under var.ssh_host_domains only (EC2's
+# ip-10-0-1-5.eu-west-1.compute.internal is under "internal"). The agent's
+# default principals are the hostname and the FQDN, and a short hostname
+# (ip-10-0-1-5) is under no domain, so Vault refuses the whole request: give
+# the agent's host_certificate the FQDN as principals (written per instance,
+# say by cloud-init), or list hostnames here with allow_bare_domains. "*"
+# would let any instance with the policy below certify any name.
 resource "vault_ssh_secret_backend_role" "host_cert" {
   backend                 = vault_mount.ssh_host_signer.path
   name                    = "host"
   key_type                = "ca"
   allow_host_certificates = true
-  allow_bare_domains      = true
+  allow_bare_domains      = false
   allow_subdomains        = true
-  allowed_domains         = "internal,compute.internal"
+  allowed_domains         = join(",", var.ssh_host_domains)
   ttl                     = "2592000"
 }
 
@@ -71,9 +78,10 @@ resource "vault_mount" "secret" {
   options = { version = "2" }
 }
 
-# Policies: the agent's token reads the app's secrets and checks TOTP codes
-# (the helper's TOTP mode reads the agent's sink). The OTP verify endpoint
-# needs no token.
+# Policies: the agent's token reads the app's secrets, checks TOTP codes
+# (the helper's TOTP mode reads the agent's sink) and has the host's keys
+# signed (the ssh stanza's host_certificate). The OTP verify endpoint and
+# the CAs' public keys need no token.
 resource "vault_policy" "web" {
   name   = "web"
   policy = <<-EOT
@@ -88,6 +96,13 @@ resource "vault_policy" "totp_check" {
   EOT
 }
 
+resource "vault_policy" "ssh_host_cert" {
+  name   = "ssh-host-cert"
+  policy = <<-EOT
+    path "${vault_mount.ssh_host_signer.path}/sign/${vault_ssh_secret_backend_role.host_cert.name}" { capabilities = ["update"] }
+  EOT
+}
+
 # Auth methods of latchkey-agent.
 resource "vault_auth_backend" "aws" {
   type = "aws"
@@ -98,7 +113,7 @@ resource "vault_aws_auth_backend_role" "web_ec2" {
   role                     = "web"
   auth_type                = "ec2"
   bound_account_ids        = var.aws_bound_account_ids
-  token_policies           = [vault_policy.web.name, vault_policy.totp_check.name]
+  token_policies           = [vault_policy.web.name, vault_policy.totp_check.name, vault_policy.ssh_host_cert.name]
   token_ttl                = 3600
   disallow_reauthentication = false
 }
@@ -108,7 +123,7 @@ resource "vault_aws_auth_backend_role" "web_iam" {
   role                     = "web-iam"
   auth_type                = "iam"
   bound_iam_principal_arns = var.aws_bound_iam_principal_arns
-  token_policies           = [vault_policy.web.name, vault_policy.totp_check.name]
+  token_policies           = [vault_policy.web.name, vault_policy.totp_check.name, vault_policy.ssh_host_cert.name]
   token_ttl                = 3600
 }
 
@@ -123,7 +138,7 @@ resource "vault_generic_endpoint" "alicloud_web" {
   ignore_absent_fields = true
   data_json = jsonencode({
     arn            = var.alicloud_role_arn
-    token_policies = [vault_policy.web.name, vault_policy.totp_check.name]
+    token_policies = [vault_policy.web.name, vault_policy.totp_check.name, vault_policy.ssh_host_cert.name]
     token_ttl      = 3600
   })
 }
@@ -135,6 +150,6 @@ resource "vault_auth_backend" "approle" {
 resource "vault_approle_auth_backend_role" "web" {
   backend        = vault_auth_backend.approle.path
   role_name      = "web"
-  token_policies = [vault_policy.web.name]
+  token_policies = [vault_policy.web.name, vault_policy.ssh_host_cert.name]
   token_ttl      = 3600
 }

@@ -34,6 +34,12 @@ variable "ssh_host_ca_mount" {
   default     = "ssh-host-signer"
 }
 
+variable "ssh_host_domains" {
+  description = "Domains whose subdomains host certificates may name (the instances' FQDNs): see vault_ssh_secret_backend_role.host_cert."
+  type        = list(string)
+  default     = ["internal"]
+}
+
 variable "totp_mount" {
   description = "TOTP engine for the helper's mode = \"totp\"."
   type        = string

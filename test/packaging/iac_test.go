@@ -11,7 +11,10 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/hashicorp/vault/api"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
 
 	"github.com/latchkey/latchkey/pam"
 	"github.com/latchkey/latchkey/test/testbin"
@@ -226,4 +229,171 @@ func TestPackerWritesValidConfigs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tfContext evaluates packaging/terraform's expressions: var.* at their
+// defaults, each resource's constant attributes (or those made of var.*) as
+// <type>.<name>.<attr>, and join.
+func tfContext(t *testing.T, bs map[string]*hclsyntax.Block) *hcl.EvalContext {
+	t.Helper()
+	vars := map[string]cty.Value{}
+	for name, b := range bs {
+		if v, ok := strings.CutPrefix(name, "variable "); ok && b.Body.Attributes["default"] != nil {
+			val, diags := b.Body.Attributes["default"].Expr.Value(nil)
+			if diags.HasErrors() {
+				t.Fatalf("variable %s: %v", v, diags)
+			}
+			vars[v] = val
+		}
+	}
+	ctx := &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": cty.ObjectVal(vars)},
+		Functions: map[string]function.Function{"join": stdlib.JoinFunc},
+	}
+	// Two rounds: a policy names a mount's path and a role's name.
+	for round := 0; round < 2; round++ {
+		types := map[string]map[string]cty.Value{}
+		for name, b := range bs {
+			f := strings.Fields(name)
+			if len(f) != 3 || f[0] != "resource" {
+				continue
+			}
+			attrs := map[string]cty.Value{}
+			for an, a := range b.Body.Attributes {
+				if v, diags := a.Expr.Value(ctx); !diags.HasErrors() && v.IsWhollyKnown() {
+					attrs[an] = v
+				}
+			}
+			if types[f[1]] == nil {
+				types[f[1]] = map[string]cty.Value{}
+			}
+			types[f[1]][f[2]] = cty.ObjectVal(attrs)
+		}
+		for typ, m := range types {
+			ctx.Variables[typ] = cty.ObjectVal(m)
+		}
+	}
+	return ctx
+}
+
+// The host signer of packaging/terraform, loaded into a real Vault as
+// terraform would write it: a token with the policies of each auth role
+// that is meant for instances has host keys signed for an FQDN under the
+// domains, and is refused a short hostname (the agent's other default
+// principal, hence the README's advice) and a name under another domain.
+func TestTerraformHostSigner(t *testing.T) {
+	root, err := vaulttest.RepoRoot()
+	testkit.Must(t, err)
+	bs, _ := blocks(t, filepath.Join(root, "packaging/terraform"), ".tf")
+	ctx := tfContext(t, bs)
+	attr := func(block, name string) cty.Value {
+		t.Helper()
+		b := bs[block]
+		if b == nil || b.Body.Attributes[name] == nil {
+			t.Fatalf("no %s in %s", name, block)
+		}
+		v, diags := b.Body.Attributes[name].Expr.Value(ctx)
+		if diags.HasErrors() {
+			t.Fatalf("%s.%s: %v", block, name, diags)
+		}
+		return v
+	}
+	role := "resource vault_ssh_secret_backend_role host_cert"
+	mount := attr("resource vault_mount ssh_host_signer", "path").AsString()
+	roleName := attr(role, "name").AsString()
+
+	// Which policies grant update on <mount>/sign/<role>, as written.
+	signPath := mount + "/sign/" + roleName
+	granting := map[string]string{} // policy name -> text
+	for name := range bs {
+		if !strings.HasPrefix(name, "resource vault_policy ") {
+			continue
+		}
+		text := attr(name, "policy").AsString()
+		if strings.Contains(text, `path "`+signPath+`"`) && strings.Contains(text, `"update"`) {
+			granting[attr(name, "name").AsString()] = text
+		}
+	}
+	if len(granting) == 0 {
+		t.Fatalf("no vault_policy grants update on %s (the agent's host certificate renewal)", signPath)
+	}
+
+	c := srv.Client
+	srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
+	_, err = c.Logical().Write(mount+"/config/ca", map[string]any{"generate_signing_key": true})
+	testkit.Must(t, err)
+	data := map[string]any{}
+	for _, k := range []string{"key_type", "allow_host_certificates", "allow_bare_domains", "allow_subdomains", "allowed_domains", "ttl"} {
+		v := attr(role, k)
+		switch v.Type() {
+		case cty.Bool:
+			data[k] = v.True()
+		default:
+			data[k] = v.AsString()
+		}
+	}
+	_, err = c.Logical().Write(mount+"/roles/"+roleName, data)
+	testkit.Must(t, err)
+	for name := range bs {
+		if strings.HasPrefix(name, "resource vault_policy ") {
+			n := attr(name, "name").AsString()
+			testkit.Must(t, c.Sys().PutPolicy(n, attr(name, "policy").AsString()))
+			t.Cleanup(func() { c.Sys().DeletePolicy(n) })
+		}
+	}
+	key := filepath.Join(t.TempDir(), "host")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	hostPub := testkit.ReadFile(key + ".pub")
+	domains := attr(role, "allowed_domains").AsString()
+	fqdn := "ip-10-0-1-5.eu-west-1.compute." + strings.Split(domains, ",")[0]
+
+	for _, r := range []struct{ block, policies string }{
+		{"resource vault_aws_auth_backend_role web_ec2", "token_policies"},
+		{"resource vault_aws_auth_backend_role web_iam", "token_policies"},
+		{"resource vault_approle_auth_backend_role web", "token_policies"},
+	} {
+		var policies []string
+		for _, v := range attr(r.block, r.policies).AsValueSlice() {
+			policies = append(policies, v.AsString())
+		}
+		t.Run(strings.Fields(r.block)[2], func(t *testing.T) {
+			tok, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: policies, TTL: "10m"})
+			testkit.Must(t, err)
+			tc, err := c.Clone()
+			testkit.Must(t, err)
+			tc.SetToken(tok.Auth.ClientToken)
+			sign := func(principals string) error {
+				_, err := tc.Logical().Write(signPath, map[string]any{"public_key": hostPub, "cert_type": "host", "valid_principals": principals})
+				return err
+			}
+			if err := sign(fqdn); err != nil {
+				t.Errorf("token with %v: signing a host key for %s: %v", policies, fqdn, err)
+			}
+			if err := sign("ip-10-0-1-5," + fqdn); err == nil || !strings.Contains(err.Error(), "is not a valid value for valid_principals") {
+				t.Errorf("a short hostname: %v, want Vault's refusal (the README says to list the FQDN)", err)
+			}
+			if err := sign("bastion.example.com"); err == nil {
+				t.Errorf("a name under another domain was signed")
+			}
+		})
+	}
+	// The alicloud role (written as JSON) carries the same policies.
+	if b := bs["resource vault_generic_endpoint alicloud_web"]; b == nil || !strings.Contains(string(exprText(t, b, "data_json")), "vault_policy.ssh_host_cert.name") {
+		t.Errorf("the alicloud role's token_policies lack vault_policy.ssh_host_cert")
+	}
+}
+
+// exprText is the source text of a block's attribute.
+func exprText(t *testing.T, b *hclsyntax.Block, name string) []byte {
+	t.Helper()
+	a := b.Body.Attributes[name]
+	if a == nil {
+		return nil
+	}
+	r := a.Expr.Range()
+	src, err := os.ReadFile(r.Filename)
+	testkit.Must(t, err)
+	return src[r.Start.Byte:r.End.Byte]
 }
