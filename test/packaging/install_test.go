@@ -190,8 +190,29 @@ func TestDebInstallLoginPurge(t *testing.T) {
 		t.Errorf("doctor with a world-writable config: exit %d\n%s", code, out)
 	}
 
-	// Purge: no file of either package, no state, no directory left.
+	// Remove: the unit the image builder enabled is disabled (no dangling
+	// multi-user.target.wants link; no systemd runs here, systemctl only
+	// makes and removes the link), the state is kept.
+	wants := "/etc/systemd/system/multi-user.target.wants/latchkey-agent.service"
+	t.Cleanup(func() { os.Remove(wants) })
+	if out, err := exec.Command("systemctl", "enable", "latchkey-agent.service").CombinedOutput(); err != nil {
+		t.Fatalf("systemctl enable: %v\n%s", err, out)
+	}
+	if _, err := os.Lstat(wants); err != nil {
+		t.Fatalf("systemctl enable made no link: %v", err)
+	}
 	testkit.Must(t, os.WriteFile("/var/lib/latchkey/aws-nonce", []byte("n"), 0o600))
+	if out, err := exec.Command("dpkg", "-r", "latchkey-agent").CombinedOutput(); err != nil {
+		t.Fatalf("dpkg -r: %v\n%s", err, out)
+	}
+	if _, err := os.Lstat(wants); err == nil {
+		t.Errorf("%s left after remove", wants)
+	}
+	if _, err := os.Stat("/var/lib/latchkey/aws-nonce"); err != nil {
+		t.Errorf("a plain remove dropped the state: %v", err)
+	}
+
+	// Purge: no file of either package, no state, no directory left.
 	if out, err := exec.Command("dpkg", "-P", "latchkey-ssh-helper", "latchkey-agent").CombinedOutput(); err != nil {
 		t.Fatalf("dpkg -P: %v\n%s", err, out)
 	}
@@ -199,7 +220,7 @@ func TestDebInstallLoginPurge(t *testing.T) {
 		"/usr/sbin/latchkey-ssh-helper", "/usr/sbin/latchkey-agent", "/etc/latchkey-ssh-helper.d", "/etc/latchkey",
 		"/var/lib/latchkey", "/usr/share/latchkey-ssh-helper", "/usr/share/doc/latchkey-ssh-helper", "/usr/share/doc/latchkey-agent",
 		"/usr/share/man/man8/latchkey-ssh-helper.8.gz", "/usr/share/man/man8/latchkey-agent.8.gz",
-		"/lib/systemd/system/latchkey-agent.service", "/usr/share/lintian/overrides/latchkey-agent",
+		"/lib/systemd/system/latchkey-agent.service", "/usr/share/lintian/overrides/latchkey-agent", wants,
 	} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s left after purge", p)

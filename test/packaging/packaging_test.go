@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/latchkey/latchkey/agent/auth/methods"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/pam"
+	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
@@ -31,6 +33,8 @@ func TestPackages(t *testing.T) {
 		want      []entry
 		conffiles []string
 		scripts   []string
+		// rpmScripts are the rpm's scriptlets, as rpm -qp --scripts names them.
+		rpmScripts []string
 	}{
 		"ssh-helper": {
 			deb: "latchkey-ssh-helper_1.2.3+4.gabcdef_amd64.deb",
@@ -43,8 +47,9 @@ func TestPackages(t *testing.T) {
 				{"-rw-r--r--", "./usr/share/doc/latchkey-ssh-helper/changelog.gz"},
 				{"-rw-r--r--", "./usr/share/man/man8/latchkey-ssh-helper.8.gz"},
 			},
-			conffiles: []string{"/etc/latchkey-ssh-helper.d/config.hcl"},
-			scripts:   []string{"postinst", "prerm", "postrm"},
+			conffiles:  []string{"/etc/latchkey-ssh-helper.d/config.hcl"},
+			scripts:    []string{"postinst", "prerm", "postrm"},
+			rpmScripts: []string{"postinstall", "preuninstall"},
 		},
 		"agent": {
 			deb: "latchkey-agent_1.2.3+4.gabcdef_amd64.deb",
@@ -59,8 +64,9 @@ func TestPackages(t *testing.T) {
 				{"-rw-r--r--", "./usr/share/man/man8/latchkey-agent.8.gz"},
 				{"-rw-r--r--", "./usr/share/lintian/overrides/latchkey-agent"},
 			},
-			conffiles: []string{"/etc/latchkey/agent.hcl"},
-			scripts:   []string{"postinst", "prerm", "postrm"},
+			conffiles:  []string{"/etc/latchkey/agent.hcl"},
+			scripts:    []string{"postinst", "prerm", "postrm"},
+			rpmScripts: []string{"postinstall", "preuninstall", "postuninstall"},
 		},
 	}
 	for name, tc := range tests {
@@ -70,6 +76,7 @@ func TestPackages(t *testing.T) {
 				t.Errorf("rpm %s missing or empty: %v", tc.rpm, err)
 			}
 			checkRPMOwnsDirs(t, filepath.Join(dist, tc.rpm))
+			checkRPMScripts(t, filepath.Join(dist, tc.rpm), tc.rpmScripts)
 			out, err := exec.Command("dpkg-deb", "-c", deb).CombinedOutput()
 			if err != nil {
 				t.Fatalf("dpkg-deb -c %s: %v\n%s", deb, err, out)
@@ -175,6 +182,81 @@ func checkRPMOwnsDirs(t *testing.T, rpm string) {
 	for _, f := range files {
 		if d := filepath.Dir(f); !owned[d] && !system[d] {
 			t.Errorf("%s: %s is in %s, which the rpm does not own", filepath.Base(rpm), f, d)
+		}
+	}
+}
+
+// checkRPMScripts fails the test unless the rpm has exactly the scriptlets
+// want (postinstall, preuninstall, postuninstall...), each passing sh -n.
+func checkRPMScripts(t *testing.T, rpm string, want []string) {
+	t.Helper()
+	out, err := exec.Command("rpm", "-qp", "--scripts", rpm).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rpm -qp --scripts %s: %v\n%s", rpm, err, out)
+	}
+	head := regexp.MustCompile(`(?m)^(\w+) scriptlet \(using /bin/sh\):\n`)
+	heads := head.FindAllStringSubmatchIndex(string(out), -1)
+	var got []string
+	for i, h := range heads {
+		name := string(out[h[2]:h[3]])
+		end := len(out)
+		if i+1 < len(heads) {
+			end = heads[i+1][0]
+		}
+		got = append(got, name)
+		sh := exec.Command("sh", "-n")
+		sh.Stdin = strings.NewReader(string(out[h[1]:end]))
+		if o, err := sh.CombinedOutput(); err != nil {
+			t.Errorf("%s: %s scriptlet: %v\n%s", filepath.Base(rpm), name, err, o)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("%s: scriptlets %q, want %q", filepath.Base(rpm), got, want)
+	}
+}
+
+// deb's and rpm's maintainer scripts behave alike: a first install prints
+// the same next steps (the README says installing prints them; but for
+// sshd's unit name, ssh on Debian), an upgrade prints nothing, and each
+// format has a script for every step of the other. dpkg passes
+// "configure" and the old version ("" on a first install), rpm the count
+// of installs after the step (1 first, 2 upgrade).
+func TestScriptParity(t *testing.T) {
+	root, err := vaulttest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(script string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command("sh", append([]string{filepath.Join(root, "packaging/scripts", script)}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", script, args, err, out)
+		}
+		return string(out)
+	}
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		t.Skip("systemd runs here: the scripts would reload it")
+	}
+	for _, pkg := range []string{"agent", "ssh-helper"} {
+		deb := run("deb/"+pkg+"-postinstall.sh", "configure", "")
+		rpm := run("rpm/"+pkg+"-postinstall.sh", "1")
+		if !strings.Contains(deb, "Next steps:") {
+			t.Errorf("deb %s postinst prints no next steps:\n%s", pkg, deb)
+		}
+		if strings.ReplaceAll(rpm, "systemctl reload sshd", "systemctl reload ssh") != deb {
+			t.Errorf("%s: rpm's first install prints\n%s\ndeb's\n%s", pkg, rpm, deb)
+		}
+		if out := run("deb/"+pkg+"-postinstall.sh", "configure", "1.0.0") + run("rpm/"+pkg+"-postinstall.sh", "2"); out != "" {
+			t.Errorf("%s: an upgrade prints %q", pkg, out)
+		}
+	}
+	// Both formats stop, disable and forget the agent on removal.
+	for _, s := range []struct{ script, want string }{
+		{"deb/agent-preremove.sh", "disable latchkey-agent.service"}, {"rpm/agent-preremove.sh", "disable latchkey-agent.service"},
+		{"deb/agent-postremove.sh", "daemon-reload"}, {"rpm/agent-postremove.sh", "daemon-reload"},
+	} {
+		if !strings.Contains(testkit.ReadFile(filepath.Join(root, "packaging/scripts", s.script)), s.want) {
+			t.Errorf("%s lacks %q", s.script, s.want)
 		}
 	}
 }

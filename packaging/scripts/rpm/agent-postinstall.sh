@@ -1,6 +1,7 @@
 #!/bin/sh
 # Reload unit files; never enable or start the agent: an image builder
-# (Packer) decides that, after writing /etc/latchkey/agent.hcl.
+# (Packer) decides that, after writing /etc/latchkey/agent.hcl. The first
+# install (rpm passes 1) prints the next steps, as deb's postinst does.
 set -e
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true
@@ -8,5 +9,14 @@ if [ -d /run/systemd/system ]; then
 	if systemctl is-active --quiet latchkey-agent.service; then
 		systemctl try-restart latchkey-agent.service >/dev/null 2>&1 || true
 	fi
+fi
+if [ "$1" = 1 ]; then
+	cat <<'MSG'
+latchkey-agent installed. Next steps:
+  1. write /etc/latchkey/agent.hcl (an example is there)
+  2. latchkey-agent validate -config /etc/latchkey/agent.hcl
+  3. latchkey-agent doctor -config /etc/latchkey/agent.hcl
+  4. systemctl enable --now latchkey-agent
+MSG
 fi
 exit 0
