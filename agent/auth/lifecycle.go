@@ -42,8 +42,9 @@ type Lifecycle struct {
 	deniedOnce sync.Once
 	denied     chan struct{}
 
-	mu     sync.Mutex
-	expiry time.Time // when the held token expires unless renewed (zero: never)
+	mu      sync.Mutex
+	expiry  time.Time // when the held token expires unless renewed (zero: never)
+	pending *Pending  // the login left unfinished when Run's context ended
 }
 
 // ErrLogin wraps a login failure that ended Run (exit_on_err).
@@ -70,20 +71,32 @@ func (l *Lifecycle) denials() chan struct{} {
 // returns nil) or, with ExitOnErr, a login fails (it returns an error
 // wrapping ErrLogin). initial, when non-nil, is a token to start with
 // instead of logging in (a reload that kept the token), already in Holder;
-// its TTL is looked up again first.
-func (l *Lifecycle) Run(ctx context.Context, initial *vaultclient.Secret) error {
+// its TTL is looked up again first. pending, when non-nil, is the login a
+// previous lifecycle with the same auth config left unfinished (Pending):
+// Run goes on with it instead of starting one. A login Run leaves
+// unfinished when ctx ends is then Pending's.
+func (l *Lifecycle) Run(ctx context.Context, initial *vaultclient.Secret, pending *Pending) error {
 	l.denials()
 	secret := initial
 	if secret != nil {
 		secret = l.refresh(ctx, secret)
-	} else if !l.splay(ctx) {
-		return nil
 	}
+	// login_splay is for an agent's first login only: not before going on
+	// with a kept token or a handed-over login, nor before a re-login.
+	splay := initial == nil && pending == nil
 	for {
 		fresh := secret == nil
 		if fresh {
+			p := pending
+			pending = nil
+			if p == nil {
+				p = l.newPending(splay)
+			} else {
+				p.adjust(l.MinBackoff, l.MaxBackoff)
+			}
+			splay = false
 			var err error
-			if secret, err = l.login(ctx); err != nil {
+			if secret, err = l.login(ctx, p); err != nil {
 				return err
 			}
 			if secret == nil { // ctx ended
@@ -111,53 +124,184 @@ func (l *Lifecycle) Run(ctx context.Context, initial *vaultclient.Secret) error 
 	}
 }
 
-// splay waits a random part of Splay, saying so; it returns false when ctx
-// ended first.
-func (l *Lifecycle) splay(ctx context.Context) bool {
-	if l.Splay <= 0 {
-		return true
+// Pending is a login a lifecycle had not finished when its Run ended: an
+// attempt in flight — Vault may already have consumed a one-shot
+// credential (a single-use secret id) and be issuing a token — or the wait
+// before the next attempt (login_splay, the backoff after a failure).
+//
+// A reload that keeps the auth config hands it to the next lifecycle
+// (Run's pending), which reads the attempt's answer, or keeps the wait and
+// the backoff, instead of logging in anew: a second login with the same
+// single-use credential is refused forever, one with a reusable credential
+// leaves the first login's token live with nobody holding it, and a wait
+// started again from min_backoff at every SIGHUP would turn a reload loop
+// into a login loop. Anything else gives it up with Abandon.
+type Pending struct {
+	attempt *attempt  // nil: none in flight
+	at      time.Time // when the next attempt is due (zero: at once)
+	backoff Backoff
+}
+
+// attempt is one login request, sent on a context of its own: ending the
+// lifecycle's context does not cancel it, so that its answer is not lost
+// when a reload hands it over.
+type attempt struct {
+	done   chan struct{}
+	secret *vaultclient.Secret // set before done is closed
+	err    error
+	cancel context.CancelFunc
+}
+
+// String says what the login is doing, for the log.
+func (p *Pending) String() string {
+	if p.attempt != nil {
+		return "a login request is in flight"
 	}
-	wait := time.Duration(rand.Int64N(int64(l.Splay)))
-	l.Logger.Info("waiting before the first login (login_splay)", zap.Duration("wait", wait), zap.Duration("login_splay", l.Splay))
-	l.status(fmt.Sprintf("waiting %s before logging in (login_splay %s)", wait.Round(time.Millisecond), l.Splay))
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+	if wait := time.Until(p.at); wait > 0 {
+		return "next login attempt in " + wait.Round(time.Millisecond).String()
+	}
+	return "logging in"
+}
+
+// InFlight reports whether a login request has been sent and not yet
+// answered (or its answer not yet read).
+func (p *Pending) InFlight() bool { return p != nil && p.attempt != nil }
+
+// newPending starts a login: at once, or after a random part of Splay for
+// the first login of an agent (splay true).
+func (l *Lifecycle) newPending(splay bool) *Pending {
+	p := &Pending{backoff: Backoff{Min: l.MinBackoff, Max: l.MaxBackoff}}
+	if splay && l.Splay > 0 {
+		wait := time.Duration(rand.Int64N(int64(l.Splay)))
+		l.Logger.Info("waiting before the first login (login_splay)", zap.Duration("wait", wait), zap.Duration("login_splay", l.Splay))
+		l.status(fmt.Sprintf("waiting %s before logging in (login_splay %s)", wait.Round(time.Millisecond), l.Splay))
+		p.at = time.Now().Add(wait)
+	}
+	return p
+}
+
+// adjust applies the bounds of the lifecycle p is handed to (a reload may
+// change min_backoff and max_backoff while keeping the auth method): the
+// backoff goes on where it was, within the new bounds, and a wait is never
+// longer than the new max_backoff from now.
+func (p *Pending) adjust(lo, hi time.Duration) {
+	p.backoff.Min, p.backoff.Max = lo, hi
+	if p.backoff.cur != 0 {
+		p.backoff.cur = min(max(p.backoff.cur, lo), hi)
+	}
+	if latest := time.Now().Add(hi); hi > 0 && p.at.After(latest) {
+		p.at = latest
 	}
 }
 
-// login tries until it gets a token, one request per attempt, with
-// Vault's own error logged (and in STATUS) after each failed one. It
-// returns (nil, nil) when ctx ends, and an error only with ExitOnErr.
-func (l *Lifecycle) login(ctx context.Context) (*vaultclient.Secret, error) {
-	b := &Backoff{Min: l.MinBackoff, Max: l.MaxBackoff}
+// Pending returns the login Run left unfinished when its context ended,
+// or nil; it is meant for after Run returned.
+func (l *Lifecycle) Pending() *Pending {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pending
+}
+
+func (l *Lifecycle) setPending(p *Pending) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending = p
+}
+
+// Abandon gives up p, a login of this lifecycle that no lifecycle goes on
+// with. With revoke (a reload changed the auth config), an attempt in
+// flight is left to finish — each request is bounded by the client's
+// timeout — and a token Vault answers it with is revoked (revoke-self), so
+// that the login given up leaves no live token nobody holds; Abandon then
+// returns once that is done, and is meant to run in its own goroutine.
+// Without revoke (the agent stops), the attempt is cancelled at once, so
+// that the stop is not delayed: a token Vault may already have issued for
+// it is held by nobody and ends at its TTL, as after a kill.
+func (l *Lifecycle) Abandon(p *Pending, revoke bool) {
+	if p == nil || p.attempt == nil {
+		return
+	}
+	a := p.attempt
+	if !revoke {
+		a.cancel()
+		<-a.done
+		return
+	}
+	<-a.done
+	defer a.cancel()
+	if a.err != nil {
+		l.Logger.Info("a login given up by a reload failed", zap.String("method", l.Method.Describe()), zap.Error(a.err))
+		return
+	}
+	accessor := a.secret.Auth.Accessor
+	c, err := Clone(l.Client, a.secret.Auth.ClientToken, l.Namespace)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), max(l.Client.Timeout(), time.Second))
+		_, err = c.Write(ctx, "auth/token/revoke-self", nil)
+		cancel()
+	}
+	if err != nil {
+		l.Logger.Warn("a login given up by a reload brought a token that could not be revoked; it ends at its TTL",
+			zap.String("accessor", accessor), zap.Int("ttl_seconds", a.secret.Auth.LeaseDuration), zap.Error(err))
+		return
+	}
+	l.Logger.Info("a login given up by a reload brought a token; revoked it", zap.String("accessor", accessor))
+}
+
+// send starts one login attempt (LoginOnce) on a context that ctx's end
+// does not cancel (see attempt).
+func (l *Lifecycle) send(ctx context.Context) *attempt {
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a := &attempt{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(a.done)
+		a.secret, a.err = LoginOnce(actx, l.Method, l.Client, l.Namespace)
+	}()
+	return a
+}
+
+// login goes on with p until it gets a token, one request per attempt,
+// with Vault's own error logged (and in STATUS) after each failed one. It
+// returns (nil, nil) when ctx ends, leaving p in Pending, and an error
+// only with ExitOnErr.
+func (l *Lifecycle) login(ctx context.Context, p *Pending) (*vaultclient.Secret, error) {
 	for {
-		l.status("logging in with " + l.Method.Describe())
-		secret, err := LoginOnce(ctx, l.Method, l.Client, l.Namespace)
+		if p.attempt == nil {
+			if wait := time.Until(p.at); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					l.setPending(p)
+					return nil, nil
+				case <-t.C:
+				}
+			}
+			l.status("logging in with " + l.Method.Describe())
+			p.attempt = l.send(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			l.setPending(p)
+			return nil, nil
+		case <-p.attempt.done:
+		}
+		secret, err := p.attempt.secret, p.attempt.err
+		p.attempt.cancel()
+		p.attempt = nil
 		if err == nil {
 			l.Logger.Info("logged in", zap.String("method", l.Method.Describe()),
 				zap.Strings("policies", secret.Auth.Policies), zap.Int("ttl_seconds", secret.Auth.LeaseDuration),
 				zap.Bool("renewable", secret.Auth.Renewable), zap.String("accessor", secret.Auth.Accessor))
 			return secret, nil
 		}
-		if ctx.Err() != nil {
-			return nil, nil
-		}
 		if l.ExitOnErr {
 			return nil, fmt.Errorf("%w: %s: %w", ErrLogin, l.Method.Describe(), err)
 		}
-		wait := b.Next()
+		wait := p.backoff.Next()
+		p.at = time.Now().Add(wait)
 		l.Logger.Error("login failed", zap.String("method", l.Method.Describe()), zap.Error(err), zap.Duration("retry_in", wait))
 		l.status(fmt.Sprintf("login failed, retrying in %s: %s", wait.Round(time.Second), OneLine(err)))
-		select {
-		case <-ctx.Done():
-			return nil, nil
-		case <-time.After(wait):
-		}
 	}
 }
 

@@ -185,7 +185,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
 		}
 		defer os.Remove(cfg.PidFile)
 	}
-	r.launch(ctx, cur, nil, tokens)
+	r.launch(ctx, cur, nil, nil, tokens)
 	// The watchdog is fed from this loop, so that a wedged agent (not just
 	// a dead one) is restarted by systemd.
 	var watchdog <-chan time.Time
@@ -204,7 +204,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
 			if cur.cfg.ExitAfterAuth {
 				r.Logger.Info("exit_after_auth: logged in and wrote every sink; exiting")
 				r.notify("STOPPING=1")
-				cur.stop()
+				cur.end()
 				return nil
 			}
 			r.notify("READY=1")
@@ -212,6 +212,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
 			// Only a fatal error (exit_on_err, a component's) ends an
 			// instance by itself.
 			r.notify("STOPPING=1")
+			cur.end()
 			return cur.err
 		case sig := <-sigs:
 			switch sig {
@@ -226,12 +227,12 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
 			default:
 				r.Logger.Info("stopping", zap.String("signal", sig.String()))
 				r.notify("STOPPING=1")
-				cur.stop()
+				cur.end()
 				return nil
 			}
 		case <-ctx.Done():
 			r.notify("STOPPING=1")
-			cur.stop()
+			cur.end()
 			return nil
 		}
 	}
@@ -261,15 +262,16 @@ func (r *Runner) reload(ctx context.Context, cur *instance, tokens *Tokens) *ins
 
 // swap stops cur and launches next in its place, handing over what next
 // keeps of cur (the login, unchanged components).
+//
+// What next keeps of cur's login is read only once cur has stopped, so
+// that a login that ends while cur stops is not lost. When the auth config
+// is unchanged, next goes on with the token, or with the login cur had not
+// finished (auth.Pending: the request in flight is answered to next, the
+// wait between attempts goes on), and never sends a one-shot credential a
+// second time. When the auth config changed, a login cur had in flight is
+// given up: a token Vault still answers it with is revoked in the
+// background (auth.Lifecycle.Abandon).
 func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) *instance {
-	var keep *vaultclient.Secret
-	authKept := sameAuth(cur.cfg, next.cfg)
-	if authKept {
-		cur.mu.Lock()
-		keep = cur.secret
-		cur.mu.Unlock()
-		keep = timeLeft(keep, cur.lifecycle.Expiry())
-	}
 	var kept, restarted []string
 	var replaced []Component // cur's component each of next's replaces, by part
 	for i, p := range next.parts {
@@ -288,6 +290,23 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 		replaced = append(replaced, old)
 	}
 	cur.stop()
+	var keep *vaultclient.Secret
+	pending := cur.lifecycle.Pending()
+	authKept := sameAuth(cur.cfg, next.cfg)
+	switch {
+	case !authKept:
+		if pending.InFlight() {
+			go cur.lifecycle.Abandon(pending, true)
+		}
+		pending = nil
+	case pending == nil:
+		cur.mu.Lock()
+		keep = cur.secret
+		cur.mu.Unlock()
+		keep = timeLeft(keep, cur.lifecycle.Expiry())
+	}
+	// With a login under way, cur had given up the token it may still
+	// hold (or had none): there is nothing to keep but the login.
 	for i, p := range next.parts {
 		if s, ok := p.comp.(Successor); ok && replaced[i] != nil {
 			s.Inherit(replaced[i])
@@ -298,7 +317,7 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 		// with it the leases it created.
 		tokens.Holder().Retire(cur.lifecycle.Expiry())
 	}
-	r.launch(ctx, next, keep, tokens)
+	r.launch(ctx, next, keep, pending, tokens)
 	if r.OnReload != nil {
 		r.OnReload(next.cfg)
 	}
@@ -306,6 +325,8 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 	switch {
 	case keep != nil:
 		r.Logger.Info("reloaded; auth unchanged, keeping the token", fields...)
+	case pending != nil:
+		r.Logger.Info("reloaded; auth unchanged, going on with the login under way", append(fields, zap.String("login", pending.String()))...)
 	case authKept:
 		r.Logger.Info("reloaded; auth unchanged but no token to keep (none yet, or about to expire): logging in", fields...)
 	default:
@@ -444,10 +465,11 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 }
 
 // launch starts a built instance. keep, when set, is a login to go on
-// with instead of logging in. The instance is ready (in.ready closed) once
+// with instead of logging in; pending, when set, is a login under way to
+// go on with (see swap). The instance is ready (in.ready closed) once
 // there is a token, every sink has written it and every component is
 // ready; that wait ends with the instance, so nothing is left blocked.
-func (r *Runner) launch(parent context.Context, in *instance, keep *vaultclient.Secret, tokens *Tokens) {
+func (r *Runner) launch(parent context.Context, in *instance, keep *vaultclient.Secret, pending *auth.Pending, tokens *Tokens) {
 	ctx, cancel := context.WithCancel(parent)
 	in.cancel, in.done, in.ready, in.secret = cancel, make(chan struct{}), make(chan struct{}), keep
 	denied := in.lifecycle.PermissionDenied
@@ -497,7 +519,7 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *vaultclient.
 		close(in.ready)
 	}()
 	go func() {
-		err := in.lifecycle.Run(ctx, keep)
+		err := in.lifecycle.Run(ctx, keep, pending)
 		cancel()
 		wg.Wait()
 		for _, p := range in.parts {
@@ -513,6 +535,14 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *vaultclient.
 		in.err = err
 		close(in.done)
 	}()
+}
+
+// end stops the instance for good (the agent stops): a login it had in
+// flight is cancelled at once, so that the stop is not delayed by a Vault
+// that does not answer (auth.Lifecycle.Abandon).
+func (in *instance) end() {
+	in.stop()
+	in.lifecycle.Abandon(in.lifecycle.Pending(), false)
 }
 
 // stop ends the instance and waits for its goroutines.
