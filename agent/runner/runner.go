@@ -261,7 +261,8 @@ func (r *Runner) reload(ctx context.Context, cur *instance, tokens *Tokens) *ins
 }
 
 // swap stops cur and launches next in its place, handing over what next
-// keeps of cur (the login, unchanged components).
+// keeps of cur (the login, unchanged components, what each unchanged sink
+// holds).
 //
 // What next keeps of cur's login is read only once cur has stopped, so
 // that a login that ends while cur stops is not lost. When the auth config
@@ -310,6 +311,11 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 	for i, p := range next.parts {
 		if s, ok := p.comp.(Successor); ok && replaced[i] != nil {
 			s.Inherit(replaced[i])
+		}
+	}
+	for _, s := range next.sinks {
+		for _, old := range cur.sinks {
+			s.Inherit(old)
 		}
 	}
 	if keep == nil {

@@ -4,10 +4,13 @@ package sink
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,6 +34,27 @@ type File struct {
 	MinBackoff, MaxBackoff time.Duration
 
 	uid, gid int
+
+	mu sync.Mutex
+	// wrapped is what a wrap_ttl sink last wrote, nil before its first
+	// write (see wrapping).
+	wrapped *wrapping
+}
+
+// wrapping records that a wrap_ttl sink's file holds a wrapping of one
+// token. A wrapped file cannot be compared with the token (each wrap
+// makes a new wrapping token), and wrapping again is no no-op: every wrap
+// is another live single-use copy of the token. So the sink remembers
+// what it wrote, and a write of the same token is skipped while the file
+// still holds exactly that. Hashes, not the token and the wrapping token:
+// nothing secret is kept beyond what the holder already holds.
+//
+// The record lives in memory and is handed across reloads (Inherit). A
+// restart starts without one; it also logs in anew, so its token is a new
+// one, which is wrapped and written once, as a new token must be (the
+// wrapping written before the restart stays valid until its wrap_ttl).
+type wrapping struct {
+	token, content [sha256.Size]byte
 }
 
 // New resolves the sink's owner and group (names or numbers) now, so that a
@@ -52,7 +76,8 @@ func New(c config.Sink, client *vaultclient.Client, log *zap.Logger) (*File, err
 }
 
 // Write writes token to the sink once: wrapped first when wrap_ttl is set.
-// The error names the file, never the token. A sink path that holds a
+// A file that already holds token (wrap_ttl: the wrapping of token this
+// sink, or the one it inherited from, wrote) is left alone. The error names the file, never the token. A sink path that holds a
 // FIFO, device, socket or directory is an error (never read, never
 // replaced); a symlink is replaced by the rename, never followed.
 // Temporary files left by an interrupted earlier write are removed first.
@@ -62,7 +87,7 @@ func (f *File) Write(ctx context.Context, token string) error {
 	if fi, err := os.Lstat(f.Config.Path); err == nil && !fi.Mode().IsRegular() && fi.Mode()&os.ModeSymlink == 0 {
 		return fmt.Errorf("sink %s: %w, refused", f.Config.Path, atomicfile.ErrNotRegular)
 	}
-	if f.Config.WrapTTL == 0 && f.current(token) {
+	if f.current(token) {
 		return nil
 	}
 	if f.Config.WrapTTL > 0 {
@@ -74,14 +99,71 @@ func (f *File) Write(ctx context.Context, token string) error {
 	}
 	err := atomicfile.WriteFile(f.Config.Path, []byte(content), atomicfile.Options{Mode: f.Config.Mode, UID: f.uid, GID: f.gid})
 	if err != nil {
+		if f.Config.WrapTTL > 0 {
+			// The file may hold anything now: the next write wraps again.
+			f.setWrapped(nil)
+		}
 		return fmt.Errorf("sink %s: %w", f.Config.Path, err)
+	}
+	if f.Config.WrapTTL > 0 {
+		f.setWrapped(&wrapping{token: sha256.Sum256([]byte(token)), content: sha256.Sum256([]byte(content))})
 	}
 	return nil
 }
 
-// current reports whether the file already holds token with the wanted
-// mode and owner (after a reload or restart), so it is not rewritten.
+// Inherit takes over what prev, the sink of the same path in the
+// configuration a reload replaces, knows it wrote, when prev's config is
+// the same (positions aside): without it a wrap_ttl sink would wrap the
+// kept token again at every SIGHUP and rewrite its file, leaving one more
+// live wrapping token each time. A sink of another config knows nothing.
+func (f *File) Inherit(prev *File) {
+	if prev == nil || prev == f || !sameConfig(f.Config, prev.Config) {
+		return
+	}
+	prev.mu.Lock()
+	w := prev.wrapped
+	prev.mu.Unlock()
+	f.setWrapped(w)
+}
+
+// sameConfig reports whether b configures the sink as a does.
+func sameConfig(a, b config.Sink) bool {
+	a.Range, a.Keys = hclconf.Range{}, nil
+	b.Range, b.Keys = hclconf.Range{}, nil
+	return reflect.DeepEqual(a, b)
+}
+
+func (f *File) setWrapped(w *wrapping) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.wrapped = w
+}
+
+// current reports whether the file already holds token (wrap_ttl: the
+// wrapping of token this sink wrote, see wrapping) with the wanted mode
+// and owner (after a reload or restart), so it is not rewritten.
 func (f *File) current(token string) bool {
+	want := []byte(token)
+	if f.Config.WrapTTL > 0 {
+		f.mu.Lock()
+		w := f.wrapped
+		f.mu.Unlock()
+		if w == nil || w.token != sha256.Sum256(want) {
+			return false
+		}
+		return f.holds(func(b []byte) bool { return sha256.Sum256(b) == w.content }, maxWrapInfo)
+	}
+	return f.holds(func(b []byte) bool { return string(b) == token }, int64(len(want)))
+}
+
+// maxWrapInfo bounds what is read of a wrap_ttl sink's file: the wrap
+// info JSON is a few hundred bytes.
+const maxWrapInfo = 64 << 10
+
+// holds reports whether the file's content, read up to limit bytes (and
+// one more, to see a longer file), is what match wants, with the wanted
+// mode and owner.
+func (f *File) holds(match func([]byte) bool, limit int64) bool {
 	// Never through a symlink, never blocking on a FIFO swapped in.
 	file, fi, err := atomicfile.OpenExisting(f.Config.Path)
 	if err != nil {
@@ -96,8 +178,8 @@ func (f *File) current(token string) bool {
 			return false
 		}
 	}
-	b, err := io.ReadAll(io.LimitReader(file, int64(len(token))+1))
-	return err == nil && string(b) == token
+	b, err := io.ReadAll(io.LimitReader(file, limit+1))
+	return err == nil && int64(len(b)) <= limit && match(b)
 }
 
 // wrap response-wraps token and returns the wrap info as JSON, the form
@@ -131,7 +213,7 @@ func (f *File) Run(ctx context.Context, h *auth.Holder, ready func()) {
 		if tok != "" && gen != written {
 			// A reload or restart finds the token already there; it is
 			// then left alone, and the log must not say it was written.
-			already := f.Config.WrapTTL == 0 && f.current(tok)
+			already := f.current(tok)
 			if err := f.Write(ctx, tok); err != nil {
 				wait := b.Next()
 				f.Logger.Error("sink write failed", zap.String("path", f.Config.Path), zap.Error(err), zap.Duration("retry_in", wait))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/vault/api"
 
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
@@ -184,5 +187,58 @@ func TestSIGTERMDuringLoginStopsAtOnce(t *testing.T) {
 	}
 	if testkit.ReadFile(sink) != "" {
 		t.Error("a token was written after SIGTERM")
+	}
+}
+
+// Defect: a wrap_ttl sink was wrapped and rewritten at every SIGHUP,
+// though the token was kept: each reload minted another live single-use
+// wrapping of the agent's token, and woke whoever watches the file. A
+// reload that keeps the token and the sink's config leaves the file alone.
+func TestSIGHUPLeavesAWrappedSinkAlone(t *testing.T) {
+	dir := t.TempDir()
+	cfg, sink := approleConfig(t, dir, "approle-hup-wrap", "")
+	testkit.WriteFile(t, cfg, strings.Replace(testkit.ReadFile(cfg), "  sink \"file\" {\n", "  sink \"file\" {\n    wrap_ttl = \"5m\"\n", 1))
+	proxy := vaulttest.NewCountingProxy(t, srv.Addr)
+	wraps := func() int { return proxy.Count("PUT", "/v1/sys/wrapping/wrap") }
+	n := testkit.ListenNotify(t)
+	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+proxy.URL, "NOTIFY_SOCKET="+n.Path)
+	i := n.WaitFor(t, "READY=1", 0)
+	content := testkit.ReadFile(sink)
+	// An mtime in the past: a rewrite, however quick, moves it.
+	past := time.Now().Add(-time.Hour).Truncate(time.Second)
+	testkit.Must(t, os.Chtimes(sink, past, past))
+	before, err := os.Stat(sink)
+	testkit.Must(t, err)
+	for r := 1; r <= 2; r++ {
+		a.signal(t, syscall.SIGHUP)
+		a.logged(t, "reloaded; auth unchanged, keeping the token", r)
+		i = n.WaitFor(t, "READY=1", i+1) // every sink reported written
+	}
+	after, err := os.Stat(sink)
+	testkit.Must(t, err)
+	if !os.SameFile(before, after) || !after.ModTime().Equal(past) || testkit.ReadFile(sink) != content {
+		t.Errorf("a reload rewrote the wrapped sink: inode kept %v, mtime %s (was %s)", os.SameFile(before, after), after.ModTime(), past)
+	}
+	if w := wraps(); w != 1 {
+		t.Errorf("%d wrap requests, want 1", w)
+	}
+	if c := strings.Count(a.stderr.String(), "token written to sink"); c != 1 {
+		t.Errorf("%d× \"token written to sink\" in the log, want 1", c)
+	}
+	// The file still holds a live wrapping of the agent's token.
+	var info api.SecretWrapInfo
+	testkit.Must(t, json.Unmarshal([]byte(content), &info))
+	c, err := srv.NewClient("")
+	testkit.Must(t, err)
+	un, err := c.Logical().Unwrap(info.Token)
+	testkit.Must(t, err)
+	tok, _ := un.Data["token"].(string)
+	tc, err := srv.NewClient(tok)
+	testkit.Must(t, err)
+	if _, err := tc.Auth().Token().LookupSelf(); err != nil {
+		t.Fatalf("the unwrapped token does not work: %v", err)
+	}
+	if code := a.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
 	}
 }
