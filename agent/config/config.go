@@ -50,7 +50,9 @@ type settings struct {
 // Vault is the `vault { ... }` stanza.
 type Vault struct {
 	Client vaultclient.Config
-	// NumRetries is retry { num_retries } (Vault Agent's default: 12).
+	// NumRetries is retry { num_retries } as written until finalize, then
+	// the number of retries it means, as in Vault Agent: unset or 0 is the
+	// default (12), -1 is none (0); below -1 is refused when parsed.
 	NumRetries *int
 }
 
@@ -196,13 +198,12 @@ func (c *Config) finalize() {
 		c.StateDir = DefaultStateDir
 	}
 	c.SSH.Finalize()
-	if c.Vault.NumRetries == nil {
-		c.Vault.NumRetries = ptr(DefaultNumRetries)
-	}
+	c.Vault.NumRetries = ptr(NumRetries(c.Vault.NumRetries))
 	c.TemplateConfig = c.set.templateConfig.finalize()
-	if n := *c.Vault.NumRetries; n > 0 {
-		c.TemplateConfig.RetryAttempts = n
-	}
+	// A failing template is tried once, then retried num_retries times,
+	// before its retries count as exhausted (consul-template's Attempts,
+	// which Vault Agent sets to num_retries).
+	c.TemplateConfig.RetryAttempts = *c.Vault.NumRetries + 1
 	if c.set.exitAfterAuth != nil {
 		c.ExitAfterAuth = *c.set.exitAfterAuth
 	}

@@ -234,9 +234,39 @@ func TestLoadObjectFormBlocks(t *testing.T) {
 				return c.Vault.Client.Address == "https://v:8200" && *c.Vault.NumRetries == 3
 			},
 		},
-		"retry in a vault block": {
-			body:  minimal + "vault {\n  retry = {\n    num_retries = 0\n  }\n}\n",
-			check: func(c *Config) bool { return *c.Vault.NumRetries == 0 },
+		// num_retries as in Vault Agent: 0 (or unset) is the default, 12
+		// retries; -1 is none; a template is tried once plus its retries.
+		"retry in a vault block, 0 is the default": {
+			body: minimal + "vault {\n  retry = {\n    num_retries = 0\n  }\n}\n",
+			check: func(c *Config) bool {
+				return *c.Vault.NumRetries == 12 && c.TemplateConfig.RetryAttempts == 13
+			},
+		},
+		"retry unset is the default": {
+			body: minimal + "vault {\n  address = \"https://v:8200\"\n}\n",
+			check: func(c *Config) bool {
+				return *c.Vault.NumRetries == 12 && c.TemplateConfig.RetryAttempts == 13
+			},
+		},
+		"retry -1 is none": {
+			body: minimal + "vault {\n  retry {\n    num_retries = -1\n  }\n}\n",
+			check: func(c *Config) bool {
+				return *c.Vault.NumRetries == 0 && c.TemplateConfig.RetryAttempts == 1
+			},
+		},
+		"retry count": {
+			body: minimal + "vault {\n  retry {\n    num_retries = 1\n  }\n}\n",
+			check: func(c *Config) bool {
+				return *c.Vault.NumRetries == 1 && c.TemplateConfig.RetryAttempts == 2
+			},
+		},
+		"retry below -1": {
+			body: minimal + "vault {\n  retry {\n    num_retries = -2\n  }\n}\n",
+			want: `agent.hcl:9:19: vault.retry.num_retries: want -1 (no retries), 0 (the default, 12 retries) or a number of retries, not -2`,
+		},
+		"retry below -1 in JSON-like object form": {
+			body: minimal + "vault = { retry = { num_retries = -5 } }\n",
+			want: `agent.hcl:7:35: vault.retry.num_retries: want -1`,
 		},
 		"template_config": {
 			body: minimal + "template_config = {\n  exit_on_retry_failure = true\n  static_secret_render_interval = \"1m\"\n}\n",

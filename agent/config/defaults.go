@@ -10,7 +10,8 @@ import (
 const (
 	// DefaultStateDir holds what must survive restarts (the AWS nonce).
 	DefaultStateDir = "/var/lib/latchkey"
-	// DefaultNumRetries is vault { retry { num_retries } } (Vault Agent's).
+	// DefaultNumRetries is vault { retry { num_retries } } (Vault Agent's):
+	// what an unset or 0 num_retries means.
 	DefaultNumRetries = 12
 	// DefaultVaultTimeout bounds one request to Vault (vault { timeout }),
 	// well under a refresh interval, so that a hung node costs one short
@@ -56,7 +57,7 @@ func DefaultTemplateConfig() TemplateConfig {
 		MaxConnectionsPerHost:      DefaultMaxConnectionsPerHost,
 		RetryMin:                   DefaultTemplateRetryMin,
 		RetryMax:                   DefaultTemplateRetryMax,
-		RetryAttempts:              DefaultNumRetries,
+		RetryAttempts:              DefaultNumRetries + 1,
 		SourceQuiet:                DefaultSourceQuiet,
 	}
 }
@@ -107,3 +108,17 @@ func (s templateConfigSet) finalize() TemplateConfig {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// NumRetries is the number of retries vault { retry { num_retries } }
+// means, n being the value written (nil when unset), as in Vault Agent:
+// unset or 0 is DefaultNumRetries, -1 is none. (A value below -1 is refused
+// when the file is parsed.)
+func NumRetries(n *int) int {
+	switch {
+	case n == nil || *n == 0:
+		return DefaultNumRetries
+	case *n < 0:
+		return 0
+	}
+	return *n
+}

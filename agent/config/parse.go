@@ -132,7 +132,13 @@ func (ps *parser) vault(b *hclconf.Block, v *Vault) {
 		rl, d := split(r.Body)
 		ps.add(d)
 		ps.add(rl.check("vault.retry", []string{"num_retries"}, nil))
-		if n := ps.integer(rl.attrs["num_retries"]); n != nil {
+		if a := rl.attrs["num_retries"]; a != nil {
+			n := ps.integer(a)
+			// Vault Agent's values: -1 (no retries), 0 (the default, 12)
+			// or a count; anything below -1 is a typo, not "none".
+			if *n < -1 {
+				ps.add(hclconf.Diagnostics{hclconf.Errorf(a.Value.Range, "vault.retry.num_retries: want -1 (no retries), 0 (the default, 12 retries) or a number of retries, not %d", *n)})
+			}
 			v.NumRetries = n
 		}
 	}

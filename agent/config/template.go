@@ -74,8 +74,9 @@ type TemplateConfig struct {
 	// goes by, finalized here with the others so that it has no defaults
 	// of its own. RetryMin and RetryMax bound the wait before a failed
 	// template is tried again (Vault Agent's 250ms and 1m); RetryAttempts
-	// is how many failures in a row count as "retries exhausted": vault {
-	// retry { num_retries } } when above 0, as in Vault Agent, else 12;
+	// is how many failures in a row count as "retries exhausted": one
+	// attempt plus vault { retry { num_retries } } retries (13 by default,
+	// 1 with num_retries = -1), as in Vault Agent;
 	// SourceQuiet is how long an edited template source must stay
 	// unchanged before it is read again.
 	RetryMin, RetryMax time.Duration

@@ -27,7 +27,7 @@ func TestVaultUnreachableAndBackLoggedOnceEachWay(t *testing.T) {
 	cfg := agentConfig(t, dir, method, "", fileSink(filepath.Join(dir, "token"), ""))
 	// The agent goes through the proxy, with quick retries.
 	cfgText := strings.Replace(testkit.ReadFile(cfg), srv.Addr, strings.Replace(proxy.Addr, "http://", "https://", 1), 1)
-	cfgText = strings.Replace(cfgText, "vault {", "vault {\n  timeout = \"1s\"\n  retry {\n    num_retries = 0\n  }", 1)
+	cfgText = strings.Replace(cfgText, "vault {", "vault {\n  timeout = \"1s\"\n  retry {\n    num_retries = -1\n  }", 1)
 	testkit.WriteFile(t, cfg, cfgText)
 	log, logs := testkit.ObservedAt(t, zapcore.DebugLevel)
 	// Token looked up every 100 ms: requests keep failing while it is down.

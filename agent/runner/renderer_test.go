@@ -293,8 +293,11 @@ func TestVaultClient(t *testing.T) {
 	}{
 		"defaults (as Vault Agent)": {"", nil, vaultclient.Config{}, 10, 12},
 		"configured":                {"template_config {\n  max_connections_per_host = 4\n}\nvault {\n  retry {\n    num_retries = 5\n  }\n}\n", nil, vaultclient.Config{}, 4, 5},
-		"environment wins":          {"vault {\n  retry {\n    num_retries = 5\n  }\n}\n", map[string]string{"VAULT_MAX_RETRIES": "1"}, vaultclient.Config{}, 10, 1},
-		"flag wins":                 {"vault {\n  retry {\n    num_retries = 5\n  }\n}\n", map[string]string{"VAULT_MAX_RETRIES": "1"}, vaultclient.Config{MaxRetries: &three}, 10, 3},
+		// num_retries as in Vault Agent: 0 is the default, -1 is none.
+		"num_retries 0 is the default": {"vault {\n  retry {\n    num_retries = 0\n  }\n}\n", nil, vaultclient.Config{}, 10, 12},
+		"num_retries -1 is none":       {"vault {\n  retry {\n    num_retries = -1\n  }\n}\n", nil, vaultclient.Config{}, 10, 0},
+		"environment wins":             {"vault {\n  retry {\n    num_retries = 5\n  }\n}\n", map[string]string{"VAULT_MAX_RETRIES": "1"}, vaultclient.Config{}, 10, 1},
+		"flag wins":                    {"vault {\n  retry {\n    num_retries = 5\n  }\n}\n", map[string]string{"VAULT_MAX_RETRIES": "1"}, vaultclient.Config{MaxRetries: &three}, 10, 3},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

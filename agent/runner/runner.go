@@ -385,8 +385,9 @@ func sameAuth(a, b *config.Config) bool {
 }
 
 // VaultClient is the agent's Vault client for cfg: the vault stanza, under
-// the environment, under flags; vault { retry { num_retries } } unless
-// VAULT_MAX_RETRIES or a flag set it; a request timeout of
+// the environment, under flags; the retries vault { retry { num_retries } }
+// means (config.NumRetries: 12 for unset or 0, none for -1) unless
+// VAULT_MAX_RETRIES or a flag set a count; a request timeout of
 // config.DefaultVaultTimeout unless vault { timeout } or
 // VAULT_CLIENT_TIMEOUT set one; failover across vault { addresses }; and
 // template_config's max_connections_per_host, shared by every clone

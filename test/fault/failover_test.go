@@ -115,7 +115,7 @@ func TestFaultFailoverLogins(t *testing.T) {
 // slack well under the 10 s request timeout it used to cost on top), and
 // while it lasts the agent says so in its log and in STATUS=, once each way.
 //
-// A second agent without request retries (vault { retry { num_retries = 0
+// A second agent without request retries (vault { retry { num_retries = -1
 // } }) meets the election with failed refreshes: the template's
 // error-and-retry path must bring every later change to its file too (a
 // refresh left unscheduled after an error would leave the file stale for
@@ -137,7 +137,7 @@ func TestFaultFailoverAgent(t *testing.T) {
 	}
 	vault := fmt.Sprintf("address = %q\naddresses = %s", addrs[0], hclList(addrs))
 	a := startAgent(t, cl.Client(t), vault)
-	b := startAgent(t, cl.Client(t), vault+"\nretry {\n  num_retries = 0\n}")
+	b := startAgent(t, cl.Client(t), vault+"\nretry {\n  num_retries = -1\n}")
 	a.waitContent(t, val(1), 30*time.Second)
 	b.waitContent(t, val(1), 30*time.Second)
 	failedBefore := len(a.logLines("refresh failed"))
