@@ -79,7 +79,7 @@ func (m *Manager) fetchAll(ctx context.Context, qs []*query) map[string]error {
 			errs[q.key] = prev.err
 			continue
 		}
-		if err := m.previewCheck(q); err != nil {
+		if err := m.previewCheck(ctx, q); err != nil {
 			errs[q.key] = err
 			continue
 		}

@@ -69,7 +69,7 @@ type Manager struct {
 	watcher *fsnotify.Watcher
 	// preview is set during a dry run (Render); issued lists what it sent
 	// that issues or writes.
-	preview bool
+	preview *preview
 	issued  []string
 	// retried is the login whose token failing templates were last
 	// retried with (retryNow).

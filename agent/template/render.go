@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 )
 
 // ErrNoTemplate wraps the error of a template name that names none.
@@ -44,14 +43,10 @@ func (m *Manager) Render(ctx context.Context, name string, dryRun, showSecrets b
 	if err != nil {
 		return nil, err
 	}
-	m.preview = dryRun
 	if dryRun {
-		previews.start(m, ctx)
+		m.preview = &preview{}
+		defer func() { m.preview = nil }()
 	}
-	defer func() {
-		m.preview = false
-		previews.end(m)
-	}()
 	if !dryRun {
 		if err := m.renderUnit(ctx, i); err != nil {
 			return nil, err
@@ -97,40 +92,12 @@ func (m *Manager) Leases() []string {
 // documented side-effect free).
 var staticTypes = map[string]bool{"kv": true, "generic": true, "cubbyhole": true, "ns_cubbyhole": true}
 
-// preview is a dry run's state while Render runs: the context of the
-// Render and the static mounts found so far (by path, "secret/"). The
-// Manager's own fields belong to manager.go; this is render.go's.
+// preview is a dry run's state while Render runs: the static mounts found
+// so far (by path, "secret/"), so that each mount is asked about once.
+// previewCheck runs before a round's fetches start, one query at a time,
+// so it needs no lock.
 type preview struct {
-	ctx    context.Context
 	static []string
-}
-
-type previewSet struct {
-	mu sync.Mutex
-	m  map[*Manager]*preview
-}
-
-var previews previewSet
-
-func (s *previewSet) start(m *Manager, ctx context.Context) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[*Manager]*preview{}
-	}
-	s.m[m] = &preview{ctx: ctx}
-}
-
-func (s *previewSet) end(m *Manager) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, m)
-}
-
-func (s *previewSet) get(m *Manager) *preview {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[m]
 }
 
 // staticMount asks Vault (GET sys/internal/ui/mounts/<path>, which Vault's
@@ -138,7 +105,7 @@ func (s *previewSet) get(m *Manager) *preview {
 // q's path is on, and returns "" when it is of a static type, or else why
 // a dry run must not send q. It fails closed: a mount Vault will not
 // describe (a refusal, an error, an older Vault) is not known to be static.
-func (m *Manager) staticMount(p *preview, q *query) string {
+func (m *Manager) staticMount(ctx context.Context, p *preview, q *query) string {
 	for _, prefix := range p.static {
 		if strings.HasPrefix(q.path+"/", prefix) {
 			return ""
@@ -148,7 +115,7 @@ func (m *Manager) staticMount(p *preview, q *query) string {
 	if err != nil {
 		return fmt.Sprintf("Vault could not be asked which mount %s is on (%v)", q.path, err)
 	}
-	r, err := c.Read(p.ctx, "sys/internal/ui/mounts/"+q.path)
+	r, err := c.Read(ctx, "sys/internal/ui/mounts/"+q.path)
 	if err != nil {
 		return fmt.Sprintf("Vault would not say which mount %s is on (%v), so it is not known to be static", q.path, err)
 	}
@@ -170,17 +137,14 @@ func (m *Manager) staticMount(p *preview, q *query) string {
 }
 
 // previewCheck returns the error of a query a dry run must not send, and
-// records one it may (AllowIssue).
-func (m *Manager) previewCheck(q *query) error {
-	if !m.preview {
+// records one it may (AllowIssue). Outside a dry run it returns nil.
+func (m *Manager) previewCheck(ctx context.Context, q *query) error {
+	p := m.preview
+	if p == nil {
 		return nil
 	}
 	if q.kind == kindRead || q.kind == kindList {
-		p := previews.get(m)
-		why := "the dry run has no context to ask Vault with"
-		if p != nil {
-			why = m.staticMount(p, q)
-		}
+		why := m.staticMount(ctx, p, q)
 		if why == "" {
 			return nil
 		}
