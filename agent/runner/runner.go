@@ -42,6 +42,15 @@ var ErrConfig = errors.New("config error")
 // revocation between renewals when Runner.CheckInterval is zero.
 const DefaultCheckInterval = time.Minute
 
+// DefaultReloadWait is how long a reload waits for the new configuration
+// to be ready (a token, every sink written, every changed template
+// rendered) before it sends READY=1 anyway. The unit has
+// TimeoutStartSec=infinity, so that a start waits for Vault, and systemd
+// times a reload (RELOADING=1 ... READY=1) by that timeout too: without
+// this bound, a reload that needs Vault while Vault is down or refusing
+// would hold `systemctl reload` (and every job queued behind it) forever.
+const DefaultReloadWait = 10 * time.Second
+
 // Runner runs the agent.
 type Runner struct {
 	// Paths are the -config files and directories (read again at SIGHUP).
@@ -58,6 +67,9 @@ type Runner struct {
 	// CheckInterval is how often the token is looked up to notice
 	// revocation (DefaultCheckInterval when zero).
 	CheckInterval time.Duration
+	// ReloadWait bounds a reload's wait for readiness (DefaultReloadWait
+	// when zero).
+	ReloadWait time.Duration
 	// NewRenderer renders templates (agent/template plugs in here); nil
 	// makes a config with templates a config error.
 	NewRenderer RendererFactory
@@ -194,13 +206,31 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
 		defer t.Stop()
 		watchdog = t.C
 	}
+	if r.ReloadWait == 0 {
+		r.ReloadWait = DefaultReloadWait
+	}
 	readyCh := cur.ready
+	// reloadDue fires when a reload has waited ReloadWait for readyCh;
+	// readySent is whether READY=1 was sent once (the start is over).
+	var reloadDue <-chan time.Time
+	readySent := false
 	for {
 		select {
 		case <-watchdog:
 			r.notify("WATCHDOG=1")
+		case <-reloadDue:
+			reloadDue = nil
+			// The reload is applied; what it waits for goes on being
+			// tried (logins back off, templates retry) as after a start
+			// whose Vault went away later. READY=1 is sent again once
+			// it is there.
+			r.Logger.Warn("reload applied, but the new configuration is not ready yet (no token, or a sink or template not written); telling systemd the reload is done, still trying",
+				zap.Duration("waited", r.ReloadWait))
+			r.status("reloaded; not ready yet: waiting for a token or a first render")
+			r.notify("READY=1")
+			readySent = true
 		case <-readyCh:
-			readyCh = nil
+			readyCh, reloadDue = nil, nil
 			if cur.cfg.ExitAfterAuth {
 				r.Logger.Info("exit_after_auth: logged in and wrote every sink; exiting")
 				r.notify("STOPPING=1")
@@ -208,6 +238,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
 				return nil
 			}
 			r.notify("READY=1")
+			readySent = true
 		case <-cur.done:
 			// Only a fatal error (exit_on_err, a component's) ends an
 			// instance by itself.
@@ -218,10 +249,19 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
 			switch sig {
 			case syscall.SIGHUP:
 				next := r.reload(ctx, cur, tokens)
-				if next != cur {
+				switch {
+				case next != cur:
 					cur = next
 					readyCh = cur.ready
-				} else if readyCh == nil {
+					// A start still waiting for its first READY=1 is
+					// not bounded (TimeoutStartSec=infinity); a reload is.
+					if readySent {
+						reloadDue = time.After(r.ReloadWait)
+					}
+				case reloadDue != nil:
+					// A refused reload during an earlier one's wait:
+					// that wait's READY=1 ends both.
+				case readySent:
 					r.notify("READY=1")
 				}
 			default:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/latchkey/latchkey/agent/runner"
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
 )
@@ -238,6 +239,36 @@ func TestSIGHUPLeavesAWrappedSinkAlone(t *testing.T) {
 	if _, err := tc.Auth().Token().LookupSelf(); err != nil {
 		t.Fatalf("the unwrapped token does not work: %v", err)
 	}
+	if code := a.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// Defect: a reload waited for the new configuration to be ready before
+// READY=1, unbounded. The unit's TimeoutStartSec=infinity (a start waits
+// for Vault) times reloads too, so a reload that needed a login Vault
+// refused held `systemctl reload` forever. The agent now says the reload
+// is done after runner.DefaultReloadWait, logs that it is not ready yet,
+// and keeps trying.
+func TestReloadThatCannotBeReadyEnds(t *testing.T) {
+	dir := t.TempDir()
+	const mount = "approle-reload-wait"
+	cfg, _ := approleConfig(t, dir, mount, "")
+	n := testkit.ListenNotify(t)
+	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+srv.Addr, "NOTIFY_SOCKET="+n.Path)
+	n.WaitFor(t, "READY=1", 0)
+	// The new auth method's mount does not exist: every login is refused.
+	testkit.WriteFile(t, cfg, strings.Replace(testkit.ReadFile(cfg), "auth/"+mount, "auth/approle-nowhere", 1))
+	from := n.Count()
+	begin := time.Now()
+	a.signal(t, syscall.SIGHUP)
+	r := n.WaitFor(t, "RELOADING=1", from)
+	n.WaitFor(t, "READY=1", r)
+	if took := time.Since(begin); took < runner.DefaultReloadWait/2 {
+		t.Errorf("READY=1 %s after the reload, before any login could succeed", took)
+	}
+	a.logged(t, "reload applied, but the new configuration is not ready yet", 1)
+	n.WaitFor(t, "STATUS=reloaded; not ready yet", r)
 	if code := a.stop(t); code != 0 {
 		t.Errorf("exit %d", code)
 	}
