@@ -24,7 +24,9 @@ const installUsage = `Usage: latchkey-ssh-helper install-pam [options]
   include that directory first. Each changed file keeps a backup beside it
   (.latchkey-bak); sshd -t runs before and after; any failure puts every
   file back. Running it again changes nothing, or only the helper's lines.
-  uninstall-pam restores both files byte for byte. Neither reloads sshd.
+  uninstall-pam restores both files byte for byte, also where sshd -t
+  already fails (an image without host keys); it puts the files back only
+  when sshd -t afterwards fails otherwise than before. Neither reloads sshd.
 
 Options:
   -root=<dir>      work on the tree under dir instead of / (an image's

@@ -124,6 +124,12 @@ func (m *Machine) RunTimeout(limit time.Duration, args ...string) (string, error
 	cmd := exec.Command("nsenter", full...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// nsenter -p forks the command; both are in a process group of their
+	// own, killed together at the limit. WaitDelay ends Wait even when a
+	// process the command left in the container still holds the output
+	// pipe (a daemon it started), instead of blocking the test for ever.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		return "", err
 	}
@@ -136,7 +142,7 @@ func (m *Machine) RunTimeout(limit time.Duration, args ...string) (string, error
 		}
 		return out.String(), nil
 	case <-time.After(limit):
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 		return out.String(), fmt.Errorf("%s: still running after %s", strings.Join(args, " "), limit)
 	}
