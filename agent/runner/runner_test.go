@@ -659,3 +659,59 @@ func TestSinkRetriedUntilWritable(t *testing.T) {
 	testkit.Eventually(t, "the sink written after its directory appeared", func() bool { return readToken(t, sinkPath) != "" })
 	testkit.Eventually(t, "READY=1", func() bool { return r.notes.count("READY=1") == 1 })
 }
+
+// A reload is done (READY=1) when the new configuration is ready or after
+// ReloadWait, whichever is first; the start is never cut short. Each
+// reload gets its own wait, also one after a wait that ran out.
+func TestReloadWaitIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	_, good := approle(t, dir, "1h", "2h")
+	bad := strings.Replace(good, `mount_path = "auth/`, `mount_path = "auth/nowhere-`, 1)
+	sink := filepath.Join(dir, "token")
+	cfg := agentConfig(t, dir, bad, "", fileSink(sink, ""))
+	n := &notes{}
+	sigs := make(chan os.Signal, 1)
+	rn := &Runner{Paths: []string{cfg}, Getenv: func(string) string { return "" }, Logger: zaptest.NewLogger(t),
+		Signals: sigs, Notify: n.add, CheckInterval: time.Minute, ReloadWait: 300 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rn.Run(ctx, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+	ready := func() int { return n.count("READY=1") }
+	reload := func(reloads int) {
+		t.Helper()
+		sigs <- syscall.SIGHUP
+		testkit.Eventually(t, "RELOADING=1", func() bool { return n.count("RELOADING=1") == reloads })
+	}
+
+	// A start that cannot log in: a reload then is part of the start.
+	reload(1)
+	time.Sleep(time.Second)
+	if ready() != 0 {
+		t.Fatal("READY=1 before the first login")
+	}
+	agentConfig(t, dir, good, "", fileSink(sink, ""))
+	reload(2)
+	testkit.Eventually(t, "READY=1 after the first login", func() bool { return ready() == 1 })
+
+	agentConfig(t, dir, bad, "", fileSink(sink, ""))
+	for i, want := range []int{2, 3} { // each reload ends, the second too
+		reload(3 + i)
+		testkit.Eventually(t, "READY=1 after the wait", func() bool { return ready() == want })
+	}
+	if c := n.countContaining("STATUS=reloaded; not ready yet"); c != 2 {
+		t.Errorf("%d not-ready statuses, want 2", c)
+	}
+	// A refused reload ends at once.
+	testkit.WriteFile(t, cfg, "auto_auth {\n")
+	reload(5)
+	testkit.Eventually(t, "READY=1 after a refused reload", func() bool { return ready() == 4 })
+	// Ready again: READY=1 once more.
+	agentConfig(t, dir, good, "", fileSink(sink, ""))
+	reload(6)
+	testkit.Eventually(t, "READY=1 once the new login is there", func() bool { return ready() == 5 })
+	time.Sleep(500 * time.Millisecond)
+	if ready() != 5 {
+		t.Errorf("READY=1 %d times, want 5", ready())
+	}
+}
