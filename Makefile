@@ -54,6 +54,9 @@ test: deps vault
 	$(GO) mod download
 	$(GO) vet ./...
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v '/test/fault$$')
+	@# The in-process packages again under the race detector: reloads hand
+	@# logins, tokens and templates between goroutines.
+	$(GO) test -race $(GO_TEST_FLAGS) ./agent/... ./internal/... ./pam/...
 	@# The fault scenarios print one line of figures each ("fault ...").
 	@out=$$($(GO) test $(GO_TEST_FLAGS) -v ./test/fault 2>&1); rc=$$?; \
 	  echo "$$out" | grep -E '^(fault |--- FAIL|FAIL|ok|panic)'; \

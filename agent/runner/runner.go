@@ -363,6 +363,11 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 		// with it the leases it created.
 		tokens.Holder().Retire(cur.lifecycle.Expiry())
 	}
+	// Described before launch: from then on next's lifecycle owns pending.
+	var login string
+	if pending != nil {
+		login = pending.String()
+	}
 	r.launch(ctx, next, keep, pending, tokens)
 	if r.OnReload != nil {
 		r.OnReload(next.cfg)
@@ -372,7 +377,7 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 	case keep != nil:
 		r.Logger.Info("reloaded; auth unchanged, keeping the token", fields...)
 	case pending != nil:
-		r.Logger.Info("reloaded; auth unchanged, going on with the login under way", append(fields, zap.String("login", pending.String()))...)
+		r.Logger.Info("reloaded; auth unchanged, going on with the login under way", append(fields, zap.String("login", login))...)
 	case authKept:
 		r.Logger.Info("reloaded; auth unchanged but no token to keep (none yet, or about to expire): logging in", fields...)
 	default:
