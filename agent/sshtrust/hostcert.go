@@ -192,6 +192,25 @@ func defaultPrincipals() ([]string, error) {
 	return out, nil
 }
 
+// dotted returns the names of ps that hold a dot (FQDNs), in order.
+func dotted(ps []string) []string {
+	var out []string
+	for _, p := range ps {
+		if strings.Contains(p, ".") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// refusedPrincipal reports whether err is Vault's refusal of a principal
+// the role does not allow ("... is not a valid value for
+// valid_principals").
+func refusedPrincipal(err error) bool {
+	var re *vaultclient.ResponseError
+	return errors.As(err, &re) && re.StatusCode == 400 && strings.Contains(err.Error(), "valid_principals")
+}
+
 // hostChanges signs the host keys whose certificate is missing, wrong or
 // due, and returns their new files and the earliest renewal time of all.
 func (t *Trust) hostChanges(ctx context.Context) ([]change, time.Time, error) {
@@ -199,11 +218,18 @@ func (t *Trust) hostChanges(ctx context.Context) ([]change, time.Time, error) {
 	if t.principals == nil {
 		t.principals = h.Principals
 		if len(t.principals) == 0 {
-			p, err := defaultPrincipals()
+			lookup := defaultPrincipals
+			if t.deps.DefaultPrincipals != nil {
+				lookup = t.deps.DefaultPrincipals
+			}
+			p, err := lookup()
 			if err != nil {
 				return nil, time.Time{}, err
 			}
 			t.principals = p
+			if q := dotted(p); len(q) > 0 && len(q) < len(p) {
+				t.fqdnOnly = q
+			}
 		}
 	}
 	keys, err := hostKeys(h.Keys)
@@ -234,6 +260,14 @@ func (t *Trust) hostChanges(ctx context.Context) ([]change, time.Time, error) {
 			errs = append(errs, err)
 			continue
 		}
+		if why != "" && t.fqdnOnly != nil {
+			// A certificate for the FQDN alone, signed after the role
+			// refused the short hostname (before a restart), is good.
+			if w, err := needsSigning(k, t.fqdnOnly, ca, t.deps.Now()); err == nil && w == "" {
+				t.principals, t.fqdnOnly = t.fqdnOnly, nil
+				why = ""
+			}
+		}
 		if why == "" {
 			if cert, err := readCert(k.Cert); err == nil {
 				earliest(renewAt(cert))
@@ -251,6 +285,15 @@ func (t *Trust) hostChanges(ctx context.Context) ([]change, time.Time, error) {
 			}
 		}
 		data, cert, err := sign(ctx, client, h, k.Pub, t.principals)
+		if err != nil && t.fqdnOnly != nil && refusedPrincipal(err) {
+			// The default principals hold the short hostname, which a
+			// role allowing subdomains only (packaging/terraform's)
+			// refuses: sign for the FQDN instead of for nothing.
+			t.log.Warn("ssh: Vault's host role refused the default principals; signing for the FQDN only (list host_certificate { principals } to choose)",
+				zap.Strings("refused", t.principals), zap.Strings("principals", t.fqdnOnly), zap.Error(err))
+			t.principals, t.fqdnOnly = t.fqdnOnly, nil
+			data, cert, err = sign(ctx, client, h, k.Pub, t.principals)
+		}
 		if err != nil {
 			t.log.Warn("ssh: host certificate not signed; keeping the current one", zap.String("path", k.Cert), zap.String("reason", why), zap.Error(err))
 			errs = append(errs, err)

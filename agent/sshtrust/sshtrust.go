@@ -30,6 +30,9 @@ type Deps struct {
 	Status func(string)
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
+	// DefaultPrincipals, when set, replaces the hostname lookup of a host
+	// certificate without principals (tests).
+	DefaultPrincipals func() ([]string, error)
 }
 
 // Retry bounds: a failed round is tried again after MinRetry, doubling up
@@ -54,6 +57,10 @@ type Trust struct {
 	ready     chan struct{}
 
 	principals []string // resolved at the first round
+	// fqdnOnly, when the principals are the defaults and hold a short
+	// hostname besides the FQDN, is the FQDN alone: what is signed when
+	// the role refuses the short name (see hostChanges).
+	fqdnOnly []string
 
 	// refused is the last set of files check_command refused.
 	refused struct {

@@ -33,6 +33,9 @@ type fixture struct {
 	vault  *vaulttest.Server
 	logs   *observer.ObservedLogs
 	status []string
+	// defaults, when set, are the host's default principals (its
+	// hostname and FQDN).
+	defaults []string
 }
 
 func newFixture(t *testing.T, vault *vaulttest.Server) *fixture {
@@ -51,6 +54,9 @@ func (f *fixture) trust() *Trust {
 		Token:  func() string { return f.vault.RootToken },
 		Logger: log, Status: func(s string) { f.status = append(f.status, s) },
 	})
+	if f.defaults != nil {
+		tr.deps.DefaultPrincipals = func() ([]string, error) { return f.defaults, nil }
+	}
 	testkit.Must(f.t, err)
 	return tr
 }
@@ -531,5 +537,75 @@ func TestHostCARotationSignsAgain(t *testing.T) {
 	testkit.Must(t, err)
 	if cur.Serial == old.Serial || ssh.FingerprintSHA256(cur.SignatureKey) != ssh.FingerprintSHA256(newCA) {
 		t.Errorf("after the host CA's rotation the certificate is signed by %s, want the new CA %s", ssh.FingerprintSHA256(cur.SignatureKey), ssh.FingerprintSHA256(newCA))
+	}
+}
+
+// Without principals the host certificate is for the hostname and the
+// FQDN. A role that allows subdomains only (packaging/terraform's) refuses
+// the short hostname, and the whole request with it: the agent then signs
+// for the FQDN alone, with a warning, and a restart keeps that
+// certificate instead of signing again.
+func TestHostCertificateDefaultPrincipals(t *testing.T) {
+	const fallback = "signing for the FQDN only"
+	for _, tc := range []struct {
+		name     string
+		role     map[string]any
+		defaults []string
+		want     []string // nil: refused, no certificate
+		warned   bool
+	}{
+		{"role allows both", map[string]any{"allowed_domains": "example.com,web1", "allow_bare_domains": true, "allow_subdomains": true},
+			[]string{"web1", "web1.example.com"}, []string{"web1", "web1.example.com"}, false},
+		{"subdomains only", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true},
+			[]string{"web1", "web1.example.com"}, []string{"web1.example.com"}, true},
+		{"short name only", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true},
+			[]string{"web1"}, nil, false},
+		{"foreign domain", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true},
+			[]string{"web1", "web1.example.org"}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mount := mountUnique(t, "host")
+			srv.SSHCAT(t, mount)
+			role := map[string]any{"key_type": "ca", "allow_host_certificates": true, "ttl": "1h"}
+			for k, v := range tc.role {
+				role[k] = v
+			}
+			_, err := srv.Client.Logical().Write(mount+"/roles/host", role)
+			testkit.Must(t, err)
+			f := newFixture(t, srv)
+			f.cfg.TrustedUserCAKeys = ""
+			f.defaults = tc.defaults
+			pub := f.hostKey("ssh_host_ed25519_key")
+			f.cfg.Host = &HostCertificate{Mount: mount, Role: "host", Keys: []string{pub}}
+			err = f.round()
+			if warned := f.logs.FilterMessageSnippet(fallback).Len() > 0; warned != tc.warned {
+				t.Errorf("fallback warning logged: %v, want %v", warned, tc.warned)
+			}
+			if tc.want == nil {
+				if err == nil || !strings.Contains(err.Error(), "valid_principals") {
+					t.Fatalf("round: %v, want Vault's valid_principals refusal", err)
+				}
+				if _, err := os.Stat(certPath(pub)); !os.IsNotExist(err) {
+					t.Errorf("a certificate was written (stat: %v)", err)
+				}
+				return
+			}
+			testkit.Must(t, err)
+			cert, err := readCert(certPath(pub))
+			testkit.Must(t, err)
+			if !samePrincipals(cert.ValidPrincipals, tc.want) {
+				t.Errorf("principals %v, want %v", cert.ValidPrincipals, tc.want)
+			}
+			// A restart (a new Trust) keeps the certificate.
+			testkit.Must(t, f.round())
+			again, err := readCert(certPath(pub))
+			testkit.Must(t, err)
+			if again.Serial != cert.Serial {
+				t.Error("a restart signed the host key again")
+			}
+			if n := f.logs.FilterMessageSnippet(fallback).Len(); n != 0 {
+				t.Errorf("the restart fell back again (%d warnings)", n)
+			}
+		})
 	}
 }

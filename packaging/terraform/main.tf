@@ -50,10 +50,11 @@ resource "vault_ssh_secret_backend_ca" "host" {
 # Host certificates name hosts under var.ssh_host_domains only (EC2's
 # ip-10-0-1-5.eu-west-1.compute.internal is under "internal"). The agent's
 # default principals are the hostname and the FQDN, and a short hostname
-# (ip-10-0-1-5) is under no domain, so Vault refuses the whole request: give
-# the agent's host_certificate the FQDN as principals (written per instance,
-# say by cloud-init), or list hostnames here with allow_bare_domains. "*"
-# would let any instance with the policy below certify any name.
+# (ip-10-0-1-5) is under no domain, so Vault refuses that request; the agent
+# then signs for the FQDN alone, with a warning. To choose the names, give
+# the agent's host_certificate principals (written per instance, say by
+# cloud-init), or list hostnames here with allow_bare_domains. "*" would
+# let any instance with the policy below certify any name.
 resource "vault_ssh_secret_backend_role" "host_cert" {
   backend                 = vault_mount.ssh_host_signer.path
   name                    = "host"

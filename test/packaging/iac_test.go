@@ -280,7 +280,8 @@ func tfContext(t *testing.T, bs map[string]*hclsyntax.Block) *hcl.EvalContext {
 // terraform would write it: a token with the policies of each auth role
 // that is meant for instances has host keys signed for an FQDN under the
 // domains, and is refused a short hostname (the agent's other default
-// principal, hence the README's advice) and a name under another domain.
+// principal, hence its fallback to the FQDN alone) and a name under another
+// domain.
 func TestTerraformHostSigner(t *testing.T) {
 	root, err := vaulttest.RepoRoot()
 	testkit.Must(t, err)
@@ -372,7 +373,7 @@ func TestTerraformHostSigner(t *testing.T) {
 				t.Errorf("token with %v: signing a host key for %s: %v", policies, fqdn, err)
 			}
 			if err := sign("ip-10-0-1-5," + fqdn); err == nil || !strings.Contains(err.Error(), "is not a valid value for valid_principals") {
-				t.Errorf("a short hostname: %v, want Vault's refusal (the README says to list the FQDN)", err)
+				t.Errorf("a short hostname: %v, want Vault's refusal, which the agent's fallback to the FQDN recognises", err)
 			}
 			if err := sign("bastion.example.com"); err == nil {
 				t.Errorf("a name under another domain was signed")
