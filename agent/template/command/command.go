@@ -7,45 +7,155 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/latchkey/latchkey/agent/config"
 )
 
-// Run runs a template's command after its destination changed, in a
-// process group of its own so that a timeout kills everything it started.
-// The error (non-zero exit, timeout) carries the tail of its output.
-func Run(ctx context.Context, e *config.Exec) error {
+// StopGrace is how long a command stopped with the agent (Proc.Stop) has
+// between SIGTERM and SIGKILL, unless its timeout comes first: well under
+// systemd's default TimeoutStopSec (90s), long enough for a service reload
+// to finish.
+const StopGrace = 5 * time.Second
+
+// ErrStopped wraps the error of a command that Stop signalled before it
+// ended: it did not run to its end (whatever its exit status).
+var ErrStopped = errors.New("stopped by the agent before its end")
+
+// Proc is a started command.
+type Proc struct {
+	argv     []string
+	timeout  time.Duration
+	deadline time.Time
+	pid      int
+	out      bytes.Buffer // written by exec's copying goroutine until Wait returns
+	done     chan struct{}
+	err      error // set before done is closed
+
+	// mu orders the signals against the end: no signal is sent to the
+	// process group once Wait returned (its id may be reused).
+	mu      sync.Mutex
+	exited  bool
+	stopped string // how Stop ended it ("SIGTERM", ...), "" when it did not
+	killed  bool   // the timeout killed it
+}
+
+// Start starts e in a process group of its own, so that a signal reaches
+// everything it started, with its timeout (config.DefaultCommandTimeout
+// when unset) counting from now: at the timeout the group is killed
+// (SIGKILL). It returns an error only when the command cannot be started.
+func Start(e *config.Exec) (*Proc, error) {
 	timeout := e.Timeout
 	if timeout <= 0 {
 		timeout = config.DefaultCommandTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	p := &Proc{argv: e.Command, timeout: timeout, done: make(chan struct{})}
 	cmd := exec.Command(e.Command[0], e.Command[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("command %q: %w", e.Command, err)
+		return nil, fmt.Errorf("command %q: %w", e.Command, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	p.pid, p.deadline = cmd.Process.Pid, time.Now().Add(timeout)
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	go func() {
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		var err error
+		select {
+		case err = <-waited:
+		case <-timer.C:
+			p.mu.Lock()
+			p.killed = p.stopped == ""
+			p.signal(syscall.SIGKILL)
+			p.mu.Unlock()
+			err = <-waited
+		}
+		p.mu.Lock()
+		p.exited = true
+		stopped, killed := p.stopped, p.killed
+		p.mu.Unlock()
+		switch {
+		case stopped != "":
+			p.err = fmt.Errorf("command %q: %w (%s)", p.argv, ErrStopped, stopped)
+		case killed:
+			p.err = fmt.Errorf("command %q: killed after its timeout of %s", p.argv, p.timeout)
+		case err != nil:
+			p.err = fmt.Errorf("command %q: %w: %s", p.argv, err, tail(p.out.Bytes()))
+		}
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// signal sends sig to the command's process group unless it has ended;
+// p.mu is held.
+func (p *Proc) signal(sig syscall.Signal) {
+	if !p.exited {
+		syscall.Kill(-p.pid, sig)
+	}
+}
+
+// Done is closed once the command has ended (Err is then set).
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Err returns, once Done is closed, nil when the command exited 0; an
+// error wrapping ErrStopped when Stop signalled it before it ended; an
+// error saying so when its timeout killed it; otherwise the exit error with
+// the tail of its output.
+func (p *Proc) Err() error {
+	<-p.done
+	return p.err
+}
+
+// Stop ends the command as a stopping service should: SIGTERM to its
+// process group, and SIGKILL when it has not ended after grace, or at its
+// timeout if that comes first. It returns once the command has ended, at
+// once when it already had (Err is then not an ErrStopped).
+func (p *Proc) Stop(grace time.Duration) {
+	p.mu.Lock()
+	if p.exited || p.stopped != "" {
+		p.mu.Unlock()
+		<-p.done
+		return
+	}
+	p.stopped = "SIGTERM"
+	p.signal(syscall.SIGTERM)
+	p.mu.Unlock()
+	// The timeout's SIGKILL stays armed: the grace never outlasts it.
+	grace = min(grace, time.Until(p.deadline))
+	t := time.NewTimer(max(grace, 0))
+	defer t.Stop()
 	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("command %q: %w: %s", e.Command, err, tail(out.Bytes()))
+	case <-p.done:
+	case <-t.C:
+		p.mu.Lock()
+		if !p.exited {
+			p.stopped = fmt.Sprintf("SIGTERM, then SIGKILL after a grace period of %s", grace.Round(time.Millisecond))
+			p.signal(syscall.SIGKILL)
 		}
-		return nil
-	case <-ctx.Done():
-		// Kill the whole group: a shell's children too.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("command %q: killed after its timeout of %s", e.Command, timeout)
-		}
-		return ctx.Err()
+		p.mu.Unlock()
+		<-p.done
 	}
+}
+
+// Run runs e to its end (Start, then wait) and returns its Err. When ctx
+// ends first, the command is stopped (Stop with StopGrace) and the error
+// wraps ErrStopped.
+func Run(ctx context.Context, e *config.Exec) error {
+	p, err := Start(e)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.Stop(StopGrace)
+	}
+	return p.Err()
 }
 
 func tail(b []byte) string {

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -42,5 +43,132 @@ func TestRunErrors(t *testing.T) {
 	}
 	if err := Run(context.Background(), &config.Exec{Command: []string{"/bin/true"}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Stop ends a command as a stopping service should: SIGTERM to the whole
+// process group, SIGKILL after the grace period (or at the timeout, if
+// sooner) for one that ignores it; a command that already ended is left as
+// it ended.
+func TestStop(t *testing.T) {
+	tests := []struct {
+		name    string
+		script  string // run by /bin/sh with $1 the marker file
+		timeout time.Duration
+		grace   time.Duration
+		// stop waits for "start" in the marker first.
+		wantErr    string // substring; "" means nil
+		wantMarker string // lines the marker holds at the end
+	}{
+		{
+			name:       "exits on SIGTERM",
+			script:     `trap 'echo term >> "$1"; exit 143' TERM; echo start >> "$1"; while :; do sleep 0.05; done`,
+			timeout:    time.Minute,
+			grace:      time.Minute,
+			wantErr:    "stopped by the agent before its end (SIGTERM)",
+			wantMarker: "start\nterm\n",
+		},
+		{
+			name:       "exit 0 after SIGTERM still did not run to its end",
+			script:     `trap 'echo term >> "$1"; exit 0' TERM; echo start >> "$1"; while :; do sleep 0.05; done`,
+			timeout:    time.Minute,
+			grace:      time.Minute,
+			wantErr:    "stopped by the agent before its end (SIGTERM)",
+			wantMarker: "start\nterm\n",
+		},
+		{
+			name:       "ignores SIGTERM: SIGKILL after the grace period",
+			script:     `trap 'echo term >> "$1"' TERM; echo start >> "$1"; while :; do sleep 0.05; done`,
+			timeout:    time.Minute,
+			grace:      300 * time.Millisecond,
+			wantErr:    "SIGTERM, then SIGKILL after a grace period of 300ms",
+			wantMarker: "start\nterm\n",
+		},
+		{
+			name:       "the timeout bounds the grace period",
+			script:     `trap 'echo term >> "$1"' TERM; echo start >> "$1"; while :; do sleep 0.05; done`,
+			timeout:    2 * time.Second,
+			grace:      time.Hour,
+			wantErr:    "SIGKILL after a grace period of",
+			wantMarker: "start\nterm\n",
+		},
+		{
+			name:       "already ended",
+			script:     `echo start >> "$1"; echo end >> "$1"`,
+			timeout:    time.Minute,
+			grace:      time.Minute,
+			wantMarker: "start\nend\n",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			marker, children := filepath.Join(dir, "marker"), filepath.Join(dir, "children")
+			// A background child of the shell shows that the group is signalled.
+			script := "sleep 3600 >/dev/null 2>&1 & echo $! > " + children + "; " + tc.script
+			p, err := Start(&config.Exec{Command: []string{"/bin/sh", "-c", script, "sh", marker}, Timeout: tc.timeout})
+			testkit.Must(t, err)
+			t.Cleanup(func() { p.Stop(0) })
+			testkit.Eventually(t, "the command started", func() bool { return strings.HasPrefix(testkit.ReadFile(marker), "start\n") })
+			if tc.wantErr == "" {
+				<-p.Done()
+			}
+			done := make(chan struct{})
+			go func() { p.Stop(tc.grace); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("Stop did not return")
+			}
+			err = p.Err()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("error = %v, want nil", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("error = %v, want it to say %q", err, tc.wantErr)
+			case tc.wantErr != "" && !errors.Is(err, ErrStopped):
+				t.Errorf("error %v does not wrap ErrStopped", err)
+			}
+			if got := testkit.ReadFile(marker); got != tc.wantMarker {
+				t.Errorf("marker = %q, want %q", got, tc.wantMarker)
+			}
+			var pid int
+			fmt.Sscan(testkit.ReadFile(children), &pid)
+			if pid == 0 {
+				t.Fatal("no child pid")
+			}
+			if tc.wantErr != "" {
+				testkit.Eventually(t, "the group's child ended", func() bool { return syscall.Kill(pid, 0) != nil })
+			} else {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
+	}
+}
+
+// Run stops its command when ctx ends: SIGTERM first, so that a command
+// given time ends cleanly.
+func TestRunStopsOnContextEnd(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "marker")
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Run(ctx, &config.Exec{
+			Command: []string{"/bin/sh", "-c", `trap 'echo term >> "$1"; exit 1' TERM; echo start >> "$1"; while :; do sleep 0.05; done`, "sh", marker},
+			Timeout: time.Minute,
+		})
+	}()
+	testkit.Eventually(t, "the command started", func() bool { return testkit.ReadFile(marker) == "start\n" })
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrStopped) {
+			t.Errorf("error = %v, want ErrStopped", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if got := testkit.ReadFile(marker); got != "start\nterm\n" {
+		t.Errorf("marker = %q: no SIGTERM seen", got)
 	}
 }
