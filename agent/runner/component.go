@@ -51,6 +51,17 @@ type Successor interface {
 	Inherit(prev any)
 }
 
+// Finisher is implemented by a Component whose Run, when its context
+// ends, may return with work still running that must not be cut short by
+// a reload: agent/template's command of a template, which a reload leaves
+// to run to its end and the Successor takes over. When the agent stops,
+// the runner calls Finish on each such component once its Run has
+// returned; Finish ends that work (a command gets SIGTERM, then SIGKILL
+// after a bounded grace period) and returns once it has ended.
+type Finisher interface {
+	Finish()
+}
+
 // Renderer renders a config's templates with the agent's token; the
 // template package implements it and cmd/latchkey-agent plugs its factory
 // into Runner.NewRenderer. It is never restarted on a re-login: it reads

@@ -100,6 +100,11 @@ type instance struct {
 	lifecycle *auth.Lifecycle
 	parts     []*part
 
+	// leftover are components a reload replaced with none (a config
+	// without templates) that may still have work running (Finisher):
+	// that work runs to its end, unless the agent stops first.
+	leftover []Component
+
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // set before done is closed
@@ -348,9 +353,12 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 	}
 	// With a login under way, cur had given up the token it may still
 	// hold (or had none): there is nothing to keep but the login.
+	next.leftover = cur.leftover
 	for i, p := range next.parts {
 		if s, ok := p.comp.(Successor); ok && replaced[i] != nil {
 			s.Inherit(replaced[i])
+		} else if _, ok := replaced[i].(Finisher); ok {
+			next.leftover = append(next.leftover, replaced[i])
 		}
 	}
 	for _, s := range next.sinks {
@@ -403,7 +411,8 @@ func timeLeft(keep *vaultclient.Secret, expiry time.Time) *vaultclient.Secret {
 }
 
 // sameTemplates reports whether b renders what a renders, the same way
-// (positions in the files aside).
+// (positions in the files aside), keeping its pending command records in
+// the same state_dir.
 func sameTemplates(a, b *config.Config) bool {
 	strip := func(ts []config.Template) []config.Template {
 		out := make([]config.Template, len(ts))
@@ -415,7 +424,7 @@ func sameTemplates(a, b *config.Config) bool {
 	}
 	return reflect.DeepEqual(strip(a.Templates), strip(b.Templates)) &&
 		reflect.DeepEqual(a.TemplateConfig, b.TemplateConfig) && reflect.DeepEqual(a.Vault, b.Vault) &&
-		a.ExitAfterAuth == b.ExitAfterAuth
+		a.ExitAfterAuth == b.ExitAfterAuth && a.StateDir == b.StateDir
 }
 
 // sameAuth reports whether b logs in as a does: the token (and the auth
@@ -592,9 +601,23 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *vaultclient.
 // end stops the instance for good (the agent stops): a login it had in
 // flight is cancelled at once, so that the stop is not delayed by a Vault
 // that does not answer (auth.Lifecycle.Abandon).
+//
+// Then the work its stopped components left running (Finisher: a
+// template's command) is ended, within its grace period.
 func (in *instance) end() {
 	in.stop()
 	in.lifecycle.Abandon(in.lifecycle.Pending(), false)
+	comps := in.leftover
+	for _, p := range in.parts {
+		if p.running != nil {
+			comps = append(comps, p.running.c)
+		}
+	}
+	for _, c := range comps {
+		if f, ok := c.(Finisher); ok {
+			f.Finish()
+		}
+	}
 }
 
 // stop ends the instance and waits for its goroutines.

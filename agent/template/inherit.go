@@ -7,6 +7,12 @@ package template
 // run. m starts with what prev fetched (each result with its lease and
 // refresh time), so that an unchanged template renders the same output,
 // which is not written again. What no template of m uses is dropped.
+//
+// m also takes over prev's template commands (see commands.go): the one
+// still running goes on, is waited for before m starts one, and is not run
+// again for a template whose output did not change; the pending ones run
+// after their template's first render. The pending commands of templates
+// m no longer has are forgotten.
 // prev of another type (agent/runner passes the replaced component) is
 // ignored.
 func (m *Manager) Inherit(from any) {
@@ -24,6 +30,10 @@ func (m *Manager) Inherit(from any) {
 		// that still uses the query.
 		m.deps[key] = &dep{q: d.q, users: map[int]bool{}, next: d.next}
 	}
+	m.cmds = prev.cmds
+	m.cmds.moveTo(m.o.StateDir, m.o.Logger)
+	m.cmds.prune(m.units)
+	m.cmds.handedOver()
 	for k, v := range prev.mounts.m {
 		if m.mounts.m == nil {
 			m.mounts.m = map[string]kvMount{}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
-	"github.com/latchkey/latchkey/agent/template/command"
 	"github.com/latchkey/latchkey/agent/template/funcs"
 	"github.com/latchkey/latchkey/agent/template/renderer"
 	"github.com/latchkey/latchkey/internal/atomicfile"
@@ -43,6 +42,9 @@ type Options struct {
 	// AllowIssue lets a dry run (Render) send what issues or writes in
 	// Vault (render -dry-run -issue).
 	AllowIssue bool
+	// StateDir is latchkey { state_dir }: where a command that has not run
+	// to its end is recorded (see commands.go). Empty: in memory only.
+	StateDir string
 }
 
 // ErrRetriesExhausted wraps the error of a template that kept failing when
@@ -79,6 +81,9 @@ type Manager struct {
 	// helpers are the template functions that need no Vault, on the
 	// manager's clock, shared by every unit (helperFuncs).
 	helpers gotemplate.FuncMap
+	// cmds are the template commands pending and running, handed from
+	// manager to manager by Inherit.
+	cmds *commands
 }
 
 // helperFuncs returns m.helpers, built at the first call.
@@ -131,7 +136,7 @@ func New(o Options) (*Manager, error) {
 		return nil, errors.New("template: Options.Config is not finalized (config.Load or config.DefaultTemplateConfig)")
 	}
 	m := &Manager{o: o, brain: newBrain(), mounts: &mounts{threshold: o.Config.LeaseRenewalThreshold},
-		ready: make(chan struct{}), deps: map[string]*dep{}}
+		ready: make(chan struct{}), deps: map[string]*dep{}, cmds: newCommands(o.StateDir, o.Logger)}
 	for _, t := range o.Templates {
 		u, err := newUnit(t)
 		if err != nil {
@@ -155,7 +160,10 @@ func (m *Manager) Ready() <-chan struct{} { return m.ready }
 // Run renders every template, then keeps them current until ctx ends
 // (it returns nil). It returns an error wrapping ErrRetriesExhausted when a
 // template keeps failing and exit_on_retry_failure (or OneShot) is set.
+// A template command running when ctx ends is left running: see Inherit
+// and Finish.
 func (m *Manager) Run(ctx context.Context) error {
+	m.cmds.load(m.units)
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		m.o.Logger.Warn("file watching unavailable; sources and destinations are checked only on refresh", zap.Error(err))
@@ -354,17 +362,28 @@ func (m *Manager) renderUnits(ctx context.Context, idx []int) map[int]error {
 			m.o.Logger.Info("rendered", zap.String("template", u.name))
 		}
 	}
+	// A failing command is logged and runs again on the next change; it
+	// never fails the template or stops the agent. A command pending from
+	// before (see commands.go) runs once its destination is current,
+	// changed or not — unless it is the one still running.
+	var cmds []int
 	for _, w := range writes {
 		u := m.units[w.unit]
-		if w.err != nil || !w.changed || u.cfg.Exec == nil || len(u.cfg.Exec.Command) == 0 {
+		if w.err != nil || !hasCommand(u.cfg) {
 			continue
 		}
-		// A failing command is logged and runs again on the next
-		// change; it never fails the template or stops the agent.
-		if err := command.Run(ctx, u.cfg.Exec); err != nil {
-			m.o.Logger.Error("template command failed", zap.String("template", u.name), zap.Error(err))
+		pending, running := m.cmds.isPending(pendingName(u.cfg))
+		switch {
+		case w.changed:
+		case pending && !running:
+			m.o.Logger.Info("template command did not run to its end (interrupted by a stop, a crash or a reload); running it now",
+				zap.String("template", u.name))
+		default:
+			continue
 		}
+		cmds = append(cmds, w.unit)
 	}
+	m.runCommands(ctx, cmds)
 	return errs
 }
 

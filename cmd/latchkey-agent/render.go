@@ -28,7 +28,7 @@ func newRenderer(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger) (ru
 func newRendererWith(cfg *config.Config, tokens *runner.Tokens, log *zap.Logger, allowIssue bool) (runner.Renderer, error) {
 	o := template.Options{
 		Templates: cfg.Templates, Config: cfg.TemplateConfig, Clients: tokens, Logger: log,
-		OneShot: cfg.ExitAfterAuth, AllowIssue: allowIssue,
+		OneShot: cfg.ExitAfterAuth, AllowIssue: allowIssue, StateDir: cfg.StateDir,
 	}
 	return template.New(o)
 }
