@@ -1,0 +1,223 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/test/testkit"
+)
+
+// cmdTest is an agent config with one template whose command (a shell
+// script) appends "start" to log, waits until release exists, and appends
+// "end"; on SIGTERM it appends "term" and exits 143, or with ignoreTerm
+// appends "term" and carries on. Each run appends its process group to
+// dir/pgids; every group is killed when the test ends.
+type cmdTest struct {
+	dir, mount, cfg, log, release, state, dest string
+}
+
+func newCmdTest(t *testing.T, mount string, ignoreTerm bool) *cmdTest {
+	t.Helper()
+	dir := t.TempDir()
+	c := &cmdTest{dir: dir, mount: mount, log: filepath.Join(dir, "log"), release: filepath.Join(dir, "release"),
+		state: filepath.Join(dir, "state"), dest: filepath.Join(dir, "app.conf")}
+	c.cfg, _ = approleConfig(t, dir, mount, "")
+	onTerm := `echo term >> "$LOG"; exit 143`
+	if ignoreTerm {
+		onTerm = `echo term >> "$LOG"`
+	}
+	script := filepath.Join(dir, "reload.sh")
+	testkit.WriteFile(t, script, fmt.Sprintf(`LOG=%q
+echo $$ >> %q
+trap '%s' TERM
+echo start >> "$LOG"
+while [ ! -e %q ]; do sleep 0.05; done
+echo end >> "$LOG"
+`, c.log, filepath.Join(dir, "pgids"), onTerm, c.release))
+	testkit.WriteFile(t, c.cfg, testkit.ReadFile(c.cfg)+fmt.Sprintf(`template {
+  contents    = "listen 443;\n"
+  destination = %q
+  exec {
+    command = ["/bin/sh", %q]
+    timeout = "60s"
+  }
+}
+`, c.dest, script))
+	t.Cleanup(func() {
+		for _, f := range strings.Fields(testkit.ReadFile(filepath.Join(dir, "pgids"))) {
+			var pgid int
+			if _, err := fmt.Sscan(f, &pgid); err == nil && pgid > 1 {
+				syscall.Kill(-pgid, syscall.SIGKILL)
+			}
+		}
+	})
+	return c
+}
+
+// count is how many times the command's log holds line.
+func (c *cmdTest) count(line string) int {
+	return strings.Count(testkit.ReadFile(c.log), line+"\n")
+}
+
+// records lists the pending command records in the state directory.
+func (c *cmdTest) records(t *testing.T) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(c.state, "template-command-*.json"))
+	testkit.Must(t, err)
+	return m
+}
+
+// start starts the agent (with a fresh secret id: the agent removes the
+// file once read) and waits for the command's n-th start.
+func (c *cmdTest) start(t *testing.T, n int) *agentProc {
+	t.Helper()
+	testkit.NewSecretID(t, srv.Client, c.mount, filepath.Join(c.dir, "secret-id"))
+	a := startAgent(t, []string{"-config", c.cfg}, "VAULT_ADDR="+srv.Addr)
+	testkit.Eventually(t, fmt.Sprintf("the command's start #%d", n), func() bool { return c.count("start") == n })
+	return a
+}
+
+// Defect: a SIGHUP that changed the templates stopped the old template
+// manager, which SIGKILLed the command it was running (a service reload
+// cut halfway), and the new manager, rendering the same output, never ran
+// it again. The command now runs to its end exactly once across the
+// reload, and the agent runs on.
+func TestSIGHUPDuringATemplateCommand(t *testing.T) {
+	c := newCmdTest(t, "approle-cmd-hup", false)
+	a := c.start(t, 1)
+	if n := len(c.records(t)); n != 1 {
+		t.Errorf("%d pending records while the command runs, want 1", n)
+	}
+	// A template is added: the reload builds a new template manager.
+	added := filepath.Join(c.dir, "added.txt")
+	testkit.WriteFile(t, c.cfg, testkit.ReadFile(c.cfg)+fmt.Sprintf("template {\n  contents = \"added\"\n  destination = %q\n}\n", added))
+	a.signal(t, syscall.SIGHUP)
+	a.logged(t, "reloaded; auth unchanged, keeping the token", 1)
+	a.logged(t, "reload: a template command is still running; it goes on to its end and does not run again", 1)
+	testkit.Eventually(t, "the added template", func() bool { return testkit.ReadFile(added) == "added" })
+	if got := testkit.ReadFile(c.log); got != "start\n" {
+		t.Fatalf("after the reload the command's log is %q, want it still running", got)
+	}
+	testkit.WriteFile(t, c.release, "")
+	testkit.Eventually(t, "the command's end", func() bool { return c.count("end") == 1 })
+	testkit.Eventually(t, "the pending record removed", func() bool { return len(c.records(t)) == 0 })
+	time.Sleep(time.Second) // let a wrong second run show
+	if got := testkit.ReadFile(c.log); got != "start\nend\n" {
+		t.Errorf("the command's log is %q, want one run to its end", got)
+	}
+	// The agent runs on: a further reload works, and the stop is clean.
+	a.signal(t, syscall.SIGHUP)
+	a.logged(t, "reloaded; auth unchanged, keeping the token", 2)
+	if code := a.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if c.count("start") != 1 {
+		t.Errorf("the command ran %d times, want once", c.count("start"))
+	}
+}
+
+// Defect: SIGTERM (systemctl stop or restart) SIGKILLed a running command,
+// and after the restart the destination was current, so the command never
+// completed. It now gets SIGTERM, the agent exits 0 keeping a pending
+// record, and the next start runs the command once and removes the record.
+func TestSIGTERMDuringATemplateCommand(t *testing.T) {
+	c := newCmdTest(t, "approle-cmd-term", false)
+	a := c.start(t, 1)
+	if code := a.stop(t); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+	if got := testkit.ReadFile(c.log); got != "start\nterm\n" {
+		t.Errorf("the command's log is %q, want it to have seen SIGTERM", got)
+	}
+	for _, s := range []string{"stopping: the template command still running gets SIGTERM",
+		"template command stopped with the agent before its end; it runs again at the next start"} {
+		if !strings.Contains(a.stderr.String(), s) {
+			t.Errorf("the log lacks %q", s)
+		}
+	}
+	recs := c.records(t)
+	if len(recs) != 1 {
+		t.Fatalf("%d pending records after the stop, want 1", len(recs))
+	}
+	if fi, err := os.Stat(recs[0]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("record %s: %v, mode %v", recs[0], err, fi.Mode())
+	}
+	if fi, err := os.Stat(c.state); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("state dir: %v, mode %v", err, fi.Mode())
+	}
+	if !strings.Contains(testkit.ReadFile(recs[0]), c.dest) {
+		t.Errorf("the record does not name the destination: %s", testkit.ReadFile(recs[0]))
+	}
+
+	// The next start: the destination is current, the command runs once.
+	b := c.start(t, 2)
+	b.logged(t, "template command did not run to its end (interrupted by a stop, a crash or a reload); running it now", 1)
+	testkit.WriteFile(t, c.release, "")
+	testkit.Eventually(t, "the command's end", func() bool { return c.count("end") == 1 })
+	testkit.Eventually(t, "the pending record removed", func() bool { return len(c.records(t)) == 0 })
+	if code := b.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if got := testkit.ReadFile(c.log); got != "start\nterm\nstart\nend\n" {
+		t.Errorf("the command's log is %q", got)
+	}
+	// A third start has nothing pending: the command does not run.
+	d := c.start(t, 2)
+	d.logged(t, "token written to sink", 1)
+	time.Sleep(time.Second)
+	if code := d.stop(t); code != 0 || c.count("start") != 2 {
+		t.Errorf("exit %d, %d runs, want 0 and 2", code, c.count("start"))
+	}
+}
+
+// An agent killed mid-command (kill -9, OOM, power loss) leaves the
+// pending record: the next start runs the command again.
+func TestAgentKilledDuringATemplateCommand(t *testing.T) {
+	c := newCmdTest(t, "approle-cmd-kill", false)
+	a := c.start(t, 1)
+	testkit.Must(t, a.cmd.Process.Kill())
+	<-a.done
+	a.done <- nil
+	// The command's process group outlives the agent; a power loss
+	// would not: end it.
+	var pgid int
+	fmt.Sscan(testkit.ReadFile(filepath.Join(c.dir, "pgids")), &pgid)
+	testkit.Must(t, syscall.Kill(-pgid, syscall.SIGKILL))
+	if n := len(c.records(t)); n != 1 {
+		t.Fatalf("%d pending records after kill -9, want 1", n)
+	}
+	b := c.start(t, 2)
+	testkit.WriteFile(t, c.release, "")
+	testkit.Eventually(t, "the command's end", func() bool { return c.count("end") == 1 })
+	testkit.Eventually(t, "the pending record removed", func() bool { return len(c.records(t)) == 0 })
+	if code := b.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// A command that ignores SIGTERM is SIGKILLed after the grace period: the
+// stop is bounded, and the agent still exits 0.
+func TestStopKillsACommandIgnoringSIGTERM(t *testing.T) {
+	c := newCmdTest(t, "approle-cmd-ignore", true)
+	a := c.start(t, 1)
+	if code := a.stop(t); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+	if got := testkit.ReadFile(c.log); got != "start\nterm\n" {
+		t.Errorf("the command's log is %q, want SIGTERM seen and no end", got)
+	}
+	if !strings.Contains(a.stderr.String(), "SIGTERM, then SIGKILL after a grace period of 5s") {
+		t.Error("the log does not say the command was killed after the grace period")
+	}
+	var pgid int
+	fmt.Sscan(testkit.ReadFile(filepath.Join(c.dir, "pgids")), &pgid)
+	testkit.Eventually(t, "the command's process group gone", func() bool { return syscall.Kill(-pgid, 0) != nil })
+	if n := len(c.records(t)); n != 1 {
+		t.Errorf("%d pending records after the stop, want 1", n)
+	}
+}
