@@ -74,7 +74,9 @@ func TestCommandAcrossManagers(t *testing.T) {
 		{name: "stop, then start: runs again", want: "start\nterm\nstart\nend\n",
 			wantLog: "template command did not run to its end (interrupted by a stop, a crash or a reload); running it now"},
 		{name: "stop, then start with another command: record dropped", want: "start\nterm\n",
-			edit:    func(t *config.Template) { t.Exec.Command = append(t.Exec.Command[:len(t.Exec.Command):len(t.Exec.Command)], "extra") },
+			edit: func(t *config.Template) {
+				t.Exec.Command = append(t.Exec.Command[:len(t.Exec.Command):len(t.Exec.Command)], "extra")
+			},
 			wantLog: "removed the pending command record of a template no longer configured"},
 	}
 	for _, tc := range tests {
