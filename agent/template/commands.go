@@ -351,6 +351,9 @@ func (m *Manager) runCommands(ctx context.Context, idx []int) {
 			return
 		}
 		u := m.units[i]
+		// Again: the command waited for may have been this one, whose end
+		// removed the record.
+		m.cmds.markPending(u, pendingName(u.cfg))
 		r := m.cmds.start(u, pendingName(u.cfg))
 		if r == nil {
 			continue

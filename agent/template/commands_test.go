@@ -14,14 +14,15 @@ import (
 )
 
 // slowCommand is a template whose command appends "start" to dir/log,
-// waits for dir/release, then appends "end"; on SIGTERM it appends "term"
-// and exits.
+// waits for dir/release, removes it and appends "end"; on SIGTERM it
+// appends "term" and exits.
 func slowCommand(dir, name string) config.Template {
 	t := tmpl(dir, name, "content of "+name)
 	log, release := filepath.Join(dir, "log"), filepath.Join(dir, "release")
 	t.Exec = &config.Exec{Command: []string{"/bin/sh", "-c", `trap 'echo term >> "$1"; exit 143' TERM
 echo start >> "$1"
 while [ ! -e "$2" ]; do sleep 0.05; done
+rm -f "$2"
 echo end >> "$1"`, "sh", log, release}, Timeout: time.Minute}
 	return t
 }
@@ -148,5 +149,45 @@ func TestCommandAcrossManagers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A reload that changes a template's content while its command runs: the
+// new content is written at once, and the command runs again, recorded as
+// pending, only after the running one ended.
+func TestReloadChangingATemplateRunsItsCommandAfterTheRunningOne(t *testing.T) {
+	dir, stateDir := t.TempDir(), filepath.Join(t.TempDir(), "state")
+	log, release, dest := filepath.Join(dir, "log"), filepath.Join(dir, "release"), filepath.Join(dir, "app")
+	o := Options{Templates: []config.Template{slowCommand(dir, "app")}, Config: quick(), Clients: root(t, "http://127.0.0.1:1"),
+		Logger: zaptest.NewLogger(t), StateDir: stateDir, Clock: testkit.NewClock(time.Now())}
+	first, err := New(o)
+	testkit.Must(t, err)
+	t.Cleanup(first.Finish)
+	startedThenStopped(t, first, log, 1)
+	changed := slowCommand(dir, "app")
+	changed.Contents = "new content"
+	o.Templates = []config.Template{changed}
+	next, err := New(o)
+	testkit.Must(t, err)
+	next.Inherit(first)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- next.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; next.Finish() })
+	testkit.Eventually(t, "the new content", func() bool { return testkit.ReadFile(dest) == "new content" })
+	time.Sleep(300 * time.Millisecond) // let a second command started too early show
+	if got := testkit.ReadFile(log); got != "start\n" {
+		t.Fatalf("the command's log is %q: the second run did not wait for the first", got)
+	}
+	testkit.WriteFile(t, release, "")
+	testkit.Eventually(t, "the second run", func() bool { return testkit.ReadFile(log) == "start\nend\nstart\n" })
+	if n := len(records(t, stateDir)); n != 1 {
+		t.Errorf("%d pending records during the second run, want 1", n)
+	}
+	testkit.WriteFile(t, release, "")
+	testkit.Eventually(t, "the second run's end", func() bool { return len(records(t, stateDir)) == 0 })
+	waitReady(t, next)
+	if got := testkit.ReadFile(log); got != "start\nend\nstart\nend\n" {
+		t.Errorf("the command's log is %q", got)
 	}
 }
