@@ -19,6 +19,7 @@ import (
 // dir/pgids; every group is killed when the test ends.
 type cmdTest struct {
 	dir, mount, cfg, log, release, state, dest string
+	base                                       string // the config without the template
 }
 
 func newCmdTest(t *testing.T, mount string, ignoreTerm bool) *cmdTest {
@@ -27,6 +28,7 @@ func newCmdTest(t *testing.T, mount string, ignoreTerm bool) *cmdTest {
 	c := &cmdTest{dir: dir, mount: mount, log: filepath.Join(dir, "log"), release: filepath.Join(dir, "release"),
 		state: filepath.Join(dir, "state"), dest: filepath.Join(dir, "app.conf")}
 	c.cfg, _ = approleConfig(t, dir, mount, "")
+	c.base = testkit.ReadFile(c.cfg)
 	onTerm := `echo term >> "$LOG"; exit 143`
 	if ignoreTerm {
 		onTerm = `echo term >> "$LOG"`
@@ -118,6 +120,39 @@ func TestSIGHUPDuringATemplateCommand(t *testing.T) {
 	}
 	if c.count("start") != 1 {
 		t.Errorf("the command ran %d times, want once", c.count("start"))
+	}
+}
+
+// A reload that removes the template whose command is running leaves the
+// command to run to its end, or, should the agent stop first, stops it as
+// it would have.
+func TestSIGHUPRemovingATemplateDuringItsCommand(t *testing.T) {
+	for name, stop := range map[string]bool{"runs to its end": false, "stopped with the agent": true} {
+		t.Run(name, func(t *testing.T) {
+			c := newCmdTest(t, "approle-cmd-remove-"+strings.Fields(name)[0], false)
+			a := c.start(t, 1)
+			testkit.WriteFile(t, c.cfg, c.base)
+			a.signal(t, syscall.SIGHUP)
+			a.logged(t, "reloaded; auth unchanged, keeping the token", 1)
+			time.Sleep(500 * time.Millisecond) // let a wrong kill show
+			if got := testkit.ReadFile(c.log); got != "start\n" {
+				t.Fatalf("after the reload the command's log is %q, want it still running", got)
+			}
+			want := "start\nend\n"
+			if stop {
+				want = "start\nterm\n"
+			} else {
+				testkit.WriteFile(t, c.release, "")
+				testkit.Eventually(t, "the command's end", func() bool { return c.count("end") == 1 })
+				testkit.Eventually(t, "the pending record removed", func() bool { return len(c.records(t)) == 0 })
+			}
+			if code := a.stop(t); code != 0 {
+				t.Errorf("exit %d", code)
+			}
+			if got := testkit.ReadFile(c.log); got != want {
+				t.Errorf("the command's log is %q, want %q", got, want)
+			}
+		})
 	}
 }
 
