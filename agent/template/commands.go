@@ -139,7 +139,7 @@ func (c *commands) load(units []*unit) {
 			c.log.Warn("pending template command record unreadable; removed", zap.Error(err))
 		} else {
 			c.log.Info("removed the pending command record of a template no longer configured (or whose destination or command changed)",
-				zap.String("destination", rec.Destination))
+				zap.String("template", rec.Destination))
 		}
 		c.remove(n)
 	}
@@ -213,7 +213,7 @@ func (c *commands) save(name string, rec pendingRecord) {
 	}
 	if err := c.dir.Save(name, rec); err != nil {
 		c.log.Warn("template command not recorded as pending: should the agent stop before it ends, it will not run again at the next start",
-			zap.String("destination", rec.Destination), zap.Error(err))
+			zap.String("template", rec.Destination), zap.Error(err))
 	}
 }
 

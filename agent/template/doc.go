@@ -6,7 +6,10 @@
 // fetched (each distinct query once, however many templates use it) and the
 // template is executed again, until nothing is missing. Only then is the
 // destination written (package renderer), and only when its content, mode
-// or owner changed; the command runs only after a change (package command).
+// or owner changed; the command runs only after a change (package command),
+// or once when an earlier one was cut short (commands.go: a reload hands a
+// running command to the new Manager, a stop ends it, and a record in the
+// state directory reruns one that did not end).
 // The functions that need no Vault are in package funcs.
 //
 // The Manager keeps every template current. Its render loop is in
