@@ -184,6 +184,51 @@ ssh {
 		t.Errorf("the token sink is gone after a stop (RuntimeDirectoryPreserve)")
 	}
 
+	// A stop during a template's command (KillMode=mixed): systemd signals
+	// the agent alone, which stops the command and records it as cut
+	// short; the next start runs it again to its end.
+	conf := m.MustRun(t, "cat", "/etc/latchkey/agent.hcl")
+	m.WriteFile(t, "/etc/latchkey/agent.hcl", conf+`template {
+  contents    = "slow"
+  destination = "/etc/app/slow"
+  exec {
+    command = ["sh", "-c", "echo start >> /etc/app/slow-runs; sleep $(cat /etc/app/slow-sleep); echo end >> /etc/app/slow-runs"]
+    timeout = "2m"
+  }
+}
+`, 0o640)
+	m.WriteFile(t, "/etc/app/slow-sleep", "60\n", 0o644)
+	m.MustRun(t, "systemctl", "start", "--no-block", "latchkey-agent")
+	testkit.Eventually(t, "the slow command started", func() bool {
+		out, _ := m.Run("cat", "/etc/app/slow-runs")
+		return out == "start\n"
+	})
+	if out, err := m.Run("timeout", "30", "systemctl", "stop", "latchkey-agent"); err != nil {
+		t.Fatalf("systemctl stop during a command: %v\n%s", err, out)
+	}
+	if got := m.MustRun(t, "systemctl", "show", "-p", "Result", "--value", "latchkey-agent"); strings.TrimSpace(got) != "success" {
+		t.Errorf("stop during a command: Result=%s, want success", got)
+	}
+	if out := m.MustRun(t, "sh", "-c", "ls /var/lib/latchkey"); !strings.Contains(out, "template-command-") {
+		t.Errorf("no pending command record after the stop; state dir holds %q", out)
+	}
+	j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager", "-o", "cat")
+	if !strings.Contains(j, "it runs again at the next start") {
+		t.Errorf("the stop did not record the command as cut short:\n%s", j)
+	}
+	m.WriteFile(t, "/etc/app/slow-sleep", "0\n", 0o644)
+	m.MustRun(t, "systemctl", "start", "--no-block", "latchkey-agent")
+	testkit.Eventually(t, "the cut-short command ran again to its end", func() bool {
+		out, _ := m.Run("cat", "/etc/app/slow-runs")
+		return out == "start\nstart\nend\n"
+	})
+	testkit.Eventually(t, "the record removed", func() bool {
+		out, _ := m.Run("sh", "-c", "ls /var/lib/latchkey")
+		return !strings.Contains(out, "template-command-")
+	})
+	m.MustRun(t, "systemctl", "stop", "latchkey-agent")
+	m.WriteFile(t, "/etc/latchkey/agent.hcl", conf, 0o640)
+
 	// The watchdog restarts a wedged agent (SIGSTOP: no WATCHDOG=1 any
 	// more); a short WatchdogSec keeps the test quick.
 	m.WriteFile(t, "/etc/systemd/system/latchkey-agent.service.d/watchdog.conf", "[Service]\nWatchdogSec=2s\nRestartSec=1s\n", 0o644)
@@ -215,7 +260,7 @@ ssh {
 	})
 	// The whole journal of the container (the agent's start, reload and the
 	// helper's record) holds no secret the kit saw: the password, tokens.
-	j, _ := m.Run("journalctl", "--no-pager", "-o", "verbose")
+	j, _ = m.Run("journalctl", "--no-pager", "-o", "verbose")
 	secretscan.Scan(t, "the container's journal", j)
 	if _, err := m.Run("test", "-e", "/var/log/latchkey-ssh-helper.log"); err == nil {
 		t.Errorf("the fallback file was written although journald took the record")
