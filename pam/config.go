@@ -3,9 +3,11 @@ package pam
 import (
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -46,7 +48,8 @@ type Config struct {
 	// AllowedCIDRs admits a returned IP that is not one of the host's own
 	// (NAT, load balancers). Empty: only the host's addresses.
 	AllowedCIDRs []netip.Prefix
-	// AllowedRoles lists role names; "*" admits any; empty refuses all.
+	// AllowedRoles lists role names; "*" alone admits any; empty refuses
+	// all.
 	AllowedRoles []string
 
 	// Timeout bounds the whole run (default 10s).
@@ -68,6 +71,11 @@ type Config struct {
 
 	// Path is the file the config came from.
 	Path string
+	// Warnings are what the file holds that works, but probably not as
+	// meant (a repeated key, an allowed_cidr_list entry that is no CIDR,
+	// ...), each "file:line:col: message" naming the key. The helper logs
+	// them, doctor prints them.
+	Warnings []string
 }
 
 // keys are every key the file may hold; anything else is an error.
@@ -190,13 +198,23 @@ func parseConfig(path string, src []byte) (*Config, error) {
 	if _, ok := p.items["allowed_roles"]; ok {
 		c.AllowedRoles = list("allowed_roles")
 	}
+	if len(c.AllowedRoles) > 1 && slices.Contains(c.AllowedRoles, "*") {
+		p.warnAt(p.items["allowed_roles"].valOff, `allowed_roles: "*" admits any role only on its own; among other roles it names a role no OTP has (vault-ssh-helper's rule)`)
+	}
 	for _, s := range list("allowed_cidr_list") {
 		pfx, err := parsePrefix(s)
 		if err != nil {
-			errs = append(errs, p.errAt(p.items["allowed_cidr_list"].valOff, "allowed_cidr_list: %v", err))
-			continue
+			// vault-ssh-helper reads the list only at a login from an
+			// address not the host's own, in order, and refuses the login at
+			// the first entry it cannot read: so a login from the host's
+			// addresses or an earlier entry's still works, and none other.
+			p.warnAt(p.items["allowed_cidr_list"].valOff, "allowed_cidr_list: %v: no address is admitted by it or the entries after it (vault-ssh-helper's rule)", err)
+			break
 		}
 		c.AllowedCIDRs = append(c.AllowedCIDRs, pfx)
+	}
+	if c.CACert != "" && c.CAPath != "" {
+		p.warnAt(p.items["ca_path"].valOff, "ca_path: not used: ca_cert is set, and only its CA is trusted (vault-ssh-helper's rule)")
 	}
 	errs = append(errs, c.validate(func(key, format string, args ...any) *confError {
 		off := 0
@@ -211,6 +229,7 @@ func parseConfig(path string, src []byte) (*Config, error) {
 		})
 		return nil, errs
 	}
+	c.Warnings = p.warnings
 	return c, nil
 }
 
@@ -223,14 +242,18 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		}
 		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 	}
-	p, err := netip.ParsePrefix(s)
+	// net.ParseCIDR, as vault-ssh-helper: it takes "/08", which netip
+	// refuses.
+	_, n, err := net.ParseCIDR(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR block", s)
 	}
-	if p.Addr().Is4In6() {
-		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	a, _ := netip.AddrFromSlice(n.IP)
+	bits, _ := n.Mask.Size()
+	if a.Is4In6() {
+		a, bits = a.Unmap(), bits-96
 	}
-	return p.Masked(), nil
+	return netip.PrefixFrom(a, bits).Masked(), nil
 }
 
 // validate checks the combinations; each message names its key and, where
@@ -264,7 +287,8 @@ func (c *Config) validate(errAt func(key, format string, args ...any) *confError
 			diags = append(diags, errAt("ca_cert", "ca_cert: %s holds no PEM certificate", c.CACert))
 		}
 	}
-	if c.CAPath != "" {
+	// With ca_cert set, vault-ssh-helper never looks at ca_path.
+	if c.CAPath != "" && c.CACert == "" {
 		if fi, err := os.Stat(c.CAPath); err != nil {
 			diags = append(diags, errAt("ca_path", "ca_path: %v", err))
 		} else if !fi.IsDir() {
@@ -333,12 +357,15 @@ func checkAddr(a string) error {
 	return nil
 }
 
+// AnyRole reports whether AllowedRoles admits every role: it is "*" alone.
+// Among other roles "*" names a role, which no OTP has (a Vault role name
+// has no *): vault-ssh-helper's rule, which latchkey keeps rather than
+// admit more than the file did.
+func (c *Config) AnyRole() bool {
+	return len(c.AllowedRoles) == 1 && c.AllowedRoles[0] == "*"
+}
+
 // RoleAllowed reports whether role is admitted by AllowedRoles.
 func (c *Config) RoleAllowed(role string) bool {
-	for _, r := range c.AllowedRoles {
-		if r == "*" || r == role {
-			return true
-		}
-	}
-	return false
+	return c.AnyRole() || role != "" && slices.Contains(c.AllowedRoles, role)
 }

@@ -15,7 +15,13 @@ import (
 // FuzzLoadConfig); the helper binary no longer links it.
 func loadHCL(path string, src []byte) (*Config, error) {
 	p := hclparse.NewParser()
-	f, err := hcloracle.ParseBytes(p, path, src)
+	// The syntax by content, as HCL 1 and the helper choose it (isJSON):
+	// HCL 2 goes by the file's name.
+	name := "config.hcl"
+	if isJSON(src) {
+		name = "config.json"
+	}
+	f, err := hcloracle.ParseBytes(p, name, src)
 	if err != nil {
 		return nil, err
 	}
@@ -70,11 +76,12 @@ func loadHCL(path string, src []byte) (*Config, error) {
 	if a := attrs["allowed_cidr_list"]; a != nil {
 		v, d := hcloracle.StringList(a)
 		note(hcloracle.Err(d))
+		// As the helper: the entries up to the first that is no CIDR (which
+		// draws a warning, not compared here).
 		for _, s := range v {
 			pfx, err := parsePrefix(s)
 			if err != nil {
-				note(err)
-				continue
+				break
 			}
 			c.AllowedCIDRs = append(c.AllowedCIDRs, pfx)
 		}

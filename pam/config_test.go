@@ -120,9 +120,18 @@ totp_key_pattern = "ssh-{{user}}"`,
 			body:    `vault_addr = "vault:8200"`,
 			wantErr: `config.hcl:1:14: vault_addr: vault address "vault:8200": want http(s)://host[:port]`,
 		},
+		// vault-ssh-helper's rule: the entries before a bad one still
+		// work, it and those after admit nothing; a warning says so.
 		"bad cidr": {
-			body:    "vault_addr = \"https://v:8200\"\nallowed_cidr_list = \"10.0.0.0/8, 10.0.0/33\"",
-			wantErr: `config.hcl:2:21: allowed_cidr_list: "10.0.0/33" is not a CIDR block`,
+			body: "vault_addr = \"https://v:8200\"\nallowed_cidr_list = \"10.0.0.0/8, 10.0.0/33, 192.168.0.0/16\"",
+			check: func(t *testing.T, c *Config) {
+				if len(c.AllowedCIDRs) != 1 || c.AllowedCIDRs[0].String() != "10.0.0.0/8" {
+					t.Errorf("AllowedCIDRs = %v", c.AllowedCIDRs)
+				}
+				if want := `config.hcl:2:21: allowed_cidr_list: "10.0.0/33" is not a CIDR block: no address is admitted by it or the entries after it (vault-ssh-helper's rule)`; len(c.Warnings) != 1 || !strings.HasSuffix(c.Warnings[0], want) {
+					t.Errorf("warnings = %q, want %q", c.Warnings, want)
+				}
+			},
 		},
 		"bad bool": {
 			body:    "vault_addr = \"https://v:8200\"\ntls_skip_verify = \"maybe\"",

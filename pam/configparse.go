@@ -2,34 +2,36 @@ package pam
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/latchkey/latchkey/internal/hclconf"
 )
 
-// The helper reads its config itself instead of with the HCL parser (hcl/v2
-// and go-cty), whose linking and package initialisation were a good part of
-// a login's cost. The file is vault-ssh-helper's flat format: key = value
-// lines, comments (#, //, /* */), values a quoted string (HCL escapes), a
-// number, true, false, null, a heredoc (<<EOF, <<-EOF) or a list of those
-// ([...], over several lines if need be), read with internal/hclconf's
-// Lexer, the agent's reader's own rules for them; a ".json" file is one JSON
-// object of the same keys, its strings taken literally. Values convert as
-// the HCL reader (internal/hclconf) did:
-// numbers and booleans are taken as their text for string keys, booleans
-// and durations may be written as strings, lists as one comma-separated
-// string. What the HCL parser would evaluate beyond literals (templates
-// "${...}", expressions) is refused. TestParserAgreesWithHCL and
-// FuzzLoadConfig check that every file this reader accepts, the HCL reader
-// reads into the same Config.
+// The helper reads its config itself instead of with an HCL parser (hcl/v2
+// and go-cty, or HCL 1), whose linking and package initialisation were a
+// good part of a login's cost. The file is vault-ssh-helper's, read as
+// vault-ssh-helper 0.2.4 reads it (HCL 1, through Vault's
+// api.ParseSSHHelperConfig; configlex.go has the native syntax's rules): a
+// file whose first non-blank character is { is JSON (HCL 1's rule, whatever
+// the file's name), anything else native. Values convert as the HCL 2
+// reader (internal/hclconf) did, which accepts more than vault-ssh-helper:
+// numbers and booleans are taken as their text for string keys, booleans and
+// durations may be written as strings, lists as one comma-separated string.
+// What vault-ssh-helper silently accepts but is probably a mistake (a
+// repeated key, of which the last counts; content after a JSON object) is
+// read its way with a warning (Config.Warnings). TestParserAgreesWithHCL and
+// FuzzLoadConfig check that every file this reader accepts, the HCL 2
+// reader reads into the same Config (but for the HCL 1 constructs noted in
+// parsed.hcl1); TestVaultSSHHelperAgrees and FuzzVaultSSHHelperAgrees, that
+// every file vault-ssh-helper accepts, this reader reads the same, or
+// refuses for a reason listed there.
 
 // confError is one problem of a config file at line:col (1-based; col
 // counts characters).
@@ -57,7 +59,7 @@ type valueKind int
 const (
 	vNull valueKind = iota + 1
 	vString
-	vNumber // s holds the number's canonical text
+	vNumber // s holds the number's canonical text, raw its text in the file
 	vBool
 	vList
 )
@@ -67,6 +69,10 @@ type value struct {
 	s    string
 	b    bool
 	list []value
+	// Numbers: raw is the literal's text; isInt, an integer (HCL 1 gives a
+	// string key its text); hex, a 0x integer (s is then empty).
+	raw        string
+	isInt, hex bool
 }
 
 // item is one key = value of the file, with the offsets of both.
@@ -76,18 +82,28 @@ type item struct {
 	v              value
 }
 
-// parsed is a file's items, in file order, and the source for positions.
+// parsed is a file's items and the source for positions.
 type parsed struct {
 	path  string
 	src   []byte
 	items map[string]*item
-	order []*item
+	// warnings are the oddities accepted, as "file:line:col: message".
+	warnings       []string
+	warnedTemplate bool
+	// hcl1 names the constructs met that HCL 2 reads otherwise or refuses
+	// (tests only: the HCL 2 oracle does not apply to such a file).
+	hcl1 []string
 }
 
 // errAt is an error at offset off of the source.
 func (p *parsed) errAt(off int, format string, args ...any) *confError {
 	line, col := position(p.src, off)
 	return &confError{path: p.path, line: line, col: col, msg: fmt.Sprintf(format, args...)}
+}
+
+// warnAt records a warning at offset off.
+func (p *parsed) warnAt(off int, format string, args ...any) {
+	p.warnings = append(p.warnings, p.errAt(off, format, args...).Error())
 }
 
 // position is off's line and column (characters, 1-based).
@@ -101,8 +117,22 @@ func position(src []byte, off int) (line, col int) {
 	return line, utf8.RuneCount(before) + 1
 }
 
-// parseFile reads src as HCL or, for a ".json" path, JSON. Unknown and
-// repeated keys are errors; a syntax error ends the reading.
+// isJSON is HCL 1's choice of syntax: JSON when the first character that
+// is not white space (Unicode's) is {.
+func isJSON(src []byte) bool {
+	for len(src) > 0 {
+		r, size := utf8.DecodeRune(src)
+		if !unicode.IsSpace(r) {
+			return r == '{'
+		}
+		src = src[size:]
+	}
+	return false
+}
+
+// parseFile reads src as native HCL or JSON, by its content (isJSON).
+// Unknown keys are errors; a repeated key is a warning and its last value
+// counts; a syntax error ends the reading.
 func parseFile(path string, src []byte) (*parsed, error) {
 	p := &parsed{path: path, src: src, items: make(map[string]*item, 8)}
 	if off, bad := hclconf.InvalidUTF8(src); bad {
@@ -116,17 +146,16 @@ func parseFile(path string, src []byte) (*parsed, error) {
 		}
 		if first, dup := p.items[it.key]; dup {
 			line, _ := position(src, first.keyOff)
-			errs = append(errs, p.errAt(it.keyOff, "key %q set twice (first on line %d)", it.key, line))
-			return
+			p.warnAt(it.keyOff, "key %q set again (first on line %d): the last value counts, as in vault-ssh-helper", it.key, line)
+			p.hcl1 = append(p.hcl1, "repeated key")
 		}
 		p.items[it.key] = it
-		p.order = append(p.order, it)
 	}
 	var err error
-	if strings.EqualFold(filepath.Ext(path), ".json") {
-		err = p.parseJSON(add)
+	if isJSON(src) {
+		err = (&jsonHCL1{hcl1: hcl1{p: p, src: src}}).parse(add)
 	} else {
-		err = newScanner(p).parse(add)
+		err = (&hcl1{p: p, src: src}).parse(add)
 	}
 	if err != nil {
 		return nil, err
@@ -146,250 +175,438 @@ func knownKey(k string) bool {
 	return false
 }
 
-// scanner reads HCL's native syntax, the subset a flat config uses, with
-// internal/hclconf's rules for the literals.
-type scanner struct {
-	p *parsed
-	hclconf.Lexer
-}
-
-func newScanner(p *parsed) *scanner {
-	return &scanner{p: p, Lexer: hclconf.Lexer{Src: p.src, Errf: func(off int, format string, args ...any) error {
-		return p.errAt(off, format, args...)
-	}}}
-}
-
 func isKeyByte(c byte) bool {
 	return c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
-func (s *scanner) parse(add func(*item)) error {
+// parse reads the native syntax: items key = value, a key an identifier or
+// a quoted string, each item optionally followed by one comma.
+func (s *hcl1) parse(add func(*item)) error {
+	prevLine := -1 // the line the previous item ended on
 	for {
-		if err := s.Skip(true); err != nil {
-			return err
-		}
-		if s.EOF() {
-			return nil
-		}
-		start := s.I
-		c := s.Peek(0)
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return s.Errf(start, "want a key (key = value), found %s", s.What())
-		}
-		key := s.word()
-		if err := s.Skip(false); err != nil {
-			return err
-		}
-		if s.Peek(0) != '=' {
-			if s.Peek(0) == '{' || s.Peek(0) == '"' {
-				return s.Errf(s.I, "%s: blocks are not part of this config; want %s = value", key, key)
-			}
-			return s.Errf(s.I, "%s: want = after the key, found %s", key, s.What())
-		}
-		s.I++
-		if err := s.Skip(false); err != nil {
-			return err
-		}
-		s.Key = key
-		valOff := s.I
-		v, err := s.value(false)
+		s.key = ""
+		t, err := s.next()
 		if err != nil {
 			return err
 		}
-		if err := s.Skip(false); err != nil {
+		if t.kind == tEOF {
+			return nil
+		}
+		if prevLine >= 0 && (!t.nl || t.ml) {
+			// HCL 2 wants each item on its own line.
+			s.p.hcl1 = append(s.p.hcl1, "items on one line")
+		}
+		var key string
+		switch {
+		case t.kind == tIdent:
+			key = string(s.src[t.off:t.end])
+		case t.kind == tString:
+			key = t.v.s
+			s.p.hcl1 = append(s.p.hcl1, "quoted key")
+		default:
+			return s.p.errAt(t.off, "want a key (key = value), found %s", s.whatAt(t))
+		}
+		s.key = key
+		eq, err := s.next()
+		if err != nil {
 			return err
 		}
-		if !s.EndLine() {
-			return s.Errf(s.I, "%s: want a new line after the value, found %s", key, s.What())
+		switch {
+		case eq.is(s.src, '{'):
+			return s.errf(eq.off, "blocks are not part of this config; want %s = value", key)
+		case eq.kind == tIdent || eq.kind == tString:
+			return s.errf(eq.off, "blocks are not part of this config; want %s = value", key)
+		case !eq.is(s.src, '='):
+			return s.errf(eq.off, "want = after the key, found %s", s.whatAt(eq))
 		}
-		add(&item{key: key, keyOff: start, valOff: valOff, v: v})
+		vt, err := s.next()
+		if err != nil {
+			return err
+		}
+		if vt.kind == tEOF {
+			// HCL 1 ends the file there and drops the key.
+			s.p.hcl1 = append(s.p.hcl1, "key without a value")
+			s.p.warnAt(t.off, "key %q has no value: it is ignored, as vault-ssh-helper ignores it", key)
+			return nil
+		}
+		if eq.nl || eq.ml || vt.nl || vt.ml {
+			s.p.hcl1 = append(s.p.hcl1, "item over several lines")
+		}
+		v, err := s.value(vt, false)
+		if err != nil {
+			return err
+		}
+		add(&item{key: key, keyOff: t.off, valOff: vt.off, v: v})
+		prevLine, _ = position(s.src, s.i)
+		// One comma may follow an item.
+		save := s.i
+		c, err := s.next()
+		if err != nil {
+			return err
+		}
+		if c.is(s.src, ',') {
+			s.p.hcl1 = append(s.p.hcl1, "comma after an item")
+		} else {
+			s.i = save
+		}
 	}
 }
 
-// value reads one value; inList forbids a nested list.
-func (s *scanner) value(inList bool) (value, error) {
-	start := s.I
-	c := s.Peek(0)
+// whatAt names token t for a message.
+func (s *hcl1) whatAt(t token) string {
+	save := s.i
+	s.i = t.off
+	defer func() { s.i = save }()
+	return s.what()
+}
+
+// value is the value whose first token is t; inList forbids a nested list.
+func (s *hcl1) value(t token, inList bool) (value, error) {
 	switch {
-	case c == '"':
-		str, err := s.Quoted()
-		return value{kind: vString, s: str}, err
-	case c == '<' && s.Peek(1) == '<':
-		str, err := s.Heredoc(s.ident)
-		return value{kind: vString, s: str}, err
-	case c == '[' && !inList:
-		return s.list()
-	case c == '-' || c >= '0' && c <= '9':
-		return s.number()
-	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_':
-		switch word := s.word(); word {
+	case t.kind == tString || t.kind == tHeredoc || t.kind == tInt || t.kind == tFloat:
+		return t.v, nil
+	case t.kind == tIdent:
+		switch word := string(s.src[t.off:t.end]); word {
 		case "true", "false":
 			return value{kind: vBool, b: word == "true"}, nil
 		case "null":
 			return value{kind: vNull}, nil
 		default:
-			return value{}, s.Errf(start, "%s: %s is not a value; a string is written in double quotes", s.Key, word)
+			return value{}, s.errf(t.off, "%s is not a value; a string is written in double quotes", word)
 		}
+	case t.is(s.src, '[') && !inList:
+		return s.list(t)
+	case t.is(s.src, '['):
+		return value{}, s.p.errAt(t.off, "invalid value for %q: want a list of strings", s.key)
+	case t.is(s.src, '{'):
+		return value{}, s.p.errAt(t.off, "invalid value for %q: want a string, number, true, false or a list, not an object", s.key)
+	case t.kind == tEOF:
+		return value{}, s.errf(t.off, "want a value (a quoted string, number, true, false or a list), found the end of the file")
 	}
-	return value{}, s.Errf(start, "%s: want a value (a quoted string, number, true, false or a list), found %s", s.Key, s.What())
+	return value{}, s.errf(t.off, "want a value (a quoted string, number, true, false or a list), found %s", s.whatAt(t))
 }
 
-// number reads an HCL number literal (a leading - allowed): its value in
-// HCL's own precision, kept as the text HCL's string conversion gives.
-func (s *scanner) number() (value, error) {
-	start := s.I
-	ok := s.NumberSyntax()
-	if ok && !s.EOF() && (isKeyByte(s.Peek(0)) || s.Peek(0) == '.') {
-		ok = false
-	}
-	if !ok {
-		return value{}, s.Errf(start, "%s: malformed number; a string is written in double quotes", s.Key)
-	}
-	_, text, err := hclconf.Number(string(s.Src[start:s.I]))
-	switch {
-	case errors.Is(err, hclconf.ErrNumberRange):
-		return value{}, s.Errf(start, "%s: %v", s.Key, err)
-	case err != nil:
-		return value{}, s.Errf(start, "%s: malformed number: %v", s.Key, err)
-	}
-	return value{kind: vNumber, s: text}, nil
-}
-
-// list reads [v, v, ...] over any number of lines; its elements are not
-// lists.
-func (s *scanner) list() (value, error) {
+// list reads [v, v, ...] over any number of lines, t its [.
+func (s *hcl1) list(open token) (value, error) {
 	l := value{kind: vList, list: []value{}}
-	err := s.List(func() error {
-		if s.Peek(0) == '[' {
-			return s.Errf(s.I, "invalid value for %q: want a list of strings", s.Key)
-		}
-		v, err := s.value(true)
-		l.list = append(l.list, v)
-		return err
-	})
-	if err != nil {
-		return value{}, err
-	}
-	return l, nil
-}
-
-// word reads the run of key bytes at the cursor.
-func (s *scanner) word() string {
-	start := s.I
-	for !s.EOF() && isKeyByte(s.Peek(0)) {
-		s.I++
-	}
-	return string(s.Src[start:s.I])
-}
-
-// ident reads a heredoc's name (ASCII, as a key), "" when there is none.
-func (s *scanner) ident() string {
-	if id := s.word(); id != "" && (id[0] == '_' || id[0] >= 'a' && id[0] <= 'z' || id[0] >= 'A' && id[0] <= 'Z') {
-		return id
-	}
-	return ""
-}
-
-// parseJSON reads a ".json" config: one object of key: value.
-func (p *parsed) parseJSON(add func(*item)) error {
-	dec := json.NewDecoder(bytes.NewReader(p.src))
-	dec.UseNumber()
-	// next is the offset where the token after off starts.
-	next := func(off int) int {
-		for off < len(p.src) && strings.IndexByte(" \t\r\n,:", p.src[off]) >= 0 {
-			off++
-		}
-		return off
-	}
-	syntax := func(err error) error {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return p.errAt(int(se.Offset), "invalid JSON: %v", err)
-		}
-		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-			return p.errAt(len(p.src), "invalid JSON: unexpected end of the file")
-		}
-		return p.errAt(int(dec.InputOffset()), "invalid JSON: %v", err)
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return syntax(err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return p.errAt(0, "a JSON config is one object of keys")
-	}
-	for dec.More() {
-		keyOff := next(int(dec.InputOffset()))
-		tok, err := dec.Token()
+	for {
+		t, err := s.next()
 		if err != nil {
-			return syntax(err)
+			return value{}, err
 		}
-		key, _ := tok.(string)
-		valOff := next(int(dec.InputOffset()))
-		v, err := p.jsonValue(dec, key, valOff, false)
+		switch {
+		case t.kind == tEOF:
+			return value{}, s.errf(open.off, "unterminated list (no ])")
+		case t.is(s.src, ']'):
+			return l, nil
+		}
+		v, err := s.value(t, true)
+		if err != nil {
+			return value{}, err
+		}
+		l.list = append(l.list, v)
+		t, err = s.next()
+		if err != nil {
+			return value{}, err
+		}
+		switch {
+		case t.kind == tEOF:
+			return value{}, s.errf(open.off, "unterminated list (no ])")
+		case t.is(s.src, ']'):
+			return l, nil
+		case !t.is(s.src, ','):
+			return value{}, s.errf(t.off, "want , or ] in the list, found %s", s.whatAt(t))
+		}
+	}
+}
+
+// jsonHCL1 reads a JSON config as HCL 1's JSON parser does: one object of
+// "key": value; a value a string (HCL 1's escapes, and JSON's \/ and
+// surrogate pairs), a number, true, false, null or (latchkey's) a list.
+// Where HCL 1 ends the object early and ignores the rest of the file (no
+// comma between two items, no closing }, a key without a value at the
+// end), or after the object, the reader does too, with a warning.
+type jsonHCL1 struct {
+	hcl1
+}
+
+// jtok reads the next JSON token; its kinds are hcl1's, tPunct for
+// { } [ ] , : and tIdent for true, false and null.
+func (j *jsonHCL1) jtok() (token, error) {
+	s := &j.hcl1
+	for s.i < len(s.src) && strings.IndexByte(" \t\r\n", s.src[s.i]) >= 0 {
+		s.i++
+	}
+	t := token{off: s.i}
+	if s.i >= len(s.src) {
+		t.kind, t.end = tEOF, s.i
+		return t, nil
+	}
+	c := s.src[s.i]
+	switch {
+	case c == '"':
+		t.kind = tString
+		v, err := j.str()
+		if err != nil {
+			return t, err
+		}
+		t.v = v
+	case isDec(c) || c == '-' && isDec(s.peek(1)):
+		start := s.i
+		if c == '-' {
+			s.i++
+		}
+		lead := s.i
+		for s.i < len(s.src) && isDec(s.src[s.i]) {
+			s.i++
+		}
+		t.kind = tInt
+		if c := s.peek(0); c == '.' || c == 'e' || c == 'E' {
+			t.kind = tFloat
+			for s.i < len(s.src) && (isDec(s.src[s.i]) || strings.IndexByte(".eE", s.src[s.i]) >= 0 ||
+				(s.src[s.i] == '+' || s.src[s.i] == '-') && (s.src[s.i-1] == 'e' || s.src[s.i-1] == 'E')) {
+				s.i++
+			}
+		} else if s.src[lead] == '0' && s.i-lead > 1 {
+			return t, s.p.errAt(start, "invalid JSON: a number does not start with 0")
+		}
+		t.end = s.i
+		v, err := s.numberValue(t)
+		if err != nil {
+			// A float HCL 1 scans but no key takes.
+			if t.kind == tInt {
+				return t, err
+			}
+			v = value{kind: vNumber, raw: string(s.src[t.off:t.end]), s: "bad"}
+		}
+		t.v = v
+	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_':
+		for s.i < len(s.src) && (isLetter(rune(s.src[s.i])) || isDec(s.src[s.i])) {
+			s.i++
+		}
+		switch w := string(s.src[t.off:s.i]); w {
+		case "true", "false", "null":
+			t.kind = tIdent
+		default:
+			return t, s.p.errAt(t.off, "invalid JSON: %s is not a value; a string is written in double quotes", w)
+		}
+	case c == '.' && isDec(s.peek(1)):
+		s.i++
+		for s.i < len(s.src) && isDec(s.src[s.i]) {
+			s.i++
+		}
+		t.kind = tFloat
+		t.v = value{kind: vNumber, s: "bad"}
+	case strings.IndexByte("{}[],:.", c) >= 0:
+		t.kind = tPunct
+		s.i++
+	default:
+		return t, s.p.errAt(t.off, "invalid JSON: unexpected %s", s.what())
+	}
+	t.end = s.i
+	return t, nil
+}
+
+// str reads a JSON string as HCL 1 does: to the next ", on one line.
+func (j *jsonHCL1) str() (value, error) {
+	s := &j.hcl1
+	open := s.i
+	s.i++
+	var b strings.Builder
+	for {
+		if s.i >= len(s.src) || s.src[s.i] == '\n' {
+			return value{}, s.p.errAt(open, "invalid JSON: unterminated string (no closing \" on the line)")
+		}
+		c := s.src[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return value{kind: vString, s: b.String()}, nil
+		case c == '\\' && s.peek(1) == '/':
+			// JSON's, which HCL 1 refuses.
+			b.WriteByte('/')
+			s.i += 2
+			s.p.hcl1 = append(s.p.hcl1, "json escape")
+		case c == '\\' && s.peek(1) == 'u' && surrogates(s.src[s.i:]) != utf8.RuneError:
+			// JSON's pair for a character beyond U+FFFF (HCL 1 crashes on it).
+			b.WriteRune(surrogates(s.src[s.i:]))
+			s.i += 12
+			s.p.hcl1 = append(s.p.hcl1, "json escape")
+		case c == '\\':
+			r, n, hcl2, err := unescapeHCL1(s.src[s.i:])
+			if err != nil {
+				return value{}, s.p.errAt(s.i, "%v", err)
+			}
+			if !hcl2 {
+				s.p.hcl1 = append(s.p.hcl1, "json escape")
+			}
+			b.WriteRune(r)
+			s.i += n
+		case c == '\t':
+			// A raw tab: HCL 1 takes it, JSON does not.
+			s.p.hcl1 = append(s.p.hcl1, "json tab")
+			b.WriteByte(c)
+			s.i++
+		case c < 0x20 || c == 0x7f:
+			return value{}, s.p.errAt(s.i, "control character in a string")
+		default:
+			b.WriteByte(c)
+			s.i++
+		}
+	}
+}
+
+func (j *jsonHCL1) parse(add func(*item)) error {
+	s := &j.hcl1
+	t, err := j.jtok()
+	if err != nil {
+		return err
+	}
+	if !t.is(s.src, '{') {
+		return s.p.errAt(t.off, "a JSON config is one object of keys")
+	}
+	early := func(off int, why string) {
+		s.p.hcl1 = append(s.p.hcl1, "json ends early")
+		s.p.warnAt(off, "%s: the JSON object ends here and the rest of the file is ignored, as vault-ssh-helper ignores it", why)
+	}
+	first := true
+	for {
+		kt, err := j.jtok()
 		if err != nil {
 			return err
 		}
-		add(&item{key: key, keyOff: keyOff, valOff: valOff, v: v})
+		switch {
+		case kt.kind == tEOF:
+			early(kt.off, "no closing }")
+			return nil
+		case kt.is(s.src, '}'):
+			if !first {
+				s.p.hcl1 = append(s.p.hcl1, "json trailing comma")
+			}
+			return j.after()
+		case kt.kind != tString:
+			return s.p.errAt(kt.off, "invalid JSON: want a key in double quotes, found %s", s.whatAt(kt))
+		}
+		first = false
+		ct, err := j.jtok()
+		if err != nil {
+			return err
+		}
+		switch {
+		case ct.kind == tString:
+			return s.p.errAt(ct.off, "invalid JSON: want : after the key, found a second key")
+		case ct.is(s.src, '}'):
+			early(kt.off, fmt.Sprintf("key %q has no value", kt.v.s))
+			return nil
+		case ct.kind == tEOF:
+			early(kt.off, fmt.Sprintf("key %q has no value", kt.v.s))
+			return nil
+		case !ct.is(s.src, ':'):
+			return s.p.errAt(ct.off, "invalid JSON: want : after the key, found %s", s.whatAt(ct))
+		}
+		s.key = kt.v.s
+		vt, err := j.jtok()
+		if err != nil {
+			return err
+		}
+		if vt.kind == tEOF {
+			early(kt.off, fmt.Sprintf("key %q has no value", kt.v.s))
+			return nil
+		}
+		v, err := j.value(vt, false)
+		if err != nil {
+			return err
+		}
+		add(&item{key: kt.v.s, keyOff: kt.off, valOff: vt.off, v: v})
+		s.key = ""
+		nt, err := j.jtok()
+		if err != nil {
+			return err
+		}
+		switch {
+		case nt.is(s.src, ','):
+		case nt.is(s.src, '}'):
+			return j.after()
+		case nt.kind == tEOF:
+			early(nt.off, "no closing }")
+			return nil
+		default:
+			early(nt.off, "no comma before "+s.whatAt(nt))
+			return nil
+		}
 	}
-	if _, err := dec.Token(); err != nil {
-		return syntax(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return p.errAt(next(int(dec.InputOffset())), "content after the JSON object")
+}
+
+// after warns about anything after the object, which HCL 1 never reads.
+func (j *jsonHCL1) after() error {
+	s := &j.hcl1
+	rest := bytes.TrimLeft(s.src[s.i:], " \t\r\n")
+	if len(rest) > 0 {
+		off := len(s.src) - len(rest)
+		s.p.hcl1 = append(s.p.hcl1, "json ends early")
+		s.p.warnAt(off, "content after the JSON object is ignored, as vault-ssh-helper ignores it")
 	}
 	return nil
 }
 
-// jsonValue reads one value of key.
-func (p *parsed) jsonValue(dec *json.Decoder, key string, off int, inList bool) (value, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return value{}, p.errAt(int(se.Offset), "invalid JSON: %v", err)
+// value reads the value whose first token is t.
+func (j *jsonHCL1) value(t token, inList bool) (value, error) {
+	s := &j.hcl1
+	switch {
+	case t.kind == tString:
+		return t.v, nil
+	case t.kind == tInt:
+		return t.v, nil
+	case t.kind == tFloat:
+		if t.v.s == "bad" {
+			return value{}, s.p.errAt(t.off, "%s: malformed number", s.key)
 		}
-		return value{}, p.errAt(len(p.src), "invalid JSON: %v", err)
-	}
-	switch t := tok.(type) {
-	case nil:
-		return value{kind: vNull}, nil
-	case bool:
-		return value{kind: vBool, b: t}, nil
-	case json.Number:
-		_, text, err := hclconf.Number(t.String())
-		switch {
-		case errors.Is(err, hclconf.ErrNumberRange):
-			return value{}, p.errAt(off, "%s: %v", key, err)
-		case err != nil:
-			return value{}, p.errAt(off, "%s: malformed number", key)
+		return t.v, nil
+	case t.kind == tIdent:
+		switch w := string(s.src[t.off:t.end]); w {
+		case "null":
+			return value{kind: vNull}, nil
+		default:
+			return value{kind: vBool, b: w == "true"}, nil
 		}
-		return value{kind: vNumber, s: text}, nil
-	case string:
-		// Literally: HCL's JSON reader evaluated no template without a
-		// context, and the config never had one.
-		return value{kind: vString, s: t}, nil
-	case json.Delim:
-		if t == '[' && !inList {
-			l := value{kind: vList, list: []value{}}
-			for dec.More() {
-				v, err := p.jsonValue(dec, key, off, true)
-				if err != nil {
-					return value{}, err
-				}
-				l.list = append(l.list, v)
+	case t.is(s.src, '[') && !inList:
+		l := value{kind: vList, list: []value{}}
+		for n := 0; ; n++ {
+			e, err := j.jtok()
+			if err != nil {
+				return value{}, err
 			}
-			if _, err := dec.Token(); err != nil {
-				return value{}, p.errAt(off, "invalid JSON: %v", err)
+			if e.is(s.src, ']') && n == 0 {
+				return l, nil
 			}
-			return l, nil
+			if e.kind == tEOF {
+				return value{}, s.p.errAt(len(s.src), "invalid JSON: unexpected end of the file")
+			}
+			v, err := j.value(e, true)
+			if err != nil {
+				return value{}, err
+			}
+			l.list = append(l.list, v)
+			sep, err := j.jtok()
+			if err != nil {
+				return value{}, err
+			}
+			switch {
+			case sep.is(s.src, ']'):
+				return l, nil
+			case sep.is(s.src, ','):
+			case sep.kind == tEOF:
+				return value{}, s.p.errAt(len(s.src), "invalid JSON: unexpected end of the file")
+			default:
+				return value{}, s.p.errAt(sep.off, "invalid JSON: want , or ] in the list, found %s", s.whatAt(sep))
+			}
 		}
-		if t == '[' {
-			return value{}, p.errAt(off, "invalid value for %q: want a list of strings", key)
-		}
-		return value{}, p.errAt(off, "invalid value for %q: want a string, number, true, false or a list, not an object", key)
+	case t.is(s.src, '['):
+		return value{}, s.p.errAt(t.off, "invalid value for %q: want a list of strings", s.key)
+	case t.is(s.src, '{'):
+		return value{}, s.p.errAt(t.off, "invalid value for %q: want a string, number, true, false or a list, not an object", s.key)
 	}
-	return value{}, p.errAt(off, "invalid value for %q", key)
+	return value{}, s.p.errAt(t.off, "invalid JSON: want a value, found %s", s.whatAt(t))
 }
 
 // The conversions, as internal/hclconf's String, Bool, Duration and
@@ -412,7 +629,13 @@ func scalarText(v value) (string, bool) {
 	switch v.kind {
 	case vNull:
 		return "", true
-	case vString, vNumber:
+	case vNumber:
+		if v.isInt {
+			// HCL 1's: an integer's own text ("007", "0x1F").
+			return v.raw, true
+		}
+		return v.s, true
+	case vString:
 		return v.s, true
 	case vBool:
 		return strconv.FormatBool(v.b), true
@@ -437,7 +660,17 @@ func (p *parsed) asBool(it *item) (bool, *confError) {
 func (p *parsed) asDuration(it *item) (time.Duration, *confError) {
 	switch it.v.kind {
 	case vNumber:
-		f, _ := strconv.ParseFloat(it.v.s, 64)
+		text := it.v.s
+		if it.v.hex {
+			break
+		}
+		if text == "" {
+			var err error
+			if _, text, err = hclconf.Number(it.v.raw); err != nil {
+				return 0, p.errAt(it.valOff, "%s: %v", it.key, err)
+			}
+		}
+		f, _ := strconv.ParseFloat(text, 64)
 		if f < 0 {
 			return 0, p.wrong(it, "a non-negative duration")
 		}
@@ -463,6 +696,10 @@ func (p *parsed) asList(it *item) ([]string, *confError) {
 		return nil, nil
 	case vString:
 		raw = strings.Split(it.v.s, ",")
+	case vNumber:
+		// vault-ssh-helper takes an integer as its text ("5").
+		s, _ := scalarText(it.v)
+		raw = []string{s}
 	case vList:
 		for _, e := range it.v.list {
 			s, ok := scalarText(e)
@@ -481,4 +718,20 @@ func (p *parsed) asList(it *item) ([]string, *confError) {
 		}
 	}
 	return out, nil
+}
+
+func errorsIsRange(err error) bool { return errors.Is(err, hclconf.ErrNumberRange) }
+
+// surrogates is the character of a JSON surrogate pair \uD8xx\uDCxx at
+// the start of b, or utf8.RuneError.
+func surrogates(b []byte) rune {
+	if len(b) < 12 || b[6] != '\\' || b[7] != 'u' {
+		return utf8.RuneError
+	}
+	hi, err1 := strconv.ParseUint(string(b[2:6]), 16, 16)
+	lo, err2 := strconv.ParseUint(string(b[8:12]), 16, 16)
+	if err1 != nil || err2 != nil {
+		return utf8.RuneError
+	}
+	return utf16.DecodeRune(rune(hi), rune(lo))
 }
