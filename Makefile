@@ -62,7 +62,7 @@ test: deps vault
 	  echo "$$out" | grep -E '^(fault |--- FAIL|FAIL|ok|panic)'; \
 	  if [ $$rc -ne 0 ]; then echo "$$out" | tail -200; exit $$rc; fi
 	@# Fuzz targets, bounded ($(FUZZ_TIME) each); their corpus is in testdata/fuzz.
-	@for t in ./pam:FuzzReadSecret ./pam:FuzzLoadConfig ./agent/config:FuzzLoad ./agent/config:FuzzReaderAgreesWithHCL ./agent/template/funcs:FuzzStringHelpers; do \
+	@for t in ./pam:FuzzReadSecret ./pam:FuzzLoadConfig ./pam:FuzzVaultSSHHelperAgrees ./agent/config:FuzzLoad ./agent/config:FuzzReaderAgreesWithHCL ./agent/template/funcs:FuzzStringHelpers; do \
 	  echo "fuzz $${t#*:} ($(FUZZ_TIME))"; \
 	  out=$$($(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) $${t%%:*} 2>&1) || { echo "$$out"; exit 1; }; \
 	done

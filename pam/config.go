@@ -224,13 +224,21 @@ func parseConfig(path string, src []byte) (*Config, error) {
 		return p.errAt(off, format, args...)
 	}, func(key string) bool { return p.items[key] != nil })...)
 	if len(errs) > 0 {
-		sort.SliceStable(errs, func(i, j int) bool {
-			return errs[i].line < errs[j].line || errs[i].line == errs[j].line && errs[i].col < errs[j].col
-		})
+		byPosition(errs)
 		return nil, errs
 	}
-	c.Warnings = p.warnings
+	byPosition(p.warnings)
+	for _, w := range p.warnings {
+		c.Warnings = append(c.Warnings, w.Error())
+	}
 	return c, nil
+}
+
+// byPosition sorts es by line and column, in file order.
+func byPosition(es confErrors) {
+	sort.SliceStable(es, func(i, j int) bool {
+		return es[i].line < es[j].line || es[i].line == es[j].line && es[i].col < es[j].col
+	})
 }
 
 // parsePrefix reads a CIDR, or a bare address as a one-address prefix.

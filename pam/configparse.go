@@ -87,8 +87,8 @@ type parsed struct {
 	path  string
 	src   []byte
 	items map[string]*item
-	// warnings are the oddities accepted, as "file:line:col: message".
-	warnings       []string
+	// warnings are the oddities accepted.
+	warnings       confErrors
 	warnedTemplate bool
 	// hcl1 names the constructs met that HCL 2 reads otherwise or refuses
 	// (tests only: the HCL 2 oracle does not apply to such a file).
@@ -103,7 +103,7 @@ func (p *parsed) errAt(off int, format string, args ...any) *confError {
 
 // warnAt records a warning at offset off.
 func (p *parsed) warnAt(off int, format string, args ...any) {
-	p.warnings = append(p.warnings, p.errAt(off, format, args...).Error())
+	p.warnings = append(p.warnings, p.errAt(off, format, args...))
 }
 
 // position is off's line and column (characters, 1-based).

@@ -169,8 +169,11 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 	if cfg.TLSSkipVerify && !*dev {
 		log.Warn("tls_skip_verify is set: Vault's certificate is not checked, anyone on the path can approve logins", pam.String("config", cfg.Path))
 	}
-	if cfg.CACert != "" && cfg.CAPath != "" {
-		log.Warn("ca_path is not used: ca_cert is set, and only its CA is trusted (vault-ssh-helper's rule)", pam.String("config", cfg.Path))
+	// What the file holds that works, but probably not as meant (a
+	// repeated key, an unused ca_path, ...): each names file:line:col and
+	// the key, never a value.
+	for _, w := range cfg.Warnings {
+		log.Warn("config: "+w, pam.String("config", cfg.Path))
 	}
 	if len(cfg.AllowedRoles) == 0 && cfg.Mode == pam.ModeOTP {
 		// vault-ssh-helper's rule, kept: but say so, it locks everyone out.

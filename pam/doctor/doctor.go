@@ -234,6 +234,9 @@ func checkConfig(path string, rp *doctor.Report) *pam.Config {
 	default:
 		rp.OK(name, fmt.Sprintf("%s valid, mode %04o, owner root, login mode %s", path, fi.Mode().Perm(), cfg.Mode))
 	}
+	for _, w := range cfg.Warnings {
+		rp.Warn(name, w, "edit the file as the warning says (README: Configuration)")
+	}
 	return cfg
 }
 
@@ -275,7 +278,7 @@ func checkRoles(cfg *pam.Config, rp *doctor.Report) {
 		return
 	case len(cfg.AllowedRoles) == 0:
 		rp.Fail(name, "allowed_roles is empty: every OTP login is refused", `set allowed_roles = "<your SSH role>"`)
-	case slices.Contains(cfg.AllowedRoles, "*"):
+	case cfg.AnyRole():
 		rp.Warn(name, `allowed_roles = "*": an OTP of any role of the mount logs in`, "name the roles")
 	default:
 		rp.OK(name, strings.Join(cfg.AllowedRoles, ", "))
