@@ -303,7 +303,9 @@ func (c *Config) validate(errAt func(key, format string, args ...any) *confError
 			diags = append(diags, errAt("ca_path", "ca_path: %s is not a directory (use ca_cert for a file)", c.CAPath))
 		}
 	}
-	if c.SSHMountPoint == "" || strings.Contains(c.SSHMountPoint, "..") {
+	// Vault cleans a path before routing it: at "" or a ".." segment the
+	// verify request lands above the mount ("ssh..prod" is a name).
+	if strings.Trim(c.SSHMountPoint, "/") == "" || slices.Contains(strings.Split(c.SSHMountPoint, "/"), "..") {
 		diags = append(diags, errAt("ssh_mount_point", "ssh_mount_point: want a mount path such as \"ssh\""))
 	}
 	c.SSHMountPoint = strings.Trim(c.SSHMountPoint, "/")

@@ -31,7 +31,7 @@ var deliberateRefusals = []struct {
 		[]string{"vault_addr: ", `missing key "vault_addr"`}},
 	{"CA", "a ca_cert or ca_path that does not load: vault-ssh-helper fails every login on it (go-rootcerts); the helper says so when the config loads",
 		[]string{"ca_cert: ", "ca_path: "}},
-	{"mount", `an empty ssh_mount_point or one with "..": no OTP can be verified at /v1//verify or above the mount`,
+	{"mount", `an empty ssh_mount_point (or only slashes) or one with a ".." segment: Vault cleans the path and redirects (307) /v1//verify to /v1/verify, above any mount, where no OTP is verified`,
 		[]string{"ssh_mount_point: want a mount path"}},
 	{"$${", "$${ and %%{ in a string or heredoc: HCL 2, and latchkey's reader before, took them for ${ and %{; vault-ssh-helper keeps them; " +
 		"refused rather than read either way (no working value holds one)",
@@ -236,6 +236,9 @@ func TestVaultSSHHelperAgrees(t *testing.T) {
 		"padded values":    {"vault_addr = \" https://v \"\nnamespace = \" n \"\nallowed_roles = \" * \"\n", ""},
 		"mount slashes":    {a + "ssh_mount_point = \"/ssh/\"\n", ""},
 		"empty mount":      {a + "ssh_mount_point = \"\"\n", "mount"},
+		"slash mount":      {a + "ssh_mount_point = \"/\"\n", "mount"},
+		"dotdot mount":     {a + "ssh_mount_point = \"ssh/../x\"\n", "mount"},
+		"dots in a mount":  {a + "ssh_mount_point = \"ssh..prod\"\n", ""},
 		"roles with *":     {a + "allowed_roles = \"web,*\"\n", ""},
 		"roles spaces":     {a + "allowed_roles = \" web , db ,\"\n", ""},
 		"bad cidr":         {a + "allowed_cidr_list = \"10.0.0.0/8,nope,192.168.0.0/16\"\n", ""},

@@ -297,7 +297,7 @@ func (s *hcl1) quoted() (value, error) {
 			s.i++
 			return value{kind: vString, s: b.String()}, nil
 		case braces == 0 && (c == '$' || c == '%') && s.peek(1) == c && s.peek(2) == '{':
-			return value{}, s.errf(s.i, "%c%c{ is ambiguous: HCL 2 (and latchkey before 2.x) read it as %c{, vault-ssh-helper as %c%c{; write %c{, which is taken literally", c, c, c, c, c, c)
+			return value{}, s.errf(s.i, "%c%c{ is ambiguous: HCL 2 (and latchkey's reader before) reads it as %c{, vault-ssh-helper as %c%c{; write %c{, which is taken literally", c, c, c, c, c, c)
 		case braces == 0 && (c == '$' || c == '%') && s.peek(1) == '{':
 			s.noteTemplate(s.i, c)
 			if c == '$' {
@@ -469,7 +469,7 @@ func (s *hcl1) heredoc() (value, error) {
 	}
 	for _, c := range []byte{'$', '%'} {
 		if strings.Contains(text, string([]byte{c, c, '{'})) {
-			return value{}, s.errf(open, "%c%c{ is ambiguous: HCL 2 (and latchkey before 2.x) read it as %c{, vault-ssh-helper as %c%c{; write %c{, which is taken literally", c, c, c, c, c, c)
+			return value{}, s.errf(open, "%c%c{ is ambiguous: HCL 2 (and latchkey's reader before) reads it as %c{, vault-ssh-helper as %c%c{; write %c{, which is taken literally", c, c, c, c, c, c)
 		}
 		if i := strings.Index(text, string([]byte{c, '{'})); i >= 0 {
 			s.noteTemplate(open, c)

@@ -72,8 +72,8 @@ var refusedConfigs = map[string]struct{ src, want string }{
 	"several problems":     {"vault_addr = \"https://v\"\nmode = \"sms\"\naudit = \"file\"\n", "config.hcl:2:8: mode: want \"otp\" or \"totp\", not \"sms\"\nconfig.hcl:3:9: audit: want \"auto\", \"journal\", \"syslog\" or \"off\", not \"file\""},
 	// What HCL 2 would evaluate beyond a literal: ${ and %{ are text, as in
 	// vault-ssh-helper (nowAccepted); an expression is refused.
-	"double dollar":  {"vault_addr = \"https://v\"\nnamespace = \"$${a} %%{b} $ %\"\n", `config.hcl:2:14: namespace: $${ is ambiguous: HCL 2 (and latchkey before 2.x) read it as ${, vault-ssh-helper as $${; write ${, which is taken literally`},
-	"double percent": {"vault_addr = \"https://v\"\nnamespace = \"%%{b}\"\n", `config.hcl:2:14: namespace: %%{ is ambiguous: HCL 2 (and latchkey before 2.x) read it as %{, vault-ssh-helper as %%{; write %{, which is taken literally`},
+	"double dollar":  {"vault_addr = \"https://v\"\nnamespace = \"$${a} %%{b} $ %\"\n", `config.hcl:2:14: namespace: $${ is ambiguous: HCL 2 (and latchkey's reader before) reads it as ${, vault-ssh-helper as $${; write ${, which is taken literally`},
+	"double percent": {"vault_addr = \"https://v\"\nnamespace = \"%%{b}\"\n", `config.hcl:2:14: namespace: %%{ is ambiguous: HCL 2 (and latchkey's reader before) reads it as %{, vault-ssh-helper as %%{; write %{, which is taken literally`},
 	"expression":     {"vault_addr = \"https://v\"\ntimeout = 1 + 2\n", `config.hcl:2:13: timeout: want a key, a value or one of = [ ] { } ,; found '+'`},
 }
 
