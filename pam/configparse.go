@@ -338,7 +338,8 @@ func (j *jsonHCL1) jtok() (token, error) {
 		s.i++
 	}
 	t := token{off: s.i}
-	if s.i >= len(s.src) {
+	if s.i >= len(s.src) || s.src[s.i] == 0 {
+		// HCL 1's JSON scanner takes a NUL for the end of the file.
 		t.kind, t.end = tEOF, s.i
 		return t, nil
 	}
