@@ -79,6 +79,7 @@ type value struct {
 type item struct {
 	key            string
 	keyOff, valOff int
+	end            int // the offset after the value
 	v              value
 }
 
@@ -93,6 +94,9 @@ type parsed struct {
 	// hcl1 names the constructs met that HCL 2 reads otherwise or refuses
 	// (tests only: the HCL 2 oracle does not apply to such a file).
 	hcl1 []string
+	// replaced are the items a repeated key's later value replaced (tests
+	// only: the HCL 2 oracle is given the file without them).
+	replaced []*item
 }
 
 // errAt is an error at offset off of the source.
@@ -148,6 +152,7 @@ func parseFile(path string, src []byte) (*parsed, error) {
 			line, _ := position(src, first.keyOff)
 			p.warnAt(it.keyOff, "key %q set again (first on line %d): the last value counts, as in vault-ssh-helper", it.key, line)
 			p.hcl1 = append(p.hcl1, "repeated key")
+			p.replaced = append(p.replaced, first)
 		}
 		p.items[it.key] = it
 	}
@@ -183,6 +188,7 @@ func isKeyByte(c byte) bool {
 // a quoted string, each item optionally followed by one comma.
 func (s *hcl1) parse(add func(*item)) error {
 	prevLine := -1 // the line the previous item ended on
+	heredoc := false // the previous value was a heredoc, which ends its line
 	for {
 		s.key = ""
 		t, err := s.next()
@@ -192,7 +198,7 @@ func (s *hcl1) parse(add func(*item)) error {
 		if t.kind == tEOF {
 			return nil
 		}
-		if prevLine >= 0 && (!t.nl || t.ml) {
+		if prevLine >= 0 && !heredoc && (!t.nl || t.ml) {
 			// HCL 2 wants each item on its own line.
 			s.p.hcl1 = append(s.p.hcl1, "items on one line")
 		}
@@ -236,8 +242,9 @@ func (s *hcl1) parse(add func(*item)) error {
 		if err != nil {
 			return err
 		}
-		add(&item{key: key, keyOff: t.off, valOff: vt.off, v: v})
+		add(&item{key: key, keyOff: t.off, valOff: vt.off, end: s.i, v: v})
 		prevLine, _ = position(s.src, s.i)
+		heredoc = vt.kind == tHeredoc
 		// One comma may follow an item.
 		save := s.i
 		c, err := s.next()
@@ -518,7 +525,7 @@ func (j *jsonHCL1) parse(add func(*item)) error {
 		if err != nil {
 			return err
 		}
-		add(&item{key: kt.v.s, keyOff: kt.off, valOff: vt.off, v: v})
+		add(&item{key: kt.v.s, keyOff: kt.off, valOff: vt.off, end: s.i, v: v})
 		s.key = ""
 		nt, err := j.jtok()
 		if err != nil {
