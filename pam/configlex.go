@@ -50,6 +50,10 @@ type hcl1 struct {
 	src []byte
 	i   int
 	key string // the key whose value is being read, for messages
+	// back is a token read ahead and given back (parse's look for a
+	// comma), when hasBack.
+	back    token
+	hasBack bool
 }
 
 func (s *hcl1) errf(off int, format string, args ...any) error {
@@ -130,6 +134,10 @@ func (s *hcl1) what() string {
 
 // next reads the token at the cursor after blanks and comments.
 func (s *hcl1) next() (token, error) {
+	if s.hasBack {
+		s.hasBack = false
+		return s.back, nil
+	}
 	nl, ml, err := s.skip()
 	if err != nil {
 		return token{}, err
@@ -143,8 +151,15 @@ func (s *hcl1) next() (token, error) {
 	switch {
 	case isLetter(r):
 		for s.i < len(s.src) {
+			if c := s.src[s.i]; c < utf8.RuneSelf {
+				if !isKeyByte(c) && c != '.' {
+					break
+				}
+				s.i++
+				continue
+			}
 			r, size := s.rune()
-			if !isLetter(r) && !isDigit(r) && r != '-' && r != '.' {
+			if !isLetter(r) && !isDigit(r) {
 				break
 			}
 			s.i += size

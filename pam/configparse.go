@@ -187,7 +187,7 @@ func isKeyByte(c byte) bool {
 // parse reads the native syntax: items key = value, a key an identifier or
 // a quoted string, each item optionally followed by one comma.
 func (s *hcl1) parse(add func(*item)) error {
-	prevLine := -1 // the line the previous item ended on
+	first := true
 	heredoc := false // the previous value was a heredoc, which ends its line
 	for {
 		s.key = ""
@@ -198,7 +198,7 @@ func (s *hcl1) parse(add func(*item)) error {
 		if t.kind == tEOF {
 			return nil
 		}
-		if prevLine >= 0 && !heredoc && (!t.nl || t.ml) {
+		if !first && !heredoc && (!t.nl || t.ml) {
 			// HCL 2 wants each item on its own line.
 			s.p.hcl1 = append(s.p.hcl1, "items on one line")
 		}
@@ -243,10 +243,8 @@ func (s *hcl1) parse(add func(*item)) error {
 			return err
 		}
 		add(&item{key: key, keyOff: t.off, valOff: vt.off, end: s.i, v: v})
-		prevLine, _ = position(s.src, s.i)
-		heredoc = vt.kind == tHeredoc
+		first, heredoc = false, vt.kind == tHeredoc
 		// One comma may follow an item.
-		save := s.i
 		c, err := s.next()
 		if err != nil {
 			return err
@@ -254,7 +252,7 @@ func (s *hcl1) parse(add func(*item)) error {
 		if c.is(s.src, ',') {
 			s.p.hcl1 = append(s.p.hcl1, "comma after an item")
 		} else {
-			s.i = save
+			s.back, s.hasBack = c, true
 		}
 	}
 }
