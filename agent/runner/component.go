@@ -51,6 +51,17 @@ type Successor interface {
 	Inherit(prev any)
 }
 
+// Adopter is implemented by a Successor that can also take over the work
+// left running by a component of its kind that an earlier reload removed
+// (a Finisher kept among the instance's leftovers): a reload that brings
+// the kind back then waits for that work instead of starting it a second
+// time (agent/template: a template removed and restored while its command
+// runs). Adopt reports whether it took prev's work over; prev is then no
+// longer the runner's to finish. prev of another kind is refused (false).
+type Adopter interface {
+	Adopt(prev any) bool
+}
+
 // Finisher is implemented by a Component whose Run, when its context
 // ends, may return with work still running that must not be cut short by
 // a reload: agent/template's command of a template, which a reload leaves

@@ -355,10 +355,16 @@ func (r *Runner) swap(ctx context.Context, cur, next *instance, tokens *Tokens) 
 	// hold (or had none): there is nothing to keep but the login.
 	next.leftover = cur.leftover
 	for i, p := range next.parts {
-		if s, ok := p.comp.(Successor); ok && replaced[i] != nil {
+		switch s, ok := p.comp.(Successor); {
+		case ok && replaced[i] != nil:
 			s.Inherit(replaced[i])
-		} else if _, ok := replaced[i].(Finisher); ok {
-			next.leftover = append(next.leftover, replaced[i])
+		case replaced[i] != nil:
+			if _, ok := replaced[i].(Finisher); ok {
+				next.leftover = append(next.leftover, replaced[i])
+			}
+		case p.comp != nil && p.running == nil:
+			// The kind comes back after a reload removed it.
+			next.leftover = adopt(p.comp, next.leftover)
 		}
 	}
 	for _, s := range next.sinks {
@@ -596,6 +602,22 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *vaultclient.
 		in.err = err
 		close(in.done)
 	}()
+}
+
+// adopt lets c, new in a slot an earlier reload emptied, take over the
+// work its predecessor left running (Adopter), the newest first, and
+// returns the leftovers it did not take.
+func adopt(c Component, leftover []Component) []Component {
+	a, ok := c.(Adopter)
+	if !ok {
+		return leftover
+	}
+	for j := len(leftover) - 1; j >= 0; j-- {
+		if a.Adopt(leftover[j]) {
+			return append(leftover[:j:j], leftover[j+1:]...)
+		}
+	}
+	return leftover
 }
 
 // end stops the instance for good (the agent stops): a login it had in

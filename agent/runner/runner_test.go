@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -715,3 +716,55 @@ func TestReloadWaitIsBounded(t *testing.T) {
 		t.Errorf("READY=1 %d times, want 5", ready())
 	}
 }
+
+// adoptingComp adopts a predecessor of its own kind (same kind field).
+type adoptingComp struct {
+	Component
+	kind    string
+	adopted []any
+}
+
+func (a *adoptingComp) Adopt(prev any) bool {
+	if p, ok := prev.(*adoptingComp); ok && p.kind == a.kind {
+		a.adopted = append(a.adopted, prev)
+		return true
+	}
+	return false
+}
+
+// adopt hands a returning component the newest leftover of its kind only,
+// and keeps the others for the runner to finish.
+func TestAdoptTakesTheNewestOfItsKind(t *testing.T) {
+	other := &adoptingComp{kind: "sshtrust"}
+	older := &adoptingComp{kind: "templates"}
+	newer := &adoptingComp{kind: "templates"}
+	tests := []struct {
+		name      string
+		c         Component
+		leftover  []Component
+		wantLeft  []Component
+		wantTaken []any
+	}{
+		{"none left", &adoptingComp{kind: "templates"}, nil, nil, nil},
+		{"another kind only", &adoptingComp{kind: "templates"}, []Component{other}, []Component{other}, nil},
+		{"the newest of its kind", &adoptingComp{kind: "templates"}, []Component{older, other, newer}, []Component{older, other}, []any{newer}},
+		{"not an Adopter", nopComp{}, []Component{older}, []Component{older}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := append([]Component(nil), tt.leftover...)
+			left := adopt(tt.c, in)
+			if !reflect.DeepEqual(left, tt.wantLeft) && !(len(left) == 0 && len(tt.wantLeft) == 0) {
+				t.Errorf("left %v, want %v", left, tt.wantLeft)
+			}
+			if a, ok := tt.c.(*adoptingComp); ok && !reflect.DeepEqual(a.adopted, tt.wantTaken) {
+				t.Errorf("adopted %v, want %v", a.adopted, tt.wantTaken)
+			}
+			if tt.name == "the newest of its kind" && in[2] != newer {
+				t.Error("adopt changed the caller's slice beyond the adopted element's removal")
+			}
+		})
+	}
+}
+
+type nopComp struct{ Component }

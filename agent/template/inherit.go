@@ -30,14 +30,36 @@ func (m *Manager) Inherit(from any) {
 		// that still uses the query.
 		m.deps[key] = &dep{q: d.q, users: map[int]bool{}, next: d.next}
 	}
-	m.cmds = prev.cmds
-	m.cmds.moveTo(m.o.StateDir, m.o.Logger)
-	m.cmds.prune(m.units)
-	m.cmds.handedOver()
+	m.takeCommands(prev)
 	for k, v := range prev.mounts.m {
 		if m.mounts.m == nil {
 			m.mounts.m = map[string]kvMount{}
 		}
 		m.mounts.m[k] = v
 	}
+}
+
+// Adopt makes m, not yet running, take over the template commands of
+// prev, a Manager an earlier reload stopped without a successor (its
+// config had no templates): the command still running goes on, is waited
+// for, and is not run again for a template whose output did not change.
+// Unlike Inherit, nothing prev fetched is kept: its leases were not
+// renewed since it stopped. Adopt returns false, and does nothing, for
+// prev of another type.
+func (m *Manager) Adopt(from any) bool {
+	prev, ok := from.(*Manager)
+	if !ok || prev == nil || prev == m {
+		return false
+	}
+	m.takeCommands(prev)
+	return true
+}
+
+// takeCommands gives m prev's template commands (see commands.go), and
+// forgets the pending ones of templates m does not have.
+func (m *Manager) takeCommands(prev *Manager) {
+	m.cmds = prev.cmds
+	m.cmds.moveTo(m.o.StateDir, m.o.Logger)
+	m.cmds.prune(m.units)
+	m.cmds.handedOver()
 }

@@ -156,6 +156,40 @@ func TestSIGHUPRemovingATemplateDuringItsCommand(t *testing.T) {
 	}
 }
 
+// Defect: a reload that removed the template whose command was running,
+// and a second reload that brought it back before the command ended,
+// started the command a second time beside the first: the new template
+// manager knew nothing of the one the first reload had left running, and
+// took the command's pending record for one an earlier run had cut short.
+// The returning manager now takes the running command over: it waits for
+// it, and the command runs once.
+func TestSIGHUPRemovingThenRestoringATemplateDuringItsCommand(t *testing.T) {
+	c := newCmdTest(t, "approle-cmd-restore", false)
+	a := c.start(t, 1)
+	full := testkit.ReadFile(c.cfg)
+	testkit.WriteFile(t, c.cfg, c.base)
+	a.signal(t, syscall.SIGHUP)
+	a.logged(t, "reloaded; auth unchanged, keeping the token", 1)
+	testkit.WriteFile(t, c.cfg, full)
+	a.signal(t, syscall.SIGHUP)
+	a.logged(t, "reloaded; auth unchanged, keeping the token", 2)
+	a.logged(t, "reload: a template command is still running; it goes on to its end and does not run again", 1)
+	time.Sleep(time.Second) // let a wrong second start show
+	if got := testkit.ReadFile(c.log); got != "start\n" {
+		t.Fatalf("after the reloads the command's log is %q, want the first run still running alone", got)
+	}
+	testkit.WriteFile(t, c.release, "")
+	testkit.Eventually(t, "the command's end", func() bool { return c.count("end") == 1 })
+	testkit.Eventually(t, "the pending record removed", func() bool { return len(c.records(t)) == 0 })
+	time.Sleep(time.Second) // let a wrong rerun show
+	if code := a.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if got := testkit.ReadFile(c.log); got != "start\nend\n" {
+		t.Errorf("the command's log is %q, want one run to its end", got)
+	}
+}
+
 // Defect: SIGTERM (systemctl stop or restart) SIGKILLed a running command,
 // and after the restart the destination was current, so the command never
 // completed. It now gets SIGTERM, the agent exits 0 keeping a pending
