@@ -51,6 +51,10 @@ type Config struct {
 	// AllowedRoles lists role names; "*" alone admits any; empty refuses
 	// all.
 	AllowedRoles []string
+	// starIsRole is set when the file's allowed_roles holds "*" but is not
+	// exactly "*" (" * ", "*,", a heredoc): vault-ssh-helper then matches
+	// "*" as a role name, which no OTP has, and so does the helper.
+	starIsRole bool
 
 	// Timeout bounds the whole run (default 10s).
 	Timeout time.Duration
@@ -195,11 +199,15 @@ func parseConfig(path string, src []byte) (*Config, error) {
 		// vault_addr comes first: it is the address the file always named.
 		c.VaultAddrs = append([]string{addr}, c.VaultAddrs...)
 	}
-	if _, ok := p.items["allowed_roles"]; ok {
+	if it, ok := p.items["allowed_roles"]; ok {
 		c.AllowedRoles = list("allowed_roles")
+		c.starIsRole = slices.Contains(c.AllowedRoles, "*") && !p.isExactly(it, "*")
 	}
-	if len(c.AllowedRoles) > 1 && slices.Contains(c.AllowedRoles, "*") {
+	switch {
+	case len(c.AllowedRoles) > 1 && slices.Contains(c.AllowedRoles, "*"):
 		p.warnAt(p.items["allowed_roles"].valOff, `allowed_roles: "*" admits any role only on its own; among other roles it names a role no OTP has (vault-ssh-helper's rule)`)
+	case c.starIsRole:
+		p.warnAt(p.items["allowed_roles"].valOff, `allowed_roles: "*" admits any role only as the whole value, without blanks or commas; this one names a role no OTP has, so every login is refused (vault-ssh-helper's rule)`)
 	}
 	for _, s := range list("allowed_cidr_list") {
 		pfx, err := parsePrefix(s)
@@ -367,12 +375,13 @@ func checkAddr(a string) error {
 	return nil
 }
 
-// AnyRole reports whether AllowedRoles admits every role: it is "*" alone.
-// Among other roles "*" names a role, which no OTP has (a Vault role name
+// AnyRole reports whether AllowedRoles admits every role: it is "*" alone,
+// and the file wrote it so, exactly. Among other roles, or written with
+// blanks or commas, "*" names a role, which no OTP has (a Vault role name
 // has no *): vault-ssh-helper's rule, which latchkey keeps rather than
 // admit more than the file did.
 func (c *Config) AnyRole() bool {
-	return len(c.AllowedRoles) == 1 && c.AllowedRoles[0] == "*"
+	return !c.starIsRole && len(c.AllowedRoles) == 1 && c.AllowedRoles[0] == "*"
 }
 
 // RoleAllowed reports whether role is admitted by AllowedRoles.

@@ -153,7 +153,7 @@ func sameAsVSH(v *api.SSHHelperConfig, c *Config) string {
 	}
 	probes := append([]string{"web", "db", "other", "*", "", " web "}, strings.Split(v.AllowedRoles, ",")...)
 	for _, r := range probes {
-		if want, got := vshRoleAllowed(trim(v.AllowedRoles), r), c.RoleAllowed(strings.TrimSpace(r)); want != got {
+		if want, got := vshRoleAllowed(v.AllowedRoles, r), c.RoleAllowed(strings.TrimSpace(r)); want != got {
 			diffs = append(diffs, fmt.Sprintf("allowed_roles %q: role %q: vault-ssh-helper %v, helper %v", v.AllowedRoles, r, want, got))
 		}
 	}
@@ -240,6 +240,9 @@ func TestVaultSSHHelperAgrees(t *testing.T) {
 		"dotdot mount":     {a + "ssh_mount_point = \"ssh/../x\"\n", "mount"},
 		"dots in a mount":  {a + "ssh_mount_point = \"ssh..prod\"\n", ""},
 		"roles with *":     {a + "allowed_roles = \"web,*\"\n", ""},
+		"* and a comma":    {a + "allowed_roles = \"*,\"\n", ""},
+		"* heredoc":        {a + "allowed_roles = <<EOF\n*\nEOF\n", ""},
+		"* tab":            {a + "allowed_roles = \"*\\t\"\n", ""},
 		"roles spaces":     {a + "allowed_roles = \" web , db ,\"\n", ""},
 		"bad cidr":         {a + "allowed_cidr_list = \"10.0.0.0/8,nope,192.168.0.0/16\"\n", ""},
 		"cidr host bits":   {a + "allowed_cidr_list = \"10.1.2.3/8\"\n", ""},
@@ -322,6 +325,14 @@ func TestConfigWarnings(t *testing.T) {
 		"star among roles": {a + "allowed_roles = \"web, *\"\n",
 			[]string{`config.hcl:2:17: allowed_roles: "*" admits any role only on its own; among other roles it names a role no OTP has (vault-ssh-helper's rule)`},
 			func(c *Config) bool { return c.RoleAllowed("web") && !c.RoleAllowed("db") && !c.AnyRole() }},
+		"padded star": {a + "allowed_roles = \" * \"\n",
+			[]string{`config.hcl:2:17: allowed_roles: "*" admits any role only as the whole value, without blanks or commas; this one names a role no OTP has, so every login is refused (vault-ssh-helper's rule)`},
+			func(c *Config) bool { return !c.AnyRole() && !c.RoleAllowed("web") }},
+		"star heredoc": {a + "allowed_roles = <<EOF\n*\nEOF\n",
+			[]string{`config.hcl:2:17: allowed_roles: "*" admits any role only as the whole value, without blanks or commas; this one names a role no OTP has, so every login is refused (vault-ssh-helper's rule)`},
+			func(c *Config) bool { return !c.AnyRole() && !c.RoleAllowed("web") }},
+		"star list": {a + "allowed_roles = [\"*\"]\n", nil,
+			func(c *Config) bool { return c.AnyRole() }},
 		"template": {a + "namespace = \"${team}\"\ntls_server_name = \"%{x}\"\n",
 			[]string{`config.hcl:2:14: namespace: ${ is taken literally, as vault-ssh-helper takes it: nothing is substituted`},
 			func(c *Config) bool { return c.Namespace == "${team}" }},

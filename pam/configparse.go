@@ -693,6 +693,17 @@ func (p *parsed) asDuration(it *item) (time.Duration, *confError) {
 	return 0, p.wrong(it, `a duration such as "30s" or "5m"`)
 }
 
+// isExactly reports whether its value is the string want, character for
+// character (a list of that one string too): what vault-ssh-helper compares
+// before it trims anything.
+func (p *parsed) isExactly(it *item, want string) bool {
+	v := it.v
+	if v.kind == vList && len(v.list) == 1 {
+		v = v.list[0]
+	}
+	return v.kind == vString && v.s == want
+}
+
 // asList is a list of strings or one comma-separated string, items trimmed
 // and empty ones dropped; null is no list.
 func (p *parsed) asList(it *item) ([]string, *confError) {
