@@ -221,7 +221,14 @@ func parseConfig(path string, src []byte) (*Config, error) {
 		}
 		c.AllowedCIDRs = append(c.AllowedCIDRs, pfx)
 	}
-	if c.CACert != "" && c.CAPath != "" {
+	switch {
+	case len(c.VaultAddrs) > 0 && !c.hasHTTPS():
+		for k, v := range map[string]string{"ca_cert": c.CACert, "ca_path": c.CAPath} {
+			if v != "" {
+				p.warnAt(p.items[k].valOff, "%s: not used, nor checked: every Vault address is http:// (as vault-ssh-helper's -dev drops it)", k)
+			}
+		}
+	case c.CACert != "" && c.CAPath != "":
 		p.warnAt(p.items["ca_path"].valOff, "ca_path: not used: ca_cert is set, and only its CA is trusted (vault-ssh-helper's rule)")
 	}
 	errs = append(errs, c.validate(func(key, format string, args ...any) *confError {
@@ -295,8 +302,10 @@ func (c *Config) validate(errAt func(key, format string, args ...any) *confError
 		}
 	}
 	// The CA is checked now, so that a typo reads as a config error naming
-	// the key (exit 3), not as every Vault being unreachable.
-	if c.CACert != "" {
+	// the key (exit 3), not as every Vault being unreachable. Not with
+	// only http:// addresses (-dev), which never use it: vault-ssh-helper's
+	// -dev drops ca_cert and ca_path unread.
+	if c.hasHTTPS() && c.CACert != "" {
 		if b, err := readRegular(c.CACert, maxCASize); err != nil {
 			diags = append(diags, errAt("ca_cert", "ca_cert: %v", err))
 		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
@@ -304,7 +313,7 @@ func (c *Config) validate(errAt func(key, format string, args ...any) *confError
 		}
 	}
 	// With ca_cert set, vault-ssh-helper never looks at ca_path.
-	if c.CAPath != "" && c.CACert == "" {
+	if c.hasHTTPS() && c.CAPath != "" && c.CACert == "" {
 		if fi, err := os.Stat(c.CAPath); err != nil {
 			diags = append(diags, errAt("ca_path", "ca_path: %v", err))
 		} else if !fi.IsDir() {

@@ -339,6 +339,12 @@ func TestConfigWarnings(t *testing.T) {
 		"ca_path unused": {a + "ca_cert = \"" + ca + "\"\nca_path = \"/nonexistent\"\n",
 			[]string{`config.hcl:3:11: ca_path: not used: ca_cert is set, and only its CA is trusted (vault-ssh-helper's rule)`},
 			func(c *Config) bool { return c.CAPath == "/nonexistent" }},
+		"ca files with http only": {"vault_addr = \"http://127.0.0.1:8200\"\nca_cert = \"/nonexistent/ca.pem\"\nca_path = \"/nonexistent\"\n",
+			[]string{
+				`config.hcl:2:11: ca_cert: not used, nor checked: every Vault address is http:// (as vault-ssh-helper's -dev drops it)`,
+				`config.hcl:3:11: ca_path: not used, nor checked: every Vault address is http:// (as vault-ssh-helper's -dev drops it)`,
+			},
+			func(c *Config) bool { return c.CheckSchemes(true) == nil }},
 		"json after the object": {"{\"vault_addr\": \"https://v\"}\n{\"allowed_roles\": \"*\"}\n",
 			[]string{`config.hcl:2:1: content after the JSON object is ignored, as vault-ssh-helper ignores it`},
 			func(c *Config) bool { return len(c.AllowedRoles) == 0 }},

@@ -68,6 +68,7 @@ func env(kv ...string) func(string) string {
 func TestCommandLine(t *testing.T) {
 	good := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = \"ssh\"\naudit = \"off\"\n", srv.Addr))
 	noRoles := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"\"\naudit = \"off\"\n", srv.Addr))
+	devCA := writeConfig(t, fmt.Sprintf("vault_addr = %q\nssh_mount_point = \"ssh\"\nca_cert = \"/nonexistent/ca.pem\"\naudit = \"off\"\n", srv.Addr))
 	configDir := t.TempDir()
 	mount := "ssh"
 	srv.MountT(t, mount, &api.MountInput{Type: "ssh"})
@@ -98,6 +99,7 @@ func TestCommandLine(t *testing.T) {
 		"verify-only":               {args: []string{"-config=" + good, "-dev", "-verify-only"}, wantCode: exitOK, wantStderr: "echo request"},
 		"random uuid denied":        {args: []string{"-config=" + good, "-dev"}, env: env("PAM_USER", "alice"), stdin: "11111111-2222-3333-4444-555555555555", wantCode: exitDenied},
 		"empty allowed_roles warns": {args: []string{"-config=" + noRoles, "-dev", "-verify-only"}, wantCode: exitOK, wantStderr: "allowed_roles is empty"},
+		"-dev ignores ca_cert":      {args: []string{"-config=" + devCA, "-dev", "-verify-only"}, wantCode: exitOK, wantStderr: "ca_cert: not used, nor checked: every Vault address is http://"},
 		"log level off":             {args: []string{"-config=" + good, "-dev", "-log-level=off"}, env: env("PAM_USER", "alice"), stdin: "x", wantCode: exitDenied},
 	}
 	for name, tc := range tests {
