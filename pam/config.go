@@ -75,6 +75,9 @@ type Config struct {
 
 	// Path is the file the config came from.
 	Path string
+	// fileInfo is the config file's, from the descriptor LoadConfig read
+	// it through (nil for a config parsed from bytes); see CheckWriters.
+	fileInfo os.FileInfo
 	// Warnings are what the file holds that works, but probably not as
 	// meant (a repeated key, an allowed_cidr_list entry that is no CIDR,
 	// ...), each "file:line:col: message" naming the key. The helper logs
@@ -95,11 +98,16 @@ var keys = []string{
 // problem is reported as "<file>:<line>:<col>: <message>" naming the key,
 // one line per problem.
 func LoadConfig(path string) (*Config, error) {
-	src, err := readRegular(path, maxConfigSize)
+	src, fi, err := readRegularInfo(path, maxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
-	return parseConfig(path, src)
+	c, err := parseConfig(path, src)
+	if err != nil {
+		return nil, err
+	}
+	c.fileInfo = fi
+	return c, nil
 }
 
 // newConfig is a Config with every default, read from path.

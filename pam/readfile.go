@@ -21,30 +21,38 @@ const (
 // login, and refuses anything but a regular file, or one larger than max.
 // Errors name the path, never the content.
 func readRegular(path string, max int64) ([]byte, error) {
+	b, _, err := readRegularInfo(path, max)
+	return b, err
+}
+
+// readRegularInfo is readRegular that also returns the file's FileInfo,
+// from the descriptor the content was read through (so that what it says
+// of owner and mode is about these bytes, not a file renamed over them).
+func readRegularInfo(path string, max int64) ([]byte, os.FileInfo, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if fi.IsDir() {
-		return nil, fmt.Errorf("read %s: %w", path, syscall.EISDIR)
+		return nil, nil, fmt.Errorf("read %s: %w", path, syscall.EISDIR)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s), refused", path, fi.Mode().Type())
+		return nil, nil, fmt.Errorf("%s is not a regular file (%s), refused", path, fi.Mode().Type())
 	}
 	if fi.Size() > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes, refused", path, max)
+		return nil, nil, fmt.Errorf("%s is larger than %d bytes, refused", path, max)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes, refused", path, max)
+		return nil, nil, fmt.Errorf("%s is larger than %d bytes, refused", path, max)
 	}
-	return b, nil
+	return b, fi, nil
 }

@@ -158,6 +158,10 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 	if err == nil {
 		err = cfg.CheckSchemes(*dev)
 	}
+	if err == nil {
+		// Whoever else could write the file chooses who logs in.
+		err = cfg.CheckWriters()
+	}
 	if err != nil {
 		log.Error("config error", pam.Err(err))
 		auditEarly(getenv, err.Error())

@@ -207,3 +207,78 @@ func TestBinaryUserinfoRefused(t *testing.T) {
 		t.Fatalf("exit %d, want %d without the password\n%s", code, exitConfig, out)
 	}
 }
+
+// A config someone other than root could have written chooses the Vault
+// that approves every login: refused (exit 3) before Vault is asked, naming
+// the file or directory and the fix; a file only root can write, in
+// directories only root can write (or a sticky one), still logs in.
+func TestBinaryConfigWriters(t *testing.T) {
+	yes, hits := yesServer(t, "alice", false)
+	body := fmt.Sprintf("vault_addr = %q\nallowed_roles = \"*\"\ntimeout = \"5s\"\naudit = \"off\"\n", yes.URL)
+	const nobody = 65534 // a uid and gid that are not the test's
+	root := os.Geteuid() == 0
+	tests := map[string]struct {
+		mode     os.FileMode // the file's
+		dirMode  os.FileMode // its directory's (0: 0700)
+		owner    int         // the file's uid and gid (0: the test's)
+		group    int
+		dirOwner int  // its directory's uid and gid (0: the test's)
+		link     bool // -config names a symlink, in a private directory, to the file
+		needRoot bool
+		wantCode int
+		want     string
+	}{
+		"0600":                        {mode: 0o600, wantCode: exitOK},
+		"0644":                        {mode: 0o644, wantCode: exitOK},
+		"group-writable, own group":   {mode: 0o664, wantCode: exitOK},
+		"in a sticky world dir":       {mode: 0o600, dirMode: 0o777 | os.ModeSticky, wantCode: exitOK},
+		"world-writable":              {mode: 0o666, wantCode: exitConfig, want: "is writable by every user (mode 0666)"},
+		"writable by another group":   {mode: 0o660, group: nobody, needRoot: true, wantCode: exitConfig, want: "is writable by group 65534"},
+		"owned by another user":       {mode: 0o600, owner: nobody, needRoot: true, wantCode: exitConfig, want: "is owned by uid 65534"},
+		"in a world-writable dir":     {mode: 0o600, dirMode: 0o777, wantCode: exitConfig, want: "is writable by every user (mode 0777), who could then put another config in its place"},
+		"symlink to a world-writable": {mode: 0o666, link: true, wantCode: exitConfig, want: "is writable by every user (mode 0666)"},
+		"symlink into a world dir":    {mode: 0o600, dirMode: 0o777, link: true, wantCode: exitConfig, want: "put another config in its place"},
+		"dir owned by another user":   {mode: 0o600, dirOwner: nobody, needRoot: true, wantCode: exitConfig, want: "its directory"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if tc.needRoot && !root {
+				t.Skip("needs root to give a file away")
+			}
+			dir := filepath.Join(t.TempDir(), "d")
+			testkit.Must(t, os.Mkdir(dir, 0o700))
+			cfg := filepath.Join(dir, "config.hcl")
+			testkit.Must(t, os.WriteFile(cfg, []byte(body), 0o600))
+			testkit.Must(t, os.Chmod(cfg, tc.mode))
+			orTests := func(id int) int {
+				if id == 0 {
+					return -1 // unchanged
+				}
+				return id
+			}
+			testkit.Must(t, os.Chown(cfg, orTests(tc.owner), orTests(tc.group)))
+			testkit.Must(t, os.Chown(dir, orTests(tc.dirOwner), orTests(tc.dirOwner)))
+			if tc.dirMode != 0 {
+				testkit.Must(t, os.Chmod(dir, tc.dirMode))
+			}
+			arg := cfg
+			if tc.link {
+				arg = filepath.Join(t.TempDir(), "link.hcl")
+				testkit.Must(t, os.Symlink(cfg, arg))
+			}
+			hits.Store(0)
+			code, out := runHelper(t, arg, []string{"PAM_USER=alice", "PAM_TYPE=auth"}, fakeOTP, "-dev")
+			if code != tc.wantCode || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, want %d naming %q\n%s", code, tc.wantCode, tc.want, out)
+			}
+			if tc.wantCode != exitOK {
+				if hits.Load() != 0 {
+					t.Errorf("Vault was asked %d times", hits.Load())
+				}
+				if !strings.Contains(out, "refused (ch") {
+					t.Errorf("the refusal names no fix: %s", out)
+				}
+			}
+		})
+	}
+}

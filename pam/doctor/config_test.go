@@ -53,3 +53,20 @@ func TestConfigWarnings(t *testing.T) {
 		})
 	}
 }
+
+// A config in a directory every user may write is refused by every login
+// (latchkey-ssh-helper's CheckWriters): doctor fails it, naming the
+// directory, though the file itself is root's and 0644.
+func TestConfigInWritableDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "open")
+	testkit.Must(t, os.Mkdir(dir, 0o755))
+	testkit.Must(t, os.Chmod(dir, 0o777))
+	path := filepath.Join(dir, "config.hcl")
+	testkit.Must(t, os.WriteFile(path, []byte("vault_addr = \"https://v:8200\"\nallowed_roles = \"web\"\n"), 0o644))
+	var out bytes.Buffer
+	rp := &doctor.Report{Out: &out}
+	checkConfig(path, rp)
+	if rp.Worst() != doctor.Fail || !strings.Contains(out.String(), "its directory "+dir+" is writable by every user") {
+		t.Fatalf("worst %v, want a FAIL naming %s:\n%s", rp.Worst(), dir, out.String())
+	}
+}

@@ -226,11 +226,15 @@ func checkConfig(path string, rp *doctor.Report) *pam.Config {
 		return cfg
 	}
 	st, _ := fi.Sys().(*syscall.Stat_t)
+	writers := cfg.CheckWriters()
 	switch {
 	case st != nil && st.Uid != 0:
 		rp.Fail(name, fmt.Sprintf("%s is owned by uid %d: that user chooses which Vault approves logins", path, st.Uid), "chown root:root "+path)
 	case fi.Mode().Perm()&0o022 != 0:
 		rp.Fail(name, fmt.Sprintf("%s has mode %04o: others can rewrite it", path, fi.Mode().Perm()), "chmod 0644 "+path)
+	case writers != nil:
+		// A directory above it others may write: every login is refused.
+		rp.Fail(name, writers.Error(), "make root the only writer of the file and of the directories above it")
 	default:
 		rp.OK(name, fmt.Sprintf("%s valid, mode %04o, owner root, login mode %s", path, fi.Mode().Perm(), cfg.Mode))
 	}
