@@ -19,7 +19,7 @@ import (
 const (
 	exitOK       = 0 // the login may proceed (or -verify-only succeeded)
 	exitDenied   = 1 // a definite no: unknown/used OTP, wrong user, IP, role or code
-	exitUsage    = 2 // bad command line, help, or version asked for under PAM
+	exitUsage    = 2 // bad command line, help, version asked for under PAM, a PAM line not of type auth
 	exitConfig   = 3 // the config file is missing, unreadable or invalid
 	exitVault    = 4 // Vault could not be asked or answered unexpectedly; deadline reached
 	exitInternal = 5 // anything else (e.g. host addresses unreadable)
@@ -138,6 +138,16 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		// would let every login through.
 		fmt.Fprintf(stderr, "latchkey-ssh-helper: -verify-only is refused on a PAM line (PAM_TYPE or PAM_USER is set): it reads no OTP\n")
 		auditEarly(getenv, "bad command line on the PAM line: -verify-only reads no OTP")
+		return exitUsage
+	}
+	if t := getenv("PAM_TYPE"); t != "" && t != "auth" {
+		// Only an auth line's stdin is the password typed to log in: on a
+		// password line pam_exec's expose_authtok passes the new password
+		// of a password change (never to be sent to Vault), on account or
+		// session lines nothing. A yes there would approve what no OTP was
+		// issued for.
+		fmt.Fprintf(stderr, "latchkey-ssh-helper: PAM_TYPE %q: the helper belongs on an auth line only; refusing, stdin unread\n", t)
+		auditEarly(getenv, fmt.Sprintf("bad PAM line: type %q, the helper verifies logins on auth lines only", t))
 		return exitUsage
 	}
 	if *configPath == "" {

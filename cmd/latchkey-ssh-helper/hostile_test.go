@@ -282,3 +282,43 @@ func TestBinaryConfigWriters(t *testing.T) {
 		})
 	}
 }
+
+// pam_exec sets PAM_TYPE to the line's type. Only an auth line's stdin is
+// a login's password: on a password line (pam_exec passes the new password
+// of a password change with expose_authtok) and on account and session
+// lines the helper refuses with exit 2, reads no stdin and asks no Vault,
+// even one that would say yes to anything.
+func TestBinaryPAMType(t *testing.T) {
+	yes, hits := yesServer(t, "alice", false)
+	cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"*\"\ntimeout = \"5s\"\naudit = \"off\"\n", yes.URL))
+	tests := map[string]struct {
+		env      []string
+		wantCode int
+		want     string
+	}{
+		"auth":          {env: []string{"PAM_TYPE=auth"}, wantCode: exitOK, want: "authenticated!"},
+		"by hand":       {env: nil, wantCode: exitOK, want: "authenticated!"},
+		"password":      {env: []string{"PAM_TYPE=password"}, wantCode: exitUsage, want: `PAM_TYPE "password": the helper belongs on an auth line only`},
+		"account":       {env: []string{"PAM_TYPE=account"}, wantCode: exitUsage, want: `PAM_TYPE "account"`},
+		"open_session":  {env: []string{"PAM_TYPE=open_session"}, wantCode: exitUsage, want: `PAM_TYPE "open_session"`},
+		"close_session": {env: []string{"PAM_TYPE=close_session"}, wantCode: exitUsage, want: `PAM_TYPE "close_session"`},
+		"Auth":          {env: []string{"PAM_TYPE=Auth"}, wantCode: exitUsage, want: `PAM_TYPE "Auth"`},
+		"a newline":     {env: []string{"PAM_TYPE=auth\nx"}, wantCode: exitUsage, want: `PAM_TYPE "auth\nx"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			hits.Store(0)
+			code, out := runHelper(t, cfg, append([]string{"PAM_USER=alice"}, tc.env...), fakeOTP, "-dev")
+			if code != tc.wantCode || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, want %d naming %q\n%s", code, tc.wantCode, tc.want, out)
+			}
+			wantHits := int32(0)
+			if tc.wantCode == exitOK {
+				wantHits = 1
+			}
+			if got := hits.Load(); got != wantHits {
+				t.Fatalf("Vault was asked %d times, want %d", got, wantHits)
+			}
+		})
+	}
+}
