@@ -322,3 +322,33 @@ func TestBinaryPAMType(t *testing.T) {
 		})
 	}
 }
+
+// Under PAM a refusal before the config is read (here: a config others may
+// write) still leaves its record: on a host with neither journal nor
+// syslog, in the fallback file, which for the tests' binary is the test's
+// own (so that they leave nothing in /var/log).
+func TestBinaryEarlyRefusalRecorded(t *testing.T) {
+	for _, sock := range []string{"/run/systemd/journal/socket", "/dev/log"} {
+		if _, err := os.Stat(sock); err == nil {
+			t.Skipf("%s exists: the record goes there, not to the fallback file", sock)
+		}
+	}
+	cfg := writeConfig(t, "vault_addr = \"http://127.0.0.1:1\"\naudit = \"off\"\n")
+	testkit.Must(t, os.Chmod(cfg, 0o666))
+	before, _ := os.ReadFile(auditFallback)
+	code, out := runHelper(t, cfg, []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_SERVICE=sshd"}, fakeOTP, "-dev")
+	if code != exitConfig {
+		t.Fatalf("exit %d, want %d\n%s", code, exitConfig, out)
+	}
+	after, err := os.ReadFile(auditFallback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := strings.TrimSuffix(strings.TrimPrefix(string(after), string(before)), "\n")
+	var r struct {
+		User, Service, Result, Reason string
+	}
+	if err := json.Unmarshal([]byte(rec), &r); err != nil || r.Result != "failure" || !strings.Contains(r.Reason, cfg+" is writable by every user") {
+		t.Fatalf("fallback record %q (%v), want one failure naming %s", rec, err, cfg)
+	}
+}
