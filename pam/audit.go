@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/syslog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +33,8 @@ type Record struct {
 
 // Message is the record as one human line. Values that hold control
 // characters (a user name with a newline, say) are quoted, so that nobody can
-// forge a second line in syslog.
+// forge a second line in syslog; so are those with a blank or a double quote
+// (oneLine), so that nobody can forge a field of this one.
 func (r Record) Message() string {
 	from := "unknown host"
 	if r.RHost != "" {
@@ -50,11 +52,21 @@ func (r Record) Message() string {
 		return fmt.Sprintf("accepted %s for %s from %s (role %q, ip %s, vault %s, request %s)",
 			login, oneLine(r.User), from, r.Role, oneLine(r.IP), oneLine(r.VaultAddr), oneLine(r.RequestID))
 	}
-	return fmt.Sprintf("refused %s for %s from %s: %s", login, oneLine(r.User), from, oneLine(r.Reason))
+	// The reason is the rest of the line: blanks are its own.
+	return fmt.Sprintf("refused %s for %s from %s: %s", login, oneLine(r.User), from, quoteValue(r.Reason))
 }
 
-// oneLine returns s, or s quoted when it holds anything unprintable.
-func oneLine(s string) string { return quoteValue(s) }
+// oneLine returns s, or s quoted (Go syntax) when it holds anything
+// unprintable, a blank or a double quote: the line's fields are then one
+// token each, so that a user name such as "x from 192.0.2.1 via sshd:"
+// (sshd passes any name a client sends to PAM) cannot make a refusal read
+// as coming from another address, to a reader or to a fail2ban filter.
+func oneLine(s string) string {
+	if strings.ContainsAny(s, " \"") {
+		return strconv.Quote(s)
+	}
+	return quoteValue(s)
+}
 
 // FallbackFile is where audit = "auto" leaves a record that neither the
 // journal nor syslog accepted (a host with neither journald nor /dev/log).

@@ -192,3 +192,28 @@ func permOf(p string) (os.FileMode, error) {
 	}
 	return fi.Mode().Perm(), nil
 }
+
+// A value with a blank or a double quote is one quoted token of the line;
+// the reason, the rest of the line, keeps its blanks.
+func TestRecordMessageQuotesBlanks(t *testing.T) {
+	tests := map[string]struct {
+		r    Record
+		want string
+	}{
+		"user": {Record{User: "x from 192.0.2.1 via sshd:", RHost: "203.0.113.9", Service: "sshd", Mode: ModeOTP, Result: "failure", Reason: "login denied: no"},
+			`refused otp login for "x from 192.0.2.1 via sshd:" from 203.0.113.9 via sshd: login denied: no`},
+		"quote": {Record{User: `a"b`, Mode: ModeOTP, Result: "failure", Reason: "r"},
+			`refused otp login for "a\"b" from unknown host: r`},
+		"rhost and service": {Record{User: "eve", RHost: "h h", Service: "s s", Mode: ModeOTP, Result: "failure", Reason: "r"},
+			`refused otp login for eve from "h h" via "s s": r`},
+		"success": {Record{User: "a b", RHost: "203.0.113.9", Service: "sshd", Mode: ModeOTP, Role: "web", IP: "10.0.0.5", VaultAddr: "https://v:8200", RequestID: "id 1", Result: "success"},
+			`accepted otp login for "a b" from 203.0.113.9 via sshd (role "web", ip 10.0.0.5, vault https://v:8200, request "id 1")`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := tc.r.Message(); got != tc.want {
+				t.Errorf("Message() =\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}

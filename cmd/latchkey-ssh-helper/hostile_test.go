@@ -8,14 +8,19 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -350,5 +355,84 @@ func TestBinaryEarlyRefusalRecorded(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(rec), &r); err != nil || r.Result != "failure" || !strings.Contains(r.Reason, cfg+" is writable by every user") {
 		t.Fatalf("fallback record %q (%v), want one failure naming %s", rec, err, cfg)
+	}
+}
+
+// privateSyslog runs its arguments in a private mount namespace whose
+// /dev/log is the test's socket $S: the helper's real syslog client, the
+// machine's syslog untouched.
+const privateSyslog = `set -e
+mount -t tmpfs -o mode=0755 tmpfs /dev
+: > /dev/log
+mount --bind "$S" /dev/log
+exec "$@"`
+
+// sshd hands PAM any user name a client sends, blanks included. In the
+// syslog line such a name is quoted, so that "x from 192.0.2.1 via sshd:"
+// cannot make a refusal (or a success) read as coming from 192.0.2.1: each
+// field before the reason is one token, and the name unquotes to what was
+// sent. Through the helper's real syslog client, in a private mount
+// namespace (root).
+func TestBinarySyslogLineFields(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: /dev/log is the test's socket in a private mount namespace")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skipf("unshare (util-linux) is needed: %v", err)
+	}
+	sock := filepath.Join(t.TempDir(), "log")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	line := regexp.MustCompile(`latchkey-ssh-helper\[\d+\]: (accepted|refused) otp login for ("(?:[^"\\]|\\.)*"|[^ "]+) from (\S+) via ([^ ":]+)[ :]`)
+	const rhost = "203.0.113.9"
+	for name, tc := range map[string]struct {
+		user   string
+		accept bool // Vault says yes for the user
+		want   string
+	}{
+		"a forged from, refused":  {user: "x from 192.0.2.1 via sshd:", want: "refused"},
+		"a forged from, accepted": {user: "x from 192.0.2.1 via sshd:", accept: true, want: "accepted"},
+		"a double quote":          {user: `a" from 192.0.2.1 via sshd: "`, want: "refused"},
+		"plain":                   {user: "alice", accept: true, want: "accepted"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			addr := "http://127.0.0.1:1" // refused: exit 4
+			if tc.accept {
+				yes, _ := yesServer(t, tc.user, false)
+				addr = yes.URL
+			}
+			cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"*\"\ntimeout = \"5s\"\naudit = \"syslog\"\n", addr))
+			cmd := boundedCommand(t, "unshare", "--mount", "--propagation", "private", "sh", "-c", privateSyslog, "sh",
+				helper, "-config="+cfg, "-dev")
+			cmd.Env = []string{"S=" + sock, "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+				"PAM_USER=" + tc.user, "PAM_TYPE=auth", "PAM_SERVICE=sshd", "PAM_RHOST=" + rhost}
+			cmd.Stdin = strings.NewReader(fakeOTP)
+			out, _ := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); (code == exitOK) != tc.accept {
+				t.Fatalf("exit %d, want accepted=%v\n%s", code, tc.accept, out)
+			}
+			buf := make([]byte, 8192)
+			testkit.Must(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("no syslog line: %v\n%s", err, out)
+			}
+			m := line.FindStringSubmatch(string(buf[:n]))
+			if m == nil || m[1] != tc.want {
+				t.Fatalf("syslog line %q does not read as one %s login", buf[:n], tc.want)
+			}
+			user := m[2]
+			if strings.HasPrefix(user, `"`) {
+				if user, err = strconv.Unquote(user); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if user != tc.user || m[3] != rhost || m[4] != "sshd" {
+				t.Fatalf("syslog line %q reads as user %q from %q via %q, want %q from %s via sshd", buf[:n], user, m[3], m[4], tc.user, rhost)
+			}
+		})
 	}
 }
