@@ -145,9 +145,18 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
+	var l pamLine
+	found := false
 	for n := 1; sc.Scan(); n++ {
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 3 || strings.HasPrefix(fields[0], "#") || strings.TrimPrefix(fields[0], "-") != "auth" {
+		if len(fields) >= 3 && !strings.HasPrefix(fields[0], "#") && strings.TrimPrefix(fields[0], "-") != "auth" && runsHelper(fields[1:]) {
+			// pam_exec sets PAM_TYPE to the line's type; the helper refuses
+			// every type but auth (exit 2).
+			rp.Fail(name, fmt.Sprintf("%s:%d: the helper on a line of type %s refuses every call there (it verifies logins on auth lines only)", o.PAMFile, n, fields[0]),
+				"remove that line; the helper belongs on the auth line only")
+			continue
+		}
+		if found || len(fields) < 3 || strings.HasPrefix(fields[0], "#") || strings.TrimPrefix(fields[0], "-") != "auth" {
 			continue
 		}
 		// A control in brackets may hold blanks: "[success=ok default=bad]".
@@ -164,7 +173,6 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 		}
 		opts, cmd, args := rest[1:1+i], rest[1+i], rest[2+i:]
 		at := fmt.Sprintf("%s:%d", o.PAMFile, n)
-		var l pamLine
 		verifyOnly := false
 		for j := 0; j < len(args); j++ {
 			a := args[j]
@@ -205,10 +213,28 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 		if !failed {
 			rp.OK(name, fmt.Sprintf("%s: %s %s, expose_authtok, -config=%s", at, control, cmd, l.config))
 		}
+		found = true
+	}
+	if found {
 		return l, true
 	}
 	rp.Fail(name, o.PAMFile+" runs no latchkey-ssh-helper through pam_exec", "latchkey-ssh-helper install-pam")
 	return pamLine{}, false
+}
+
+// runsHelper reports whether a PAM line's fields after its type (control,
+// module, arguments) run latchkey-ssh-helper through pam_exec.
+func runsHelper(fields []string) bool {
+	control, rest := fields[0], fields[1:]
+	for strings.HasPrefix(control, "[") && !strings.HasSuffix(control, "]") && len(rest) > 0 {
+		control, rest = control+" "+rest[0], rest[1:]
+	}
+	if len(rest) == 0 || filepath.Base(rest[0]) != "pam_exec.so" {
+		return false
+	}
+	// pam_exec's command is its first argument that is a path.
+	i := slices.IndexFunc(rest[1:], func(s string) bool { return strings.HasPrefix(s, "/") })
+	return i >= 0 && strings.Contains(filepath.Base(rest[1+i]), "latchkey-ssh-helper")
 }
 
 // checkConfig loads the config and checks its mode and owner: whoever can

@@ -37,6 +37,14 @@ func TestPAMLine(t *testing.T) {
 		"commented out": {line: "#auth requisite pam_exec.so expose_authtok " + helper + " -config=/etc/x.hcl",
 			want: "runs no latchkey-ssh-helper"},
 		"stock file": {line: "@include common-auth", want: "fix: latchkey-ssh-helper install-pam"},
+		"on an account line only": {line: "account required pam_exec.so " + helper + " -config=/etc/x.hcl",
+			want: "FAIL PAM line: FILE:1: the helper on a line of type account refuses every call there"},
+		"on a password line after the auth line": {line: "auth requisite pam_exec.so quiet expose_authtok " + helper + " -config=/etc/x.hcl\n" +
+			"password [success=ok default=die] pam_exec.so expose_authtok " + helper + " -config=/etc/x.hcl",
+			want: "FAIL PAM line: FILE:2: the helper on a line of type password", config: "/etc/x.hcl", found: true},
+		"another program on a session line": {line: "auth requisite pam_exec.so quiet expose_authtok " + helper + " -config=/etc/x.hcl\n" +
+			"session optional pam_exec.so /usr/bin/true /etc/latchkey-ssh-helper.d/x",
+			want: "OK   PAM line", config: "/etc/x.hcl", found: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
