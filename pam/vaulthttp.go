@@ -267,6 +267,15 @@ func decodeData(b []byte) (map[string]any, string, error) {
 	return data, top.RequestID, nil
 }
 
+// isVaultError reports whether b is Vault's error answer: a JSON object
+// whose "errors" is a list of strings, not empty.
+func isVaultError(b []byte) bool {
+	var e struct {
+		Errors []string `json:"errors"`
+	}
+	return json.Unmarshal(b, &e) == nil && len(e.Errors) > 0
+}
+
 // vaultErrors reads Vault's {"errors": [...]} for a message: at most three,
 // each cut at 200 bytes and quoted when it holds anything unprintable.
 func vaultErrors(b []byte) string {

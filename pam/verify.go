@@ -133,8 +133,14 @@ func (c *Caller) try(ctx context.Context, addr string, left int, path string, da
 		return nil, false, fmt.Errorf("vault is sealed or has no active node (503)")
 	case status == statusInternalServerError && vaultErrors(answer) == quoteValue(notActive):
 		return nil, false, fmt.Errorf("standby knows no active node (500 %s)", notActive)
-	case status == statusBadRequest:
+	case status == statusBadRequest && isVaultError(answer):
 		return r, true, fmt.Errorf("%w: %s", ErrRefused, vaultErrors(answer))
+	case status == statusBadRequest:
+		// Not Vault's "no such OTP": a server that is not Vault's API, such
+		// as Vault's own TLS listener asked in plain http:// ("Client sent
+		// an HTTP request to an HTTPS server"), or a proxy. Its body is
+		// never quoted: it could echo the request, OTP included.
+		return r, true, fmt.Errorf("%w: 400 on %s without Vault's JSON errors: not Vault's API at %s (an http:// address of an https:// listener answers so)", ErrVault, path, r.Addr)
 	case status == statusNoContent:
 		return r, true, fmt.Errorf("%w: %s with no data", ErrVault, path)
 	default:

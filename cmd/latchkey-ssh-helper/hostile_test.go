@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -432,6 +434,58 @@ func TestBinarySyslogLineFields(t *testing.T) {
 			}
 			if user != tc.user || m[3] != rhost || m[4] != "sshd" {
 				t.Fatalf("syslog line %q reads as user %q from %q via %q, want %q from %s via sshd", buf[:n], user, m[3], m[4], tc.user, rhost)
+			}
+		})
+	}
+}
+
+// Only Vault's own 400 ({"errors": [...]}, "OTP not found") is a definite
+// no (exit 1, "wrong, used or expired"). A 400 from something that is not
+// Vault's API, above all Vault's TLS listener asked over http:// (Go's
+// server answers "Client sent an HTTP request to an HTTPS server"), is an
+// unexpected answer (exit 4) that says so, for a login and for
+// -verify-only alike; its body is never quoted.
+func TestBinaryBadRequestNotFromVault(t *testing.T) {
+	tlsVault := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	tlsVault.Config.ErrorLog = log.New(io.Discard, "", 0) // its "TLS handshake error" lines
+	tlsVault.StartTLS()
+	t.Cleanup(tlsVault.Close)
+	raw400 := func(body string) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, body)
+		}))
+		t.Cleanup(s.Close)
+		return s.URL
+	}
+	tests := map[string]struct {
+		addr       string
+		wantCode   int // of a login; -verify-only exits the same
+		want       string
+		verifyOnly bool
+	}{
+		"http:// to a TLS listener": {addr: strings.Replace(tlsVault.URL, "https://", "http://", 1), wantCode: exitVault,
+			want: "without Vault's JSON errors: not Vault's API"},
+		"http:// to a TLS listener, -verify-only": {addr: strings.Replace(tlsVault.URL, "https://", "http://", 1), verifyOnly: true,
+			wantCode: exitVault, want: "without Vault's JSON errors"},
+		"a proxy's HTML page": {addr: raw400("<html>400 Bad Request " + fakeOTP + "</html>"), wantCode: exitVault, want: "not Vault's API"},
+		"empty errors":        {addr: raw400(`{"errors":[]}`), wantCode: exitVault, want: "not Vault's API"},
+		"Vault's OTP not found": {addr: raw400(`{"errors":["OTP not found"]}`), wantCode: exitDenied,
+			want: "wrong, used or expired"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"*\"\ntimeout = \"5s\"\naudit = \"off\"\n", tc.addr))
+			env, args := []string{"PAM_USER=alice", "PAM_TYPE=auth"}, []string{"-dev"}
+			if tc.verifyOnly {
+				env, args = nil, append(args, "-verify-only")
+			}
+			code, out := runHelper(t, cfg, env, fakeOTP, args...)
+			if code != tc.wantCode || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, want %d naming %q\n%s", code, tc.wantCode, tc.want, out)
+			}
+			if strings.Contains(out, fakeOTP) || strings.Contains(out, "<html>") {
+				t.Errorf("the answer's body is in the output:\n%s", out)
 			}
 		})
 	}
