@@ -50,6 +50,23 @@ func (ps *parser) integer(a *hclconf.Attribute) *int {
 	return &i
 }
 
+// id is integer for a uid or gid: one no file can be owned by (negative,
+// beyond config.MaxID) is an error at its value.
+func (ps *parser) id(a *hclconf.Attribute) *int {
+	if a == nil {
+		return nil
+	}
+	v, d := hclconf.Int(a)
+	ps.add(d)
+	if !d.HasErrors() {
+		if err := CheckID(v); err != nil {
+			ps.add(hclconf.Diagnostics{hclconf.Errorf(a.Value.Range, "invalid value for %q: %v", a.Name, err)})
+		}
+	}
+	i := int(v)
+	return &i
+}
+
 var topAttrs = []string{"pid_file", "exit_after_auth", "log_level", "log_format", "log_file"}
 var topBlocks = []string{"vault", "auto_auth", "template", "template_config", "latchkey", "ssh"}
 
@@ -310,8 +327,12 @@ func (ps *parser) template(b *hclconf.Block) Template {
 	}
 	ps.str(lv.attrs["user"], &t.User)
 	ps.str(lv.attrs["group"], &t.Group)
-	t.UID = ps.integer(lv.attrs["uid"])
-	t.GID = ps.integer(lv.attrs["gid"])
+	t.UID = ps.id(lv.attrs["uid"])
+	t.GID = ps.id(lv.attrs["gid"])
+	t.Keys = map[string]hclconf.Range{}
+	for k, a := range lv.attrs {
+		t.Keys[k] = a.NameRange
+	}
 	ps.boolean(lv.attrs["backup"], &t.Backup)
 	ps.boolean(lv.attrs["error_on_missing_key"], &t.ErrorOnMissingKey)
 	ps.str(lv.attrs["left_delimiter"], &t.LeftDelim)

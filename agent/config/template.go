@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"time"
 
@@ -39,8 +40,34 @@ type Template struct {
 	// Wait is the quiescence timer (`wait { min, max }`); zero when unset.
 	Wait Wait
 
-	// Range is where the stanza was declared, for error messages.
+	// Range is where the stanza was declared, for error messages; Keys
+	// holds the position of each key the stanza sets, so that an error
+	// about user or group points at it.
 	Range hclconf.Range
+	Keys  map[string]hclconf.Range
+}
+
+// KeyRange returns key's position, or the stanza's when the key's is
+// unknown.
+func (t Template) KeyRange(key string) hclconf.Range {
+	if r, ok := t.Keys[key]; ok && r.Filename != "" {
+		return r
+	}
+	return t.Range
+}
+
+// MaxID is the largest user or group id a file can be given: ids are 32
+// bits, and 4294967295 is (uid_t)-1, which chown takes for "leave as is".
+const MaxID = 1<<32 - 2
+
+// CheckID refuses an id no file can be owned by (negative, or beyond
+// MaxID): the kernel's chown would take it modulo 2^32, giving the file
+// to another user.
+func CheckID(n int64) error {
+	if n < 0 || n > MaxID {
+		return fmt.Errorf("%d is not a valid id (want 0 to %d)", n, int64(MaxID))
+	}
+	return nil
 }
 
 // Exec is a command run after a template's destination changed.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/hclconf"
 	"github.com/latchkey/latchkey/test/testkit"
 )
 
@@ -134,7 +135,12 @@ template {
 				if tc.lines && got.Range.Start.Line != lines[i] {
 					t.Errorf("template %d declared at line %d, want %d", i, got.Range.Start.Line, lines[i])
 				}
-				got.Range = want[i].Range
+				for k, r := range got.Keys {
+					if r.Filename != p || r.Start.Line == 0 {
+						t.Errorf("template %d: key %s at %s, want a line of %s", i, k, hclconf.Pos(r), p)
+					}
+				}
+				got.Range, got.Keys = want[i].Range, want[i].Keys
 				if !reflect.DeepEqual(got, want[i]) {
 					t.Errorf("template %d =\n%s\nwant\n%s", i, show(got), show(want[i]))
 				}

@@ -423,7 +423,7 @@ func sameTemplates(a, b *config.Config) bool {
 	strip := func(ts []config.Template) []config.Template {
 		out := make([]config.Template, len(ts))
 		for i, t := range ts {
-			t.Range = hclconf.Range{}
+			t.Range, t.Keys = hclconf.Range{}, nil
 			out[i] = t
 		}
 		return out

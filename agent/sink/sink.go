@@ -63,12 +63,18 @@ func New(c config.Sink, client *vaultclient.Client, log *zap.Logger) (*File, err
 	f := &File{Config: c, Client: client, Logger: log, MinBackoff: config.DefaultSinkMinBackoff, MaxBackoff: config.DefaultSinkMaxBackoff, uid: -1, gid: -1}
 	var err error
 	if c.Owner != "" {
-		if f.uid, err = owner.UID(c.Owner); err != nil {
+		if f.uid, err = owner.UID(c.Owner); err == nil {
+			err = config.CheckID(int64(f.uid))
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s: sink %s: owner %q: %w", hclconf.Pos(c.KeyRange("owner")), c.Path, c.Owner, err)
 		}
 	}
 	if c.Group != "" {
-		if f.gid, err = owner.GID(c.Group); err != nil {
+		if f.gid, err = owner.GID(c.Group); err == nil {
+			err = config.CheckID(int64(f.gid))
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s: sink %s: group %q: %w", hclconf.Pos(c.KeyRange("group")), c.Path, c.Group, err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/internal/atomicfile"
+	"github.com/latchkey/latchkey/internal/hclconf"
 	"github.com/latchkey/latchkey/internal/owner"
 )
 
@@ -23,26 +24,39 @@ import (
 const defaultPerms = 0o644
 
 // Owner resolves a template's user/uid and group/gid to ids; -1 means "not
-// set".
+// set". An error names the key's file:line:col, the template and the name;
+// an id no file can be owned by (a number beyond config.MaxID, which chown
+// would take modulo 2^32) is refused.
 func Owner(c config.Template) (uid, gid int, err error) {
 	uid, gid = -1, -1
-	switch {
-	case c.UID != nil:
-		uid = *c.UID
-	case c.User != "":
-		if uid, err = owner.UID(c.User); err != nil {
-			return -1, -1, fmt.Errorf("template %s: user %q: %w", c.Destination, c.User, err)
-		}
+	if uid, err = ownerID(c, "uid", c.UID, "user", c.User, owner.UID); err != nil {
+		return -1, -1, err
 	}
-	switch {
-	case c.GID != nil:
-		gid = *c.GID
-	case c.Group != "":
-		if gid, err = owner.GID(c.Group); err != nil {
-			return -1, -1, fmt.Errorf("template %s: group %q: %w", c.Destination, c.Group, err)
-		}
+	if gid, err = ownerID(c, "gid", c.GID, "group", c.Group, owner.GID); err != nil {
+		return -1, -1, err
 	}
 	return uid, gid, nil
+}
+
+func ownerID(c config.Template, numKey string, num *int, nameKey, name string, lookup func(string) (int, error)) (int, error) {
+	key, id := numKey, -1
+	switch {
+	case num != nil:
+		id = *num
+	case name != "":
+		key = nameKey
+		n, err := lookup(name)
+		if err != nil {
+			return -1, fmt.Errorf("%s: template %s: %s %q: %w", hclconf.Pos(c.KeyRange(key)), c.Destination, key, name, err)
+		}
+		id = n
+	default:
+		return -1, nil
+	}
+	if err := config.CheckID(int64(id)); err != nil {
+		return -1, fmt.Errorf("%s: template %s: %s: %w", hclconf.Pos(c.KeyRange(key)), c.Destination, key, err)
+	}
+	return id, nil
 }
 
 // stale removes the temporaries that an interrupted earlier write left
