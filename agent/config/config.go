@@ -136,9 +136,9 @@ func load(files []string, parse func(path string, src []byte) (*hclconf.Body, er
 	c := &Config{}
 	var diags hclconf.Diagnostics
 	for _, f := range files {
-		src, err := os.ReadFile(f)
+		src, err := readTrusted(f)
 		if err != nil {
-			return nil, fmt.Errorf("read config %s: %w", f, err)
+			return nil, err
 		}
 		body, err := parse(f, src)
 		if err != nil {
