@@ -129,6 +129,10 @@ type part struct {
 // ErrTemplate wraps a Renderer's fatal error returned by Run.
 var ErrTemplate = errors.New("templates failed")
 
+// ErrSink wraps the error of a sink that exit_after_auth could not write
+// after its retries.
+var ErrSink = errors.New("sink failed")
+
 // Tokens is how a component reaches Vault with the agent's current token
 // (auth.Tokens: one home for token access, beside auth.Holder).
 type Tokens = auth.Tokens

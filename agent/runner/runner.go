@@ -500,6 +500,11 @@ func (r *Runner) build(cfg *config.Config, prev *instance, tokens *Tokens) (*ins
 		if err != nil {
 			return nil, err
 		}
+		if cfg.ExitAfterAuth {
+			// A one-shot run ends: after as many attempts as a failing
+			// template gets (1 + vault { retry { num_retries } }).
+			s.Attempts = cfg.TemplateConfig.RetryAttempts
+		}
 		in.sinks = append(in.sinks, s)
 	}
 	for i, spec := range r.components() {
@@ -559,7 +564,9 @@ func (r *Runner) launch(parent context.Context, in *instance, keep *vaultclient.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.Run(ctx, tokens.Holder(), func() { close(written) })
+			if err := s.Run(ctx, tokens.Holder(), func() { close(written) }); err != nil {
+				in.fail(fmt.Errorf("%w: %w", ErrSink, err))
+			}
 		}()
 	}
 	for _, p := range in.parts {

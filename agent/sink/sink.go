@@ -32,6 +32,11 @@ type File struct {
 	Logger *zap.Logger
 	// MinBackoff and MaxBackoff bound retries of a failed write.
 	MinBackoff, MaxBackoff time.Duration
+	// Attempts, when above 0, is how many failed writes in a row Run makes
+	// before its first successful one until it gives up and returns the
+	// last error (exit_after_auth: a one-shot run must end, and not
+	// successfully); 0 retries for as long as ctx lasts.
+	Attempts int
 
 	uid, gid int
 
@@ -207,11 +212,14 @@ func (f *File) wrap(ctx context.Context, token string) (string, error) {
 	return string(b), err
 }
 
-// Run writes each new token of h until ctx ends. A failed write is logged
-// and retried with backoff; a newer token replaces the one being retried.
-// ready is called once, after the first successful write.
-func (f *File) Run(ctx context.Context, h *auth.Holder, ready func()) {
+// Run writes each new token of h until ctx ends (nil). A failed write is
+// logged and retried with backoff; a newer token replaces the one being
+// retried. ready is called once, after the first successful write. With
+// Attempts set, Run returns the error of the last write once that many
+// failed in a row before the first success.
+func (f *File) Run(ctx context.Context, h *auth.Holder, ready func()) error {
 	var written uint64
+	failed := 0
 	b := &auth.Backoff{Min: f.MinBackoff, Max: f.MaxBackoff}
 	for {
 		changed := h.Changed()
@@ -221,16 +229,25 @@ func (f *File) Run(ctx context.Context, h *auth.Holder, ready func()) {
 			// then left alone, and the log must not say it was written.
 			already := f.current(tok)
 			if err := f.Write(ctx, tok); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				failed++
+				if f.Attempts > 0 && ready != nil && failed >= f.Attempts {
+					f.Logger.Error("sink write failed; giving up", zap.String("path", f.Config.Path), zap.Error(err), zap.Int("attempts", failed))
+					return fmt.Errorf("sink %s not written after %d attempts: %w", f.Config.Path, failed, err)
+				}
 				wait := b.Next()
 				f.Logger.Error("sink write failed", zap.String("path", f.Config.Path), zap.Error(err), zap.Duration("retry_in", wait))
 				select {
 				case <-ctx.Done():
-					return
+					return nil
 				case <-changed:
 				case <-time.After(wait):
 				}
 				continue
 			}
+			failed = 0
 			b.Reset()
 			written = gen
 			if already {
@@ -245,7 +262,7 @@ func (f *File) Run(ctx context.Context, h *auth.Holder, ready func()) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-changed:
 		}
 	}

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,6 +197,55 @@ func TestSameTokenNotRewritten(t *testing.T) {
 			}
 			if !os.SameFile(before, after) || !after.ModTime().Equal(past) || readFile(path) != "hvs.same" {
 				t.Errorf("the file was rewritten: inode kept %v, mtime %s (was %s)", os.SameFile(before, after), after.ModTime(), past)
+			}
+		})
+	}
+}
+
+// With Attempts (exit_after_auth) a sink that cannot be written ends Run
+// with the last error after that many failures, naming the file and never
+// the token; without, Run retries until its context ends.
+func TestSinkAttemptsEndRun(t *testing.T) {
+	tests := map[string]struct {
+		attempts int
+		wantErr  bool
+	}{
+		"retries for ever": {attempts: 0},
+		"gives up after 3": {attempts: 3, wantErr: true},
+		"gives up at once": {attempts: 1, wantErr: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			notDir := filepath.Join(dir, "file")
+			if err := os.WriteFile(notDir, []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(notDir, "token")
+			f, err := New(config.Sink{Path: path, Mode: 0o600}, nil, zaptest.NewLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.MinBackoff, f.MaxBackoff, f.Attempts = time.Millisecond, 5*time.Millisecond, tc.attempts
+			h := auth.NewHolder()
+			const token = "hvs.never-written-anywhere"
+			h.Set(token)
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			err = f.Run(ctx, h, func() { t.Error("ready although the sink could not be written") })
+			switch {
+			case tc.wantErr && err == nil:
+				t.Fatal("Run retried until its context ended, want it to give up")
+			case !tc.wantErr && err != nil:
+				t.Fatalf("Run gave up: %v", err)
+			case err != nil:
+				msg := err.Error()
+				if !strings.Contains(msg, path) || !strings.Contains(msg, fmt.Sprintf("after %d attempts", tc.attempts)) || strings.Contains(msg, token) {
+					t.Errorf("error %q: want the path and the count, never the token", msg)
+				}
+				if ctx.Err() != nil {
+					t.Error("Run gave up only when its context ended")
+				}
 			}
 		})
 	}

@@ -167,6 +167,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	case errors.Is(err, runner.ErrTemplate):
 		log.Error("templates failed", zap.Error(err))
 		return exitRuntime
+	case errors.Is(err, runner.ErrSink):
+		log.Error("exit_after_auth: a sink could not be written", zap.Error(err))
+		return exitError
 	}
 	log.Error("agent failed", zap.Error(err))
 	return exitError

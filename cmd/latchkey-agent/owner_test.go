@@ -126,7 +126,7 @@ func exitCodeWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {
 	case <-time.After(limit):
 		cmd.Process.Kill()
 		<-done
-		t.Errorf("%v still running after %v: the config was not refused", cmd.Args, limit)
+		t.Errorf("%v still running after %v, want it to exit by itself", cmd.Args, limit)
 		return -1
 	}
 	var ee *exec.ExitError
