@@ -44,9 +44,12 @@ func newUnit(c config.Template) (*unit, error) {
 func (u *unit) load() error {
 	text := u.cfg.Contents
 	if u.cfg.Source != "" {
-		b, err := os.ReadFile(u.cfg.Source)
+		// A source decides what is rendered (any secret the token reads,
+		// any file root reads, through file): one that someone other than
+		// root could have written is refused, as a config file is.
+		b, err := config.ReadTrusted(u.cfg.Source, "template source", "choose what the agent renders (any secret its token may read, any file it may read)", "read template")
 		if err != nil {
-			return fmt.Errorf("read template %s: %w", u.cfg.Source, err)
+			return err
 		}
 		text = string(b)
 	}

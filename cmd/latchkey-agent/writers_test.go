@@ -153,3 +153,100 @@ template {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// Defect: a template source someone other than root could write was read
+// as any other (and a FIFO there blocked validate and the start for ever):
+// whoever writes it chooses what the agent renders, as root, into a file
+// others may read: {{ file "/etc/shadow" }}, any secret the agent's token
+// may read. Now such a source is refused as a config file is: a config
+// error at start and in validate, and an edit of a running one after it
+// became writable by others is not loaded (the previous template and file
+// stay) until it is trusted again.
+func TestTemplateSourceWriters(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "root-token")
+	testkit.WriteFile(t, tokenFile, srv.RootToken)
+	config := func(src, dest string) string {
+		return fmt.Sprintf(`auto_auth {
+  method "token_file" {
+    config = {
+      token_file_path = %q
+    }
+  }
+}
+template {
+  source = %q
+  destination = %q
+}
+`, tokenFile, src, dest)
+	}
+	tests := map[string]struct {
+		mode    os.FileMode // the source's
+		dirMode os.FileMode // its directory's (0: 0700)
+		fifo    bool
+		want    string // "" for a source that renders
+	}{
+		"0644":                    {mode: 0o644},
+		"world-writable":          {mode: 0o666, want: "template source %s is writable by every user (mode 0666)"},
+		"in a world-writable dir": {mode: 0o644, dirMode: 0o777, want: "template source %s: its directory"},
+		"a FIFO":                  {mode: 0o600, fifo: true, want: "read template %s: not a regular file"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "d")
+			testkit.Must(t, os.Mkdir(dir, 0o700))
+			src := filepath.Join(dir, "app.tmpl")
+			if tc.fifo {
+				testkit.Must(t, syscall.Mkfifo(src, 0o600))
+			} else {
+				testkit.WriteFile(t, src, "rendered\n")
+			}
+			testkit.Must(t, os.Chmod(src, tc.mode))
+			if tc.dirMode != 0 {
+				testkit.Must(t, os.Chmod(dir, tc.dirMode))
+			}
+			work := t.TempDir()
+			dest := filepath.Join(work, "out")
+			cfg := filepath.Join(work, "agent.hcl")
+			testkit.WriteFile(t, cfg, "exit_after_auth = true\n"+config(src, dest))
+			for _, args := range [][]string{{"validate", "-config", cfg}, {"-config", cfg}} {
+				cmd := agentCmd(args)
+				var stderr syncBuffer
+				cmd.Stderr = &stderr
+				code := exitCodeWithin(t, cmd, 30*time.Second)
+				out := stderr.String()
+				switch {
+				case tc.want == "" && code != exitOK:
+					t.Errorf("%v: exit %d, want 0\n%s", args, code, out)
+				case tc.want != "" && (code != exitConfig || !strings.Contains(out, fmt.Sprintf(tc.want, src))):
+					t.Errorf("%v: exit %d, want %d naming %q\n%s", args, code, exitConfig, fmt.Sprintf(tc.want, src), out)
+				}
+			}
+			if got := testkit.ReadFile(dest); (tc.want == "") != (got == "rendered\n") {
+				t.Errorf("destination holds %q", got)
+			}
+		})
+	}
+
+	// A running agent: an edit made while the source is writable by every
+	// user is not loaded; once it is trusted again, the next edit is.
+	dir := t.TempDir()
+	src, dest := filepath.Join(dir, "app.tmpl"), filepath.Join(dir, "out")
+	testkit.WriteFile(t, src, "v1\n")
+	cfg := filepath.Join(dir, "agent.hcl")
+	testkit.WriteFile(t, cfg, config(src, dest))
+	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+srv.Addr)
+	testkit.Eventually(t, "the first render", func() bool { return testkit.ReadFile(dest) == "v1\n" })
+	testkit.Must(t, os.Chmod(src, 0o666))
+	testkit.Must(t, os.WriteFile(src, []byte("planted\n"), 0o666))
+	a.logged(t, "template source changed but does not load; keeping the previous one", 1)
+	a.logged(t, "is writable by every user (mode 0666)", 1)
+	if got := testkit.ReadFile(dest); got != "v1\n" {
+		t.Errorf("the destination holds %q after an untrusted edit, want v1", got)
+	}
+	testkit.Must(t, os.Chmod(src, 0o644))
+	testkit.Must(t, os.WriteFile(src, []byte("v2\n"), 0o644))
+	testkit.Eventually(t, "the trusted edit rendered", func() bool { return testkit.ReadFile(dest) == "v2\n" })
+	if code := a.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
