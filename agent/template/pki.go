@@ -6,11 +6,12 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"os"
+	"io"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/atomicfile"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
@@ -88,7 +89,14 @@ func parseCert(p string) (*x509.Certificate, error) {
 // the certificate, the private key and the CA certificates, whatever their
 // order. ok is false when there is no unexpired certificate.
 func fromDisk(dest string, now time.Time) (*PemEncoded, *x509.Certificate, bool) {
-	b, err := os.ReadFile(dest)
+	// As every read of a destination: no symlink followed, no FIFO waited
+	// on (a pkiCert render would block its round and the agent's stop).
+	f, _, err := atomicfile.OpenExisting(dest)
+	if err != nil {
+		return nil, nil, false
+	}
+	b, err := io.ReadAll(f)
+	f.Close()
 	if err != nil || len(b) == 0 {
 		return nil, nil, false
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/api"
+
 	"github.com/latchkey/latchkey/test/testkit"
 )
 
@@ -83,5 +85,88 @@ template {
 		_ = waitErr // the exit status after a failing template is the runner's business
 	case <-time.After(30 * time.Second):
 		t.Fatalf("agent did not stop on SIGTERM\n%s", stderr.String())
+	}
+}
+
+// Defect: a template reading through `file` a FIFO (or a device such as
+// /dev/zero), or a pkiCert template whose destination is a FIFO (the
+// destination is read back to reuse its certificate), blocked its render
+// round for ever: no other template rendered, and SIGTERM no longer stopped
+// the agent (systemd had to SIGKILL it); /dev/zero would have been read
+// without end. Now `file` reads regular files only (symlinks to them
+// followed) and the pkiCert read-back opens the destination as every read
+// of a destination does: that template fails, named, the others render and
+// the agent stops on SIGTERM.
+func TestNonRegularFilesDoNotBlockTemplates(t *testing.T) {
+	srv.MountT(t, "pki-fifo", &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}})
+	_, err := srv.Client.Logical().Write("pki-fifo/root/generate/internal", map[string]any{"common_name": "test root", "ttl": "87600h"})
+	testkit.Must(t, err)
+	_, err = srv.Client.Logical().Write("pki-fifo/roles/web", map[string]any{"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "2h"})
+	testkit.Must(t, err)
+	tests := map[string]struct {
+		// contents and destination of the hostile template, given the
+		// test's directory, in which a FIFO "fifo" exists.
+		contents func(dir string) string
+		dest     func(dir string) string
+		want     string
+	}{
+		"file of a FIFO": {
+			contents: func(dir string) string { return fmt.Sprintf(`{{ file %q }}`, filepath.Join(dir, "fifo")) },
+			dest:     func(dir string) string { return filepath.Join(dir, "a.conf") },
+			want:     "not a regular file",
+		},
+		"file of a symlink to a FIFO": {
+			contents: func(dir string) string { return fmt.Sprintf(`{{ file %q }}`, filepath.Join(dir, "link")) },
+			dest:     func(dir string) string { return filepath.Join(dir, "a.conf") },
+			want:     "not a regular file",
+		},
+		"file of /dev/zero": {
+			contents: func(string) string { return `{{ file "/dev/zero" }}` },
+			dest:     func(dir string) string { return filepath.Join(dir, "a.conf") },
+			want:     "not a regular file",
+		},
+		"pkiCert at a FIFO destination": {
+			contents: func(string) string {
+				return `{{ with pkiCert "pki-fifo/issue/web" "common_name=a.example.com" "ttl=1h" }}{{ .Cert }}{{ end }}`
+			},
+			dest: func(dir string) string { return filepath.Join(dir, "fifo") },
+			want: "not a regular file",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			rootToken := filepath.Join(dir, "root-token")
+			testkit.WriteFile(t, rootToken, srv.RootToken)
+			testkit.Must(t, syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644))
+			testkit.Must(t, os.Symlink(filepath.Join(dir, "fifo"), filepath.Join(dir, "link")))
+			other := filepath.Join(dir, "other.conf")
+			cfg := filepath.Join(dir, "agent.hcl")
+			testkit.WriteFile(t, cfg, fmt.Sprintf(`auto_auth {
+  method "token_file" {
+    config = {
+      token_file_path = %q
+    }
+  }
+}
+latchkey {
+  state_dir = %q
+}
+template {
+  contents    = %q
+  destination = %q
+}
+template {
+  contents    = "B=2"
+  destination = %q
+}
+`, rootToken, filepath.Join(dir, "state"), tc.contents(dir), tc.dest(dir), other))
+			a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+srv.Addr)
+			testkit.Eventually(t, "the other template rendered", func() bool { return testkit.ReadFile(other) == "B=2" })
+			a.logged(t, tc.want, 1)
+			if code := a.stop(t); code != 0 {
+				t.Errorf("exit %d", code)
+			}
+		})
 	}
 }
