@@ -3,11 +3,8 @@ package template
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	gotemplate "text/template"
 	"text/template/parse"
 
@@ -322,7 +319,7 @@ func (u *unit) boundFuncs() gotemplate.FuncMap {
 			return "", nil
 		}
 		u.cur.ex.files = append(u.cur.ex.files, p)
-		c, err := readRegular(p)
+		c, err := atomicfile.ReadRegular(p)
 		if err != nil {
 			return "", fmt.Errorf("file %s: %w", p, err)
 		}
@@ -416,32 +413,4 @@ func masked(v any) any {
 		return m
 	}
 	return walk(v)
-}
-
-// readRegular reads the regular file at p, following symlinks (as
-// consul-template's file does), and refuses anything else: a FIFO would
-// block the render round, and with it every template and the agent's stop;
-// a device (/dev/zero, /dev/urandom) would be read without end, and
-// opening one can have effects. It checks before opening and again, through
-// the descriptor, after a non-blocking open (something swapped in between).
-func readRegular(p string) ([]byte, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w (%s)", atomicfile.ErrNotRegular, fi.Mode().Type())
-	}
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err = f.Stat(); err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w (%s)", atomicfile.ErrNotRegular, fi.Mode().Type())
-	}
-	return io.ReadAll(f)
 }

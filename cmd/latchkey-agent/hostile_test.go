@@ -170,3 +170,74 @@ template {
 		})
 	}
 }
+
+// Defect: a FIFO where the agent reads a credential (token_file, an
+// approle role id or secret id file) blocked the login for ever, and
+// SIGTERM no longer stopped the agent; a FIFO as vault { ca_cert } blocked
+// the start and validate. Now each is read as a regular file only: the
+// login fails naming the file ("is a FIFO: not a regular file") and is
+// retried, SIGTERM stops the agent, and a FIFO CA is a config error.
+func TestFIFOCredentialFilesDoNotBlock(t *testing.T) {
+	tests := map[string]struct {
+		// method is the auto_auth method stanza, given the FIFO's path.
+		method func(t *testing.T, dir, fifo string) string
+		vault  func(fifo string) string // the vault stanza ("" for none)
+		code   int                      // exit code: 0 runs until SIGTERM
+	}{
+		"token_file": {
+			method: func(t *testing.T, dir, fifo string) string {
+				return fmt.Sprintf("method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }", fifo)
+			},
+		},
+		"approle role id": {
+			method: func(t *testing.T, dir, fifo string) string {
+				return fmt.Sprintf("method \"approle\" {\n    mount_path = \"auth/approle-fifo\"\n    config = {\n      role_id_file_path = %q\n      secret_id_file_path = %q\n    }\n  }", fifo, filepath.Join(dir, "no-secret-id"))
+			},
+		},
+		"approle secret id": {
+			method: func(t *testing.T, dir, fifo string) string {
+				roleID := filepath.Join(dir, "role-id")
+				testkit.WriteFile(t, roleID, "some-role-id-of-enough-length")
+				return fmt.Sprintf("method \"approle\" {\n    mount_path = \"auth/approle-fifo\"\n    config = {\n      role_id_file_path = %q\n      secret_id_file_path = %q\n    }\n  }", roleID, fifo)
+			},
+		},
+		"vault ca_cert": {
+			method: func(t *testing.T, dir, fifo string) string {
+				tok := filepath.Join(dir, "root-token")
+				testkit.WriteFile(t, tok, srv.RootToken)
+				return fmt.Sprintf("method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }", tok)
+			},
+			vault: func(fifo string) string { return fmt.Sprintf("vault {\n  ca_cert = %q\n}\n", fifo) },
+			code:  exitConfig,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			fifo := filepath.Join(dir, "fifo")
+			testkit.Must(t, syscall.Mkfifo(fifo, 0o600))
+			vault := ""
+			if tc.vault != nil {
+				vault = tc.vault(fifo)
+			}
+			cfg := filepath.Join(dir, "agent.hcl")
+			testkit.WriteFile(t, cfg, fmt.Sprintf("%sauto_auth {\n  %s\n}\nlatchkey {\n  state_dir = %q\n}\n", vault, tc.method(t, dir, fifo), filepath.Join(dir, "state")))
+			if tc.code != exitOK {
+				for _, args := range [][]string{{"validate", "-config", cfg}, {"-config", cfg}} {
+					cmd := agentCmd(args)
+					var stderr syncBuffer
+					cmd.Stderr = &stderr
+					if code := exitCodeWithin(t, cmd, 30*time.Second); code != tc.code || !strings.Contains(stderr.String(), "is a FIFO: not a regular file") {
+						t.Errorf("%v: exit %d, want %d naming the FIFO\n%s", args, code, tc.code, stderr.String())
+					}
+				}
+				return
+			}
+			a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+srv.Addr)
+			a.logged(t, fifo+" is a FIFO: not a regular file", 1)
+			if code := a.stop(t); code != 0 {
+				t.Errorf("exit %d", code)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -230,4 +231,32 @@ func MkdirParents(dir string, perm os.FileMode) error {
 		}
 	}
 	return nil
+}
+
+// ReadRegular reads the regular file at path, following symlinks, and
+// refuses anything else with an error wrapping ErrNotRegular: a FIFO would
+// block the reader (a login, a render, the agent's stop) for ever, a device
+// such as /dev/zero would be read without end, and opening one can have
+// effects. The type is checked before the open (which is non-blocking)
+// and again through the descriptor, in case something was swapped in.
+func ReadRegular(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is a %s: %w", path, typeName(fi.Mode()), ErrNotRegular)
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is a %s: %w", path, typeName(fi.Mode()), ErrNotRegular)
+	}
+	return io.ReadAll(f)
 }

@@ -16,11 +16,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/atomicfile"
 )
 
 // The VAULT_* variables FromEnv reads, as Vault's own tools name them.
@@ -287,7 +288,8 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 // appendPEM adds the certificates of a PEM file to pool; a file without
 // any is an error.
 func appendPEM(pool *x509.CertPool, file string) error {
-	b, err := os.ReadFile(file)
+	// A regular file only: a FIFO would block the start (and validate).
+	b, err := atomicfile.ReadRegular(file)
 	if err != nil {
 		return fmt.Errorf("CA certificate: %w", err)
 	}

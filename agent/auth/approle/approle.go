@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/atomicfile"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
@@ -149,8 +150,10 @@ func (m *Method) unwrap(ctx context.Context, client *vaultclient.Client, wrapTok
 	return id, nil
 }
 
+// readTrimmed reads a credential file: a regular file only (a FIFO would
+// block the login, and the agent's stop, for ever).
 func readTrimmed(p string) (string, error) {
-	b, err := os.ReadFile(p)
+	b, err := atomicfile.ReadRegular(p)
 	if err != nil {
 		return "", err
 	}

@@ -6,10 +6,10 @@ package tokenfile
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/latchkey/latchkey/agent/auth"
+	"github.com/latchkey/latchkey/internal/atomicfile"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
@@ -33,7 +33,9 @@ func (m *Method) Describe() string { return "token from " + m.path }
 // login response: Auth carries the token, its policies, TTL and
 // renewability, so that the lifecycle treats it like any other.
 func (m *Method) Login(ctx context.Context, client *vaultclient.Client) (*vaultclient.Secret, error) {
-	b, err := os.ReadFile(m.path)
+	// A regular file only: a FIFO would block the login, and the agent's
+	// stop, for ever.
+	b, err := atomicfile.ReadRegular(m.path)
 	if err != nil {
 		return nil, fmt.Errorf("token_file: %w", err)
 	}
