@@ -62,7 +62,7 @@ func apply(ctx context.Context, changes []change, check []string) error {
 	for _, c := range changes {
 		p := previous{Path: c.Path}
 		if fi, err := os.Stat(c.Path); err == nil {
-			b, err := os.ReadFile(c.Path)
+			b, err := atomicfile.ReadRegular(c.Path)
 			if err != nil {
 				return fmt.Errorf("read %s before replacing it: %w", c.Path, err)
 			}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/atomicfile"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
@@ -77,7 +78,7 @@ func validity(cert *ssh.Certificate) (time.Time, time.Time) {
 
 // readCert parses the certificate file at path.
 func readCert(path string) (*ssh.Certificate, error) {
-	b, err := os.ReadFile(path)
+	b, err := atomicfile.ReadRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +100,7 @@ func readCert(path string) (*ssh.Certificate, error) {
 // ca, when not nil, is the mount's current CA key: a certificate signed by
 // another (the host CA was rotated) is replaced.
 func needsSigning(key hostKey, principals []string, ca ssh.PublicKey, now time.Time) (string, error) {
-	pubBytes, err := os.ReadFile(key.Pub)
+	pubBytes, err := atomicfile.ReadRegular(key.Pub)
 	if err != nil {
 		return "", err
 	}
@@ -137,7 +138,7 @@ func samePrincipals(a, b []string) bool {
 // sign has Vault sign the host key at pub. It returns the certificate file's
 // content, or an error (never holding the token).
 func sign(ctx context.Context, client *vaultclient.Client, h *HostCertificate, pub string, principals []string) ([]byte, *ssh.Certificate, error) {
-	pubBytes, err := os.ReadFile(pub)
+	pubBytes, err := atomicfile.ReadRegular(pub)
 	if err != nil {
 		return nil, nil, err
 	}

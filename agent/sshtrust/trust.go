@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 
+	"github.com/latchkey/latchkey/internal/atomicfile"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
@@ -122,7 +122,7 @@ func readKeys(path string) ([]ssh.PublicKey, error) {
 // readTrustFile parses a file of public keys with their comments. The
 // comment of a file the agent wrote is the key's source.
 func readTrustFile(path string) ([]caKey, error) {
-	b, err := os.ReadFile(path)
+	b, err := atomicfile.ReadRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +171,7 @@ func (t *Trust) trustChange(ctx context.Context) (*change, error) {
 	ctx, cancel := context.WithTimeout(ctx, SourceTimeout)
 	defer cancel()
 	keys, errs := userCAKeys(ctx, t.cfg, client)
-	cur, rerr := os.ReadFile(path)
+	cur, rerr := atomicfile.ReadRegular(path)
 	haveCur := rerr == nil && len(bytes.TrimSpace(cur)) > 0
 	if len(errs) > 0 {
 		err := fmt.Errorf("user CA keys: %w", errors.Join(errs...))

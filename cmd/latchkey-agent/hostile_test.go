@@ -241,3 +241,45 @@ func TestFIFOCredentialFilesDoNotBlock(t *testing.T) {
 		})
 	}
 }
+
+// Defect: the ssh stanza read its files (the trust file before replacing
+// it, the host certificate, public keys) with os.ReadFile, so a FIFO as
+// trusted_user_ca_keys hung the ssh component for ever and SIGTERM no
+// longer stopped the agent. Now a FIFO there is an error naming it, the
+// FIFO is left as it is, and the agent stops on SIGTERM.
+func TestFIFOSSHTrustFileDoesNotBlock(t *testing.T) {
+	srv.MountT(t, "ssh-fifo", &api.MountInput{Type: "ssh"})
+	_, err := srv.Client.Logical().Write("ssh-fifo/config/ca", map[string]any{"generate_signing_key": true})
+	testkit.Must(t, err)
+	dir := t.TempDir()
+	rootToken := filepath.Join(dir, "root-token")
+	testkit.WriteFile(t, rootToken, srv.RootToken)
+	fifo := filepath.Join(dir, "trusted-user-ca-keys.pem")
+	testkit.Must(t, syscall.Mkfifo(fifo, 0o644))
+	cfg := filepath.Join(dir, "agent.hcl")
+	testkit.WriteFile(t, cfg, fmt.Sprintf(`auto_auth {
+  method "token_file" {
+    config = {
+      token_file_path = %q
+    }
+  }
+}
+latchkey {
+  state_dir = %q
+}
+ssh {
+  trusted_user_ca_keys = %q
+  user_ca_mounts       = ["ssh-fifo"]
+  check_command        = ["true"]
+  reload_command       = ["true"]
+}
+`, rootToken, filepath.Join(dir, "state"), fifo))
+	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+srv.Addr)
+	a.logged(t, fifo+" is a FIFO: not a regular file", 1)
+	if code := a.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO was replaced (%v, %v)", fi, err)
+	}
+}
