@@ -210,6 +210,17 @@ func TestFIFOCredentialFilesDoNotBlock(t *testing.T) {
 			vault: func(fifo string) string { return fmt.Sprintf("vault {\n  ca_cert = %q\n}\n", fifo) },
 			code:  exitConfig,
 		},
+		"vault client_cert": {
+			method: func(t *testing.T, dir, fifo string) string {
+				tok := filepath.Join(dir, "root-token")
+				testkit.WriteFile(t, tok, srv.RootToken)
+				return fmt.Sprintf("method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }", tok)
+			},
+			vault: func(fifo string) string {
+				return fmt.Sprintf("vault {\n  client_cert = %q\n  client_key = %q\n}\n", fifo, fifo)
+			},
+			code: exitConfig,
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
