@@ -18,6 +18,9 @@ import (
 // directory (/tmp) lets nobody replace a file they do not own. The error
 // names the file or directory and the fix, never the content.
 //
+// With an https:// address (and tls_skip_verify off), the CA that checks
+// Vault's certificate, ca_cert or else ca_path, is checked the same way.
+//
 // vault-ssh-helper 0.2.4 reads any file; the helper refuses such a one
 // (exit 3), as doctor fails it.
 func (c *Config) CheckWriters() error {
@@ -27,20 +30,52 @@ func (c *Config) CheckWriters() error {
 			return fmt.Errorf("config %s %s, who could then choose the Vault that approves logins; refused (%s)", c.Path, why, fixFor(c.fileInfo, c.Path))
 		}
 	}
-	resolved, err := filepath.EvalSymlinks(c.Path)
+	if err := checkDirs("config "+c.Path, c.Path, "put another config in its place", euid, egid); err != nil {
+		return err
+	}
+	// The CA that checks Vault's certificate is as much the login's
+	// authority: whoever rewrites it can have a Vault of their own trusted.
+	// Only with an https:// address, the only one that reads it.
+	var ca, key string
+	switch {
+	case !c.hasHTTPS() || c.TLSSkipVerify:
+	case c.CACert != "":
+		ca, key = c.CACert, "ca_cert"
+	case c.CAPath != "":
+		ca, key = c.CAPath, "ca_path"
+	}
+	if ca == "" {
+		return nil
+	}
+	label := fmt.Sprintf("config %s: %s %s", c.Path, key, ca)
+	fi, err := os.Stat(ca)
+	if err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	if why := foreignWriter(fi, euid, egid, fi.IsDir()); why != "" {
+		return fmt.Errorf("%s %s, who could then have a Vault of their own trusted; refused (%s)", label, why, fixFor(fi, ca))
+	}
+	return checkDirs(label, ca, "put another CA in its place", euid, egid)
+}
+
+// checkDirs refuses path when a directory above the file it resolves to
+// may be written by someone other than root or the helper's user (see
+// foreignWriter); label begins the error, what says what they could do.
+func checkDirs(label, path, what string, euid, egid uint32) error {
+	resolved, err := filepath.EvalSymlinks(path)
 	if err == nil {
 		resolved, err = filepath.Abs(resolved)
 	}
 	if err != nil {
-		return fmt.Errorf("config %s: %w", c.Path, err)
+		return fmt.Errorf("%s: %w", label, err)
 	}
 	for dir := filepath.Dir(resolved); ; dir = filepath.Dir(dir) {
 		fi, err := os.Stat(dir)
 		if err != nil {
-			return fmt.Errorf("config %s: %w", c.Path, err)
+			return fmt.Errorf("%s: %w", label, err)
 		}
 		if why := foreignWriter(fi, euid, egid, true); why != "" {
-			return fmt.Errorf("config %s: its directory %s %s, who could then put another config in its place; refused (%s)", c.Path, dir, why, fixFor(fi, dir))
+			return fmt.Errorf("%s: its directory %s %s, who could then %s; refused (%s)", label, dir, why, what, fixFor(fi, dir))
 		}
 		if dir == filepath.Dir(dir) {
 			return nil

@@ -490,3 +490,54 @@ func TestBinaryBadRequestNotFromVault(t *testing.T) {
 		})
 	}
 }
+
+// The CA that checks Vault's certificate decides which Vault is believed:
+// a ca_cert (or ca_path) someone other than root could have written is
+// refused (exit 3) before Vault is asked, as the config file is; one only
+// root can write still logs in over https.
+func TestBinaryCAWriters(t *testing.T) {
+	yes, hits := yesServer(t, "alice", true)
+	pemCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: yes.Certificate().Raw})
+	tests := map[string]struct {
+		key      string      // ca_cert or ca_path
+		mode     os.FileMode // the CA file's
+		dirMode  os.FileMode // its directory's (0: 0700)
+		wantCode int
+		want     string
+	}{
+		"ca_cert 0644":                  {key: "ca_cert", mode: 0o644, wantCode: exitOK},
+		"ca_cert world-writable":        {key: "ca_cert", mode: 0o666, wantCode: exitConfig, want: "is writable by every user (mode 0666), who could then have a Vault of their own trusted"},
+		"ca_cert in a world dir":        {key: "ca_cert", mode: 0o644, dirMode: 0o777, wantCode: exitConfig, want: "put another CA in its place"},
+		"ca_cert in a sticky world dir": {key: "ca_cert", mode: 0o644, dirMode: 0o777 | os.ModeSticky, wantCode: exitOK},
+		"ca_path 0755":                  {key: "ca_path", mode: 0o644, dirMode: 0o755, wantCode: exitOK},
+		"ca_path world-writable":        {key: "ca_path", mode: 0o644, dirMode: 0o777, wantCode: exitConfig, want: "ca_path"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "ca")
+			testkit.Must(t, os.Mkdir(dir, 0o700))
+			ca := filepath.Join(dir, "ca.pem")
+			testkit.Must(t, os.WriteFile(ca, pemCA, 0o600))
+			testkit.Must(t, os.Chmod(ca, tc.mode))
+			if tc.dirMode != 0 {
+				testkit.Must(t, os.Chmod(dir, tc.dirMode))
+			}
+			val := ca
+			if tc.key == "ca_path" {
+				val = dir
+			}
+			cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\n%s = %q\nallowed_roles = \"*\"\ntimeout = \"5s\"\naudit = \"off\"\n", yes.URL, tc.key, val))
+			hits.Store(0)
+			code, out := runHelper(t, cfg, []string{"PAM_USER=alice", "PAM_TYPE=auth"}, fakeOTP)
+			if code != tc.wantCode || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, want %d naming %q\n%s", code, tc.wantCode, tc.want, out)
+			}
+			if tc.wantCode != exitOK && hits.Load() != 0 {
+				t.Errorf("Vault was asked %d times", hits.Load())
+			}
+			if tc.wantCode == exitOK && hits.Load() != 1 {
+				t.Errorf("Vault was asked %d times, want once", hits.Load())
+			}
+		})
+	}
+}
