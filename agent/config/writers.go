@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"syscall"
+
+	"github.com/latchkey/latchkey/internal/writers"
 )
 
 // readTrusted reads a config file and refuses it when someone other than
@@ -44,63 +45,19 @@ func ReadTrusted(path, what, could, readErr string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s %s: not a regular file (%s)", readErr, path, fi.Mode().Type())
 	}
-	euid, egid := uint32(os.Geteuid()), uint32(os.Getegid())
-	if why := foreignWriter(fi, euid, egid, false); why != "" {
-		return nil, fmt.Errorf("%s %s %s, who could then %s; refused (%s)", what, path, why, could, fixFor(fi, path, euid))
+	if why := writers.Foreign(fi); why != "" {
+		return nil, fmt.Errorf("%s %s %s, who could then %s; refused (%s)", what, path, why, could, writers.Fix(fi, path))
 	}
-	resolved, err := filepath.EvalSymlinks(path)
-	if err == nil {
-		resolved, err = filepath.Abs(resolved)
-	}
-	if err != nil {
+	dir, why, fix, err := writers.Dirs(path)
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("%s %s: %w", readErr, path, err)
-	}
-	for dir := filepath.Dir(resolved); ; dir = filepath.Dir(dir) {
-		di, err := os.Stat(dir)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", readErr, path, err)
-		}
-		if why := foreignWriter(di, euid, egid, true); why != "" {
-			return nil, fmt.Errorf("%s %s: its directory %s %s, who could then put another %s in its place; refused (%s)", what, path, dir, why, what, fixFor(di, dir, euid))
-		}
-		if dir == filepath.Dir(dir) {
-			break
-		}
+	case dir != "":
+		return nil, fmt.Errorf("%s %s: its directory %s %s, who could then put another %s in its place; refused (%s)", what, path, dir, why, what, fix)
 	}
 	src, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", readErr, path, err)
 	}
 	return src, nil
-}
-
-// foreignWriter says who other than root or the agent's own user may write
-// the file or directory fi describes ("is owned by uid 1000", "is writable
-// by every user (mode 0666)"), or "" when nobody.
-func foreignWriter(fi os.FileInfo, euid, egid uint32, dir bool) string {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return ""
-	}
-	perm := fi.Mode().Perm()
-	switch {
-	case st.Uid != 0 && st.Uid != euid:
-		return fmt.Sprintf("is owned by uid %d", st.Uid)
-	case dir && fi.Mode()&os.ModeSticky != 0:
-		// Others may add names, not replace a name they do not own.
-		return ""
-	case perm&0o002 != 0:
-		return fmt.Sprintf("is writable by every user (mode %04o)", perm)
-	case perm&0o020 != 0 && st.Gid != 0 && st.Gid != egid:
-		return fmt.Sprintf("is writable by group %d (mode %04o)", st.Gid, perm)
-	}
-	return ""
-}
-
-// fixFor is the command that takes the write away from the others.
-func fixFor(fi os.FileInfo, path string, euid uint32) string {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && st.Uid != euid {
-		return "chown root " + path
-	}
-	return "chmod go-w " + path
 }
