@@ -25,14 +25,28 @@ var srv *vaulttest.Server
 
 func TestMain(m *testing.M) { vaulttest.Main(m, vaulttest.Spec{Into: &srv}) }
 
+func (f *fixture) addStatus(s string) {
+	f.statusMu.Lock()
+	defer f.statusMu.Unlock()
+	f.status = append(f.status, s)
+}
+
+func (f *fixture) statuses() []string {
+	f.statusMu.Lock()
+	defer f.statusMu.Unlock()
+	return append([]string(nil), f.status...)
+}
+
 // fixture is one Trust against a Vault, with its files in a temp dir.
 type fixture struct {
-	t      *testing.T
-	dir    string
-	cfg    Config
-	vault  *vaulttest.Server
-	logs   *observer.ObservedLogs
-	status []string
+	t     *testing.T
+	dir   string
+	cfg   Config
+	vault *vaulttest.Server
+	logs  *observer.ObservedLogs
+	// status are the STATUS= lines, appended by Run's goroutine.
+	statusMu sync.Mutex
+	status   []string
 	// defaults, when set, are the host's default principals (its
 	// hostname and FQDN).
 	defaults []string
@@ -52,7 +66,7 @@ func (f *fixture) trust() *Trust {
 	tr, err := New(f.cfg, Deps{
 		Vault:  func(tok string) (*vaultclient.Client, error) { return f.vault.AgentClient(f.t, tok), nil },
 		Token:  func() string { return f.vault.RootToken },
-		Logger: log, Status: func(s string) { f.status = append(f.status, s) },
+		Logger: log, Status: f.addStatus,
 	})
 	if f.defaults != nil {
 		tr.deps.DefaultPrincipals = func() ([]string, error) { return f.defaults, nil }
@@ -165,11 +179,13 @@ func TestVaultDownKeepsFileAndFirstStartWritesPinnedOnly(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { tr.Run(ctx); close(done) }()
-	testkit.Eventually(t, "a STATUS= line about the user CA keys", func() bool {
-		return f.logs.FilterMessage("ssh: keeping the current trust file: a user CA source could not be read").Len() > 0
-	})
+	// The round logs before it returns; Run sends the STATUS= line after.
+	testkit.Eventually(t, "a STATUS= line about the user CA keys", func() bool { return len(f.statuses()) > 0 })
 	cancel()
 	<-done
+	if f.logs.FilterMessage("ssh: keeping the current trust file: a user CA source could not be read").Len() == 0 {
+		t.Errorf("no 'keeping the current trust file' log line: %v", f.logs.All())
+	}
 	if got := testkit.ReadFile(f.cfg.TrustedUserCAKeys); got != before {
 		t.Errorf("trust file changed while Vault was down:\n%s", got)
 	}
@@ -487,7 +503,7 @@ func TestHostCertificateWaitsForFirstLogin(t *testing.T) {
 		Vault:        func(tok string) (*vaultclient.Client, error) { return srv.AgentClient(t, tok), nil },
 		Token:        func() string { mu.Lock(); defer mu.Unlock(); return token },
 		TokenChanged: func() <-chan struct{} { mu.Lock(); defer mu.Unlock(); return changed },
-		Logger:       log, Status: func(s string) { f.status = append(f.status, s) },
+		Logger:       log, Status: f.addStatus,
 	})
 	testkit.Must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
