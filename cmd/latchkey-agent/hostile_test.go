@@ -201,6 +201,12 @@ func TestFIFOCredentialFilesDoNotBlock(t *testing.T) {
 				return fmt.Sprintf("method \"approle\" {\n    mount_path = \"auth/approle-fifo\"\n    config = {\n      role_id_file_path = %q\n      secret_id_file_path = %q\n    }\n  }", roleID, fifo)
 			},
 		},
+		"alicloud identity_cert_file": {
+			method: func(t *testing.T, dir, fifo string) string {
+				return fmt.Sprintf("method \"alicloud\" {\n    config = {\n      role = \"web\"\n      region = \"cn-hangzhou\"\n      metadata_endpoint = \"http://127.0.0.1:1\"\n      identity_cert_file = %q\n    }\n  }", fifo)
+			},
+			code: exitConfig,
+		},
 		"vault ca_cert": {
 			method: func(t *testing.T, dir, fifo string) string {
 				tok := filepath.Join(dir, "root-token")

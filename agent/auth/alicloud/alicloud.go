@@ -12,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/state"
+	"github.com/latchkey/latchkey/internal/atomicfile"
 	"github.com/latchkey/latchkey/internal/cloud/alimeta"
 	"github.com/latchkey/latchkey/internal/redact"
 	"github.com/latchkey/latchkey/internal/vaultclient"
@@ -160,7 +160,8 @@ func New(cfg auth.MethodConfig, env auth.Env) (auth.Method, error) {
 		m.credsFrom = "the ECS RAM role of the instance"
 	}
 	if certFile != "" {
-		b, err := os.ReadFile(certFile)
+		// ReadRegular: a FIFO there is refused, not waited on for ever.
+		b, err := atomicfile.ReadRegular(certFile)
 		if err != nil {
 			return nil, fmt.Errorf("%s: config key \"identity_cert_file\": %w", at("identity_cert_file"), err)
 		}
