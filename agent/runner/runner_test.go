@@ -308,6 +308,9 @@ func TestNonRenewableTokenReplacedBeforeExpiry(t *testing.T) {
 				from := r.notes.len()
 				r.sigs <- syscall.SIGHUP
 				testkit.Eventually(t, "READY=1 after the reload", func() bool { return r.notes.count("READY=1") == 2 })
+				// The token's watcher sends its STATUS= line from its own
+				// goroutine: before or just after READY=1.
+				testkit.Eventually(t, "the kept token's STATUS= line", func() bool { return r.notes.firstContaining(from, "token expires in ") != "" })
 				status := r.notes.firstContaining(from, "token expires in ")
 				_, after, found := strings.Cut(status, "token expires in ")
 				left, err := time.ParseDuration(strings.SplitN(after, " ", 2)[0])
