@@ -81,6 +81,29 @@ auto_auth {
 	return cfgPath, sink
 }
 
+// rootTokenConfig writes the test Vault's root token to dir/root-token
+// and returns dir/agent.hcl: auto_auth by that token file, state_dir in
+// dir, then extra (templates, an ssh stanza). No vault stanza: the address
+// comes from VAULT_ADDR.
+func rootTokenConfig(t *testing.T, dir, extra string) string {
+	t.Helper()
+	rootToken := filepath.Join(dir, "root-token")
+	testkit.WriteFile(t, rootToken, srv.RootToken)
+	cfg := filepath.Join(dir, "agent.hcl")
+	testkit.WriteFile(t, cfg, fmt.Sprintf(`auto_auth {
+  method "token_file" {
+    config = {
+      token_file_path = %q
+    }
+  }
+}
+latchkey {
+  state_dir = %q
+}
+`, rootToken, filepath.Join(dir, "state"))+extra)
+	return cfg
+}
+
 func agentCmd(args []string, env ...string) *exec.Cmd {
 	return agentCmdEnv(args, append([]string{"VAULT_ADDR=" + srv.Addr}, env...)...)
 }

@@ -19,25 +19,12 @@ import (
 // destination, renders the others, and SIGTERM still stops it (issue 15).
 func TestFIFOAtDestinationDoesNotBlock(t *testing.T) {
 	dir := t.TempDir()
-	rootToken := filepath.Join(dir, "root-token")
-	testkit.WriteFile(t, rootToken, srv.RootToken)
 	fifo := filepath.Join(dir, "app.conf")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	other := filepath.Join(dir, "other.conf")
-	cfg := filepath.Join(dir, "agent.hcl")
-	testkit.WriteFile(t, cfg, fmt.Sprintf(`auto_auth {
-  method "token_file" {
-    config = {
-      token_file_path = %q
-    }
-  }
-}
-latchkey {
-  state_dir = %q
-}
-template {
+	cfg := rootTokenConfig(t, dir, fmt.Sprintf(`template {
   contents    = "A=1"
   destination = %q
 }
@@ -45,7 +32,7 @@ template {
   contents    = "B=2"
   destination = %q
 }
-`, rootToken, filepath.Join(dir, "state"), fifo, other))
+`, fifo, other))
 	var stderr syncBuffer
 	cmd := agentCmd([]string{"-config", cfg})
 	cmd.Stderr = &stderr
@@ -136,23 +123,10 @@ func TestNonRegularFilesDoNotBlockTemplates(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			rootToken := filepath.Join(dir, "root-token")
-			testkit.WriteFile(t, rootToken, srv.RootToken)
 			testkit.Must(t, syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644))
 			testkit.Must(t, os.Symlink(filepath.Join(dir, "fifo"), filepath.Join(dir, "link")))
 			other := filepath.Join(dir, "other.conf")
-			cfg := filepath.Join(dir, "agent.hcl")
-			testkit.WriteFile(t, cfg, fmt.Sprintf(`auto_auth {
-  method "token_file" {
-    config = {
-      token_file_path = %q
-    }
-  }
-}
-latchkey {
-  state_dir = %q
-}
-template {
+			cfg := rootTokenConfig(t, dir, fmt.Sprintf(`template {
   contents    = %q
   destination = %q
 }
@@ -160,7 +134,7 @@ template {
   contents    = "B=2"
   destination = %q
 }
-`, rootToken, filepath.Join(dir, "state"), tc.contents(dir), tc.dest(dir), other))
+`, tc.contents(dir), tc.dest(dir), other))
 			a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+srv.Addr)
 			testkit.Eventually(t, "the other template rendered", func() bool { return testkit.ReadFile(other) == "B=2" })
 			a.logged(t, tc.want, 1)
@@ -269,28 +243,15 @@ func TestFIFOSSHTrustFileDoesNotBlock(t *testing.T) {
 	_, err := srv.Client.Logical().Write("ssh-fifo/config/ca", map[string]any{"generate_signing_key": true})
 	testkit.Must(t, err)
 	dir := t.TempDir()
-	rootToken := filepath.Join(dir, "root-token")
-	testkit.WriteFile(t, rootToken, srv.RootToken)
 	fifo := filepath.Join(dir, "trusted-user-ca-keys.pem")
 	testkit.Must(t, syscall.Mkfifo(fifo, 0o644))
-	cfg := filepath.Join(dir, "agent.hcl")
-	testkit.WriteFile(t, cfg, fmt.Sprintf(`auto_auth {
-  method "token_file" {
-    config = {
-      token_file_path = %q
-    }
-  }
-}
-latchkey {
-  state_dir = %q
-}
-ssh {
+	cfg := rootTokenConfig(t, dir, fmt.Sprintf(`ssh {
   trusted_user_ca_keys = %q
   user_ca_mounts       = ["ssh-fifo"]
   check_command        = ["true"]
   reload_command       = ["true"]
 }
-`, rootToken, filepath.Join(dir, "state"), fifo))
+`, fifo))
 	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+srv.Addr)
 	a.logged(t, fifo+" is a FIFO: not a regular file", 1)
 	if code := a.stop(t); code != 0 {
