@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,13 +92,13 @@ func Write(path string, opts Options, fill func(io.Writer) error) (err error) {
 	// systems) RemoveStale cannot lock the file either and leaves it alone.
 	_ = lockFile(tmp)
 	if err := fill(tmp); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, ofTemp(err, tmpName))
 	}
 	if err := setAttrs(tmp, opts); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: fsync: %w", path, err)
+		return fmt.Errorf("write %s: fsync: %w", path, bare(err, tmpName))
 	}
 	// Renamed while still open, so still locked: RemoveStale never takes a
 	// complete temporary file for a leftover just before its rename.
@@ -141,13 +142,42 @@ func lockFile(f *os.File) error {
 	return ferr
 }
 
+// ofTemp drops the temporary file's name from err when err is the
+// *fs.PathError of an operation on it (tmp): the caller's message already
+// names the destination, and "write x: write .x.tmp-123: no space left on
+// device" names the same write twice, the second time by a name nobody
+// knows. Its operation is kept unless it is the write itself ("sync: …").
+// Any other error (one naming another file, or wrapped) is returned as is.
+func ofTemp(err error, tmp string) error {
+	pe, ok := err.(*fs.PathError)
+	if !ok || pe.Path != tmp {
+		return err
+	}
+	if pe.Op == "write" {
+		return pe.Err
+	}
+	return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+}
+
+// bare returns the cause of err when err is the *fs.PathError of an
+// operation on the file named name, whose operation the caller's message
+// names; any other error as is.
+func bare(err error, name string) error {
+	if pe, ok := err.(*fs.PathError); ok && pe.Path == name {
+		return pe.Err
+	}
+	return err
+}
+
+// setAttrs sets the mode and the owner of f, a file whose name the caller's
+// message gives (the errors do not repeat it).
 func setAttrs(f *os.File, opts Options) error {
 	if err := f.Chmod(opts.mode()); err != nil {
-		return fmt.Errorf("chmod: %w", err)
+		return fmt.Errorf("chmod %04o: %w", opts.mode(), bare(err, f.Name()))
 	}
 	if opts.UID != -1 || opts.GID != -1 {
 		if err := f.Chown(opts.UID, opts.GID); err != nil {
-			return fmt.Errorf("chown %d:%d: %w", opts.UID, opts.GID, err)
+			return fmt.Errorf("chown %d:%d: %w", opts.UID, opts.GID, bare(err, f.Name()))
 		}
 	}
 	return nil
