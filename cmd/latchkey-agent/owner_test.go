@@ -22,7 +22,8 @@ import (
 // 1215752191, uid = -5 to uid 4294967291, and uid = 4294967295 ((uid_t)-1)
 // silently left the owner as it was. Each is now a config error at the
 // key's file:line:col, for templates and sinks alike, and nothing is
-// written.
+// written. So is a mode with setuid, setgid or sticky bits, which were
+// dropped without a word.
 func TestOwnerErrorsNameTheKey(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "root-token")
@@ -69,6 +70,11 @@ template {
 		"user number beyond 32 bits": {tmplKey: `user = "4294967296"`, line: tmplLine, col: 3, want: `user: 4294967296 is not a valid id`},
 		"sink owner beyond 32 bits":  {sinkKey: `owner = "99999999999"`, line: sinkLine, col: 7, want: `owner "99999999999": 99999999999 is not a valid id`},
 		"sink group beyond 32 bits":  {sinkKey: `group = 4294967295`, line: sinkLine, col: 7, want: `group "4294967295": 4294967295 is not a valid id`},
+		// Vault Agent drops set-id and sticky bits without a word.
+		"setuid template perms": {tmplKey: `perms = "4750"`, line: tmplLine, col: 11,
+			want: `invalid value for "perms": want a file mode from 0000 to 0777, not 4750: setuid, setgid and sticky bits are not set on written files`},
+		"sticky sink mode": {sinkKey: `mode = 01640`, line: sinkLine, col: 14,
+			want: `invalid value for "mode": want a file mode from 0000 to 0777, not 1640: setuid, setgid and sticky bits are not set on written files`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

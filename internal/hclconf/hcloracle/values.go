@@ -1,6 +1,7 @@
 package hcloracle
 
 import (
+	"fmt"
 	"math/big"
 	"os"
 	"strconv"
@@ -213,7 +214,12 @@ func FileMode(p *hclparse.Parser, attr *hcl.Attribute) (os.FileMode, hcl.Diagnos
 	if err != nil || n > 0o7777 {
 		return 0, wrong(attr, "a file mode such as 0640")
 	}
-	return os.FileMode(n & 0o777), nil
+	// Vault Agent (consul-template) drops these bits without a word; a
+	// rendered secret or token is never meant to be set-id or sticky.
+	if n&0o7000 != 0 {
+		return 0, wrong(attr, fmt.Sprintf("a file mode from 0000 to 0777, not %04o: setuid, setgid and sticky bits are not set on written files", n))
+	}
+	return os.FileMode(n), nil
 }
 
 func sourceOf(p *hclparse.Parser, rng hcl.Range) []byte {
