@@ -200,7 +200,10 @@ func (a *Auditor) sendSyslog(r Record) error {
 }
 
 // appendJSON appends r to path as one line; O_APPEND keeps concurrent
-// logins' lines whole.
+// logins' lines whole. On a full disk a line written only in part is cut
+// off again when nobody appended since (appendfile.WriteLine), so that the
+// next login's record does not land on its end; the error says whether it
+// was.
 func appendJSON(path string, r Record) error {
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -212,10 +215,11 @@ func appendJSON(path string, r Record) error {
 	if err != nil {
 		return fmt.Errorf("audit file: %w", err)
 	}
-	_, werr := f.Write(append(b, '\n'))
+	// WriteLine's errors name the file (write PATH: ...), never the line.
+	werr := appendfile.WriteLine(f, append(b, '\n'))
 	cerr := f.Close()
 	if werr != nil {
-		return fmt.Errorf("audit file %s: %w", path, werr)
+		return fmt.Errorf("audit file: %w", werr)
 	}
 	if cerr != nil {
 		return fmt.Errorf("audit file %s: %w", path, cerr)
