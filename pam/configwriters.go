@@ -57,6 +57,22 @@ func (c *Config) CheckWriters() error {
 	return checkDirs(label, ca, "put another CA in its place")
 }
 
+// CheckTokenWriters refuses a token_file (TOTP mode) that someone other
+// than root (or the helper's user) could have written, by the rule of
+// CheckWriters: whoever can replace the token chooses the token that asks
+// Vault's TOTP engine whether a code is valid, as whoever rewrites the
+// config chooses the Vault. fi describes the file as it was read (from the
+// descriptor the token was read through); each directory above the file
+// path resolves to is checked too. The error names the file or directory
+// and the fix, never the token. The helper refuses the login as for any
+// other unusable token_file (exit 5); doctor fails it.
+func CheckTokenWriters(path string, fi os.FileInfo) error {
+	if why := writers.Foreign(fi); why != "" {
+		return fmt.Errorf("token_file %s %s, who could then choose the token that asks Vault whether a TOTP code is valid; refused (%s)", path, why, writers.Fix(fi, path))
+	}
+	return checkDirs("token_file "+path, path, "put another token in its place")
+}
+
 // checkDirs refuses path when a directory above the file it resolves to
 // may be written by someone other than root or the helper's user
 // (writers.Dirs); label begins the error, what says what they could do.

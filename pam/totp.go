@@ -35,11 +35,16 @@ func totpKey(pattern, user string) (string, error) {
 }
 
 // readToken reads the Vault token TOTP mode uses from path (the agent's
-// sink, typically). Errors name the file, never its content.
+// sink, typically), and refuses it when someone other than root could have
+// written the file or a directory above it (CheckTokenWriters). Errors name
+// the file, never its content.
 func readToken(path string) (string, error) {
-	b, err := readRegular(path, maxTokenSize)
+	b, fi, err := readRegularInfo(path, maxTokenSize)
 	if err != nil {
 		return "", fmt.Errorf("read token_file: %w", err)
+	}
+	if err := CheckTokenWriters(path, fi); err != nil {
+		return "", err
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {

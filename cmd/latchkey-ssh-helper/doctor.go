@@ -18,8 +18,8 @@ const doctorUsage = `Usage: latchkey-ssh-helper doctor [options]
   helper's pam_exec line (control, expose_authtok, path, -config, -dev
   against the config's http:// or https://), the config file (valid, mode,
   owner), where audit records go on this host, Vault (the echo request,
-  which also proves the mount), allowed_roles, and in TOTP mode the
-  token's right to check codes.
+  which also proves the mount), allowed_roles, and in TOTP mode who may
+  write or read token_file and the token's right to check codes.
 
 Options:
   -pam-file=<path>     sshd's PAM stack (default /etc/pam.d/sshd)

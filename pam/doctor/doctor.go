@@ -342,8 +342,17 @@ func checkTOTP(ctx context.Context, o Options, cfg *pam.Config, rp *doctor.Repor
 		rp.Fail(name, err.Error(), "run latchkey-agent with a sink at token_file")
 		return
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		rp.Warn(name, fmt.Sprintf("%s has mode %04o: others can read the token", cfg.TokenFile, fi.Mode().Perm()), "give the sink mode 0600")
+	// The helper refuses a token others could have replaced: every TOTP
+	// login fails.
+	if err := pam.CheckTokenWriters(cfg.TokenFile, fi); err != nil {
+		rp.Fail(name, err.Error()+": every TOTP login is refused", "make root the only writer of the file and of the directories above it")
+	}
+	// One others can read leaks the token: the helper still uses it, but
+	// whoever reads it may check (and so spend) any user's TOTP code with
+	// it, outside sshd's limits, and do whatever else its policy allows.
+	if who := tokenReaders(fi); who != "" {
+		rp.Fail(name, fmt.Sprintf("token_file %s %s, who can then use the Vault token", cfg.TokenFile, who),
+			fmt.Sprintf("chmod 0600 %s (the agent's sink: mode = 0600; give the helper a sink of its own when another group must read this one)", cfg.TokenFile))
 	}
 	b, err := os.ReadFile(cfg.TokenFile)
 	tok := strings.TrimSpace(string(b))
@@ -374,6 +383,26 @@ func checkTOTP(ctx context.Context, o Options, cfg *pam.Config, rp *doctor.Repor
 		rp.Fail(name, fmt.Sprintf("the token's capabilities on %s are %v: every TOTP login is refused", path, caps),
 			fmt.Sprintf(`give its policy path "%s/code/*" { capabilities = ["update"] }`, cfg.TOTPMount))
 	}
+}
+
+// tokenReaders says who other than root may read the file fi describes
+// ("is readable by every user (mode 0644)", "is readable by group 100
+// (mode 0640)"), or "" when nobody does. As writers.Foreign, the process's
+// own group counts as root's; an owner other than root is the writers
+// check's (they may chmod it too).
+func tokenReaders(fi os.FileInfo) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	perm := fi.Mode().Perm()
+	switch {
+	case perm&0o004 != 0:
+		return fmt.Sprintf("is readable by every user (mode %04o)", perm)
+	case perm&0o040 != 0 && st.Gid != 0 && st.Gid != uint32(os.Getegid()):
+		return fmt.Sprintf("is readable by group %d (mode %04o)", st.Gid, perm)
+	}
+	return ""
 }
 
 // stringList is v as a list of strings (Vault's JSON arrays decode as []any).
