@@ -26,5 +26,23 @@ func (b *Backoff) Next() time.Duration {
 	return min(max(d+jitter, b.Min, time.Millisecond), max(b.Max, time.Millisecond))
 }
 
+// After returns the wait before the next attempt when the server asked
+// for retryAfter (a 429's or 503's Retry-After; 0: it asked for nothing),
+// and lengthens the following as Next does. The wait is Next's when that
+// is longer, else retryAfter plus a jitter of up to a quarter of it, and
+// of up to a second at least: Vault's Retry-After counts whole seconds to
+// the same reset for every client of a quota, and a fleet must not come
+// back in the same second. It is never longer than Max: capped reports
+// that retryAfter itself was, so that the wait is shorter than asked.
+func (b *Backoff) After(retryAfter time.Duration) (wait time.Duration, capped bool) {
+	wait = b.Next()
+	if retryAfter <= 0 {
+		return wait, false
+	}
+	hi := max(b.Max, time.Millisecond)
+	wait = max(wait, retryAfter+rand.N(max(retryAfter/4, time.Second)))
+	return min(wait, hi), retryAfter > hi
+}
+
 // Reset starts again from Min after a success.
 func (b *Backoff) Reset() { b.cur = 0 }

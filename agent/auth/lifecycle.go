@@ -261,7 +261,9 @@ func (l *Lifecycle) send(ctx context.Context) *attempt {
 }
 
 // login goes on with p until it gets a token, one request per attempt,
-// with Vault's own error logged (and in STATUS) after each failed one. It
+// with Vault's own error logged (and in STATUS) after each failed one, and
+// the next attempt no sooner than a Retry-After Vault sent with it, within
+// max_backoff (Backoff.After). It
 // returns (nil, nil) when ctx ends, leaving p in Pending, and an error
 // only with ExitOnErr.
 func (l *Lifecycle) login(ctx context.Context, p *Pending) (*vaultclient.Secret, error) {
@@ -298,11 +300,32 @@ func (l *Lifecycle) login(ctx context.Context, p *Pending) (*vaultclient.Secret,
 		if l.ExitOnErr {
 			return nil, fmt.Errorf("%w: %s: %w", ErrLogin, l.Method.Describe(), err)
 		}
-		wait := p.backoff.Next()
+		// A rate limit quota's 429 says when to come back: not before.
+		asked := retryAfter(err)
+		wait, capped := p.backoff.After(asked)
 		p.at = time.Now().Add(wait)
-		l.Logger.Error("login failed", zap.String("method", l.Method.Describe()), zap.Error(err), zap.Duration("retry_in", wait))
+		fields := []zap.Field{zap.String("method", l.Method.Describe()), zap.Error(err), zap.Duration("retry_in", wait)}
+		if asked > 0 {
+			fields = append(fields, zap.Duration("retry_after", asked))
+		}
+		l.Logger.Error("login failed", fields...)
+		if capped {
+			l.Logger.Warn("vault asked to wait longer than max_backoff before the next login; retrying after max_backoff",
+				zap.Duration("retry_after", asked), zap.Duration("max_backoff", p.backoff.Max))
+		}
 		l.status(fmt.Sprintf("login failed, retrying in %s: %s", wait.Round(time.Second), OneLine(err)))
 	}
+}
+
+// retryAfter returns the wait Vault's answer in err asked for before the
+// next request (Retry-After on a 429 or 503, see
+// vaultclient.ResponseError), or 0 when it asked for none.
+func retryAfter(err error) time.Duration {
+	var re *vaultclient.ResponseError
+	if errors.As(err, &re) {
+		return re.RetryAfter
+	}
+	return 0
 }
 
 // LoginOnce makes one login attempt with method on a token-less clone of

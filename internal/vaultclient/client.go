@@ -144,6 +144,10 @@ type ResponseError struct {
 	Path       string
 	StatusCode int
 	Errors     []string
+	// RetryAfter is the wait a 429 or 503 asked for in its Retry-After
+	// header (a rate limit quota's, with Vault's
+	// enable_rate_limit_response_headers); 0 when it asked for none.
+	RetryAfter time.Duration
 }
 
 func (e *ResponseError) Error() string {
@@ -161,6 +165,7 @@ func responseError(resp *http.Response, method, p string) *ResponseError {
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	re := &ResponseError{Method: method, Path: p, StatusCode: resp.StatusCode}
+	re.RetryAfter, _ = retryAfter(resp)
 	var body struct {
 		Errors []string `json:"errors"`
 	}
@@ -267,15 +272,35 @@ func redact(err error) error {
 	return err
 }
 
+// maxRetryAfter bounds a Retry-After in seconds, so that a huge one does
+// not overflow a time.Duration.
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter returns the wait resp's Retry-After header asks for, and
+// true, when resp is a 429 or a 503 whose header is a number of seconds
+// or an HTTP date (0 once it has passed), at most maxRetryAfter; 0 and
+// false when resp is another answer (or nil), has no such header, or one
+// that is neither (negative, garbage).
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
+		return 0, false
+	}
+	ra := strings.TrimSpace(resp.Header.Get("Retry-After"))
+	if s, err := strconv.ParseInt(ra, 10, 64); err == nil {
+		if s < 0 {
+			return 0, false
+		}
+		return time.Duration(min(s, int64(maxRetryAfter/time.Second))) * time.Second, true
+	}
+	if at, err := http.ParseTime(ra); err == nil {
+		return min(max(time.Until(at), 0), maxRetryAfter), true
+	}
+	return 0, false
+}
+
 func (c *Client) backoff(attempt int, resp *http.Response) time.Duration {
-	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		ra := resp.Header.Get("Retry-After")
-		if s, err := strconv.Atoi(ra); err == nil && s >= 0 {
-			return time.Duration(s) * time.Second
-		}
-		if at, err := time.Parse(time.RFC1123, ra); err == nil {
-			return max(time.Until(at), 0)
-		}
+	if d, ok := retryAfter(resp); ok {
+		return d
 	}
 	n := time.Duration(attempt + 1)
 	if c.maxWait <= c.minWait {

@@ -240,6 +240,93 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+// Retry-After is read on a 429 or 503 only: seconds or an HTTP date;
+// a negative or unreadable one is none.
+func TestRetryAfter(t *testing.T) {
+	date := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(http.TimeFormat) }
+	tests := map[string]struct {
+		status     int
+		header     string // "" for none
+		ok         bool
+		want, slop time.Duration // want − slop ≤ wait ≤ want
+	}{
+		"429 seconds":    {429, "7", true, 7 * time.Second, 0},
+		"503 seconds":    {503, "3", true, 3 * time.Second, 0},
+		"zero":           {429, "0", true, 0, 0},
+		"spaces":         {429, " 2 ", true, 2 * time.Second, 0},
+		"HTTP date":      {429, date(30 * time.Second), true, 30 * time.Second, 2 * time.Second},
+		"RFC 850 date":   {503, time.Now().Add(30 * time.Second).UTC().Format("Monday, 02-Jan-06 15:04:05 GMT"), true, 30 * time.Second, 2 * time.Second},
+		"date passed":    {429, date(-time.Minute), true, 0, 0},
+		"huge seconds":   {429, "99999999999999999", true, maxRetryAfter, 0},
+		"date far ahead": {429, date(10000 * time.Hour), true, maxRetryAfter, 0},
+		"negative":       {429, "-5", false, 0, 0},
+		"garbage":        {429, "soon", false, 0, 0},
+		"fraction":       {429, "1.5", false, 0, 0},
+		"absent":         {429, "", false, 0, 0},
+		"500 ignored":    {500, "7", false, 0, 0},
+		"403 ignored":    {403, "7", false, 0, 0},
+		"200 ignored":    {200, "7", false, 0, 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.header != "" {
+				h.Set("Retry-After", tc.header)
+			}
+			d, ok := retryAfter(&http.Response{StatusCode: tc.status, Header: h})
+			if ok != tc.ok || d < tc.want-tc.slop || d > tc.want {
+				t.Fatalf("retryAfter = %s, %t; want %s (−%s), %t", d, ok, tc.want, tc.slop, tc.ok)
+			}
+		})
+	}
+	if d, ok := retryAfter(nil); d != 0 || ok {
+		t.Errorf("retryAfter(nil) = %s, %t", d, ok)
+	}
+}
+
+// A 429 or 503 that ends a call (no retries left, as for a login) carries
+// its Retry-After in the ResponseError; other answers carry none.
+func TestResponseErrorRetryAfter(t *testing.T) {
+	tests := map[string]struct {
+		status int
+		header string
+		want   time.Duration
+	}{
+		"429":          {429, "4", 4 * time.Second},
+		"503":          {503, "2", 2 * time.Second},
+		"429 without":  {429, "", 0},
+		"429 garbage":  {429, "later", 0},
+		"500 with one": {500, "4", 0},
+		"400 with one": {400, "4", 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var n atomic.Int32
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n.Add(1)
+				if tc.header != "" {
+					w.Header().Set("Retry-After", tc.header)
+				}
+				w.WriteHeader(tc.status)
+				io.WriteString(w, `{"errors":["request path \"auth/approle/login\": rate limit quota exceeded"]}`)
+			}))
+			t.Cleanup(hs.Close)
+			c := fast(t, hs.URL, 0)
+			_, err := c.Write(context.Background(), "auth/approle/login", map[string]any{"role_id": "r"})
+			var re *ResponseError
+			if !errors.As(err, &re) || re.StatusCode != tc.status {
+				t.Fatalf("err = %v, want a ResponseError %d", err, tc.status)
+			}
+			if re.RetryAfter != tc.want {
+				t.Errorf("RetryAfter = %s, want %s", re.RetryAfter, tc.want)
+			}
+			if n.Load() != 1 {
+				t.Errorf("%d requests, want 1", n.Load())
+			}
+		})
+	}
+}
+
 // Vault's 404 means "nothing there" to a read, and an error to a write or
 // an unwrap — unless the answer carries data (a deleted KV v2 version, a
 // wrapped 404), as the api package had it.
