@@ -257,14 +257,8 @@ func TestBinaryConfigWriters(t *testing.T) {
 			cfg := filepath.Join(dir, "config.hcl")
 			testkit.Must(t, os.WriteFile(cfg, []byte(body), 0o600))
 			testkit.Must(t, os.Chmod(cfg, tc.mode))
-			orTests := func(id int) int {
-				if id == 0 {
-					return -1 // unchanged
-				}
-				return id
-			}
-			testkit.Must(t, os.Chown(cfg, orTests(tc.owner), orTests(tc.group)))
-			testkit.Must(t, os.Chown(dir, orTests(tc.dirOwner), orTests(tc.dirOwner)))
+			testkit.Chown(t, cfg, tc.owner, tc.group)
+			testkit.Chown(t, dir, tc.dirOwner, tc.dirOwner)
 			if tc.dirMode != 0 {
 				testkit.Must(t, os.Chmod(dir, tc.dirMode))
 			}

@@ -72,13 +72,7 @@ func TestBinaryTokenFileWriters(t *testing.T) {
 			if !tc.missing {
 				testkit.Must(t, os.WriteFile(file, []byte(token+"\n"), 0o600))
 				testkit.Must(t, os.Chmod(file, tc.mode))
-				orTests := func(id int) int {
-					if id == 0 {
-						return -1 // unchanged
-					}
-					return id
-				}
-				testkit.Must(t, os.Chown(file, orTests(tc.owner), orTests(tc.group)))
+				testkit.Chown(t, file, tc.owner, tc.group)
 			}
 			if tc.dirMode != 0 {
 				testkit.Must(t, os.Chmod(dir, tc.dirMode))

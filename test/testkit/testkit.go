@@ -137,3 +137,16 @@ func ScanOutput(t testing.TB, cmd *exec.Cmd) {
 	}
 	cmd.Stdout, cmd.Stderr = wrap(cmd.Stdout), wrap(cmd.Stderr)
 }
+
+// Chown gives path to uid and gid, leaving either unchanged when it is 0
+// (the unset field of a test table: no table gives a file to root).
+func Chown(t testing.TB, path string, uid, gid int) {
+	t.Helper()
+	orUnchanged := func(id int) int {
+		if id == 0 {
+			return -1
+		}
+		return id
+	}
+	Must(t, os.Chown(path, orUnchanged(uid), orUnchanged(gid)))
+}
