@@ -114,7 +114,8 @@ func (f *File) Write(ctx context.Context, token string) error {
 			// The file may hold anything now: the next write wraps again.
 			f.setWrapped(nil)
 		}
-		return fmt.Errorf("sink %s: %w", f.Config.Path, err)
+		// atomicfile's error names the file: "sink: write /run/x: …".
+		return fmt.Errorf("sink: %w", err)
 	}
 	if f.Config.WrapTTL > 0 {
 		f.setWrapped(&wrapping{token: sha256.Sum256([]byte(token)), content: sha256.Sum256([]byte(content))})

@@ -70,9 +70,9 @@ func apply(ctx context.Context, changes []change, check []string) error {
 		}
 		if err := atomicfile.WriteFile(c.Path, c.Data, atomicfile.Owner(fileMode)); err != nil {
 			if rerr := restore(); rerr != nil {
-				return fmt.Errorf("write %s: %w (and restoring the previous files: %v)", c.Path, err, rerr)
+				return fmt.Errorf("%w (and restoring the previous files: %v)", err, rerr)
 			}
-			return fmt.Errorf("write %s: %w", c.Path, err)
+			return err // "write path: …"
 		}
 		prev = append(prev, p)
 	}

@@ -150,7 +150,7 @@ func (d Dir) Save(name string, v any) error {
 		return err
 	}
 	if err := atomicfile.WriteFile(p, append(b, '\n'), atomicfile.Options{Mode: 0o600, UID: -1, GID: -1}); err != nil {
-		return fmt.Errorf("state %s: %w", p, err)
+		return fmt.Errorf("state: %w", err) // "state: write path: …"
 	}
 	return nil
 }
@@ -162,7 +162,7 @@ func (d Dir) Remove(name string) error {
 		return err
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("state %s: %w", p, err)
+		return fmt.Errorf("state: %w", err) // "state: write path: …"
 	}
 	return nil
 }

@@ -76,6 +76,10 @@ func Write(path string, opts Options, fill func(io.Writer) error) (err error) {
 	tmp, err := os.CreateTemp(dir, tempPrefix(path)+"*")
 	unlock()
 	if err != nil {
+		// Not the random name CreateTemp tried: the directory it was in.
+		if pe, ok := err.(*fs.PathError); ok {
+			err = fmt.Errorf("create a temporary file in %s: %w", dir, pe.Err)
+		}
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	tmpName := tmp.Name()

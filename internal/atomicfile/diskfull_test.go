@@ -42,6 +42,13 @@ func TestWriteErrorNamesTheDestinationOnce(t *testing.T) {
 			want: "write " + path + ": seek: illegal seek",
 			is:   syscall.ESPIPE,
 		},
+		"a missing directory is named, not the temporary file tried in it": {
+			write: func() error {
+				return atomicfile.WriteFile(filepath.Join(mnt, "gone", "x"), []byte("x"), atomicfile.Owner(0o600))
+			},
+			want: "write " + filepath.Join(mnt, "gone", "x") + ": create a temporary file in " + filepath.Join(mnt, "gone") + ": no such file or directory",
+			is:   fs.ErrNotExist,
+		},
 		"an error about another file is kept whole": {
 			write: func() error {
 				return atomicfile.Write(path, atomicfile.Owner(0o600), func(io.Writer) error {

@@ -61,6 +61,11 @@ func TestFaultDisk(t *testing.T) {
 		if !strings.Contains(line, a.dest) {
 			t.Errorf("%s: the error line does not name %s: %s", tc.name, a.dest, line)
 		}
+		// Once, with the cause, and not by the temporary file's name
+		// (".app.txt.tmp-…"), which was all some errors gave.
+		if strings.Contains(line, "write "+a.dest+": write ") || strings.Contains(line, ".tmp-") {
+			t.Errorf("%s: the error names the write twice or by its temporary file: %s", tc.name, line)
+		}
 		if strings.Contains(line, val(gen)) {
 			t.Errorf("%s: the error line holds the secret", tc.name)
 		}

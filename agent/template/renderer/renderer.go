@@ -125,7 +125,7 @@ func WriteDeferred(c config.Template, content []byte, dirs *atomicfile.Dirs) (wr
 	}
 	opts := atomicfile.Options{Mode: mode, UID: uid, GID: gid, InPlaceFallback: true, Dirs: dirs}
 	if err := atomicfile.WriteFile(dest, content, opts); err != nil {
-		return false, false, fmt.Errorf("write %s: %w", dest, err)
+		return false, false, err // "write dest: …"
 	}
 	return true, !exists || !bytes.Equal(prev, content), nil
 }
