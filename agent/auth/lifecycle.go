@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/clock"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 )
@@ -408,14 +409,16 @@ func (l *Lifecycle) watch(ctx context.Context, secret *vaultclient.Secret) (stri
 	l.setExpiry(ttl)
 	// A token that expires is renewed (never right after its login) or,
 	// when it cannot be, replaced: sched says when.
+	// By the wall clock (clock.Real): a renewal due during a suspend comes
+	// right after the resume, not as late as the suspend was long.
 	var sched *renewSchedule
-	var timer *time.Timer
+	var timer clock.Timer
 	var renewC <-chan time.Time
 	if ttl > 0 {
-		sched = newRenewSchedule(time.Now(), ttl, secret.Auth.Renewable)
-		timer = time.NewTimer(time.Until(sched.At))
-		defer timer.Stop()
-		renewC = timer.C
+		sched = newRenewSchedule(clock.Real.Now(), ttl, secret.Auth.Renewable)
+		timer = clock.Real.TimerAt(sched.At)
+		defer func() { timer.Stop() }()
+		renewC = timer.C()
 	}
 	var check <-chan time.Time
 	if l.CheckInterval > 0 {
@@ -444,7 +447,7 @@ func (l *Lifecycle) watch(ctx context.Context, secret *vaultclient.Secret) (stri
 			if err == nil && (s == nil || s.Auth == nil) {
 				err = errors.New("empty renewal response")
 			}
-			now := time.Now()
+			now := clock.Real.Now()
 			if err != nil {
 				if IsForbidden(err) && revoked(ctx, client) {
 					return "renewal failed, token revoked: " + err.Error(), time.Now()
@@ -458,7 +461,8 @@ func (l *Lifecycle) watch(ctx context.Context, secret *vaultclient.Secret) (stri
 				l.Logger.Debug("token renewed", zap.Duration("ttl", next))
 				l.status(l.authenticated(secret, next, "token renewed for "+next.String()+", "))
 			}
-			timer.Reset(time.Until(sched.At))
+			timer = clock.Real.TimerAt(sched.At)
+			renewC = timer.C()
 		case <-check:
 			if revoked(ctx, client) {
 				return "token revoked (lookup-self: permission denied)", time.Now()
@@ -484,7 +488,7 @@ func (l *Lifecycle) setExpiry(ttl time.Duration) {
 	defer l.mu.Unlock()
 	l.expiry = time.Time{}
 	if ttl > 0 {
-		l.expiry = time.Now().Add(ttl)
+		l.expiry = clock.Real.Now().Add(ttl) // by the wall clock, as Vault counts it
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/clock"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 	"go.uber.org/zap"
 )
@@ -141,12 +142,14 @@ func (t *Trust) Run(ctx context.Context) error {
 				t.status("ssh: trust file and host certificates current")
 			})
 		}
-		timer := time.NewTimer(wait)
+		// By the wall clock: a host certificate due for renewal during a
+		// suspend is renewed right after the resume (clock.Real).
+		timer := clock.Real.TimerAt(clock.Real.Now().Add(wait))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
-		case <-timer.C:
+		case <-timer.C():
 		}
 	}
 }
