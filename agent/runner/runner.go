@@ -88,6 +88,12 @@ type Runner struct {
 	// OnReload, when set, is called with a configuration a SIGHUP loaded
 	// and applied (the CLI applies its log_level).
 	OnReload func(*config.Config)
+	// ReopenLog, when set, is called at each SIGHUP before the
+	// configuration is read, whether the reload is applied or refused: the
+	// CLI opens log_file anew, so that after logrotate renamed it the
+	// reload's lines and every later one go to the new file. An error is
+	// logged; lines then go on to the file open before.
+	ReopenLog func() error
 }
 
 // instance is one generation of the running agent (replaced on reload).
@@ -292,6 +298,11 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config) error {
 // running. reload returns the instance that runs afterwards.
 func (r *Runner) reload(ctx context.Context, cur *instance, tokens *Tokens) *instance {
 	r.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+	if r.ReopenLog != nil {
+		if err := r.ReopenLog(); err != nil {
+			r.Logger.Error("SIGHUP: log_file not reopened; logging on to the file open before", zap.Error(err))
+		}
+	}
 	r.Logger.Info("SIGHUP: reloading the configuration")
 	cfg, err := config.Load(r.Paths...)
 	if err == nil {

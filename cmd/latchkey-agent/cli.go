@@ -118,7 +118,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	level := firstNonEmpty(o.logLevel, cfg.LogLevel)
 	format := firstNonEmpty(o.logFormat, cfg.LogFormat)
 	var atomic zap.AtomicLevel
-	log, flush, err := logging.New(logging.Options{Level: level, Format: format, Output: stderr, File: cfg.LogFile, Identifier: "latchkey-agent", Atomic: &atomic})
+	var reopen func() error
+	log, flush, err := logging.New(logging.Options{Level: level, Format: format, Output: stderr, File: cfg.LogFile, Identifier: "latchkey-agent", Atomic: &atomic, Reopen: &reopen})
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent: logging: %v\n", err)
 		return exitConfig
@@ -132,9 +133,15 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		Logger:         log,
 		NewRenderer:    newRenderer,
 		CheckTemplates: checkTemplates,
+		// SIGHUP (logrotate's postrotate) opens log_file anew.
+		ReopenLog: reopen,
 		// A reload applies the file's log_level, unless -log-level pins it
 		// (as Vault Agent's SIGHUP does).
 		OnReload: func(c *config.Config) {
+			if c.LogFile != cfg.LogFile {
+				log.Warn("reload: a changed log_file takes a restart; logging on to the file opened at start",
+					zap.String("log_file", cfg.LogFile), zap.String("configured", c.LogFile))
+			}
 			if o.logLevel != "" {
 				return
 			}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"go.uber.org/zap"
@@ -50,6 +51,12 @@ type Options struct {
 	// Atomic, when set, receives the logger's level, so that the caller can
 	// change it later (a reload) with Atomic.SetLevel.
 	Atomic *zap.AtomicLevel
+	// Reopen, when set, receives a function that opens File again at its
+	// path (after logrotate renamed it away), sends every later line there
+	// and closes the previous descriptor. It returns nil (also without
+	// File), or the open's error naming the file: lines then go on to the
+	// file open before.
+	Reopen *func() error
 	// Journal chooses journald use; Identifier is its SYSLOG_IDENTIFIER.
 	Journal    Journal
 	Identifier string
@@ -122,12 +129,18 @@ func New(o Options) (*zap.Logger, func(), error) {
 	if o.File != "" {
 		// 0640 when created, whatever the umask; an existing file keeps its
 		// mode; a symlink is refused.
-		f, err := appendfile.Open(o.File, 0o640)
+		f, err := openLogFile(o.File)
 		if err != nil {
-			return nil, nil, fmt.Errorf("open log file %s: %w", o.File, err)
+			return nil, nil, err
 		}
-		closers = append(closers, func() { f.Close() })
-		cores = append(cores, zapcore.NewCore(zapcore.NewJSONEncoder(jsonConfig()), zapcore.Lock(f), level))
+		lf := &logFile{path: o.File, f: f}
+		closers = append(closers, lf.close)
+		cores = append(cores, zapcore.NewCore(zapcore.NewJSONEncoder(jsonConfig()), lf, level))
+		if o.Reopen != nil {
+			*o.Reopen = lf.reopen
+		}
+	} else if o.Reopen != nil {
+		*o.Reopen = func() error { return nil }
 	}
 	logger := zap.New(zapcore.NewTee(cores...), zap.ErrorOutput(zapcore.AddSync(out)))
 	done := func() {
@@ -137,6 +150,61 @@ func New(o Options) (*zap.Logger, func(), error) {
 		}
 	}
 	return logger, done, nil
+}
+
+// openLogFile opens path for appending: O_APPEND, so that after a
+// copytruncate the next line lands at the start, not after a hole; 0640
+// when created, whatever the umask; an existing file keeps its mode; a
+// symlink is refused. The error names the file.
+func openLogFile(path string) (*os.File, error) {
+	f, err := appendfile.Open(path, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open log file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// logFile is the log file's descriptor, which reopen replaces while lines
+// are written.
+type logFile struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+}
+
+func (l *logFile) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Write(p)
+}
+
+func (l *logFile) Sync() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Sync()
+}
+
+// reopen opens l.path anew and writes there from now on, closing the old
+// descriptor; it returns nil, or the open's error (the old descriptor is
+// kept). Closing the old one cannot lose a line (writes are not buffered),
+// so its error is not reported.
+func (l *logFile) reopen() error {
+	f, err := openLogFile(l.path)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	old := l.f
+	l.f = f
+	l.mu.Unlock()
+	old.Close()
+	return nil
+}
+
+func (l *logFile) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.f.Close()
 }
 
 func encoderFor(format string, out io.Writer) (zapcore.Encoder, error) {

@@ -158,6 +158,55 @@ func TestLogFile(t *testing.T) {
 	}
 }
 
+// Reopen opens File anew (after a rename) and keeps the file open before
+// when the path cannot be opened; without File it does nothing.
+func TestLogFileReopen(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "agent.log")
+	var reopen func() error
+	log, done, err := New(Options{Output: &bytes.Buffer{}, File: p, Journal: JournalOff, Reopen: &reopen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("one")
+	if err := os.Rename(p, p+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := reopen(); err != nil {
+		t.Fatal(err)
+	}
+	log.Info("two")
+	if err := os.Rename(p, p+".2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "elsewhere"), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := reopen(); err == nil || !strings.Contains(err.Error(), "open log file "+p) {
+		t.Errorf("reopen onto a symlink: %v, want an error naming the file", err)
+	}
+	log.Info("three")
+	done()
+	for f, want := range map[string][]string{p + ".1": {"one"}, p + ".2": {"two", "three"}} {
+		b, _ := os.ReadFile(f)
+		if n := strings.Count(string(b), "\n"); n != len(want) {
+			t.Errorf("%s holds %d lines, want %v: %q", f, n, want, b)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(b), `"msg":"`+w+`"`) {
+				t.Errorf("%s lacks %q: %q", f, w, b)
+			}
+		}
+	}
+
+	var none func() error
+	if _, done, err := New(Options{Output: &bytes.Buffer{}, Journal: JournalOff, Reopen: &none}); err != nil || none == nil || none() != nil {
+		t.Errorf("without File: New %v, Reopen set %t", err, none != nil)
+	} else {
+		done()
+	}
+}
+
 func TestJournalFieldName(t *testing.T) {
 	tests := map[string]string{"user": "USER", "vault-addr": "VAULT_ADDR", "_secret": "SECRET", "1st": "F_1ST", "request.id": "REQUEST_ID"}
 	for in, want := range tests {
