@@ -102,25 +102,17 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		os.Exit(exitVault)
 	})
 	defer guard.Stop()
-	for _, a := range args {
-		switch a {
-		case "version", "-v", "-version", "--version":
-			fmt.Fprintf(stdout, "latchkey-ssh-helper %s\n", version.Version)
-			if underPAM(getenv) {
-				// A PAM line that only prints a version must not let a login through.
-				auditEarly(getenv, "bad command line on the PAM line: "+a+" asks only for the version")
-				return exitUsage
-			}
-			return exitOK
+	a, err := pam.ParseArgs(args)
+	if a.Version != "" {
+		fmt.Fprintf(stdout, "latchkey-ssh-helper %s\n", version.Version)
+		if underPAM(getenv) {
+			// A PAM line that only prints a version must not let a login through.
+			auditEarly(getenv, "bad command line on the PAM line: "+a.Version+" asks only for the version")
+			return exitUsage
 		}
+		return exitOK
 	}
-	fs := flag.NewFlagSet("latchkey-ssh-helper", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	configPath := fs.String("config", "", "")
-	dev := fs.Bool("dev", false, "")
-	verifyOnly := fs.Bool("verify-only", false, "")
-	logLevel := fs.String("log-level", "info", "")
-	if err := fs.Parse(args); err != nil {
+	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stderr, "latchkey-ssh-helper: %v\n\n", err)
 		}
@@ -128,12 +120,7 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		auditEarly(getenv, "bad command line on the PAM line: "+err.Error())
 		return exitUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "latchkey-ssh-helper: unexpected argument %q\n\n%s", fs.Arg(0), usage)
-		auditEarly(getenv, fmt.Sprintf("bad command line on the PAM line: unexpected argument %q", fs.Arg(0)))
-		return exitUsage
-	}
-	if *verifyOnly && underPAM(getenv) {
+	if a.VerifyOnly && underPAM(getenv) {
 		// -verify-only checks Vault and reads no OTP: on a PAM line it
 		// would let every login through.
 		fmt.Fprintf(stderr, "latchkey-ssh-helper: -verify-only is refused on a PAM line (PAM_TYPE or PAM_USER is set): it reads no OTP\n")
@@ -150,13 +137,13 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		auditEarly(getenv, fmt.Sprintf("bad PAM line: type %q, the helper verifies logins on auth lines only", t))
 		return exitUsage
 	}
-	if *configPath == "" {
+	if a.Config == "" {
 		fmt.Fprintf(stderr, "latchkey-ssh-helper: -config is required\n\n%s", usage)
 		auditEarly(getenv, "bad command line on the PAM line: -config is required")
 		return exitUsage
 	}
 	// The helper's own console logger, not zap: see pam.Logger.
-	lvl, err := pam.ParseLevel(*logLevel)
+	lvl, err := pam.ParseLevel(a.LogLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-ssh-helper: -log-level: %v\n", err)
 		auditEarly(getenv, "bad command line on the PAM line: -log-level: "+err.Error())
@@ -164,9 +151,9 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 	}
 	log := pam.NewLogger(stderr, lvl)
 
-	cfg, err := pam.LoadConfig(*configPath)
+	cfg, err := pam.LoadConfig(a.Config)
 	if err == nil {
-		err = cfg.CheckSchemes(*dev)
+		err = cfg.CheckSchemes(a.Dev)
 	}
 	if err == nil {
 		// Whoever else could write the file chooses who logs in.
@@ -177,10 +164,10 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		auditEarly(getenv, err.Error())
 		return exitConfig
 	}
-	if *dev {
+	if a.Dev {
 		log.Warn("dev mode: Vault is reached over plain http")
 	}
-	if cfg.TLSSkipVerify && !*dev {
+	if cfg.TLSSkipVerify && !a.Dev {
 		log.Warn("tls_skip_verify is set: Vault's certificate is not checked, anyone on the path can approve logins", pam.String("config", cfg.Path))
 	}
 	// What the file holds that works, but probably not as meant (a
@@ -214,10 +201,10 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		Getenv:    getenv,
 		HostAddrs: hostAddrs,
 	}
-	if !*verifyOnly {
+	if !a.VerifyOnly {
 		fc.auditor, fc.mode = h.Auditor, cfg.Mode
 	}
-	if *verifyOnly {
+	if a.VerifyOnly {
 		if err := h.VerifyOnly(ctx); err != nil {
 			log.Error("verify-only failed", pam.Err(err))
 			return exitCode(err)

@@ -16,7 +16,9 @@ const doctorUsage = `Usage: latchkey-ssh-helper doctor [options]
   Checks this host's set-up the way a login meets it, one line per check
   (OK, WARN or FAIL with the fix): sshd's effective settings (sshd -T), the
   helper's pam_exec line (control, expose_authtok, path, -config, -dev
-  against the config's http:// or https://), the config file (valid, mode,
+  against the config's http:// or https://, its arguments read as the
+  helper reads them: no -verify-only, version, help, unknown flag or stray
+  argument, on which it refuses every login), the config file (valid, mode,
   owner), where audit records go on this host, Vault (the echo request,
   which also proves the mount), allowed_roles, and in TOTP mode who may
   write or read token_file and the token's right to check codes.

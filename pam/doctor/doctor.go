@@ -173,25 +173,25 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 		}
 		opts, cmd, args := rest[1:1+i], rest[1+i], rest[2+i:]
 		at := fmt.Sprintf("%s:%d", o.PAMFile, n)
-		verifyOnly := false
-		for j := 0; j < len(args); j++ {
-			a := args[j]
-			switch {
-			case strings.HasPrefix(a, "-config="), strings.HasPrefix(a, "--config="):
-				_, l.config, _ = strings.Cut(a, "=")
-			case (a == "-config" || a == "--config") && j+1 < len(args):
-				// The flag package takes "-config PATH" as well.
-				j++
-				l.config = args[j]
-			case a == "-dev", a == "--dev", a == "-dev=true", a == "--dev=true":
-				l.dev = true
-			case a == "-verify-only", a == "--verify-only", a == "-verify-only=true", a == "--verify-only=true":
-				verifyOnly = true
-			}
-		}
+		// The helper's own reader: what it refuses here, it refuses at every
+		// login (exit 2), which under sshd reads only "PAM: System error".
+		a, aerr := pam.ParseArgs(args)
+		l.config, l.dev = a.Config, a.Dev
 		failed := false
-		if verifyOnly {
+		_, lerr := pam.ParseLevel(a.LogLevel)
+		switch {
+		case a.Version != "":
+			rp.Fail(name, at+": "+a.Version+" on the PAM line asks only for the version (the helper refuses every login with it)", "remove "+a.Version+" from the PAM line")
+			failed = true
+		case aerr != nil:
+			rp.Fail(name, fmt.Sprintf("%s: the helper cannot read its arguments (%v): it refuses every login (exit 2)", at, aerr),
+				"fix the arguments after "+cmd+" (latchkey-ssh-helper -h lists them; install-pam writes a working line)")
+			failed = true
+		case a.VerifyOnly:
 			rp.Fail(name, at+": -verify-only on the PAM line: it reads no OTP (the helper refuses every login with it)", "remove -verify-only from the PAM line; run it by hand to check Vault")
+			failed = true
+		case lerr != nil:
+			rp.Fail(name, fmt.Sprintf("%s: -log-level: %v: the helper refuses every login (exit 2)", at, lerr), "use -log-level=info (or trace, debug, warn, error, off)")
 			failed = true
 		}
 		if control != "requisite" && control != "required" {
@@ -206,7 +206,7 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 			rp.Fail(name, at+": "+cmd+" is not an executable file", "install the latchkey-ssh-helper package or fix the path")
 			failed = true
 		}
-		if l.config == "" {
+		if l.config == "" && a.Version == "" && aerr == nil {
 			rp.Fail(name, at+": no -config=", "add -config=/etc/latchkey-ssh-helper.d/config.hcl")
 			failed = true
 		}
