@@ -40,6 +40,11 @@ Options:
   version, -v, -version, --version
                    print the version
 
+Commands (by hand, never on the PAM line; each takes -h):
+  install-pam      put the helper into sshd's PAM stack and write the sshd drop-in
+  uninstall-pam    undo install-pam, byte for byte
+  doctor           check this host's set-up the way a login meets it
+
 Exit codes: 0 allowed, 1 denied, 2 usage, 3 config error, 4 Vault error or
 deadline, 5 internal error. Anything but 0 refuses the login.
 `
