@@ -21,7 +21,7 @@ const (
 
 // Audit destinations.
 const (
-	AuditAuto    = "auto"    // the journal when its socket exists, else syslog, else stderr
+	AuditAuto    = "auto"    // the journal when its socket exists, else syslog, else FallbackFile
 	AuditJournal = "journal" // the systemd journal only
 	AuditSyslog  = "syslog"  // syslog (/dev/log) only
 	AuditOff     = "off"     // no system record (audit_file still works)
