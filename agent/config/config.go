@@ -94,8 +94,10 @@ func (s Sink) KeyRange(key string) hclconf.Range {
 }
 
 // Load reads the files and directories in paths (a directory contributes
-// its *.hcl and *.json files in name order), merges them in order and
-// validates the result. Every error names file:line:col.
+// its *.hcl and *.json files in name order, not those whose name starts
+// with a dot: an editor's lock or swap file such as emacs's dangling
+// .#agent.hcl symlink), merges them in order and validates the result.
+// Every error names file:line:col, or the file that could not be read.
 func Load(paths ...string) (*Config, error) {
 	var files []string
 	for _, p := range paths {
@@ -114,13 +116,13 @@ func Load(paths ...string) (*Config, error) {
 		var names []string
 		for _, e := range entries {
 			ext := strings.ToLower(filepath.Ext(e.Name()))
-			if !e.IsDir() && (ext == ".hcl" || ext == ".json") {
+			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") && (ext == ".hcl" || ext == ".json") {
 				names = append(names, filepath.Join(p, e.Name()))
 			}
 		}
 		sort.Strings(names)
 		if len(names) == 0 {
-			return nil, fmt.Errorf("config directory %s holds no .hcl or .json file", p)
+			return nil, fmt.Errorf("config directory %s holds no .hcl or .json file (dotfiles are skipped)", p)
 		}
 		files = append(files, names...)
 	}

@@ -93,6 +93,8 @@ func TestLoadDirectoryMerges(t *testing.T) {
 	testkit.WriteFile(t, filepath.Join(dir, "20-auth.hcl"), minimal+"template {\n  contents = \"x\"\n  destination = \"/tmp/x\"\n}\n")
 	testkit.WriteFile(t, filepath.Join(dir, "30-more.json"), `{"template": {"contents": "y", "destination": "/tmp/y"}, "vault": {"address": "https://b:8200"}}`)
 	testkit.WriteFile(t, filepath.Join(dir, "README"), "not config")
+	testkit.WriteFile(t, filepath.Join(dir, ".20-auth.hcl.swp"), "garbage {")
+	testkit.WriteFile(t, filepath.Join(dir, ".hidden.hcl"), "garbage {")
 	c, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -39,7 +39,8 @@ const usage = `Usage:
 
 Options:
   -config FILE|DIR    Vault Agent HCL or JSON config; repeatable, read in order (a later value wins,
-                      templates add up); a directory adds its *.hcl and *.json in name order
+                      templates add up); a directory adds its *.hcl and *.json in name order,
+                      except dotfiles
   -log-level LEVEL    trace, debug, info, warn, error or off (overrides log_level)
   -log-format FORMAT  standard or json (overrides log_format)
   -address URL        Vault address (overrides VAULT_ADDR and vault { address })
