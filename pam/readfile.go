@@ -56,3 +56,10 @@ func readRegularInfo(path string, max int64) ([]byte, os.FileInfo, error) {
 	}
 	return b, fi, nil
 }
+
+// ReadTokenFile reads token_file as a login does: a regular file only,
+// opened non-blocking (a FIFO there is refused, never waited on), at most
+// 64 KiB. For doctor; a login also checks its writers (readToken).
+func ReadTokenFile(path string) ([]byte, error) {
+	return readRegular(path, maxTokenSize)
+}

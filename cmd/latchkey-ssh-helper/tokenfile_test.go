@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,6 +39,7 @@ func TestBinaryTokenFileWriters(t *testing.T) {
 		owner, group int         // the file's (0: the test's)
 		link         bool        // token_file names a symlink, in a private directory, to the file
 		missing      bool        // no file at all
+		fifo         bool        // a FIFO (mode 0600) in its place
 		needRoot     bool
 		wantCode     int
 		want         string // in the login's output
@@ -55,6 +57,9 @@ func TestBinaryTokenFileWriters(t *testing.T) {
 		"symlink to a world-writable": {mode: 0o666, link: true, wantCode: exitInternal, want: "is writable by every user (mode 0666)", wantDoctor: "FAIL totp token"},
 		"symlink into a world dir":    {mode: 0o600, dirMode: 0o777, link: true, wantCode: exitInternal, want: "put another token in its place", wantDoctor: "FAIL totp token"},
 		"missing (as before)":         {missing: true, wantCode: exitInternal, want: "read token_file: open TOKEN: no such file or directory", wantDoctor: "FAIL totp token: stat TOKEN"},
+		// Refused at once by a login; doctor hung on it until killed.
+		"a FIFO": {fifo: true, wantCode: exitInternal, want: "read token_file: TOKEN is not a regular file (p---------), refused",
+			wantDoctor: "FAIL totp token: token_file: TOKEN is not a regular file (p---------), refused: every TOTP login is refused"},
 	}
 	n := 0
 	for name, tc := range tests {
@@ -69,7 +74,10 @@ func TestBinaryTokenFileWriters(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "d")
 			testkit.Must(t, os.Mkdir(dir, 0o700))
 			file := filepath.Join(dir, "token")
-			if !tc.missing {
+			switch {
+			case tc.fifo:
+				testkit.Must(t, syscall.Mkfifo(file, 0o600))
+			case !tc.missing:
 				testkit.Must(t, os.WriteFile(file, []byte(token+"\n"), 0o600))
 				testkit.Must(t, os.Chmod(file, tc.mode))
 				testkit.Chown(t, file, tc.owner, tc.group)

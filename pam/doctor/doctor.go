@@ -354,10 +354,15 @@ func checkTOTP(ctx context.Context, o Options, cfg *pam.Config, rp *doctor.Repor
 		rp.Fail(name, fmt.Sprintf("token_file %s %s, who can then use the Vault token", cfg.TokenFile, who),
 			fmt.Sprintf("chmod 0600 %s (the agent's sink: mode = 0600; give the helper a sink of its own when another group must read this one)", cfg.TokenFile))
 	}
-	b, err := os.ReadFile(cfg.TokenFile)
+	// As a login reads it: a FIFO there must not hang doctor.
+	b, err := pam.ReadTokenFile(cfg.TokenFile)
+	if err != nil {
+		rp.Fail(name, "token_file: "+err.Error()+": every TOTP login is refused", "check the agent's sink")
+		return
+	}
 	tok := strings.TrimSpace(string(b))
-	if err != nil || tok == "" {
-		rp.Fail(name, fmt.Sprintf("token_file %s is unreadable or empty", cfg.TokenFile), "check the agent's sink")
+	if tok == "" {
+		rp.Fail(name, fmt.Sprintf("token_file %s is empty", cfg.TokenFile), "check the agent's sink")
 		return
 	}
 	key := strings.ReplaceAll(cfg.TOTPKeyPattern, "{{user}}", o.User)
