@@ -81,6 +81,12 @@ func (l *Lifecycle) Run(ctx context.Context, initial *vaultclient.Secret, pendin
 	secret := initial
 	if secret != nil {
 		secret = l.refresh(ctx, secret)
+		if ctx.Err() != nil {
+			// Replaced (a newer reload) or stopped during the lookup:
+			// the next lifecycle goes on with the token, and no
+			// STATUS= of this one may follow its own.
+			return nil
+		}
 	}
 	// login_splay is for an agent's first login only: not before going on
 	// with a kept token or a handed-over login, nor before a re-login.
@@ -357,6 +363,8 @@ func LoginOnce(ctx context.Context, method Method, client *vaultclient.Client, n
 // cannot renew, and the agent would hold an expired token. It returns nil
 // (log in again) when Vault refuses the token, and secret itself when
 // Vault cannot be asked: the caller passes it with the time it has left.
+// A lookup that ctx's end cut short (a newer reload, a stop) is no
+// failure of Vault's and is not logged: it returns secret.
 func (l *Lifecycle) refresh(ctx context.Context, secret *vaultclient.Secret) *vaultclient.Secret {
 	client, err := Clone(l.Client, secret.Auth.ClientToken, l.Namespace)
 	if err != nil {
@@ -373,7 +381,9 @@ func (l *Lifecycle) refresh(ctx context.Context, secret *vaultclient.Secret) *va
 		err = errors.New("empty lookup-self response")
 	}
 	if err != nil {
-		l.Logger.Warn("kept token: lookup-self failed; going by its last known TTL", zap.Error(err))
+		if ctx.Err() == nil {
+			l.Logger.Warn("kept token: lookup-self failed; going by its last known TTL", zap.Error(err))
+		}
 		return secret
 	}
 	ttl, err := s.TokenTTL()
