@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"go.uber.org/zap"
 
@@ -111,6 +114,13 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	if o == nil {
 		return code
 	}
+	// Subscribed before the config is read: until then Go's default
+	// action for SIGHUP ends the process, and systemd does not restart a
+	// unit that SIGHUP ended (a "clean" signal to Restart=on-failure). A
+	// signal that comes while the agent starts waits for the runner.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	cfg, err := config.Load(o.configs...)
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent: %v\n", err)
@@ -132,6 +142,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		Flags:          vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns},
 		Getenv:         getenv,
 		Logger:         log,
+		Signals:        sigs,
 		NewRenderer:    newRenderer,
 		CheckTemplates: checkTemplates,
 		// SIGHUP (logrotate's postrotate) opens log_file anew.
