@@ -4,9 +4,22 @@
 set -e
 if [ -d /run/systemd/system ]; then
 	systemctl --system daemon-reload >/dev/null || true
-	# An upgrade restarts a running agent so the new binary takes over.
+	# An upgrade restarts a running (or still starting) agent so the new
+	# binary takes over; a stopped one stays stopped, a disabled one
+	# disabled. --no-block: the unit is Type=notify with
+	# TimeoutStartSec=infinity and is ready only after its first login, so a
+	# blocking restart with Vault unreachable would hang dpkg (and every
+	# apt-get after it) for ever. deb-systemd-invoke cannot pass --no-block:
+	# policy-rc.d is asked here as it would ask it (101: do not run).
 	if [ -n "$2" ]; then
-		deb-systemd-invoke try-restart latchkey-agent.service >/dev/null || true
+		policy=${DPKG_ROOT:-}/usr/sbin/policy-rc.d
+		rc=0
+		if [ -x "$policy" ]; then
+			"$policy" latchkey-agent.service try-restart >/dev/null 2>&1 || rc=$?
+		fi
+		if [ "$rc" != 101 ]; then
+			systemctl --system --no-block try-restart latchkey-agent.service >/dev/null 2>&1 || true
+		fi
 	fi
 fi
 if [ "$1" = configure ] && [ -z "$2" ]; then

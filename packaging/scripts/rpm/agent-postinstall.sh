@@ -5,9 +5,14 @@
 set -e
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true
-	# An upgrade restarts a running agent so the new binary takes over.
-	if systemctl is-active --quiet latchkey-agent.service; then
-		systemctl try-restart latchkey-agent.service >/dev/null 2>&1 || true
+	# An upgrade restarts a running (or still starting) agent so the new
+	# binary takes over; a stopped one stays stopped, a disabled one
+	# disabled. --no-block: the unit is Type=notify with
+	# TimeoutStartSec=infinity and is ready only after its first login, so a
+	# blocking restart with Vault unreachable would hang rpm (and the whole
+	# dnf transaction) for ever.
+	if [ "$1" -ge 2 ] 2>/dev/null; then
+		systemctl --no-block try-restart latchkey-agent.service >/dev/null 2>&1 || true
 	fi
 fi
 if [ "$1" = 1 ]; then
