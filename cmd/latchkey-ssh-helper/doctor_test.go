@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,45 +42,24 @@ func TestBinaryDoctorReadsThePAMLineAsTheHelper(t *testing.T) {
 			testkit.WriteFile(t, pamFile, "auth requisite pam_exec.so quiet expose_authtok "+helper+" "+strings.Join(args, " ")+"\nauth optional pam_permit.so\n")
 
 			// The helper as pam_exec runs it from that line.
-			login := boundedCommand(t, helper, args...)
-			login.Env = []string{"PAM_TYPE=auth", "PAM_USER=alice", "PAM_SERVICE=sshd"}
-			login.Stdin = strings.NewReader("not-an-otp\n")
-			var loginOut bytes.Buffer
-			login.Stdout, login.Stderr = &loginOut, &loginOut
-			code := 0
-			if err := login.Run(); err != nil {
-				var ee *exec.ExitError
-				if !errors.As(err, &ee) {
-					t.Fatal(err)
-				}
-				code = ee.ExitCode()
-			}
+			code, loginOut := runHelper(t, cfg, []string{"PAM_TYPE=auth", "PAM_USER=alice", "PAM_SERVICE=sshd"}, "not-an-otp\n", args[1:]...)
 
 			doctor := boundedCommand(t, helper, "doctor", "-pam-file", pamFile, "-sshd", "/nonexistent/sshd")
 			doctor.Env = []string{}
-			var doctorOut bytes.Buffer
-			doctor.Stdout, doctor.Stderr = &doctorOut, &doctorOut
-			dcode := 0
-			if err := doctor.Run(); err != nil {
-				var ee *exec.ExitError
-				if !errors.As(err, &ee) {
-					t.Fatal(err)
-				}
-				dcode = ee.ExitCode()
-			}
+			dcode, doctorOut := runCommand(t, doctor)
 			var lines []string
-			for _, l := range strings.Split(doctorOut.String(), "\n") {
+			for _, l := range strings.Split(doctorOut, "\n") {
 				if strings.Contains(l, " PAM line: ") {
 					lines = append(lines, strings.ReplaceAll(l, pamFile, "FILE"))
 				}
 			}
 			got := strings.Join(lines, "\n")
 			if !strings.Contains(got, tc.wantDoctor) {
-				t.Errorf("doctor's PAM line lines:\n%s\nwant %q (all of its output:\n%s)", got, tc.wantDoctor, doctorOut.String())
+				t.Errorf("doctor's PAM line lines:\n%s\nwant %q (all of its output:\n%s)", got, tc.wantDoctor, doctorOut)
 			}
 			// The two agree: exit 2 at every login if and only if doctor fails the line.
 			if refused, failed := code == exitUsage, strings.Contains(got, "FAIL"); refused != failed {
-				t.Errorf("the helper exits %d on that line (output: %s) but doctor's PAM line lines are:\n%s", code, loginOut.String(), got)
+				t.Errorf("the helper exits %d on that line (output: %s) but doctor's PAM line lines are:\n%s", code, loginOut, got)
 			}
 			if strings.Contains(got, "FAIL") && dcode != exitDenied {
 				t.Errorf("doctor failed the PAM line but exited %d, want %d", dcode, exitDenied)

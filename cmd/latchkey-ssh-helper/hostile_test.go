@@ -56,10 +56,20 @@ func runHelper(t *testing.T, cfg string, environ []string, stdin string, args ..
 	cmd := boundedCommand(t, helper, append([]string{"-config=" + cfg}, args...)...)
 	cmd.Env = environ
 	cmd.Stdin = strings.NewReader(stdin)
+	return runCommand(t, cmd)
+}
+
+// runCommand runs cmd (stdout and stderr together, through the package's
+// secret scan) and returns its exit code and output; a command that could
+// not be started fails the test.
+func runCommand(t *testing.T, cmd *exec.Cmd) (int, string) {
+	t.Helper()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	testkit.ScanOutput(t, cmd)
-	cmd.Run()
+	if err := cmd.Run(); cmd.ProcessState == nil {
+		t.Fatalf("%v: %v", cmd.Args, err)
+	}
 	return cmd.ProcessState.ExitCode(), out.String()
 }
 
