@@ -270,7 +270,8 @@ func TestManPagesFromHelp(t *testing.T) {
 // whose host keys were removed (sshd -t fails for that reason alone) it
 // restores the stack and says so; when uninstall-pam fails it says what is
 // left and what to run and fails, so that the package, whose binary the
-// PAM line names, stays installed.
+// PAM line names, stays installed; so it does when the binary was deleted
+// by hand before the removal (the package's reinstall brings it back).
 func TestHelperPreremove(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mounts in a private mount namespace and runs sshd -t: needs root (CI runs as root)")
@@ -281,12 +282,10 @@ func TestHelperPreremove(t *testing.T) {
 	_, err = testbin.Build(bin, "./cmd/latchkey-ssh-helper")
 	testkit.Must(t, err)
 	for _, format := range []struct{ name, arg string }{{"deb", "remove"}, {"rpm", "0"}} {
-		for _, uninstallFails := range []bool{false, true} {
-			name := format.name + "/golden-image" // no '=' or blank: the temp dir's name goes into sshd_config
-			if uninstallFails {
-				name = format.name + "/uninstall-pam-fails"
-			}
-			t.Run(name, func(t *testing.T) {
+		// No '=' or blank in a case's name: the temp dir's name goes into sshd_config.
+		for _, c := range []string{"golden-image", "uninstall-pam-fails", "binary-gone"} {
+			uninstallFails, binaryGone := c == "uninstall-pam-fails", c == "binary-gone"
+			t.Run(format.name+"/"+c, func(t *testing.T) {
 				root := t.TempDir()
 				testkit.Must(t, os.Chmod(root, 0o755))
 				pamFile := filepath.Join(root, "etc/pam.d/sshd")
@@ -325,7 +324,30 @@ func TestHelperPreremove(t *testing.T) {
 					`mount --bind "$1/etc/pam.d" /etc/pam.d; mount --bind "$1/etc/ssh" /etc/ssh; exec sh "$2" "$3"`,
 					"sh", root, script, format.arg)
 				cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+				if binaryGone {
+					// The PATH dpkg and rpm give their scripts, without the helper.
+					cmd.Env = append(os.Environ(), "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+				}
 				out, err = cmd.CombinedOutput()
+				if binaryGone {
+					reinstall := map[string]string{"deb": "apt-get install --reinstall latchkey-ssh-helper", "rpm": "dnf reinstall latchkey-ssh-helper"}[format.name]
+					if err == nil {
+						t.Fatalf("prerm %s succeeded although the binary is gone and its PAM line is not:\n%s", format.arg, out)
+					}
+					for _, want := range []string{
+						"the binary is gone", "the package is not removed",
+						"/etc/pam.d/sshd still runs latchkey-ssh-helper", "/etc/ssh/sshd_config.d/50-latchkey.conf is still in place",
+						"Reinstall the package (" + reinstall + "), then remove it again",
+					} {
+						if !strings.Contains(string(out), want) {
+							t.Errorf("prerm output lacks %q:\n%s", want, out)
+						}
+					}
+					if testkit.ReadFile(pamFile) != installedPAM || testkit.ReadFile(dropIn) != installedDropIn {
+						t.Errorf("prerm changed the files")
+					}
+					return
+				}
 				if !uninstallFails {
 					if err != nil || !strings.Contains(string(out), "sshd's PAM stack restored") {
 						t.Fatalf("prerm %s: %v\n%s", format.arg, err, out)
