@@ -211,6 +211,17 @@ func TestDebInstallLoginPurge(t *testing.T) {
 	if _, err := os.Stat("/var/lib/latchkey/aws-nonce"); err != nil {
 		t.Errorf("a plain remove dropped the state: %v", err)
 	}
+	// Reinstalled after the removal (dpkg passes the old version, as on an
+	// upgrade): the removal disabled the service, so the next steps again.
+	var agentDeb string
+	for _, d := range debs {
+		if strings.Contains(filepath.Base(d), "latchkey-agent") {
+			agentDeb = d
+		}
+	}
+	if out, err := exec.Command("dpkg", "-i", agentDeb).CombinedOutput(); err != nil || !strings.Contains(string(out), "latchkey-agent installed. Next steps:") {
+		t.Errorf("dpkg -i after dpkg -r: %v, no next steps:\n%s", err, out)
+	}
 
 	// Purge: no file of either package, no state, no directory left.
 	if out, err := exec.Command("dpkg", "-P", "latchkey-ssh-helper", "latchkey-agent").CombinedOutput(); err != nil {

@@ -215,39 +215,77 @@ func checkRPMScripts(t *testing.T, rpm string, want []string) {
 	}
 }
 
-// deb's and rpm's maintainer scripts behave alike: a first install prints
-// the same next steps (the README says installing prints them; but for
-// sshd's unit name, ssh on Debian), an upgrade prints nothing, and each
-// format has a script for every step of the other. dpkg passes
-// "configure" and the old version ("" on a first install), rpm the count
-// of installs after the step (1 first, 2 upgrade).
+// deb's and rpm's maintainer scripts behave alike: each prints the same
+// next steps (the README says installing prints them; but for sshd's unit
+// name, ssh on Debian) on a first install, a reinstall and an upgrade alike
+// while the package is not put to use — the helper not in sshd's PAM stack,
+// the agent's service not enabled (no systemd runs here; under a real one,
+// TestAgentPostinstallUpgradeRestarts checks that an upgrade of an enabled
+// agent prints nothing) — and nothing once the helper is in the stack; each
+// format has a script for every step of the other. dpkg passes "configure"
+// and the old version ("" on a first install, the last one on a reinstall
+// after a removal as on an upgrade), rpm the count of installs after the
+// step (1 first, 2 upgrade). The helper's scripts run in a mount namespace
+// whose /etc/pam.d is a test copy.
 func TestScriptParity(t *testing.T) {
 	root, err := vaulttest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		t.Skip("systemd runs here: the scripts would reload it")
+	}
+	pamDir := t.TempDir()
 	run := func(script string, args ...string) string {
 		t.Helper()
-		out, err := exec.Command("sh", append([]string{filepath.Join(root, "packaging/scripts", script)}, args...)...).CombinedOutput()
+		cmd := exec.Command("sh", append([]string{filepath.Join(root, "packaging/scripts", script)}, args...)...)
+		if strings.Contains(script, "ssh-helper") {
+			cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-ec",
+				`mount --bind "$1" /etc/pam.d; shift; exec sh "$@"`, "sh", pamDir, filepath.Join(root, "packaging/scripts", script)}, args...)...)
+		}
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s %v: %v\n%s", script, args, err, out)
 		}
 		return string(out)
 	}
-	if _, err := os.Stat("/run/systemd/system"); err == nil {
-		t.Skip("systemd runs here: the scripts would reload it")
-	}
-	for _, pkg := range []string{"agent", "ssh-helper"} {
-		deb := run("deb/"+pkg+"-postinstall.sh", "configure", "")
-		rpm := run("rpm/"+pkg+"-postinstall.sh", "1")
+	stock := testkit.ReadFile("/etc/pam.d/sshd")
+	installed := "# latchkey-ssh-helper install-pam: begin (uninstall-pam restores the line below)\n#-@include common-auth\n" +
+		"auth [success=done default=ignore] pam_exec.so quiet expose_authtok /usr/sbin/latchkey-ssh-helper -config=/etc/latchkey-ssh-helper.d/config.hcl\n" +
+		"# latchkey-ssh-helper install-pam: end\n"
+	for _, tc := range []struct {
+		pkg, pam  string
+		wantSteps bool
+	}{
+		{"agent", stock, true},
+		{"ssh-helper", stock, true},
+		{"ssh-helper", installed + stock, false},
+	} {
+		if tc.pkg == "ssh-helper" && os.Geteuid() != 0 {
+			t.Log("the helper's scripts: not run (they mount a test /etc/pam.d in a private mount namespace: needs root; CI runs as root)")
+			continue
+		}
+		testkit.Must(t, os.WriteFile(filepath.Join(pamDir, "sshd"), []byte(tc.pam), 0o644))
+		deb := run("deb/"+tc.pkg+"-postinstall.sh", "configure", "")
+		rpm := run("rpm/"+tc.pkg+"-postinstall.sh", "1")
+		if !tc.wantSteps {
+			if out := deb + rpm + run("deb/"+tc.pkg+"-postinstall.sh", "configure", "1.0.0") + run("rpm/"+tc.pkg+"-postinstall.sh", "2"); out != "" {
+				t.Errorf("%s in sshd's PAM stack: installing prints %q", tc.pkg, out)
+			}
+			continue
+		}
 		if !strings.Contains(deb, "Next steps:") {
-			t.Errorf("deb %s postinst prints no next steps:\n%s", pkg, deb)
+			t.Errorf("deb %s postinst prints no next steps:\n%s", tc.pkg, deb)
 		}
 		if strings.ReplaceAll(rpm, "systemctl reload sshd", "systemctl reload ssh") != deb {
-			t.Errorf("%s: rpm's first install prints\n%s\ndeb's\n%s", pkg, rpm, deb)
+			t.Errorf("%s: rpm's first install prints\n%s\ndeb's\n%s", tc.pkg, rpm, deb)
 		}
-		if out := run("deb/"+pkg+"-postinstall.sh", "configure", "1.0.0") + run("rpm/"+pkg+"-postinstall.sh", "2"); out != "" {
-			t.Errorf("%s: an upgrade prints %q", pkg, out)
+		// dpkg's reinstall after a removal and its upgrade look alike.
+		if again := run("deb/"+tc.pkg+"-postinstall.sh", "configure", "1.0.0"); again != deb {
+			t.Errorf("deb %s: a reinstall or upgrade of a package not put to use prints\n%s\nthe first install\n%s", tc.pkg, again, deb)
+		}
+		if again := run("rpm/"+tc.pkg+"-postinstall.sh", "2"); again != rpm {
+			t.Errorf("rpm %s: an upgrade of a package not put to use prints\n%s\nthe first install\n%s", tc.pkg, again, rpm)
 		}
 	}
 	// Both formats stop, disable and forget the agent on removal.

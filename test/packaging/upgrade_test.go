@@ -19,8 +19,9 @@ import (
 // unit (Type=notify, TimeoutStartSec=infinity) never becomes ready, as with
 // Vault unreachable, where a blocking restart hung dpkg or rpm for ever; a
 // stopped and disabled agent stays stopped and disabled; dpkg's policy-rc.d
-// saying 101 (a container build) is obeyed. The agent is /bin/sleep: only
-// the unit's states matter here.
+// saying 101 (a container build) is obeyed. The next steps are printed
+// only for the agent nobody enabled. The agent is /bin/sleep: only the
+// unit's states matter here.
 func TestAgentPostinstallUpgradeRestarts(t *testing.T) {
 	root, err := vaulttest.RepoRoot()
 	testkit.Must(t, err)
@@ -89,8 +90,12 @@ func TestAgentPostinstallUpgradeRestarts(t *testing.T) {
 				if err != nil {
 					t.Fatalf("postinst (upgrade) after %s: %v\n%s", time.Since(start).Round(time.Second), err, out)
 				}
-				if out != "" {
-					t.Errorf("an upgrade prints %q", out)
+				// The next steps, only while the service is not enabled.
+				if tc.enable && out != "" {
+					t.Errorf("an upgrade of an enabled agent prints %q", out)
+				}
+				if !tc.enable && !strings.Contains(out, "latchkey-agent installed. Next steps:") {
+					t.Errorf("an upgrade of an agent nobody enabled prints no next steps: %q", out)
 				}
 				if tc.wantRestart {
 					for i := 0; prop("InvocationID") == before; i++ {

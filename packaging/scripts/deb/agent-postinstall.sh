@@ -22,7 +22,11 @@ if [ -d /run/systemd/system ]; then
 		fi
 	fi
 fi
-if [ "$1" = configure ] && [ -z "$2" ]; then
+# The next steps, while they are not done: on the first install, and on a
+# reinstall or upgrade of an agent whose service is not enabled (a removal
+# disabled it, or nobody enabled it yet); dpkg passes the old version on a
+# reinstall after a removal as on an upgrade, so $2 cannot tell them apart.
+if [ "$1" = configure ] && ! systemctl --quiet is-enabled latchkey-agent.service 2>/dev/null; then
 	cat <<'MSG'
 latchkey-agent installed. Next steps:
   1. write /etc/latchkey/agent.hcl (an example is there)

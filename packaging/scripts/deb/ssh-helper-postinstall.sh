@@ -1,8 +1,11 @@
 #!/bin/sh
 # The package never edits sshd's PAM stack itself: the image builder runs
-# install-pam once its config is in place. Say so on the first install.
+# install-pam once its config is in place. Say so while that is not done:
+# on the first install, and on a reinstall or upgrade of a helper that is
+# not in the stack (a removal undid install-pam, or it never ran), where
+# the version argument alone cannot tell a reinstall from an upgrade.
 set -e
-if [ "$1" = configure ] && [ -z "$2" ]; then
+if [ "$1" = configure ] && ! grep -q '^# latchkey-ssh-helper install-pam: begin' /etc/pam.d/sshd 2>/dev/null; then
 	cat <<'MSG'
 latchkey-ssh-helper installed; sshd is unchanged. Next steps:
   1. write /etc/latchkey-ssh-helper.d/config.hcl (an example is there)

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Reload unit files; never enable or start the agent: an image builder
-# (Packer) decides that, after writing /etc/latchkey/agent.hcl. The first
-# install (rpm passes 1) prints the next steps, as deb's postinst does.
+# (Packer) decides that, after writing /etc/latchkey/agent.hcl. The next
+# steps are printed while the service is not enabled, as deb's postinst
+# does: on the first install, and on a reinstall or upgrade of an agent
+# nobody enabled (or whose removal disabled it).
 set -e
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true
@@ -15,7 +17,7 @@ if [ -d /run/systemd/system ]; then
 		systemctl --no-block try-restart latchkey-agent.service >/dev/null 2>&1 || true
 	fi
 fi
-if [ "$1" = 1 ]; then
+if ! systemctl --quiet is-enabled latchkey-agent.service 2>/dev/null; then
 	cat <<'MSG'
 latchkey-agent installed. Next steps:
   1. write /etc/latchkey/agent.hcl (an example is there)
