@@ -129,7 +129,7 @@ func (s *hcl1) what() string {
 		return "the end of the line"
 	}
 	r, _ := s.rune()
-	return strconv.QuoteRune(r)
+	return hclconf.Rune(r)
 }
 
 // next reads the token at the cursor after blanks and comments.

@@ -160,6 +160,12 @@ func parseFile(path string, src []byte) (*parsed, error) {
 	if isJSON(src) {
 		err = (&jsonHCL1{hcl1: hcl1{p: p, src: src}}).parse(add)
 	} else {
+		// HCL 2 skips a UTF-8 byte order mark at the start (Notepad writes
+		// one), so does this reader; vault-ssh-helper refuses the file. (A
+		// mark before a JSON file's { makes it native syntax, here as for
+		// HCL 2, and both refuse it.)
+		src = bytes.TrimPrefix(src, []byte("\ufeff"))
+		p.src = src
 		err = (&hcl1{p: p, src: src}).parse(add)
 	}
 	if err != nil {

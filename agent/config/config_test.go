@@ -114,6 +114,10 @@ func TestLoadErrors(t *testing.T) {
 			body: "\nlistener \"tcp\" {\n address = \"127.0.0.1:8100\"\n}\n" + minimal,
 			want: `agent.hcl:2:1: "listener" is a Vault Agent stanza latchkey-agent does not support`,
 		},
+		"byte order mark inside": {
+			body: minimal + "\ufeff\n",
+			want: `agent.hcl:7:1: want a key (key = value) or a block (name { ... }), found a byte order mark (U+FEFF, invisible in most editors; save the file as UTF-8 without a BOM)`,
+		},
 		"unknown top-level key": {
 			body: "\nlog_levle = \"debug\"\n" + minimal,
 			want: `agent.hcl:2:1: unknown key "log_levle"`,

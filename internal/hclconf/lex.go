@@ -96,8 +96,18 @@ func (l *Lexer) What() string {
 		return "the end of the line"
 	default:
 		r, _ := utf8.DecodeRune(l.Src[l.I:])
-		return strconv.QuoteRune(r)
+		return Rune(r)
 	}
+}
+
+// Rune names r for a message: quoted, but for a byte order mark, which is
+// invisible in an editor (Notepad and some others save UTF-8 with one at
+// the start of the file) and would read as '\ufeff'.
+func Rune(r rune) string {
+	if r == '\ufeff' {
+		return "a byte order mark (U+FEFF, invisible in most editors; save the file as UTF-8 without a BOM)"
+	}
+	return strconv.QuoteRune(r)
 }
 
 // NumberSyntax passes an HCL number literal at the cursor (a leading -

@@ -1,6 +1,7 @@
 package hclconf
 
 import (
+	"bytes"
 	"errors"
 	"math/big"
 	"sort"
@@ -17,8 +18,17 @@ type source struct {
 	lineStarts []int
 }
 
+// bom is UTF-8's byte order mark, which Notepad and some other editors
+// write at the start of a file. HCL 2 skips it there: so does this reader,
+// counting columns after it and byte offsets from the file's first byte,
+// as hcl/v2 does. Anywhere else it is refused (Rune names it).
+var bom = []byte("\ufeff")
+
 func newSource(path string, src []byte) *source {
 	s := &source{path: path, src: src, lineStarts: []int{0}}
+	if bytes.HasPrefix(src, bom) {
+		s.lineStarts[0] = len(bom)
+	}
 	for i, c := range src {
 		if c == '\n' {
 			s.lineStarts = append(s.lineStarts, i+1)
@@ -30,6 +40,7 @@ func newSource(path string, src []byte) *source {
 // rng is the range starting at off.
 func (s *source) rng(off int) Range {
 	off = min(off, len(s.src))
+	off = max(off, s.lineStarts[0])
 	line := sort.Search(len(s.lineStarts), func(i int) bool { return s.lineStarts[i] > off }) - 1
 	col := utf8.RuneCount(s.src[s.lineStarts[line]:off]) + 1
 	return Range{Filename: s.path, Start: Position{Line: line + 1, Column: col, Byte: off}}
@@ -55,7 +66,7 @@ type scanner struct {
 
 func parseNative(path string, src []byte) (*Body, error) {
 	s := &scanner{source: newSource(path, src)}
-	s.Lexer = Lexer{Src: src, Errf: s.errAt}
+	s.Lexer = Lexer{Src: src, I: s.lineStarts[0], Errf: s.errAt}
 	if err := s.checkUTF8(); err != nil {
 		return nil, err
 	}
