@@ -50,23 +50,35 @@ func Run(ctx context.Context, o Options, rp *doctor.Report) {
 		return
 	}
 	rp.OK("config", fmt.Sprintf("%v valid (%s auth, %d sink(s), %d template(s))", cfg.Files, cfg.AutoAuth.Method.Type, len(cfg.AutoAuth.Sinks), len(cfg.Templates)))
-	checkStateDir(cfg.StateDir, rp)
+	sb := loadSandbox()
+	if sb != nil {
+		rp.OK("unit", fmt.Sprintf("%s (as systemd loaded it) may write under %s", unit, strings.Join(sb.writable, ", ")))
+	}
+	checkStateDir(cfg.StateDir, sb, rp)
 	for _, s := range cfg.AutoAuth.Sinks {
-		checkDest("sink", s.Path, s.Mode, false, rp)
+		checkDest("sink", s.Path, s.Mode, false, sb, rp)
 	}
 	for _, t := range cfg.Templates {
 		if t.Destination != "" {
-			checkDest("template", t.Destination, 0, t.CreateDestDirs, rp)
+			checkDest("template", t.Destination, 0, t.CreateDestDirs, sb, rp)
 		}
 	}
 	checkVault(ctx, o, cfg, rp)
 	checkMetadata(ctx, o, cfg, rp)
 }
 
-func checkStateDir(dir string, rp *doctor.Report) {
+// checkStateDir checks the state directory's mode, and that the unit's
+// sandbox (sb, nil outside systemd) lets the agent write there.
+func checkStateDir(dir string, sb *sandbox, rp *doctor.Report) {
 	const name = "state dir"
 	if dir == "" {
 		dir = config.DefaultStateDir
+	}
+	if sb != nil {
+		if problem, fix, fail := sb.check(dir); fail {
+			rp.Fail(name, problem, fix)
+			return
+		}
 	}
 	fi, err := os.Stat(dir)
 	switch {
@@ -92,10 +104,21 @@ var runtimeDir = "/run/latchkey"
 // writable, and that an existing sink has the mode the config asks. A
 // missing directory is a warning, not a failure, when the agent will have
 // it by the time it writes: the unit's RuntimeDirectory= (runtimeDir), or a
-// template's create_dest_dirs under a writable existing directory.
-func checkDest(kind, path string, mode os.FileMode, createDirs bool, rp *doctor.Report) {
+// template's create_dest_dirs under a writable existing directory. Under
+// systemd (sb not nil) a directory the unit's sandbox keeps the agent from
+// writing fails, one where nobody outside the unit sees the file (its
+// private /tmp) is a warning.
+func checkDest(kind, path string, mode os.FileMode, createDirs bool, sb *sandbox, rp *doctor.Report) {
 	name := kind + " " + path
 	dir := filepath.Dir(path)
+	var sbProblem, sbFix string
+	if sb != nil {
+		var fail bool
+		if sbProblem, sbFix, fail = sb.check(dir); fail {
+			rp.Fail(name, sbProblem, sbFix)
+			return
+		}
+	}
 	if fi, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) && (dir == runtimeDir || strings.HasPrefix(dir, runtimeDir+"/")) {
 		if dir == runtimeDir || createDirs {
 			rp.Warn(name, dir+" does not exist yet", "the unit's RuntimeDirectory= creates "+runtimeDir+" when the agent starts")
@@ -137,6 +160,8 @@ func checkDest(kind, path string, mode os.FileMode, createDirs bool, rp *doctor.
 		rp.Warn(name, fmt.Sprintf("exists with mode %04o, the config says %04o", fi.Mode().Perm(), mode.Perm()), "the next write sets the config's mode")
 	case err == nil && fi.Mode()&os.ModeSymlink != 0:
 		rp.Warn(name, "is a symlink: the agent replaces it with a file", "point the config at the real path")
+	case sbProblem != "":
+		rp.Warn(name, sbProblem, sbFix)
 	default:
 		rp.OK(name, dir+" writable")
 	}

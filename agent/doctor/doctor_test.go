@@ -120,7 +120,7 @@ func TestCheckDestMissingDirectory(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			checkDest(tc.kind, tc.path, 0, tc.createDirs, &doctor.Report{Out: &out})
+			checkDest(tc.kind, tc.path, 0, tc.createDirs, nil, &doctor.Report{Out: &out})
 			if !strings.Contains(out.String(), tc.want) {
 				t.Errorf("got %q, want %q", out.String(), tc.want)
 			}

@@ -78,7 +78,7 @@ func Write(path string, opts Options, fill func(io.Writer) error) (err error) {
 	if err != nil {
 		// Not the random name CreateTemp tried: the directory it was in.
 		if pe, ok := err.(*fs.PathError); ok {
-			err = fmt.Errorf("create a temporary file in %s: %w", dir, pe.Err)
+			err = fmt.Errorf("create a temporary file in %s: %w%s", dir, pe.Err, sandboxHint(pe.Err))
 		}
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -144,6 +144,16 @@ func lockFile(f *os.File) error {
 		return err
 	}
 	return ferr
+}
+
+// sandboxHint is said after a read-only file system under systemd (its
+// INVOCATION_ID is set), where it is most often the unit's sandbox, not a
+// mount: ProtectSystem=strict leaves only ReadWritePaths= writable.
+func sandboxHint(err error) string {
+	if errors.Is(err, syscall.EROFS) && os.Getenv("INVOCATION_ID") != "" {
+		return " (under systemd: a directory outside the unit's ReadWritePaths= is read-only with ProtectSystem=strict)"
+	}
+	return ""
 }
 
 // ofTemp drops the temporary file's name from err when err is the

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -324,5 +325,28 @@ func TestDeferredDirSync(t *testing.T) {
 	}
 	if failed := dirs.Sync(); failed[gone] == nil || len(failed) != 1 {
 		t.Errorf("Sync after the directory was removed = %v, want its error", failed)
+	}
+}
+
+// A read-only file system under systemd (INVOCATION_ID set) says where to
+// look: the unit's sandbox (test/e2e/systemd sees the line in the journal).
+func TestSandboxHint(t *testing.T) {
+	tests := map[string]struct {
+		err        error
+		invocation string
+		wantHinted bool
+	}{
+		"read-only under systemd":  {&fs.PathError{Op: "open", Path: "/opt/x", Err: syscall.EROFS}, "0123abcd", true},
+		"read-only by hand":        {syscall.EROFS, "", false},
+		"permission under systemd": {syscall.EACCES, "0123abcd", false},
+		"disk full under systemd":  {syscall.ENOSPC, "0123abcd", false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("INVOCATION_ID", tc.invocation)
+			if got := sandboxHint(tc.err); (got != "") != tc.wantHinted || (tc.wantHinted && !strings.Contains(got, "ReadWritePaths=")) {
+				t.Errorf("sandboxHint = %q, want hinted %v", got, tc.wantHinted)
+			}
+		})
 	}
 }

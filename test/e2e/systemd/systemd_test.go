@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -227,6 +228,52 @@ ssh {
 		return !strings.Contains(out, "template-command-")
 	})
 	m.MustRun(t, "systemctl", "stop", "latchkey-agent")
+	m.WriteFile(t, "/etc/latchkey/agent.hcl", conf, 0o640)
+
+	// A template outside the unit's ReadWritePaths= (/opt is read-only under
+	// ProtectSystem=strict). Run by hand, as an image builder runs it, doctor
+	// fails it and names the drop-in, although the directory is writable
+	// outside the unit; the agent under the unit says what the read-only file
+	// system is; with the drop-in doctor passes it and the agent writes it.
+	m.MustRun(t, "mkdir", "-p", "/opt/app")
+	m.WriteFile(t, "/etc/latchkey/agent.hcl", conf+"template {\n  contents    = \"opt\"\n  destination = \"/opt/app/conf\"\n}\n", 0o640)
+	doctor := func() (string, error) {
+		return m.Run("/opt/latchkey/latchkey-agent", "doctor", "-config", "/etc/latchkey/agent.hcl")
+	}
+	out, err = doctor()
+	if err == nil || !strings.Contains(out, "FAIL template /opt/app/conf: /opt/app is read-only under latchkey-agent.service (ProtectSystem=strict)") ||
+		!strings.Contains(out, "add ReadWritePaths=/opt/app in a drop-in (systemctl edit latchkey-agent)") {
+		t.Errorf("doctor on a template outside ReadWritePaths=: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "OK   template /etc/app/password") && !strings.Contains(out, "OK template /etc/app/password") {
+		t.Errorf("doctor fails a template the unit may write:\n%s", out)
+	}
+	m.MustRun(t, "systemctl", "start", "--no-block", "latchkey-agent")
+	sandboxed := "write /opt/app/conf: create a temporary file in /opt/app: read-only file system (under systemd: a directory outside the unit's ReadWritePaths= is read-only with ProtectSystem=strict)"
+	for i := 0; ; i++ {
+		j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager", "-o", "verbose")
+		if strings.Contains(j, sandboxed) {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("the journal lacks %q:\n%s", sandboxed, j)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	m.MustRun(t, "systemctl", "stop", "latchkey-agent")
+	m.WriteFile(t, "/etc/systemd/system/latchkey-agent.service.d/opt.conf", "[Service]\nReadWritePaths=/opt/app\n", 0o644)
+	m.MustRun(t, "systemctl", "daemon-reload")
+	if out, err := doctor(); strings.Contains(out, "FAIL template /opt/app/conf") || !strings.Contains(out, "/opt/app") {
+		t.Errorf("doctor with ReadWritePaths=/opt/app: %v\n%s", err, out)
+	}
+	if out, err := m.Run("timeout", "50", "systemctl", "start", "latchkey-agent"); err != nil {
+		t.Fatalf("start with ReadWritePaths=/opt/app: %v\n%s", err, out)
+	}
+	if got := m.MustRun(t, "cat", "/opt/app/conf"); got != "opt" {
+		t.Errorf("/opt/app/conf = %q", got)
+	}
+	m.MustRun(t, "systemctl", "stop", "latchkey-agent")
+	m.MustRun(t, "rm", "/etc/systemd/system/latchkey-agent.service.d/opt.conf")
 	m.WriteFile(t, "/etc/latchkey/agent.hcl", conf, 0o640)
 
 	// The watchdog restarts a wedged agent (SIGSTOP: no WATCHDOG=1 any
