@@ -50,7 +50,7 @@ func Run(ctx context.Context, o Options, rp *doctor.Report) {
 		return
 	}
 	rp.OK("config", fmt.Sprintf("%v valid (%s auth, %d sink(s), %d template(s))", cfg.Files, cfg.AutoAuth.Method.Type, len(cfg.AutoAuth.Sinks), len(cfg.Templates)))
-	sb := loadSandbox()
+	sb := loadSandbox(ctx, o.Timeout)
 	if sb != nil {
 		rp.OK("unit", fmt.Sprintf("%s (as systemd loaded it) may write under %s", unit, strings.Join(sb.writable, ", ")))
 	}

@@ -1,9 +1,11 @@
 package doctor
 
 import (
+	"context"
 	"os/exec"
 	"path"
 	"strings"
+	"time"
 )
 
 // unit is the agent's systemd unit, whose sandbox decides where the agent
@@ -25,11 +27,14 @@ type sandbox struct {
 var sandboxProps = []string{"LoadState", "ProtectSystem", "ProtectHome", "PrivateTmp", "ReadWritePaths",
 	"StateDirectory", "RuntimeDirectory", "CacheDirectory", "LogsDirectory"}
 
-// loadSandbox asks systemctl for the unit's sandbox. It returns nil when
-// systemctl is missing or fails (systemd does not run here: an image being
-// built in a chroot) or the unit is not installed.
-func loadSandbox() *sandbox {
-	out, err := exec.Command("systemctl", "show", "-p", strings.Join(sandboxProps, ","), unit).Output()
+// loadSandbox asks systemctl for the unit's sandbox, for at most timeout.
+// It returns nil when systemctl is missing, fails (systemd does not run
+// here: an image being built in a chroot) or does not answer, or the unit
+// is not installed.
+func loadSandbox(ctx context.Context, timeout time.Duration) *sandbox {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "systemctl", "show", "-p", strings.Join(sandboxProps, ","), unit).Output()
 	if err != nil {
 		return nil
 	}
