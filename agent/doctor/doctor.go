@@ -1,6 +1,7 @@
 // Package doctor checks a host's set-up of latchkey-agent before it runs
-// (`latchkey-agent doctor`): the config, the state directory, where sinks
-// and templates write, Vault, and the auth method's metadata service.
+// (`latchkey-agent doctor`): the config, the state directory, where sinks,
+// templates and the ssh stanza write (under systemd, as the unit's sandbox
+// lets it), Vault, and the auth method's metadata service.
 package doctor
 
 import (
@@ -61,6 +62,20 @@ func Run(ctx context.Context, o Options, rp *doctor.Report) {
 	for _, t := range cfg.Templates {
 		if t.Destination != "" {
 			checkDest("template", t.Destination, 0, t.CreateDestDirs, sb, rp)
+		}
+	}
+	if cfg.SSH != nil {
+		// The files the ssh stanza writes: the trust file sshd's
+		// TrustedUserCAKeys names, and a certificate beside each host key
+		// (a pattern's directory is the one checked).
+		tc := cfg.SSH.Trust()
+		if tc.TrustedUserCAKeys != "" {
+			checkDest("ssh trust file", tc.TrustedUserCAKeys, 0, false, sb, rp)
+		}
+		if tc.Host != nil {
+			for _, k := range tc.Host.Keys {
+				checkDest("ssh host certificate", strings.TrimSuffix(k, ".pub")+"-cert.pub", 0, false, sb, rp)
+			}
 		}
 	}
 	checkVault(ctx, o, cfg, rp)

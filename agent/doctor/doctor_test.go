@@ -127,3 +127,31 @@ func TestCheckDestMissingDirectory(t *testing.T) {
 		})
 	}
 }
+
+// The ssh stanza's files are checked as sinks and templates are: the trust
+// file sshd's TrustedUserCAKeys names, and each host key's certificate
+// (a pattern's directory).
+func TestDoctorSSHFiles(t *testing.T) {
+	base := t.TempDir()
+	p := setup(t, nil)
+	testkit.Must(t, os.WriteFile(p, []byte(testkit.ReadFile(p)+fmt.Sprintf(`ssh {
+  trusted_user_ca_keys = "%s/nope/trusted-user-ca-keys.pem"
+  pinned_user_ca_keys  = "%s/pinned.pub"
+  host_certificate {
+    mount = "ssh-host"
+    role  = "host"
+    keys  = ["%s/ssh_host_*_key.pub"]
+  }
+}
+`, base, base, base)), 0o600))
+	var out bytes.Buffer
+	Run(context.Background(), Options{Configs: []string{p}, Getenv: func(string) string { return "" }}, &doctor.Report{Out: &out})
+	for _, want := range []string{
+		"FAIL ssh trust file " + base + "/nope/trusted-user-ca-keys.pem: " + base + "/nope is not a directory",
+		"OK   ssh host certificate " + base + "/ssh_host_*_key-cert.pub: " + base + " writable",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
+	}
+}
