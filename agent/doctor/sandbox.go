@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -73,9 +74,14 @@ func under(p, dir string) bool {
 
 // check says what the unit's sandbox does to a file written in dir: fail
 // when the agent cannot write there under the unit, a warning when it can
-// but nobody outside the unit sees the file; "" when neither.
+// but nobody outside the unit sees the file; "" when neither. An existing
+// dir is judged where its symlinks lead (/etc/app -> /opt/app is read-only
+// under ProtectSystem=strict as /opt/app is).
 func (s *sandbox) check(dir string) (problem, fix string, fail bool) {
 	dir = path.Clean(dir)
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	// Writable whatever ProtectSystem= says, and seen by nobody else.
 	if s.privateTmp && (under(dir, "/tmp") || under(dir, "/var/tmp")) {
 		return dir + " is the unit's private one (PrivateTmp=yes): other services and logins do not see what " + unit + " writes there", "write it elsewhere, such as under /run", false

@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -48,6 +49,12 @@ func TestSandbox(t *testing.T) {
 				t.Errorf("fix %q does not say which drop-in", fix)
 			}
 		})
+	}
+	// A directory is judged where its symlinks lead.
+	link := t.TempDir() + "/app"
+	testkit.Must(t, os.Symlink("/usr", link))
+	if problem, _, fail := sb.check(link); !fail || !strings.Contains(problem, "/usr is read-only") {
+		t.Errorf("check(%s -> /usr) = %q, fail %v", link, problem, fail)
 	}
 	// ProtectHome= and ProtectSystem= without strict, as a drop-in may set them.
 	loose := parseSandbox("LoadState=loaded\nProtectSystem=full\nProtectHome=tmpfs\nPrivateTmp=no\nReadWritePaths=\n")
