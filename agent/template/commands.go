@@ -40,11 +40,17 @@ import (
 const pendingPrefix = "template-command-"
 
 // pendingRecord is the state record of a command that has not run to its
-// end.
+// end. Once it has started, PID and Process (command.Identity) name its
+// process: an agent killed while it ran (kill -9, OOM; outside systemd,
+// which kills the rest of the unit) leaves it running, and the next start
+// waits for it rather than run the command a second time at once.
 type pendingRecord struct {
 	Destination string    `json:"destination"`
 	Command     []string  `json:"command"`
 	Since       time.Time `json:"since"`
+	PID         int       `json:"pid,omitempty"`
+	Process     string    `json:"process,omitempty"`
+	Started     time.Time `json:"started,omitzero"`
 }
 
 // pendingName is the record name of t's command: a hash of its cleaned
@@ -82,12 +88,14 @@ type commands struct {
 }
 
 // runningCommand is a started command; done is closed once its end is
-// logged and its record removed (or kept, when it was stopped).
+// logged and its record removed (or kept, when it was stopped). adopted
+// is set for one an earlier agent started (command.Adopt).
 type runningCommand struct {
-	proc *command.Proc
-	unit string
-	name string
-	done chan struct{}
+	proc    *command.Proc
+	unit    string
+	name    string
+	done    chan struct{}
+	adopted bool
 }
 
 func newCommands(stateDir string, log *zap.Logger) *commands {
@@ -99,12 +107,14 @@ func newCommands(stateDir string, log *zap.Logger) *commands {
 }
 
 // isPending reports whether the command named name has not run to its
-// end, and whether it is the one running now.
-func (c *commands) isPending(name string) (pending, running bool) {
+// end, whether it is the one running now, and whether that one was started
+// by an earlier agent (adopted).
+func (c *commands) isPending(name string) (pending, running, adopted bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.running
-	return c.pending[name], r != nil && r.name == name && !isClosed(r.done)
+	running = r != nil && r.name == name && !isClosed(r.done)
+	return c.pending[name], running, running && r.adopted
 }
 
 // load reads the records an earlier run left (once), keeps those of units
@@ -131,6 +141,16 @@ func (c *commands) load(units []*unit) {
 		_, err := c.dir.Load(n, &rec)
 		if u, ok := want[n]; ok && err == nil {
 			c.pending[n] = true
+			if c.running == nil {
+				if p := command.Adopt(rec.Command, rec.PID, rec.Process, rec.Started, u.cfg.Exec.Timeout); p != nil {
+					r := &runningCommand{proc: p, unit: u.name, name: n, done: make(chan struct{}), adopted: true}
+					c.running = r
+					go c.ended(r)
+					c.log.Warn("template command the agent started before it was killed is still running; it is waited for, then run again (how it ends is not known here)",
+						zap.String("template", u.name), zap.Int("pid", rec.PID), zap.Time("started", rec.Started))
+					continue
+				}
+			}
 			c.log.Info("template command did not run to its end before the agent last stopped; it runs after the first render",
 				zap.String("template", u.name), zap.Time("pending_since", rec.Since))
 			continue
@@ -260,6 +280,9 @@ func (c *commands) start(u *unit, name string) *runningCommand {
 	r := &runningCommand{proc: p, unit: u.name, name: name, done: make(chan struct{})}
 	c.mu.Lock()
 	c.running = r
+	// Its process, for a next start should this agent be killed meanwhile.
+	c.save(name, pendingRecord{Destination: filepath.Clean(u.cfg.Destination), Command: u.cfg.Exec.Command, Since: time.Now().UTC(),
+		PID: p.Pid(), Process: command.Identity(p.Pid()), Started: time.Now().UTC()})
 	c.mu.Unlock()
 	go c.ended(r)
 	return r
@@ -278,6 +301,10 @@ func (c *commands) ended(r *runningCommand) {
 		c.running = nil
 	}
 	switch {
+	case errors.Is(err, command.ErrAdopted):
+		// Still pending: the first render that comes after runs it.
+		c.log.Info("the template command left running by the agent's previous run has ended; it runs again", zap.String("template", r.unit))
+		return
 	case errors.Is(err, command.ErrStopped):
 		msg := "template command stopped with the agent before its end; it runs again at the next start"
 		if c.dir == nil {

@@ -372,12 +372,15 @@ func (m *Manager) renderUnits(ctx context.Context, idx []int) map[int]error {
 		if w.err != nil || !hasCommand(u.cfg) {
 			continue
 		}
-		pending, running := m.cmds.isPending(pendingName(u.cfg))
+		pending, running, adopted := m.cmds.isPending(pendingName(u.cfg))
 		switch {
 		case w.changed:
 		case pending && !running:
 			m.o.Logger.Info("template command did not run to its end (interrupted by a stop, a crash or a reload); running it now",
 				zap.String("template", u.name))
+		case adopted:
+			// Left running by a killed agent: runCommands waits for it
+			// (never two at once), then runs it, how it ended unknown.
 		default:
 			continue
 		}

@@ -269,6 +269,38 @@ func TestAgentKilledDuringATemplateCommand(t *testing.T) {
 	}
 }
 
+// Defect: outside systemd (which kills the rest of the unit), a command
+// outlives a kill -9 of the agent, and the next start ran it again at
+// once, beside the first (two service reloads, or two migrations, at the
+// same time). The record now names the command's process: the next start
+// waits for it to end, then runs the command once more (how the first run
+// ended cannot be known), never two at a time.
+func TestAgentKilledWhileItsCommandRunsOn(t *testing.T) {
+	c := newCmdTest(t, "approle-cmd-orphan", false)
+	a := c.start(t, 1)
+	testkit.Must(t, a.cmd.Process.Kill())
+	<-a.done
+	a.done <- nil
+	testkit.NewSecretID(t, srv.Client, c.mount, filepath.Join(c.dir, "secret-id"))
+	b := startAgent(t, []string{"-config", c.cfg}, "VAULT_ADDR="+srv.Addr)
+	b.logged(t, "still running; it is waited for, then run again", 1)
+	b.logged(t, "token written to sink", 1)
+	time.Sleep(500 * time.Millisecond)
+	if n := c.count("start"); n != 1 {
+		t.Fatalf("the command started %d times while the first run went on, want once", n)
+	}
+	testkit.WriteFile(t, c.release, "")
+	testkit.Eventually(t, "the second run's end", func() bool { return c.count("end") == 2 })
+	if got := testkit.ReadFile(c.log); got != "start\nend\nstart\nend\n" {
+		t.Errorf("the command's log %q: two runs at once", got)
+	}
+	b.logged(t, "left running by the agent's previous run has ended; it runs again", 1)
+	testkit.Eventually(t, "the pending record removed", func() bool { return len(c.records(t)) == 0 })
+	if code := b.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
 // A command that ignores SIGTERM is SIGKILLed after the grace period: the
 // stop is bounded, and the agent still exits 0.
 func TestStopKillsACommandIgnoringSIGTERM(t *testing.T) {

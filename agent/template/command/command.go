@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,6 +42,7 @@ type Proc struct {
 	exited  bool
 	stopped string // how Stop ended it ("SIGTERM", ...), "" when it did not
 	killed  bool   // the timeout killed it
+	adopted string // the Identity of a command Adopt follows, "" for Start's
 }
 
 // Start starts e in a process group of its own, so that a signal reaches
@@ -92,9 +95,10 @@ func Start(e *config.Exec) (*Proc, error) {
 }
 
 // signal sends sig to the command's process group unless it has ended;
-// p.mu is held.
+// p.mu is held. An adopted command is looked for first: it is not this
+// process's child, so its pid may have been reused since the last look.
 func (p *Proc) signal(sig syscall.Signal) {
-	if !p.exited {
+	if !p.exited && (p.adopted == "" || Identity(p.pid) == p.adopted) {
 		syscall.Kill(-p.pid, sig)
 	}
 }
@@ -164,4 +168,95 @@ func tail(b []byte) string {
 		b = b[len(b)-n:]
 	}
 	return string(bytes.TrimSpace(b))
+}
+
+// Pid is the command's process id, the id of its process group too.
+func (p *Proc) Pid() int { return p.pid }
+
+// ErrAdopted wraps the end of a command Adopt followed: it was started by
+// an earlier agent, whose child it was, so how it ended is not known.
+var ErrAdopted = errors.New("started before the agent's restart: how it ended is not known")
+
+// Identity names the running process pid across a restart of the agent:
+// the boot it runs in and its start time (clock ticks since that boot)
+// with its pid, so that the pid reused by another process does not pass
+// for it. It is "" when the process is gone (a zombie included) or /proc
+// cannot tell.
+func Identity(pid int) string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// pid (comm) state ppid ... starttime is field 22; comm may hold
+	// anything, ')' and blanks included: count after its last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return ""
+	}
+	return fmt.Sprintf("%d/%s/%s", pid, strings.TrimSpace(string(boot)), f[19])
+}
+
+// adoptPoll is how often an adopted command is looked for in /proc (a test
+// hook).
+var adoptPoll = 100 * time.Millisecond
+
+// Adopt follows the command argv that an earlier agent started, at
+// started, and left running when it was killed (kill -9, OOM): process
+// pid, whose Identity was id. It returns nil when that process is no longer
+// running. The Proc is as one Start returns, but that the command is not
+// this process's child: Done closes once /proc no longer shows it, and Err
+// then wraps ErrAdopted (or ErrStopped after Stop, or says the timeout,
+// counted from started, killed it). Stop and the timeout signal its
+// process group.
+func Adopt(argv []string, pid int, id string, started time.Time, timeout time.Duration) *Proc {
+	if pid <= 1 || id == "" || Identity(pid) != id {
+		return nil
+	}
+	if timeout <= 0 {
+		timeout = config.DefaultCommandTimeout
+	}
+	p := &Proc{argv: argv, timeout: timeout, pid: pid, deadline: started.Add(timeout), done: make(chan struct{}), adopted: id}
+	go func() {
+		tick := time.NewTicker(adoptPoll)
+		defer tick.Stop()
+		timer := time.NewTimer(max(time.Until(p.deadline), 0))
+		defer timer.Stop()
+		for {
+			select {
+			case <-tick.C:
+			case <-timer.C:
+				p.mu.Lock()
+				p.killed = p.stopped == ""
+				p.signal(syscall.SIGKILL)
+				p.mu.Unlock()
+			}
+			p.mu.Lock()
+			if Identity(pid) == id {
+				p.mu.Unlock()
+				continue
+			}
+			p.exited = true
+			stopped, killed := p.stopped, p.killed
+			p.mu.Unlock()
+			switch {
+			case stopped != "":
+				p.err = fmt.Errorf("command %q: %w (%s)", p.argv, ErrStopped, stopped)
+			case killed:
+				p.err = fmt.Errorf("command %q: killed after its timeout of %s", p.argv, p.timeout)
+			default:
+				p.err = fmt.Errorf("command %q: %w", p.argv, ErrAdopted)
+			}
+			close(p.done)
+			return
+		}
+	}()
+	return p
 }

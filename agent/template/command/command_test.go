@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -170,5 +171,71 @@ func TestRunStopsOnContextEnd(t *testing.T) {
 	}
 	if got := testkit.ReadFile(marker); got != "start\nterm\n" {
 		t.Errorf("marker = %q: no SIGTERM seen", got)
+	}
+}
+
+// Adopt follows a command it did not start (here a process of the test's
+// own, in a group of its own, as Start makes them): its end is seen through
+// /proc and reported as ErrAdopted (how it ended is not known); Stop and
+// the timeout, counted from its start, signal its group; a process gone, or
+// a pid whose identity changed, is not adopted.
+func TestAdopt(t *testing.T) {
+	old := adoptPoll
+	adoptPoll = 10 * time.Millisecond
+	t.Cleanup(func() { adoptPoll = old })
+	start := func(t *testing.T, script string) (pid int, id string) {
+		cmd := exec.Command("/bin/sh", "-c", script)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		testkit.Must(t, cmd.Start())
+		t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		// Reaped as init reaps an orphan; a zombie counts as gone.
+		go cmd.Wait()
+		id = Identity(cmd.Process.Pid)
+		if id == "" {
+			t.Fatal("no identity for a running process")
+		}
+		return cmd.Process.Pid, id
+	}
+	tests := map[string]struct {
+		script  string
+		timeout time.Duration
+		stop    bool
+		wantErr error  // errors.Is
+		want    string // substring
+	}{
+		"ends by itself": {script: "sleep 0.2", timeout: time.Minute, wantErr: ErrAdopted},
+		"stopped":        {script: "sleep 60", timeout: time.Minute, stop: true, wantErr: ErrStopped, want: "(SIGTERM)"},
+		"timeout":        {script: "sleep 60", timeout: 300 * time.Millisecond, want: "killed after its timeout of 300ms"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			pid, id := start(t, tc.script)
+			p := Adopt([]string{"/bin/sh"}, pid, id, time.Now(), tc.timeout)
+			if p == nil {
+				t.Fatal("a running command not adopted")
+			}
+			if tc.stop {
+				p.Stop(5 * time.Second)
+			}
+			select {
+			case <-p.Done():
+			case <-time.After(20 * time.Second):
+				t.Fatal("the adopted command's end not seen")
+			}
+			err := p.Err()
+			if (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) || !strings.Contains(fmt.Sprint(err), tc.want) {
+				t.Errorf("Err = %v, want %v / %q", err, tc.wantErr, tc.want)
+			}
+			if Identity(pid) != "" {
+				t.Errorf("the process is still running after Done")
+			}
+		})
+	}
+	pid, id := start(t, "sleep 60")
+	if Adopt(nil, pid, id+"0", time.Now(), time.Minute) != nil {
+		t.Error("a pid whose start time differs (reused) was adopted")
+	}
+	if Adopt(nil, 0, "", time.Now(), time.Minute) != nil || Adopt(nil, 1, Identity(1), time.Now(), time.Minute) != nil {
+		t.Error("a record without a process, or pid 1, was adopted")
 	}
 }
