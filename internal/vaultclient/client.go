@@ -238,6 +238,16 @@ func (c *Client) retrying(ctx context.Context, method string, u *url.URL, payloa
 		}
 		resp, doErr := c.hc.Do(req)
 		retry, checkErr := policy(ctx, resp, doErr)
+		var wait time.Duration
+		if retry && i < c.maxRetries {
+			wait = c.backoff(i, resp)
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+				// The wait (a Retry-After of an hour, say) would outlast
+				// the call: this answer is the caller's now, not "context
+				// deadline exceeded" once the time is up.
+				retry = false
+			}
+		}
 		if !retry || i >= c.maxRetries {
 			if doErr != nil {
 				return nil, redact(doErr)
@@ -248,7 +258,6 @@ func (c *Client) retrying(ctx context.Context, method string, u *url.URL, payloa
 			}
 			return resp, nil
 		}
-		wait := c.backoff(i, resp)
 		if resp != nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()

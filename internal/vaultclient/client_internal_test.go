@@ -327,6 +327,50 @@ func TestResponseErrorRetryAfter(t *testing.T) {
 	}
 }
 
+// A Retry-After longer than the call has left is not waited for: the call
+// returns that answer at once (a ResponseError with the wait Vault asked
+// for), where it slept until its timeout and said "context deadline
+// exceeded". One that fits is waited for and retried, as before.
+func TestRetryAfterBeyondTheTimeout(t *testing.T) {
+	tests := map[string]struct {
+		header       string
+		wantRequests int32
+		wantErr      bool
+	}{
+		"an hour":         {"3600", 1, true},
+		"beyond the call": {"11", 1, true},
+		"within it":       {"0", 3, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var n atomic.Int32
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if n.Add(1) < 3 {
+					w.Header().Set("Retry-After", tc.header)
+					w.WriteHeader(http.StatusServiceUnavailable)
+					io.WriteString(w, `{"errors":["Vault is sealed"]}`)
+					return
+				}
+				io.WriteString(w, `{"data":{"k":"v"}}`)
+			}))
+			t.Cleanup(hs.Close)
+			c := fast(t, hs.URL, 2) // timeout 10 s
+			start := time.Now()
+			_, err := c.Read(context.Background(), "secret/x")
+			var re *ResponseError
+			if secs, _ := strconv.Atoi(tc.header); tc.wantErr && (!errors.As(err, &re) || re.StatusCode != 503 || re.RetryAfter != time.Duration(secs)*time.Second) {
+				t.Fatalf("err = %v, want the 503 with Retry-After %ss", err, tc.header)
+			}
+			if !tc.wantErr && err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if n.Load() != tc.wantRequests || time.Since(start) > 5*time.Second {
+				t.Errorf("%d requests in %s, want %d at once", n.Load(), time.Since(start).Round(time.Millisecond), tc.wantRequests)
+			}
+		})
+	}
+}
+
 // Vault's 404 means "nothing there" to a read, and an error to a write or
 // an unwrap — unless the answer carries data (a deleted KV v2 version, a
 // wrapped 404), as the api package had it.
