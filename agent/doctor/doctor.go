@@ -20,6 +20,7 @@ import (
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/auth/methods"
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/agent/template"
 	"github.com/latchkey/latchkey/internal/cloud/alimeta"
 	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
 	"github.com/latchkey/latchkey/internal/doctor"
@@ -62,6 +63,7 @@ func Run(ctx context.Context, o Options, rp *doctor.Report) {
 	for _, t := range cfg.Templates {
 		if t.Destination != "" {
 			checkDest("template", t.Destination, 0, t.CreateDestDirs, sb, rp)
+			checkSecretMode(t, rp)
 		}
 	}
 	if cfg.SSH != nil {
@@ -180,6 +182,34 @@ func checkDest(kind, path string, mode os.FileMode, createDirs bool, sb *sandbox
 	default:
 		rp.OK(name, dir+" writable")
 	}
+}
+
+// checkSecretMode warns of a template that renders what Vault answers
+// (secret, pkiCert) into a file every local user may read: perms unset
+// keeps an existing file's mode, else writes 0644, as Vault Agent does. A
+// warning, not a failure: a CA certificate read with secret is public.
+func checkSecretMode(t config.Template, rp *doctor.Report) {
+	mode := os.FileMode(0o644)
+	switch fi, err := os.Stat(t.Destination); {
+	case t.Perms != nil:
+		mode = *t.Perms
+	case err == nil:
+		mode = fi.Mode().Perm()
+	}
+	if mode&0o004 == 0 {
+		return
+	}
+	if secrets, err := template.RendersSecrets(t); err != nil || !secrets {
+		return // an unreadable template is the config check's
+	}
+	why := "perms is not set: the agent writes 0644, as Vault Agent does"
+	if t.Perms != nil {
+		why = fmt.Sprintf("perms = %04o", mode)
+	} else if _, err := os.Stat(t.Destination); err == nil {
+		why = fmt.Sprintf("perms is not set: the file keeps its mode, %04o", mode)
+	}
+	rp.Warn("template "+t.Destination, "renders what Vault answers (secret, pkiCert) into a file every local user can read ("+why+")",
+		"set perms = 0600, or 0640 with group = the group of the service that reads it")
 }
 
 // checkVault asks sys/health, which needs no token.

@@ -155,3 +155,43 @@ func TestDoctorSSHFiles(t *testing.T) {
 		}
 	}
 }
+
+// A template that renders what Vault answers into a file every local user
+// can read is a warning: perms unset (0644, as Vault Agent writes, or an
+// existing file's mode) or set so; one with a private mode, or that renders
+// no secret, says nothing of it.
+func TestDoctorSecretsReadableByOthers(t *testing.T) {
+	base := t.TempDir()
+	testkit.Must(t, os.WriteFile(filepath.Join(base, "kept"), []byte("x"), 0o604))
+	p := setup(t, nil)
+	tmpl := func(dest, contents, perms string) string {
+		return fmt.Sprintf("template {\n  contents = %q\n  destination = %q\n%s}\n", contents, filepath.Join(base, dest), perms)
+	}
+	secret := `{{ with secret "secret/data/app" }}{{ .Data.data.password }}{{ end }}`
+	testkit.Must(t, os.WriteFile(p, []byte(testkit.ReadFile(p)+
+		tmpl("default", secret, "")+
+		tmpl("kept", secret, "")+
+		tmpl("wide", `{{ with pkiCert "pki/issue/web" "common_name=a" }}{{ .Key }}{{ end }}`, "  perms = 0644\n")+
+		tmpl("private", secret, "  perms = 0640\n")+
+		tmpl("plain", "listen 443;", "")), 0o600))
+	var out bytes.Buffer
+	Run(context.Background(), Options{Configs: []string{p}, Getenv: func(string) string { return "" }}, &doctor.Report{Out: &out})
+	warn := func(dest string) string {
+		return "WARN template " + filepath.Join(base, dest) + ": renders what Vault answers (secret, pkiCert) into a file every local user can read ("
+	}
+	for _, want := range []string{
+		warn("default") + "perms is not set: the agent writes 0644, as Vault Agent does)",
+		warn("kept") + "perms is not set: the file keeps its mode, 0604)",
+		warn("wide") + "perms = 0644)",
+		"fix: set perms = 0600, or 0640 with group",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
+	}
+	for _, dest := range []string{"private", "plain"} {
+		if strings.Contains(out.String(), warn(dest)) {
+			t.Errorf("%s warned:\n%s", dest, out.String())
+		}
+	}
+}

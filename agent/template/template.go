@@ -61,6 +61,18 @@ func (u *unit) load() error {
 	return nil
 }
 
+// RendersSecrets reports whether template c puts what Vault answers into
+// its output: whether it calls secret or pkiCert (secrets lists only
+// names). It reads c's source as the agent does, and returns the agent's
+// error when that cannot be read or parsed.
+func RendersSecrets(c config.Template) (bool, error) {
+	u, err := newUnit(c)
+	if err != nil {
+		return false, err
+	}
+	return u.used["secret"] || u.used["pkiCert"], nil
+}
+
 // builtins are text/template's own functions, which its parser knows
 // without a FuncMap (the parser wants a non-nil value for each name).
 var builtins = func() map[string]any {
