@@ -243,6 +243,9 @@ func (c *Config) Validate() error {
 	if err := c.SSH.Validate(); err != nil {
 		return err
 	}
+	if err := c.checkOverlaps(); err != nil {
+		return err
+	}
 	switch c.LogFormat {
 	case "", "standard", "json", "console", "auto":
 	default:

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -423,5 +424,57 @@ func TestLoginSplayMerges(t *testing.T) {
 		if cfg.LoginSplay != tc.want {
 			t.Errorf("Load(%v): login_splay %s, want %s", tc.paths, cfg.LoginSplay, tc.want)
 		}
+	}
+}
+
+// A file the agent would write over its own config, or write as two
+// different things, is refused at the later key's position; templates
+// sharing a destination (Vault Agent's semantics) and sinks sharing a path
+// are not.
+func TestLoadRefusesOverlappingFiles(t *testing.T) {
+	sinks := func(paths ...string) string {
+		var b strings.Builder
+		b.WriteString("auto_auth {\n  method \"token_file\" {\n    config = { token_file_path = \"/t\" }\n  }\n")
+		for _, p := range paths {
+			fmt.Fprintf(&b, "  sink \"file\" {\n    config = { path = %q }\n  }\n", p)
+		}
+		b.WriteString("}\n")
+		return b.String()
+	}
+	tmpl := func(dest string) string {
+		return fmt.Sprintf("template {\n  contents = \"x\"\n  destination = %q\n}\n", dest)
+	}
+	tests := map[string]struct {
+		body func(conf string) string
+		want string // "" = loads
+	}{
+		"template over the config": {func(conf string) string { return sinks("/run/t") + tmpl(conf) },
+			"agent.hcl:11:3: template CONF is a config file of the agent's own: writing it would replace the config"},
+		"sink over the config": {func(conf string) string { return sinks(conf) },
+			"agent.hcl:6:16: sink CONF is a config file of the agent's own"},
+		"sink and template": {func(string) string { return sinks("/run/app/token") + tmpl("/run/app/../app/token") },
+			"agent.hcl:11:3: template /run/app/../app/token is also the sink at CONF:6:16: the file would flip between the two at every write"},
+		"ssh trust file and template": {func(string) string {
+			return sinks("/run/t") + tmpl("/etc/ssh/ca.pem") + "ssh {\n  trusted_user_ca_keys = \"/etc/ssh/ca.pem\"\n  pinned_user_ca_keys = \"/etc/ssh/pinned.pub\"\n}\n"
+		}, "agent.hcl:14:3: ssh trust file /etc/ssh/ca.pem is also the template at CONF:11:3"},
+		"two templates, one destination": {func(string) string { return sinks("/run/t") + tmpl("/etc/app") + tmpl("/etc/app") }, ""},
+		"two sinks, one path":            {func(string) string { return sinks("/run/t", "/run/t") }, ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "agent.hcl")
+			testkit.WriteFile(t, p, tc.body(p))
+			_, err := Load(p)
+			want := strings.ReplaceAll(tc.want, "CONF", p)
+			if want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("error = %v\nwant it to contain %q", err, want)
+			}
+		})
 	}
 }

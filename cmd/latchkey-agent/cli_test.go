@@ -243,6 +243,10 @@ func TestExitCodes(t *testing.T) {
 		"validate owner":              {[]string{"validate", "-config", filepath.Join(dir, "o.hcl")}, exitConfig, "", `owner "no-such-user-latchkey": user: unknown user`},
 		"template retries exhausted":  {[]string{"-config", filepath.Join(dir, "t.hcl")}, exitRuntime, "", "templates failed"},
 		"validate template syntax":    {[]string{"validate", "-config", filepath.Join(dir, "ts.hcl")}, exitConfig, "", "parse template"},
+		"validate template over the config": {[]string{"validate", "-config", filepath.Join(dir, "self.hcl")}, exitConfig, "",
+			"template " + filepath.Join(dir, "self.hcl") + " is a config file of the agent's own: writing it would replace the config"},
+		"start with a template over the sink": {[]string{"-config", filepath.Join(dir, "sinktmpl.hcl")}, exitConfig, "",
+			"template " + sink + " is also the sink at "},
 		// Defect: the error named the destination as the template
 		// ("template: /etc/app/app.env:4: ..."); it names the source's line.
 		"validate template source syntax": {[]string{"validate", "-config", filepath.Join(dir, "tss.hcl")}, exitConfig, "", "template: " + filepath.Join(dir, "tss.tmpl") + ":4: "},
@@ -268,6 +272,8 @@ func TestExitCodes(t *testing.T) {
 	testkit.WriteFile(t, rootToken, srv.RootToken)
 	testkit.WriteFile(t, filepath.Join(dir, "t.hcl"), fmt.Sprintf("auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\nlatchkey {\n  state_dir = %q\n}\nvault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate_config {\n  exit_on_retry_failure = true\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", rootToken, filepath.Join(dir, "t-state"), filepath.Join(dir, "t.out")))
 	testkit.WriteFile(t, filepath.Join(dir, "ea.hcl"), fmt.Sprintf("exit_after_auth = true\nauto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n}\nlatchkey {\n  state_dir = %q\n}\nvault {\n  retry {\n    num_retries = 1\n  }\n}\ntemplate {\n  contents = \"{{ with secret \\\"secret/no-such-secret\\\" }}{{ end }}\"\n  destination = %q\n}\n", rootToken, filepath.Join(dir, "ea-state"), filepath.Join(dir, "ea.out")))
+	testkit.WriteFile(t, filepath.Join(dir, "self.hcl"), string(b)+fmt.Sprintf("template {\n  contents = \"x\"\n  destination = %q\n}\n", filepath.Join(dir, "self.hcl")))
+	testkit.WriteFile(t, filepath.Join(dir, "sinktmpl.hcl"), string(b)+fmt.Sprintf("template {\n  contents = \"x\"\n  destination = %q\n}\n", sink))
 	testkit.WriteFile(t, filepath.Join(dir, "ts.hcl"), string(b)+fmt.Sprintf("template {\n  contents = \"{{ with secret }}\"\n  destination = %q\n}\n", filepath.Join(dir, "ts.out")))
 	testkit.WriteFile(t, filepath.Join(dir, "tss.tmpl"), "a\nb\nc\n{{ if")
 	testkit.WriteFile(t, filepath.Join(dir, "tss.hcl"), string(b)+fmt.Sprintf("template {\n  source = %q\n  destination = %q\n}\n", filepath.Join(dir, "tss.tmpl"), filepath.Join(dir, "tss.out")))
