@@ -121,6 +121,13 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	// A log line written to a stderr nobody reads any more (journald
+	// restarted without keeping the stream, a log pipe whose reader died)
+	// raised SIGPIPE, and Go's default for fd 2 is to die of it, mid-write
+	// or mid-command. Caught (never read), the write fails with EPIPE and
+	// the agent runs on; unlike signal.Ignore, commands the agent starts
+	// still get the default SIGPIPE (a caught signal is reset at exec).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	cfg, err := config.Load(o.configs...)
 	if err != nil {
 		fmt.Fprintf(stderr, "latchkey-agent: %v\n", err)
