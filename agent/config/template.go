@@ -23,7 +23,8 @@ type Template struct {
 	// else 0644 (Vault Agent's default).
 	Perms *os.FileMode
 	// User/UID and Group/GID set the destination's owner: a name, or a
-	// number; nil/"" leaves it as the agent's own.
+	// number; nil/"" keeps an existing file's (Vault Agent's rule), else
+	// the agent's own.
 	User  string
 	UID   *int
 	Group string

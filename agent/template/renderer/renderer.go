@@ -70,7 +70,10 @@ var stale = &atomicfile.Sweeper{OlderThan: atomicfile.StaleGrace}
 // The write is atomic (a bind-mounted destination is written in place
 // instead, since rename cannot replace it), keeps an explicit mode and
 // owner whatever the umask, and leaves the previous file intact on error.
-// With backup, the previous content is kept as <destination>.bak.
+// With backup, the previous content is kept as <destination>.bak. A mode
+// or owner the template does not set is the replaced file's (0644 and the
+// agent's own for a new file), except that the owner of a file in a
+// directory every user may write is not kept.
 //
 // The destination is cleaned once and used so everywhere. What is there is
 // read without following a symlink and without blocking on a FIFO; a
@@ -103,6 +106,21 @@ func WriteDeferred(c config.Template, content []byte, dirs *atomicfile.Dirs) (wr
 		return false, false, fmt.Errorf("destination %s: %w", dest, err)
 	}
 	exists := old != nil
+	// What the template leaves unset is kept from the file it replaces, as
+	// Vault Agent keeps it: the owner as well as the mode. A file chowned
+	// to the application (app:app 0600) otherwise came back root's at the
+	// first change, and the application could no longer read it.
+	keepUID, keepGID := uid, gid
+	if exists && !othersMayCreate(filepath.Dir(dest)) {
+		if st, ok := old.Sys().(*syscall.Stat_t); ok {
+			if keepUID < 0 {
+				keepUID = int(st.Uid)
+			}
+			if keepGID < 0 {
+				keepGID = int(st.Gid)
+			}
+		}
+	}
 	mode := os.FileMode(defaultPerms)
 	if exists && c.Perms == nil {
 		mode = old.Mode().Perm()
@@ -123,7 +141,7 @@ func WriteDeferred(c config.Template, content []byte, dirs *atomicfile.Dirs) (wr
 			return false, false, fmt.Errorf("backup of %s: %w", dest, err)
 		}
 	}
-	opts := atomicfile.Options{Mode: mode, UID: uid, GID: gid, InPlaceFallback: true, Dirs: dirs}
+	opts := atomicfile.Options{Mode: mode, UID: keepUID, GID: keepGID, InPlaceFallback: true, Dirs: dirs}
 	if err := atomicfile.WriteFile(dest, content, opts); err != nil {
 		return false, false, err // "write dest: …"
 	}
@@ -163,6 +181,15 @@ func agentOwns(fi os.FileInfo, uid int) bool {
 		uid = os.Geteuid()
 	}
 	return int(st.Uid) == uid
+}
+
+// othersMayCreate reports whether every user may create files in dir
+// (world-writable, as /tmp is): whoever owns a file there
+// may have put it there to be handed what is rendered, so its owner is not
+// kept.
+func othersMayCreate(dir string) bool {
+	fi, err := os.Stat(dir)
+	return err != nil || fi.Mode().Perm()&0o002 != 0
 }
 
 func ownedBy(fi os.FileInfo, uid, gid int) bool {

@@ -182,3 +182,73 @@ func TestWriteWithoutCreateDestDirs(t *testing.T) {
 		t.Errorf("left %d entries in %s (first %q)", len(entries), dir, entries[0].Name())
 	}
 }
+
+// A destination the template gives no user or group keeps the owner of
+// the file it replaces, as Vault Agent keeps it (and its mode): a file
+// chowned to the application must not come back root's at the next
+// change. A file in a directory every user may write is not trusted for
+// its owner: whoever put it there would be handed the secret.
+func TestWriteKeepsExistingOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("chown needs root; the tests run as root")
+	}
+	userName, uid, groupName, gid := lookupNames(t)
+	const theirUID, theirGID = 12345, 23456
+	tests := []struct {
+		name             string
+		user, group      string
+		exists           bool
+		worldWritable    bool
+		wantUID, wantGID int
+	}{
+		{"nothing set: the file's owner and group", "", "", true, false, theirUID, theirGID},
+		{"user set: the file's group", userName, "", true, false, uid, theirGID},
+		{"group set: the file's owner", "", groupName, true, false, theirUID, gid},
+		{"both set", userName, groupName, true, false, uid, gid},
+		{"new file: the agent's", "", "", false, false, os.Geteuid(), os.Getegid()},
+		{"world-writable directory: not kept", "", "", true, true, os.Geteuid(), os.Getegid()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.worldWritable {
+				if err := os.Chmod(dir, 0o1777); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dest := filepath.Join(dir, "app.env")
+			if tt.exists {
+				if err := os.WriteFile(dest, []byte("old"), 0o640); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chown(dest, theirUID, theirGID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := config.Template{Destination: dest, User: tt.user, Group: tt.group}
+			wrote, changed, err := Write(c, []byte("new"))
+			if err != nil || !wrote || !changed {
+				t.Fatalf("Write: wrote %v changed %v, %v", wrote, changed, err)
+			}
+			fi, err := os.Stat(dest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if int(st.Uid) != tt.wantUID || int(st.Gid) != tt.wantGID {
+				t.Errorf("owner %d:%d, want %d:%d", st.Uid, st.Gid, tt.wantUID, tt.wantGID)
+			}
+			wantMode := os.FileMode(0o644)
+			if tt.exists {
+				wantMode = 0o640
+			}
+			if fi.Mode().Perm() != wantMode {
+				t.Errorf("mode %v, want %v", fi.Mode().Perm(), wantMode)
+			}
+			// The same content again: nothing to do.
+			if wrote, _, err := Write(c, []byte("new")); err != nil || wrote {
+				t.Errorf("second write: wrote %v, err %v", wrote, err)
+			}
+		})
+	}
+}
