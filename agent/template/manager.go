@@ -235,6 +235,7 @@ func (m *Manager) renderDirty(ctx context.Context) error {
 	if len(due) == 0 {
 		return nil
 	}
+	due = m.withSharers(due, now)
 	errs := m.renderUnits(ctx, due)
 	if ctx.Err() != nil {
 		return nil
@@ -258,6 +259,33 @@ func (m *Manager) renderDirty(ctx context.Context) error {
 	}
 	m.maybeReady()
 	return nil
+}
+
+// withSharers adds to due (sorted, config order) the templates that share
+// a destination with one in it, so that they are written together, one
+// after the other: rendered alone, one overwrote the other's file, whose
+// watch then rendered that one alone, which overwrote the first's, and so
+// on for ever — the file flipping between the two hundreds of times a
+// second. The last in config order wins, as in Vault Agent, which writes
+// every template at each run. A sharer failing (in backoff) or waiting for
+// quiet (wait { min }) is left to its own time.
+func (m *Manager) withSharers(due []int, now time.Time) []int {
+	in := map[int]bool{}
+	dests := map[string]bool{}
+	for _, i := range due {
+		in[i] = true
+		dests[filepath.Clean(m.units[i].cfg.Destination)] = true
+	}
+	for j, u := range m.units {
+		st := &m.state[j]
+		if in[j] || !dests[filepath.Clean(u.cfg.Destination)] || st.fails > 0 || now.Before(st.holdUntil) {
+			continue
+		}
+		st.dirty = true // so that a failure now is retried
+		due = append(due, j)
+	}
+	sort.Ints(due)
+	return due
 }
 
 func (m *Manager) maybeReady() {
