@@ -4,6 +4,8 @@ package approle
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -34,6 +36,13 @@ type Method struct {
 	// method a reload builds with the same mount and files.
 	secretID string
 	kept     *auth.Keeper
+	// roleID is the last role id read, used when its file is later
+	// removed or emptied (as Vault Agent does: re-logins go on).
+	roleID string
+	// unwrapped is a hash of the wrapping token the secret id came from:
+	// with the file kept (remove_secret_id_file_after_reading = false) it
+	// still holds that spent token, which a second unwrap is refused.
+	unwrapped string
 }
 
 // New reads cfg: role_id_file_path (required), secret_id_file_path,
@@ -66,28 +75,31 @@ func (m *Method) Describe() string { return fmt.Sprintf("approle at %s", m.mount
 
 // Login implements auth.Method.
 func (m *Method) Login(ctx context.Context, client *vaultclient.Client) (*vaultclient.Secret, error) {
-	roleID, err := readTrimmed(m.roleIDPath)
+	roleID, err := m.readRoleID()
 	if err != nil {
-		return nil, fmt.Errorf("approle role id: %w", err)
-	}
-	if roleID == "" {
-		return nil, fmt.Errorf("approle role id file %s is empty", m.roleIDPath)
+		return nil, err
 	}
 	data := map[string]any{"role_id": roleID}
 	if m.secretIDPath != "" {
 		sid, err := readTrimmed(m.secretIDPath)
 		switch {
+		case err == nil && sid != "" && m.wrappingPath != "" && m.spent(sid):
+			// The wrapping token this method (or the one a reload
+			// replaced) already unwrapped: its secret id is known.
 		case err == nil && sid != "":
+			wrapHash := ""
 			if m.wrappingPath != "" {
 				if m.dryRun {
 					return nil, fmt.Errorf("approle secret id: %s holds a response-wrapped secret id, which a dry run cannot use without consuming it", m.secretIDPath)
 				}
+				wrapHash = hash(sid)
 				if sid, err = m.unwrap(ctx, client, sid); err != nil {
 					return nil, fmt.Errorf("approle secret id: %w", err)
 				}
 			}
-			m.secretID = sid
+			m.secretID, m.unwrapped = sid, wrapHash
 			m.kept.Set(m.keptKey(), sid)
+			m.kept.Set(m.keptKey()+"\x00unwrapped", wrapHash)
 			if m.removeSecretIDFile && !m.dryRun {
 				if err := os.Remove(m.secretIDPath); err != nil {
 					m.log.Warn("could not remove the secret id file", zap.String("path", m.secretIDPath), zap.Error(err))
@@ -108,6 +120,47 @@ func (m *Method) Login(ctx context.Context, client *vaultclient.Client) (*vaultc
 		data["secret_id"] = m.secretID
 	}
 	return client.Write(ctx, strings.Trim(m.mount, "/")+"/login", data)
+}
+
+// readRoleID reads the role id file; once one was read, a file removed or
+// emptied since leaves the role id as it was (Vault Agent's behaviour), so
+// that a re-login still works.
+func (m *Method) readRoleID() (string, error) {
+	id, err := readTrimmed(m.roleIDPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("approle role id: %w", err)
+	}
+	if id != "" {
+		m.roleID = id
+		m.kept.Set(m.keptKey()+"\x00role", id)
+		return id, nil
+	}
+	if m.roleID == "" {
+		m.roleID = m.kept.Get(m.keptKey() + "\x00role")
+	}
+	if m.roleID != "" {
+		return m.roleID, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("approle role id: %w", err)
+	}
+	return "", fmt.Errorf("approle role id file %s is empty", m.roleIDPath)
+}
+
+// spent reports whether wrapToken is the wrapping token the known secret
+// id was unwrapped from.
+func (m *Method) spent(wrapToken string) bool {
+	if m.secretID == "" {
+		m.secretID = m.kept.Get(m.keptKey())
+		m.unwrapped = m.kept.Get(m.keptKey() + "\x00unwrapped")
+	}
+	return m.secretID != "" && m.unwrapped != "" && m.unwrapped == hash(wrapToken)
+}
+
+// hash is how a spent wrapping token is remembered: never the token.
+func hash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }
 
 // keptKey names the secret id among kept credentials: the same mount and
