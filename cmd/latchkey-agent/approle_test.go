@@ -21,12 +21,12 @@ import (
 // across a reload that changes the auth config but keeps the method.
 func TestApproleCredentialsKeptForReLogins(t *testing.T) {
 	tests := map[string]struct {
-		wrapped      bool   // the secret id file holds a wrapping token
-		keepFile     bool   // remove_secret_id_file_after_reading = false
+		wrapped      bool // the secret id file holds a wrapping token
+		keepFile     bool // remove_secret_id_file_after_reading = false
 		afterLogin   func(t *testing.T, dir string)
 		wantFileLeft bool
 	}{
-		"wrapped secret id, file kept": {wrapped: true, keepFile: true, wantFileLeft: true},
+		"wrapped secret id, file kept":    {wrapped: true, keepFile: true, wantFileLeft: true},
 		"wrapped secret id, file removed": {wrapped: true},
 		"role id file removed": {
 			afterLogin: func(t *testing.T, dir string) { testkit.Must(t, os.Remove(filepath.Join(dir, "role-id"))) },
