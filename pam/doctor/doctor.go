@@ -5,7 +5,6 @@
 package doctor
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -135,47 +134,46 @@ type pamLine struct {
 }
 
 // checkPAMLine finds the helper's pam_exec line in the PAM file and checks
-// its control, options and command.
+// its control, options and command, reading the file as Linux-PAM does
+// (readPAMFile) and the line's options as pam_exec does (execLine).
 func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 	const name = "PAM line"
-	f, err := os.Open(o.PAMFile)
+	src, err := os.ReadFile(o.PAMFile)
 	if err != nil {
 		rp.Fail(name, err.Error(), "is openssh-server installed?")
 		return pamLine{}, false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	entries, unterminated := readPAMFile(string(src))
+	if unterminated {
+		rp.Fail(name, o.PAMFile+" ends in a line continued with a backslash: Linux-PAM refuses the whole file, and every login fails",
+			"remove the backslash at the end of its last line")
+	}
 	var l pamLine
 	found := false
-	for n := 1; sc.Scan(); n++ {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 3 && !strings.HasPrefix(fields[0], "#") && strings.TrimPrefix(fields[0], "-") != "auth" && runsHelper(fields[1:]) {
-			// pam_exec sets PAM_TYPE to the line's type; the helper refuses
+	for _, e := range entries {
+		if len(e.tokens) < 3 {
+			continue
+		}
+		typ := strings.TrimPrefix(e.tokens[0].s, "-")
+		x, ok := execLine(e.tokens[2:])
+		if !ok || !strings.Contains(filepath.Base(x.cmd), "latchkey-ssh-helper") {
+			continue
+		}
+		at := fmt.Sprintf("%s:%d", o.PAMFile, e.line)
+		if !strings.EqualFold(typ, "auth") {
+			// pam_exec sets PAM_TYPE to the call's type; the helper refuses
 			// every type but auth (exit 2).
-			rp.Fail(name, fmt.Sprintf("%s:%d: the helper on a line of type %s refuses every call there (it verifies logins on auth lines only)", o.PAMFile, n, fields[0]),
+			rp.Fail(name, fmt.Sprintf("%s: the helper on a line of type %s refuses every call there (it verifies logins on auth lines only)", at, e.tokens[0].s),
 				"remove that line; the helper belongs on the auth line only")
 			continue
 		}
-		if found || len(fields) < 3 || strings.HasPrefix(fields[0], "#") || strings.TrimPrefix(fields[0], "-") != "auth" {
+		if found {
 			continue
 		}
-		// A control in brackets may hold blanks: "[success=ok default=bad]".
-		control, rest := fields[1], fields[2:]
-		for strings.HasPrefix(control, "[") && !strings.HasSuffix(control, "]") && len(rest) > 0 {
-			control, rest = control+" "+rest[0], rest[1:]
-		}
-		if len(rest) == 0 || filepath.Base(rest[0]) != "pam_exec.so" {
-			continue
-		}
-		i := slices.IndexFunc(rest[1:], func(s string) bool { return strings.HasPrefix(s, "/") })
-		if i < 0 || !strings.Contains(filepath.Base(rest[1+i]), "latchkey-ssh-helper") {
-			continue
-		}
-		opts, cmd, args := rest[1:1+i], rest[1+i], rest[2+i:]
-		at := fmt.Sprintf("%s:%d", o.PAMFile, n)
+		control := e.tokens[1].text()
 		// The helper's own reader: what it refuses here, it refuses at every
 		// login (exit 2), which under sshd reads only "PAM: System error".
-		a, aerr := pam.ParseArgs(args)
+		a, aerr := pam.ParseArgs(x.args)
 		l.config, l.dev = a.Config, a.Dev
 		failed := false
 		_, lerr := pam.ParseLevel(a.LogLevel)
@@ -185,7 +183,7 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 			failed = true
 		case aerr != nil:
 			rp.Fail(name, fmt.Sprintf("%s: the helper cannot read its arguments (%v): it refuses every login (exit 2)", at, aerr),
-				"fix the arguments after "+cmd+" (latchkey-ssh-helper -h lists them; install-pam writes a working line)")
+				"fix the arguments after "+x.cmd+" (latchkey-ssh-helper -h lists them; install-pam writes a working line)")
 			failed = true
 		case a.VerifyOnly:
 			rp.Fail(name, at+": -verify-only on the PAM line: it reads no OTP (the helper refuses every login with it)", "remove -verify-only from the PAM line; run it by hand to check Vault")
@@ -194,16 +192,25 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 			rp.Fail(name, fmt.Sprintf("%s: -log-level: %v: the helper refuses every login (exit 2)", at, lerr), "use -log-level=info (or trace, debug, warn, error, off)")
 			failed = true
 		}
-		if control != "requisite" && control != "required" {
+		// Controls are case-insensitive; "[...]" is refused as before.
+		if e.tokens[1].bracket || !strings.EqualFold(control, "requisite") && !strings.EqualFold(control, "required") {
 			rp.Fail(name, at+": control "+control+": a refused OTP may not end the stack", `use "auth requisite pam_exec.so ..." (latchkey-ssh-helper install-pam)`)
 			failed = true
 		}
-		if !slices.Contains(opts, "expose_authtok") {
+		if x.skipAuth != "" {
+			// pam_exec returns PAM_IGNORE before running anything: the
+			// stack's other auth lines decide, and after the helper's line
+			// that is pam_permit, which lets any password in.
+			rp.Fail(name, fmt.Sprintf("%s: %s: pam_exec skips the helper at authentication (only %q runs it), so the OTP is never checked and the other auth lines decide: with pam_permit after it, any password logs in", at, x.skipAuth, strings.TrimPrefix(strings.ToLower(x.skipAuth), "type=")),
+				"remove "+x.skipAuth+" from the PAM line (latchkey-ssh-helper install-pam writes a working line)")
+			failed = true
+		}
+		if !x.exposeAuthtok {
 			rp.Fail(name, at+": no expose_authtok: the helper never sees the OTP", "add expose_authtok before the helper's path")
 			failed = true
 		}
-		if fi, err := os.Stat(cmd); err != nil || fi.Mode()&0o111 == 0 || !fi.Mode().IsRegular() {
-			rp.Fail(name, at+": "+cmd+" is not an executable file", "install the latchkey-ssh-helper package or fix the path")
+		if fi, err := os.Stat(x.cmd); err != nil || fi.Mode()&0o111 == 0 || !fi.Mode().IsRegular() {
+			rp.Fail(name, at+": "+x.cmd+" is not an executable file", "install the latchkey-ssh-helper package or fix the path")
 			failed = true
 		}
 		if l.config == "" && a.Version == "" && aerr == nil {
@@ -211,7 +218,7 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 			failed = true
 		}
 		if !failed {
-			rp.OK(name, fmt.Sprintf("%s: %s %s, expose_authtok, -config=%s", at, control, cmd, l.config))
+			rp.OK(name, fmt.Sprintf("%s: %s %s, expose_authtok, -config=%s", at, control, x.cmd, l.config))
 		}
 		found = true
 	}
@@ -222,19 +229,49 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 	return pamLine{}, false
 }
 
-// runsHelper reports whether a PAM line's fields after its type (control,
-// module, arguments) run latchkey-ssh-helper through pam_exec.
-func runsHelper(fields []string) bool {
-	control, rest := fields[0], fields[1:]
-	for strings.HasPrefix(control, "[") && !strings.HasSuffix(control, "]") && len(rest) > 0 {
-		control, rest = control+" "+rest[0], rest[1:]
+// execCall is what pam_exec makes of a line's module and arguments.
+type execCall struct {
+	cmd           string
+	args          []string
+	exposeAuthtok bool
+	// skipAuth is the first type= option that is not exactly "auth" (as
+	// written): pam_exec then returns PAM_IGNORE at authentication
+	// without running the command.
+	skipAuth string
+}
+
+// execLine reads toks (module, arguments) as pam_exec does: options
+// (case-insensitive) up to the first argument that starts with '/' or is
+// no option, which is the command; ok is false when the module is not
+// pam_exec or it has no command.
+func execLine(toks []pamToken) (x execCall, ok bool) {
+	if filepath.Base(toks[0].s) != "pam_exec.so" {
+		return x, false
 	}
-	if len(rest) == 0 || filepath.Base(rest[0]) != "pam_exec.so" {
-		return false
+	args := toks[1:]
+	for i, t := range args {
+		s, low := t.s, strings.ToLower(t.s)
+		switch {
+		case strings.HasPrefix(s, "/"):
+		case low == "debug", low == "stdout", low == "seteuid", low == "quiet", low == "quiet_log", strings.HasPrefix(low, "log="):
+			continue
+		case low == "expose_authtok":
+			x.exposeAuthtok = true
+			continue
+		case strings.HasPrefix(low, "type="):
+			// Compared with the call's type case-sensitively (strcmp).
+			if s[len("type="):] != "auth" && x.skipAuth == "" {
+				x.skipAuth = s
+			}
+			continue
+		}
+		x.cmd = s
+		for _, a := range args[i+1:] {
+			x.args = append(x.args, a.s)
+		}
+		return x, true
 	}
-	// pam_exec's command is its first argument that is a path.
-	i := slices.IndexFunc(rest[1:], func(s string) bool { return strings.HasPrefix(s, "/") })
-	return i >= 0 && strings.Contains(filepath.Base(rest[1+i]), "latchkey-ssh-helper")
+	return x, false
 }
 
 // checkConfig loads the config and checks its mode and owner: whoever can
