@@ -78,6 +78,9 @@ type Config struct {
 	// fileInfo is the config file's, from the descriptor LoadConfig read
 	// it through (nil for a config parsed from bytes); see CheckWriters.
 	fileInfo os.FileInfo
+	// caPath is ca_path's pool as CheckWriters read and checked it (nil
+	// until then); rootCAs trusts these bytes, not a second read.
+	caPath *caPathPool
 	// Warnings are what the file holds that works, but probably not as
 	// meant (a repeated key, an allowed_cidr_list entry that is no CIDR,
 	// ...), each "file:line:col: message" naming the key. The helper logs

@@ -54,7 +54,19 @@ func (c *Config) CheckWriters() error {
 	if why := writers.Foreign(fi); why != "" {
 		return fmt.Errorf("%s %s, who could then have a Vault of their own trusted; refused (%s)", label, why, writers.Fix(fi, ca))
 	}
-	return checkDirs(label, ca, "put another CA in its place")
+	if err := checkDirs(label, ca, "put another CA in its place"); err != nil {
+		return err
+	}
+	if key == "ca_path" {
+		// Each of its files is as much the authority as ca_cert: read and
+		// checked once, and the checked bytes are what rootCAs trusts.
+		p, err := readCAPath(label, ca)
+		if err != nil {
+			return err
+		}
+		c.caPath = p
+	}
+	return nil
 }
 
 // CheckTokenWriters refuses a token_file (TOTP mode) that someone other

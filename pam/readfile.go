@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 	"syscall"
 )
 
@@ -34,6 +36,12 @@ func readRegularInfo(path string, max int64) ([]byte, os.FileInfo, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
+	return readOpen(f, path, max)
+}
+
+// readOpen reads the open file f (opened from path) as readRegularInfo
+// does.
+func readOpen(f *os.File, path string, max int64) ([]byte, os.FileInfo, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, nil, err
@@ -55,6 +63,30 @@ func readRegularInfo(path string, max int64) ([]byte, os.FileInfo, error) {
 		return nil, nil, fmt.Errorf("%s is larger than %d bytes, refused", path, max)
 	}
 	return b, fi, nil
+}
+
+// readRegularResolved is readRegularInfo that also returns the absolute
+// path the file resolved to (from /proc/self/fd, else EvalSymlinks).
+func readRegularResolved(path string, max int64) ([]byte, os.FileInfo, string, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	defer f.Close()
+	b, fi, err := readOpen(f, path, max)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil || !filepath.IsAbs(real) {
+		if real, err = filepath.EvalSymlinks(path); err == nil {
+			real, err = filepath.Abs(real)
+		}
+		if err != nil {
+			return nil, nil, "", err
+		}
+	}
+	return b, fi, real, nil
 }
 
 // ReadTokenFile reads token_file as a login does: a regular file only,

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/latchkey/latchkey/internal/writers"
 )
 
 // maxAnswer bounds what is read of one Vault answer: a verify answer is a
@@ -92,6 +94,12 @@ func (c *Config) rootCAs() (*x509.CertPool, error) {
 			}
 			return pool, nil
 		}
+		if c.caPath != nil {
+			if c.caPath.n == 0 {
+				return nil, fmt.Errorf("ca_path: %s holds no PEM certificate", c.CAPath)
+			}
+			return c.caPath.pool, nil
+		}
 		if c.CAPath != "" {
 			if n, err := appendDir(pool, c.CAPath); err != nil {
 				return nil, fmt.Errorf("ca_path: %w", err)
@@ -133,6 +141,55 @@ func appendDir(pool *x509.CertPool, dir string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// caPathPool is ca_path's certificates and how many of its files added one.
+type caPathPool struct {
+	pool *x509.CertPool
+	n    int
+}
+
+// readCAPath reads ca_path as appendDir does (every regular file, through
+// symlinks) and refuses it when someone other than root could have written
+// one of those files, or a directory above the file an entry resolves to
+// (beyond ca_path's own, which the caller checked): whoever may rewrite one
+// can have a Vault of their own trusted, as through ca_cert. Owner and mode
+// come from the descriptor each file was read through, the resolved path
+// from /proc/self/fd (one readlink; EvalSymlinks on each of the hundreds of
+// links of /etc/ssl/certs cost a login 10 ms of lstat calls). label begins
+// the errors, which name the entry, never its content.
+func readCAPath(label, dir string) (*caPathPool, error) {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", label, err)
+	}
+	checked := map[string]bool{}
+	if own, err := filepath.EvalSymlinks(dir); err == nil {
+		if own, err = filepath.Abs(own); err == nil {
+			checked[own] = true
+		}
+	}
+	p := &caPathPool{pool: x509.NewCertPool()}
+	for _, e := range es {
+		entry := filepath.Join(dir, e.Name())
+		b, fi, real, err := readRegularResolved(entry, maxCASize)
+		if err != nil {
+			continue // appendDir skips it too: not trusted
+		}
+		if why := writers.Foreign(fi); why != "" {
+			return nil, fmt.Errorf("%s: %s %s, who could then have a Vault of their own trusted; refused (%s)", label, entry, why, writers.Fix(fi, entry))
+		}
+		if d := filepath.Dir(real); !checked[d] {
+			checked[d] = true
+			if err := checkDirs(label+": "+entry, real, "put another CA in its place"); err != nil {
+				return nil, err
+			}
+		}
+		if p.pool.AppendCertsFromPEM(b) {
+			p.n++
+		}
+	}
+	return p, nil
 }
 
 // origin is an address's scheme://host:port, lower case, with the default

@@ -506,6 +506,8 @@ func TestBinaryCAWriters(t *testing.T) {
 		key      string      // ca_cert or ca_path
 		mode     os.FileMode // the CA file's
 		dirMode  os.FileMode // its directory's (0: 0700)
+		owner    int         // the CA file's uid (0: unchanged)
+		linkDir  os.FileMode // ca_path's entry is a symlink to the file in another directory of this mode
 		wantCode int
 		want     string
 	}{
@@ -515,14 +517,36 @@ func TestBinaryCAWriters(t *testing.T) {
 		"ca_cert in a sticky world dir": {key: "ca_cert", mode: 0o644, dirMode: 0o777 | os.ModeSticky, wantCode: exitOK},
 		"ca_path 0755":                  {key: "ca_path", mode: 0o644, dirMode: 0o755, wantCode: exitOK},
 		"ca_path world-writable":        {key: "ca_path", mode: 0o644, dirMode: 0o777, wantCode: exitConfig, want: "ca_path"},
+		// Each file of ca_path is trusted as ca_cert is: it was not checked,
+		// and a world-writable or a user's CA file there was trusted.
+		"ca_path, a world-writable file": {key: "ca_path", mode: 0o666, dirMode: 0o755, wantCode: exitConfig,
+			want: "ca.pem is writable by every user (mode 0666), who could then have a Vault of their own trusted; refused (chmod go-w "},
+		"ca_path, a user's file": {key: "ca_path", mode: 0o644, dirMode: 0o755, owner: 65534, wantCode: exitConfig,
+			want: "ca.pem is owned by uid 65534, who could then have a Vault of their own trusted; refused (chown root "},
+		"ca_path, a link into a world dir": {key: "ca_path", mode: 0o644, dirMode: 0o755, linkDir: 0o777, wantCode: exitConfig,
+			want: "is writable by every user (mode 0777), who could then put another CA in its place"},
+		"ca_path, a link into a root dir": {key: "ca_path", mode: 0o644, dirMode: 0o755, linkDir: 0o755, wantCode: exitOK},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
+			if tc.owner != 0 && os.Geteuid() != 0 {
+				t.Skip("needs root to give the CA file away")
+			}
 			dir := filepath.Join(t.TempDir(), "ca")
 			testkit.Must(t, os.Mkdir(dir, 0o700))
 			ca := filepath.Join(dir, "ca.pem")
+			if tc.linkDir != 0 {
+				ext := filepath.Join(t.TempDir(), "ext")
+				testkit.Must(t, os.Mkdir(ext, tc.linkDir))
+				testkit.Must(t, os.Chmod(ext, tc.linkDir))
+				testkit.Must(t, os.Symlink(filepath.Join(ext, "ca.pem"), ca))
+				ca = filepath.Join(ext, "ca.pem")
+			}
 			testkit.Must(t, os.WriteFile(ca, pemCA, 0o600))
 			testkit.Must(t, os.Chmod(ca, tc.mode))
+			if tc.owner != 0 {
+				testkit.Must(t, os.Chown(ca, tc.owner, -1))
+			}
 			if tc.dirMode != 0 {
 				testkit.Must(t, os.Chmod(dir, tc.dirMode))
 			}
