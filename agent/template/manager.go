@@ -174,8 +174,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.watch(w)
 	}
 	var events <-chan fsnotify.Event
+	var watchErrs <-chan error
 	if w != nil {
-		events = w.Events
+		events, watchErrs = w.Events, w.Errors
 	}
 	for i := range m.state {
 		m.state[i].dirty = true
@@ -199,6 +200,18 @@ func (m *Manager) Run(ctx context.Context) error {
 		case ev := <-events:
 			timer.Stop()
 			m.onFileEvents(ev, events)
+		case err := <-watchErrs:
+			// Read, or fsnotify's reader blocks on sending it and no event
+			// comes again: after the first overflow of the kernel's queue
+			// (a tar or rsync into a watched directory while a command
+			// ran) no edit or deletion was seen for the agent's life.
+			timer.Stop()
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				m.o.Logger.Warn("file watch lost events (its queue overflowed); rendering every template again and reading changed sources", zap.Error(err))
+				m.rescan()
+			} else {
+				m.o.Logger.Warn("file watch error", zap.Error(err))
+			}
 		case <-logins:
 			timer.Stop()
 			logins = m.loginEvents()

@@ -33,6 +33,10 @@ type unit struct {
 	// runs counts executions (tests show that work follows what changed,
 	// reading it while the manager runs).
 	runs atomic.Int64
+	// srcID is the source file as last read (following symlinks), and
+	// srcDirs the directories watched for it (watch.go).
+	srcID   destID
+	srcDirs []string
 }
 
 func newUnit(c config.Template) (*unit, error) {
@@ -44,6 +48,10 @@ func newUnit(c config.Template) (*unit, error) {
 func (u *unit) load() error {
 	text := u.cfg.Contents
 	if u.cfg.Source != "" {
+		// Taken before the read, also when it fails: a change after it
+		// differs, and is read; a file that does not load is not read
+		// again until it changes.
+		u.srcID, u.srcDirs = stat(u.cfg.Source), sourceDirs(u.cfg.Source)
 		// A source decides what is rendered (any secret the token reads,
 		// any file root reads, through file): one that someone other than
 		// root could have written is refused, as a config file is.

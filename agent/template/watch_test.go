@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,4 +75,117 @@ func TestSharedDestinationSettles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A source or destination is watched as the config spells it and as its
+// symlinks lead: an unclean or relative path ("/etc/app//app.env",
+// "./app.tmpl", which fsnotify reports cleaned) was never matched, so a
+// deleted destination stayed deleted and an edited source unread; an edit
+// of a symlinked source's target (in another directory), or a swap of the
+// link as a Kubernetes ConfigMap's ..data is swapped, was not seen either.
+func TestWatchedAsSpelledAndAsLinked(t *testing.T) {
+	tests := []struct {
+		name string
+		// setup writes the source (text) and returns the template's
+		// source and destination as the config spells them, and edit,
+		// which replaces the source's text.
+		setup func(t *testing.T, dir, text string) (src, dest string, edit func(string))
+	}{
+		{"unclean paths", func(t *testing.T, dir, text string) (string, string, func(string)) {
+			p := filepath.Join(dir, "app.tmpl")
+			testkit.WriteFile(t, p, text)
+			return dir + "//./app.tmpl", dir + "/out/./app.conf", func(s string) { replace(t, p, s) }
+		}},
+		{"relative paths", func(t *testing.T, dir, text string) (string, string, func(string)) {
+			t.Chdir(dir)
+			testkit.WriteFile(t, "app.tmpl", text)
+			return "./app.tmpl", "out/app.conf", func(s string) { replace(t, filepath.Join(dir, "app.tmpl"), s) }
+		}},
+		{"symlinked source, target edited", func(t *testing.T, dir, text string) (string, string, func(string)) {
+			elsewhere := t.TempDir()
+			target := filepath.Join(elsewhere, "app.tmpl")
+			testkit.WriteFile(t, target, text)
+			src := filepath.Join(dir, "app.tmpl")
+			testkit.Must(t, os.Symlink(target, src))
+			return src, filepath.Join(dir, "out", "app.conf"), func(s string) { testkit.WriteFile(t, target, s) }
+		}},
+		{"ConfigMap-style link swapped", func(t *testing.T, dir, text string) (string, string, func(string)) {
+			cm := filepath.Join(dir, "cm")
+			testkit.Must(t, os.MkdirAll(filepath.Join(cm, "..v1"), 0o755))
+			testkit.WriteFile(t, filepath.Join(cm, "..v1", "app.tmpl"), text)
+			testkit.Must(t, os.Symlink("..v1", filepath.Join(cm, "..data")))
+			testkit.Must(t, os.Symlink("..data/app.tmpl", filepath.Join(cm, "app.tmpl")))
+			return filepath.Join(cm, "app.tmpl"), filepath.Join(dir, "out", "app.conf"), func(s string) {
+				testkit.Must(t, os.MkdirAll(filepath.Join(cm, "..v2"), 0o755))
+				testkit.WriteFile(t, filepath.Join(cm, "..v2", "app.tmpl"), s)
+				testkit.Must(t, os.Symlink("..v2", filepath.Join(cm, "..data_tmp")))
+				testkit.Must(t, os.Rename(filepath.Join(cm, "..data_tmp"), filepath.Join(cm, "..data")))
+				testkit.Must(t, os.RemoveAll(filepath.Join(cm, "..v1")))
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, v2 := kvMounts(t)
+			putV2(t, v2, "app", map[string]any{"k": "value"})
+			dir := t.TempDir()
+			text := func(prefix string) string {
+				return fmt.Sprintf(`%s={{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, prefix, v2)
+			}
+			src, dest, edit := tt.setup(t, dir, text("a"))
+			at := dest
+			if !filepath.IsAbs(at) {
+				at = filepath.Join(dir, at)
+			}
+			tc := config.Template{Source: src, Destination: dest, CreateDestDirs: true}
+			r := run(t, Options{Templates: []config.Template{tc}, Clients: root(t, srv.Addr)})
+			testkit.Eventually(t, "first render", func() bool { return testkit.ReadFile(at) == "a=value" })
+			testkit.Must(t, os.Remove(at))
+			testkit.Eventually(t, "deleted destination restored", func() bool { return testkit.ReadFile(at) == "a=value" })
+			edit(text("b"))
+			r.clk.StepUntil(t, config.DefaultSourceQuiet, "source edit rendered", func() bool { return testkit.ReadFile(at) == "b=value" })
+			// Again, through the directory watched since the last read (the
+			// swapped link leads to ..v2 now).
+			edit(text("c"))
+			r.clk.StepUntil(t, config.DefaultSourceQuiet, "second source edit rendered", func() bool { return testkit.ReadFile(at) == "c=value" })
+		})
+	}
+}
+
+// An overflow of the kernel's inotify queue (more events than
+// fs.inotify.max_queued_events while the agent was busy: here a command
+// runs while a directory fills) is read and answered by looking at every
+// template again. Unread, fsnotify's reader blocked on sending the error
+// and no event came again: a destination deleted afterwards stayed
+// deleted for the agent's life.
+func TestWatchOverflowRescans(t *testing.T) {
+	limit, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	testkit.Must(t, err)
+	n, err := strconv.Atoi(strings.TrimSpace(string(limit)))
+	testkit.Must(t, err)
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"k": "value"})
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "app.conf")
+	ctl := t.TempDir()
+	started, release := filepath.Join(ctl, "started"), filepath.Join(ctl, "release")
+	tc := tmpl(dir, "app.conf", fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2))
+	// The command holds the render loop while the events pile up.
+	tc.Exec = &config.Exec{Command: []string{"/bin/sh", "-c", "touch " + started + "; until [ -e " + release + " ]; do sleep 0.05; done"}, Timeout: time.Minute}
+	log, logs := testkit.Observed(t)
+	run(t, Options{Templates: []config.Template{tc}, Clients: root(t, srv.Addr), Logger: log})
+	testkit.Eventually(t, "first render, its command started", func() bool {
+		_, err := os.Stat(started)
+		return testkit.ReadFile(dest) == "value" && err == nil
+	})
+	// A create each, beyond the queue and what fsnotify's reader holds.
+	for i := range n + 8192 {
+		testkit.Must(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("noise-%d", i)), nil, 0o600))
+	}
+	testkit.WriteFile(t, release, "")
+	testkit.Eventually(t, "overflow logged", func() bool {
+		return logs.FilterMessageSnippet("queue overflowed").Len() == 1
+	})
+	testkit.Must(t, os.Remove(dest))
+	testkit.Eventually(t, "destination deleted after the overflow restored", func() bool { return testkit.ReadFile(dest) == "value" })
 }
