@@ -103,6 +103,9 @@ func Install(o Options) error {
 	if config == "" {
 		config = DefaultConfig
 	}
+	if err := staysInRoot(root, PAMPath(root), DropInPath(root), filepath.Join(root, "etc/ssh/sshd_config")); err != nil {
+		return err
+	}
 	if err := checkSSHDConfig(root); err != nil {
 		return err
 	}
@@ -143,6 +146,9 @@ func Install(o Options) error {
 func Uninstall(o Options) error {
 	root := o.root()
 	pamPath := PAMPath(root)
+	if err := staysInRoot(root, pamPath, DropInPath(root)); err != nil {
+		return err
+	}
 	pc, err := current(pamPath)
 	if err != nil {
 		return err
@@ -179,6 +185,81 @@ func Uninstall(o Options) error {
 				return fmt.Errorf("remove backup: %w", err)
 			}
 			fmt.Fprintf(o.Out, "removed %s\n", bak)
+		}
+	}
+	return nil
+}
+
+// staysInRoot refuses, under a -root other than /, a path (or its backup)
+// that a symlink on the way takes out of the tree: an image's absolute link
+// (/etc/ssh/sshd_config.d -> /etc/ssh/...) names its own file, but read on
+// the build host it is the host's, and install-pam wrote the drop-in (or
+// the PAM file) there, changing the build host's sshd. Links that stay in
+// the tree are followed as before.
+func staysInRoot(root string, paths ...string) error {
+	if root == "/" {
+		return nil
+	}
+	// The tree's own path may hold symlinks (an image mounted through
+	// one): the walk starts from where it resolves to.
+	real, err := filepath.EvalSymlinks(root)
+	if err == nil {
+		real, err = filepath.Abs(real)
+	}
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		for _, q := range []string{p, p + BackupSuffix} {
+			rel, err := filepath.Rel(root, q)
+			if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+				return fmt.Errorf("%s is not under -root %s", q, root)
+			}
+			if err := linkStaysIn(real, rel); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// linkStaysIn follows rel from root (resolved) component by component and
+// fails at the first symlink whose target, as this host reads it, is
+// outside root; a missing component ends the walk (it will be created as a
+// directory or file in place).
+func linkStaysIn(root, rel string) error {
+	cur := root
+	rest := strings.Split(rel, "/")
+	for hops := 0; len(rest) > 0; {
+		next := filepath.Join(cur, rest[0])
+		rest = rest[1:]
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return nil
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return fmt.Errorf("%s: too many levels of symbolic links", next)
+		}
+		t, err := os.Readlink(next)
+		if err != nil {
+			return err
+		}
+		if !filepath.IsAbs(t) {
+			t = filepath.Join(cur, t)
+		}
+		t = filepath.Clean(t)
+		if t != root && !strings.HasPrefix(t, root+"/") {
+			return fmt.Errorf("%s is a symlink to %s, outside -root %s: in the image it names the image's own file, but here it is this host's, which install-pam would change; refusing (make the link relative, or edit the file by hand)", next, t, root)
+		}
+		// Continue from the target, within root.
+		trel, _ := filepath.Rel(root, t)
+		cur = root
+		if trel != "." {
+			rest = append(strings.Split(trel, "/"), rest...)
 		}
 	}
 	return nil
