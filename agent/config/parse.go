@@ -323,7 +323,12 @@ func (ps *parser) template(b *hclconf.Block) Template {
 	if a := lv.attrs["perms"]; a != nil {
 		m, d := hclconf.FileMode(a)
 		ps.add(d)
-		t.Perms = &m
+		// Vault Agent takes perms = 0 for unset (the existing file's mode,
+		// else 0644). Taken as a mode it was written 0600 (the writer's
+		// zero) and, never 0000, written again at every refresh.
+		if m != 0 {
+			t.Perms = &m
+		}
 	}
 	ps.str(lv.attrs["user"], &t.User)
 	ps.str(lv.attrs["group"], &t.Group)

@@ -166,3 +166,36 @@ func show(t Template) string {
 	}
 	return s
 }
+
+// perms = 0, in any spelling, is unset, as in Vault Agent (the existing
+// file's mode, else 0644): as a mode it was written 0600 and rewritten at
+// every refresh.
+func TestTemplatePermsZeroIsUnset(t *testing.T) {
+	tests := map[string]string{
+		"number":        "perms = 0",
+		"octal":         "perms = 0000",
+		"string":        `perms = "0000"`,
+		"short string":  `perms = "0"`,
+		"set (control)": "perms = 0640",
+	}
+	for name, line := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "agent.hcl")
+			testkit.WriteFile(t, p, minimal+"template {\n  contents = \"x\"\n  destination = \"/etc/app/x\"\n  "+line+"\n}\n")
+			c, err := Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Templates[0].Perms
+			if name == "set (control)" {
+				if got == nil || *got != 0o640 {
+					t.Errorf("perms = %v, want 0640", got)
+				}
+				return
+			}
+			if got != nil {
+				t.Errorf("perms = %04o, want unset", *got)
+			}
+		})
+	}
+}
