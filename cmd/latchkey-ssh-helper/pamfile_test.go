@@ -22,7 +22,9 @@ import (
 // pam_permit after it let any password in; passed a -config=DIR#x/... that
 // PAM cuts at the '#' (every login refused, exit 3); and failed working
 // lines: a comment after the arguments, a continued line, upper-case
-// AUTH/REQUISITE/EXPOSE_AUTHTOK. Root: sshd, useradd, /etc/pam.d.
+// AUTH/REQUISITE/EXPOSE_AUTHTOK; and passed a stack that still includes the
+// distribution's password auth, which refuses every OTP. Root: sshd,
+// useradd, /etc/pam.d.
 func TestBinaryDoctorReadsThePAMFileAsPAM(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: a private sshd, a local user and /etc/pam.d")
@@ -73,6 +75,11 @@ AllowUsers %s
 		"type=AUTH lets anyone in":    {stack: strings.Replace(line, " quiet ", " quiet type=AUTH ", 1) + "\n" + rest, wantDoctor: "type=AUTH: pam_exec skips the helper"},
 		"a '#' in -config":            {stack: strings.Replace(line, cfg, hashDir+"#x/config.hcl", 1) + "\n" + rest, wantDoctor: "FAIL config: read config " + hashDir + ": read " + hashDir + ": is a directory"},
 		"ends in a continued line":    {stack: line + "\n" + rest + "session optional pam_permit.so \\\n", wantDoctor: "ends in a line continued with a backslash"},
+		// install-pam replaces the password auth; left in place it checks
+		// the OTP as a Unix password.
+		"the password stack before it": {stack: "@include common-auth\n" + line + "\n" + rest, wantDoctor: "FAIL PAM line: " + pamFile + ":1: the distribution's password auth (@include common-auth) is still in the auth stack"},
+		"the password stack after it":  {stack: line + "\n@include common-auth\n" + rest, wantDoctor: ":2: the distribution's password auth (@include common-auth)"},
+		"the password stack commented": {stack: "#@include common-auth\n" + line + "\n" + rest, wantDoctor: "OK   PAM line: "},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -151,6 +151,14 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 	var l pamLine
 	found := false
 	for _, e := range entries {
+		if passwordAuth(e.tokens) {
+			// install-pam replaces it; left beside the helper's line (before or
+			// after), the OTP is checked as a Unix password too, which the
+			// stock stack's pam_unix and pam_deny refuse.
+			rp.Fail(name, fmt.Sprintf("%s:%d: the distribution's password auth (%s) is still in the auth stack: it checks the OTP as a Unix password, and the stock stack then refuses every login",
+				o.PAMFile, e.line, strings.Join(tokenTexts(e.tokens), " ")),
+				"replace that line with the helper's two auth lines (latchkey-ssh-helper install-pam does)")
+		}
 		if len(e.tokens) < 3 {
 			continue
 		}
@@ -227,6 +235,33 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 	}
 	rp.Fail(name, o.PAMFile+" runs no latchkey-ssh-helper through pam_exec", "latchkey-ssh-helper install-pam")
 	return pamLine{}, false
+}
+
+// passwordAuth reports whether toks are a distribution's password auth
+// line, which install-pam replaces: Debian's "@include common-auth", an
+// auth include or substack of password-auth, system-auth or common-auth
+// (RHEL, Amazon Linux, older RHEL, SUSE).
+func passwordAuth(toks []pamToken) bool {
+	if len(toks) == 2 && toks[0].s == "@include" && toks[1].s == "common-auth" {
+		return true
+	}
+	if len(toks) < 3 || !strings.EqualFold(strings.TrimPrefix(toks[0].s, "-"), "auth") || toks[1].bracket ||
+		!strings.EqualFold(toks[1].s, "include") && !strings.EqualFold(toks[1].s, "substack") {
+		return false
+	}
+	switch toks[2].s {
+	case "password-auth", "system-auth", "common-auth":
+		return true
+	}
+	return false
+}
+
+func tokenTexts(toks []pamToken) []string {
+	out := make([]string, len(toks))
+	for i, t := range toks {
+		out[i] = t.text()
+	}
+	return out
 }
 
 // execCall is what pam_exec makes of a line's module and arguments.
