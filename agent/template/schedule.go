@@ -105,7 +105,25 @@ func (m *Manager) refreshDue(ctx context.Context) {
 		m.schedule(d.q.key, r)
 		if !sameValue(old.value, r.value) {
 			m.markUsers(d)
+			continue
 		}
+		m.checkDestinations(d)
+	}
+}
+
+// checkDestinations marks for rendering the users of d whose destination
+// is not as their last render left it, as Vault Agent rewrites a file at
+// each refresh: a change no event told of (a watch that could not be
+// added, at fs.inotify.max_user_watches; a directory moved away and made
+// anew) is put right by the next refresh instead of never.
+func (m *Manager) checkDestinations(d *dep) {
+	for i := range d.users {
+		st := &m.state[i]
+		if st.dirty || st.written == (destID{}) || identify(m.units[i].cfg.Destination) == st.written {
+			continue
+		}
+		m.o.Logger.Info("destination changed without a file event; rendering it again", zap.String("template", m.units[i].name))
+		st.dirty = true
 	}
 }
 

@@ -189,3 +189,27 @@ func TestWatchOverflowRescans(t *testing.T) {
 	testkit.Must(t, os.Remove(dest))
 	testkit.Eventually(t, "destination deleted after the overflow restored", func() bool { return testkit.ReadFile(dest) == "value" })
 }
+
+// A destination changed where no watch sees it (here its directory is
+// moved away and made anew: the watch follows the old one) is put back at
+// the next refresh, as Vault Agent rewrites it at each one; it stayed
+// missing while the secret did not change.
+func TestUnseenDestinationChangeRestoredAtRefresh(t *testing.T) {
+	_, v2 := kvMounts(t)
+	putV2(t, v2, "app", map[string]any{"k": "value"})
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	dest := filepath.Join(out, "app.conf")
+	tc := config.Template{Contents: fmt.Sprintf(`{{ with secret "%s/app" }}{{ .Data.data.k }}{{ end }}`, v2), Destination: dest, CreateDestDirs: true}
+	cfg := quick()
+	cfg.StaticSecretRenderInterval = time.Minute
+	r := run(t, Options{Templates: []config.Template{tc}, Config: cfg, Clients: root(t, srv.Addr)})
+	testkit.Eventually(t, "first render", func() bool { return testkit.ReadFile(dest) == "value" })
+	testkit.Must(t, os.Rename(out, out+".old"))
+	testkit.Must(t, os.Mkdir(out, 0o755))
+	time.Sleep(200 * time.Millisecond) // no event comes; give a wrong one time to show
+	if _, err := os.Stat(dest); err == nil {
+		t.Fatal("restored before the refresh: this test no longer shows an unseen change")
+	}
+	r.clk.StepUntil(t, cfg.StaticSecretRenderInterval, "restored at the refresh", func() bool { return testkit.ReadFile(dest) == "value" })
+}
