@@ -350,3 +350,35 @@ func TestSandboxHint(t *testing.T) {
 		})
 	}
 }
+
+// The directories MkdirParents makes get the mode asked for whatever the
+// umask (the agent's unit runs with UMask=0077, which made them 0700: a
+// template's user could not reach its file); existing ones keep theirs.
+func TestMkdirParentsModeIgnoresUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	root := t.TempDir()
+	existing := filepath.Join(root, "existing")
+	if err := os.Mkdir(existing, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(existing, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirParents(filepath.Join(existing, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{
+		existing:                          0o750,
+		filepath.Join(existing, "a"):      0o755,
+		filepath.Join(existing, "a", "b"): 0o755,
+	} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %04o, want %04o", p, got, want)
+		}
+	}
+}

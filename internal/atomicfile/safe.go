@@ -192,7 +192,9 @@ func (s *Sweeper) Sweep(path string) ([]string, error) {
 // MkdirParents creates dir and its missing parents with perm, checking each
 // component from the root: a symlink is followed only when root or this
 // process's user owns it (one planted by another user could point the
-// write anywhere), and each component must end up a directory.
+// write anywhere), and each component must end up a directory. The
+// directories it makes get perm whatever the umask; existing ones are
+// left as they are.
 func MkdirParents(dir string, perm os.FileMode) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -206,7 +208,14 @@ func MkdirParents(dir string, perm os.FileMode) error {
 		cur = filepath.Join(cur, comp)
 		fi, err := os.Lstat(cur)
 		if errors.Is(err, fs.ErrNotExist) {
-			if err := os.Mkdir(cur, perm); err != nil && !errors.Is(err, fs.ErrExist) {
+			if err := os.Mkdir(cur, perm); err == nil {
+				// perm whatever the umask: the unit's UMask=0077 made
+				// every new directory 0700, so a template's user (user =
+				// "app") could not reach its own file.
+				if err := chmodDir(cur, perm); err != nil {
+					return fmt.Errorf("create dir %s: %w", cur, err)
+				}
+			} else if !errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("create dir %s: %w", cur, err)
 			}
 			fi, err = os.Lstat(cur)
@@ -231,6 +240,17 @@ func MkdirParents(dir string, perm os.FileMode) error {
 		}
 	}
 	return nil
+}
+
+// chmodDir sets the mode of the directory just made at p, through a
+// descriptor that is not a symlink swapped in since.
+func chmodDir(p string, perm os.FileMode) error {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Chmod(perm)
 }
 
 // ReadRegular reads the regular file at path, following symlinks, and
