@@ -20,6 +20,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/doctor"
 	"github.com/latchkey/latchkey/pam"
+	"github.com/latchkey/latchkey/pam/pamfile"
 )
 
 // Options say what to check.
@@ -135,7 +136,7 @@ type pamLine struct {
 
 // checkPAMLine finds the helper's pam_exec line in the PAM file and checks
 // its control, options and command, reading the file as Linux-PAM does
-// (readPAMFile) and the line's options as pam_exec does (execLine).
+// (pamfile.Read) and the line's options as pam_exec does (Entry.Exec).
 func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 	const name = "PAM line"
 	src, err := os.ReadFile(o.PAMFile)
@@ -143,7 +144,7 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 		rp.Fail(name, err.Error(), "is openssh-server installed?")
 		return pamLine{}, false
 	}
-	entries, unterminated := readPAMFile(string(src))
+	entries, unterminated := pamfile.Read(string(src))
 	if unterminated {
 		rp.Fail(name, o.PAMFile+" ends in a line continued with a backslash: Linux-PAM refuses the whole file, and every login fails",
 			"remove the backslash at the end of its last line")
@@ -151,37 +152,33 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 	var l pamLine
 	found := false
 	for _, e := range entries {
-		if passwordAuth(e.tokens) {
+		if e.PasswordAuth() {
 			// install-pam replaces it; left beside the helper's line (before or
 			// after), the OTP is checked as a Unix password too, which the
 			// stock stack's pam_unix and pam_deny refuse.
 			rp.Fail(name, fmt.Sprintf("%s:%d: the distribution's password auth (%s) is still in the auth stack: it checks the OTP as a Unix password, and the stock stack then refuses every login",
-				o.PAMFile, e.line, strings.Join(tokenTexts(e.tokens), " ")),
+				o.PAMFile, e.Line, strings.Join(e.Texts(), " ")),
 				"replace that line with the helper's two auth lines (latchkey-ssh-helper install-pam does)")
 		}
-		if len(e.tokens) < 3 {
+		x, ok := e.Exec()
+		if !ok || !strings.Contains(filepath.Base(x.Cmd), "latchkey-ssh-helper") {
 			continue
 		}
-		typ := strings.TrimPrefix(e.tokens[0].s, "-")
-		x, ok := execLine(e.tokens[2:])
-		if !ok || !strings.Contains(filepath.Base(x.cmd), "latchkey-ssh-helper") {
-			continue
-		}
-		at := fmt.Sprintf("%s:%d", o.PAMFile, e.line)
-		if !strings.EqualFold(typ, "auth") {
+		at := fmt.Sprintf("%s:%d", o.PAMFile, e.Line)
+		if !e.IsType("auth") {
 			// pam_exec sets PAM_TYPE to the call's type; the helper refuses
 			// every type but auth (exit 2).
-			rp.Fail(name, fmt.Sprintf("%s: the helper on a line of type %s refuses every call there (it verifies logins on auth lines only)", at, e.tokens[0].s),
+			rp.Fail(name, fmt.Sprintf("%s: the helper on a line of type %s refuses every call there (it verifies logins on auth lines only)", at, e.Tokens[0].S),
 				"remove that line; the helper belongs on the auth line only")
 			continue
 		}
 		if found {
 			continue
 		}
-		control := e.tokens[1].text()
+		control := e.Tokens[1].Text()
 		// The helper's own reader: what it refuses here, it refuses at every
 		// login (exit 2), which under sshd reads only "PAM: System error".
-		a, aerr := pam.ParseArgs(x.args)
+		a, aerr := pam.ParseArgs(x.Args)
 		l.config, l.dev = a.Config, a.Dev
 		failed := false
 		_, lerr := pam.ParseLevel(a.LogLevel)
@@ -191,7 +188,7 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 			failed = true
 		case aerr != nil:
 			rp.Fail(name, fmt.Sprintf("%s: the helper cannot read its arguments (%v): it refuses every login (exit 2)", at, aerr),
-				"fix the arguments after "+x.cmd+" (latchkey-ssh-helper -h lists them; install-pam writes a working line)")
+				"fix the arguments after "+x.Cmd+" (latchkey-ssh-helper -h lists them; install-pam writes a working line)")
 			failed = true
 		case a.VerifyOnly:
 			rp.Fail(name, at+": -verify-only on the PAM line: it reads no OTP (the helper refuses every login with it)", "remove -verify-only from the PAM line; run it by hand to check Vault")
@@ -201,24 +198,24 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 			failed = true
 		}
 		// Controls are case-insensitive; "[...]" is refused as before.
-		if e.tokens[1].bracket || !strings.EqualFold(control, "requisite") && !strings.EqualFold(control, "required") {
+		if e.Tokens[1].Bracket || !strings.EqualFold(control, "requisite") && !strings.EqualFold(control, "required") {
 			rp.Fail(name, at+": control "+control+": a refused OTP may not end the stack", `use "auth requisite pam_exec.so ..." (latchkey-ssh-helper install-pam)`)
 			failed = true
 		}
-		if x.skipAuth != "" {
+		if x.SkipAuth != "" {
 			// pam_exec returns PAM_IGNORE before running anything: the
 			// stack's other auth lines decide, and after the helper's line
 			// that is pam_permit, which lets any password in.
-			rp.Fail(name, fmt.Sprintf("%s: %s: pam_exec skips the helper at authentication (only %q runs it), so the OTP is never checked and the other auth lines decide: with pam_permit after it, any password logs in", at, x.skipAuth, strings.TrimPrefix(strings.ToLower(x.skipAuth), "type=")),
-				"remove "+x.skipAuth+" from the PAM line (latchkey-ssh-helper install-pam writes a working line)")
+			rp.Fail(name, fmt.Sprintf("%s: %s: pam_exec skips the helper at authentication (only %q runs it), so the OTP is never checked and the other auth lines decide: with pam_permit after it, any password logs in", at, x.SkipAuth, strings.TrimPrefix(strings.ToLower(x.SkipAuth), "type=")),
+				"remove "+x.SkipAuth+" from the PAM line (latchkey-ssh-helper install-pam writes a working line)")
 			failed = true
 		}
-		if !x.exposeAuthtok {
+		if !x.ExposeAuthtok {
 			rp.Fail(name, at+": no expose_authtok: the helper never sees the OTP", "add expose_authtok before the helper's path")
 			failed = true
 		}
-		if fi, err := os.Stat(x.cmd); err != nil || fi.Mode()&0o111 == 0 || !fi.Mode().IsRegular() {
-			rp.Fail(name, at+": "+x.cmd+" is not an executable file", "install the latchkey-ssh-helper package or fix the path")
+		if fi, err := os.Stat(x.Cmd); err != nil || fi.Mode()&0o111 == 0 || !fi.Mode().IsRegular() {
+			rp.Fail(name, at+": "+x.Cmd+" is not an executable file", "install the latchkey-ssh-helper package or fix the path")
 			failed = true
 		}
 		if l.config == "" && a.Version == "" && aerr == nil {
@@ -226,7 +223,7 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 			failed = true
 		}
 		if !failed {
-			rp.OK(name, fmt.Sprintf("%s: %s %s, expose_authtok, -config=%s", at, control, x.cmd, l.config))
+			rp.OK(name, fmt.Sprintf("%s: %s %s, expose_authtok, -config=%s", at, control, x.Cmd, l.config))
 		}
 		found = true
 	}
@@ -235,78 +232,6 @@ func checkPAMLine(o Options, rp *doctor.Report) (pamLine, bool) {
 	}
 	rp.Fail(name, o.PAMFile+" runs no latchkey-ssh-helper through pam_exec", "latchkey-ssh-helper install-pam")
 	return pamLine{}, false
-}
-
-// passwordAuth reports whether toks are a distribution's password auth
-// line, which install-pam replaces: Debian's "@include common-auth", an
-// auth include or substack of password-auth, system-auth or common-auth
-// (RHEL, Amazon Linux, older RHEL, SUSE).
-func passwordAuth(toks []pamToken) bool {
-	if len(toks) == 2 && toks[0].s == "@include" && toks[1].s == "common-auth" {
-		return true
-	}
-	if len(toks) < 3 || !strings.EqualFold(strings.TrimPrefix(toks[0].s, "-"), "auth") || toks[1].bracket ||
-		!strings.EqualFold(toks[1].s, "include") && !strings.EqualFold(toks[1].s, "substack") {
-		return false
-	}
-	switch toks[2].s {
-	case "password-auth", "system-auth", "common-auth":
-		return true
-	}
-	return false
-}
-
-func tokenTexts(toks []pamToken) []string {
-	out := make([]string, len(toks))
-	for i, t := range toks {
-		out[i] = t.text()
-	}
-	return out
-}
-
-// execCall is what pam_exec makes of a line's module and arguments.
-type execCall struct {
-	cmd           string
-	args          []string
-	exposeAuthtok bool
-	// skipAuth is the first type= option that is not exactly "auth" (as
-	// written): pam_exec then returns PAM_IGNORE at authentication
-	// without running the command.
-	skipAuth string
-}
-
-// execLine reads toks (module, arguments) as pam_exec does: options
-// (case-insensitive) up to the first argument that starts with '/' or is
-// no option, which is the command; ok is false when the module is not
-// pam_exec or it has no command.
-func execLine(toks []pamToken) (x execCall, ok bool) {
-	if filepath.Base(toks[0].s) != "pam_exec.so" {
-		return x, false
-	}
-	args := toks[1:]
-	for i, t := range args {
-		s, low := t.s, strings.ToLower(t.s)
-		switch {
-		case strings.HasPrefix(s, "/"):
-		case low == "debug", low == "stdout", low == "seteuid", low == "quiet", low == "quiet_log", strings.HasPrefix(low, "log="):
-			continue
-		case low == "expose_authtok":
-			x.exposeAuthtok = true
-			continue
-		case strings.HasPrefix(low, "type="):
-			// Compared with the call's type case-sensitively (strcmp).
-			if s[len("type="):] != "auth" && x.skipAuth == "" {
-				x.skipAuth = s
-			}
-			continue
-		}
-		x.cmd = s
-		for _, a := range args[i+1:] {
-			x.args = append(x.args, a.s)
-		}
-		return x, true
-	}
-	return x, false
 }
 
 // checkConfig loads the config and checks its mode and owner: whoever can

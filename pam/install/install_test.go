@@ -159,6 +159,44 @@ func TestInstallOnStockFiles(t *testing.T) {
 	}
 }
 
+// install-pam finds the password auth line however Linux-PAM lets it be
+// spelt (what doctor accepts, install-pam installs on), keeps it verbatim
+// in its block, and uninstall-pam puts it back byte for byte.
+func TestInstallReadsThePAMFileAsPAM(t *testing.T) {
+	cases := []struct {
+		distro, stock, spelt string
+	}{
+		{"debian12", "@include common-auth\n", "@include common-auth   # the stock stack\n"},
+		{"debian12", "@include common-auth\n", "@include common-auth\r\n"},
+		{"rhel9", "auth       substack     password-auth\n", "AUTH Substack password-auth\n"},
+		{"rhel9", "auth       substack     password-auth\n", "-auth\tinclude\tpassword-auth\n"},
+		// SUSE: auth include common-auth.
+		{"rhel9", "auth       substack     password-auth\n", "auth        include     common-auth\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.distro+"/"+strings.TrimSpace(tc.spelt), func(t *testing.T) {
+			root := copyTree(t, tc.distro)
+			p := PAMPath(root)
+			orig := testkit.ReadFile(p)
+			if !strings.Contains(orig, tc.stock) {
+				t.Fatalf("%s has no %q", p, tc.stock)
+			}
+			edited := strings.Replace(orig, tc.stock, tc.spelt, 1)
+			testkit.WriteFile(t, p, edited)
+			o := Options{Root: root, Out: new(bytes.Buffer)}
+			testkit.Must(t, Install(o))
+			got := testkit.ReadFile(p)
+			if !strings.Contains(got, "\n"+savedLine+strings.TrimSuffix(tc.spelt, "\n")+"\n") || strings.Count(got, "pam_exec.so") != 1 {
+				t.Errorf("installed:\n%s", got)
+			}
+			testkit.Must(t, Uninstall(o))
+			if back := testkit.ReadFile(p); back != edited {
+				t.Errorf("not restored:\n%s", Diff(p, []byte(edited), []byte(back)))
+			}
+		})
+	}
+}
+
 func TestInstallRefuses(t *testing.T) {
 	cases := map[string]struct {
 		edit func(root string)
@@ -181,6 +219,16 @@ func TestInstallRefuses(t *testing.T) {
 			p := PAMPath(root)
 			testkit.WriteFile(t, p, "auth requisite pam_exec.so quiet expose_authtok /usr/local/bin/vault-ssh-helper -config=/etc/vault-ssh-helper.d/config.hcl\n"+testkit.ReadFile(p))
 		}, "sshd:1: already runs an OTP helper"},
+		"vault-ssh-helper spelt otherwise": {func(root string) {
+			// Linux-PAM reads type and control case-insensitively and runs a
+			// "-auth" line as an auth line: it is a second verifier all the same.
+			p := PAMPath(root)
+			testkit.WriteFile(t, p, "# local\n-AUTH [success=ok default=die] /lib/security/pam_exec.so expose_authtok \\\n /usr/local/bin/vault-ssh-helper -config=/etc/vault-ssh-helper.d/config.hcl\n"+testkit.ReadFile(p))
+		}, "sshd:2: already runs an OTP helper"},
+		"password auth continued": {func(root string) {
+			p := PAMPath(root)
+			testkit.WriteFile(t, p, strings.Replace(testkit.ReadFile(p), "@include common-auth\n", "@include \\\n common-auth\n", 1))
+		}, "the password auth line is continued over lines"},
 		"no password auth": {func(root string) {
 			p := PAMPath(root)
 			testkit.WriteFile(t, p, strings.Replace(testkit.ReadFile(p), "@include common-auth\n", "", 1))

@@ -3,7 +3,10 @@ package install
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
 	"strings"
+
+	"github.com/latchkey/latchkey/pam/pamfile"
 )
 
 // The block install-pam puts in place of the distribution's password auth.
@@ -15,80 +18,30 @@ const (
 	blockEnd   = "# latchkey-ssh-helper install-pam: end"
 )
 
-// isPasswordAuth reports whether l is the line of a distribution's
-// /etc/pam.d/sshd that runs its password stack: Debian and Ubuntu include
-// common-auth, RHEL, Alma, Rocky and Amazon Linux use the password-auth
-// substack (older ones include system-auth). It is the regexp
-//
-//	^\s*(@include\s+common-auth|auth\s+(substack|include)\s+(password-auth|system-auth))\s*(#.*)?$
-//
-// written out by hand (TestMatchersAgreeWithRegexps pins that): the helper
-// binary links this package, and regexp brings its own and unicode's tables'
-// inits into every login.
-func isPasswordAuth(l string) bool {
-	// None of the words holds '#': the first '#' starts the comment.
-	if i := strings.IndexByte(l, '#'); i >= 0 {
-		if strings.IndexByte(l[i:], '\n') >= 0 { // regexp's . stops at \n
-			return false
-		}
-		l = l[:i]
+// readStack reads a PAM file's entries as Linux-PAM does (pamfile), so
+// that install-pam finds the lines sshd's PAM runs however they are
+// spelt ("AUTH Include", "-auth", "[...]" controls, a trailing comment, a
+// continued line), as doctor does. A CRLF line end counts as LF: Linux-PAM
+// would read "common-auth\r" (a file copied from Windows), and replacing
+// that line mends it.
+func readStack(orig []byte) []pamfile.Entry {
+	entries, _ := pamfile.Read(strings.ReplaceAll(string(orig), "\r\n", "\n"))
+	return entries
+}
+
+// isOtherHelper reports whether e is an auth line running a Vault OTP
+// helper through pam_exec (outside install-pam's block, two verifiers in
+// one stack is a mistake: the second always gets "OTP not found").
+func isOtherHelper(e pamfile.Entry) bool {
+	if !e.IsType("auth") || len(e.Tokens) < 4 || filepath.Base(e.Tokens[2].S) != "pam_exec.so" {
+		return false
 	}
-	f := reFields(l)
-	switch len(f) {
-	case 2:
-		return f[0] == "@include" && f[1] == "common-auth"
-	case 3:
-		return f[0] == "auth" && (f[1] == "substack" || f[1] == "include") && (f[2] == "password-auth" || f[2] == "system-auth")
+	for _, t := range e.Tokens[3:] {
+		if strings.Contains(t.S, "vault-ssh-helper") || strings.Contains(t.S, "latchkey-ssh-helper") {
+			return true
+		}
 	}
 	return false
-}
-
-// isOtherHelper reports whether l is a pam_exec line running a Vault OTP
-// helper (outside install-pam's block, two verifiers in one stack is a
-// mistake). It is the regexp, written out by hand as above,
-//
-//	^\s*auth\s+\S+\s+pam_exec\.so\b.*(vault-ssh-helper|latchkey-ssh-helper)
-func isOtherHelper(l string) bool {
-	rest, ok := cutField(l, "auth")
-	if !ok {
-		return false
-	}
-	if rest, ok = cutField(rest, ""); !ok {
-		return false
-	}
-	rest = strings.TrimLeft(rest, reSpace)
-	after, ok := strings.CutPrefix(rest, "pam_exec.so")
-	if !ok || (after != "" && isWordByte(after[0])) {
-		return false
-	}
-	after, _, _ = strings.Cut(after, "\n") // regexp's . stops at \n
-	return strings.Contains(after, "vault-ssh-helper") || strings.Contains(after, "latchkey-ssh-helper")
-}
-
-// reSpace is regexp's \s: ASCII space, \t, \n, \f and \r (not \v, not
-// Unicode spaces, unlike strings.Fields).
-const reSpace = " \t\n\f\r"
-
-// reFields splits s at runs of \s.
-func reFields(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r < 0x80 && strings.IndexByte(reSpace, byte(r)) >= 0 })
-}
-
-// cutField skips leading \s, takes the next run of non-\s (which must be
-// want, unless want is empty) and returns what follows it, which must start
-// with \s.
-func cutField(s, want string) (string, bool) {
-	s = strings.TrimLeft(s, reSpace)
-	end := strings.IndexAny(s, reSpace)
-	if end <= 0 || (want != "" && s[:end] != want) {
-		return "", false
-	}
-	return s[end:], true
-}
-
-// isWordByte is regexp's \w, what \b looks at.
-func isWordByte(c byte) bool {
-	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
 
 // AuthLines returns the two auth lines of the helper: pam_exec gives it the
@@ -120,9 +73,10 @@ func EditPAM(name string, orig []byte, lines []string) ([]byte, error) {
 		out = append(out, lines...)
 		return append(out, blockEnd)
 	}
-	for i, l := range ls {
-		if (begin < 0 || i < begin || i > end) && isOtherHelper(l) {
-			return nil, fmt.Errorf("%s:%d: already runs an OTP helper through pam_exec (%q): remove that line (and its pam_permit/pam_unix partner) first, then run install-pam again", name, i+1, strings.TrimSpace(l))
+	entries := readStack(orig)
+	for _, e := range entries {
+		if (begin < 0 || e.Last-1 < begin || e.Line-1 > end) && isOtherHelper(e) {
+			return nil, fmt.Errorf("%s:%d: already runs an OTP helper through pam_exec (%q): remove that line (and its pam_permit/pam_unix partner) first, then run install-pam again", name, e.Line, strings.Join(e.Texts(), " "))
 		}
 	}
 	if begin >= 0 {
@@ -130,13 +84,18 @@ func EditPAM(name string, orig []byte, lines []string) ([]byte, error) {
 		return joinLines(out, trailingNL), nil
 	}
 	at := -1
-	for i, l := range ls {
-		if isPasswordAuth(l) {
-			if at >= 0 {
-				return nil, fmt.Errorf("%s:%d: a second password auth line (the first is line %d): edit the file by hand, replacing one of them with:\n%s", name, i+1, at+1, strings.Join(lines, "\n"))
-			}
-			at = i
+	for _, e := range entries {
+		if !e.PasswordAuth() {
+			continue
 		}
+		if at >= 0 {
+			return nil, fmt.Errorf("%s:%d: a second password auth line (the first is line %d): edit the file by hand, replacing one of them with:\n%s", name, e.Line, at+1, strings.Join(lines, "\n"))
+		}
+		if e.Last != e.Line {
+			// The block keeps one saved line to put back.
+			return nil, fmt.Errorf("%s:%d: the password auth line is continued over lines %d-%d: join it into one line, then run install-pam again", name, e.Line, e.Line, e.Last)
+		}
+		at = e.Line - 1
 	}
 	if at < 0 {
 		return nil, fmt.Errorf("%s: no password auth line (\"@include common-auth\" or \"auth substack password-auth\"): add these lines at the top of its auth section by hand:\n%s", name, strings.Join(lines, "\n"))

@@ -1,10 +1,14 @@
-package doctor
+// Package pamfile reads a PAM configuration file (/etc/pam.d/sshd) as
+// Linux-PAM does and a pam_exec line as pam_exec does. doctor judges the
+// stack with it and install-pam finds the lines it replaces or refuses
+// with it, so both read what sshd's PAM reads.
+package pamfile
 
 import (
 	"strings"
 )
 
-// pamEntry is one line of a PAM file as Linux-PAM reads it
+// Entry is one line of a PAM file as Linux-PAM reads it
 // (libpam/pam_handlers.c, pam_line.c and pam_misc.c's _pam_StrTok): the
 // physical lines joined where one ends in a backslash, cut at the first
 // '#' anywhere (not only at the line's start), split at spaces, tabs and
@@ -12,29 +16,30 @@ import (
 // ']' (brackets dropped, "\]" read as "]"). Reading it otherwise, doctor
 // failed lines PAM runs ("... -config=X # OTP", a continued line) and
 // passed lines PAM reads otherwise.
-type pamEntry struct {
-	line   int // the first physical line, 1-based
-	tokens []pamToken
+type Entry struct {
+	Line   int // the first physical line, 1-based
+	Last   int // the last physical line (Line unless continued)
+	Tokens []Token
 }
 
-// pamToken is one token; bracket is set when it was written "[...]".
-type pamToken struct {
-	s       string
-	bracket bool
+// Token is one token; Bracket is set when it was written "[...]".
+type Token struct {
+	S       string
+	Bracket bool
 }
 
-// text is the token as written, for messages.
-func (t pamToken) text() string {
-	if t.bracket {
-		return "[" + t.s + "]"
+// Text is the token as written, for messages.
+func (t Token) Text() string {
+	if t.Bracket {
+		return "[" + t.S + "]"
 	}
-	return t.s
+	return t.S
 }
 
-// readPAMFile splits src into entries. unterminated is set when the file
+// Read splits src into entries. unterminated is set when the file
 // ends in a continued line, which Linux-PAM reads as an error: it aborts
 // the whole stack, so every login fails.
-func readPAMFile(src string) (entries []pamEntry, unterminated bool) {
+func Read(src string) (entries []Entry, unterminated bool) {
 	var buf strings.Builder
 	first := 0
 	phys := strings.SplitAfter(src, "\n")
@@ -57,8 +62,8 @@ func readPAMFile(src string) (entries []pamEntry, unterminated bool) {
 		if cont {
 			continue
 		}
-		if toks := pamTokens(buf.String()); len(toks) > 0 {
-			entries = append(entries, pamEntry{line: first, tokens: toks})
+		if toks := tokens(buf.String()); len(toks) > 0 {
+			entries = append(entries, Entry{Line: first, Last: i + 1, Tokens: toks})
 		}
 		buf.Reset()
 	}
@@ -76,9 +81,9 @@ func unescapeNewline(l string) (string, bool) {
 	return l, false
 }
 
-// pamTokens splits an assembled line as _pam_StrTok does with " \n\t".
-func pamTokens(s string) []pamToken {
-	var out []pamToken
+// tokens splits an assembled line as _pam_StrTok does with " \n\t".
+func tokens(s string) []Token {
+	var out []Token
 	for {
 		s = strings.TrimLeft(s, " \t\n")
 		if s == "" {
@@ -89,7 +94,7 @@ func pamTokens(s string) []pamToken {
 			if end < 0 {
 				end = len(s)
 			}
-			out = append(out, pamToken{s: s[:end]})
+			out = append(out, Token{S: s[:end]})
 			s = s[end:]
 			continue
 		}
@@ -101,7 +106,7 @@ func pamTokens(s string) []pamToken {
 			}
 			b.WriteByte(s[i])
 		}
-		out = append(out, pamToken{s: b.String(), bracket: true})
+		out = append(out, Token{S: b.String(), Bracket: true})
 		if i < len(s) {
 			i++ // the ']'
 		}
