@@ -386,12 +386,16 @@ func (l *Lifecycle) refresh(ctx context.Context, secret *vaultclient.Secret) *va
 		}
 		return secret
 	}
-	ttl, err := s.TokenTTL()
+	ttl, renewable, err := LookupTTL(s)
+	if errors.Is(err, ErrExpiring) {
+		l.Logger.Info("logging in again", zap.String("reason", "the kept token "+err.Error()))
+		l.Holder.Retire(time.Now())
+		return nil
+	}
 	if err != nil {
 		l.Logger.Warn("kept token: lookup-self ttl unreadable; going by its last known TTL", zap.Error(err))
 		return secret
 	}
-	renewable, _ := s.TokenIsRenewable()
 	return WithTTL(secret, int(ttl.Seconds()), renewable)
 }
 
@@ -436,17 +440,39 @@ func (l *Lifecycle) watch(ctx context.Context, secret *vaultclient.Secret) (stri
 		defer t.Stop()
 		check = t.C
 	}
+	var credChanged <-chan struct{}
+	if w, ok := l.Method.(CredentialWatcher); ok {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		credChanged = w.CredentialChanged(wctx, secret.Auth.ClientToken)
+	}
+	holding := false // held to its end: a login would give the same token
 	for {
 		select {
 		case <-ctx.Done():
 			return "", time.Time{}
+		case <-credChanged:
+			return "the credential changed (" + l.Method.Describe() + " gives another token)", l.Expiry()
 		case <-renewC:
+			if holding {
+				return "token expired, and " + l.Method.Describe() + " gave no other", l.Expiry()
+			}
 			if !sched.Renew {
 				if sched.err != nil {
 					if revoked(ctx, client) {
 						return "renewal failed, token revoked: " + sched.err.Error(), time.Now()
 					}
 					return "renewal failed: " + sched.err.Error(), l.Expiry()
+				}
+				if end := l.Expiry(); credChanged != nil && !end.IsZero() {
+					holding = true
+					l.Logger.Warn("the token cannot be renewed further and a new login would give the same one; holding it until it expires (replace the credential to log in again)",
+						zap.String("method", l.Method.Describe()), zap.Time("expires", end))
+					l.status(fmt.Sprintf("authenticated with %s%s, token expires at %s and cannot be renewed: replace it to go on",
+						l.Method.Describe(), roleOf(secret), end.UTC().Format(time.RFC3339)))
+					timer = clock.Real.TimerAt(end)
+					renewC = timer.C()
+					continue
 				}
 				return "token reached its max TTL or stopped being renewable", l.Expiry()
 			}

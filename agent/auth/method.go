@@ -31,6 +31,18 @@ type Method interface {
 	Describe() string
 }
 
+// CredentialWatcher is a Method whose login gives back the same token until
+// its credential changes (token_file: the file rewritten with another
+// token). The lifecycle holds such a token to its end once it can no longer
+// be renewed, rather than log in again for the same token (each such login
+// made every template fetch its leases again), and logs in again as soon
+// as the credential changes.
+type CredentialWatcher interface {
+	// CredentialChanged returns a channel closed once the credential no
+	// longer gives token; it stops watching when ctx ends.
+	CredentialChanged(ctx context.Context, token string) <-chan struct{}
+}
+
 // MethodConfig is one `method` stanza as parsed from the agent config.
 type MethodConfig struct {
 	// Type is "aws", "alicloud", "approle" or "token_file".

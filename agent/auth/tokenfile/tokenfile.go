@@ -5,16 +5,23 @@ package tokenfile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/internal/atomicfile"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 )
 
+// PollInterval is how often the file is read to see a new token in it.
+var PollInterval = 2 * time.Second
+
 // Method reads the token from a file and looks it up.
 type Method struct{ path string }
+
+var _ auth.CredentialWatcher = (*Method)(nil)
 
 // New reads cfg: token_file_path (required).
 func New(cfg auth.MethodConfig, _ auth.Env) (auth.Method, error) {
@@ -29,17 +36,25 @@ func New(cfg auth.MethodConfig, _ auth.Env) (auth.Method, error) {
 // Describe implements auth.Method.
 func (m *Method) Describe() string { return "token from " + m.path }
 
-// Login reads the token and returns its lookup-self answer shaped as a
-// login response: Auth carries the token, its policies, TTL and
-// renewability, so that the lifecycle treats it like any other.
-func (m *Method) Login(ctx context.Context, client *vaultclient.Client) (*vaultclient.Secret, error) {
+// read returns the file's token ("" for an empty file).
+func (m *Method) read() (string, error) {
 	// A regular file only: a FIFO would block the login, and the agent's
 	// stop, for ever.
 	b, err := atomicfile.ReadRegular(m.path)
 	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Login reads the token and returns its lookup-self answer shaped as a
+// login response: Auth carries the token, its policies, TTL and
+// renewability, so that the lifecycle treats it like any other.
+func (m *Method) Login(ctx context.Context, client *vaultclient.Client) (*vaultclient.Secret, error) {
+	tok, err := m.read()
+	if err != nil {
 		return nil, fmt.Errorf("token_file: %w", err)
 	}
-	tok := strings.TrimSpace(string(b))
 	if tok == "" {
 		return nil, fmt.Errorf("token_file %s is empty", m.path)
 	}
@@ -51,8 +66,10 @@ func (m *Method) Login(ctx context.Context, client *vaultclient.Client) (*vaultc
 	if err != nil {
 		return nil, fmt.Errorf("token_file %s: lookup-self: %w", m.path, err)
 	}
-	ttl, _ := s.TokenTTL()
-	renewable, _ := s.TokenIsRenewable()
+	ttl, renewable, err := auth.LookupTTL(s)
+	if errors.Is(err, auth.ErrExpiring) {
+		return nil, fmt.Errorf("token_file %s: %w: write a new token there", m.path, err)
+	}
 	policies, _ := s.TokenPolicies()
 	acc, _ := s.Data["accessor"].(string)
 	return &vaultclient.Secret{
@@ -62,4 +79,27 @@ func (m *Method) Login(ctx context.Context, client *vaultclient.Client) (*vaultc
 			LeaseDuration: int(ttl.Seconds()), Renewable: renewable,
 		},
 	}, nil
+}
+
+// CredentialChanged implements auth.CredentialWatcher: the channel is
+// closed once the file holds a token other than token (an empty, missing
+// or unreadable file is a write under way, not a change).
+func (m *Method) CredentialChanged(ctx context.Context, token string) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		t := time.NewTicker(PollInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if tok, err := m.read(); err == nil && tok != "" && tok != token {
+				close(ch)
+				return
+			}
+		}
+	}()
+	return ch
 }
