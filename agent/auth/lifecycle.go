@@ -221,7 +221,7 @@ func (l *Lifecycle) setPending(p *Pending) {
 // timeout — and a token Vault answers it with is revoked (revoke-self), so
 // that the login given up leaves no live token nobody holds; Abandon then
 // returns once that is done, and is meant to run in its own goroutine.
-// Without revoke (the agent stops), the attempt is cancelled at once, so
+// A borrowed token (token_file's, see Borrower) is never revoked. Without revoke (the agent stops), the attempt is cancelled at once, so
 // that the stop is not delayed: a token Vault may already have issued for
 // it is held by nobody and ends at its TTL, as after a kill.
 func (l *Lifecycle) Abandon(p *Pending, revoke bool) {
@@ -241,6 +241,10 @@ func (l *Lifecycle) Abandon(p *Pending, revoke bool) {
 		return
 	}
 	accessor := a.secret.Auth.Accessor
+	if Borrowed(l.Method) {
+		l.Logger.Info("a login given up by a reload read a token that is not the agent's; left as it is", zap.String("method", l.Method.Describe()), zap.String("accessor", accessor))
+		return
+	}
 	c, err := Clone(l.Client, a.secret.Auth.ClientToken, l.Namespace)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), max(l.Client.Timeout(), time.Second))

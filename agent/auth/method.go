@@ -43,6 +43,20 @@ type CredentialWatcher interface {
 	CredentialChanged(ctx context.Context, token string) <-chan struct{}
 }
 
+// Borrower is a Method whose tokens are not the agent's own (token_file:
+// whoever wrote the file issued the token, and may use it elsewhere). The
+// agent never revokes such a token.
+type Borrower interface {
+	// Borrowed reports whether the tokens Login returns are borrowed.
+	Borrowed() bool
+}
+
+// Borrowed reports whether m's tokens are not the agent's to revoke.
+func Borrowed(m Method) bool {
+	b, ok := m.(Borrower)
+	return ok && b.Borrowed()
+}
+
 // MethodConfig is one `method` stanza as parsed from the agent config.
 type MethodConfig struct {
 	// Type is "aws", "alicloud", "approle" or "token_file".

@@ -2,14 +2,17 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 
 	"github.com/latchkey/latchkey/test/testkit"
+	"github.com/latchkey/latchkey/test/vaulttest"
 )
 
 // Defects, token_file: a token that could not be renewed further was
@@ -97,5 +100,51 @@ auto_auth {
 				t.Errorf("exit code %d", code)
 			}
 		})
+	}
+}
+
+// Defect: a SIGHUP that changed the auth config while token_file's lookup
+// was in flight gave that login up and revoked the token it brought, as it
+// does for a token a login issued — but a token_file token is not the
+// agent's: whoever wrote the file (and whatever else uses the token) lost
+// it. Such a token is now left as it is.
+func TestSIGHUPDuringTokenFileLookupKeepsTheFilesToken(t *testing.T) {
+	dir := t.TempDir()
+	first, err := srv.Client.Auth().Token().Create(&api.TokenCreateRequest{TTL: "1h", Policies: []string{"default"}})
+	testkit.Must(t, err)
+	second, err := srv.Client.Auth().Token().Create(&api.TokenCreateRequest{TTL: "1h", Policies: []string{"default"}})
+	testkit.Must(t, err)
+	one, two, sink := filepath.Join(dir, "one"), filepath.Join(dir, "two"), filepath.Join(dir, "token")
+	testkit.WriteFile(t, one, first.Auth.ClientToken)
+	testkit.WriteFile(t, two, second.Auth.ClientToken)
+	proxy := vaulttest.NewCountingProxy(t, srv.Addr)
+	proxy.OnRequest = func(r *http.Request) {
+		if r.URL.Path == "/v1/auth/token/lookup-self" && r.Header.Get("X-Vault-Token") == first.Auth.ClientToken {
+			time.Sleep(loginDelay)
+		}
+	}
+	cfg := filepath.Join(dir, "agent.hcl")
+	config := func(tokenFile string) string {
+		return fmt.Sprintf("latchkey {\n  state_dir = %q\n}\nauto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = %q\n    }\n  }\n  sink \"file\" {\n    config = {\n      path = %q\n    }\n  }\n}\n",
+			filepath.Join(dir, "state"), tokenFile, sink)
+	}
+	testkit.WriteFile(t, cfg, config(one))
+	a := startAgent(t, []string{"-config", cfg}, "VAULT_ADDR="+proxy.URL)
+	testkit.Eventually(t, "the first lookup at the proxy", func() bool { return proxy.Count("GET", "/v1/auth/token/lookup-self") == 1 })
+	testkit.WriteFile(t, cfg, config(two))
+	a.signal(t, syscall.SIGHUP)
+	a.logged(t, "reloaded; auth changed, logging in again", 1)
+	testkit.Eventually(t, "the second file's token in the sink", func() bool { return testkit.ReadFile(sink) == second.Auth.ClientToken })
+	a.logged(t, "a login given up by a reload", 1)
+	if n := proxy.Count("PUT", "/v1/auth/token/revoke-self"); n != 0 {
+		t.Errorf("%d revoke-self requests, want none", n)
+	}
+	c, err := srv.NewClient(first.Auth.ClientToken)
+	testkit.Must(t, err)
+	if _, err := c.Auth().Token().LookupSelf(); err != nil {
+		t.Errorf("the first file's token no longer works: %v", err)
+	}
+	if code := a.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
 	}
 }

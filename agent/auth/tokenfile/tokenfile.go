@@ -21,7 +21,14 @@ var PollInterval = 2 * time.Second
 // Method reads the token from a file and looks it up.
 type Method struct{ path string }
 
-var _ auth.CredentialWatcher = (*Method)(nil)
+var (
+	_ auth.CredentialWatcher = (*Method)(nil)
+	_ auth.Borrower          = (*Method)(nil)
+)
+
+// Borrowed implements auth.Borrower: the file's token is whoever wrote
+// it's, never the agent's to revoke.
+func (m *Method) Borrowed() bool { return true }
 
 // New reads cfg: token_file_path (required).
 func New(cfg auth.MethodConfig, _ auth.Env) (auth.Method, error) {
