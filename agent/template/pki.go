@@ -7,6 +7,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -31,10 +33,12 @@ func (p PemEncoded) Data() PemEncoded { return p }
 func (p PemEncoded) CaChainContains(item string) bool { return slices.Contains(p.CAChain, item) }
 
 // fetchPKI issues a certificate — unless the destination already holds
-// one that is still before its renewal point (a restart must not re-issue).
+// one that is still before its renewal point and was issued for what the
+// template asks (a restart must not re-issue; a changed common_name or
+// SAN must not wait for the old certificate's renewal).
 func (q *query) fetchPKI(ctx context.Context, c *vaultclient.Client, now time.Time, threshold float64, first bool) result {
 	if first {
-		if pe, cert, ok := fromDisk(q.dest, now); ok && now.Before(renewAt(cert.NotBefore, cert.NotAfter, threshold)) {
+		if pe, cert, ok := fromDisk(q.dest, now); ok && now.Before(renewAt(cert.NotBefore, cert.NotAfter, threshold)) && issuedFor(cert, q.data) {
 			return result{value: pe, fetched: now, notBefore: cert.NotBefore, notAfter: cert.NotAfter}
 		}
 	}
@@ -70,6 +74,46 @@ func (q *query) fetchPKI(ctx context.Context, c *vaultclient.Client, now time.Ti
 		return result{err: fmt.Errorf("%s: no certificate in Vault's answer", q), fetched: now}
 	}
 	return result{value: pe, fetched: now, notBefore: cert.NotBefore, notAfter: cert.NotAfter}
+}
+
+// issuedFor reports whether cert carries the names the pkiCert arguments
+// ask for: common_name as its subject's, every alt_names entry among its
+// DNS names or email addresses, every ip_sans among its IP addresses and
+// every uri_sans among its URIs. Vault adds names of its own (the common
+// name as a DNS SAN), so more is fine; fewer means the template changed
+// since the certificate was issued. Arguments that shape no name (ttl,
+// format) are not compared: they apply at the next issue.
+func issuedFor(cert *x509.Certificate, data map[string]any) bool {
+	arg := func(k string) []string {
+		v, _ := data[k].(string)
+		var out []string
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	if cn, _ := data["common_name"].(string); cn != "" && cert.Subject.CommonName != cn {
+		return false
+	}
+	for _, n := range arg("alt_names") {
+		if !slices.ContainsFunc(cert.DNSNames, func(d string) bool { return strings.EqualFold(d, n) }) && !slices.Contains(cert.EmailAddresses, n) {
+			return false
+		}
+	}
+	for _, s := range arg("ip_sans") {
+		ip := net.ParseIP(s)
+		if ip == nil || !slices.ContainsFunc(cert.IPAddresses, ip.Equal) {
+			return false
+		}
+	}
+	for _, u := range arg("uri_sans") {
+		if !slices.ContainsFunc(cert.URIs, func(x *url.URL) bool { return x.String() == u }) {
+			return false
+		}
+	}
+	return true
 }
 
 // renewAt is the point at threshold of a certificate's life.
