@@ -129,6 +129,9 @@ func parseCert(p string) (*x509.Certificate, error) {
 	return x509.ParseCertificate(blk.Bytes)
 }
 
+// maxPEMFile bounds what fromDisk reads of a destination.
+const maxPEMFile = 1 << 20
+
 // fromDisk reads a rendered destination back, as consul-template does:
 // the certificate, the private key and the CA certificates, whatever their
 // order. ok is false when there is no unexpired certificate.
@@ -139,9 +142,11 @@ func fromDisk(dest string, now time.Time) (*PemEncoded, *x509.Certificate, bool)
 	if err != nil {
 		return nil, nil, false
 	}
-	b, err := io.ReadAll(f)
+	// A certificate with its key and chain is a few KiB: anything past
+	// maxPEMFile is no rendered certificate (and is not read into memory).
+	b, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
 	f.Close()
-	if err != nil || len(b) == 0 {
+	if err != nil || len(b) == 0 || len(b) > maxPEMFile {
 		return nil, nil, false
 	}
 	pe, cert, err := splitPEMs(b)

@@ -3,14 +3,17 @@ package renderer
 // Attacks by a user who can write the destination's directory (issue 15).
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/test/testkit"
 )
 
 // writeBounded runs Write and fails the test if it blocks (a FIFO read).
@@ -212,5 +215,55 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 	}
 	if got := strings.Join(names, " "); got != ".other.tmp-444 .out.tmp-333 out" {
 		t.Errorf("directory holds %q", got)
+	}
+}
+
+// A destination pointed by mistake at a large file (a log, a disk image)
+// is replaced without being read into memory: the agent read it whole at
+// every render. Its backup is copied, not held in memory either.
+func TestLargeExistingDestinationNotReadIntoMemory(t *testing.T) {
+	tests := []struct {
+		name   string
+		size   int64
+		sparse bool
+		backup bool
+	}{
+		{"4 GiB sparse file replaced", 4 << 30, true, false},
+		{"16 MiB file backed up", 16 << 20, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := filepath.Join(t.TempDir(), "out")
+			f, err := os.Create(dest)
+			testkit.Must(t, err)
+			if tc.sparse {
+				testkit.Must(t, f.Truncate(tc.size))
+			} else {
+				_, err = f.Write(bytes.Repeat([]byte("x"), int(tc.size)))
+				testkit.Must(t, err)
+			}
+			testkit.Must(t, f.Close())
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			wrote, changed, err := Write(config.Template{Destination: dest, Backup: tc.backup}, []byte("rendered\n"))
+			runtime.ReadMemStats(&after)
+			testkit.Must(t, err)
+			if !wrote || !changed {
+				t.Errorf("wrote %v changed %v, want both", wrote, changed)
+			}
+			if got := testkit.ReadFile(dest); got != "rendered\n" {
+				t.Errorf("destination holds %q", got)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
+				t.Errorf("the write allocated %d MiB for a %d MiB file", n>>20, tc.size>>20)
+			}
+			if tc.backup {
+				fi, err := os.Stat(dest + ".bak")
+				testkit.Must(t, err)
+				if fi.Size() != tc.size {
+					t.Errorf("backup of %d bytes, want %d", fi.Size(), tc.size)
+				}
+			}
+		})
 	}
 }

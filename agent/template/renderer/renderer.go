@@ -101,11 +101,14 @@ func WriteDeferred(c config.Template, content []byte, dirs *atomicfile.Dirs) (wr
 	}
 	// Best effort: a directory that cannot be read fails the write below.
 	_, _ = stale.Sweep(dest)
-	prev, old, err := readExisting(dest)
+	ex, err := readExisting(dest, len(content))
 	if err != nil {
 		return false, false, fmt.Errorf("destination %s: %w", dest, err)
 	}
+	defer ex.close()
+	old := ex.fi
 	exists := old != nil
+	same := exists && ex.read && bytes.Equal(ex.content, content)
 	// What the template leaves unset is kept from the file it replaces, as
 	// Vault Agent keeps it: the owner as well as the mode. A file chowned
 	// to the application (app:app 0600) otherwise came back root's at the
@@ -128,7 +131,7 @@ func WriteDeferred(c config.Template, content []byte, dirs *atomicfile.Dirs) (wr
 	if c.Perms != nil {
 		mode = *c.Perms
 	}
-	if exists && bytes.Equal(prev, content) && old.Mode().Perm() == mode && ownedBy(old, uid, gid) {
+	if same && old.Mode().Perm() == mode && ownedBy(old, uid, gid) {
 		return false, false, nil
 	}
 	if c.CreateDestDirs {
@@ -136,8 +139,8 @@ func WriteDeferred(c config.Template, content []byte, dirs *atomicfile.Dirs) (wr
 			return false, false, fmt.Errorf("create directory of %s: %w", dest, err)
 		}
 	}
-	if c.Backup && exists && !bytes.Equal(prev, content) && agentOwns(old, uid) {
-		if err := atomicfile.WriteFile(dest+".bak", prev, atomicfile.Options{Mode: old.Mode().Perm(), UID: -1, GID: -1, Dirs: dirs}); err != nil {
+	if c.Backup && exists && !same && agentOwns(old, uid) {
+		if err := atomicfile.Write(dest+".bak", atomicfile.Options{Mode: old.Mode().Perm(), UID: -1, GID: -1, Dirs: dirs}, ex.copyTo); err != nil {
 			return false, false, fmt.Errorf("backup of %s: %w", dest, err)
 		}
 	}
@@ -145,28 +148,62 @@ func WriteDeferred(c config.Template, content []byte, dirs *atomicfile.Dirs) (wr
 	if err := atomicfile.WriteFile(dest, content, opts); err != nil {
 		return false, false, err // "write dest: …"
 	}
-	return true, !exists || !bytes.Equal(prev, content), nil
+	return true, !same, nil
 }
 
-// readExisting returns the content and fstat of the regular file at dest;
-// (nil, nil, nil) when nothing or a symlink is there (both are replaced by
-// the rename); an error for any other file type.
-func readExisting(dest string) ([]byte, os.FileInfo, error) {
+// existing is the file a write replaces.
+type existing struct {
+	f  *os.File    // open for a backup; nil when there is no regular file
+	fi os.FileInfo // its fstat; nil when there is none
+	// content is the file's bytes when read is set: only a file no longer
+	// than what is to be written is read (a longer one differs without
+	// being read), so a destination pointed by mistake at a large file
+	// (a log, an image) is not read into memory at every render.
+	content []byte
+	read    bool
+}
+
+// readExisting opens the regular file at dest and reads it when it is at
+// most limit bytes long; a zero existing when nothing or a symlink is
+// there (both are replaced by the rename); an error for any other file
+// type.
+func readExisting(dest string, limit int) (existing, error) {
 	f, fi, err := atomicfile.OpenExisting(dest)
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, atomicfile.ErrSymlink):
-		return nil, nil, nil
+		return existing{}, nil
 	case errors.Is(err, atomicfile.ErrNotRegular):
-		return nil, nil, fmt.Errorf("%w, refused (only a regular file is replaced)", err)
+		return existing{}, fmt.Errorf("%w, refused (only a regular file is replaced)", err)
 	case err != nil:
-		return nil, nil, err
+		return existing{}, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
+	ex := existing{f: f, fi: fi}
+	if fi.Size() > int64(limit) {
+		return ex, nil
+	}
+	// One byte more than limit: a file that grew since the fstat differs.
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
-		return nil, nil, err
+		f.Close()
+		return existing{}, err
 	}
-	return b, fi, nil
+	ex.content, ex.read = b, true
+	return ex, nil
+}
+
+// copyTo writes the whole file to w (the backup), read from its start.
+func (ex existing) copyTo(w io.Writer) error {
+	if _, err := ex.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	_, err := io.Copy(w, ex.f)
+	return err
+}
+
+func (ex existing) close() {
+	if ex.f != nil {
+		ex.f.Close()
+	}
 }
 
 // agentOwns reports whether fi (an fstat) is owned by the template's user
