@@ -352,7 +352,14 @@ func (ps *parser) template(b *hclconf.Block) Template {
 		el, d := split(e.Body)
 		ps.add(d)
 		ps.add(el.check("template.exec", []string{"command", "timeout"}, nil))
+		// As consul-template finalizes it: what exec leaves unset comes from
+		// the template's command and command_timeout (so "command = ..."
+		// beside "exec { timeout = ... }" runs that command), else the
+		// default timeout.
 		ex := &Exec{Timeout: DefaultCommandTimeout}
+		if t.Exec != nil {
+			*ex = *t.Exec
+		}
 		if a := el.attrs["command"]; a != nil {
 			list, d := hclconf.StringList(a)
 			ps.add(d)
@@ -366,7 +373,7 @@ func (ps *parser) template(b *hclconf.Block) Template {
 		}
 		ps.duration(el.attrs["timeout"], &ex.Timeout)
 		if len(ex.Command) == 0 {
-			ps.add(hclconf.Diagnostics{hclconf.Errorf(e.DefRange, "template.exec: command is required")})
+			ps.add(hclconf.Diagnostics{hclconf.Errorf(e.DefRange, "template.exec: command is required (in exec, or as the template's command)")})
 		}
 		t.Exec = ex
 	}

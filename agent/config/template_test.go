@@ -199,3 +199,40 @@ func TestTemplatePermsZeroIsUnset(t *testing.T) {
 		})
 	}
 }
+
+// exec takes what it leaves unset from the template's command and
+// command_timeout, as consul-template finalizes a template (Vault Agent
+// runs "command" beside "exec { timeout }"; latchkey-agent refused it).
+func TestTemplateExecFallsBackToCommand(t *testing.T) {
+	sh := func(s string) []string { return []string{"/bin/sh", "-c", s} }
+	tests := map[string]struct {
+		keys    string
+		want    *Exec
+		wantErr string
+	}{
+		"command, exec timeout": {keys: "command = \"a\"\n exec {\n timeout = \"9s\"\n }", want: &Exec{Command: sh("a"), Timeout: 9 * time.Second}},
+		"command_timeout, exec command": {keys: "command_timeout = \"8s\"\n command = \"a\"\n exec {\n command = [\"/bin/b\"]\n }",
+			want: &Exec{Command: []string{"/bin/b"}, Timeout: 8 * time.Second}},
+		"exec over command":     {keys: "command = \"a\"\n command_timeout = \"8s\"\n exec {\n command = \"b\"\n timeout = \"2s\"\n }", want: &Exec{Command: sh("b"), Timeout: 2 * time.Second}},
+		"exec alone":            {keys: "exec {\n command = \"b\"\n }", want: &Exec{Command: sh("b"), Timeout: DefaultCommandTimeout}},
+		"command alone":         {keys: "command = \"a\"", want: &Exec{Command: sh("a"), Timeout: DefaultCommandTimeout}},
+		"exec without commands": {keys: "exec {\n timeout = \"9s\"\n }", wantErr: "agent.hcl:10:2: template.exec: command is required (in exec, or as the template's command)"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "agent.hcl")
+			testkit.WriteFile(t, p, minimal+"template {\n contents = \"x\"\n destination = \"/etc/app/x\"\n "+tc.keys+"\n}\n")
+			c, err := Load(p)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			testkit.Must(t, err)
+			if got := c.Templates[0].Exec; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("exec = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
