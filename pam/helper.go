@@ -143,7 +143,7 @@ func (h *Helper) login(ctx context.Context, stdin io.Reader, rec *Record, secret
 	if err != nil {
 		return err
 	}
-	if err := Check(h.Config, a, rec.User, host); err != nil {
+	if err := Check(h.Config, a, rec.User, rec.RHost, host); err != nil {
 		return fmt.Errorf("%w: %w", ErrDenied, err)
 	}
 	return nil

@@ -102,14 +102,14 @@ func TestHostAddrsReal(t *testing.T) {
 		"second IPv6":              {"2001:db8:1::20", true},
 		"IPv6 in another spelling": {"2001:0db8:0000::0010", true},
 		"IPv4-mapped IPv6":         {"::ffff:192.0.2.10", true},
-		"loopback":                 {"127.0.0.1", true},
+		"loopback, from loopback":  {"127.0.0.1", true},
 		"same IPv4 subnet":         {"192.0.2.11", false},
 		"same IPv6 subnet":         {"2001:db8::11", false},
 		"elsewhere":                {"203.0.113.5", false},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			err := Check(cfg, Answer{Username: "alice", IP: tc.ip, Role: "web"}, "alice", host)
+			err := Check(cfg, Answer{Username: "alice", IP: tc.ip, Role: "web"}, "alice", "127.0.0.1", host)
 			if tc.allow && err != nil {
 				t.Fatalf("OTP for %s refused: %v", tc.ip, err)
 			}

@@ -22,7 +22,7 @@ import (
 const fakeOTP = "11111111-2222-3333-4444-555555555555"
 
 // yesBody is what a real Vault's verify says for alice's OTP.
-const yesBody = `{"request_id":"r1","data":{"username":"alice","ip":"127.0.0.1","role_name":"web"}}`
+const yesBody = `{"request_id":"r1","data":{"username":"alice","ip":"10.9.8.7","role_name":"web"}}`
 
 // fakeVault answers every request with h and counts the requests.
 func fakeVault(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
@@ -44,7 +44,7 @@ func answer(status int, body string) http.HandlerFunc {
 }
 
 func TestHostileAnswers(t *testing.T) {
-	huge := `{"data":{"username":"alice","ip":"127.0.0.1","role_name":"web","pad":"` + strings.Repeat("x", 10<<20) + `"}}`
+	huge := `{"data":{"username":"alice","ip":"10.9.8.7","role_name":"web","pad":"` + strings.Repeat("x", 10<<20) + `"}}`
 	tests := map[string]struct {
 		h       http.HandlerFunc
 		wantErr error // nil: accepted (the control case)
@@ -56,13 +56,13 @@ func TestHostileAnswers(t *testing.T) {
 		"308 with data":              {h: answer(308, yesBody), wantErr: ErrVault, reason: "308"},
 		"399 with data":              {h: answer(399, yesBody), wantErr: ErrVault, reason: "399"},
 		"201 with data":              {h: answer(201, yesBody), wantErr: ErrVault, reason: "201"},
-		"fields at the top level":    {h: answer(200, `{"username":"alice","ip":"127.0.0.1","role_name":"web"}`), wantErr: ErrVault, reason: "no data"},
-		"data and errors":            {h: answer(200, `{"data":{"username":"alice","ip":"127.0.0.1","role_name":"web"},"errors":["x"]}`), wantErr: ErrVault, reason: "errors"},
+		"fields at the top level":    {h: answer(200, `{"username":"alice","ip":"10.9.8.7","role_name":"web"}`), wantErr: ErrVault, reason: "no data"},
+		"data and errors":            {h: answer(200, `{"data":{"username":"alice","ip":"10.9.8.7","role_name":"web"},"errors":["x"]}`), wantErr: ErrVault, reason: "errors"},
 		"trailing garbage":           {h: answer(200, yesBody+`garbage`), wantErr: ErrVault, reason: "after its JSON"},
 		"a second JSON object":       {h: answer(200, yesBody+yesBody), wantErr: ErrVault, reason: "after its JSON"},
 		"data is a list":             {h: answer(200, `{"data":["alice"]}`), wantErr: ErrVault, reason: "not a JSON object"},
-		"username not a string":      {h: answer(200, `{"data":{"username":["alice"],"ip":"127.0.0.1","role_name":"web"}}`), wantErr: ErrVault, reason: "username"},
-		"role missing":               {h: answer(200, `{"data":{"username":"alice","ip":"127.0.0.1"}}`), wantErr: ErrVault, reason: "role_name"},
+		"username not a string":      {h: answer(200, `{"data":{"username":["alice"],"ip":"10.9.8.7","role_name":"web"}}`), wantErr: ErrVault, reason: "username"},
+		"role missing":               {h: answer(200, `{"data":{"username":"alice","ip":"10.9.8.7"}}`), wantErr: ErrVault, reason: "role_name"},
 		"not JSON":                   {h: answer(200, `<html>yes</html>`), wantErr: ErrVault, reason: "not a JSON object"},
 		"10 MiB body":                {h: answer(200, huge), wantErr: ErrVault, reason: "larger than 65536 bytes"},
 		"400 with a newline in the error": {h: answer(400, `{"errors":["no\nJan 1 00:00:00 host sshd: Accepted"]}`),

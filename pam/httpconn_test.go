@@ -30,7 +30,7 @@ func TestProxyAddrReachesVault(t *testing.T) {
 			m := sshMount(t, srv)
 			cfg := testConfig(srv, m)
 			cfg.ProxyAddr = p.URL
-			if r := login(t, cfg, "alice", issue(t, srv, m, "web", "alice", "127.0.0.1")); r.err != nil {
+			if r := login(t, cfg, "alice", issue(t, srv, m, "web", "alice", "10.9.8.7")); r.err != nil {
 				t.Fatal(r.err)
 			}
 			if c, f := p.Connects.Load(), p.Forwards.Load(); c != tc.wantConnects || f != tc.wantForward {

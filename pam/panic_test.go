@@ -14,7 +14,7 @@ import (
 func TestRunPanicFailsClosed(t *testing.T) {
 	mount := sshMount(t, plain)
 	cfg := testConfig(plain, mount)
-	otp := issue(t, plain, mount, "web", "alice", "127.0.0.1")
+	otp := issue(t, plain, mount, "web", "alice", "10.9.8.7")
 	file := t.TempDir() + "/audit.log"
 	cfg.AuditFile = file
 	logger, logged := testLogger(t)

@@ -109,7 +109,7 @@ func login(t *testing.T, cfg *Config, user, stdin string) run {
 			return map[string]string{"PAM_USER": user, "PAM_SERVICE": "sshd", "PAM_RHOST": "198.51.100.7", "PAM_TYPE": "auth"}[k]
 		},
 		HostAddrs: func() ([]netip.Addr, error) {
-			return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"), netip.MustParseAddr("10.9.8.7")}, nil
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"), netip.MustParseAddr("10.9.8.7"), netip.MustParseAddr("2001:db8::7")}, nil
 		},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
@@ -159,12 +159,12 @@ func TestVerifyAgainstVault(t *testing.T) {
 			mount := sshMount(t, srv)
 			cfg := testConfig(srv, mount)
 
-			good := issue(t, srv, mount, "web", "alice", "127.0.0.1")
+			good := issue(t, srv, mount, "web", "alice", "10.9.8.7")
 			r := login(t, cfg, "alice", good)
 			if r.err != nil {
 				t.Fatalf("valid OTP: %v", r.err)
 			}
-			if r.rec.Result != "success" || r.rec.Time.IsZero() || r.rec.Role != "web" || r.rec.IP != "127.0.0.1" || r.rec.RequestID == "" ||
+			if r.rec.Result != "success" || r.rec.Time.IsZero() || r.rec.Role != "web" || r.rec.IP != "10.9.8.7" || r.rec.RequestID == "" ||
 				r.rec.VaultAddr != srv.Addr || r.rec.Service != "sshd" || r.rec.RHost != "198.51.100.7" {
 				t.Errorf("audit record = %+v", r.rec)
 			}
@@ -178,10 +178,12 @@ func TestVerifyAgainstVault(t *testing.T) {
 				role, issuedTo, ip, user, want string
 			}{
 				"nul-terminated (older Linux-PAM)": {"web", "alice", "10.9.8.7", "alice", ""},
-				"ipv6 host address":                {"web", "alice", "::1", "alice", ""},
-				"other user":                       {"web", "bob", "127.0.0.1", "alice", `issued for user "bob"`},
-				"other ip":                         {"web", "alice", "10.1.2.3", "alice", "neither this host's"},
-				"role not allowed":                 {"db", "alice", "127.0.0.1", "alice", `role "db"`},
+				"ipv6 host address":                {"web", "alice", "2001:db8::7", "alice", ""},
+				// The login comes from 198.51.100.7: loopback is every host's.
+				"loopback, from a remote client": {"web", "alice", "127.0.0.1", "alice", "loopback address 127.0.0.1, which every host has"},
+				"other user":                     {"web", "bob", "10.9.8.7", "alice", `issued for user "bob"`},
+				"other ip":                       {"web", "alice", "10.1.2.3", "alice", "neither this host's"},
+				"role not allowed":               {"db", "alice", "10.9.8.7", "alice", `role "db"`},
 			}
 			for cname, c := range cases {
 				t.Run(cname, func(t *testing.T) {
@@ -239,7 +241,7 @@ func TestVerifyAgainstVault(t *testing.T) {
 
 func TestVaultErrors(t *testing.T) {
 	mount := sshMount(t, tlsSrv)
-	otpFor := func() string { return issue(t, tlsSrv, mount, "web", "alice", "127.0.0.1") }
+	otpFor := func() string { return issue(t, tlsSrv, mount, "web", "alice", "10.9.8.7") }
 
 	t.Run("wrong mount", func(t *testing.T) {
 		cfg := testConfig(tlsSrv, "no-such-mount")
@@ -257,7 +259,7 @@ func TestVaultErrors(t *testing.T) {
 		cfg := testConfig(plain, m)
 		cfg.VaultAddrs = []string{u}
 		cfg.Namespace = "team-a"
-		if r := login(t, cfg, "alice", issue(t, plain, m, "web", "alice", "127.0.0.1")); r.err != nil {
+		if r := login(t, cfg, "alice", issue(t, plain, m, "web", "alice", "10.9.8.7")); r.err != nil {
 			t.Fatal(r.err)
 		}
 		if got := p.lastNamespace.Load(); got == nil || *got != "team-a" {
@@ -345,7 +347,7 @@ func TestTLSConfigKeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := testConfig(tlsSrv, mount)
 			cfg.CACert, cfg.CAPath, cfg.TLSServerName, cfg.TLSSkipVerify = tc.caCert, tc.caPath, tc.serverName, tc.skipVerify
-			r := login(t, cfg, "alice", issue(t, tlsSrv, mount, "web", "alice", "127.0.0.1"))
+			r := login(t, cfg, "alice", issue(t, tlsSrv, mount, "web", "alice", "10.9.8.7"))
 			if tc.wantRefused {
 				if !errors.Is(r.err, ErrUnreachable) || !strings.Contains(r.err.Error(), "certificate") ||
 					!strings.Contains(r.rec.Reason, "certificate") {
@@ -474,7 +476,7 @@ func TestUnknownNamespace(t *testing.T) {
 			p.namespace, p.namespaceStatus, p.namespaceError = "team-a", tc.status, tc.message
 			cfg := testConfig(plain, mount)
 			cfg.VaultAddrs, cfg.Namespace = []string{u}, tc.namespace
-			r := login(t, cfg, "alice", issue(t, plain, mount, "web", "alice", "127.0.0.1"))
+			r := login(t, cfg, "alice", issue(t, plain, mount, "web", "alice", "10.9.8.7"))
 			if tc.wantReason == "" {
 				if r.err != nil {
 					t.Fatal(r.err)
@@ -599,7 +601,7 @@ func TestFailover(t *testing.T) {
 			}
 			password := tc.password
 			if password == "" {
-				password = issue(t, plain, mount, "web", "alice", "127.0.0.1")
+				password = issue(t, plain, mount, "web", "alice", "10.9.8.7")
 			}
 
 			r := login(t, cfg, "alice", password)

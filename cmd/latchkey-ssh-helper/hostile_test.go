@@ -88,7 +88,7 @@ func TestBinaryIgnoresEnvironment(t *testing.T) {
 		"VAULT_ADDR=" + proxy.URL, "VAULT_SKIP_VERIFY=maybe", "VAULT_MAX_RETRIES=x", "VAULT_CACERT=/nonexistent",
 		"VAULT_HEADERS=notjson", "VAULT_CLIENT_TIMEOUT=forever", "VAULT_PROXY_ADDR=" + proxy.URL, "VAULT_HTTP_PROXY=" + proxy.URL,
 	}
-	pamEnv := []string{"PAM_USER=alice", "PAM_TYPE=auth"}
+	pamEnv := []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_RHOST=127.0.0.1"}
 
 	t.Run("proxy from the environment", func(t *testing.T) {
 		// A name that does not resolve: only a proxy could reach it.
@@ -192,7 +192,7 @@ func TestBinaryFIFOs(t *testing.T) {
 		t.Fatal(err)
 	}
 	yes, _ := yesServer(t, "alice", false)
-	pamEnv := []string{"PAM_USER=alice", "PAM_TYPE=auth"}
+	pamEnv := []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_RHOST=127.0.0.1"}
 	tests := map[string]struct {
 		cfg      string
 		wantCode int
@@ -219,7 +219,7 @@ func TestBinaryFIFOs(t *testing.T) {
 // vault_addr with a password: refused, and the password shows nowhere.
 func TestBinaryUserinfoRefused(t *testing.T) {
 	cfg := writeConfig(t, "vault_addr = \"http://admin:s3cretpw@127.0.0.1:8200\"\naudit = \"off\"\n")
-	code, out := runHelper(t, cfg, []string{"PAM_USER=alice", "PAM_TYPE=auth"}, fakeOTP, "-dev")
+	code, out := runHelper(t, cfg, []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_RHOST=127.0.0.1"}, fakeOTP, "-dev")
 	if code != exitConfig || strings.Contains(out, "s3cretpw") {
 		t.Fatalf("exit %d, want %d without the password\n%s", code, exitConfig, out)
 	}
@@ -278,7 +278,7 @@ func TestBinaryConfigWriters(t *testing.T) {
 				testkit.Must(t, os.Symlink(cfg, arg))
 			}
 			hits.Store(0)
-			code, out := runHelper(t, arg, []string{"PAM_USER=alice", "PAM_TYPE=auth"}, fakeOTP, "-dev")
+			code, out := runHelper(t, arg, []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_RHOST=127.0.0.1"}, fakeOTP, "-dev")
 			if code != tc.wantCode || !strings.Contains(out, tc.want) {
 				t.Fatalf("exit %d, want %d naming %q\n%s", code, tc.wantCode, tc.want, out)
 			}
@@ -319,7 +319,7 @@ func TestBinaryPAMType(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			hits.Store(0)
-			code, out := runHelper(t, cfg, append([]string{"PAM_USER=alice"}, tc.env...), fakeOTP, "-dev")
+			code, out := runHelper(t, cfg, append([]string{"PAM_USER=alice", "PAM_RHOST=127.0.0.1"}, tc.env...), fakeOTP, "-dev")
 			if code != tc.wantCode || !strings.Contains(out, tc.want) {
 				t.Fatalf("exit %d, want %d naming %q\n%s", code, tc.wantCode, tc.want, out)
 			}
@@ -347,7 +347,7 @@ func TestBinaryEarlyRefusalRecorded(t *testing.T) {
 	cfg := writeConfig(t, "vault_addr = \"http://127.0.0.1:1\"\naudit = \"off\"\n")
 	testkit.Must(t, os.Chmod(cfg, 0o666))
 	before, _ := os.ReadFile(auditFallback)
-	code, out := runHelper(t, cfg, []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_SERVICE=sshd"}, fakeOTP, "-dev")
+	code, out := runHelper(t, cfg, []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_RHOST=127.0.0.1", "PAM_SERVICE=sshd"}, fakeOTP, "-dev")
 	if code != exitConfig {
 		t.Fatalf("exit %d, want %d\n%s", code, exitConfig, out)
 	}
@@ -410,7 +410,9 @@ func TestBinarySyslogLineFields(t *testing.T) {
 				yes, _ := yesServer(t, tc.user, false)
 				addr = yes.URL
 			}
-			cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"*\"\ntimeout = \"5s\"\naudit = \"syslog\"\n", addr))
+			// From a remote rhost, yesServer's loopback IP is admitted by
+			// allowed_cidr_list only (a loopback OTP is every host's).
+			cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"*\"\nallowed_cidr_list = \"127.0.0.1/32\"\ntimeout = \"5s\"\naudit = \"syslog\"\n", addr))
 			cmd := boundedCommand(t, "unshare", "--mount", "--propagation", "private", "sh", "-c", privateSyslog, "sh",
 				helper, "-config="+cfg, "-dev")
 			cmd.Env = []string{"S=" + sock, "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
@@ -480,7 +482,7 @@ func TestBinaryBadRequestNotFromVault(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"*\"\ntimeout = \"5s\"\naudit = \"off\"\n", tc.addr))
-			env, args := []string{"PAM_USER=alice", "PAM_TYPE=auth"}, []string{"-dev"}
+			env, args := []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_RHOST=127.0.0.1"}, []string{"-dev"}
 			if tc.verifyOnly {
 				env, args = nil, append(args, "-verify-only")
 			}
@@ -556,7 +558,7 @@ func TestBinaryCAWriters(t *testing.T) {
 			}
 			cfg := writeConfig(t, fmt.Sprintf("vault_addr = %q\n%s = %q\nallowed_roles = \"*\"\ntimeout = \"5s\"\naudit = \"off\"\n", yes.URL, tc.key, val))
 			hits.Store(0)
-			code, out := runHelper(t, cfg, []string{"PAM_USER=alice", "PAM_TYPE=auth"}, fakeOTP)
+			code, out := runHelper(t, cfg, []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_RHOST=127.0.0.1"}, fakeOTP)
 			if code != tc.wantCode || !strings.Contains(out, tc.want) {
 				t.Fatalf("exit %d, want %d naming %q\n%s", code, tc.wantCode, tc.want, out)
 			}
