@@ -108,7 +108,7 @@ func (f *File) Write(ctx context.Context, token string) error {
 		}
 		content = w
 	}
-	err := atomicfile.WriteFile(f.Config.Path, []byte(content), atomicfile.Options{Mode: f.Config.Mode, UID: f.uid, GID: f.gid})
+	err := atomicfile.WriteFile(f.Config.Path, []byte(content), atomicfile.Options{Mode: f.mode(), UID: f.uid, GID: f.gid})
 	if err != nil {
 		if f.Config.WrapTTL > 0 {
 			// The file may hold anything now: the next write wraps again.
@@ -168,6 +168,25 @@ func (f *File) current(token string) bool {
 	return f.holds(func(b []byte) bool { return string(b) == token }, int64(len(want)))
 }
 
+// keepMode reports mode = 0000, which Vault Agent documents as "leave the
+// file's mode alone". Written as the mode itself (atomicfile takes 0 for
+// its default, 0600), it gave the token another mode than the file had,
+// and a restart rewrote a file that already held the token.
+func (f *File) keepMode() bool { return f.Config.Mode.Perm() == 0 }
+
+// mode is the mode to write the file with: the configured one; with
+// mode = 0000 the existing file's, else (no file, or one nobody may read)
+// the default 0640.
+func (f *File) mode() os.FileMode {
+	if !f.keepMode() {
+		return f.Config.Mode.Perm()
+	}
+	if fi, err := os.Lstat(f.Config.Path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() != 0 {
+		return fi.Mode().Perm()
+	}
+	return config.DefaultSinkMode
+}
+
 // maxWrapInfo bounds what is read of a wrap_ttl sink's file: the wrap
 // info JSON is a few hundred bytes.
 const maxWrapInfo = 64 << 10
@@ -182,7 +201,11 @@ func (f *File) holds(match func([]byte) bool, limit int64) bool {
 		return false
 	}
 	defer file.Close()
-	if fi.Mode().Perm() != f.Config.Mode.Perm() {
+	if f.keepMode() {
+		if fi.Mode().Perm() == 0 {
+			return false // a mode of 0000 is put right (see mode)
+		}
+	} else if fi.Mode().Perm() != f.Config.Mode.Perm() {
 		return false
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {

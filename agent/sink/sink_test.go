@@ -250,3 +250,56 @@ func TestSinkAttemptsEndRun(t *testing.T) {
 		})
 	}
 }
+
+// Defect: mode = 0000, which Vault Agent documents as "leave the file's
+// mode alone", wrote the token 0600 (atomicfile's default for 0), and each
+// restart rewrote a file that already held the token, since its mode was
+// not 0000. The existing file's mode is now kept (0640 for a new file) and
+// a file that holds the token is left alone.
+func TestSinkModeZeroKeepsTheFilesMode(t *testing.T) {
+	tests := map[string]struct {
+		mode     os.FileMode
+		existing os.FileMode // 0: no file before
+		want     os.FileMode
+	}{
+		"0000, no file":         {mode: 0, want: 0o640},
+		"0000, a 0644 file":     {mode: 0, existing: 0o644, want: 0o644},
+		"0000, a 0600 file":     {mode: 0, existing: 0o600, want: 0o600},
+		"0600 over a 0644 file": {mode: 0o600, existing: 0o644, want: 0o600},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "token")
+			if tc.existing != 0 {
+				if err := os.WriteFile(path, []byte("old"), tc.existing); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, tc.existing); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f, err := New(config.Sink{Path: path, Mode: tc.mode}, nil, zaptest.NewLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Write(context.Background(), "hvs.token-for-mode-test"); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != tc.want {
+				t.Errorf("mode %#o, want %#o", fi.Mode().Perm(), tc.want)
+			}
+			// A restart's sink finds the token there and leaves it.
+			again, err := New(config.Sink{Path: path, Mode: tc.mode}, nil, zaptest.NewLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !again.current("hvs.token-for-mode-test") {
+				t.Error("a file holding the token is not current: a restart rewrites it")
+			}
+		})
+	}
+}
