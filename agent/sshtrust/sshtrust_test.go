@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -623,5 +624,87 @@ func TestHostCertificateDefaultPrincipals(t *testing.T) {
 				t.Errorf("the restart fell back again (%d warnings)", n)
 			}
 		})
+	}
+}
+
+// Defect: a trust file whose content was current was never touched again,
+// whatever its mode or owner: after a chmod 0666 (or a chown to a user),
+// anyone who could write it could add a CA of their own and log in as
+// anyone, for as long as the agent ran. It is now written anew, 0644 and
+// the agent's, at the next round.
+func TestTrustFileModeAndOwnerPutRight(t *testing.T) {
+	a := mountUnique(t, "ca-a")
+	srv.SSHCAT(t, a)
+	tests := map[string]struct {
+		mode     os.FileMode
+		uid      int // -1: unchanged
+		rewrites bool
+	}{
+		"as written":        {mode: 0o644, uid: -1},
+		"world-writable":    {mode: 0o666, uid: -1, rewrites: true},
+		"group-writable":    {mode: 0o664, uid: -1, rewrites: true},
+		"owned by a user":   {mode: 0o644, uid: 65534, rewrites: true},
+		"readable by owner": {mode: 0o600, uid: -1, rewrites: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if tc.uid >= 0 && os.Geteuid() != 0 {
+				t.Skip("not root: chown needs root")
+			}
+			f := newFixture(t, srv)
+			f.cfg.UserCAMounts = []string{a}
+			testkit.Must(t, f.round())
+			p := f.cfg.TrustedUserCAKeys
+			content := testkit.ReadFile(p)
+			testkit.Must(t, os.Chmod(p, tc.mode))
+			if tc.uid >= 0 {
+				testkit.Chown(t, p, tc.uid, -1)
+			}
+			before, err := os.Stat(p)
+			testkit.Must(t, err)
+			testkit.Must(t, f.round())
+			fi, err := os.Stat(p)
+			testkit.Must(t, err)
+			if rewritten := !os.SameFile(before, fi); rewritten != tc.rewrites {
+				t.Errorf("rewritten = %v, want %v", rewritten, tc.rewrites)
+			}
+			if fi.Mode().Perm() != 0o644 && tc.rewrites {
+				t.Errorf("mode %#o, want 0644", fi.Mode().Perm())
+			}
+			if st := fi.Sys().(*syscall.Stat_t); tc.rewrites && int(st.Uid) != os.Geteuid() {
+				t.Errorf("owned by uid %d, want %d", st.Uid, os.Geteuid())
+			}
+			if got := testkit.ReadFile(p); got != content {
+				t.Errorf("content changed:\n%s\nwant\n%s", got, content)
+			}
+		})
+	}
+}
+
+// Defect: a pinned file holding a certificate (the break-glass CA's
+// signed key given instead of the CA's .pub) was written into the trust
+// file, where sshd matches nothing: break-glass silently did not work. It
+// is now refused, naming the file and line.
+func TestPinnedCertificateRefused(t *testing.T) {
+	f := newFixture(t, srv)
+	_, caPriv, err := ed25519.GenerateKey(rand.Reader)
+	testkit.Must(t, err)
+	signer, err := ssh.NewSignerFromKey(caPriv)
+	testkit.Must(t, err)
+	userPub, _, err := ed25519.GenerateKey(rand.Reader)
+	testkit.Must(t, err)
+	uk, err := ssh.NewPublicKey(userPub)
+	testkit.Must(t, err)
+	cert := &ssh.Certificate{Key: uk, CertType: ssh.UserCert, KeyId: "alice", ValidPrincipals: []string{"alice"}, ValidBefore: ssh.CertTimeInfinity}
+	testkit.Must(t, cert.SignCert(rand.Reader, signer))
+	pinned := filepath.Join(f.dir, "pinned.pub")
+	testkit.Must(t, os.WriteFile(pinned, append([]byte("# break-glass\n"), ssh.MarshalAuthorizedKey(cert)...), 0o644))
+	f.cfg.PinnedUserCAKeys = pinned
+	err = f.round()
+	if err == nil || !strings.Contains(err.Error(), pinned+":2: a certificate, not a CA public key") {
+		t.Fatalf("round: %v, want the pinned file's line 2 named", err)
+	}
+	if _, err := os.Stat(f.cfg.TrustedUserCAKeys); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a trust file was written: %v", err)
 	}
 }

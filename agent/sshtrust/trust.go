@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 
 	"github.com/latchkey/latchkey/internal/atomicfile"
 	"github.com/latchkey/latchkey/internal/vaultclient"
@@ -137,6 +139,11 @@ func readTrustFile(path string) ([]caKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: not an OpenSSH public key: %w", path, n, err)
 		}
+		if _, ok := k.(*ssh.Certificate); ok {
+			// sshd compares a certificate's signing key with the plain
+			// keys of TrustedUserCAKeys: a certificate there trusts nobody.
+			return nil, fmt.Errorf("%s:%d: a certificate, not a CA public key (give the CA's .pub)", path, n)
+		}
 		out = append(out, caKey{Key: k, Source: comment})
 	}
 	return out, sc.Err()
@@ -188,7 +195,30 @@ func (t *Trust) trustChange(ctx context.Context) (*change, error) {
 	}
 	data := trustContent(keys)
 	if bytes.Equal(cur, data) {
+		if why := loose(path); why != "" {
+			// Whoever may write the trust file may add a CA of their own
+			// and log in as anyone: the same content is written anew,
+			// 0644 and the agent's.
+			t.log.Warn("ssh: the trust file's mode or owner was changed; writing it anew", zap.String("path", path), zap.String("reason", why))
+			return &change{Path: path, Data: data}, nil
+		}
 		return nil, nil
 	}
 	return &change{Path: path, Data: data}, nil
+}
+
+// loose says how the file at path differs from the mode and owner the
+// agent writes it with, or "".
+func loose(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	if fi.Mode().Perm() != fileMode {
+		return fmt.Sprintf("mode %#o, want %#o", fi.Mode().Perm(), fileMode)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Sprintf("owned by uid %d, want %d", st.Uid, os.Geteuid())
+	}
+	return ""
 }
