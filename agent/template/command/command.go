@@ -41,8 +41,12 @@ type Proc struct {
 	mu      sync.Mutex
 	exited  bool
 	stopped string // how Stop ended it ("SIGTERM", ...), "" when it did not
-	killed  bool   // the timeout killed it
-	adopted string // the Identity of a command Adopt follows, "" for Start's
+	// killVerb is how stopped reads once a SIGKILL followed Stop's SIGTERM,
+	// whichever of Stop's grace timer and the timeout sent it (they may
+	// fire together: the grace never outlasts the timeout).
+	killVerb string
+	killed   bool   // the timeout killed it
+	adopted  string // the Identity of a command Adopt follows, "" for Start's
 }
 
 // Start starts e in a process group of its own, so that a signal reaches
@@ -71,27 +75,44 @@ func Start(e *config.Exec) (*Proc, error) {
 		select {
 		case err = <-waited:
 		case <-timer.C:
-			p.mu.Lock()
-			p.killed = p.stopped == ""
-			p.signal(syscall.SIGKILL)
-			p.mu.Unlock()
+			p.timedOut()
 			err = <-waited
 		}
 		p.mu.Lock()
-		p.exited = true
-		stopped, killed := p.stopped, p.killed
+		p.finish(err)
 		p.mu.Unlock()
-		switch {
-		case stopped != "":
-			p.err = fmt.Errorf("command %q: %w (%s)", p.argv, ErrStopped, stopped)
-		case killed:
-			p.err = fmt.Errorf("command %q: killed after its timeout of %s", p.argv, p.timeout)
-		case err != nil:
-			p.err = fmt.Errorf("command %q: %w: %s", p.argv, err, tail(p.out.Bytes()))
-		}
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// timedOut kills the command at its timeout: a timeout of its own, or the
+// end of a grace period Stop started.
+func (p *Proc) timedOut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped != "" {
+		p.stopped = p.killVerb
+	} else {
+		p.killed = true
+	}
+	p.signal(syscall.SIGKILL)
+}
+
+// finish records the command's end and sets Err from how it ended: waitErr
+// is what Wait said (Adopt's commands give ErrAdopted). p.mu is held.
+func (p *Proc) finish(waitErr error) {
+	p.exited = true
+	switch {
+	case p.stopped != "":
+		p.err = fmt.Errorf("command %q: %w (%s)", p.argv, ErrStopped, p.stopped)
+	case p.killed:
+		p.err = fmt.Errorf("command %q: killed after its timeout of %s", p.argv, p.timeout)
+	case errors.Is(waitErr, ErrAdopted):
+		p.err = fmt.Errorf("command %q: %w", p.argv, ErrAdopted)
+	case waitErr != nil:
+		p.err = fmt.Errorf("command %q: %w: %s", p.argv, waitErr, tail(p.out.Bytes()))
+	}
 }
 
 // signal sends sig to the command's process group unless it has ended;
@@ -126,19 +147,20 @@ func (p *Proc) Stop(grace time.Duration) {
 		<-p.done
 		return
 	}
+	// The timeout's SIGKILL stays armed: the grace never outlasts it.
+	grace = max(min(grace, time.Until(p.deadline)), 0)
 	p.stopped = "SIGTERM"
+	p.killVerb = fmt.Sprintf("SIGTERM, then SIGKILL after a grace period of %s", grace.Round(time.Millisecond))
 	p.signal(syscall.SIGTERM)
 	p.mu.Unlock()
-	// The timeout's SIGKILL stays armed: the grace never outlasts it.
-	grace = min(grace, time.Until(p.deadline))
-	t := time.NewTimer(max(grace, 0))
+	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-p.done:
 	case <-t.C:
 		p.mu.Lock()
 		if !p.exited {
-			p.stopped = fmt.Sprintf("SIGTERM, then SIGKILL after a grace period of %s", grace.Round(time.Millisecond))
+			p.stopped = p.killVerb
 			p.signal(syscall.SIGKILL)
 		}
 		p.mu.Unlock()
@@ -233,27 +255,15 @@ func Adopt(argv []string, pid int, id string, started time.Time, timeout time.Du
 			select {
 			case <-tick.C:
 			case <-timer.C:
-				p.mu.Lock()
-				p.killed = p.stopped == ""
-				p.signal(syscall.SIGKILL)
-				p.mu.Unlock()
+				p.timedOut()
 			}
 			p.mu.Lock()
 			if Identity(pid) == id {
 				p.mu.Unlock()
 				continue
 			}
-			p.exited = true
-			stopped, killed := p.stopped, p.killed
+			p.finish(ErrAdopted)
 			p.mu.Unlock()
-			switch {
-			case stopped != "":
-				p.err = fmt.Errorf("command %q: %w (%s)", p.argv, ErrStopped, stopped)
-			case killed:
-				p.err = fmt.Errorf("command %q: killed after its timeout of %s", p.argv, p.timeout)
-			default:
-				p.err = fmt.Errorf("command %q: %w", p.argv, ErrAdopted)
-			}
 			close(p.done)
 			return
 		}
