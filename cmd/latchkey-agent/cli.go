@@ -16,6 +16,7 @@ import (
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/config"
 	"github.com/latchkey/latchkey/agent/runner"
+	"github.com/latchkey/latchkey/agent/state"
 	"github.com/latchkey/latchkey/internal/logging"
 	"github.com/latchkey/latchkey/internal/vaultclient"
 	"github.com/latchkey/latchkey/internal/version"
@@ -29,6 +30,7 @@ const (
 	exitConfig  = 3  // the config cannot be loaded or used
 	exitAuth    = 4  // login failed with exit_on_err
 	exitRuntime = 5  // templates failed: exit_on_retry_failure, or exit_after_auth once retries are exhausted
+	exitLocked  = 6  // another agent holds the state directory (systemd retries: it may be gone by then)
 )
 
 const usage = `Usage:
@@ -144,6 +146,18 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	defer flush()
 	log.Info("latchkey-agent starting", zap.String("version", version.Version), zap.Strings("config", cfg.Files))
+	// One agent per state directory, for the process's life (a reload
+	// that changes state_dir keeps the lock it took here).
+	release, err := state.Dir{Path: cfg.StateDir, Logger: log}.Lock()
+	if err != nil {
+		if errors.Is(err, state.ErrLocked) {
+			log.Error("not starting: "+err.Error()+": stop it first (systemctl stop latchkey-agent), or give this agent a latchkey { state_dir } of its own", zap.String("state_dir", cfg.StateDir))
+			return exitLocked
+		}
+		log.Error("state dir", zap.Error(err))
+		return exitConfig
+	}
+	defer release()
 	r := &runner.Runner{
 		Paths:          o.configs,
 		Flags:          vaultclient.Config{Address: o.address, CACert: o.caCert, Namespace: o.ns},

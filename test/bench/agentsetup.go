@@ -175,7 +175,10 @@ func (b *bench) startAgent(prog, dir string, ac agentConf) (*agentProc, error) {
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 	a := &agentProc{name: prog, proxy: proxy, dests: dests, dir: dir, start: time.Now()}
 	if prog == "latchkey" {
-		a.d, err = startDaemon(filepath.Join(dir, "log"), env, b.agent, "-config", conf, "-log-level", "warn")
+		var state string
+		if state, err = stateConf(dir); err == nil {
+			a.d, err = startDaemon(filepath.Join(dir, "log"), env, b.agent, "-config", conf, "-config", state, "-log-level", "warn")
+		}
 	} else {
 		a.d, err = startDaemon(filepath.Join(dir, "log"), env, b.vaultBin, "agent", "-config="+conf, "-log-level=warn")
 	}
@@ -184,6 +187,15 @@ func (b *bench) startAgent(prog, dir string, ac agentConf) (*agentProc, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// stateConf writes dir/state.hcl, a second latchkey config giving the
+// agent dir/state as its state_dir, and returns its path: one agent per
+// state directory (the agent locks it), and the shared config stays one
+// that Vault Agent reads too.
+func stateConf(dir string) (string, error) {
+	p := filepath.Join(dir, "state.hcl")
+	return p, os.WriteFile(p, fmt.Appendf(nil, "latchkey {\n  state_dir = %q\n}\n", filepath.Join(dir, "state")), 0o644)
 }
 
 func (a *agentProc) stop() {

@@ -76,14 +76,18 @@ func (b *bench) fleet(n int) ([]row, error) {
 		wg.Wait()
 	}()
 	// Configs first, so that the start is only the starts.
-	confs := make([]string, n)
+	confs, states := make([]string, n), make([]string, n)
 	for i := range members {
 		dir := filepath.Join(b.dir, "fleet", fmt.Sprint("a", i))
 		conf, dests, err := ac.write(dir, proxy.URL, b.dir)
 		if err != nil {
 			return nil, err
 		}
-		confs[i] = conf
+		state, err := stateConf(dir)
+		if err != nil {
+			return nil, err
+		}
+		confs[i], states[i] = conf, state
 		members[i].dest = dests[0]
 	}
 	// Every agent is forked and exec'd first, parked behind a gate (see
@@ -95,7 +99,7 @@ func (b *bench) fleet(n int) ([]row, error) {
 	defer g.close()
 	tPark := time.Now()
 	for i := range members {
-		d, err := startDaemonVia(g, filepath.Join(filepath.Dir(confs[i]), "log"), env, b.agent, "-config", confs[i], "-log-level", "warn")
+		d, err := startDaemonVia(g, filepath.Join(filepath.Dir(confs[i]), "log"), env, b.agent, "-config", confs[i], "-config", states[i], "-log-level", "warn")
 		if err != nil {
 			return nil, fmt.Errorf("agent %d of %d: %w", i, n, err)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/latchkey/latchkey/agent/state"
 	"github.com/latchkey/latchkey/test/fakes/alifake"
 	"github.com/latchkey/latchkey/test/fakes/awsfake"
 	"github.com/latchkey/latchkey/test/testbin"
@@ -222,9 +223,16 @@ func TestAWSEC2NonceAcrossAgentRestarts(t *testing.T) {
 		t.Fatalf("first run: exit %d\n%s", code, stderr)
 	}
 	first := tokenWorks(t, sink)
-	entries, err := os.ReadDir(stateDir)
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("state dir: %v %v", entries, err)
+	// One record beside the agent's lock file.
+	all, err := os.ReadDir(stateDir)
+	var entries []os.DirEntry
+	for _, e := range all {
+		if e.Name() != state.LockName {
+			entries = append(entries, e)
+		}
+	}
+	if err != nil || len(entries) != 1 || len(all) != 2 {
+		t.Fatalf("state dir: %v %v", all, err)
 	}
 	record, _ := os.ReadFile(filepath.Join(stateDir, entries[0].Name()))
 	if !strings.Contains(string(record), ec2Instance.InstanceID) {
