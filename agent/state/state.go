@@ -27,6 +27,12 @@ type Dir struct {
 	Logger *zap.Logger
 }
 
+// ErrCorrupt is wrapped by Load's error when the record was read but is no
+// record (not JSON, or too large): what it held is lost either way. Any
+// other error (the file could not be opened or read) may pass: the record
+// may still be good.
+var ErrCorrupt = errors.New("corrupt")
+
 // maxRecord bounds a state record: they are a few hundred bytes.
 const maxRecord = 1 << 20
 
@@ -124,10 +130,10 @@ func (d Dir) Load(name string, v any) (bool, error) {
 		return false, fmt.Errorf("state %s: %w", p, err)
 	}
 	if len(b) > maxRecord {
-		return false, fmt.Errorf("state %s: larger than %d bytes, refused", p, maxRecord)
+		return false, fmt.Errorf("state %s: %w: larger than %d bytes, refused", p, ErrCorrupt, maxRecord)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("state %s: %w", p, err)
+		return false, fmt.Errorf("state %s: %w: %w", p, ErrCorrupt, err)
 	}
 	return true, nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -242,9 +243,17 @@ func (m *Method) nonceFor(id Identity) (string, error) {
 	name := base + "." + id.InstanceID
 	var rec NonceRecord
 	found, err := m.state.Load(name, &rec)
-	if err != nil {
-		m.log.Warn("nonce state unreadable; starting fresh", zap.Error(err))
+	switch {
+	case errors.Is(err, state.ErrCorrupt):
+		// What it held is lost: a new nonce is the only way on.
+		m.log.Warn("nonce state corrupt; starting fresh", zap.Error(err))
 		found = false
+	case err != nil:
+		// Unreadable now (EIO, EMFILE, a directory in its place) is not
+		// lost: replaced by a new nonce, the kept one would be gone and
+		// Vault would refuse every later login as a nonce mismatch. This
+		// login fails and is retried.
+		return "", fmt.Errorf("nonce state (not replaced; the login is retried): %w", err)
 	}
 	if found && rec.InstanceID == id.InstanceID && m.sameMount(rec) && rec.Nonce != "" {
 		return rec.Nonce, nil
@@ -252,7 +261,11 @@ func (m *Method) nonceFor(id Identity) (string, error) {
 	// A state directory of an earlier latchkey: its one record per mount
 	// goes on being used when it is this instance's.
 	var legacy NonceRecord
-	if ok, err := m.state.Load(base, &legacy); err == nil && ok && legacy.InstanceID == id.InstanceID && m.sameMount(legacy) && legacy.Nonce != "" {
+	ok, err := m.state.Load(base, &legacy)
+	if err != nil && !errors.Is(err, state.ErrCorrupt) {
+		return "", fmt.Errorf("nonce state (not replaced; the login is retried): %w", err)
+	}
+	if err == nil && ok && legacy.InstanceID == id.InstanceID && m.sameMount(legacy) && legacy.Nonce != "" {
 		rec = legacy
 	} else {
 		b := make([]byte, 32)

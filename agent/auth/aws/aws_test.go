@@ -531,3 +531,61 @@ func TestIAMLogin(t *testing.T) {
 		t.Error("foreign static keys logged in")
 	}
 }
+
+// Defect: a nonce record that could not be read for a moment (EIO,
+// EMFILE, a wrong owner) was handled as a corrupt one: a new nonce was
+// saved over the good one, and Vault then refused every later login as a
+// nonce mismatch. Such a login now fails (and is retried) with the record
+// untouched; only a corrupt record is replaced.
+func TestEC2UnreadableNonceStateKept(t *testing.T) {
+	fake, mount := setup(t)
+	stateDir := t.TempDir()
+	if _, err := login(t, newMethod(t, fake, mount, stateDir, nil)); err != nil {
+		t.Fatalf("first login: %v", err)
+	}
+	rec := filepath.Join(stateDir, "aws-ec2-auth_"+mount+"."+instance.InstanceID+".json")
+	kept := testkit.ReadFile(rec)
+
+	tests := []struct {
+		name    string
+		breakIt func()
+		mendIt  func()
+		wantErr string // of the login while broken
+		kept    bool   // the record's bytes survive
+	}{
+		{"owned by another user: not read, kept", func() { testkit.Must(t, os.Chown(rec, 65534, 65534)) },
+			func() { testkit.Must(t, os.Chown(rec, os.Geteuid(), os.Getegid())) }, "nonce state (not replaced; the login is retried)", true},
+		{"a directory in its place: not read, not replaced", func() {
+			testkit.Must(t, os.Rename(rec, rec+".away"))
+			testkit.Must(t, os.Mkdir(rec, 0o700))
+		}, func() {
+			testkit.Must(t, os.Remove(rec))
+			testkit.Must(t, os.Rename(rec+".away", rec))
+		}, "nonce state (not replaced; the login is retried)", true},
+		// Corrupt: the nonce is lost; a new one is tried (and refused by
+		// Vault, which remembers the old one).
+		{"corrupt: replaced", func() { testkit.WriteFile(t, rec, "{") }, nil, "client nonce mismatch", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if strings.HasPrefix(tc.name, "owned") && os.Geteuid() != 0 {
+				t.Skip("needs root to chown") // CI runs as root
+			}
+			tc.breakIt()
+			_, err := login(t, newMethod(t, fake, mount, stateDir, nil))
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("login: %v, want %q", err, tc.wantErr)
+			}
+			if !tc.kept {
+				return
+			}
+			tc.mendIt()
+			if got := testkit.ReadFile(rec); got != kept {
+				t.Fatalf("the record changed:\n%s\nwas\n%s", got, kept)
+			}
+			if _, err := login(t, newMethod(t, fake, mount, stateDir, nil)); err != nil {
+				t.Fatalf("login once the record is readable again: %v", err)
+			}
+		})
+	}
+}
