@@ -139,7 +139,14 @@ func (c *commands) load(units []*unit) {
 	for _, n := range names {
 		var rec pendingRecord
 		_, err := c.dir.Load(n, &rec)
-		if u, ok := want[n]; ok && err == nil {
+		// A record of a configured template that cannot be read now (not
+		// a corrupt one) still says the command was cut short: it runs
+		// again, as its record asks, rather than being forgotten.
+		if u, ok := want[n]; ok && (err == nil || !errors.Is(err, state.ErrCorrupt)) {
+			if err != nil {
+				c.log.Warn("pending template command record unreadable; the command runs again", zap.String("template", u.name), zap.Error(err))
+				rec = pendingRecord{}
+			}
 			c.pending[n] = true
 			if c.running == nil {
 				if p := command.Adopt(rec.Command, rec.PID, rec.Process, rec.Started, u.cfg.Exec.Timeout); p != nil {

@@ -269,6 +269,36 @@ func TestAgentKilledDuringATemplateCommand(t *testing.T) {
 	}
 }
 
+// Defect: a pending record that could not be read at the next start (an
+// I/O error, a wrong owner) was removed and its command never run again,
+// as though it had been corrupt. It now still runs the command once.
+func TestUnreadablePendingRecordStillRunsTheCommand(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown the record") // CI runs as root
+	}
+	c := newCmdTest(t, "approle-cmd-unreadable", false)
+	a := c.start(t, 1)
+	testkit.Must(t, a.cmd.Process.Kill())
+	<-a.done
+	a.done <- nil
+	var pgid int
+	fmt.Sscan(testkit.ReadFile(filepath.Join(c.dir, "pgids")), &pgid)
+	testkit.Must(t, syscall.Kill(-pgid, syscall.SIGKILL))
+	recs := c.records(t)
+	if len(recs) != 1 {
+		t.Fatalf("%d pending records after kill -9, want 1", len(recs))
+	}
+	testkit.Must(t, os.Chown(recs[0], 65534, 65534)) // state.Load refuses another user's record
+	b := c.start(t, 2)
+	b.logged(t, "pending template command record unreadable; the command runs again", 1)
+	testkit.WriteFile(t, c.release, "")
+	testkit.Eventually(t, "the command's end", func() bool { return c.count("end") == 1 })
+	testkit.Eventually(t, "the pending record removed", func() bool { return len(c.records(t)) == 0 })
+	if code := b.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
 // Defect: outside systemd (which kills the rest of the unit), a command
 // outlives a kill -9 of the agent, and the next start ran it again at
 // once, beside the first (two service reloads, or two migrations, at the
