@@ -244,22 +244,29 @@ func TestSIGTERMDuringATemplateCommand(t *testing.T) {
 	}
 }
 
+// powerLoss ends a, mid-command, as a power loss would: the agent by
+// kill -9 and the command's process group with it (which outlives a
+// kill -9 of the agent alone). It returns the one pending record left.
+func (c *cmdTest) powerLoss(t *testing.T, a *agentProc) []string {
+	t.Helper()
+	testkit.Must(t, a.cmd.Process.Kill())
+	<-a.done
+	a.done <- nil
+	var pgid int
+	fmt.Sscan(testkit.ReadFile(filepath.Join(c.dir, "pgids")), &pgid)
+	testkit.Must(t, syscall.Kill(-pgid, syscall.SIGKILL))
+	recs := c.records(t)
+	if len(recs) != 1 {
+		t.Fatalf("%d pending records after kill -9, want 1", len(recs))
+	}
+	return recs
+}
+
 // An agent killed mid-command (kill -9, OOM, power loss) leaves the
 // pending record: the next start runs the command again.
 func TestAgentKilledDuringATemplateCommand(t *testing.T) {
 	c := newCmdTest(t, "approle-cmd-kill", false)
-	a := c.start(t, 1)
-	testkit.Must(t, a.cmd.Process.Kill())
-	<-a.done
-	a.done <- nil
-	// The command's process group outlives the agent; a power loss
-	// would not: end it.
-	var pgid int
-	fmt.Sscan(testkit.ReadFile(filepath.Join(c.dir, "pgids")), &pgid)
-	testkit.Must(t, syscall.Kill(-pgid, syscall.SIGKILL))
-	if n := len(c.records(t)); n != 1 {
-		t.Fatalf("%d pending records after kill -9, want 1", n)
-	}
+	c.powerLoss(t, c.start(t, 1))
 	b := c.start(t, 2)
 	testkit.WriteFile(t, c.release, "")
 	testkit.Eventually(t, "the command's end", func() bool { return c.count("end") == 1 })
@@ -277,17 +284,7 @@ func TestUnreadablePendingRecordStillRunsTheCommand(t *testing.T) {
 		t.Skip("needs root to chown the record") // CI runs as root
 	}
 	c := newCmdTest(t, "approle-cmd-unreadable", false)
-	a := c.start(t, 1)
-	testkit.Must(t, a.cmd.Process.Kill())
-	<-a.done
-	a.done <- nil
-	var pgid int
-	fmt.Sscan(testkit.ReadFile(filepath.Join(c.dir, "pgids")), &pgid)
-	testkit.Must(t, syscall.Kill(-pgid, syscall.SIGKILL))
-	recs := c.records(t)
-	if len(recs) != 1 {
-		t.Fatalf("%d pending records after kill -9, want 1", len(recs))
-	}
+	recs := c.powerLoss(t, c.start(t, 1))
 	testkit.Must(t, os.Chown(recs[0], 65534, 65534)) // state.Load refuses another user's record
 	b := c.start(t, 2)
 	b.logged(t, "pending template command record unreadable; the command runs again", 1)
