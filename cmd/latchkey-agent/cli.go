@@ -148,14 +148,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	log.Info("latchkey-agent starting", zap.String("version", version.Version), zap.Strings("config", cfg.Files))
 	// One agent per state directory, for the process's life (a reload
 	// that changes state_dir keeps the lock it took here).
-	release, err := state.Dir{Path: cfg.StateDir, Logger: log}.Lock()
+	release, code, err := lockState(cfg, log)
 	if err != nil {
-		if errors.Is(err, state.ErrLocked) {
-			log.Error("not starting: "+err.Error()+": stop it first (systemctl stop latchkey-agent), or give this agent a latchkey { state_dir } of its own", zap.String("state_dir", cfg.StateDir))
-			return exitLocked
-		}
-		log.Error("state dir", zap.Error(err))
-		return exitConfig
+		log.Error("not starting: "+err.Error(), zap.String("state_dir", cfg.StateDir))
+		return code
 	}
 	defer release()
 	r := &runner.Runner{
@@ -247,4 +243,18 @@ func firstNonEmpty(xs ...string) string {
 		}
 	}
 	return ""
+}
+
+// lockState takes cfg's state directory for this process (state.Lock):
+// release, or the error to print and the exit code to end with
+// (exitLocked when another agent holds it, naming the way out).
+func lockState(cfg *config.Config, log *zap.Logger) (release func(), code int, err error) {
+	release, err = state.Dir{Path: cfg.StateDir, Logger: log}.Lock()
+	switch {
+	case errors.Is(err, state.ErrLocked):
+		return nil, exitLocked, fmt.Errorf("%w: stop it first (systemctl stop latchkey-agent), or give this agent a latchkey { state_dir } of its own", err)
+	case err != nil:
+		return nil, exitConfig, err
+	}
+	return release, exitOK, nil
 }

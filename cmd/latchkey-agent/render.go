@@ -89,6 +89,18 @@ func render(args []string, stdout, stderr io.Writer, getenv func(string) string)
 		fmt.Fprintf(stderr, "latchkey-agent render: %v\n", err)
 		return exitConfig
 	}
+	// A render that writes and runs the command, and may keep an AWS
+	// nonce, is an agent as much as a start is: not beside another on the
+	// same state directory (the running one renders on SIGHUP). A dry run
+	// changes nothing there.
+	if !*dry {
+		release, code, err := lockState(cfg, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "latchkey-agent render: %v (a dry run, -dry-run, takes no lock; the running agent renders again on systemctl reload latchkey-agent)\n", err)
+			return code
+		}
+		defer release()
+	}
 	// The agent's own build (the one a start, a reload and validate make):
 	// render refuses what a start would, and logs in and renders with what
 	// it built. A dry run's method consumes no one-shot credential.

@@ -17,8 +17,9 @@ import (
 // hand beside the service) ran beside the first: both ran template
 // commands, each took the other's running ones for leftovers of a crash,
 // and two first logins saved two different AWS nonces. The second now
-// exits 6 at once, naming the first's pid, and changes nothing; validate
-// still runs; once the first stopped, the second starts.
+// exits 6 at once, naming the first's pid, and changes nothing, as does a
+// render that would write; validate and render -dry-run still run; once
+// the first stopped, the second starts.
 func TestSecondAgentOnAStateDirRefused(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
@@ -52,9 +53,22 @@ func TestSecondAgentOnAStateDirRefused(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("lock file mode %v, want 0600", fi.Mode().Perm())
 	}
-	// Side-effect-free subcommands are not locked out.
+	// Side-effect-free subcommands are not locked out; a render that
+	// writes (and runs the command) is.
 	if code := exitCode(t, agentCmd([]string{"validate", "-config", cfg})); code != exitOK {
 		t.Errorf("validate beside a running agent: exit %d", code)
+	}
+	if code := exitCode(t, agentCmd([]string{"render", "-config", cfg, "-template", out, "-dry-run"})); code != exitOK {
+		t.Errorf("render -dry-run beside a running agent: exit %d", code)
+	}
+	stderr.Reset()
+	render := agentCmd([]string{"render", "-config", cfg, "-template", out})
+	render.Stderr = &stderr
+	if code := exitCode(t, render); code != exitLocked || !strings.Contains(stderr.String(), want) || !strings.Contains(stderr.String(), "-dry-run") {
+		t.Errorf("render beside a running agent: exit %d, want %d naming the pid and -dry-run:\n%s", code, exitLocked, stderr.String())
+	}
+	if n := countLines(filepath.Join(dir, "runs")); n != 1 {
+		t.Errorf("the command ran %d times, want 1", n)
 	}
 
 	if code := first.stop(t); code != 0 {
