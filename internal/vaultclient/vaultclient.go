@@ -220,6 +220,14 @@ func New(c Config) (*Client, error) {
 	if c.Timeout > 0 {
 		cl.timeout = c.Timeout
 	}
+	// An HTTP/2 connection carries every request to its host, and one
+	// whose node died silently (a load balancer black-holing its flows, a
+	// partition) would take each of them into a timeout until TCP gives
+	// up, a quarter of an hour. A ping after half a timeout without a
+	// frame, unanswered for the other half, closes it within about one
+	// timeout, as a timed-out request closes an HTTP/1.1 connection.
+	half := max(cl.timeout/2, time.Second)
+	transport.HTTP2 = &http.HTTP2Config{SendPingTimeout: half, PingTimeout: half}
 	if c.MaxRetries != nil {
 		cl.maxRetries = *c.MaxRetries
 	}

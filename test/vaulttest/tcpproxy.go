@@ -24,7 +24,8 @@ const (
 
 // TCPProxy stands between a client and a Vault address at the TCP level,
 // to make Vault slow, hung or unreachable without touching it. Mode and
-// Delay apply to connections accepted afterwards; Cut also ends those open.
+// Delay apply to connections accepted afterwards; Cut also ends those open,
+// Stall silences them.
 type TCPProxy struct {
 	// Addr is the proxy's http:// address, to use as the Vault address.
 	Addr string
@@ -35,6 +36,8 @@ type TCPProxy struct {
 	l      net.Listener
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
+	// stalled connections forward nothing more (see Stall).
+	stalled map[net.Conn]bool
 }
 
 // NewTCPProxy starts a TCPProxy in front of hostport ("127.0.0.1:8200"),
@@ -45,7 +48,7 @@ func NewTCPProxy(tb testing.TB, hostport string) *TCPProxy {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &TCPProxy{Addr: "http://" + l.Addr().String(), target: hostport, l: l, conns: map[net.Conn]bool{}}
+	p := &TCPProxy{Addr: "http://" + l.Addr().String(), target: hostport, l: l, conns: map[net.Conn]bool{}, stalled: map[net.Conn]bool{}}
 	go p.serve()
 	tb.Cleanup(func() {
 		l.Close()
@@ -68,7 +71,27 @@ func (p *TCPProxy) Cut() {
 	for c := range p.conns {
 		c.Close()
 		delete(p.conns, c)
+		delete(p.stalled, c)
 	}
+}
+
+// Stall makes every open connection go silent in both directions, without
+// closing it: what a client's pooled connection meets when the node it
+// reached died behind a load balancer that black-holes its flows (an AWS
+// NLB's default), or the network drops them. Connections accepted
+// afterwards meet the mode, as they would reach a live node.
+func (p *TCPProxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		p.stalled[c] = true
+	}
+}
+
+func (p *TCPProxy) isStalled(a, b net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stalled[a] || p.stalled[b]
 }
 
 func (p *TCPProxy) track(c net.Conn) {
@@ -109,7 +132,7 @@ func (p *TCPProxy) pass(c net.Conn) {
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := src.Read(buf)
-			if n > 0 {
+			if n > 0 && !p.isStalled(src, dst) {
 				if d := time.Duration(p.delay.Load()); d > 0 {
 					time.Sleep(d)
 				}
