@@ -16,9 +16,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/atomicfile"
@@ -283,23 +286,89 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	if c.ClientCert != "" {
-		// Regular files only: a FIFO would block the start (and validate).
-		certPEM, err := atomicfile.ReadRegular(c.ClientCert)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate: %w", err)
-		}
-		keyPEM, err := atomicfile.ReadRegular(c.ClientKey)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate: %w", err)
-		}
-		cert, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
+		kp := &keyPair{certFile: c.ClientCert, keyFile: c.ClientKey}
+		if err := kp.load(); err != nil {
 			return nil, fmt.Errorf("client certificate: %w", err)
 		}
 		// Sent whatever CAs the server names, as the api package did.
-		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+		tc.GetClientCertificate = kp.get
 	}
 	return tc, nil
+}
+
+// keyPair is the client certificate, read again at a handshake once either
+// file changed: a certificate rotated on disk (short-lived ones renewed by
+// a cron job or another agent) is sent from the next connection on,
+// instead of the one read at the start until it expires and Vault refuses
+// every new connection.
+type keyPair struct {
+	certFile, keyFile string
+
+	mu    sync.Mutex
+	cert  *tls.Certificate
+	stamp [2]fileStamp // of certFile and keyFile when cert was read
+}
+
+// fileStamp tells a file replaced or rewritten from the one read before.
+type fileStamp struct {
+	dev, ino uint64
+	size     int64
+	mtime    time.Time
+}
+
+func stampOf(path string) (fileStamp, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	st := fileStamp{size: fi.Size(), mtime: fi.ModTime()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.dev, st.ino = uint64(sys.Dev), sys.Ino
+	}
+	return st, nil
+}
+
+// load reads both files when they changed since the last load; it leaves
+// the pair it had when they do not make a pair (yet).
+func (kp *keyPair) load() error {
+	kp.mu.Lock()
+	defer kp.mu.Unlock()
+	var stamp [2]fileStamp
+	for i, f := range []string{kp.certFile, kp.keyFile} {
+		st, err := stampOf(f)
+		if err != nil {
+			return err
+		}
+		stamp[i] = st
+	}
+	if kp.cert != nil && stamp == kp.stamp {
+		return nil
+	}
+	// Regular files only: a FIFO would block the start (and validate).
+	certPEM, err := atomicfile.ReadRegular(kp.certFile)
+	if err != nil {
+		return err
+	}
+	keyPEM, err := atomicfile.ReadRegular(kp.keyFile)
+	if err != nil {
+		return err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	kp.cert, kp.stamp = &cert, stamp
+	return nil
+}
+
+// get is tls.Config.GetClientCertificate: the files' pair, or the last
+// whole one while they do not make one — a rotation writes its two files
+// one after the other, or one went missing for a moment.
+func (kp *keyPair) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	kp.load()
+	kp.mu.Lock()
+	defer kp.mu.Unlock()
+	return kp.cert, nil
 }
 
 // appendPEM adds the certificates of a PEM file to pool; a file without
