@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,6 +22,7 @@ import (
 	"github.com/latchkey/latchkey/agent/auth"
 	"github.com/latchkey/latchkey/agent/auth/methods"
 	"github.com/latchkey/latchkey/agent/config"
+	"github.com/latchkey/latchkey/agent/state"
 	"github.com/latchkey/latchkey/agent/template"
 	"github.com/latchkey/latchkey/internal/cloud/alimeta"
 	"github.com/latchkey/latchkey/internal/cloud/awsmeta"
@@ -84,12 +87,23 @@ func Run(ctx context.Context, o Options, rp *doctor.Report) {
 	checkMetadata(ctx, o, cfg, rp)
 }
 
-// checkStateDir checks the state directory's mode, and that the unit's
-// sandbox (sb, nil outside systemd) lets the agent write there.
+// checkStateDir checks the state directory as the agent will take it at
+// start (a symlink, or a directory or agent.lock of another user, is
+// refused: exit 3, which the unit does not restart), its mode, that the
+// unit's sandbox (sb, nil outside systemd) lets the agent write there, and
+// which process holds its lock.
 func checkStateDir(dir string, sb *sandbox, rp *doctor.Report) {
 	const name = "state dir"
 	if dir == "" {
 		dir = config.DefaultStateDir
+	}
+	// The agent refuses a symlink whatever it leads to, sandbox or not.
+	fi, err := os.Lstat(dir)
+	if err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		target, _ := filepath.EvalSymlinks(dir)
+		rp.Fail(name, dir+" is a symlink (to "+target+"): the agent refuses it and exits 3, which systemd does not restart",
+			"set latchkey { state_dir } to the directory it leads to (under systemd outside /var: with a ReadWritePaths= drop-in for it), or bind-mount that directory on "+dir+" in the symlink's place")
+		return
 	}
 	if sb != nil {
 		if problem, fix, fail := sb.check(dir); fail {
@@ -97,7 +111,6 @@ func checkStateDir(dir string, sb *sandbox, rp *doctor.Report) {
 			return
 		}
 	}
-	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		rp.Warn(name, dir+" does not exist yet", "systemd's StateDirectory= creates it; by hand: install -d -m 0700 "+dir)
@@ -105,11 +118,100 @@ func checkStateDir(dir string, sb *sandbox, rp *doctor.Report) {
 		rp.Fail(name, err.Error(), "")
 	case !fi.IsDir():
 		rp.Fail(name, dir+" is not a directory", "remove it; the agent keeps its nonce there")
+	case notOurs(fi) != "":
+		rp.Fail(name, dir+" is "+notOurs(fi)+": the agent refuses it and exits 3, which systemd does not restart", fmt.Sprintf("chown %d %s", os.Geteuid(), dir))
 	case fi.Mode().Perm()&0o077 != 0:
 		rp.Fail(name, fmt.Sprintf("%s has mode %04o: others can read the AWS nonce", dir, fi.Mode().Perm()), "chmod 0700 "+dir)
 	default:
 		rp.OK(name, fmt.Sprintf("%s mode %04o", dir, fi.Mode().Perm()))
+		checkStateLock(filepath.Join(dir, state.LockName), sb, rp)
 	}
+}
+
+// notOurs says whose fi is when this process's user does not own it ("" when
+// it does): the agent, run as doctor is, refuses it.
+func notOurs(fi os.FileInfo) string {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Sprintf("owned by uid %d, not by uid %d", st.Uid, os.Geteuid())
+	}
+	return ""
+}
+
+// checkStateLock checks <state_dir>/agent.lock, the agent's flock (once one
+// has run: nothing is said while there is none). A symlink, a FIFO or
+// another user's file makes the agent exit 3. A lock held by a process
+// other than the unit's main one (an agent started by hand) makes the
+// service exit 6 at every start, which systemd restarts until that one
+// stops. Who holds it is read from /proc/locks: doctor takes no lock, which
+// would turn away an agent starting at that moment.
+func checkStateLock(p string, sb *sandbox, rp *doctor.Report) {
+	name := "state lock " + p
+	fi, err := os.Lstat(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return
+	case err != nil:
+		rp.Fail(name, err.Error(), "")
+		return
+	case !fi.Mode().IsRegular():
+		rp.Fail(name, fmt.Sprintf("is not a regular file (%s): the agent refuses it and exits 3, which systemd does not restart", fi.Mode().Type()), "rm "+p+" (the agent makes it anew)")
+		return
+	case notOurs(fi) != "":
+		rp.Fail(name, "is "+notOurs(fi)+": the agent refuses it and exits 3, which systemd does not restart", "rm "+p+" (the agent makes it anew)")
+		return
+	}
+	pid := lockHolder(fi)
+	switch {
+	case pid == 0:
+		rp.OK(name, "not held: no agent runs on this state directory")
+	case sb != nil && sb.mainPID == pid:
+		rp.OK(name, fmt.Sprintf("held by %s (pid %d)", unit, pid))
+	default:
+		who := fmt.Sprintf("pid %d (%s)", pid, comm(pid))
+		if sb == nil {
+			rp.Warn(name, "held by "+who+": another agent on this state directory exits 6 at its start",
+				fmt.Sprintf("stop pid %d before starting another, or give each agent a latchkey { state_dir } of its own", pid))
+			return
+		}
+		rp.Fail(name, "held by "+who+", not by "+unit+": the service exits 6 at every start, and systemd restarts it (Restart=on-failure) until that process stops",
+			fmt.Sprintf("stop pid %d, or give it a latchkey { state_dir } of its own", pid))
+	}
+}
+
+// lockHolder returns the pid holding an flock on the file fi describes, as
+// /proc/locks lists it (0 when none, or /proc/locks cannot be read).
+func lockHolder(fi os.FileInfo) int {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return 0
+	}
+	// "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"; a waiter's line has
+	// "->" after the number and holds nothing.
+	want := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 6 || f[1] != "FLOCK" || f[5] != want {
+			continue
+		}
+		if pid, err := strconv.Atoi(f[4]); err == nil && pid > 0 {
+			return pid
+		}
+	}
+	return 0
+}
+
+// comm is a process's name (not its command line, which may carry
+// anything), or "gone".
+func comm(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return "gone"
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // runtimeDir is the shipped unit's RuntimeDirectory=: systemd creates it

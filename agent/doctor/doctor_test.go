@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/latchkey/latchkey/agent/state"
 	"github.com/latchkey/latchkey/internal/doctor"
 	"github.com/latchkey/latchkey/test/testkit"
 	"github.com/latchkey/latchkey/test/vaulttest"
@@ -193,5 +196,82 @@ func TestDoctorSecretsReadableByOthers(t *testing.T) {
 		if strings.Contains(out.String(), warn(dest)) {
 			t.Errorf("%s warned:\n%s", dest, out.String())
 		}
+	}
+}
+
+// The state directory as the agent takes it at its start: a symlink, or a
+// directory or agent.lock of another user, or a lock that is no regular
+// file, fail (the agent exits 3 on each, and the unit does not restart it);
+// a lock file no process holds is fine, one held says by whom (an agent run
+// by hand beside the service makes the service exit 6).
+func TestDoctorStateDirAsTheAgentTakesIt(t *testing.T) {
+	tests := map[string]struct {
+		root  bool // gives a file away
+		setup func(t *testing.T, stateDir string) (release func())
+		want  []string
+		fail  bool
+	}{
+		"symlink to a private directory": {setup: func(t *testing.T, stateDir string) func() {
+			real := stateDir + ".real"
+			testkit.Must(t, os.Rename(stateDir, real))
+			testkit.Must(t, os.Symlink(real, stateDir))
+			return nil
+		}, want: []string{"FAIL state dir: ", " is a symlink (to ", "exits 3", "fix: set latchkey { state_dir } to the directory it leads to"}, fail: true},
+		"directory of another user": {root: true, setup: func(t *testing.T, stateDir string) func() {
+			testkit.Must(t, os.Chown(stateDir, 65534, 65534))
+			return nil
+		}, want: []string{"FAIL state dir: ", "owned by uid 65534, not by uid 0", "fix: chown 0 "}, fail: true},
+		"lock file a symlink": {setup: func(t *testing.T, stateDir string) func() {
+			testkit.Must(t, os.Symlink("/etc/passwd", filepath.Join(stateDir, "agent.lock")))
+			return nil
+		}, want: []string{"OK   state dir: ", "FAIL state lock ", "agent.lock: is not a regular file", "fix: rm "}, fail: true},
+		"lock file a FIFO": {setup: func(t *testing.T, stateDir string) func() {
+			testkit.Must(t, unix.Mkfifo(filepath.Join(stateDir, "agent.lock"), 0o600))
+			return nil
+		}, want: []string{"FAIL state lock ", "is not a regular file"}, fail: true},
+		"lock file of another user": {root: true, setup: func(t *testing.T, stateDir string) func() {
+			p := filepath.Join(stateDir, "agent.lock")
+			testkit.WriteFile(t, p, "")
+			testkit.Must(t, os.Chown(p, 65534, 65534))
+			return nil
+		}, want: []string{"FAIL state lock ", "is owned by uid 65534"}, fail: true},
+		"lock left by a stopped agent": {setup: func(t *testing.T, stateDir string) func() {
+			release, err := state.Dir{Path: stateDir}.Lock()
+			testkit.Must(t, err)
+			release()
+			return nil
+		}, want: []string{"OK   state dir: ", "OK   state lock ", "not held: no agent runs on this state directory"}},
+		"lock held": {setup: func(t *testing.T, stateDir string) func() {
+			release, err := state.Dir{Path: stateDir}.Lock()
+			testkit.Must(t, err)
+			return release
+		}, want: []string{"state lock ", fmt.Sprintf("held by pid %d (", os.Getpid()), "exits 6"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if tc.root && os.Geteuid() != 0 {
+				t.Skip("gives a file to another user: needs root (CI runs as root)")
+			}
+			var stateDir string
+			p := setup(t, func(_, _, _, sd *string) { stateDir = *sd })
+			if release := tc.setup(t, stateDir); release != nil {
+				defer release()
+			}
+			var out bytes.Buffer
+			rp := &doctor.Report{Out: &out}
+			Run(context.Background(), Options{Configs: []string{p}, Getenv: func(string) string { return "" }}, rp)
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("no %q in:\n%s", w, out.String())
+				}
+			}
+			var stateFail bool
+			for _, r := range rp.Results {
+				stateFail = stateFail || r.Status == doctor.Fail && strings.HasPrefix(r.Name, "state ")
+			}
+			if stateFail != tc.fail {
+				t.Errorf("state checks fail: %v, want %v:\n%s", stateFail, tc.fail, out.String())
+			}
+		})
 	}
 }

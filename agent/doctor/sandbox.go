@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,11 +23,12 @@ type sandbox struct {
 	protectHome   string   // "no", "yes", "read-only" or "tmpfs"
 	privateTmp    bool     // /tmp and /var/tmp are the unit's own
 	writable      []string // ReadWritePaths=, StateDirectory=, RuntimeDirectory=, ...
+	mainPID       int      // the running agent's pid; 0 when it does not run
 }
 
 // sandboxProps are the unit's properties sandbox reads, in `systemctl show`'s names.
 var sandboxProps = []string{"LoadState", "ProtectSystem", "ProtectHome", "PrivateTmp", "ReadWritePaths",
-	"StateDirectory", "RuntimeDirectory", "CacheDirectory", "LogsDirectory"}
+	"StateDirectory", "RuntimeDirectory", "CacheDirectory", "LogsDirectory", "MainPID"}
 
 // loadSandbox asks systemctl for the unit's sandbox, for at most timeout.
 // It returns nil when systemctl is missing, fails (systemd does not run
@@ -55,6 +57,7 @@ func parseSandbox(show string) *sandbox {
 		return nil
 	}
 	s := &sandbox{protectSystem: props["ProtectSystem"], protectHome: props["ProtectHome"], privateTmp: props["PrivateTmp"] == "yes"}
+	s.mainPID, _ = strconv.Atoi(props["MainPID"])
 	for _, p := range strings.Fields(props["ReadWritePaths"]) {
 		// "-" ignores a missing path, "+" is relative to RootDirectory=.
 		s.writable = append(s.writable, path.Clean("/"+strings.TrimLeft(p, "-+")))

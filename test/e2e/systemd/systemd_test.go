@@ -146,6 +146,11 @@ ssh {
 	if j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager", "-o", "verbose"); strings.Contains(j, "check_command failed") {
 		t.Errorf("check_command (sshd -t) failed under the unit:\n%s", j)
 	}
+	// doctor sees the running service's lock on the state directory as its own.
+	if out, _ := m.Run("/opt/latchkey/latchkey-agent", "doctor", "-config", "/etc/latchkey/agent.hcl"); !strings.Contains(out,
+		"OK   state lock /var/lib/latchkey/agent.lock: held by latchkey-agent.service (pid "+strings.TrimSpace(m.MustRun(t, "systemctl", "show", "-p", "MainPID", "--value", "latchkey-agent"))+")") {
+		t.Errorf("doctor on the running service's state directory:\n%s", out)
+	}
 	// A filtered call fails (EPERM) rather than killing the command: nice's
 	// setpriority is in @resources, and nice then runs its command anyway.
 	testkit.Eventually(t, "the template's command under nice ran", func() bool {
@@ -292,6 +297,39 @@ ssh {
 	if j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager"); !strings.Contains(j, "Watchdog timeout") {
 		t.Errorf("no watchdog timeout in the journal:\n%s", j)
 	}
+	m.MustRun(t, "systemctl", "stop", "latchkey-agent")
+
+	// An agent started by hand beside the service holds the state
+	// directory: doctor names it, the service exits 6 (not in
+	// RestartPreventExitStatus=) and systemd restarts it until the other has
+	// stopped, when it starts. The shipped RestartSec=5s: with the
+	// watchdog drop-in's 1s the default start limit (5 in 10s) ends the
+	// retries.
+	m.MustRun(t, "rm", "/etc/systemd/system/latchkey-agent.service.d/watchdog.conf")
+	m.MustRun(t, "systemctl", "daemon-reload")
+	byHand := strings.TrimSpace(m.MustRun(t, "sh", "-c", "/opt/latchkey/latchkey-agent -config /etc/latchkey/agent.hcl >/root/by-hand.log 2>&1 & echo $!"))
+	held := "FAIL state lock /var/lib/latchkey/agent.lock: held by pid " + byHand + " (latchkey-agent), not by latchkey-agent.service: the service exits 6"
+	testkit.Eventually(t, "doctor names the agent started by hand", func() bool {
+		out, _ := m.Run("/opt/latchkey/latchkey-agent", "doctor", "-config", "/etc/latchkey/agent.hcl")
+		return strings.Contains(out, held)
+	})
+	restarts := func() int {
+		n, _ := m.Run("systemctl", "show", "-p", "NRestarts", "--value", "latchkey-agent")
+		i, _ := strconv.Atoi(strings.TrimSpace(n))
+		return i
+	}
+	before := restarts()
+	m.MustRun(t, "systemctl", "start", "--no-block", "latchkey-agent")
+	testkit.Eventually(t, "the service exits 6 and is restarted", func() bool {
+		j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager", "-o", "cat")
+		return restarts() >= before+2 && strings.Contains(j, "status=6/") && strings.Contains(j, "(pid "+byHand+")")
+	})
+	m.MustRun(t, "kill", byHand)
+	testkit.Eventually(t, "the service runs once the other agent stopped", func() bool {
+		state, _ := m.Run("systemctl", "is-active", "latchkey-agent")
+		main, _ := m.Run("systemctl", "show", "-p", "MainPID", "--value", "latchkey-agent")
+		return strings.TrimSpace(state) == "active" && strings.TrimSpace(main) != byHand
+	})
 	m.MustRun(t, "systemctl", "stop", "latchkey-agent")
 
 	// The helper's audit record in a real journald.
