@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -176,12 +177,28 @@ func (c Config) addrs() []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, a := range append([]string{c.Address}, c.Addresses...) {
-		if a != "" && !seen[a] {
-			seen[a] = true
+		if k := sameServer(a); a != "" && !seen[k] {
+			seen[k] = true
 			out = append(out, a)
 		}
 	}
 	return out
+}
+
+// sameServer is a's key among the addresses: one server written two ways
+// (VAULT_ADDR's "https://vault-1:8200/" and addresses' "https://vault-1:8200",
+// a default port written out, a host's case) is one, not a second address
+// that takes its share of the request's time when the server is dead.
+func sameServer(a string) string {
+	u, err := url.Parse(a)
+	if err != nil || u.Host == "" {
+		return a
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[scheme]
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + strings.TrimRight(u.Path, "/")
 }
 
 // New returns a client for c, holding no token. Nothing but c decides where

@@ -154,6 +154,35 @@ func TestOneAddressHasNoFailover(t *testing.T) {
 	if _, ok := c.hc.Transport.(*Failover); ok {
 		t.Fatal("one address (listed twice) got a Failover transport")
 	}
+	// One server written two ways is tried once: listed twice, a dead
+	// one took two shares of the request's time.
+	tests := map[string]struct {
+		address   string
+		addresses []string
+		want      int
+	}{
+		"trailing slash":       {"https://vault-1:8200/", []string{"https://vault-1:8200", "https://vault-2:8200/"}, 2},
+		"host case":            {"https://Vault-1:8200", []string{"https://vault-1:8200", "https://vault-2:8200"}, 2},
+		"default port":         {"https://vault-1", []string{"https://vault-1:443", "https://vault-2"}, 2},
+		"http default port":    {"http://vault-1:80/", []string{"http://vault-1", "http://vault-2"}, 2},
+		"other port":           {"https://vault-1:8200", []string{"https://vault-1:8201", "https://vault-2:8200"}, 3},
+		"other scheme":         {"https://vault-1:8200", []string{"http://vault-1:8200", "https://vault-2:8200"}, 3},
+		"path, trailing slash": {"https://lb/vault-a", []string{"https://lb/vault-a/", "https://lb/vault-b"}, 2},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c, err := New(Config{Address: tc.address, Addresses: tc.addresses})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := c.Failover(); f == nil || len(f.Addrs) != tc.want {
+				t.Fatalf("failover %v, want %d addresses", f, tc.want)
+			}
+			if c.Address() != tc.address {
+				t.Errorf("address %q, want %q as written", c.Address(), tc.address)
+			}
+		})
+	}
 	if _, err := New(Config{Addresses: []string{"http://a:1", "ftp://b"}}); err == nil {
 		t.Fatal("a non-http address in addresses was accepted")
 	}
