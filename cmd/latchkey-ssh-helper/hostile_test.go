@@ -294,6 +294,64 @@ func TestBinaryConfigWriters(t *testing.T) {
 	}
 }
 
+// Defect: only the directories above the file a config path resolves to
+// were checked, not where the symlinks on the way lie: a link in another
+// user's directory (or a link that user owns in a sticky one) let them
+// point the helper at a config of their own, and so at their own Vault.
+// Each link and the directories above it are checked as the file's are.
+func TestBinaryConfigThroughSymlinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory away") // CI runs as root
+	}
+	yes, hits := yesServer(t, "alice", false)
+	const nobody = 65534
+	tests := map[string]struct {
+		linkDirMode  os.FileMode // the directory holding the link
+		linkDirOwner int
+		linkOwner    int  // the link's own uid (0: the test's)
+		double       bool // a second link, in a private directory, to the first
+		wantCode     int
+		want         string
+	}{
+		"a link in a private directory":             {linkDirMode: 0o700, wantCode: exitOK},
+		"a link in another user's directory":        {linkDirMode: 0o755, linkDirOwner: nobody, wantCode: exitConfig, want: "is owned by uid 65534, who could then put another config in its place"},
+		"a link in a world-writable directory":      {linkDirMode: 0o777, wantCode: exitConfig, want: "is writable by every user (mode 0777)"},
+		"another user's link in a sticky dir":       {linkDirMode: 0o777 | os.ModeSticky, linkOwner: nobody, wantCode: exitConfig, want: "is a symlink owned by uid 65534"},
+		"own link in a sticky dir":                  {linkDirMode: 0o777 | os.ModeSticky, wantCode: exitOK},
+		"through a second link, first in a bad dir": {linkDirMode: 0o777, double: true, wantCode: exitConfig, want: "is writable by every user (mode 0777)"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "config.hcl")
+			testkit.WriteFile(t, cfg, fmt.Sprintf("vault_addr = %q\nallowed_roles = \"*\"\ntimeout = \"5s\"\naudit = \"off\"\n", yes.URL))
+			testkit.Must(t, os.Chmod(dir, 0o700))
+			linkDir := filepath.Join(t.TempDir(), "links")
+			testkit.Must(t, os.Mkdir(linkDir, 0o700))
+			link := filepath.Join(linkDir, "config.hcl")
+			testkit.Must(t, os.Symlink(cfg, link))
+			if tc.linkOwner != 0 {
+				testkit.Must(t, os.Lchown(link, tc.linkOwner, tc.linkOwner))
+			}
+			testkit.Chown(t, linkDir, tc.linkDirOwner, tc.linkDirOwner)
+			testkit.Must(t, os.Chmod(linkDir, tc.linkDirMode))
+			arg := link
+			if tc.double {
+				arg = filepath.Join(t.TempDir(), "via.hcl")
+				testkit.Must(t, os.Symlink(link, arg))
+			}
+			hits.Store(0)
+			code, out := runHelper(t, arg, []string{"PAM_USER=alice", "PAM_TYPE=auth", "PAM_RHOST=127.0.0.1"}, fakeOTP, "-dev")
+			if code != tc.wantCode || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, want %d naming %q\n%s", code, tc.wantCode, tc.want, out)
+			}
+			if tc.wantCode != exitOK && hits.Load() != 0 {
+				t.Errorf("Vault was asked %d times", hits.Load())
+			}
+		})
+	}
+}
+
 // pam_exec sets PAM_TYPE to the line's type. Only an auth line's stdin is
 // a login's password: on a password line (pam_exec passes the new password
 // of a password change with expose_authtok) and on account and session

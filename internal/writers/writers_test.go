@@ -66,3 +66,48 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// resolve resolves as the kernel (and filepath.EvalSymlinks) does, and
+// lists every link it went through.
+func TestResolve(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	must(t, os.MkdirAll(filepath.Join(real, "sub"), 0o700))
+	must(t, os.WriteFile(filepath.Join(real, "sub", "f"), nil, 0o600))
+	must(t, os.Symlink("real/sub", filepath.Join(base, "rel")))                 // relative
+	must(t, os.Symlink(filepath.Join(real, "sub"), filepath.Join(base, "abs"))) // absolute
+	must(t, os.Symlink("../sub/f", filepath.Join(real, "sub", "up")))           // with ..
+	must(t, os.Symlink("rel", filepath.Join(base, "chain")))                    // a link to a link
+	must(t, os.Symlink("loop", filepath.Join(base, "loop")))
+	tests := map[string]struct {
+		path  string
+		links int
+		err   bool
+	}{
+		"no link":            {path: filepath.Join(real, "sub", "f")},
+		"relative dir link":  {path: filepath.Join(base, "rel", "f"), links: 1},
+		"absolute dir link":  {path: filepath.Join(base, "abs", "f"), links: 1},
+		"link with ..":       {path: filepath.Join(real, "sub", "up"), links: 1},
+		"chain of links":     {path: filepath.Join(base, "chain", "up"), links: 3},
+		"dot dot after link": {path: filepath.Join(base, "rel") + "/../sub/f", links: 1},
+		"a loop":             {path: filepath.Join(base, "loop"), err: true},
+		"missing":            {path: filepath.Join(base, "rel", "nope"), err: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, links, err := resolve(tc.path)
+			if tc.err {
+				if err == nil {
+					t.Fatalf("resolve(%s) = %s, want an error", tc.path, got)
+				}
+				return
+			}
+			must(t, err)
+			want, err := filepath.EvalSymlinks(tc.path)
+			must(t, err)
+			if got != want || len(links) != tc.links {
+				t.Errorf("resolve(%s) = %s with %d links %v, want %s with %d", tc.path, got, len(links), links, want, tc.links)
+			}
+		})
+	}
+}
