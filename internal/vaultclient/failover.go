@@ -203,6 +203,17 @@ func (f *Failover) attempt(req *http.Request, addr *url.URL, body []byte) (*http
 	r := req.Clone(ctx)
 	u := *req.URL
 	u.Scheme, u.Host = addr.Scheme, addr.Host
+	// The request was built on the first address: its path prefix
+	// ("https://lb/vault-a") becomes this address's ("https://lb/vault-b"),
+	// or every address behind one host and port was the same URL.
+	if from, to := strings.TrimRight(f.Addrs[0].Path, "/"), strings.TrimRight(addr.Path, "/"); from != to {
+		if rest, ok := strings.CutPrefix(u.Path, from); ok {
+			u.Path = to + rest
+		}
+		if rest, ok := strings.CutPrefix(u.RawPath, from); ok && u.RawPath != "" {
+			u.RawPath = to + rest
+		}
+	}
 	r.URL, r.Host = &u, ""
 	if body != nil {
 		r.Body = io.NopCloser(bytes.NewReader(body))

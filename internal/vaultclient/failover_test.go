@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -198,5 +199,40 @@ func TestFailoverErrorNamesEveryAddress(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("err %q lacks %q", err, want)
 		}
+	}
+}
+
+// Addresses that differ by path only (two clusters behind one load
+// balancer's host and port) are two addresses: each request goes to the
+// path of the address it is sent to. Before, the first address's path was
+// kept, so failing over sent the same URL again.
+func TestFailoverKeepsEachAddressesPath(t *testing.T) {
+	var mu sync.Mutex
+	var paths []string
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasPrefix(r.URL.Path, "/vault-a/") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"errors":["Vault is sealed"]}`)
+			return
+		}
+		io.WriteString(w, `{"data":{"path":"`+r.URL.Path+`"}}`)
+	}))
+	t.Cleanup(hs.Close)
+	c, err := vaultclient.New(vaultclient.Config{Addresses: []string{hs.URL + "/vault-a", hs.URL + "/vault-b/"}, Timeout: 3 * time.Second, MaxRetries: vaultclient.Int(0)})
+	testkit.Must(t, err)
+	c.SetToken("t")
+	sec, err := c.Read(context.Background(), "secret/x")
+	testkit.Must(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	if got := sec.Data["path"]; got != "/vault-b/v1/secret/x" {
+		t.Errorf("answered on %q, want /vault-b/v1/secret/x (requests: %v)", got, paths)
+	}
+	if len(paths) != 2 || paths[0] != "/vault-a/v1/secret/x" {
+		t.Errorf("requests %v, want /vault-a/v1/secret/x then /vault-b/v1/secret/x", paths)
 	}
 }
