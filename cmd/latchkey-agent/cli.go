@@ -54,7 +54,8 @@ Options:
 
 Exit codes: 0 stopped or exit_after_auth done, 1 runtime error, 64 usage,
 3 config error, 4 login failed with exit_on_err, 5 templates failed
-(exit_on_retry_failure, or exit_after_auth).
+(exit_on_retry_failure, or exit_after_auth), 6 another agent holds the
+state directory (systemd restarts the unit).
 `
 
 type multi []string

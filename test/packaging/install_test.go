@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -270,6 +271,39 @@ func TestManPagesFromHelp(t *testing.T) {
 					t.Errorf("the man page of %s lacks the -help line %q", name, l)
 				}
 			}
+		}
+	}
+}
+
+// The agent's man page (its -help) names every exit code the agent has
+// (the exit* constants of cmd/latchkey-agent/cli.go): an operator reading
+// "status=6/NOTCONFIGURED" in the journal finds it there.
+func TestManPageExitCodes(t *testing.T) {
+	dist := buildPackages(t)
+	root, err := vaulttest.RepoRoot()
+	testkit.Must(t, err)
+	codes := regexp.MustCompile(`(?m)^\s*exit\w+\s*=\s*(\d+)\b`).FindAllStringSubmatch(testkit.ReadFile(filepath.Join(root, "cmd/latchkey-agent/cli.go")), -1)
+	if len(codes) < 7 {
+		t.Fatalf("exit codes in cli.go: %v", codes)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dist, "latchkey-agent_*.deb"))
+	if len(debs) != 1 {
+		t.Fatalf("debs %v", debs)
+	}
+	x := t.TempDir()
+	if out, err := exec.Command("dpkg-deb", "-x", debs[0], x).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x: %v\n%s", err, out)
+	}
+	page, err := exec.Command("gzip", "-dc", filepath.Join(x, "usr/share/man/man8/latchkey-agent.8.gz")).Output()
+	testkit.Must(t, err)
+	_, exits, ok := strings.Cut(string(page), "Exit codes:")
+	if !ok {
+		t.Fatalf("the man page has no exit codes:\n%s", page)
+	}
+	exits = strings.Join(strings.Fields(exits), " ")
+	for _, c := range codes {
+		if !regexp.MustCompile(`(^|, )` + c[1] + ` `).MatchString(exits) {
+			t.Errorf("the man page's exit codes lack %s: %q", c[1], exits)
 		}
 	}
 }
