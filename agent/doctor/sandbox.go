@@ -23,11 +23,13 @@ type sandbox struct {
 	protectHome   string   // "no", "yes", "read-only" or "tmpfs"
 	privateTmp    bool     // /tmp and /var/tmp are the unit's own
 	writable      []string // ReadWritePaths=, StateDirectory=, RuntimeDirectory=, ...
+	readOnly      []string // ReadOnlyPaths=
+	inaccessible  []string // InaccessiblePaths=
 	mainPID       int      // the running agent's pid; 0 when it does not run
 }
 
 // sandboxProps are the unit's properties sandbox reads, in `systemctl show`'s names.
-var sandboxProps = []string{"LoadState", "ProtectSystem", "ProtectHome", "PrivateTmp", "ReadWritePaths",
+var sandboxProps = []string{"LoadState", "ProtectSystem", "ProtectHome", "PrivateTmp", "ReadWritePaths", "ReadOnlyPaths", "InaccessiblePaths",
 	"StateDirectory", "RuntimeDirectory", "CacheDirectory", "LogsDirectory", "MainPID"}
 
 // loadSandbox asks systemctl for the unit's sandbox, for at most timeout.
@@ -58,16 +60,32 @@ func parseSandbox(show string) *sandbox {
 	}
 	s := &sandbox{protectSystem: props["ProtectSystem"], protectHome: props["ProtectHome"], privateTmp: props["PrivateTmp"] == "yes"}
 	s.mainPID, _ = strconv.Atoi(props["MainPID"])
-	for _, p := range strings.Fields(props["ReadWritePaths"]) {
-		// "-" ignores a missing path, "+" is relative to RootDirectory=.
-		s.writable = append(s.writable, path.Clean("/"+strings.TrimLeft(p, "-+")))
+	paths := func(k string) []string {
+		var out []string
+		for _, p := range strings.Fields(props[k]) {
+			// "-" ignores a missing path, "+" is relative to RootDirectory=.
+			out = append(out, path.Clean("/"+strings.TrimLeft(p, "-+")))
+		}
+		return out
 	}
+	s.writable, s.readOnly, s.inaccessible = paths("ReadWritePaths"), paths("ReadOnlyPaths"), paths("InaccessiblePaths")
 	for k, base := range map[string]string{"StateDirectory": "/var/lib", "RuntimeDirectory": "/run", "CacheDirectory": "/var/cache", "LogsDirectory": "/var/log"} {
 		for _, d := range strings.Fields(props[k]) {
 			s.writable = append(s.writable, path.Join(base, d))
 		}
 	}
 	return s
+}
+
+// longest returns the longest of dirs that p is under; "" when none.
+func longest(p string, dirs []string) string {
+	best := ""
+	for _, d := range dirs {
+		if under(p, d) && len(d) > len(best) {
+			best = d
+		}
+	}
+	return best
 }
 
 // under reports whether p is dir or inside it.
@@ -89,10 +107,18 @@ func (s *sandbox) check(dir string) (problem, fix string, fail bool) {
 	if s.privateTmp && (under(dir, "/tmp") || under(dir, "/var/tmp")) {
 		return dir + " is the unit's private one (PrivateTmp=yes): other services and logins do not see what " + unit + " writes there", "write it elsewhere, such as under /run", false
 	}
-	for _, w := range s.writable {
-		if under(dir, w) {
-			return "", "", false
-		}
+	// The most specific of ReadWritePaths=, ReadOnlyPaths= and
+	// InaccessiblePaths= decides, as systemd mounts the longer path over
+	// the shorter (a hardening drop-in's ReadOnlyPaths=/etc/ssh inside the
+	// shipped ReadWritePaths=/etc); for one path in two, the stricter.
+	w, ro, in := longest(dir, s.writable), longest(dir, s.readOnly), longest(dir, s.inaccessible)
+	switch {
+	case in != "" && len(in) >= len(w):
+		return dir + " cannot be reached under " + unit + " (InaccessiblePaths=" + in + ")", "remove " + in + " from InaccessiblePaths= (systemctl cat latchkey-agent shows which file sets it), or write elsewhere", true
+	case ro != "" && len(ro) >= len(w):
+		return dir + " is read-only under " + unit + " (ReadOnlyPaths=" + ro + ")", "remove " + ro + " from ReadOnlyPaths= (systemctl cat latchkey-agent shows which file sets it), or add the more specific ReadWritePaths=" + dir + " in a drop-in", true
+	case w != "":
+		return "", "", false
 	}
 	dropIn := "add ReadWritePaths=" + dir + " in a drop-in (systemctl edit latchkey-agent), or write under " + strings.Join(s.writable, ", ")
 	var readOnly []string

@@ -65,6 +65,37 @@ func TestSandbox(t *testing.T) {
 	}
 }
 
+// A hardening drop-in's ReadOnlyPaths= or InaccessiblePaths= inside the
+// shipped ReadWritePaths=/etc: the more specific path decides, as systemd
+// mounts it; doctor said OK for a trust file the agent could not write.
+func TestSandboxReadOnlyAndInaccessiblePaths(t *testing.T) {
+	sb := parseSandbox(testkit.ReadFile("testdata/systemctl-show-shipped-unit.txt") +
+		"ReadOnlyPaths=/etc/ssh -/etc/app/ro\nInaccessiblePaths=/etc/secret\nReadWritePaths=/etc /run /var -/srv /etc/ssh/sshd_config.d\n")
+	tests := map[string]struct {
+		dir     string
+		problem string // "" when writable
+	}{
+		"inside ReadWritePaths=/etc":            {dir: "/etc/app"},
+		"ReadOnlyPaths inside it":               {dir: "/etc/ssh", problem: "/etc/ssh is read-only under latchkey-agent.service (ReadOnlyPaths=/etc/ssh)"},
+		"below the read-only path":              {dir: "/etc/ssh/ca", problem: "(ReadOnlyPaths=/etc/ssh)"},
+		"a ReadWritePaths= more specific still": {dir: "/etc/ssh/sshd_config.d"},
+		"a missing-ok read-only path":           {dir: "/etc/app/ro/x", problem: "(ReadOnlyPaths=/etc/app/ro)"},
+		"InaccessiblePaths":                     {dir: "/etc/secret/x", problem: "/etc/secret/x cannot be reached under latchkey-agent.service (InaccessiblePaths=/etc/secret)"},
+		"a neighbour of the read-only path":     {dir: "/etc/sshd", problem: ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			problem, fix, fail := sb.check(tc.dir)
+			if problem == "" && tc.problem == "" {
+				return
+			}
+			if !strings.Contains(problem, tc.problem) || tc.problem == "" || !fail || !strings.Contains(fix, "systemctl cat latchkey-agent") {
+				t.Errorf("check(%q) = %q, %q, fail %v; want %q", tc.dir, problem, fix, fail, tc.problem)
+			}
+		})
+	}
+}
+
 func sameSet(a, b string) bool {
 	m := map[string]int{}
 	for _, f := range strings.Fields(a) {

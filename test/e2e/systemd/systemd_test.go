@@ -281,6 +281,31 @@ ssh {
 	m.MustRun(t, "rm", "/etc/systemd/system/latchkey-agent.service.d/opt.conf")
 	m.WriteFile(t, "/etc/latchkey/agent.hcl", conf, 0o640)
 
+	// A hardening drop-in's ReadOnlyPaths= inside the shipped
+	// ReadWritePaths=/etc: doctor fails the template under it, as the agent
+	// under the unit finds the directory read-only.
+	m.WriteFile(t, "/etc/systemd/system/latchkey-agent.service.d/ro.conf", "[Service]\nReadOnlyPaths=/etc/app\n", 0o644)
+	m.MustRun(t, "systemctl", "daemon-reload")
+	if out, err := doctor(); err == nil || !strings.Contains(out, "FAIL template /etc/app/password: /etc/app is read-only under latchkey-agent.service (ReadOnlyPaths=/etc/app)") {
+		t.Errorf("doctor with ReadOnlyPaths=/etc/app: %v\n%s", err, out)
+	}
+	// Gone, the file must be written at the start (an unchanged one is not).
+	m.MustRun(t, "rm", "/etc/app/password")
+	m.MustRun(t, "systemctl", "start", "--no-block", "latchkey-agent")
+	for i := 0; ; i++ {
+		j, _ := m.Run("journalctl", "-u", "latchkey-agent", "--no-pager", "-o", "verbose")
+		if strings.Contains(j, "create a temporary file in /etc/app: read-only file system") {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("the journal lacks /etc/app read-only:\n%s", j)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	m.MustRun(t, "systemctl", "stop", "latchkey-agent")
+	m.MustRun(t, "rm", "/etc/systemd/system/latchkey-agent.service.d/ro.conf")
+	m.MustRun(t, "systemctl", "daemon-reload")
+
 	// The watchdog restarts a wedged agent (SIGSTOP: no WATCHDOG=1 any
 	// more); a short WatchdogSec keeps the test quick.
 	m.WriteFile(t, "/etc/systemd/system/latchkey-agent.service.d/watchdog.conf", "[Service]\nWatchdogSec=2s\nRestartSec=1s\n", 0o644)
